@@ -1,0 +1,95 @@
+/*
+ * nabla — errors, warnings, memory allocation and threads.
+ *
+ * Functions that return a tensor return NULL on error; the others return an nb_status.
+ * In both cases the thread's last error says what went wrong in one line that names the
+ * function:
+ *
+ *     nb_tensor *z = nb_matmul(x, w);
+ *     if (!z) fprintf(stderr, "%s\n", nb_last_error()->message);
+ *     // nb_matmul: size mismatch, [5] @ [4, 3] (5 != 4)
+ *
+ * A function given a NULL tensor returns NULL (or an error status) and keeps the error that
+ * produced the NULL, so a chain of calls needs one check, at the end. The library never
+ * aborts, exits or prints on a user error; warnings go through a replaceable handler.
+ */
+#ifndef NABLA_ERROR_H
+#define NABLA_ERROR_H
+
+#include <stddef.h>
+
+#include "export.h"
+
+NB_BEGIN_DECLS
+
+/** Result codes. 0 is success; every error is negative. */
+typedef enum nb_status {
+    NB_OK = 0,
+    NB_EINVAL = -1, /**< an invalid argument: NULL, out of range, wrong kind */
+    NB_ESHAPE = -2, /**< shapes that do not fit together */
+    NB_ENOMEM = -3, /**< an allocation failed */
+    NB_EIO = -4,    /**< reading or writing a file failed */
+    NB_ESTATE = -5, /**< the call is not valid in the object's current state */
+    NB_ERANGE = -6, /**< a size or index outside the representable range */
+} nb_status;
+
+/** The last error of the calling thread. */
+typedef struct nb_error {
+    nb_status code;      /**< NB_OK when no error has been recorded since the last clear */
+    const char *message; /**< one line, "function: cause"; "" when code is NB_OK */
+} nb_error;
+
+/**
+ * The calling thread's last error. Errors are sticky: a successful call does not clear
+ * them; nb_error_clear() does.
+ * Ownership: borrowed; valid until the thread's next nabla call. Never NULL.
+ */
+NB_API const nb_error *nb_last_error(void);
+
+/** Reset the calling thread's last error to NB_OK. */
+NB_API void nb_error_clear(void);
+
+/** A short constant name for a status code ("NB_ESHAPE"). Never NULL. */
+NB_API const char *nb_status_name(nb_status status);
+
+/** A warning handler receives one line of text, without a trailing newline. */
+typedef void (*nb_warning_fn)(const char *message, void *ctx);
+
+/**
+ * Replace the process-wide warning handler. NULL restores the default, which writes the
+ * line to stderr followed by a newline.
+ */
+NB_API void nb_set_warning_handler(nb_warning_fn fn, void *ctx);
+
+/**
+ * A memory allocator. alloc returns a block of at least size bytes aligned to align (a
+ * power of two, at most 64), or NULL; free releases a block returned by alloc (never NULL).
+ */
+typedef struct nb_allocator {
+    void *(*alloc)(size_t size, size_t align, void *ctx);
+    void (*free)(void *ptr, void *ctx);
+    void *ctx;
+} nb_allocator;
+
+/**
+ * Replace the process-wide allocator used for every allocation nabla makes (tensors, data,
+ * graph nodes, scopes). NULL restores the default (aligned_alloc/free). Change it only while
+ * no nabla object is alive: a block is always freed by the allocator that made it is NOT
+ * guaranteed otherwise.
+ */
+NB_API void nb_set_allocator(const nb_allocator *allocator);
+
+/**
+ * Set the number of threads that BLAS and nabla's own loops may use (at least 1).
+ * Calls openblas_set_num_threads when the BLAS library provides it.
+ * Errors: NB_EINVAL when n < 1.
+ */
+NB_API nb_status nb_set_num_threads(int n);
+
+/** The number of threads set by nb_set_num_threads (default: the online processors, as OpenBLAS).
+ */
+NB_API int nb_get_num_threads(void);
+
+NB_END_DECLS
+
+#endif /* NABLA_ERROR_H */

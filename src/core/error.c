@@ -1,0 +1,111 @@
+/* The thread-local last error and the warning handler. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+#define MESSAGE_MAX 512
+
+typedef struct error_state {
+    nb_error pub;
+    char text[MESSAGE_MAX];
+} error_state;
+
+static _Thread_local error_state tls_error = {{NB_OK, ""}, ""};
+
+static nb_warning_fn warning_fn;
+static void *warning_ctx;
+
+const nb_error *nb_last_error(void)
+{
+    if (!tls_error.pub.message) tls_error.pub.message = "";
+    return &tls_error.pub;
+}
+
+void nb_error_clear(void)
+{
+    tls_error.pub.code = NB_OK;
+    tls_error.text[0] = '\0';
+    tls_error.pub.message = "";
+}
+
+const char *nb_status_name(nb_status status)
+{
+    switch (status) {
+    case NB_OK:
+        return "NB_OK";
+    case NB_EINVAL:
+        return "NB_EINVAL";
+    case NB_ESHAPE:
+        return "NB_ESHAPE";
+    case NB_ENOMEM:
+        return "NB_ENOMEM";
+    case NB_EIO:
+        return "NB_EIO";
+    case NB_ESTATE:
+        return "NB_ESTATE";
+    case NB_ERANGE:
+        return "NB_ERANGE";
+    }
+    return "NB_E?";
+}
+
+nb_status nb__error(nb_status code, const char *fn, const char *fmt, ...)
+{
+    int n = snprintf(tls_error.text, MESSAGE_MAX, "%s: ", fn);
+    if (n < 0 || n >= MESSAGE_MAX) n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tls_error.text + n, (size_t)(MESSAGE_MAX - n), fmt, ap);
+    va_end(ap);
+    /* one line, always */
+    for (char *p = tls_error.text; *p; p++)
+        if (*p == '\n') *p = ' ';
+    tls_error.pub.code = code;
+    tls_error.pub.message = tls_error.text;
+    return code;
+}
+
+nb_status nb__oom(const char *fn)
+{
+    return nb__error(NB_ENOMEM, fn, "out of memory");
+}
+
+nb_status nb__null(const char *fn, const char *arg)
+{
+    if (tls_error.pub.code != NB_OK) return tls_error.pub.code;
+    return nb__error(NB_EINVAL, fn, "argument '%s' is NULL", arg);
+}
+
+void nb_set_warning_handler(nb_warning_fn fn, void *ctx)
+{
+    warning_fn = fn;
+    warning_ctx = ctx;
+}
+
+void nb__warn(const char *fmt, ...)
+{
+    char text[MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (warning_fn)
+        warning_fn(text, warning_ctx);
+    else
+        fprintf(stderr, "%s\n", text);
+}
+
+const char *nb__shape_str(char *buf, int ndim, const int64_t *dims)
+{
+    size_t n = 0;
+    buf[n++] = '[';
+    for (int i = 0; i < ndim && i < NB_MAX_DIMS; i++) {
+        int w = snprintf(buf + n, NB__SHAPE_STR - n, i ? ", %lld" : "%lld", (long long)dims[i]);
+        if (w < 0 || (size_t)w >= NB__SHAPE_STR - n) break;
+        n += (size_t)w;
+    }
+    buf[n++] = ']';
+    buf[n] = '\0';
+    return buf;
+}

@@ -1,0 +1,153 @@
+/*
+ * Internal definitions shared by nabla's source files: the tensor and storage structs, the
+ * allocator, error reporting, scopes and the generator. Never installed.
+ */
+#ifndef NABLA_CORE_INTERNAL_H
+#define NABLA_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nabla/tensor.h"
+
+#if defined(__GNUC__)
+#define NB__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define NB__LIKELY(x)    __builtin_expect(!!(x), 1)
+#define NB__UNLIKELY(x)  __builtin_expect(!!(x), 0)
+#else
+#define NB__PRINTF(f, a)
+#define NB__LIKELY(x)   (x)
+#define NB__UNLIKELY(x) (x)
+#endif
+
+/** Data buffers are aligned to this many bytes. */
+#define NB__ALIGN 64
+
+/* ---- memory ---------------------------------------------------------------------------- */
+
+/** Allocate through the current allocator; NULL on failure (no error is set). */
+void *nb__alloc(size_t size, size_t align);
+void nb__free(void *ptr);
+/** Allocate zeroed memory for an object; NULL on failure. */
+void *nb__calloc(size_t size);
+/** Grow *arr (elements of elem bytes, *cap of them) to hold at least need; false on OOM. */
+bool nb__grow(void **arr, size_t elem, size_t *cap, size_t need);
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+/**
+ * Record the calling thread's error as "fn: <formatted cause>" and return code.
+ * NB_ENOMEM may be recorded with nb__oom, which never allocates.
+ */
+nb_status nb__error(nb_status code, const char *fn, const char *fmt, ...) NB__PRINTF(3, 4);
+/** Record NB_ENOMEM for fn; returns NB_ENOMEM. */
+nb_status nb__oom(const char *fn);
+/**
+ * A NULL argument named arg reached fn: keep the error already recorded (the one that made
+ * the NULL) or, when none is, record NB_EINVAL. Returns the recorded code.
+ */
+nb_status nb__null(const char *fn, const char *arg);
+/** Emit a warning line "fmt..." through the warning handler. */
+void nb__warn(const char *fmt, ...) NB__PRINTF(1, 2);
+
+/** "[5, 3]" into buf (which must hold NB__SHAPE_STR bytes). Returns buf. */
+#define NB__SHAPE_STR (NB_MAX_DIMS * 22 + 4)
+const char *nb__shape_str(char *buf, int ndim, const int64_t *dims);
+
+/* ---- tensors --------------------------------------------------------------------------- */
+
+typedef struct nb_storage {
+    float *data;
+    int64_t numel; /* capacity in elements */
+    int64_t refcount;
+    uint64_t version; /* bumped by every in-place change */
+} nb_storage;
+
+struct nb_tensor {
+    int64_t refcount;
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+    int64_t numel;
+    nb_storage *storage;
+    int64_t offset; /* in elements, into storage->data */
+
+    /* scope that owns the creation reference, and its slot there */
+    nb_scope *scope;
+    size_t scope_slot;
+
+    /* autograd */
+    bool requires_grad;
+    bool retains_grad;
+    bool warned_grad;          /* the non-leaf .grad warning was given */
+    nb_tensor *grad;           /* strong; NULL until a backward fills it */
+    nb_node *grad_fn;          /* strong; NULL for a leaf */
+    int output_nr;             /* which output of grad_fn this is */
+    nb_node *grad_accumulator; /* weak: the leaf's AccumulateGrad node while it lives */
+};
+
+/* Reference counts change through const pointers (as a const object may still be shared). */
+static inline nb_tensor *nb__unconst(const nb_tensor *t)
+{
+    union {
+        const nb_tensor *c;
+        nb_tensor *m;
+    } u = {t};
+    return u.m;
+}
+
+static inline float *nb__data(const nb_tensor *t)
+{
+    return t->storage->data + t->offset;
+}
+
+/**
+ * Validate ndim/dims for fn and compute the element count into *numel (overflow-checked).
+ * Returns NB_OK or the recorded error.
+ */
+nb_status nb__check_shape(const char *fn, int ndim, const int64_t *dims, int64_t *numel);
+/** A new tensor with fresh uninitialised storage; registered with the current scope. */
+nb_tensor *nb__new(const char *fn, int ndim, const int64_t *dims);
+/** A new tensor viewing storage (retained) at offset; registered with the current scope. */
+nb_tensor *nb__new_view(const char *fn, nb_storage *storage, int64_t offset, int ndim,
+                        const int64_t *dims);
+/**
+ * Drop a creation reference that internal code holds: take t out of its scope (if one owns
+ * it), then release. Use for internal temporaries; nb_release for references you retained.
+ */
+void nb__drop(nb_tensor *t);
+/** Normalise dim into [0, ndim) (ndim treated as 1 for scalars when allow_scalar); -1 if bad */
+int nb__wrap_dim(int dim, int ndim);
+/** Error unless in-place changes to t are allowed (leaf requiring grad under grad mode). */
+nb_status nb__check_inplace(const char *fn, const nb_tensor *t);
+/** Two shapes are equal. */
+bool nb__same_shape(const nb_tensor *a, const nb_tensor *b);
+
+/* ---- scopes ---------------------------------------------------------------------------- */
+
+/** Register t's creation reference with the innermost scope, if any. false on OOM. */
+bool nb__scope_track(nb_tensor *t);
+/** Forget t in its scope (called when t is freed or kept). */
+void nb__scope_untrack(nb_tensor *t);
+/** Suspend scope tracking (engine-internal tensors); returns the token for resume. */
+nb_scope *nb__scope_suspend(void);
+void nb__scope_resume(nb_scope *token);
+
+/* ---- autograd hooks used by core ------------------------------------------------------- */
+
+/** Release a node reference (defined by the autograd layer). */
+void nb__node_release(nb_node *n);
+/** Called when a tensor is freed: drops its autograd links, grad_fn included. */
+void nb__autograd_on_free(nb_tensor *t);
+/** The node's name, e.g. "AddBackward0" (defined by the autograd layer). */
+const char *nb__node_name(const nb_node *n);
+/** Whether grad mode is on for this thread (defined by the autograd layer). */
+bool nb__grad_enabled(void);
+
+/* ---- threads --------------------------------------------------------------------------- */
+
+/** Set by nb_set_num_threads; read by loops that parallelise. */
+int nb__num_threads(void);
+
+#endif /* NABLA_CORE_INTERNAL_H */

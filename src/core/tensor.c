@@ -1,0 +1,426 @@
+/* Tensors and storages: creation, reference counting, access. */
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+/* ---- shapes ---------------------------------------------------------------------------- */
+
+nb_shape nb_shape_make(int ndim, const int64_t *dims)
+{
+    nb_shape s = {ndim, {0}};
+    if (ndim < 0 || ndim > NB_MAX_DIMS || !dims) {
+        s.ndim = ndim < 0 || ndim > NB_MAX_DIMS ? ndim : 0;
+        return s;
+    }
+    memcpy(s.dims, dims, (size_t)ndim * sizeof *dims);
+    return s;
+}
+
+nb_status nb__check_shape(const char *fn, int ndim, const int64_t *dims, int64_t *numel)
+{
+    if (ndim < 0 || ndim > NB_MAX_DIMS)
+        return nb__error(NB_EINVAL, fn, "number of dimensions %d is outside [0, %d]", ndim,
+                         NB_MAX_DIMS);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 0) {
+            char buf[NB__SHAPE_STR];
+            return nb__error(NB_EINVAL, fn, "negative dimension %lld in shape %s",
+                             (long long)dims[i], nb__shape_str(buf, ndim, dims));
+        }
+        if (dims[i] != 0 && n > INT64_MAX / dims[i]) {
+            char buf[NB__SHAPE_STR];
+            return nb__error(NB_ERANGE, fn, "shape %s has too many elements",
+                             nb__shape_str(buf, ndim, dims));
+        }
+        n *= dims[i];
+    }
+    /* the byte count must fit size_t too */
+    if ((uint64_t)n > SIZE_MAX / sizeof(float) - NB__ALIGN) {
+        char buf[NB__SHAPE_STR];
+        return nb__error(NB_ERANGE, fn, "shape %s has too many elements",
+                         nb__shape_str(buf, ndim, dims));
+    }
+    *numel = n;
+    return NB_OK;
+}
+
+bool nb__same_shape(const nb_tensor *a, const nb_tensor *b)
+{
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+int nb__wrap_dim(int dim, int ndim)
+{
+    int n = ndim > 0 ? ndim : 1;
+    if (dim < -n || dim >= n) return -1;
+    return dim < 0 ? dim + n : dim;
+}
+
+/* ---- storage and tensor objects -------------------------------------------------------- */
+
+static nb_storage *storage_new(int64_t numel)
+{
+    nb_storage *s = nb__calloc(sizeof *s);
+    if (!s) return NULL;
+    size_t bytes = (size_t)(numel > 0 ? numel : 1) * sizeof(float);
+    s->data = nb__alloc(bytes, NB__ALIGN);
+    if (!s->data) {
+        nb__free(s);
+        return NULL;
+    }
+    s->numel = numel;
+    s->refcount = 1;
+    return s;
+}
+
+static void storage_release(nb_storage *s)
+{
+    if (s && --s->refcount == 0) {
+        nb__free(s->data);
+        nb__free(s);
+    }
+}
+
+nb_tensor *nb__new_view(const char *fn, nb_storage *storage, int64_t offset, int ndim,
+                        const int64_t *dims)
+{
+    int64_t numel;
+    if (nb__check_shape(fn, ndim, dims, &numel) != NB_OK) return NULL;
+    nb_tensor *t = nb__calloc(sizeof *t);
+    if (!t) {
+        nb__oom(fn);
+        return NULL;
+    }
+    t->refcount = 1;
+    t->ndim = ndim;
+    memcpy(t->shape, dims, (size_t)ndim * sizeof *dims);
+    t->numel = numel;
+    t->storage = storage;
+    storage->refcount++;
+    t->offset = offset;
+    if (!nb__scope_track(t)) {
+        nb_release(t);
+        nb__oom(fn);
+        return NULL;
+    }
+    return t;
+}
+
+nb_tensor *nb__new(const char *fn, int ndim, const int64_t *dims)
+{
+    int64_t numel;
+    if (nb__check_shape(fn, ndim, dims, &numel) != NB_OK) return NULL;
+    nb_storage *s = storage_new(numel);
+    if (!s) {
+        nb__oom(fn);
+        return NULL;
+    }
+    nb_tensor *t = nb__new_view(fn, s, 0, ndim, dims);
+    storage_release(s); /* the tensor holds it now (or it is freed on failure) */
+    return t;
+}
+
+nb_tensor *nb_retain(nb_tensor *t)
+{
+    if (t) t->refcount++;
+    return t;
+}
+
+/*
+ * Freeing a tensor can drop the last reference to its grad and grad_fn, which drop others
+ * in turn; nodes free their own chains iteratively (autograd layer), so depth here is bounded.
+ */
+void nb_release(nb_tensor *t)
+{
+    if (!t || --t->refcount > 0) return;
+    nb__scope_untrack(t);
+    nb_release(t->grad);
+    nb__autograd_on_free(t);
+    storage_release(t->storage);
+    nb__free(t);
+}
+
+void nb__drop(nb_tensor *t)
+{
+    if (!t) return;
+    nb__scope_untrack(t);
+    nb_release(t);
+}
+
+nb_status nb__check_inplace(const char *fn, const nb_tensor *t)
+{
+    if (t->requires_grad && !t->grad_fn && nb__grad_enabled())
+        return nb__error(NB_ESTATE, fn,
+                         "a leaf Variable that requires grad is being used in an in-place "
+                         "operation");
+    return NB_OK;
+}
+
+/* ---- creation -------------------------------------------------------------------------- */
+
+nb_tensor *nb_empty(nb_shape shape)
+{
+    return nb__new("nb_empty", shape.ndim, shape.dims);
+}
+
+static nb_tensor *filled(const char *fn, nb_shape shape, float value)
+{
+    nb_tensor *t = nb__new(fn, shape.ndim, shape.dims);
+    if (!t) return NULL;
+    float *d = nb__data(t);
+    if (value == 0.0f && !signbit(value))
+        memset(d, 0, (size_t)t->numel * sizeof *d);
+    else
+        for (int64_t i = 0; i < t->numel; i++) d[i] = value;
+    return t;
+}
+
+nb_tensor *nb_zeros(nb_shape shape)
+{
+    return filled("nb_zeros", shape, 0.0f);
+}
+
+nb_tensor *nb_ones(nb_shape shape)
+{
+    return filled("nb_ones", shape, 1.0f);
+}
+
+nb_tensor *nb_full(nb_shape shape, float value)
+{
+    return filled("nb_full", shape, value);
+}
+
+nb_tensor *nb_scalar(float value)
+{
+    return filled("nb_scalar", NB_SHAPE0, value);
+}
+
+nb_tensor *nb_from_data(const float *data, nb_shape shape)
+{
+    nb_tensor *t = nb__new("nb_from_data", shape.ndim, shape.dims);
+    if (!t) return NULL;
+    if (!data && t->numel > 0) {
+        nb__drop(t);
+        nb__error(NB_EINVAL, "nb_from_data", "argument 'data' is NULL");
+        return NULL;
+    }
+    if (t->numel > 0) memcpy(nb__data(t), data, (size_t)t->numel * sizeof *data);
+    return t;
+}
+
+nb_tensor *nb_arange(double start, double end, double step)
+{
+    static const char fn[] = "nb_arange";
+    if (!isfinite(start) || !isfinite(end) || !isfinite(step)) {
+        nb__error(NB_EINVAL, fn, "unsupported range: %g -> %g (step %g)", start, end, step);
+        return NULL;
+    }
+    if (step == 0.0) {
+        nb__error(NB_EINVAL, fn, "step must be nonzero");
+        return NULL;
+    }
+    if ((step > 0 && end < start) || (step < 0 && end > start)) {
+        nb__error(NB_EINVAL, fn, "upper bound and larger bound inconsistent with step sign");
+        return NULL;
+    }
+    double count = ceil((end - start) / step);
+    if (count > 9.0e18) {
+        nb__error(NB_ERANGE, fn, "too many elements: %g", count);
+        return NULL;
+    }
+    int64_t n = (int64_t)count;
+    nb_tensor *t = nb__new(fn, 1, &n);
+    if (!t) return NULL;
+    float *d = nb__data(t);
+    for (int64_t i = 0; i < n; i++) d[i] = (float)(start + (double)i * step);
+    return t;
+}
+
+nb_tensor *nb_linspace(double start, double end, int64_t steps)
+{
+    static const char fn[] = "nb_linspace";
+    if (steps < 0) {
+        nb__error(NB_EINVAL, fn, "number of steps must be non-negative, got %lld",
+                  (long long)steps);
+        return NULL;
+    }
+    nb_tensor *t = nb__new(fn, 1, &steps);
+    if (!t) return NULL;
+    float *d = nb__data(t);
+    if (steps == 1) d[0] = (float)start;
+    if (steps > 1) {
+        /* as PyTorch: the first half counts up from start, the second down from end */
+        double step = (end - start) / (double)(steps - 1);
+        int64_t half = steps / 2;
+        for (int64_t i = 0; i < steps; i++)
+            d[i] = i < half ? (float)(start + step * (double)i)
+                            : (float)(end - step * (double)(steps - i - 1));
+    }
+    return t;
+}
+
+static nb_tensor *like(const char *fn, const nb_tensor *t)
+{
+    if (!t) {
+        nb__null(fn, "t");
+        return NULL;
+    }
+    return nb__new(fn, t->ndim, t->shape);
+}
+
+nb_tensor *nb_empty_like(const nb_tensor *t)
+{
+    return like("nb_empty_like", t);
+}
+
+static nb_tensor *filled_like(const char *fn, const nb_tensor *t, float value)
+{
+    if (!t) {
+        nb__null(fn, "t");
+        return NULL;
+    }
+    return filled(fn, nb_tensor_size(t), value);
+}
+
+nb_tensor *nb_zeros_like(const nb_tensor *t)
+{
+    return filled_like("nb_zeros_like", t, 0.0f);
+}
+
+nb_tensor *nb_ones_like(const nb_tensor *t)
+{
+    return filled_like("nb_ones_like", t, 1.0f);
+}
+
+nb_tensor *nb_full_like(const nb_tensor *t, float value)
+{
+    return filled_like("nb_full_like", t, value);
+}
+
+nb_tensor *nb_clone(const nb_tensor *t)
+{
+    nb_tensor *c = like("nb_clone", t);
+    if (c && c->numel) memcpy(nb__data(c), nb__data(t), (size_t)t->numel * sizeof(float));
+    return c;
+}
+
+/* ---- access ---------------------------------------------------------------------------- */
+
+int nb_tensor_ndim(const nb_tensor *t)
+{
+    return t ? t->ndim : -1;
+}
+
+const int64_t *nb_tensor_shape(const nb_tensor *t)
+{
+    return t ? t->shape : NULL;
+}
+
+nb_shape nb_tensor_size(const nb_tensor *t)
+{
+    return t ? nb_shape_make(t->ndim, t->shape) : NB_SHAPE0;
+}
+
+int64_t nb_tensor_dim_size(const nb_tensor *t, int dim)
+{
+    if (!t) {
+        nb__null("nb_tensor_dim_size", "t");
+        return -1;
+    }
+    int d = t->ndim ? nb__wrap_dim(dim, t->ndim) : -1;
+    if (d < 0) {
+        nb__error(NB_EINVAL, "nb_tensor_dim_size",
+                  "dimension out of range (expected to be in range of [%d, %d], but got %d)",
+                  -t->ndim, t->ndim - 1, dim);
+        return -1;
+    }
+    return t->shape[d];
+}
+
+int64_t nb_tensor_numel(const nb_tensor *t)
+{
+    return t ? t->numel : -1;
+}
+
+float *nb_tensor_data(nb_tensor *t)
+{
+    return t ? nb__data(t) : NULL;
+}
+
+const float *nb_tensor_data_const(const nb_tensor *t)
+{
+    return t ? nb__data(t) : NULL;
+}
+
+uint64_t nb_tensor_version(const nb_tensor *t)
+{
+    return t ? t->storage->version : 0;
+}
+
+void nb_tensor_bump_version(nb_tensor *t)
+{
+    if (t) t->storage->version++;
+}
+
+bool nb_tensor_shares_storage(const nb_tensor *a, const nb_tensor *b)
+{
+    return a && b && a->storage == b->storage;
+}
+
+nb_status nb_tensor_item(const nb_tensor *t, float *out)
+{
+    static const char fn[] = "nb_tensor_item";
+    if (!t) return nb__null(fn, "t");
+    if (!out) return nb__error(NB_EINVAL, fn, "argument 'out' is NULL");
+    if (t->numel != 1)
+        return nb__error(NB_EINVAL, fn, "a Tensor with %lld elements cannot be converted to Scalar",
+                         (long long)t->numel);
+    *out = nb__data(t)[0];
+    return NB_OK;
+}
+
+/* Flat offset of index in t, or a negative status (recorded for fn). */
+static int64_t flat_index(const char *fn, const nb_tensor *t, const int64_t *index)
+{
+    int64_t off = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        int64_t k = index[i] < 0 ? index[i] + t->shape[i] : index[i];
+        if (k < 0 || k >= t->shape[i])
+            return nb__error(NB_ERANGE, fn,
+                             "index %lld is out of bounds for dimension %d with size %lld",
+                             (long long)index[i], i, (long long)t->shape[i]);
+        off = off * t->shape[i] + k;
+    }
+    return off;
+}
+
+nb_status nb_tensor_get(const nb_tensor *t, const int64_t *index, float *out)
+{
+    static const char fn[] = "nb_tensor_get";
+    if (!t) return nb__null(fn, "t");
+    if (!out || (!index && t->ndim > 0))
+        return nb__error(NB_EINVAL, fn, "argument '%s' is NULL", out ? "index" : "out");
+    int64_t off = flat_index(fn, t, index);
+    if (off < 0) return (nb_status)off;
+    *out = nb__data(t)[off];
+    return NB_OK;
+}
+
+nb_status nb_tensor_set(nb_tensor *t, const int64_t *index, float value)
+{
+    static const char fn[] = "nb_tensor_set";
+    if (!t) return nb__null(fn, "t");
+    if (!index && t->ndim > 0) return nb__error(NB_EINVAL, fn, "argument 'index' is NULL");
+    nb_status st = nb__check_inplace(fn, t);
+    if (st != NB_OK) return st;
+    int64_t off = flat_index(fn, t, index);
+    if (off < 0) return (nb_status)off;
+    nb__data(t)[off] = value;
+    t->storage->version++;
+    return NB_OK;
+}

@@ -1,0 +1,129 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+void nbt_assert_error(nb_status code, const char *text, const char *file, int line)
+{
+    const nb_error *e = nb_last_error();
+    if (e->code != code) {
+        fail_msg("%s:%d: expected error %s, got %s (%s)", file, line, nb_status_name(code),
+                 nb_status_name(e->code), e->message);
+    }
+    if (!strstr(e->message, text)) {
+        fail_msg("%s:%d: error message \"%s\" does not contain \"%s\"", file, line, e->message,
+                 text);
+    }
+    if (strchr(e->message, '\n')) fail_msg("%s:%d: error message has a newline", file, line);
+}
+
+void nbt_assert_close(const float *got, const float *want, int64_t n, double atol, double rtol,
+                      const char *file, int line)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double g = (double)got[i], w = (double)want[i];
+        if (isnan(w) && isnan(g)) continue;
+        if (!(fabs(g - w) <= atol + rtol * fabs(w)))
+            fail_msg("%s:%d: element %lld: got %.9g, want %.9g", file, line, (long long)i, g, w);
+    }
+}
+
+const char *nbt_repr(const nb_tensor *t)
+{
+    static char buf[1 << 16];
+    int64_t n = nb_tensor_format(t, buf, sizeof buf);
+    if (n < 0) snprintf(buf, sizeof buf, "<error: %s>", nb_last_error()->message);
+    return buf;
+}
+
+static int warnings;
+static char last_warning[1024];
+
+static void on_warning(const char *msg, void *ctx)
+{
+    (void)ctx;
+    warnings++;
+    snprintf(last_warning, sizeof last_warning, "%s", msg);
+}
+
+void nbt_capture_warnings(void)
+{
+    warnings = 0;
+    last_warning[0] = '\0';
+    nb_set_warning_handler(on_warning, NULL);
+}
+
+int nbt_warning_count(void)
+{
+    return warnings;
+}
+
+const char *nbt_last_warning(void)
+{
+    return last_warning;
+}
+
+static long fail_at, alloc_count, alloc_live;
+static int failed;
+
+static void *counting_alloc(size_t size, size_t align, void *ctx)
+{
+    (void)ctx;
+    alloc_count++;
+    if (fail_at > 0 && alloc_count == fail_at) {
+        failed = 1;
+        return NULL;
+    }
+    size_t rounded = (size + align - 1) / align * align;
+    void *p = aligned_alloc(align, rounded ? rounded : align);
+    if (p) alloc_live++;
+    return p;
+}
+
+static void counting_free(void *p, void *ctx)
+{
+    (void)ctx;
+    alloc_live--;
+    free(p);
+}
+
+void nbt_fail_alloc_after(long k)
+{
+    static const nb_allocator a = {counting_alloc, counting_free, NULL};
+    fail_at = k;
+    alloc_count = 0;
+    failed = 0;
+    nb_set_allocator(&a);
+}
+
+int nbt_alloc_failed(void)
+{
+    return failed;
+}
+
+long nbt_alloc_count(void)
+{
+    return alloc_count;
+}
+
+long nbt_alloc_live(void)
+{
+    return alloc_live;
+}
+
+int nbt_setup(void **state)
+{
+    (void)state;
+    nb_error_clear();
+    nb_manual_seed(0);
+    nb_set_grad_enabled(true);
+    return 0;
+}
+
+int nbt_teardown(void **state)
+{
+    (void)state;
+    nb_set_warning_handler(NULL, NULL);
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* Helpers shared by nabla's CMocka tests. */
+#ifndef NABLA_TESTUTIL_H
+#define NABLA_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <nabla/nabla.h>
+
+/* Assert that the last error has this code and that its message contains text. */
+#define assert_error(code, text) nbt_assert_error((code), (text), __FILE__, __LINE__)
+void nbt_assert_error(nb_status code, const char *text, const char *file, int line);
+
+/* Assert two float arrays agree within atol + rtol * |expected|. */
+void nbt_assert_close(const float *got, const float *want, int64_t n, double atol, double rtol,
+                      const char *file, int line);
+#define assert_close(got, want, n, atol, rtol)                                                     \
+    nbt_assert_close((got), (want), (n), (atol), (rtol), __FILE__, __LINE__)
+
+/* A tensor's repr as a string (static buffer, valid until the next call). */
+const char *nbt_repr(const nb_tensor *t);
+
+/* Warnings: capture them instead of printing. */
+void nbt_capture_warnings(void);
+int nbt_warning_count(void);
+const char *nbt_last_warning(void);
+
+/* An allocator that fails the k-th allocation from now (k >= 1), or never (k = 0). */
+void nbt_fail_alloc_after(long k);
+/* Whether the failing allocator has failed since nbt_fail_alloc_after. */
+int nbt_alloc_failed(void);
+/* Allocations made since nbt_fail_alloc_after, and blocks currently live. */
+long nbt_alloc_count(void);
+long nbt_alloc_live(void);
+
+/* Standard per-test setup: clears the error, seeds 0, grad mode on. */
+int nbt_setup(void **state);
+int nbt_teardown(void **state);
+
+#endif
