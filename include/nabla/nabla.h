@@ -30,5 +30,7 @@
 #include "error.h"
 #include "tensor.h"
 #include "autograd.h"
+#include "ops.h"
+#include "io.h"
 
 #endif /* NABLA_NABLA_H */

@@ -1,0 +1,113 @@
+/*
+ * nabla — differentiable ops.
+ *
+ * Every op returns a new tensor (a new reference) or NULL with the thread's last error set;
+ * a NULL input gives NULL and keeps the error that made it, so chains are checked once:
+ *
+ *     nb_tensor *loss = nb_binary_cross_entropy_with_logits(
+ *         nb_add(nb_matmul(x, w), b), y, NULL, NULL, NB_MEAN);
+ *     if (!loss) fprintf(stderr, "%s\n", nb_last_error()->message);
+ *
+ * When grad mode is on and an input requires grad, the output records a node (its grad_fn,
+ * named as in PyTorch) and requires grad. Binary elementwise ops broadcast as NumPy does.
+ */
+#ifndef NABLA_OPS_H
+#define NABLA_OPS_H
+
+#include "autograd.h"
+
+NB_BEGIN_DECLS
+
+/** How a loss reduces its per-element values. torch's reduction='none' | 'mean' | 'sum'. */
+typedef enum nb_reduction { NB_NONE = 0, NB_MEAN = 1, NB_SUM = 2 } nb_reduction;
+
+/* ---- elementwise arithmetic (broadcasting) ----------------------------------------------
+ * Ownership: new reference. Errors: NULL with NB_ESHAPE when the shapes do not broadcast:
+ * "nb_add: shapes [2, 3] and [4] cannot be broadcast (3 != 4 at dimension 1)".
+ * --------------------------------------------------------------------------------------- */
+
+/** a + b. torch.add; node AddBackward0. */
+NB_API nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
+/** a - b. torch.sub; node SubBackward0. */
+NB_API nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);
+/** a * b. torch.mul; node MulBackward0. */
+NB_API nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);
+/** a / b. torch.div; node DivBackward0. */
+NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
+/** a + s, a - s, a * s, a / s for a number s. Nodes AddBackward1, SubBackward1, MulBackward1,
+ *  DivBackward1. */
+NB_API nb_tensor *nb_add_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_sub_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_mul_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_div_scalar(nb_tensor *a, float s);
+/** -a. torch.neg; node NegBackward0. */
+NB_API nb_tensor *nb_neg(nb_tensor *a);
+
+/*
+ * In place: a op= b (b broadcast to a's shape) and a op= s. Tensor.add_ and friends. They bump
+ * a's version, so a backward that saved a fails afterwards, as in PyTorch. They record no
+ * node: use them on tensors outside the graph (or under NB_NO_GRAD, e.g. optimizer updates).
+ * Errors: NB_EINVAL for NULL; NB_ESHAPE when b does not broadcast to a's shape; NB_ESTATE for
+ * a leaf that requires grad while grad mode is on (PyTorch's error), or when grad mode is on
+ * and a or b is part of a graph (a non-leaf, or b requires grad).
+ */
+NB_API nb_status nb_add_(nb_tensor *a, const nb_tensor *b);
+NB_API nb_status nb_sub_(nb_tensor *a, const nb_tensor *b);
+NB_API nb_status nb_mul_(nb_tensor *a, const nb_tensor *b);
+NB_API nb_status nb_div_(nb_tensor *a, const nb_tensor *b);
+NB_API nb_status nb_add_scalar_(nb_tensor *a, float s);
+NB_API nb_status nb_mul_scalar_(nb_tensor *a, float s);
+/** Fill a with value, in place. Tensor.fill_. Errors as the in-place ops above. */
+NB_API nb_status nb_fill_(nb_tensor *a, float value);
+
+/* ---- unary ------------------------------------------------------------------------------ */
+
+/** 1 / (1 + e^-x). torch.sigmoid; node SigmoidBackward0 (dx = dy·y·(1 - y)). */
+NB_API nb_tensor *nb_sigmoid(nb_tensor *x);
+/** max(x, 0). torch.relu; node ReluBackward0 (dx = dy·[y > 0]). */
+NB_API nb_tensor *nb_relu(nb_tensor *x);
+
+/* ---- reductions ------------------------------------------------------------------------- */
+
+/**
+ * Sum over the ndims dimensions in dims (negative count from the end), or over every element
+ * when dims is NULL / ndims is 0 (a 0-d result). keepdim keeps reduced dims as size 1.
+ * torch.sum; nodes SumBackward0 (all) and SumBackward1 (dims).
+ * Errors: NB_EINVAL for a dim out of range or repeated.
+ */
+NB_API nb_tensor *nb_sum(nb_tensor *x, const int *dims, int ndims, bool keepdim);
+/** The mean, as nb_sum. torch.mean; nodes MeanBackward0 / MeanBackward1. */
+NB_API nb_tensor *nb_mean(nb_tensor *x, const int *dims, int ndims, bool keepdim);
+
+/* ---- matmul ----------------------------------------------------------------------------- */
+
+/**
+ * Matrix product with torch.matmul's semantics for every rank: 1-D·1-D dot product (0-d),
+ * 2-D·1-D and 1-D·2-D matrix-vector, 2-D·2-D matrix product, and batched products of
+ * higher ranks whose batch dims broadcast (a 1-D operand gets a dim of 1 added, then
+ * removed). Forward and backward go to BLAS (sdot, sgemv, sger, sgemm) with transpose flags,
+ * never a transposed copy. Node MatmulBackward0.
+ * Errors: NB_ESHAPE: "nb_matmul: size mismatch, [5] @ [4, 3] (5 != 4)"; for 0-d operands;
+ * for batch dims that do not broadcast. NB_ERANGE when a size exceeds BLAS's int.
+ */
+NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
+
+/* ---- losses ----------------------------------------------------------------------------- */
+
+/**
+ * Binary cross-entropy on logits, stable for any logit:
+ *   l = (1 - y)·x + lw·(log(1 + e^-|x|) + max(-x, 0)),  lw = 1 + (p - 1)·y,
+ * times weight, reduced. torch.nn.functional.binary_cross_entropy_with_logits; node
+ * BCEWithLogitsBackward0. target has input's shape; weight (or NULL) broadcasts to it;
+ * pos_weight p (or NULL) broadcasts over the last dim. Gradients flow to input and target
+ * (weight and pos_weight are constants).
+ * Errors: NB_ESHAPE when target's shape differs from input's or weight / pos_weight do not
+ * broadcast; NB_EINVAL for an unknown reduction.
+ */
+NB_API nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *target,
+                                                      nb_tensor *weight, nb_tensor *pos_weight,
+                                                      nb_reduction reduction);
+
+NB_END_DECLS
+
+#endif /* NABLA_OPS_H */

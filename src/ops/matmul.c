@@ -1,0 +1,173 @@
+/*
+ * matmul for every rank combination, forward and backward through BLAS with transpose
+ * flags (DESIGN.md "BLAS mapping"). One node, MatmulBackward0, whatever the ranks.
+ */
+#include <string.h>
+
+#include "blas/blas.h"
+#include "ops/internal.h"
+
+/* The operands as batches of matrices: a' [..., m, k] and b' [..., k, n]. */
+typedef struct mm_plan {
+    int64_t m, k, n;
+    nb_shape batch;                           /* broadcast batch shape */
+    int64_t nbatch;                           /* its element count */
+    int64_t sa[NB_MAX_DIMS], sb[NB_MAX_DIMS]; /* batch strides, in matrices */
+    nb_shape out;                             /* the result's shape */
+    bool fold; /* b has no batch: all of a' is one [nbatch·m, k] matrix */
+} mm_plan;
+
+static nb_status mm_error(const char *fn, const nb_shape *a, const nb_shape *b, int64_t ka,
+                          int64_t kb)
+{
+    char sa[NB__SHAPE_STR], sb[NB__SHAPE_STR];
+    return nb__error(NB_ESHAPE, fn, "size mismatch, %s @ %s (%lld != %lld)",
+                     nb__shape_str(sa, a->ndim, a->dims), nb__shape_str(sb, b->ndim, b->dims),
+                     (long long)ka, (long long)kb);
+}
+
+static nb_status plan(const char *fn, const nb_shape *a, const nb_shape *b, mm_plan *p)
+{
+    if (a->ndim == 0 || b->ndim == 0)
+        return nb__error(NB_ESHAPE, fn,
+                         "both arguments to matmul need to be at least 1D, but they are %dD and "
+                         "%dD",
+                         a->ndim, b->ndim);
+    p->m = a->ndim >= 2 ? a->dims[a->ndim - 2] : 1;
+    p->k = a->dims[a->ndim - 1];
+    int64_t kb = b->dims[b->ndim >= 2 ? b->ndim - 2 : 0];
+    p->n = b->ndim >= 2 ? b->dims[b->ndim - 1] : 1;
+    if (p->k != kb) return mm_error(fn, a, b, p->k, kb);
+
+    nb_shape ba = nb_shape_make(a->ndim > 2 ? a->ndim - 2 : 0, a->dims);
+    nb_shape bb = nb_shape_make(b->ndim > 2 ? b->ndim - 2 : 0, b->dims);
+    if (nb__broadcast_shape(fn, &ba, &bb, &p->batch) != NB_OK) return NB_ESHAPE;
+    nb__broadcast_strides(&ba, &p->batch, p->sa);
+    nb__broadcast_strides(&bb, &p->batch, p->sb);
+    p->nbatch = 1;
+    for (int i = 0; i < p->batch.ndim; i++) p->nbatch *= p->batch.dims[i];
+    p->fold = bb.ndim == 0;
+
+    p->out = p->batch;
+    if (a->ndim >= 2) p->out.dims[p->out.ndim++] = p->m;
+    if (b->ndim >= 2) p->out.dims[p->out.ndim++] = p->n;
+    if (!nb__blas_fits(p->fold ? p->nbatch * p->m : p->m, p->n, p->k))
+        return nb__error(NB_ERANGE, fn, "matrix sizes exceed the range of BLAS's int");
+    return NB_OK;
+}
+
+/* Offsets (in matrices) of batch i's operands. */
+static void batch_offsets(const mm_plan *p, int64_t i, int64_t *oa, int64_t *ob)
+{
+    *oa = *ob = 0;
+    for (int d = p->batch.ndim - 1; d >= 0; d--) {
+        int64_t idx = i % p->batch.dims[d];
+        i /= p->batch.dims[d];
+        *oa += idx * p->sa[d];
+        *ob += idx * p->sb[d];
+    }
+}
+
+static void forward(const mm_plan *p, int ra, int rb, const float *A, const float *B, float *C)
+{
+    int64_t m = p->m, k = p->k, n = p->n;
+    if (ra == 1 && rb == 1) {
+        C[0] = nb__dot(k, A, B); /* z = x·y */
+    } else if (ra == 1 && rb == 2) {
+        nb__gemv(true, k, n, 1.0f, B, n, A, 0.0f, C); /* z = Wᵀx, W[k,n] */
+    } else if (ra == 2 && rb == 1) {
+        nb__gemv(false, m, k, 1.0f, A, k, B, 0.0f, C); /* z = Wx, W[m,k] */
+    } else if (p->fold) {
+        nb__gemm(false, false, p->nbatch * m, n, k, 1.0f, A, k, B, n, 0.0f, C, n); /* C = AB */
+    } else {
+        for (int64_t i = 0; i < p->nbatch; i++) {
+            int64_t oa, ob;
+            batch_offsets(p, i, &oa, &ob);
+            nb__gemm(false, false, m, n, k, 1.0f, A + oa * m * k, k, B + ob * k * n, n, 0.0f,
+                     C + i * m * n, n);
+        }
+    }
+}
+
+/* A gradient buffer shaped like an input; zeroed when the BLAS calls accumulate into it. */
+static nb_tensor *grad_buffer(const nb_shape *s, bool zero)
+{
+    nb_tensor *t = nb__new("nb_backward", s->ndim, s->dims);
+    if (t && zero) memset(nb__data(t), 0, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+static nb_status matmul_backward(nb_node *node, nb_tensor *gy, nb_tensor **gx)
+{
+    bool need_a = nb__needs_grad(node, 0), need_b = nb__needs_grad(node, 1);
+    nb_tensor *a = need_b ? nb__saved(node, 0) : NULL; /* dB needs A, dA needs B */
+    nb_tensor *b = need_a ? nb__saved(node, 1) : NULL;
+    if ((need_b && !a) || (need_a && !b)) return nb_last_error()->code;
+    const nb_shape *sa = &node->input_shape[0], *sb = &node->input_shape[1];
+    mm_plan p;
+    if (plan("nb_backward", sa, sb, &p) != NB_OK) return NB_ESHAPE;
+    int ra = sa->ndim, rb = sb->ndim;
+    /* ger and per-batch products accumulate (beta = 1); the others overwrite */
+    bool batched = !(ra <= 2 && rb <= 2) && !p.fold;
+    bool zero_a = batched || (ra == 2 && rb == 1) || (ra == 1 && rb == 1);
+    bool zero_b = batched || (ra == 1 && rb == 2) || (ra == 1 && rb == 1);
+    if (need_a && !(gx[0] = grad_buffer(sa, zero_a))) return nb_last_error()->code;
+    if (need_b && !(gx[1] = grad_buffer(sb, zero_b))) return nb_last_error()->code;
+    const float *G = nb__data(gy), *A = a ? nb__data(a) : NULL, *B = b ? nb__data(b) : NULL;
+    float *dA = need_a ? nb__data(gx[0]) : NULL, *dB = need_b ? nb__data(gx[1]) : NULL;
+    int64_t m = p.m, k = p.k, n = p.n;
+
+    if (ra == 1 && rb == 1) {
+        if (dA) nb__axpy(k, G[0], B, dA); /* dx = dz·y */
+        if (dB) nb__axpy(k, G[0], A, dB); /* dy = dz·x */
+    } else if (ra == 1 && rb == 2) {
+        if (dA) nb__gemv(false, k, n, 1.0f, B, n, G, 0.0f, dA); /* dx = W·dz */
+        if (dB) nb__ger(k, n, 1.0f, A, G, dB, n);               /* dW += x ⊗ dz */
+    } else if (ra == 2 && rb == 1) {
+        if (dA) nb__ger(m, k, 1.0f, G, B, dA, k);              /* dW += dz ⊗ x */
+        if (dB) nb__gemv(true, m, k, 1.0f, A, k, G, 0.0f, dB); /* dx = Wᵀ·dz */
+    } else if (p.fold) {
+        int64_t M = p.nbatch * m;
+        if (dA) nb__gemm(false, true, M, k, n, 1.0f, G, n, B, n, 0.0f, dA, k); /* dA = dC·Bᵀ */
+        if (dB) nb__gemm(true, false, k, n, M, 1.0f, A, k, G, n, 0.0f, dB, n); /* dB = Aᵀ·dC */
+    } else {
+        /* per batch; broadcast batches of an operand sum into its one gradient (beta = 1) */
+        for (int64_t i = 0; i < p.nbatch; i++) {
+            int64_t oa, ob;
+            batch_offsets(&p, i, &oa, &ob);
+            const float *Gi = G + i * m * n;
+            if (dA)
+                nb__gemm(false, true, m, k, n, 1.0f, Gi, n, B + ob * k * n, n, 1.0f,
+                         dA + oa * m * k, k);
+            if (dB)
+                nb__gemm(true, false, k, n, m, 1.0f, A + oa * m * k, k, Gi, n, 1.0f,
+                         dB + ob * k * n, n);
+        }
+    }
+    return NB_OK;
+}
+
+static const nb_op matmul_op = {"MatmulBackward0", matmul_backward};
+
+nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b)
+{
+    static const char fn[] = "nb_matmul";
+    if (!a || !b) {
+        nb__null(fn, a ? "b" : "a");
+        return NULL;
+    }
+    mm_plan p;
+    nb_shape sa = nb_tensor_size(a), sb = nb_tensor_size(b);
+    if (plan(fn, &sa, &sb, &p) != NB_OK) return NULL;
+    nb_tensor *out = nb__new(fn, p.out.ndim, p.out.dims);
+    if (!out) return NULL;
+    forward(&p, a->ndim, b->ndim, nb__data(a), nb__data(b), nb__data(out));
+    nb_node *n;
+    out = nb__finish(fn, &matmul_op, out, 2, (nb_tensor *[]){a, b}, &n);
+    if (n && ((nb__needs_grad(n, 1) && nb__save(fn, n, 0, a) != NB_OK) ||
+              (nb__needs_grad(n, 0) && nb__save(fn, n, 1, b) != NB_OK))) {
+        nb__drop(out);
+        return NULL;
+    }
+    return out;
+}
