@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install the Debian packages nabla needs that are missing (as root, or through sudo).
+# Usage: scripts/deps.sh [extra packages...]
+set -euo pipefail
+packages=(build-essential cmake libopenblas-dev libcmocka-dev zlib1g-dev graphviz valgrind "$@")
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "scripts/deps.sh: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
