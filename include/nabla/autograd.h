@@ -91,9 +91,11 @@ NB_API bool nb_set_grad_enabled(bool enabled);
  * NB_NO_GRAD { ... } runs the block with grad mode off and then restores the previous mode,
  * as `with torch.no_grad():`. Leaving the block with break, return or goto skips the restore.
  */
-#define NB_NO_GRAD                                                                                 \
-    for (int nb__ng_prev = nb_set_grad_enabled(false) ? 1 : 0, nb__ng_once = 1; nb__ng_once;       \
-         nb__ng_once = 0, nb_set_grad_enabled(nb__ng_prev != 0))
+#define NB_NO_GRAD        NB__NO_GRAD(__LINE__)
+#define NB__NO_GRAD(line) NB__NO_GRAD_(line)
+#define NB__NO_GRAD_(line)                                                                         \
+    for (int nb__ng_prev##line = nb_set_grad_enabled(false) ? 1 : 0, nb__ng_once##line = 1;        \
+         nb__ng_once##line; nb__ng_once##line = 0, nb_set_grad_enabled(nb__ng_prev##line != 0))
 
 /* ---- nodes ----------------------------------------------------------------------------- */
 

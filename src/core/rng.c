@@ -1,0 +1,424 @@
+/*
+ * Random numbers that reproduce PyTorch 1.13's CPU generator bit for bit (see FIDELITY.md,
+ * "Random numbers"): a 32-bit mt19937 seeded like at::mt19937, the same draws per element,
+ * and, for randn of 16 or more floats, the same float polynomials PyTorch's AVX2 kernel
+ * evaluates (avx_mathfun.h's log256_ps and sincos256_ps as GCC compiles them with -mfma and
+ * its default -ffp-contract=fast for C++: a product that feeds an add is fused, the first in
+ * source order when both operands are products). Those FMAs are written out with fmaf();
+ * every other product is rounded on its own, so nothing else may be fused: GCC contracts
+ * nothing in ISO C mode (-std=c11, from CMAKE_C_EXTENSIONS OFF), clang obeys the pragma
+ * below, and the products left that a -ffp-contract=fast build could fuse are exact (powers
+ * of two), so even that changes no bit (checked with gcc and clang, -O3 -march=native).
+ * The randn path for fewer than 16 values uses the C library's double log/sin/cos, as
+ * PyTorch does: bit identity there assumes the same libm (glibc).
+ *
+ * The default generator is a process-wide static, seeded lazily with the seed of a fresh
+ * torch.Generator() (PyTorch seeds its default one nondeterministically; a fixed seed keeps
+ * unseeded programs reproducible). Unlike PyTorch's, generators take no lock: using one
+ * generator (the default included) from several threads at once is a data race. Give each
+ * thread its own nb_generator.
+ */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+#define MT_N 624
+#define MT_M 397
+
+/* PyTorch's default_rng_seed_val: what torch.Generator() starts from. */
+#define NB__DEFAULT_SEED UINT64_C(67280421310721)
+
+struct nb_generator {
+    uint32_t state[MT_N];
+    int left; /* draws left before the state is regenerated, plus one */
+    int next; /* index of the next state word to temper */
+    uint64_t seed;
+    bool has_normal;    /* PyTorch's next_double_normal_sample is set */
+    double next_normal; /* the cached r·sin θ of the last Box–Muller pair, unscaled */
+};
+
+static nb_generator default_gen;
+static bool default_seeded;
+
+/* ---- mt19937 --------------------------------------------------------------------------- */
+
+static void gen_seed(nb_generator *g, uint64_t seed)
+{
+    /* at::mt19937 keeps the 64-bit seed but initialises from its low 32 bits only, so
+       seeds s and s + 2^32 give the same stream. */
+    g->seed = seed;
+    g->state[0] = (uint32_t)(seed & 0xffffffffu);
+    for (uint32_t j = 1; j < MT_N; j++) {
+        uint32_t prev = g->state[j - 1];
+        g->state[j] = 1812433253u * (prev ^ (prev >> 30)) + j;
+    }
+    g->left = 1;
+    g->next = 0;
+    g->has_normal = false;
+    g->next_normal = 0.0;
+}
+
+static uint32_t twist(uint32_t u, uint32_t v)
+{
+    uint32_t mixed = (u & 0x80000000u) | (v & 0x7fffffffu);
+    return (mixed >> 1) ^ ((v & 1u) ? 0x9908b0dfu : 0u);
+}
+
+static void gen_regenerate(nb_generator *g)
+{
+    uint32_t *s = g->state;
+    int j = 0;
+    for (; j < MT_N - MT_M; j++) s[j] = s[j + MT_M] ^ twist(s[j], s[j + 1]);
+    for (; j < MT_N - 1; j++) s[j] = s[j + MT_M - MT_N] ^ twist(s[j], s[j + 1]);
+    s[MT_N - 1] = s[MT_M - 1] ^ twist(s[MT_N - 1], s[0]);
+    g->left = MT_N;
+    g->next = 0;
+}
+
+static uint32_t gen_u32(nb_generator *g)
+{
+    if (--g->left == 0) gen_regenerate(g);
+    uint32_t y = g->state[g->next++];
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    y ^= y >> 18;
+    return y;
+}
+
+/* Two draws, the first one high: PyTorch's random64(). */
+static uint64_t gen_u64(nb_generator *g)
+{
+    uint64_t hi = gen_u32(g);
+    uint64_t lo = gen_u32(g);
+    return (hi << 32) | lo;
+}
+
+/* uniform_real_distribution<float>(0, 1): the low 24 bits of one draw, times 2^-24. */
+static float gen_float01(nb_generator *g)
+{
+    return (float)(gen_u32(g) & 0xffffffu) * 0x1p-24f;
+}
+
+/* uniform_real_distribution<double>(0, 1): the low 53 bits of random64(), times 2^-53. */
+static double gen_double01(nb_generator *g)
+{
+    return (double)(gen_u64(g) & ((UINT64_C(1) << 53) - 1)) * 0x1p-53;
+}
+
+static nb_generator *resolve(nb_generator *gen)
+{
+    if (gen) return gen;
+    if (!default_seeded) {
+        gen_seed(&default_gen, NB__DEFAULT_SEED);
+        default_seeded = true;
+    }
+    return &default_gen;
+}
+
+/* ---- the AVX2 Box–Muller kernel, one lane at a time -------------------------------------- */
+
+static float bits_to_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint32_t float_to_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/*
+ * The constants are written as double literals narrowed to float, as the AVX code's
+ * `static const float c[8] = {<double literal>, ...}` does (decimal → double → float, which
+ * is not always the same float as a direct decimal → float).
+ */
+#define F(x) ((float)(x))
+
+/* Cephes logf as log256_ps evaluates it; x > 0. */
+static float cephes_logf(float x)
+{
+    const float min_norm = bits_to_float(0x00800000u);
+    if (x < min_norm) x = min_norm;
+    uint32_t bits = float_to_bits(x);
+    int32_t expo = (int32_t)(bits >> 23) - 127;
+    /* the mantissa, scaled into [0.5, 1) */
+    float m = bits_to_float((bits & ~0x7f800000u) | 0x3f000000u);
+    float e = (float)expo + 1.0f;
+
+    bool below = m < F(0.707106781186547524);
+    float tmp = below ? m : 0.0f;
+    m = m - 1.0f;
+    e = e - (below ? 1.0f : 0.0f);
+    m = m + tmp;
+
+    float z = m * m;
+    float y = F(7.0376836292E-2);
+    y = fmaf(y, m, F(-1.1514610310E-1));
+    y = fmaf(y, m, F(1.1676998740E-1));
+    y = fmaf(y, m, F(-1.2420140846E-1));
+    y = fmaf(y, m, F(+1.4249322787E-1));
+    y = fmaf(y, m, F(-1.6668057665E-1));
+    y = fmaf(y, m, F(+2.0000714765E-1));
+    y = fmaf(y, m, F(-2.4999993993E-1));
+    y = fmaf(y, m, F(+3.3333331174E-1));
+    y = y * m;
+    /* y*z + e*q1: GCC fuses the product that comes first in the source, y*z */
+    y = fmaf(y, z, e * F(-2.12194440e-4));
+    y = y - z * 0.5f; /* z*0.5 is exact: fused or not, the same */
+    m = m + y;
+    return fmaf(e, F(0.693359375), m);
+}
+
+/* Cephes sinf and cosf of x together, as sincos256_ps evaluates them. */
+static void cephes_sincosf(float x, float *s, float *c)
+{
+    uint32_t sign_sin = float_to_bits(x) & 0x80000000u;
+    x = fabsf(x);
+
+    /* j = the octant rounded up to even, as an integer and as a float */
+    int32_t j = (int32_t)(x * F(1.27323954473516));
+    j = (j + 1) & ~1;
+    float y = (float)j;
+
+    uint32_t swap_sign_sin = ((uint32_t)j & 4u) << 29;
+    bool sin_poly_for_sin = (j & 2) == 0;
+    uint32_t sign_cos = (~(uint32_t)(j - 2) & 4u) << 29;
+    sign_sin ^= swap_sign_sin;
+
+    /* extended-precision reduction x - y·π/4 in three parts */
+    x = fmaf(y, F(-0.78515625), x);
+    x = fmaf(y, F(-2.4187564849853515625e-4), x);
+    x = fmaf(y, F(-3.77489497744594108e-8), x);
+
+    float z = x * x;
+    float yc = fmaf(F(2.443315711809948E-005), z, F(-1.388731625493765E-003));
+    yc = fmaf(yc, z, F(4.166664568298827E-002));
+    yc = yc * z;
+    yc = fmaf(yc, z, -(z * 0.5f));
+    yc = yc + 1.0f;
+
+    float ys = fmaf(F(-1.9515295891E-4), z, F(8.3321608736E-3));
+    ys = fmaf(ys, z, F(-1.6666654611E-1));
+    ys = ys * z;
+    ys = fmaf(ys, x, x);
+
+    /* the AVX code selects with masks and adds: keep its signed zeros */
+    float sin_part2 = sin_poly_for_sin ? ys : 0.0f;
+    float sin_part1 = sin_poly_for_sin ? 0.0f : yc;
+    float ys_rest = ys - sin_part2;
+    float yc_rest = yc - sin_part1;
+    *s = bits_to_float(float_to_bits(sin_part1 + sin_part2) ^ sign_sin);
+    *c = bits_to_float(float_to_bits(yc_rest + ys_rest) ^ sign_cos);
+}
+
+/* normal_fill_16_AVX2: 16 uniforms in d become 16 normals, pairing j with j + 8. */
+static void normal_fill_16(float *d, float mean, float std)
+{
+    const float two_pi = (float)(2.0 * 3.14159265358979323846);
+    for (int j = 0; j < 8; j++) {
+        float u1 = 1.0f - d[j]; /* [0, 1) → (0, 1] for the log */
+        float u2 = d[j + 8];
+        float radius = sqrtf(-2.0f * cephes_logf(u1));
+        float sin_t, cos_t;
+        cephes_sincosf(two_pi * u2, &sin_t, &cos_t);
+        d[j] = fmaf(radius * cos_t, std, mean);
+        d[j + 8] = fmaf(radius * sin_t, std, mean);
+    }
+}
+
+/* normal_distribution<double>: Box–Muller in double, the partner cached in the generator. */
+static double normal_double(nb_generator *g)
+{
+    if (g->has_normal) {
+        g->has_normal = false;
+        return g->next_normal;
+    }
+    double u1 = gen_double01(g);
+    double u2 = gen_double01(g);
+    double r = sqrt(-2.0 * log(1.0 - u2));
+    double theta = 2.0 * 3.14159265358979323846 * u1;
+    g->next_normal = r * sin(theta);
+    g->has_normal = true;
+    return r * cos(theta);
+}
+
+static void fill_normal(nb_generator *g, float *d, int64_t n, double mean, double std)
+{
+    if (n >= 16) {
+        /* the vectorised path: all uniforms first, then 16 at a time; a ragged tail redraws
+           the last 16 and converts them again */
+        const float fmean = (float)mean, fstd = (float)std;
+        for (int64_t i = 0; i < n; i++) d[i] = gen_float01(g);
+        for (int64_t i = 0; i + 16 <= n; i += 16) normal_fill_16(d + i, fmean, fstd);
+        if (n % 16 != 0) {
+            float *tail = d + n - 16;
+            for (int i = 0; i < 16; i++) tail[i] = gen_float01(g);
+            normal_fill_16(tail, fmean, fstd);
+        }
+    } else {
+        /* per element, in double; PyTorch's kernel fuses val*std + mean */
+        for (int64_t i = 0; i < n; i++) d[i] = (float)fma(normal_double(g), std, mean);
+    }
+}
+
+static void fill_uniform(nb_generator *g, float *d, int64_t n, float from, float to)
+{
+    /* x*(to - from) + from in float, fused as PyTorch's AVX2 kernel is compiled */
+    const float span = to - from;
+    for (int64_t i = 0; i < n; i++) d[i] = fmaf(gen_float01(g), span, from);
+}
+
+static void fill_int(nb_generator *g, float *d, int64_t n, int64_t low, int64_t high)
+{
+    const uint64_t range = (uint64_t)high - (uint64_t)low;
+    const bool wide = range >= (UINT64_C(1) << 32);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t v = wide ? gen_u64(g) : (uint64_t)gen_u32(g);
+        /* (v % range) + low wraps like PyTorch's unsigned sum */
+        d[i] = (float)(int64_t)(v % range + (uint64_t)low);
+    }
+}
+
+/* ---- public API -------------------------------------------------------------------------- */
+
+void nb_manual_seed(uint64_t seed)
+{
+    gen_seed(&default_gen, seed);
+    default_seeded = true;
+}
+
+nb_generator *nb_default_generator(void)
+{
+    return resolve(NULL);
+}
+
+nb_generator *nb_generator_new(uint64_t seed)
+{
+    nb_generator *g = nb__calloc(sizeof *g);
+    if (!g) {
+        nb__oom("nb_generator_new");
+        return NULL;
+    }
+    gen_seed(g, seed);
+    return g;
+}
+
+void nb_generator_free(nb_generator *gen)
+{
+    if (!gen || gen == &default_gen) return;
+    nb__free(gen);
+}
+
+void nb_generator_seed(nb_generator *gen, uint64_t seed)
+{
+    if (!gen) {
+        nb_manual_seed(seed);
+        return;
+    }
+    gen_seed(gen, seed);
+}
+
+uint32_t nb_generator_random(nb_generator *gen)
+{
+    return gen_u32(resolve(gen));
+}
+
+nb_tensor *nb_rand(nb_shape shape)
+{
+    nb_tensor *t = nb__new("nb_rand", shape.ndim, shape.dims);
+    if (t) fill_uniform(resolve(NULL), nb__data(t), t->numel, 0.0f, 1.0f);
+    return t;
+}
+
+nb_tensor *nb_randn(nb_shape shape)
+{
+    nb_tensor *t = nb__new("nb_randn", shape.ndim, shape.dims);
+    if (t) fill_normal(resolve(NULL), nb__data(t), t->numel, 0.0, 1.0);
+    return t;
+}
+
+nb_tensor *nb_randint(int64_t low, int64_t high, nb_shape shape)
+{
+    if (low >= high) {
+        nb__error(NB_EINVAL, "nb_randint", "low (%lld) must be less than high (%lld)",
+                  (long long)low, (long long)high);
+        return NULL;
+    }
+    nb_tensor *t = nb__new("nb_randint", shape.ndim, shape.dims);
+    if (t) fill_int(resolve(NULL), nb__data(t), t->numel, low, high);
+    return t;
+}
+
+nb_tensor *nb_rand_like(const nb_tensor *t)
+{
+    if (!t) {
+        nb__null("nb_rand_like", "t");
+        return NULL;
+    }
+    nb_tensor *r = nb__new("nb_rand_like", t->ndim, t->shape);
+    if (r) fill_uniform(resolve(NULL), nb__data(r), r->numel, 0.0f, 1.0f);
+    return r;
+}
+
+nb_tensor *nb_randn_like(const nb_tensor *t)
+{
+    if (!t) {
+        nb__null("nb_randn_like", "t");
+        return NULL;
+    }
+    nb_tensor *r = nb__new("nb_randn_like", t->ndim, t->shape);
+    if (r) fill_normal(resolve(NULL), nb__data(r), r->numel, 0.0, 1.0);
+    return r;
+}
+
+nb_status nb_uniform_(nb_tensor *t, double from, double to, nb_generator *gen)
+{
+    static const char fn[] = "nb_uniform_";
+    if (!t) return nb__null(fn, "t");
+    nb_status st = nb__check_inplace(fn, t);
+    if (st != NB_OK) return st;
+    if (!(from <= to)) return nb__error(NB_EINVAL, fn, "from (%g) > to (%g)", from, to);
+    const float ffrom = (float)from, fto = (float)to;
+    if (!isfinite(ffrom) || !isfinite(fto) || !isfinite(fto - ffrom))
+        return nb__error(NB_EINVAL, fn, "[from, to) = [%g, %g) is not a finite float range", from,
+                         to);
+    fill_uniform(resolve(gen), nb__data(t), t->numel, ffrom, fto);
+    t->storage->version++;
+    return NB_OK;
+}
+
+nb_status nb_normal_(nb_tensor *t, double mean, double std, nb_generator *gen)
+{
+    static const char fn[] = "nb_normal_";
+    if (!t) return nb__null(fn, "t");
+    nb_status st = nb__check_inplace(fn, t);
+    if (st != NB_OK) return st;
+    if (!(std >= 0.0)) return nb__error(NB_EINVAL, fn, "std (%g) must be >= 0", std);
+    fill_normal(resolve(gen), nb__data(t), t->numel, mean, std);
+    t->storage->version++;
+    return NB_OK;
+}
+
+nb_status nb_random_(nb_tensor *t, int64_t low, int64_t high, nb_generator *gen)
+{
+    static const char fn[] = "nb_random_";
+    if (!t) return nb__null(fn, "t");
+    nb_status st = nb__check_inplace(fn, t);
+    if (st != NB_OK) return st;
+    if (low >= high)
+        return nb__error(NB_EINVAL, fn, "low (%lld) must be less than high (%lld)", (long long)low,
+                         (long long)high);
+    fill_int(resolve(gen), nb__data(t), t->numel, low, high);
+    t->storage->version++;
+    return NB_OK;
+}
