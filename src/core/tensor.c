@@ -98,7 +98,7 @@ nb_tensor *nb__new_view(const char *fn, nb_storage *storage, int64_t offset, int
     }
     t->refcount = 1;
     t->ndim = ndim;
-    memcpy(t->shape, dims, (size_t)ndim * sizeof *dims);
+    if (ndim > 0) memcpy(t->shape, dims, (size_t)ndim * sizeof *dims);
     t->numel = numel;
     t->storage = storage;
     storage->refcount++;
