@@ -28,15 +28,14 @@ static nb_status infer_shape(const char *fn, const nb_tensor *t, nb_shape *s)
             known *= s->dims[i];
         }
     }
-    if (infer >= 0 && known != 0 && t->numel % known == 0) {
-        s->dims[infer] = t->numel / known;
-        known = t->numel;
-    }
-    if (known != t->numel || (infer >= 0 && known == 0)) {
+    /* with a -1, the other sizes must divide the count (none may be 0: that is ambiguous) */
+    bool ok = infer >= 0 ? known != 0 && t->numel % known == 0 : known == t->numel;
+    if (!ok) {
         char buf[NB__SHAPE_STR];
         return nb__error(NB_ESHAPE, fn, "shape '%s' is invalid for input of size %lld",
                          nb__shape_str(buf, s->ndim, s->dims), (long long)t->numel);
     }
+    if (infer >= 0) s->dims[infer] = t->numel / known;
     return NB_OK;
 }
 
@@ -135,7 +134,16 @@ nb_tensor *nb_flatten(nb_tensor *t, int start_dim, int end_dim)
     int n = 0;
     for (int i = 0; i < s; i++) dims[n++] = t->shape[i];
     int64_t merged = 1;
-    for (int i = s; i <= e; i++) merged *= t->shape[i];
+    for (int i = s; i <= e; i++) {
+        /* only a tensor with a size-0 dim can get here with sizes whose product overflows */
+        if (t->shape[i] != 0 && merged > INT64_MAX / t->shape[i]) {
+            char buf[NB__SHAPE_STR];
+            nb__error(NB_ERANGE, fn, "flattening dims %d..%d of shape %s overflows", s, e,
+                      nb__shape_str(buf, t->ndim, t->shape));
+            return NULL;
+        }
+        merged *= t->shape[i];
+    }
     dims[n++] = merged;
     for (int i = e + 1; i < t->ndim; i++) dims[n++] = t->shape[i];
     return view_as(fn, t, n, dims);
@@ -173,7 +181,8 @@ static nb_tensor *permuted_copy(const char *fn, const nb_tensor *t, const int *p
     int64_t acc = 1;
     for (int i = nd - 1; i >= 0; i--) {
         src_stride[i] = acc;
-        acc *= t->shape[i];
+        /* the products stay <= numel, except with a size-0 dim: [0, 2^40, 2^40] is valid */
+        if (t->numel > 0) acc *= t->shape[i];
     }
     for (int i = 0; i < nd; i++) {
         dims[i] = t->shape[perm[i]];
@@ -210,11 +219,13 @@ nb_tensor *nb_transpose(nb_tensor *t, int dim0, int dim1)
         dim_error(fn, a < 0 ? dim0 : dim1, -hi - 1, hi);
         return NULL;
     }
-    if (t->ndim < 2 || a == b) return nb_clone(t);
+    /* a copy even when nothing moves (0-d, 1-D, a == b), with errors naming nb_transpose */
     int perm[NB_MAX_DIMS];
     for (int i = 0; i < t->ndim; i++) perm[i] = i;
-    perm[a] = b;
-    perm[b] = a;
+    if (t->ndim >= 2) {
+        perm[a] = b;
+        perm[b] = a;
+    }
     return permuted_copy(fn, t, perm);
 }
 
@@ -260,5 +271,5 @@ nb_tensor *nb_t(nb_tensor *t)
         return NULL;
     }
     if (t->ndim < 2) return view_as(fn, t, t->ndim, t->shape);
-    return nb_transpose(t, 0, 1);
+    return permuted_copy(fn, t, (const int[]){1, 0}); /* errors name nb_t */
 }
