@@ -1,0 +1,494 @@
+/*
+ * Gradient check of every op: one table (STYLE.md). Each row names its inputs (shape, how to
+ * fill them, whether they require grad) and a function that builds the output from them.
+ *
+ * For L = sum(out ⊙ R), R a fixed random tensor (or, for the rows marked implicit, whose
+ * output is 0-d, L = out and backward gets no explicit gradient), the analytic dL/dx from
+ * nb_backward is compared, for every input that requires grad, with central differences: one float
+ * element at a time is moved by ±h, L is evaluated in double from the float outputs, and the
+ * difference is divided by the float step actually taken. Inputs that do not require grad must get
+ * no .grad.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#define GC_MAX_INPUTS 4
+
+/* Relative step and tolerances, sized for float32 with values of order one. */
+#define GC_STEP 1e-2
+#define GC_ATOL 1e-3 /* times max(1, the largest |numeric gradient| of the input) */
+#define GC_RTOL 1e-2
+
+/* How an input is filled. GC_ABSENT (a zero entry) passes NULL in its place. */
+typedef enum gc_init {
+    GC_ABSENT = 0,
+    GC_NORMAL, /* standard normal */
+    GC_AWAY,   /* normal pushed away from 0: |x| >= 0.5 (denominators, relu) */
+    GC_PROB,   /* uniform in [0.1, 0.9] (targets) */
+    GC_POS,    /* uniform in [0.5, 2] (weights) */
+} gc_init;
+
+typedef struct gc_input {
+    nb_shape shape;
+    bool grad;
+    gc_init init;
+} gc_input;
+
+typedef nb_tensor *(*gc_fn)(nb_tensor *const *x);
+
+typedef struct gc_row {
+    const char *name;
+    gc_fn f;
+    bool implicit; /* a 0-d output: backward with no gradient (taken as 1) */
+    gc_input in[GC_MAX_INPUTS];
+} gc_row;
+
+/* A shape for a static initializer: S(2, 3) is [2, 3]; S0 is []. */
+// clang-format off
+#define S(...) {(int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), {__VA_ARGS__}}
+#define S0     {0, {0}}
+/* Inputs: G requires grad, C is a constant; the suffix says how it is filled. */
+#define G(...)  {S(__VA_ARGS__), true, GC_NORMAL}
+#define C(...)  {S(__VA_ARGS__), false, GC_NORMAL}
+#define GA(...) {S(__VA_ARGS__), true, GC_AWAY}
+#define CA(...) {S(__VA_ARGS__), false, GC_AWAY}
+#define GP(...) {S(__VA_ARGS__), true, GC_PROB}
+#define CP(...) {S(__VA_ARGS__), false, GC_PROB}
+#define CW(...) {S(__VA_ARGS__), false, GC_POS}
+#define G0      {S0, true, GC_NORMAL}
+#define GA0     {S0, true, GC_AWAY}
+#define C0      {S0, false, GC_NORMAL}
+#define CP0     {S0, false, GC_PROB}
+#define NONE    {S0, false, GC_ABSENT}
+/* A row: name, function, inputs. ROW_IMPLICIT: a 0-d output, backward with no gradient. */
+#define ROW(name, f, ...)          {name, f, false, {__VA_ARGS__}}
+#define ROW_IMPLICIT(name, f, ...) {name, f, true, {__VA_ARGS__}}
+// clang-format on
+
+/* ---- the functions the rows differentiate ---------------------------------------------- */
+
+static nb_tensor *f_add(nb_tensor *const *x)
+{
+    return nb_add(x[0], x[1]);
+}
+
+static nb_tensor *f_sub(nb_tensor *const *x)
+{
+    return nb_sub(x[0], x[1]);
+}
+
+static nb_tensor *f_mul(nb_tensor *const *x)
+{
+    return nb_mul(x[0], x[1]);
+}
+
+static nb_tensor *f_div(nb_tensor *const *x)
+{
+    return nb_div(x[0], x[1]);
+}
+
+static nb_tensor *f_square(nb_tensor *const *x)
+{
+    return nb_mul(x[0], x[0]);
+}
+
+static nb_tensor *f_add_scalar(nb_tensor *const *x)
+{
+    return nb_add_scalar(x[0], 1.75f);
+}
+
+static nb_tensor *f_sub_scalar(nb_tensor *const *x)
+{
+    return nb_sub_scalar(x[0], -0.5f);
+}
+
+static nb_tensor *f_mul_scalar(nb_tensor *const *x)
+{
+    return nb_mul_scalar(x[0], -2.5f);
+}
+
+static nb_tensor *f_div_scalar(nb_tensor *const *x)
+{
+    return nb_div_scalar(x[0], 0.3f);
+}
+
+static nb_tensor *f_neg(nb_tensor *const *x)
+{
+    return nb_neg(x[0]);
+}
+
+static nb_tensor *f_sigmoid(nb_tensor *const *x)
+{
+    return nb_sigmoid(x[0]);
+}
+
+static nb_tensor *f_relu(nb_tensor *const *x)
+{
+    return nb_relu(x[0]);
+}
+
+static nb_tensor *f_sum(nb_tensor *const *x)
+{
+    return nb_sum(x[0], NULL, 0, false);
+}
+
+static nb_tensor *f_sum_02_keep(nb_tensor *const *x)
+{
+    return nb_sum(x[0], (const int[]){0, 2}, 2, true);
+}
+
+static nb_tensor *f_sum_02(nb_tensor *const *x)
+{
+    return nb_sum(x[0], (const int[]){0, 2}, 2, false);
+}
+
+static nb_tensor *f_sum_last(nb_tensor *const *x)
+{
+    return nb_sum(x[0], (const int[]){-1}, 1, false);
+}
+
+static nb_tensor *f_sum_1_keep(nb_tensor *const *x)
+{
+    return nb_sum(x[0], (const int[]){1}, 1, true);
+}
+
+static nb_tensor *f_sum_all_dims_keep(nb_tensor *const *x)
+{
+    return nb_sum(x[0], (const int[]){0, 1, 2}, 3, true);
+}
+
+static nb_tensor *f_mean(nb_tensor *const *x)
+{
+    return nb_mean(x[0], NULL, 0, false);
+}
+
+static nb_tensor *f_mean_02_keep(nb_tensor *const *x)
+{
+    return nb_mean(x[0], (const int[]){0, 2}, 2, true);
+}
+
+static nb_tensor *f_mean_02(nb_tensor *const *x)
+{
+    return nb_mean(x[0], (const int[]){2, 0}, 2, false);
+}
+
+static nb_tensor *f_mean_last_keep(nb_tensor *const *x)
+{
+    return nb_mean(x[0], (const int[]){-1}, 1, true);
+}
+
+static nb_tensor *f_matmul(nb_tensor *const *x)
+{
+    return nb_matmul(x[0], x[1]);
+}
+
+/* input, target, weight (or NULL), pos_weight (or NULL) */
+static nb_tensor *f_bce_none(nb_tensor *const *x)
+{
+    return nb_binary_cross_entropy_with_logits(x[0], x[1], x[2], x[3], NB_NONE);
+}
+
+static nb_tensor *f_bce_mean(nb_tensor *const *x)
+{
+    return nb_binary_cross_entropy_with_logits(x[0], x[1], x[2], x[3], NB_MEAN);
+}
+
+static nb_tensor *f_bce_sum(nb_tensor *const *x)
+{
+    return nb_binary_cross_entropy_with_logits(x[0], x[1], x[2], x[3], NB_SUM);
+}
+
+/* sum(sigmoid(x·w + b) ⊙ c) */
+static nb_tensor *f_chain_sigmoid(nb_tensor *const *x)
+{
+    return nb_sum(nb_mul(nb_sigmoid(nb_add(nb_matmul(x[0], x[1]), x[2])), x[3]), NULL, 0, false);
+}
+
+/* bce(x·w + b, y), mean: the seed graph of the tutorial */
+static nb_tensor *f_chain_bce(nb_tensor *const *x)
+{
+    return nb_binary_cross_entropy_with_logits(nb_add(nb_matmul(x[0], x[1]), x[2]), x[3], NULL,
+                                               NULL, NB_MEAN);
+}
+
+/* mean over dim 1 of (x ⊙ sigmoid(x) − x / 3) · relu(w) − neg(x): x reused, w away from 0 */
+static nb_tensor *f_chain_reuse(nb_tensor *const *x)
+{
+    nb_tensor *a = nb_sub(nb_mul(x[0], nb_sigmoid(x[0])), nb_div_scalar(x[0], 3.0f));
+    return nb_mean(nb_sub(nb_mul(a, nb_relu(x[1])), nb_neg(x[0])), (const int[]){1}, 1, false);
+}
+
+/* relu(x·w1)·w2, reduced by sum over the last dim, then divided by d */
+static nb_tensor *f_chain_mlp(nb_tensor *const *x)
+{
+    nb_tensor *h = nb_relu(nb_matmul(x[0], x[1]));
+    return nb_div(nb_sum(nb_matmul(h, x[2]), (const int[]){-1}, 1, true), x[3]);
+}
+
+/* ---- the table ------------------------------------------------------------------------- */
+
+static gc_row rows[] = {
+    /* add, sub, mul, div: equal shapes and broadcasting */
+    ROW("add [2,3]+[2,3]", f_add, G(2, 3), G(2, 3)),
+    ROW("add [2,3]+[3]", f_add, G(2, 3), G(3)),
+    ROW("add [3]+[2,3]", f_add, G(3), G(2, 3)),
+    ROW("add [4,1]+[1,5]", f_add, G(4, 1), G(1, 5)),
+    ROW("add [2,1,3]+[4,1]", f_add, G(2, 1, 3), G(4, 1)),
+    ROW("add []+[3]", f_add, G0, G(3)),
+    ROW("add [2,3]+[3] const", f_add, G(2, 3), C(3)),
+    ROW("sub [2,3]-[2,3]", f_sub, G(2, 3), G(2, 3)),
+    ROW("sub [2,3]-[3]", f_sub, G(2, 3), G(3)),
+    ROW("sub [1]-[2,3]", f_sub, G(1), G(2, 3)),
+    ROW("sub [4,1]-[1,5]", f_sub, G(4, 1), G(1, 5)),
+    ROW("sub [2,1,3]-[4,1]", f_sub, G(2, 1, 3), G(4, 1)),
+    ROW("sub [3]-[]", f_sub, G(3), G0),
+    ROW("sub const [2,3]-[3]", f_sub, C(2, 3), G(3)),
+    ROW("mul [2,3]*[2,3]", f_mul, G(2, 3), G(2, 3)),
+    ROW("mul [2,3]*[3]", f_mul, G(2, 3), G(3)),
+    ROW("mul [4,1]*[1,5]", f_mul, G(4, 1), G(1, 5)),
+    ROW("mul [2,1,3]*[4,1]", f_mul, G(2, 1, 3), G(4, 1)),
+    ROW("mul []*[3]", f_mul, G0, G(3)),
+    ROW("mul [3]*[] const", f_mul, G(3), C0),
+    ROW("mul x*x", f_square, G(2, 3)),
+    ROW("div [2,3]/[2,3]", f_div, G(2, 3), GA(2, 3)),
+    ROW("div [2,3]/[3]", f_div, G(2, 3), GA(3)),
+    ROW("div [3]/[2,3]", f_div, G(3), GA(2, 3)),
+    ROW("div [4,1]/[1,5]", f_div, G(4, 1), GA(1, 5)),
+    ROW("div [2,1,3]/[4,1]", f_div, G(2, 1, 3), GA(4, 1)),
+    ROW("div []/[3]", f_div, G0, GA(3)),
+    ROW("div [3]/[]", f_div, G(3), GA0),
+    ROW("div const [2,3]/[3]", f_div, C(2, 3), GA(3)),
+    ROW("div [2,3]/[3] const", f_div, G(2, 3), CA(3)),
+    /* with a number; neg */
+    ROW("add_scalar", f_add_scalar, G(2, 3)),
+    ROW("sub_scalar", f_sub_scalar, G(2, 3)),
+    ROW("mul_scalar", f_mul_scalar, G(2, 3)),
+    ROW("div_scalar", f_div_scalar, G(2, 3)),
+    ROW("neg", f_neg, G(2, 3)),
+    ROW("neg []", f_neg, G0),
+    /* unary */
+    ROW("sigmoid", f_sigmoid, G(3, 4)),
+    ROW("sigmoid []", f_sigmoid, G0),
+    ROW("relu", f_relu, GA(3, 4)),
+    /* reductions */
+    ROW("sum all", f_sum, G(2, 3, 4)),
+    ROW("sum all []", f_sum, G0),
+    ROW_IMPLICIT("sum all, implicit gradient", f_sum, G(2, 3)),
+    ROW("sum {0,2} keepdim", f_sum_02_keep, G(2, 3, 4)),
+    ROW("sum {0,2}", f_sum_02, G(2, 3, 4)),
+    ROW("sum {-1}", f_sum_last, G(2, 3, 4)),
+    ROW("sum {1} keepdim", f_sum_1_keep, G(3, 4)),
+    ROW("sum {0,1,2} keepdim", f_sum_all_dims_keep, G(2, 3, 4)),
+    ROW("mean all", f_mean, G(2, 3, 4)),
+    ROW("mean {0,2} keepdim", f_mean_02_keep, G(2, 3, 4)),
+    ROW("mean {2,0}", f_mean_02, G(2, 3, 4)),
+    ROW("mean {-1} keepdim", f_mean_last_keep, G(3, 4)),
+    /* matmul, every rank combination */
+    ROW("matmul 1-D.1-D", f_matmul, G(4), G(4)),
+    ROW_IMPLICIT("matmul 1-D.1-D, implicit gradient", f_matmul, G(4), G(4)),
+    ROW("matmul 1-D.2-D", f_matmul, G(4), G(4, 3)),
+    ROW("matmul 2-D.1-D", f_matmul, G(3, 4), G(4)),
+    ROW("matmul 2-D.2-D", f_matmul, G(3, 4), G(4, 5)),
+    ROW("matmul 3-D.2-D", f_matmul, G(2, 3, 4), G(4, 5)),
+    ROW("matmul 2-D.3-D", f_matmul, G(3, 4), G(2, 4, 5)),
+    ROW("matmul 3-D.1-D", f_matmul, G(2, 3, 4), G(4)),
+    ROW("matmul 1-D.3-D", f_matmul, G(4), G(2, 4, 5)),
+    ROW("matmul 3-D.3-D", f_matmul, G(2, 3, 4), G(2, 4, 5)),
+    ROW("matmul 3-D.3-D broadcast", f_matmul, G(2, 3, 4), G(1, 4, 5)),
+    ROW("matmul 4-D.4-D broadcast", f_matmul, G(2, 1, 3, 4), G(1, 3, 4, 5)),
+    ROW("matmul 4-D.3-D broadcast", f_matmul, G(2, 1, 3, 4), G(3, 4, 2)),
+    ROW("matmul 1-D.1-D const", f_matmul, C(4), G(4)),
+    ROW("matmul 1-D.2-D const", f_matmul, G(4), C(4, 3)),
+    ROW("matmul 2-D.1-D const", f_matmul, C(3, 4), G(4)),
+    ROW("matmul 2-D.2-D const", f_matmul, C(3, 4), G(4, 5)),
+    ROW("matmul 3-D.2-D const", f_matmul, C(2, 3, 4), G(4, 5)),
+    ROW("matmul 3-D.1-D const", f_matmul, G(2, 3, 4), C(4)),
+    ROW("matmul 1-D.3-D const", f_matmul, C(4), G(2, 4, 5)),
+    ROW("matmul 4-D.4-D const", f_matmul, G(2, 1, 3, 4), C(1, 3, 4, 5)),
+    /* BCE with logits: input, target, weight, pos_weight */
+    ROW("bce none", f_bce_none, G(2, 3), CP(2, 3)),
+    ROW("bce mean", f_bce_mean, G(2, 3), CP(2, 3)),
+    ROW("bce sum", f_bce_sum, G(2, 3), CP(2, 3)),
+    ROW("bce mean []", f_bce_mean, G0, CP0),
+    ROW_IMPLICIT("bce mean, implicit gradient", f_bce_mean, G(2, 3), GP(2, 3)),
+    ROW("bce weight [3] none", f_bce_none, G(2, 3), CP(2, 3), CW(3)),
+    ROW("bce weight [3] mean", f_bce_mean, G(2, 3), CP(2, 3), CW(3)),
+    ROW("bce weight [2,1] sum", f_bce_sum, G(2, 3), CP(2, 3), CW(2, 1)),
+    ROW("bce pos_weight none", f_bce_none, G(2, 3), CP(2, 3), NONE, CW(3)),
+    ROW("bce pos_weight mean", f_bce_mean, G(2, 3), CP(2, 3), NONE, CW(3)),
+    ROW("bce weight pos_weight sum", f_bce_sum, G(2, 3), CP(2, 3), CW(3), CW(3)),
+    ROW("bce weight pos_weight mean", f_bce_mean, G(2, 3), CP(2, 3), CW(2, 3), CW(3)),
+    ROW("bce target none", f_bce_none, G(2, 3), GP(2, 3)),
+    ROW("bce target mean", f_bce_mean, G(2, 3), GP(2, 3)),
+    ROW("bce target only sum", f_bce_sum, C(2, 3), GP(2, 3)),
+    ROW("bce target pos_weight none", f_bce_none, G(2, 3), GP(2, 3), NONE, CW(3)),
+    ROW("bce target weight pos_weight mean", f_bce_mean, G(2, 3), GP(2, 3), CW(3), CW(3)),
+    /* chains */
+    ROW_IMPLICIT("chain sum(sigmoid(x.w+b)*c)", f_chain_sigmoid, G(4, 3), G(3, 2), G(2), G(4, 2)),
+    ROW_IMPLICIT("chain bce(x.w+b, y)", f_chain_bce, C(4, 5), G(5, 3), G(3), CP(4, 3)),
+    ROW("chain x reused", f_chain_reuse, G(3, 4), GA(4)),
+    ROW("chain relu mlp", f_chain_mlp, G(2, 3, 4), G(4, 5), G(5, 2), GA(2, 3, 1)),
+};
+
+#define N_ROWS (sizeof rows / sizeof rows[0])
+
+/* ---- the check ------------------------------------------------------------------------- */
+
+static nb_tensor *make_input(const gc_row *row, int i)
+{
+    const gc_input *in = &row->in[i];
+    bool uniform = in->init == GC_PROB || in->init == GC_POS;
+    nb_tensor *t = uniform ? nb_rand(in->shape) : nb_randn(in->shape);
+    if (!t) fail_msg("%s: input %d: %s", row->name, i, nb_last_error()->message);
+    float *d = nb_tensor_data(t);
+    for (int64_t k = 0; k < nb_tensor_numel(t); k++) {
+        switch (in->init) {
+        case GC_AWAY:
+            d[k] = copysignf(0.5f + 0.5f * fabsf(d[k]), d[k]);
+            break;
+        case GC_PROB:
+            d[k] = 0.1f + 0.8f * d[k];
+            break;
+        case GC_POS:
+            d[k] = 0.5f + 1.5f * d[k];
+            break;
+        case GC_NORMAL:
+        case GC_ABSENT:
+            break;
+        }
+    }
+    if (in->grad && !nb_requires_grad_(t, true))
+        fail_msg("%s: input %d: %s", row->name, i, nb_last_error()->message);
+    return t;
+}
+
+/* The row's output, with its intermediates released. New reference or NULL. */
+static nb_tensor *build(const gc_row *row, nb_tensor *const *x)
+{
+    nb_scope *scope = nb_scope_begin();
+    assert_non_null(scope);
+    nb_tensor *out = row->f(x);
+    if (out && !nb_scope_keep(out)) out = NULL;
+    assert_int_equal(nb_scope_end(scope), NB_OK);
+    if (!out) fail_msg("%s: %s", row->name, nb_last_error()->message);
+    return out;
+}
+
+/* L = sum(out ⊙ r) in double (r NULL: L = out), evaluated without recording a graph. */
+static double objective(const gc_row *row, nb_tensor *const *x, const nb_tensor *r)
+{
+    bool prev = nb_set_grad_enabled(false);
+    nb_tensor *out = build(row, x);
+    nb_set_grad_enabled(prev);
+    assert_false(nb_tensor_requires_grad(out));
+    const float *o = nb_tensor_data_const(out);
+    const float *w = r ? nb_tensor_data_const(r) : NULL;
+    double acc = 0.0;
+    for (int64_t k = 0; k < nb_tensor_numel(out); k++)
+        acc += (double)o[k] * (w ? (double)w[k] : 1.0);
+    nb_release(out);
+    return acc;
+}
+
+static bool same_shape(const nb_tensor *a, const nb_tensor *b)
+{
+    if (nb_tensor_ndim(a) != nb_tensor_ndim(b)) return false;
+    for (int d = 0; d < nb_tensor_ndim(a); d++)
+        if (nb_tensor_shape(a)[d] != nb_tensor_shape(b)[d]) return false;
+    return true;
+}
+
+/* Compare input i's analytic gradient with central differences. */
+static void check_input(const gc_row *row, nb_tensor *const *x, int i, const nb_tensor *r)
+{
+    nb_tensor *g = nb_tensor_grad(x[i]);
+    if (!g) fail_msg("%s: input %d requires grad but got no .grad", row->name, i);
+    if (!same_shape(g, x[i]))
+        fail_msg("%s: input %d: .grad is %s, input %s", row->name, i, nbt_repr(g), nbt_repr(x[i]));
+    int64_t n = nb_tensor_numel(x[i]);
+    double *num = calloc((size_t)n, sizeof *num);
+    assert_non_null(num);
+    float *d = nb_tensor_data(x[i]);
+    double scale = 1.0;
+    for (int64_t k = 0; k < n; k++) {
+        float v = d[k];
+        double h = GC_STEP * fmax(1.0, fabs((double)v));
+        float hi = (float)((double)v + h), lo = (float)((double)v - h);
+        d[k] = hi;
+        nb_tensor_bump_version(x[i]);
+        double lp = objective(row, x, r);
+        d[k] = lo;
+        nb_tensor_bump_version(x[i]);
+        double lm = objective(row, x, r);
+        d[k] = v;
+        nb_tensor_bump_version(x[i]);
+        num[k] = (lp - lm) / ((double)hi - (double)lo);
+        scale = fmax(scale, fabs(num[k]));
+    }
+    const float *ga = nb_tensor_data_const(g);
+    for (int64_t k = 0; k < n; k++) {
+        double diff = fabs((double)ga[k] - num[k]);
+        if (!(diff <= GC_ATOL * scale + GC_RTOL * fabs(num[k]))) {
+            double want = num[k];
+            free(num);
+            fail_msg("%s: input %d element %lld: analytic %.7g, numeric %.7g", row->name, i,
+                     (long long)k, (double)ga[k], want);
+        }
+    }
+    free(num);
+}
+
+static void run_row(void **state)
+{
+    const gc_row *row = *state;
+    nb_tensor *x[GC_MAX_INPUTS] = {NULL};
+    bool any_grad = false;
+    for (int i = 0; i < GC_MAX_INPUTS; i++) {
+        if (row->in[i].init == GC_ABSENT) continue;
+        x[i] = make_input(row, i);
+        any_grad = any_grad || row->in[i].grad;
+    }
+    assert_true(any_grad);
+
+    nb_tensor *out = build(row, x);
+    if (!nb_tensor_requires_grad(out) || nb_tensor_grad_fn(out) == NULL)
+        fail_msg("%s: the output records no graph", row->name);
+    nb_tensor *r = NULL;
+    if (row->implicit) {
+        assert_int_equal(nb_tensor_ndim(out), 0);
+    } else {
+        r = nb_randn_like(out);
+        assert_non_null(r);
+    }
+    if (nb_backward(out, r, false) != NB_OK)
+        fail_msg("%s: nb_backward: %s", row->name, nb_last_error()->message);
+    nb_release(out);
+
+    for (int i = 0; i < GC_MAX_INPUTS; i++) {
+        if (!x[i]) continue;
+        if (row->in[i].grad)
+            check_input(row, x, i, r);
+        else if (nb_tensor_grad(x[i]))
+            fail_msg("%s: input %d does not require grad but got a .grad", row->name, i);
+    }
+    nb_release(r);
+    for (int i = 0; i < GC_MAX_INPUTS; i++) nb_release(x[i]);
+}
+
+int main(void)
+{
+    struct CMUnitTest tests[N_ROWS];
+    for (size_t i = 0; i < N_ROWS; i++)
+        tests[i] = (struct CMUnitTest){rows[i].name, run_row, nbt_setup, nbt_teardown, &rows[i]};
+    return cmocka_run_group_tests_name("gradcheck", tests, NULL, NULL);
+}
