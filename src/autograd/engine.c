@@ -15,14 +15,40 @@ const char *nb__engine_fn(void)
     return engine_fn;
 }
 
+/* A growable array of nodes that starts in its own inline storage: a small graph's backward
+ * makes no allocation for its bookkeeping. Set up with vec_init, never copied after it. */
+#define VEC_INLINE 32
+
 typedef struct node_vec {
     nb_node **items;
     size_t count, cap;
+    nb_node *inline_items[VEC_INLINE];
 } node_vec;
+
+static void vec_init(node_vec *v)
+{
+    v->items = v->inline_items;
+    v->count = 0;
+    v->cap = VEC_INLINE;
+}
+
+static void vec_free(node_vec *v)
+{
+    if (v->items != v->inline_items) nb__free(v->items);
+    vec_init(v);
+}
 
 static bool vec_push(node_vec *v, nb_node *n)
 {
-    if (!nb__grow((void **)&v->items, sizeof *v->items, &v->cap, v->count + 1)) return false;
+    if (v->count == v->cap) {
+        if (v->cap > SIZE_MAX / 2 / sizeof *v->items) return false;
+        nb_node **items = nb__alloc(2 * v->cap * sizeof *items, 16);
+        if (!items) return false;
+        memcpy(items, v->items, v->count * sizeof *items);
+        if (v->items != v->inline_items) nb__free(v->items);
+        v->items = items;
+        v->cap *= 2;
+    }
     v->items[v->count++] = n;
     return true;
 }
@@ -126,7 +152,8 @@ typedef struct run_state {
 /* Count, for each node reachable from the roots, how many edges lead into it. */
 static nb_status count_deps(run_state *st, int n_roots, nb_node *const *roots)
 {
-    node_vec stack = {0};
+    node_vec stack;
+    vec_init(&stack);
     nb_status rc = NB_OK;
     for (int r = 0; r < n_roots && rc == NB_OK; r++) {
         nb_node *root = roots[r];
@@ -151,7 +178,7 @@ static nb_status count_deps(run_state *st, int n_roots, nb_node *const *roots)
             }
         }
     }
-    nb__free(stack.items);
+    vec_free(&stack);
     return rc;
 }
 
@@ -225,8 +252,8 @@ static nb_status run(run_state *st, int n_roots, nb_node *const *roots, nb_tenso
         nb_release(st->seen.items[i]->buffer);
         st->seen.items[i]->buffer = NULL;
     }
-    nb__free(st->seen.items);
-    nb__free(st->ready.items);
+    vec_free(&st->seen);
+    vec_free(&st->ready);
     return rc;
 }
 
@@ -298,9 +325,14 @@ nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *in
     const char *prev_fn = engine_fn;
     engine_fn = fn;
     nb_scope *token = nb__scope_suspend(); /* engine tensors belong to the graph, not scopes */
-    nb_node *roots[64] = {NULL};
-    nb_tensor *seeds[64] = {NULL};
-    nb_node *targets[64] = {NULL};
+    /* only the first n_outputs / n_inputs entries are used: set those, not all 64 */
+    nb_node *roots[64], *targets[64];
+    nb_tensor *seeds[64];
+    for (int i = 0; i < n_outputs; i++) {
+        roots[i] = NULL;
+        seeds[i] = NULL;
+    }
+    for (int i = 0; i < n_inputs; i++) targets[i] = NULL;
     nb_status rc = NB_OK;
     int made = 0;
     for (; made < n_outputs && rc == NB_OK; made++) {
@@ -317,6 +349,8 @@ nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *in
                         .n_capture = results ? n_inputs : 0,
                         .capture_node = targets,
                         .capture_out = results};
+        vec_init(&st.seen);
+        vec_init(&st.ready);
         rc = run(&st, n_outputs, roots, seeds);
     }
     if (rc == NB_OK && results && !allow_unused) {
@@ -338,11 +372,16 @@ nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *in
         nb__node_release(roots[i]);
     }
     nb__scope_resume(token);
-    if (results && rc == NB_OK) /* the caller's new references belong to its scope */
-        for (int i = 0; i < n_inputs; i++)
-            if (results[i] && !nb__scope_track(results[i])) {
-                rc = nb__oom(fn);
+    if (results && rc == NB_OK) { /* the caller's new references belong to its scope */
+        for (int i = 0; i < n_inputs && rc == NB_OK; i++)
+            if (results[i] && !nb__scope_track(results[i])) rc = nb__oom(fn);
+        if (rc != NB_OK) { /* no result on error: untrack the ones tracked, free them all */
+            for (int i = 0; i < n_inputs; i++) {
+                nb__drop(results[i]);
+                results[i] = NULL;
             }
+        }
+    }
     engine_fn = prev_fn;
     return rc;
 }

@@ -15,9 +15,29 @@ static const nb_op accumulate_op = {"AccumulateGrad", NULL};
  * grad_fn follow: a long chain would recurse once per node. Instead, nodes whose count drops
  * to zero go on a per-thread list that the outermost release drains.
  */
+#define DYING_INLINE 32
+/* The list lives in dying_inline until it outgrows it; dying == NULL means dying_inline. */
+static _Thread_local nb_node *dying_inline[DYING_INLINE];
 static _Thread_local nb_node **dying;
 static _Thread_local size_t dying_count, dying_cap;
 static _Thread_local bool draining;
+
+static bool dying_push(nb_node *n)
+{
+    nb_node **list = dying ? dying : dying_inline;
+    size_t cap = dying ? dying_cap : DYING_INLINE;
+    if (dying_count == cap) {
+        if (cap > SIZE_MAX / 2 / sizeof *list) return false;
+        nb_node **bigger = nb__alloc(2 * cap * sizeof *bigger, 16);
+        if (!bigger) return false;
+        memcpy(bigger, list, dying_count * sizeof *bigger);
+        if (dying) nb__free(dying);
+        dying = list = bigger;
+        dying_cap = 2 * cap;
+    }
+    list[dying_count++] = n;
+    return true;
+}
 
 static void node_destroy(nb_node *n)
 {
@@ -35,16 +55,19 @@ static void node_destroy(nb_node *n)
 void nb__node_release(nb_node *n)
 {
     if (!n || --n->refcount > 0) return;
-    if (!nb__grow((void **)&dying, sizeof *dying, &dying_cap, dying_count + 1)) {
+    if (!dying_push(n)) {
         node_destroy(n); /* no memory for the list: fall back to recursion */
         return;
     }
-    dying[dying_count++] = n;
     if (draining) return;
     draining = true;
-    while (dying_count > 0) node_destroy(dying[--dying_count]);
+    /* node_destroy may push more nodes, and move the list to the heap: reread it each time */
+    while (dying_count > 0) {
+        nb_node *last = (dying ? dying : dying_inline)[--dying_count];
+        node_destroy(last);
+    }
     draining = false;
-    nb__free(dying);
+    nb__free(dying); /* a list that outgrew the inline one */
     dying = NULL;
     dying_cap = 0;
 }

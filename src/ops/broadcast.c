@@ -164,7 +164,14 @@ nb_tensor *nb__expand(const nb_tensor *g, const nb_shape *shape)
     nb_shape gs = nb_tensor_size(g);
     const float *src = nb__data(g);
     float *dst = nb__data(out);
-    WALK_BROADCAST(&gs, shape, dst[bo_] = src[so_]);
+    if (g->numel == 1) { /* one value everywhere (the backward of a full sum or mean) */
+        float v = src[0];
+        for (int64_t i = 0; i < out->numel; i++) dst[i] = v;
+    } else if (g->numel == out->numel) { /* nothing is broadcast: the same elements */
+        memcpy(dst, src, (size_t)out->numel * sizeof *dst);
+    } else {
+        WALK_BROADCAST(&gs, shape, dst[bo_] = src[so_]);
+    }
     return out;
 }
 

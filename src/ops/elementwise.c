@@ -1,4 +1,6 @@
 /* Elementwise arithmetic: add, sub, mul, div (broadcasting), their scalar forms, neg, in-place. */
+#include <string.h>
+
 #include "ops/internal.h"
 
 /* *gx = ±sum_to(gy ⊙ f, input i's shape) when input i needs a gradient; f = NULL means 1. */
@@ -6,6 +8,14 @@ static nb_status grad_of(nb_node *n, int i, const nb_tensor *gy, const nb_tensor
                          nb_tensor **gx)
 {
     if (!nb__needs_grad(n, i)) return NB_OK;
+    if (!f && sign > 0 && gy->ndim == n->input_shape[i].ndim &&
+        !memcmp(gy->shape, n->input_shape[i].dims, sizeof(int64_t) * (size_t)gy->ndim)) {
+        /* the gradient passes through unchanged: share gy rather than copy it. The engine
+         * never writes into a gradient that another reference can see (it copies first), so
+         * sharing is safe; a leaf that receives a shared gradient gets its own copy. */
+        *gx = nb_retain(nb__unconst(gy));
+        return NB_OK;
+    }
     nb_tensor *t = f ? nb__binary("nb_backward", NB__MUL, gy, f) : NULL;
     if (f && !t) return nb_last_error()->code;
     *gx = nb__sum_to(t ? t : gy, &n->input_shape[i]);

@@ -102,11 +102,11 @@ nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *targ
     if (expand_opt(fn, "weight", weight, input, &we) != NB_OK ||
         expand_opt(fn, "pos_weight", pos_weight, input, &pe) != NB_OK)
         goto done;
-    loss = nb__new(fn, input->ndim, input->shape);
-    if (!loss) goto done;
+    /* the per-element losses are kept only when they are the result (reduction none) */
+    if (reduction == NB_NONE && !(loss = nb__new(fn, input->ndim, input->shape))) goto done;
     const float *X = nb__data(input), *Y = nb__data(target);
     const float *W = we ? nb__data(we) : NULL, *P = pe ? nb__data(pe) : NULL;
-    float *L = nb__data(loss);
+    float *L = loss ? nb__data(loss) : NULL;
     double total = 0.0;
     for (int64_t e = 0; e < input->numel; e++) {
         /* the operations, in float, in the order of PyTorch's kernel */
@@ -116,7 +116,7 @@ nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *targ
         float l = P ? (1.0f - y) * x + ((P[e] - 1.0f) * y + 1.0f) * (soft + max_val)
                     : (1.0f - y) * x + max_val + soft;
         if (W) l *= W[e];
-        L[e] = l;
+        if (L) L[e] = l;
         total += (double)l;
     }
     if (reduction == NB_NONE) {
