@@ -325,17 +325,14 @@ nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *in
     const char *prev_fn = engine_fn;
     engine_fn = fn;
     nb_scope *token = nb__scope_suspend(); /* engine tensors belong to the graph, not scopes */
-    /* only the first n_outputs / n_inputs entries are used: set those, not all 64 */
+    /* Only the entries in use are written (no zeroing of all 64): roots[i] and seeds[i] for
+     * i < made, each holding a reference; a prepare_root that fails keeps none. targets
+     * is read only with results, after it is filled. */
     nb_node *roots[64], *targets[64];
     nb_tensor *seeds[64];
-    for (int i = 0; i < n_outputs; i++) {
-        roots[i] = NULL;
-        seeds[i] = NULL;
-    }
-    for (int i = 0; i < n_inputs; i++) targets[i] = NULL;
     nb_status rc = NB_OK;
     int made = 0;
-    for (; made < n_outputs && rc == NB_OK; made++) {
+    for (; made < n_outputs; made++) {
         const nb_tensor *g = grad_outputs ? grad_outputs[made] : NULL;
         rc = prepare_root(outputs[made], g, made, &seeds[made], &roots[made]);
         if (rc != NB_OK) break;
@@ -345,10 +342,12 @@ nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *in
             targets[i] = inputs[i]->grad_fn ? inputs[i]->grad_fn : inputs[i]->grad_accumulator;
     }
     if (rc == NB_OK) {
-        run_state st = {.retain_graph = retain_graph,
-                        .n_capture = results ? n_inputs : 0,
-                        .capture_node = targets,
-                        .capture_out = results};
+        /* field by field: an initializer would also zero the vectors' inline storage */
+        run_state st;
+        st.retain_graph = retain_graph;
+        st.n_capture = results ? n_inputs : 0;
+        st.capture_node = targets;
+        st.capture_out = results;
         vec_init(&st.seen);
         vec_init(&st.ready);
         rc = run(&st, n_outputs, roots, seeds);
@@ -367,7 +366,7 @@ nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *in
             results[i] = NULL;
         }
     }
-    for (int i = 0; i < n_outputs; i++) {
+    for (int i = 0; i < made; i++) {
         nb_release(seeds[i]);
         nb__node_release(roots[i]);
     }

@@ -124,7 +124,9 @@ nb_status nb__record(const char *fn, const nb_op *op, nb_tensor *out, int n,
     for (int i = 0; i < n; i++) {
         nb_tensor *x = inputs[i];
         if (!x) continue;
-        g->input_shape[i] = nb_tensor_size(x);
+        /* the node is zeroed: copying the used sizes gives what nb_tensor_size(x) would */
+        g->input_shape[i].ndim = x->ndim;
+        memcpy(g->input_shape[i].dims, x->shape, (size_t)x->ndim * sizeof *x->shape);
         if (!x->requires_grad) continue;
         if (x->grad_fn) {
             g->next[i] = (nb_edge){x->grad_fn, x->output_nr};

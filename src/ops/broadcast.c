@@ -91,6 +91,11 @@ static void broadcast_apply(nb__binop op, const nb_tensor *a, const nb_tensor *b
 
 nb_tensor *nb__binary(const char *fn, nb__binop op, const nb_tensor *a, const nb_tensor *b)
 {
+    if (nb__same_shape(a, b)) { /* nothing to broadcast: skip the shape arithmetic */
+        nb_tensor *out = nb__new(fn, a->ndim, a->shape);
+        if (out) kernel(op, nb__data(a), 1, nb__data(b), 1, nb__data(out), out->numel);
+        return out;
+    }
     nb_shape as = nb_tensor_size(a), bs = nb_tensor_size(b), os;
     if (nb__broadcast_shape(fn, &as, &bs, &os) != NB_OK) return NULL;
     nb_tensor *out = nb__new(fn, os.ndim, os.dims);
@@ -161,7 +166,6 @@ nb_tensor *nb__expand(const nb_tensor *g, const nb_shape *shape)
 {
     nb_tensor *out = nb__new("nb_expand", shape->ndim, shape->dims);
     if (!out) return NULL;
-    nb_shape gs = nb_tensor_size(g);
     const float *src = nb__data(g);
     float *dst = nb__data(out);
     if (g->numel == 1) { /* one value everywhere (the backward of a full sum or mean) */
@@ -170,6 +174,7 @@ nb_tensor *nb__expand(const nb_tensor *g, const nb_shape *shape)
     } else if (g->numel == out->numel) { /* nothing is broadcast: the same elements */
         memcpy(dst, src, (size_t)out->numel * sizeof *dst);
     } else {
+        nb_shape gs = nb_tensor_size(g);
         WALK_BROADCAST(&gs, shape, dst[bo_] = src[so_]);
     }
     return out;

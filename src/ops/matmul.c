@@ -26,6 +26,13 @@ static nb_status mm_error(const char *fn, const nb_shape *a, const nb_shape *b, 
                      (long long)ka, (long long)kb);
 }
 
+/* *s = the shape of ndim sizes from dims: nb_shape_make, written in place (a hot path). */
+static void set_shape(nb_shape *s, int ndim, const int64_t *dims)
+{
+    s->ndim = ndim;
+    for (int i = 0; i < NB_MAX_DIMS; i++) s->dims[i] = i < ndim ? dims[i] : 0;
+}
+
 static nb_status plan(const char *fn, const nb_shape *a, const nb_shape *b, mm_plan *p)
 {
     if (a->ndim == 0 || b->ndim == 0)
@@ -39,8 +46,9 @@ static nb_status plan(const char *fn, const nb_shape *a, const nb_shape *b, mm_p
     p->n = b->ndim >= 2 ? b->dims[b->ndim - 1] : 1;
     if (p->k != kb) return mm_error(fn, a, b, p->k, kb);
 
-    nb_shape ba = nb_shape_make(a->ndim > 2 ? a->ndim - 2 : 0, a->dims);
-    nb_shape bb = nb_shape_make(b->ndim > 2 ? b->ndim - 2 : 0, b->dims);
+    nb_shape ba, bb;
+    set_shape(&ba, a->ndim > 2 ? a->ndim - 2 : 0, a->dims);
+    set_shape(&bb, b->ndim > 2 ? b->ndim - 2 : 0, b->dims);
     if (nb__broadcast_shape(fn, &ba, &bb, &p->batch) != NB_OK) return NB_ESHAPE;
     nb__broadcast_strides(&ba, &p->batch, p->sa);
     nb__broadcast_strides(&bb, &p->batch, p->sb);
@@ -157,7 +165,9 @@ nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b)
         return NULL;
     }
     mm_plan p;
-    nb_shape sa = nb_tensor_size(a), sb = nb_tensor_size(b);
+    nb_shape sa, sb;
+    set_shape(&sa, a->ndim, a->shape);
+    set_shape(&sb, b->ndim, b->shape);
     if (plan(fn, &sa, &sb, &p) != NB_OK) return NULL;
     nb_tensor *out = nb__new(fn, p.out.ndim, p.out.dims);
     if (!out) return NULL;

@@ -1,0 +1,200 @@
+/* Helpers shared by nabla's benchmarks: clock, median, flags, timing loop, JSON rows. */
+#define _POSIX_C_SOURCE 200809L
+#include "bench_util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double nbb_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double nbb_median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+const char *nbb_flag_value(int argc, char **argv, int *i, const char *flag, bool *missing)
+{
+    const char *arg = argv[*i];
+    size_t len = strlen(flag);
+    if (strncmp(arg, flag, len) != 0) return NULL;
+    if (arg[len] == '=') return arg + len + 1;
+    if (arg[len] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: needs a value\n", flag);
+        *missing = true;
+        return NULL;
+    }
+    *i += 1;
+    return argv[*i];
+}
+
+int nbb_parse_int_list(const char *flag, const char *text, int lo, int hi, int *out, size_t cap)
+{
+    size_t count = 0;
+    const char *p = text;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno != 0 || v < lo || v > hi || (*end != ',' && *end != '\0')) {
+            fprintf(stderr, "%s: expected integers in [%d, %d] separated by commas, got '%s'\n",
+                    flag, lo, hi, text);
+            return -1;
+        }
+        if (count == cap) {
+            fprintf(stderr, "%s: at most %zu values\n", flag, cap);
+            return -1;
+        }
+        out[count++] = (int)v;
+        if (*end == '\0') return (int)count;
+        p = end + 1;
+    }
+}
+
+void nbb_print_usage(FILE *out)
+{
+    fputs("  --json           one JSON object per row on stdout instead of the table\n"
+          "  --threads LIST   thread counts, set with nb_set_num_threads (default 1,2)\n"
+          "  --quick          small sizes and few repetitions: a smoke test\n"
+          "  --help           this text\n",
+          out);
+}
+
+int nbb_parse_options(int *argc, char **argv, nbb_options *opt)
+{
+    *opt = (nbb_options){.threads = {1, 2}, .n_threads = 2, .min_time_s = 0.2, .min_reps = 3};
+    int kept = 1;
+    for (int i = 1; i < *argc; i++) {
+        bool missing = false;
+        const char *threads = nbb_flag_value(*argc, argv, &i, "--threads", &missing);
+        if (missing) return -1;
+        if (threads) {
+            int n = nbb_parse_int_list("--threads", threads, 1, 256, opt->threads, NBB_MAX_THREADS);
+            if (n < 0) return -1;
+            opt->n_threads = (size_t)n;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            opt->json = true;
+        } else if (strcmp(argv[i], "--quick") == 0) {
+            opt->quick = true;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return 1;
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    *argc = kept;
+    argv[kept] = NULL;
+    if (opt->quick) opt->min_time_s = 0.02;
+    return 0;
+}
+
+nbb_timing nbb_measure(void (*fn)(void *ctx), void *ctx, const nbb_options *opt)
+{
+    /* Warm-up: at least one call, and enough calls to fill 10 ms when they are short, which
+     * also estimates the time per call. */
+    const double warm_s = 0.01, min_sample_s = 50e-6;
+    int warm_calls = 0;
+    double t0 = nbb_now(), elapsed;
+    do {
+        fn(ctx);
+        warm_calls++;
+        elapsed = nbb_now() - t0;
+    } while (elapsed < warm_s);
+    double per_call = elapsed / warm_calls;
+
+    int batch = 1;
+    if (per_call < min_sample_s) batch = (int)ceil(min_sample_s / fmax(per_call, 1e-9));
+    double want = ceil(opt->min_time_s / (per_call * batch));
+    int reps = want > 1e6 ? 1000000 : (int)want;
+    if (reps < opt->min_reps) reps = opt->min_reps;
+
+    double *samples = malloc((size_t)reps * sizeof *samples);
+    if (!samples) return (nbb_timing){.median_s = (double)NAN, .reps = 0, .batch = batch};
+    for (int r = 0; r < reps; r++) {
+        double s = nbb_now();
+        for (int b = 0; b < batch; b++) fn(ctx);
+        samples[r] = (nbb_now() - s) / batch;
+    }
+    double median = nbb_median(samples, (size_t)reps);
+    free(samples);
+    return (nbb_timing){.median_s = median, .reps = reps, .batch = batch};
+}
+
+void nbb_fill_uniform(float *x, size_t n, uint64_t *state)
+{
+    uint64_t s = *state ? *state : 0x9E3779B97F4A7C15u;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        /* The top 24 bits of xorshift64* give an exact float in [0, 1). */
+        uint32_t bits = (uint32_t)((s * 0x2545F4914F6CDD1Du) >> 40);
+        x[i] = (float)bits * 0x1p-23f - 1.0f;
+    }
+    *state = s;
+}
+
+static void write_json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+void nbb_json_row(FILE *out, const nbb_field *fields, size_t n)
+{
+    fputc('{', out);
+    for (size_t i = 0; i < n; i++) {
+        const nbb_field *f = &fields[i];
+        if (i) fputs(", ", out);
+        write_json_string(out, f->key);
+        fputs(": ", out);
+        switch (f->kind) {
+        case NBB_KIND_STR:
+            if (f->s)
+                write_json_string(out, f->s);
+            else
+                fputs("null", out);
+            break;
+        case NBB_KIND_INT:
+            fprintf(out, "%lld", f->i);
+            break;
+        case NBB_KIND_NUM:
+            if (isfinite(f->d))
+                fprintf(out, "%.6g", f->d);
+            else
+                fputs("null", out);
+            break;
+        case NBB_KIND_BOOL:
+            fputs(f->i ? "true" : "false", out);
+            break;
+        case NBB_KIND_NULL:
+            fputs("null", out);
+            break;
+        }
+    }
+    fputs("}\n", out);
+}

@@ -1,0 +1,113 @@
+/*
+ * Helpers shared by nabla's benchmark programs (bench-matmul, bench-autograd).
+ *
+ * A benchmark parses the shared flags, times a callback, and prints one row per result:
+ *
+ *     nbb_options opt;
+ *     if (nbb_parse_options(&argc, argv, &opt) != 0) return 2;   // leaves its own flags
+ *     nbb_timing t = nbb_measure(run_once, &ctx, &opt);          // warm-up, then median
+ *     NBB_JSON_ROW(stdout, NBB_STR("workload", "M"), NBB_INT("n", n),
+ *                  NBB_NUM("median_s", t.median_s));
+ *
+ * Timings are medians of repeated samples after a warm-up; machines are noisy, so report
+ * ratios measured in the same run (see BENCHMARKS.md).
+ */
+#ifndef NABLA_BENCH_UTIL_H
+#define NABLA_BENCH_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Seconds on a monotonic clock, from an arbitrary origin. */
+double nbb_now(void);
+
+/* The median of v[0..n-1] (the mean of the middle two when n is even); sorts v. n >= 1. */
+double nbb_median(double *v, size_t n);
+
+#define NBB_MAX_THREADS 16
+
+/* The flags every benchmark takes. */
+typedef struct nbb_options {
+    bool json;                    /* --json: one JSON object per row instead of a table */
+    bool quick;                   /* --quick: small sizes, few reps (a smoke test) */
+    int threads[NBB_MAX_THREADS]; /* --threads 1,2: thread counts to run, in order */
+    size_t n_threads;             /* entries used in threads (default: 1, 2) */
+    double min_time_s;            /* time one measurement spends at least (0.2 s; quick 0.02) */
+    int min_reps;                 /* samples per measurement at least (3) */
+} nbb_options;
+
+/*
+ * Parse --json, --quick, --threads LIST (also --threads=LIST) and --help out of argv.
+ * The arguments it does not know stay, in order, in argv[1..*argc-1] for the benchmark's
+ * own parser. Returns 0; 1 for --help (print the usage, with nbb_print_usage for the shared
+ * flags, and exit); -1 after printing a one-line message to stderr.
+ */
+int nbb_parse_options(int *argc, char **argv, nbb_options *opt);
+
+/* The shared flags' usage, one per line, for a benchmark's --help. */
+void nbb_print_usage(FILE *out);
+
+/*
+ * Parse a comma-separated list of integers in [lo, hi] ("64,128,256") into out[0..cap-1].
+ * Returns the count, or -1 after printing a message naming flag to stderr.
+ */
+int nbb_parse_int_list(const char *flag, const char *text, int lo, int hi, int *out, size_t cap);
+
+/*
+ * If argv[*i] is flag, as "flag VALUE" or "flag=VALUE", return VALUE and advance *i past it;
+ * otherwise NULL. A flag with no value prints a message and sets *missing.
+ */
+const char *nbb_flag_value(int argc, char **argv, int *i, const char *flag, bool *missing);
+
+/* One measurement: the median time per call over `reps` samples of `batch` calls each. */
+typedef struct nbb_timing {
+    double median_s; /* per call */
+    int reps;        /* samples taken */
+    int batch;       /* calls per sample */
+} nbb_timing;
+
+/*
+ * Time fn(ctx): warm up, then take samples until opt->min_time_s has passed and at least
+ * opt->min_reps samples are in. Calls much shorter than a clock read are batched so that
+ * one sample lasts at least 50 µs.
+ */
+nbb_timing nbb_measure(void (*fn)(void *ctx), void *ctx, const nbb_options *opt);
+
+/* Fill x[0..n-1] with uniform floats in [-1, 1) from a xorshift64* state (never 0). */
+void nbb_fill_uniform(float *x, size_t n, uint64_t *state);
+
+/* A field of a JSON row; build with NBB_STR, NBB_INT, NBB_NUM, NBB_BOOL, NBB_NULL. */
+typedef enum nbb_kind {
+    NBB_KIND_STR,
+    NBB_KIND_INT,
+    NBB_KIND_NUM,
+    NBB_KIND_BOOL,
+    NBB_KIND_NULL
+} nbb_kind;
+typedef struct nbb_field {
+    const char *key;
+    nbb_kind kind;
+    const char *s;
+    long long i;
+    double d;
+} nbb_field;
+
+#define NBB_STR(k, v)  ((nbb_field){.key = (k), .kind = NBB_KIND_STR, .s = (v)})
+#define NBB_INT(k, v)  ((nbb_field){.key = (k), .kind = NBB_KIND_INT, .i = (long long)(v)})
+#define NBB_NUM(k, v)  ((nbb_field){.key = (k), .kind = NBB_KIND_NUM, .d = (double)(v)})
+#define NBB_BOOL(k, v) ((nbb_field){.key = (k), .kind = NBB_KIND_BOOL, .i = (v) ? 1 : 0})
+#define NBB_NULL(k)    ((nbb_field){.key = (k), .kind = NBB_KIND_NULL})
+
+/*
+ * Write the fields as one JSON object on one line. A non-finite NBB_NUM is written as null.
+ * Numbers keep 6 significant digits.
+ */
+void nbb_json_row(FILE *out, const nbb_field *fields, size_t n);
+
+#define NBB_JSON_ROW(out, ...)                                                                     \
+    nbb_json_row((out), (const nbb_field[]){__VA_ARGS__},                                          \
+                 sizeof((const nbb_field[]){__VA_ARGS__}) / sizeof(nbb_field))
+
+#endif /* NABLA_BENCH_UTIL_H */
