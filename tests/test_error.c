@@ -505,7 +505,9 @@ static void test_alloc_failures(void **state)
     /* nb_scope_keep into a parent scope whose list must grow */
     nb_error_clear();
     long live = nbt_alloc_live();
-    nb_scope *outer = nb_scope_begin(), *inner = nb_scope_begin();
+    nb_scope *outer = nb_scope_begin();
+    for (int i = 0; i < 16; i++) nb_scalar(0.0f); /* fill the outer scope's inline list */
+    nb_scope *inner = nb_scope_begin();
     nb_tensor *t = nb_ones(NB_SHAPE(2));
     nbt_fail_alloc_after(1);
     assert_null(nb_scope_keep(t));

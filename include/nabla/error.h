@@ -73,9 +73,11 @@ typedef struct nb_allocator {
 
 /**
  * Replace the process-wide allocator used for every allocation nabla makes (tensors, data,
- * graph nodes, scopes). NULL restores the default (aligned_alloc/free). Change it only while
- * no nabla object is alive: a block is always freed by the allocator that made it is NOT
- * guaranteed otherwise.
+ * graph nodes, scopes). NULL restores the default, which takes blocks from the C library and
+ * keeps freed ones in a per-thread cache by size class (up to 64 MiB a thread, returned when
+ * the thread or the process exits), so a warm training step does not call malloc. Change the
+ * allocator only while no nabla object is alive: each block must be freed by the allocator
+ * that made it.
  */
 NB_API void nb_set_allocator(const nb_allocator *allocator);
 

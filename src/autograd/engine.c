@@ -7,8 +7,8 @@
 
 #include "autograd/internal.h"
 
-static _Thread_local const char *engine_fn = "nb_backward";
-static _Thread_local uint64_t run_id;
+static NB__TLS const char *engine_fn = "nb_backward";
+static NB__TLS uint64_t run_id;
 
 const char *nb__engine_fn(void)
 {
@@ -40,15 +40,9 @@ static void vec_free(node_vec *v)
 
 static bool vec_push(node_vec *v, nb_node *n)
 {
-    if (v->count == v->cap) {
-        if (v->cap > SIZE_MAX / 2 / sizeof *v->items) return false;
-        nb_node **items = nb__alloc(2 * v->cap * sizeof *items, 16);
-        if (!items) return false;
-        memcpy(items, v->items, v->count * sizeof *items);
-        if (v->items != v->inline_items) nb__free(v->items);
-        v->items = items;
-        v->cap *= 2;
-    }
+    if (v->count == v->cap && !nb__grow_inline((void **)&v->items, sizeof *v->items, &v->cap,
+                                               v->count + 1, v->inline_items))
+        return false;
     v->items[v->count++] = n;
     return true;
 }

@@ -1,7 +1,7 @@
 /* Grad mode: a per-thread switch that no_grad turns off. */
 #include "autograd/internal.h"
 
-static _Thread_local bool grad_disabled;
+static NB__TLS bool grad_disabled;
 
 bool nb_is_grad_enabled(void)
 {

@@ -4,7 +4,7 @@
 
 #include "autograd/internal.h"
 
-static _Thread_local uint64_t next_seq;
+static NB__TLS uint64_t next_seq;
 
 static const nb_op accumulate_op = {"AccumulateGrad", NULL};
 
@@ -15,12 +15,12 @@ static const nb_op accumulate_op = {"AccumulateGrad", NULL};
  * grad_fn follow: a long chain would recurse once per node. Instead, nodes whose count drops
  * to zero go on a per-thread list that the outermost release drains.
  */
-#define DYING_INLINE 32
+#define DYING_INLINE 16
 /* The list lives in dying_inline until it outgrows it; dying == NULL means dying_inline. */
-static _Thread_local nb_node *dying_inline[DYING_INLINE];
-static _Thread_local nb_node **dying;
-static _Thread_local size_t dying_count, dying_cap;
-static _Thread_local bool draining;
+static NB__TLS nb_node *dying_inline[DYING_INLINE];
+static NB__TLS nb_node **dying;
+static NB__TLS size_t dying_count, dying_cap;
+static NB__TLS bool draining;
 
 static bool dying_push(nb_node *n)
 {

@@ -1,23 +1,140 @@
 /* The replaceable allocator and the thread setting. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
 
+/*
+ * The default allocator keeps a per-thread cache of freed blocks by size class, so a training
+ * step that frees and reallocates the same sizes reaches malloc only while warming up. Every
+ * block carries a 64-byte header that records its class. Cached blocks go back to the system
+ * when their thread exits (a pthread key destructor) and at process exit. Built with
+ * NB_NO_ALLOC_CACHE (sanitizer builds), every free is real, so use-after-free stays visible.
+ */
+#define HEADER              64
+#define SMALL_MAX           1024              /* 64-byte steps up to here: classes 0..15 */
+#define CACHE_MAX_BLOCK     ((size_t)4 << 20) /* then 4 steps per doubling up to 4 MiB */
+#define NCLASS              (16 + 4 * 12)
+#define CACHE_MAX_PER_CLASS 64
+#define CACHE_MAX_BYTES     ((size_t)64 << 20)
+
+typedef struct block_cache {
+    void *head[NCLASS]; /* singly linked through the first word of each free block */
+    unsigned count[NCLASS];
+    size_t bytes;
+} block_cache;
+
+/* What the header in front of each block records. */
+typedef struct block_header {
+    int cls;     /* size class, or -1 for a block too large to cache */
+    size_t size; /* the size it was allocated with */
+} block_header;
+
+static NB__TLS block_cache *cache; /* made on the first free that can be cached */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static bool cache_key_ok;
+
+/* The class of a request of size bytes and its rounded size, or -1 when it is not cached. */
+static int class_of(size_t size, size_t *csize)
+{
+    if (size <= SMALL_MAX) {
+        size_t c = size ? (size + 63) / 64 : 1;
+        *csize = c * 64;
+        return (int)c - 1;
+    }
+    if (size > CACHE_MAX_BLOCK) {
+        *csize = (size + 63) & ~(size_t)63;
+        return -1;
+    }
+    unsigned p = 10; /* 2^p < size <= 2^(p+1) */
+    while (((size_t)2 << p) < size) p++;
+    size_t step = (size_t)1 << (p - 2);
+    size_t k = (size - ((size_t)1 << p) + step - 1) / step; /* 1..4 */
+    *csize = ((size_t)1 << p) + k * step;
+    return 16 + (int)(p - 10) * 4 + (int)k - 1;
+}
+
+static void cache_free_all(block_cache *bc)
+{
+    for (int c = 0; c < NCLASS; c++) {
+        while (bc->head[c]) {
+            void *block = bc->head[c];
+            bc->head[c] = *(void **)block;
+            free((char *)block - HEADER);
+        }
+    }
+    free(bc);
+}
+
+static void flush_on_thread_exit(void *bc)
+{
+    cache_free_all(bc);
+    cache = NULL;
+}
+
+static void flush_on_process_exit(void)
+{
+    if (cache) flush_on_thread_exit(cache);
+}
+
+static void cache_init(void)
+{
+    cache_key_ok = pthread_key_create(&cache_key, flush_on_thread_exit) == 0;
+    if (cache_key_ok) atexit(flush_on_process_exit);
+}
+
+/* This thread's cache, made (and its flush at thread exit registered) on first use. */
+static block_cache *thread_cache(void)
+{
+    if (cache) return cache;
+    pthread_once(&cache_once, cache_init);
+    block_cache *bc = cache_key_ok ? calloc(1, sizeof *bc) : NULL;
+    if (bc && pthread_setspecific(cache_key, bc) != 0) {
+        free(bc);
+        bc = NULL;
+    }
+    return cache = bc;
+}
+
 static void *default_alloc(size_t size, size_t align, void *ctx)
 {
     (void)ctx;
-    if (align < sizeof(void *)) align = sizeof(void *);
-    /* aligned_alloc wants a size that is a multiple of the alignment */
-    size_t rounded = (size + align - 1) & ~(align - 1);
-    if (rounded < size) return NULL;
-    return aligned_alloc(align, rounded ? rounded : align);
+    if (align > HEADER || size > SIZE_MAX - 2 * HEADER) return NULL;
+    size_t csize;
+    int c = class_of(size, &csize);
+    block_cache *bc = cache;
+    if (c >= 0 && bc && bc->head[c]) {
+        void *block = bc->head[c];
+        bc->head[c] = *(void **)block;
+        bc->count[c]--;
+        bc->bytes -= csize;
+        return block;
+    }
+    char *raw = aligned_alloc(HEADER, HEADER + csize);
+    if (!raw) return NULL;
+    *(block_header *)(void *)raw = (block_header){c, csize};
+    return raw + HEADER;
 }
 
 static void default_free(void *ptr, void *ctx)
 {
     (void)ctx;
-    free(ptr);
+    char *raw = (char *)ptr - HEADER;
+    block_header h = *(block_header *)(void *)raw;
+#ifndef NB_NO_ALLOC_CACHE
+    block_cache *bc = h.cls >= 0 ? thread_cache() : NULL;
+    if (bc && bc->count[h.cls] < CACHE_MAX_PER_CLASS && bc->bytes + h.size <= CACHE_MAX_BYTES) {
+        *(void **)ptr = bc->head[h.cls];
+        bc->head[h.cls] = ptr;
+        bc->count[h.cls]++;
+        bc->bytes += h.size;
+        return;
+    }
+#endif
+    free(raw);
 }
 
 static nb_allocator current = {default_alloc, default_free, NULL};
@@ -30,14 +147,20 @@ void nb_set_allocator(const nb_allocator *allocator)
         current = (nb_allocator){default_alloc, default_free, NULL};
 }
 
+/* The default allocator is called directly, not through the table: it is the hot path. */
 void *nb__alloc(size_t size, size_t align)
 {
+    if (current.alloc == default_alloc) return default_alloc(size, align, NULL);
     return current.alloc(size, align, current.ctx);
 }
 
 void nb__free(void *ptr)
 {
-    if (ptr) current.free(ptr, current.ctx);
+    if (!ptr) return;
+    if (current.free == default_free)
+        default_free(ptr, NULL);
+    else
+        current.free(ptr, current.ctx);
 }
 
 void *nb__calloc(size_t size)
@@ -47,7 +170,7 @@ void *nb__calloc(size_t size)
     return p;
 }
 
-bool nb__grow(void **arr, size_t elem, size_t *cap, size_t need)
+bool nb__grow_inline(void **arr, size_t elem, size_t *cap, size_t need, const void *inline_buf)
 {
     if (need <= *cap) return true;
     size_t ncap = *cap ? *cap : 8;
@@ -59,9 +182,14 @@ bool nb__grow(void **arr, size_t elem, size_t *cap, size_t need)
     if (!p) return false;
     if (*arr) {
         memcpy(p, *arr, *cap * elem);
-        nb__free(*arr);
+        if (*arr != inline_buf) nb__free(*arr);
     }
     *arr = p;
     *cap = ncap;
     return true;
+}
+
+bool nb__grow(void **arr, size_t elem, size_t *cap, size_t need)
+{
+    return nb__grow_inline(arr, elem, cap, need, NULL);
 }

@@ -22,6 +22,17 @@
 #define NB__UNLIKELY(x) (x)
 #endif
 
+/*
+ * Small, hot thread-locals use the initial-exec TLS model: one register-relative load instead
+ * of a __tls_get_addr call per access from a shared library. Keep what is declared with it to
+ * a few hundred bytes in all, so the library can still be loaded with dlopen.
+ */
+#if defined(__GNUC__)
+#define NB__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define NB__TLS _Thread_local
+#endif
+
 /** Data buffers are aligned to this many bytes. */
 #define NB__ALIGN 64
 
@@ -34,6 +45,8 @@ void nb__free(void *ptr);
 void *nb__calloc(size_t size);
 /** Grow *arr (elements of elem bytes, *cap of them) to hold at least need; false on OOM. */
 bool nb__grow(void **arr, size_t elem, size_t *cap, size_t need);
+/** nb__grow for an array that may still live in inline_buf, which is never freed. */
+bool nb__grow_inline(void **arr, size_t elem, size_t *cap, size_t need, const void *inline_buf);
 
 /* ---- errors ---------------------------------------------------------------------------- */
 

@@ -1,13 +1,16 @@
 /* Scopes: per-thread autorelease pools for the tensors created inside them. */
 #include "core/internal.h"
 
+#define SCOPE_INLINE 16
+
 struct nb_scope {
     nb_scope *parent;
     nb_tensor **items; /* creation references; NULL where a tensor left early */
     size_t count, cap;
+    nb_tensor *inline_items[SCOPE_INLINE]; /* a small step's tensors need no allocation */
 };
 
-static _Thread_local nb_scope *innermost;
+static NB__TLS nb_scope *innermost;
 
 nb_scope *nb_scope_begin(void)
 {
@@ -16,6 +19,8 @@ nb_scope *nb_scope_begin(void)
         nb__oom("nb_scope_begin");
         return NULL;
     }
+    s->items = s->inline_items;
+    s->cap = SCOPE_INLINE;
     s->parent = innermost;
     innermost = s;
     return s;
@@ -23,7 +28,9 @@ nb_scope *nb_scope_begin(void)
 
 static bool push(nb_scope *s, nb_tensor *t)
 {
-    if (!nb__grow((void **)&s->items, sizeof *s->items, &s->cap, s->count + 1)) return false;
+    if (s->count == s->cap && !nb__grow_inline((void **)&s->items, sizeof *s->items, &s->cap,
+                                               s->count + 1, s->inline_items))
+        return false;
     t->scope = s;
     t->scope_slot = s->count;
     s->items[s->count++] = t;
@@ -58,7 +65,7 @@ nb_status nb_scope_end(nb_scope *s)
         t->scope = NULL;
         nb_release(t);
     }
-    nb__free(s->items);
+    if (s->items != s->inline_items) nb__free(s->items);
     nb__free(s);
     return NB_OK;
 }

@@ -63,34 +63,28 @@ int nb__wrap_dim(int dim, int ndim)
 
 /* ---- storage and tensor objects -------------------------------------------------------- */
 
+/* A storage and its data in one block: the data starts at the next 64-byte boundary. */
 static nb_storage *storage_new(int64_t numel)
 {
-    nb_storage *s = nb__calloc(sizeof *s);
-    if (!s) return NULL;
     size_t bytes = (size_t)(numel > 0 ? numel : 1) * sizeof(float);
-    s->data = nb__alloc(bytes, NB__ALIGN);
-    if (!s->data) {
-        nb__free(s);
-        return NULL;
-    }
+    nb_storage *s = nb__alloc(NB__ALIGN + bytes, NB__ALIGN);
+    if (!s) return NULL;
+    s->data = (float *)(void *)((char *)s + NB__ALIGN);
     s->numel = numel;
     s->refcount = 1;
+    s->version = 0;
     return s;
 }
 
 static void storage_release(nb_storage *s)
 {
-    if (s && --s->refcount == 0) {
-        nb__free(s->data);
-        nb__free(s);
-    }
+    if (s && --s->refcount == 0) nb__free(s);
 }
 
-nb_tensor *nb__new_view(const char *fn, nb_storage *storage, int64_t offset, int ndim,
-                        const int64_t *dims)
+/* A tensor object over storage, for a shape already checked to have numel elements. */
+static nb_tensor *wrap(const char *fn, nb_storage *storage, int64_t offset, int ndim,
+                       const int64_t *dims, int64_t numel)
 {
-    int64_t numel;
-    if (nb__check_shape(fn, ndim, dims, &numel) != NB_OK) return NULL;
     nb_tensor *t = nb__calloc(sizeof *t);
     if (!t) {
         nb__oom(fn);
@@ -111,6 +105,14 @@ nb_tensor *nb__new_view(const char *fn, nb_storage *storage, int64_t offset, int
     return t;
 }
 
+nb_tensor *nb__new_view(const char *fn, nb_storage *storage, int64_t offset, int ndim,
+                        const int64_t *dims)
+{
+    int64_t numel;
+    if (nb__check_shape(fn, ndim, dims, &numel) != NB_OK) return NULL;
+    return wrap(fn, storage, offset, ndim, dims, numel);
+}
+
 nb_tensor *nb__new(const char *fn, int ndim, const int64_t *dims)
 {
     int64_t numel;
@@ -120,7 +122,7 @@ nb_tensor *nb__new(const char *fn, int ndim, const int64_t *dims)
         nb__oom(fn);
         return NULL;
     }
-    nb_tensor *t = nb__new_view(fn, s, 0, ndim, dims);
+    nb_tensor *t = wrap(fn, s, 0, ndim, dims, numel);
     storage_release(s); /* the tensor holds it now (or it is freed on failure) */
     return t;
 }
