@@ -107,14 +107,14 @@ static nb_status accumulate(nb_tensor **slot, nb_tensor *g)
     if (!exclusive(*slot)) {
         nb_tensor *copy = nb_clone(*slot);
         if (!copy) {
-            nb_release(g);
+            nb__release(g);
             return nb__oom(engine_fn);
         }
-        nb_release(*slot);
+        nb__release(*slot);
         *slot = copy;
     }
     add_into(*slot, g);
-    nb_release(g);
+    nb__release(g);
     return NB_OK;
 }
 
@@ -211,12 +211,12 @@ static nb_status run_node(run_state *st, nb_node *n, nb_tensor *g)
         if (rc == NB_OK && c && gx[i]) {
             rc = accumulate(&c->buffer, gx[i]);
         } else {
-            nb_release(gx[i]);
+            nb__release(gx[i]);
         }
     }
     if (!st->retain_graph) nb__node_release_saved(n);
 done:
-    nb_release(g);
+    nb__release(g);
     if (rc != NB_OK) return rc;
     for (int i = 0; i < n->num_inputs; i++) {
         nb_node *c = n->next[i].node;
@@ -243,7 +243,7 @@ static nb_status run(run_state *st, int n_roots, nb_node *const *roots, nb_tenso
         rc = run_node(st, n, g);
     }
     for (size_t i = 0; i < st->seen.count; i++) { /* after an error: drop partial sums */
-        nb_release(st->seen.items[i]->buffer);
+        nb__release(st->seen.items[i]->buffer);
         st->seen.items[i]->buffer = NULL;
     }
     vec_free(&st->seen);
@@ -284,7 +284,7 @@ static nb_status prepare_root(nb_tensor *out, const nb_tensor *grad, int idx, nb
         *node = nb__grad_accumulator(out);
     }
     if (!*node) {
-        nb_release(*seed);
+        nb__release(*seed);
         return nb__oom(engine_fn);
     }
     return NB_OK;
@@ -356,12 +356,12 @@ nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *in
     }
     if (rc != NB_OK && results) {
         for (int i = 0; i < n_inputs; i++) {
-            nb_release(results[i]);
+            nb__release(results[i]);
             results[i] = NULL;
         }
     }
     for (int i = 0; i < made; i++) {
-        nb_release(seeds[i]);
+        nb__release(seeds[i]);
         nb__node_release(roots[i]);
     }
     nb__scope_resume(token);

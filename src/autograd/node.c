@@ -42,13 +42,13 @@ static bool dying_push(nb_node *n)
 static void node_destroy(nb_node *n)
 {
     for (int i = 0; i < n->num_inputs; i++) nb__node_release(n->next[i].node);
-    for (int i = 0; i < NB__MAX_SAVED; i++) nb_release(n->saved[i].tensor);
+    for (int i = 0; i < NB__MAX_SAVED; i++) nb__release(n->saved[i].tensor);
     if (n->variable) {
         if (n->variable->grad_accumulator == n) n->variable->grad_accumulator = NULL;
-        nb_release(n->variable);
+        nb__release(n->variable);
     }
     if (n->retained && n->retained->grad_fn == n) n->retained = NULL;
-    nb_release(n->buffer);
+    nb__release(n->buffer);
     nb__free(n);
 }
 
@@ -198,7 +198,7 @@ void nb__node_release_saved(nb_node *n)
 {
     if (!n->has_saved) return;
     for (int i = 0; i < NB__MAX_SAVED; i++) {
-        nb_release(n->saved[i].tensor);
+        nb__release(n->saved[i].tensor);
         n->saved[i].tensor = NULL;
     }
     n->saved_released = true;
@@ -285,7 +285,7 @@ nb_status nb_zero_grad(nb_tensor *t, bool set_to_none)
     if (!t) return nb__null("nb_zero_grad", "t");
     if (!t->grad) return NB_OK;
     if (set_to_none) {
-        nb_release(t->grad);
+        nb__release(t->grad);
         t->grad = NULL;
     } else {
         memset(nb__data(t->grad), 0, (size_t)t->grad->numel * sizeof(float));

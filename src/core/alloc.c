@@ -99,9 +99,17 @@ static block_cache *thread_cache(void)
     return cache = bc;
 }
 
-static void *default_alloc(size_t size, size_t align, void *ctx)
+/* A block from the system, with its header (the cache missed). */
+static void *alloc_fresh(int c, size_t csize)
 {
-    (void)ctx;
+    char *raw = aligned_alloc(HEADER, HEADER + csize);
+    if (!raw) return NULL;
+    *(block_header *)(void *)raw = (block_header){c, csize};
+    return raw + HEADER;
+}
+
+static inline void *alloc_impl(size_t size, size_t align)
+{
     if (align > HEADER || size > SIZE_MAX - 2 * HEADER) return NULL;
     size_t csize;
     int c = class_of(size, &csize);
@@ -113,19 +121,20 @@ static void *default_alloc(size_t size, size_t align, void *ctx)
         bc->bytes -= csize;
         return block;
     }
-    char *raw = aligned_alloc(HEADER, HEADER + csize);
-    if (!raw) return NULL;
-    *(block_header *)(void *)raw = (block_header){c, csize};
-    return raw + HEADER;
+    return alloc_fresh(c, csize);
 }
 
-static void default_free(void *ptr, void *ctx)
+#ifdef NB_NO_ALLOC_CACHE
+static const bool cache_enabled = false;
+#else
+static const bool cache_enabled = true;
+#endif
+
+static inline void free_impl(void *ptr)
 {
-    (void)ctx;
     char *raw = (char *)ptr - HEADER;
     block_header h = *(block_header *)(void *)raw;
-#ifndef NB_NO_ALLOC_CACHE
-    block_cache *bc = h.cls >= 0 ? thread_cache() : NULL;
+    block_cache *bc = !cache_enabled || h.cls < 0 ? NULL : cache ? cache : thread_cache();
     if (bc && bc->count[h.cls] < CACHE_MAX_PER_CLASS && bc->bytes + h.size <= CACHE_MAX_BYTES) {
         *(void **)ptr = bc->head[h.cls];
         bc->head[h.cls] = ptr;
@@ -133,8 +142,19 @@ static void default_free(void *ptr, void *ctx)
         bc->bytes += h.size;
         return;
     }
-#endif
     free(raw);
+}
+
+static void *default_alloc(size_t size, size_t align, void *ctx)
+{
+    (void)ctx;
+    return alloc_impl(size, align);
+}
+
+static void default_free(void *ptr, void *ctx)
+{
+    (void)ctx;
+    free_impl(ptr);
 }
 
 static nb_allocator current = {default_alloc, default_free, NULL};
@@ -147,10 +167,10 @@ void nb_set_allocator(const nb_allocator *allocator)
         current = (nb_allocator){default_alloc, default_free, NULL};
 }
 
-/* The default allocator is called directly, not through the table: it is the hot path. */
+/* The default allocator's code is inlined here rather than called through the table. */
 void *nb__alloc(size_t size, size_t align)
 {
-    if (current.alloc == default_alloc) return default_alloc(size, align, NULL);
+    if (current.alloc == default_alloc) return alloc_impl(size, align);
     return current.alloc(size, align, current.ctx);
 }
 
@@ -158,7 +178,7 @@ void nb__free(void *ptr)
 {
     if (!ptr) return;
     if (current.free == default_free)
-        default_free(ptr, NULL);
+        free_impl(ptr);
     else
         current.free(ptr, current.ctx);
 }

@@ -125,6 +125,13 @@ nb_tensor *nb__new(const char *fn, int ndim, const int64_t *dims);
 /** A new tensor viewing storage (retained) at offset; registered with the current scope. */
 nb_tensor *nb__new_view(const char *fn, nb_storage *storage, int64_t offset, int ndim,
                         const int64_t *dims);
+/** Free a tensor whose last reference is gone (the slow path of nb_release). */
+void nb__tensor_free(nb_tensor *t);
+/** nb_release, inlined into nabla's own code: most calls only decrement or see NULL. */
+static inline void nb__release(nb_tensor *t)
+{
+    if (t && --t->refcount == 0) nb__tensor_free(t);
+}
 /**
  * Drop a creation reference that internal code holds: take t out of its scope (if one owns
  * it), then release. Use for internal temporaries; nb_release for references you retained.

@@ -63,7 +63,7 @@ nb_status nb_scope_end(nb_scope *s)
         nb_tensor *t = s->items[i];
         if (!t) continue;
         t->scope = NULL;
-        nb_release(t);
+        nb__release(t);
     }
     if (s->items != s->inline_items) nb__free(s->items);
     nb__free(s);

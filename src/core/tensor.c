@@ -98,7 +98,7 @@ static nb_tensor *wrap(const char *fn, nb_storage *storage, int64_t offset, int 
     storage->refcount++;
     t->offset = offset;
     if (!nb__scope_track(t)) {
-        nb_release(t);
+        nb__release(t);
         nb__oom(fn);
         return NULL;
     }
@@ -137,21 +137,25 @@ nb_tensor *nb_retain(nb_tensor *t)
  * Freeing a tensor can drop the last reference to its grad and grad_fn, which drop others
  * in turn; nodes free their own chains iteratively (autograd layer), so depth here is bounded.
  */
-void nb_release(nb_tensor *t)
+void nb__tensor_free(nb_tensor *t)
 {
-    if (!t || --t->refcount > 0) return;
     nb__scope_untrack(t);
-    nb_release(t->grad);
+    nb__release(t->grad);
     nb__autograd_on_free(t);
     storage_release(t->storage);
     nb__free(t);
+}
+
+void nb_release(nb_tensor *t)
+{
+    nb__release(t);
 }
 
 void nb__drop(nb_tensor *t)
 {
     if (!t) return;
     nb__scope_untrack(t);
-    nb_release(t);
+    nb__release(t);
 }
 
 nb_status nb__check_inplace(const char *fn, const nb_tensor *t)

@@ -19,7 +19,7 @@ static nb_status grad_of(nb_node *n, int i, const nb_tensor *gy, const nb_tensor
     nb_tensor *t = f ? nb__binary("nb_backward", NB__MUL, gy, f) : NULL;
     if (f && !t) return nb_last_error()->code;
     *gx = nb__sum_to(t ? t : gy, &n->input_shape[i]);
-    nb_release(t);
+    nb__release(t);
     if (!*gx) return nb_last_error()->code;
     if (sign < 0) {
         float *d = nb__data(*gx);
@@ -64,9 +64,9 @@ static nb_status div_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
     if (rc == NB_OK && nb__needs_grad(n, 1)) {
         nb_tensor *ab = nb__binary("nb_backward", NB__DIV, a, b); /* (gy/b)·(a/b) */
         rc = ab ? grad_of(n, 1, gb, ab, -1.0f, &gx[1]) : nb_last_error()->code;
-        nb_release(ab);
+        nb__release(ab);
     }
-    nb_release(gb);
+    nb__release(gb);
     return rc;
 }
 

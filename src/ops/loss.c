@@ -71,8 +71,8 @@ static nb_status bce_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
         }
     }
 done:
-    nb_release(we);
-    nb_release(pe);
+    nb__release(we);
+    nb__release(pe);
     return rc;
 }
 

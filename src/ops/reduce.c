@@ -15,7 +15,7 @@ static nb_status reduce_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
     nb_tensor *g = nb__new_view("nb_backward", gy->storage, gy->offset, kept.ndim, kept.dims);
     if (!g) return nb_last_error()->code;
     gx[0] = nb__expand(g, &n->input_shape[0]);
-    nb_release(g);
+    nb__release(g);
     if (!gx[0]) return nb_last_error()->code;
     if (n->iarg[1]) {
         float count = (float)n->iarg[0];
