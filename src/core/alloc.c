@@ -14,9 +14,9 @@
  * NB_NO_ALLOC_CACHE (sanitizer builds), every free is real, so use-after-free stays visible.
  */
 #define HEADER              64
-#define SMALL_MAX           1024              /* 64-byte steps up to here: classes 0..15 */
-#define CACHE_MAX_BLOCK     ((size_t)4 << 20) /* then 4 steps per doubling up to 4 MiB */
-#define NCLASS              (16 + 4 * 12)
+#define SMALL_MAX           1024               /* 64-byte steps up to here: classes 0..15 */
+#define CACHE_MAX_BLOCK     ((size_t)64 << 20) /* then 4 steps per doubling up to 64 MiB */
+#define NCLASS              (16 + 4 * 16)
 #define CACHE_MAX_PER_CLASS 64
 #define CACHE_MAX_BYTES     ((size_t)64 << 20)
 
