@@ -1450,6 +1450,31 @@ static void test_alloc_failure_sweep(void **state)
     nb_release(t);
 }
 
+/* nb_grad runs only the nodes that lead to its inputs: the rest of the graph keeps its saved
+ * tensors, as in torch.autograd.grad. */
+static void test_grad_prunes(void **state)
+{
+    (void)state;
+    nb_scope *s = nb_scope_begin();
+    nb_tensor *x = nb_requires_grad_(nb_from_data((const float[]){0.5f, -1.0f}, NB_SHAPE(2)), true);
+    nb_tensor *y = nb_sigmoid(x);
+    nb_tensor *z = nb_sum(nb_mul(y, y), NULL, 0, false);
+    nb_tensor *dy = NULL;
+    assert_int_equal(nb_grad(&z, 1, &y, 1, NULL, false, false, &dy), NB_OK);
+    const float *yv = nb_tensor_data(y), *g = nb_tensor_data(dy);
+    for (int i = 0; i < 2; i++) assert_float_equal(g[i], 2.0f * yv[i], 1e-6f);
+    assert_null(nb_tensor_grad(x));
+    /* SigmoidBackward0 did not run, so its saved output is still there */
+    assert_int_equal(nb_backward(nb_sum(y, NULL, 0, false), NULL, false), NB_OK);
+    const float *gx = nb_tensor_data(nb_tensor_grad(x));
+    for (int i = 0; i < 2; i++) assert_float_equal(gx[i], yv[i] * (1.0f - yv[i]), 1e-6f);
+    /* the part nb_grad ran was freed: a second pass through it fails */
+    assert_int_equal(nb_grad(&z, 1, &y, 1, NULL, false, false, &dy), NB_ESTATE);
+    assert_error(NB_ESTATE, "second time");
+    assert_null(dy);
+    nb_scope_end(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1472,6 +1497,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accumulator_lifetime, nbt_setup, nbt_teardown),
         cmocka_unit_test_setup_teardown(test_diamond, nbt_setup, nbt_teardown),
         cmocka_unit_test_setup_teardown(test_grad_fn_api, nbt_setup, nbt_teardown),
+        cmocka_unit_test_setup_teardown(test_grad_prunes, nbt_setup, nbt_teardown),
         cmocka_unit_test_setup_teardown(test_long_chain_scope, nbt_setup, nbt_teardown),
         cmocka_unit_test_setup_teardown(test_long_chain_manual, nbt_setup, nbt_teardown),
         cmocka_unit_test_setup_teardown(test_long_chain_no_backward, nbt_setup, nbt_teardown),

@@ -325,6 +325,7 @@ typedef struct handshake {
     pthread_cond_t cv;
     int stage; /* 1: the thread's scope is open; 2: the main thread has tried to end it */
     nb_scope *scope;
+    nb_tensor *tensor; /* owned by the thread's scope */
     nb_status end_status;
 } handshake;
 
@@ -333,9 +334,10 @@ static void *scope_owner(void *arg)
 {
     handshake *h = arg;
     nb_scope *s = nb_scope_begin();
-    nb_zeros(NB_SHAPE(4));
+    nb_tensor *t = nb_zeros(NB_SHAPE(4));
     pthread_mutex_lock(&h->mu);
     h->scope = s;
+    h->tensor = t;
     h->stage = 1;
     pthread_cond_broadcast(&h->cv);
     while (h->stage < 2) pthread_cond_wait(&h->cv, &h->mu);
@@ -379,14 +381,19 @@ static void test_per_thread(void **state)
     assert_int_equal(nbt_alloc_live(), live0);
 
     /* a scope of another thread cannot be ended here */
-    handshake h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, NB_EINVAL};
+    handshake h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, NULL, NB_EINVAL};
     assert_int_equal(pthread_create(&th, NULL, scope_owner, &h), 0);
     pthread_mutex_lock(&h.mu);
     while (h.stage < 1) pthread_cond_wait(&h.cv, &h.mu);
     pthread_mutex_unlock(&h.mu);
     assert_int_equal(nb_scope_end(h.scope), NB_ESTATE);
     assert_error(NB_ESTATE, "nb_scope_end: no scope is open on this thread");
+    /* nor can a tensor be taken out of it */
+    assert_null(nb_scope_keep(h.tensor));
+    assert_error(NB_ESTATE, "nb_scope_keep: tensor is owned by a scope of another thread");
     nb_scope *here = nb_scope_begin();
+    assert_null(nb_scope_keep(h.tensor));
+    assert_error(NB_ESTATE, "nb_scope_keep: tensor is owned by a scope of another thread");
     assert_int_equal(nb_scope_end(h.scope), NB_ESTATE);
     assert_error(NB_ESTATE, "nb_scope_end: scope is not the innermost open scope");
     assert_int_equal(nb_scope_end(here), NB_OK);

@@ -176,11 +176,61 @@ static nb_status count_deps(run_state *st, int n_roots, nb_node *const *roots)
     return rc;
 }
 
+/*
+ * nb_grad computes only what leads to the inputs asked for: mark each node that is a target
+ * or has a marked node below it. Kahn's order (parents before children) walked backwards
+ * sees every child before its parents.
+ */
+static nb_status mark_needed(run_state *st, int n_roots, nb_node *const *roots)
+{
+    node_vec order;
+    vec_init(&order);
+    nb_status rc = NB_OK;
+    for (size_t i = 0; i < st->seen.count; i++) {
+        nb_node *n = st->seen.items[i];
+        n->pending = n->deps;
+        n->needed = false;
+    }
+    for (int i = 0; i < st->n_capture; i++)
+        if (st->capture_node[i] && st->capture_node[i]->run == run_id)
+            st->capture_node[i]->needed = true;
+    for (int r = 0; r < n_roots && rc == NB_OK; r++)
+        if (roots[r]->pending == 0) {
+            roots[r]->pending = -1; /* a root listed twice is ordered once */
+            if (!vec_push(&order, roots[r])) rc = nb__oom(engine_fn);
+        }
+    for (size_t k = 0; k < order.count && rc == NB_OK; k++) {
+        nb_node *n = order.items[k];
+        for (int i = 0; i < n->num_inputs; i++) {
+            nb_node *c = n->next[i].node;
+            if (c && --c->pending == 0 && !vec_push(&order, c)) {
+                rc = nb__oom(engine_fn);
+                break;
+            }
+        }
+    }
+    for (size_t k = order.count; k-- > 0 && rc == NB_OK;) {
+        nb_node *n = order.items[k];
+        for (int i = 0; i < n->num_inputs && !n->needed; i++)
+            n->needed = n->next[i].node && n->next[i].node->needed;
+    }
+    vec_free(&order);
+    return rc;
+}
+
 static nb_status push_ready(run_state *st, nb_node *n)
 {
     if (!vec_push(&st->ready, n)) return nb__oom(engine_fn);
     heap_sift_up(&st->ready, st->ready.count - 1);
     return NB_OK;
+}
+
+/* nb_grad: whether n's backward is needed, i.e. one of its next nodes leads to an input. */
+static bool leads_to_target(const nb_node *n)
+{
+    for (int i = 0; i < n->num_inputs; i++)
+        if (n->next[i].node && n->next[i].node->needed) return true;
+    return false;
 }
 
 /* Run node n on its summed gradient g (may be NULL: nothing flowed in). Consumes g. */
@@ -194,7 +244,7 @@ static nb_status run_node(run_state *st, nb_node *n, nb_tensor *g)
         if (!st->capture_out[i]) st->capture_out[i] = nb_clone(g);
         if (!st->capture_out[i]) rc = nb__oom(engine_fn);
     }
-    if (rc != NB_OK || !g) goto done;
+    if (rc != NB_OK || !g || (st->n_capture > 0 && !leads_to_target(n))) goto done;
     if (n->variable) {
         if (!captured && st->n_capture == 0) rc = accumulate_leaf(n->variable, g);
         goto done;
@@ -208,7 +258,7 @@ static nb_status run_node(run_state *st, nb_node *n, nb_tensor *g)
     rc = n->op->backward(n, g, gx);
     for (int i = 0; i < n->num_inputs; i++) {
         nb_node *c = n->next[i].node;
-        if (rc == NB_OK && c && gx[i]) {
+        if (rc == NB_OK && c && gx[i] && (st->n_capture == 0 || c->needed)) {
             rc = accumulate(&c->buffer, gx[i]);
         } else {
             nb__release(gx[i]);
@@ -229,6 +279,7 @@ static nb_status run(run_state *st, int n_roots, nb_node *const *roots, nb_tenso
 {
     run_id++;
     nb_status rc = count_deps(st, n_roots, roots);
+    if (rc == NB_OK && st->n_capture > 0) rc = mark_needed(st, n_roots, roots);
     for (int r = 0; r < n_roots && rc == NB_OK; r++) {
         rc = accumulate(&roots[r]->buffer, nb_retain(seeds[r]));
         if (rc == NB_OK && roots[r]->deps == 0 && roots[r]->heap_pos != run_id) {

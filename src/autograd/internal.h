@@ -60,6 +60,8 @@ struct nb_node {
     uint64_t run;
     int64_t deps;
     nb_tensor *buffer; /* the gradient summed so far */
+    int64_t pending;   /* nb_grad: edges not yet seen while ordering the graph */
+    bool needed;       /* nb_grad: leads to an input whose gradient is asked for */
     size_t heap_pos;
 };
 

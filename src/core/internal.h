@@ -139,6 +139,8 @@ static inline void nb__release(nb_tensor *t)
 void nb__drop(nb_tensor *t);
 /** Normalise dim into [0, ndim) (ndim treated as 1 for scalars when allow_scalar); -1 if bad */
 int nb__wrap_dim(int dim, int ndim);
+/** Record PyTorch's "dimension out of range" error for dim, valid dims being [lo, hi]. */
+nb_status nb__dim_error(const char *fn, int dim, int lo, int hi);
 /** Error unless in-place changes to t are allowed (leaf requiring grad under grad mode). */
 nb_status nb__check_inplace(const char *fn, const nb_tensor *t);
 /** Two shapes are equal. */

@@ -81,6 +81,12 @@ nb_tensor *nb_scope_keep(nb_tensor *t)
         nb__error(NB_ESTATE, "nb_scope_keep", "tensor is not owned by an open scope");
         return NULL;
     }
+    nb_scope *open = innermost; /* scopes are per thread: the owner must be one of ours */
+    while (open && open != owner) open = open->parent;
+    if (!open) {
+        nb__error(NB_ESTATE, "nb_scope_keep", "tensor is owned by a scope of another thread");
+        return NULL;
+    }
     nb__scope_untrack(t);
     if (owner->parent && !push(owner->parent, t)) {
         /* cannot move it: leave it where it was rather than leak or lose it */

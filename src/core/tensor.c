@@ -54,6 +54,13 @@ bool nb__same_shape(const nb_tensor *a, const nb_tensor *b)
     return true;
 }
 
+nb_status nb__dim_error(const char *fn, int dim, int lo, int hi)
+{
+    return nb__error(NB_EINVAL, fn,
+                     "dimension out of range (expected to be in range of [%d, %d], but got %d)", lo,
+                     hi, dim);
+}
+
 int nb__wrap_dim(int dim, int ndim)
 {
     int n = ndim > 0 ? ndim : 1;
@@ -338,11 +345,14 @@ int64_t nb_tensor_dim_size(const nb_tensor *t, int dim)
         nb__null("nb_tensor_dim_size", "t");
         return -1;
     }
-    int d = t->ndim ? nb__wrap_dim(dim, t->ndim) : -1;
-    if (d < 0) {
+    if (t->ndim == 0) {
         nb__error(NB_EINVAL, "nb_tensor_dim_size",
-                  "dimension out of range (expected to be in range of [%d, %d], but got %d)",
-                  -t->ndim, t->ndim - 1, dim);
+                  "dimension out of range (a 0-d tensor has no dimensions, got %d)", dim);
+        return -1;
+    }
+    int d = nb__wrap_dim(dim, t->ndim);
+    if (d < 0) {
+        nb__dim_error("nb_tensor_dim_size", dim, -t->ndim, t->ndim - 1);
         return -1;
     }
     return t->shape[d];

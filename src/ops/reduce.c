@@ -62,9 +62,7 @@ static nb_tensor *reduce(const char *fn, bool mean, nb_tensor *x, const int *dim
         int d = nb__wrap_dim(dims[i], x->ndim);
         if (d < 0) {
             int hi = x->ndim > 0 ? x->ndim - 1 : 0;
-            nb__error(NB_EINVAL, fn,
-                      "dimension out of range (expected to be in range of [%d, %d], but got %d)",
-                      -hi - 1, hi, dims[i]);
+            nb__dim_error(fn, dims[i], -hi - 1, hi);
             return NULL;
         }
         if (mask & (1u << d)) {

@@ -59,13 +59,6 @@ nb_tensor *nb_view(nb_tensor *t, nb_shape shape)
     return reshape("nb_view", t, shape);
 }
 
-static nb_status dim_error(const char *fn, int dim, int lo, int hi)
-{
-    return nb__error(NB_EINVAL, fn,
-                     "dimension out of range (expected to be in range of [%d, %d], but got %d)", lo,
-                     hi, dim);
-}
-
 nb_tensor *nb_squeeze(nb_tensor *t, int dim)
 {
     static const char fn[] = "nb_squeeze";
@@ -80,7 +73,7 @@ nb_tensor *nb_squeeze(nb_tensor *t, int dim)
         only = nb__wrap_dim(dim, t->ndim);
         if (only < 0) {
             int hi = t->ndim > 0 ? t->ndim - 1 : 0;
-            dim_error(fn, dim, -hi - 1, hi);
+            nb__dim_error(fn, dim, -hi - 1, hi);
             return NULL;
         }
     }
@@ -102,7 +95,7 @@ nb_tensor *nb_unsqueeze(nb_tensor *t, int dim)
     }
     int d = dim < 0 ? dim + t->ndim + 1 : dim;
     if (d < 0 || d > t->ndim) {
-        dim_error(fn, dim, -t->ndim - 1, t->ndim);
+        nb__dim_error(fn, dim, -t->ndim - 1, t->ndim);
         return NULL;
     }
     int64_t dims[NB_MAX_DIMS];
@@ -123,7 +116,7 @@ nb_tensor *nb_flatten(nb_tensor *t, int start_dim, int end_dim)
     }
     int s = nb__wrap_dim(start_dim, t->ndim), e = nb__wrap_dim(end_dim, t->ndim);
     if (s < 0 || e < 0) {
-        dim_error(fn, s < 0 ? start_dim : end_dim, -t->ndim, t->ndim - 1);
+        nb__dim_error(fn, s < 0 ? start_dim : end_dim, -t->ndim, t->ndim - 1);
         return NULL;
     }
     if (s > e) {
@@ -216,7 +209,7 @@ nb_tensor *nb_transpose(nb_tensor *t, int dim0, int dim1)
     int a = nb__wrap_dim(dim0, t->ndim), b = nb__wrap_dim(dim1, t->ndim);
     if (a < 0 || b < 0) {
         int hi = t->ndim > 0 ? t->ndim - 1 : 0;
-        dim_error(fn, a < 0 ? dim0 : dim1, -hi - 1, hi);
+        nb__dim_error(fn, a < 0 ? dim0 : dim1, -hi - 1, hi);
         return NULL;
     }
     /* a copy even when nothing moves (0-d, 1-D, a == b), with errors naming nb_transpose */
@@ -245,7 +238,7 @@ nb_tensor *nb_permute(nb_tensor *t, const int *dims)
     for (int i = 0; i < t->ndim; i++) {
         int d = nb__wrap_dim(dims[i], t->ndim);
         if (d < 0) {
-            dim_error(fn, dims[i], -t->ndim, t->ndim - 1);
+            nb__dim_error(fn, dims[i], -t->ndim, t->ndim - 1);
             return NULL;
         }
         if (seen[d]) {
