@@ -78,9 +78,12 @@ static void put_shape(FILE *f, const nb_tensor *t)
     fputc(')', f);
 }
 
-static void put_tensor_node(FILE *f, const void *id, const nb_tensor *t, const char *color,
-                            const nb_dot_options *o)
+/* The node of tensor t. Errors: NB_ENOMEM for the text of its gradient (the node is still
+ * written, without it). */
+static nb_status put_tensor_node(FILE *f, const void *id, const nb_tensor *t, const char *color,
+                                 const nb_dot_options *o)
 {
+    nb_status rc = NB_OK;
     const char *name = name_of(t, o);
     fprintf(f, "  \"%p\" [label=\"", id);
     if (name) {
@@ -97,9 +100,12 @@ static void put_tensor_node(FILE *f, const void *id, const nb_tensor *t, const c
             put_escaped(f, buf);
             fputs("\\l", f);
             nb__free(buf);
+        } else if (len > 0) {
+            rc = nb__oom("nb_graph_dot"); /* not a picture that silently lacks the gradient */
         }
     }
     fprintf(f, "\", fillcolor=%s]\n", color);
+    return rc;
 }
 
 nb_status nb_graph_dot(const nb_tensor *t, FILE *f, const nb_dot_options *options)
@@ -116,13 +122,12 @@ nb_status nb_graph_dot(const nb_tensor *t, FILE *f, const nb_dot_options *option
         fputs("\"\n", f);
     }
     /* the root: green if it has a graph, blue if it is itself a leaf */
-    put_tensor_node(f, t, t, t->grad_fn ? "darkolivegreen1" : "lightblue", options);
-    nb_status rc = NB_OK;
+    nb_status rc = put_tensor_node(f, t, t, t->grad_fn ? "darkolivegreen1" : "lightblue", options);
     ptr_set seen = {0};
     nb_node **stack = NULL;
     size_t depth = 0, cap = 0;
     nb_node *first = t->grad_fn;
-    if (first) {
+    if (first && rc == NB_OK) {
         fprintf(f, "  \"%p\" -> \"%p\"\n", (const void *)t, (const void *)first);
         if (set_add(&seen, first) < 0 || !nb__grow((void **)&stack, sizeof *stack, &cap, 1))
             rc = nb__oom(fn);
@@ -141,7 +146,7 @@ nb_status nb_graph_dot(const nb_tensor *t, FILE *f, const nb_dot_options *option
         }
         fputs("\", fillcolor=lightgrey]\n", f);
         if (n->variable) { /* AccumulateGrad → its leaf */
-            put_tensor_node(f, n->variable, n->variable, "lightblue", options);
+            rc = put_tensor_node(f, n->variable, n->variable, "lightblue", options);
             fprintf(f, "  \"%p\" -> \"%p\"\n", (const void *)n, (const void *)n->variable);
         }
         for (int i = 0; i < n->num_inputs && rc == NB_OK; i++) {
