@@ -12,6 +12,13 @@
  * A function given a NULL tensor returns NULL (or an error status) and keeps the error that
  * produced the NULL, so a chain of calls needs one check, at the end. The library never
  * aborts, exits or prints on a user error; warnings go through a replaceable handler.
+ *
+ * Conventions of every header's function comments:
+ * - "PyTorch:" names the counterpart; "Ownership:" says who owns what is returned.
+ * - Tensor arguments are borrowed, except by nb_release, which drops the caller's reference.
+ * - In an "Errors:" line, "NB_EINVAL for NULL t" (a tensor or node argument) means NB_EINVAL
+ *   only when no error is recorded yet; otherwise the recorded error is kept and returned.
+ *   Other NULL arguments (scopes, buffers, files, out-pointers) always record NB_EINVAL.
  */
 #ifndef NABLA_ERROR_H
 #define NABLA_ERROR_H
@@ -41,23 +48,32 @@ typedef struct nb_error {
 
 /**
  * The calling thread's last error. Errors are sticky: a successful call does not clear
- * them; nb_error_clear() does.
+ * them; nb_error_clear() does. PyTorch: none (it raises an exception instead).
  * Ownership: borrowed; valid until the thread's next nabla call. Never NULL.
+ * Errors: none.
  */
 NB_API const nb_error *nb_last_error(void);
 
-/** Reset the calling thread's last error to NB_OK. */
+/**
+ * Reset the calling thread's last error to NB_OK (message ""). PyTorch: none.
+ * Ownership: none. Errors: none.
+ */
 NB_API void nb_error_clear(void);
 
-/** A short constant name for a status code ("NB_ESHAPE"). Never NULL. */
+/**
+ * A short constant name for a status code ("NB_ESHAPE"); "NB_E?" for an unknown code.
+ * PyTorch: none. Ownership: a static string; never NULL. Errors: none.
+ */
 NB_API const char *nb_status_name(nb_status status);
 
 /** A warning handler receives one line of text, without a trailing newline. */
 typedef void (*nb_warning_fn)(const char *message, void *ctx);
 
 /**
- * Replace the process-wide warning handler. NULL restores the default, which writes the
- * line to stderr followed by a newline.
+ * Replace the process-wide warning handler; fn receives ctx with each line. NULL restores the
+ * default, which writes the line to stderr followed by a newline. Not synchronised: set it
+ * before other threads use nabla. PyTorch: warnings.showwarning.
+ * Ownership: ctx is borrowed; it must stay valid while fn is installed. Errors: none.
  */
 NB_API void nb_set_warning_handler(nb_warning_fn fn, void *ctx);
 
@@ -73,22 +89,29 @@ typedef struct nb_allocator {
 
 /**
  * Replace the process-wide allocator used for every allocation nabla makes (tensors, data,
- * graph nodes, scopes). NULL restores the default, which takes blocks from the C library and
- * keeps freed ones in a per-thread cache by size class (up to 64 MiB a thread, returned when
- * the thread or the process exits), so a warm training step does not call malloc. Change the
- * allocator only while no nabla object is alive: each block must be freed by the allocator
- * that made it.
+ * graph nodes, scopes). NULL, or an allocator whose alloc or free is NULL, restores the
+ * default, which takes blocks from the C library and keeps freed ones in a per-thread cache
+ * by size class (blocks up to 64 MiB, at most 64 MiB a thread, returned when the thread or
+ * the process exits), so a warm training step does not call malloc. Sanitizer builds
+ * (NB_SANITIZE) cache nothing. Change the allocator only while no nabla object is alive:
+ * each block must be freed by the allocator that made it. PyTorch: none (c10::SetAllocator).
+ * Ownership: *allocator is copied; its ctx is borrowed while the allocator is installed.
+ * Errors: none.
  */
 NB_API void nb_set_allocator(const nb_allocator *allocator);
 
 /**
- * Set the number of threads that BLAS and nabla's own loops may use (at least 1).
- * Calls openblas_set_num_threads when the BLAS library provides it.
- * Errors: NB_EINVAL when n < 1.
+ * Set the process-wide number of threads BLAS may use (at least 1): calls
+ * openblas_set_num_threads when the BLAS library provides it, and records n for
+ * nb_get_num_threads (nabla's own loops are single-threaded). PyTorch: torch.set_num_threads.
+ * Ownership: none. Errors: NB_EINVAL when n < 1 (nothing changes).
  */
 NB_API nb_status nb_set_num_threads(int n);
 
-/** The number of threads set by nb_set_num_threads (default: the online processors, as OpenBLAS).
+/**
+ * The number set by nb_set_num_threads; before any such call, the number of online
+ * processors (at least 1). PyTorch: torch.get_num_threads.
+ * Ownership: none. Errors: none.
  */
 NB_API int nb_get_num_threads(void);
 

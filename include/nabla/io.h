@@ -25,7 +25,10 @@ typedef struct nb_dot_options {
  * (AddBackward0, ...), AccumulateGrad nodes and the leaves that require grad, with name (when
  * given) and shape, edges pointing in the direction gradients flow (from the root to the
  * leaves), and, with show_grads, each leaf's gradient. Render with `dot -Tpng`.
- * Errors: NB_EINVAL for NULL t or f; NB_EIO when writing fails; NB_ENOMEM.
+ * options may be NULL (the defaults). PyTorch: none (torchviz's make_dot draws the same).
+ * Ownership: t, f and options are borrowed; f is not closed.
+ * Errors: NB_EINVAL for NULL t or f; NB_ENOMEM (the graph written so far is still closed
+ * with "}"); NB_EIO when f's error indicator is set after writing.
  */
 NB_API nb_status nb_graph_dot(const nb_tensor *t, FILE *f, const nb_dot_options *options);
 

@@ -10,6 +10,7 @@
  *
  * When grad mode is on and an input requires grad, the output records a node (its grad_fn,
  * named as in PyTorch) and requires grad. Binary elementwise ops broadcast as NumPy does.
+ * In the formulas, g is the gradient arriving at the output (dL/dy) and dx is dL/dx.
  */
 #ifndef NABLA_OPS_H
 #define NABLA_OPS_H
@@ -22,34 +23,43 @@ NB_BEGIN_DECLS
 typedef enum nb_reduction { NB_NONE = 0, NB_MEAN = 1, NB_SUM = 2 } nb_reduction;
 
 /* ---- elementwise arithmetic (broadcasting) ----------------------------------------------
- * Ownership: new reference. Errors: NULL with NB_ESHAPE when the shapes do not broadcast:
+ * Ownership: each returns a new reference.
+ * Errors: NULL with NB_EINVAL for a NULL operand, NB_ENOMEM, and (tensor-tensor ops only)
+ * NB_ESHAPE when the shapes do not broadcast:
  * "nb_add: shapes [2, 3] and [4] cannot be broadcast (3 != 4 at dimension 1)".
+ * The gradient of a broadcast operand is summed over the dims it was broadcast along.
  * --------------------------------------------------------------------------------------- */
 
-/** a + b. torch.add; node AddBackward0. */
+/** y = a + b; da = g, db = g. PyTorch: torch.add; node AddBackward0. */
 NB_API nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
-/** a - b. torch.sub; node SubBackward0. */
+/** y = a - b; da = g, db = -g. PyTorch: torch.sub; node SubBackward0. */
 NB_API nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);
-/** a * b. torch.mul; node MulBackward0. */
+/** y = a·b; da = g·b, db = g·a. PyTorch: torch.mul; node MulBackward0. */
 NB_API nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);
-/** a / b. torch.div; node DivBackward0. */
+/** y = a / b; da = g / b, db = -g·a / b². PyTorch: torch.div; node DivBackward0. */
 NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
-/** a + s, a - s, a * s, a / s for a number s. Nodes AddBackward1, SubBackward1, MulBackward1,
- *  DivBackward1. */
+/**
+ * y = a + s, a - s, a·s, a / s for a number s; da = g, g, g·s, g / s.
+ * PyTorch: torch.add/sub/mul/div(a, s); nodes AddBackward1, SubBackward1, MulBackward1,
+ * DivBackward1.
+ */
 NB_API nb_tensor *nb_add_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_sub_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_mul_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_div_scalar(nb_tensor *a, float s);
-/** -a. torch.neg; node NegBackward0. */
+/** y = -a; da = -g. PyTorch: torch.neg; node NegBackward0. */
 NB_API nb_tensor *nb_neg(nb_tensor *a);
 
 /*
- * In place: a op= b (b broadcast to a's shape) and a op= s. Tensor.add_ and friends. They bump
- * a's version, so a backward that saved a fails afterwards, as in PyTorch. They record no
- * node: use them on tensors outside the graph (or under NB_NO_GRAD, e.g. optimizer updates).
- * Errors: NB_EINVAL for NULL; NB_ESHAPE when b does not broadcast to a's shape; NB_ESTATE for
- * a leaf that requires grad while grad mode is on (PyTorch's error), or when grad mode is on
- * and a or b is part of a graph (a non-leaf, or b requires grad).
+ * In place: a ← a op b (b broadcast to a's shape) and a ← a + s, a ← a·s. PyTorch:
+ * Tensor.add_, sub_, mul_, div_, add_(s), mul_(s). They bump a's version, so a backward that
+ * saved a fails afterwards, as in PyTorch. They record no node: use them on tensors outside
+ * the graph (or under NB_NO_GRAD, e.g. optimizer updates).
+ * Ownership: a is changed in place; no reference is made or taken.
+ * Errors: NB_EINVAL for NULL a or b; NB_ESTATE for a leaf that requires grad while grad mode
+ * is on (PyTorch's error), or when grad mode is on and a or b is part of a graph (a non-leaf,
+ * or b requires grad); NB_ESHAPE when b does not broadcast to a's shape. a is unchanged on
+ * error.
  */
 NB_API nb_status nb_add_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_sub_(nb_tensor *a, const nb_tensor *b);
@@ -57,38 +67,54 @@ NB_API nb_status nb_mul_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_div_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_add_scalar_(nb_tensor *a, float s);
 NB_API nb_status nb_mul_scalar_(nb_tensor *a, float s);
-/** Fill a with value, in place. Tensor.fill_. Errors as the in-place ops above. */
+/**
+ * a ← value everywhere, in place. PyTorch: Tensor.fill_.
+ * Ownership: a is changed in place. Errors: as the in-place ops above.
+ */
 NB_API nb_status nb_fill_(nb_tensor *a, float value);
 
-/* ---- unary ------------------------------------------------------------------------------ */
+/* ---- unary -------------------------------------------------------------------------------
+ * Ownership: each returns a new reference. Errors: NULL with NB_EINVAL for NULL x; NB_ENOMEM.
+ * --------------------------------------------------------------------------------------- */
 
-/** 1 / (1 + e^-x). torch.sigmoid; node SigmoidBackward0 (dx = dy·y·(1 - y)). */
+/** y = 1 / (1 + e^-x); dx = g·y·(1 - y). PyTorch: torch.sigmoid; node SigmoidBackward0. */
 NB_API nb_tensor *nb_sigmoid(nb_tensor *x);
-/** max(x, 0). torch.relu; node ReluBackward0 (dx = dy·[y > 0]). */
+/** y = max(x, 0) (NaN stays NaN); dx = g·[y > 0]. PyTorch: torch.relu; node ReluBackward0. */
 NB_API nb_tensor *nb_relu(nb_tensor *x);
 
 /* ---- reductions ------------------------------------------------------------------------- */
 
 /**
- * Sum over the ndims dimensions in dims (negative count from the end), or over every element
- * when dims is NULL / ndims is 0 (a 0-d result). keepdim keeps reduced dims as size 1.
- * torch.sum; nodes SumBackward0 (all) and SumBackward1 (dims).
- * Errors: NB_EINVAL for a dim out of range or repeated.
+ * y = Σ x over the ndims dimensions in dims (negative count from the end), or over every
+ * element when ndims is 0 (dims may then be NULL; the result is 0-d whatever keepdim).
+ * keepdim keeps reduced dims as size 1. Sums are accumulated in double. dx = g broadcast
+ * back over the reduced dims. PyTorch: torch.sum; nodes SumBackward0 (all) and SumBackward1
+ * (dims).
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL x, ndims < 0, NULL dims with ndims > 0, or a dim out
+ * of range or repeated; NB_ENOMEM.
  */
 NB_API nb_tensor *nb_sum(nb_tensor *x, const int *dims, int ndims, bool keepdim);
-/** The mean, as nb_sum. torch.mean; nodes MeanBackward0 / MeanBackward1. */
+/**
+ * y = Σ x / n, n the number of elements reduced, as nb_sum; dx = g / n broadcast back.
+ * PyTorch: torch.mean; nodes MeanBackward0 / MeanBackward1.
+ * Ownership: new reference. Errors: as nb_sum.
+ */
 NB_API nb_tensor *nb_mean(nb_tensor *x, const int *dims, int ndims, bool keepdim);
 
 /* ---- matmul ----------------------------------------------------------------------------- */
 
 /**
- * Matrix product with torch.matmul's semantics for every rank: 1-D·1-D dot product (0-d),
- * 2-D·1-D and 1-D·2-D matrix-vector, 2-D·2-D matrix product, and batched products of
- * higher ranks whose batch dims broadcast (a 1-D operand gets a dim of 1 added, then
- * removed). Forward and backward go to BLAS (sdot, sgemv, sger, sgemm) with transpose flags,
- * never a transposed copy. Node MatmulBackward0.
- * Errors: NB_ESHAPE: "nb_matmul: size mismatch, [5] @ [4, 3] (5 != 4)"; for 0-d operands;
- * for batch dims that do not broadcast. NB_ERANGE when a size exceeds BLAS's int.
+ * Matrix product y[.., i, j] = Σ_k a[.., i, k]·b[.., k, j] with torch.matmul's semantics for
+ * every rank: 1-D·1-D dot product (0-d), 2-D·1-D and 1-D·2-D matrix-vector, 2-D·2-D matrix
+ * product, and batched products of higher ranks whose batch dims broadcast (a 1-D operand gets
+ * a dim of 1 added, then removed). da = g·bᵀ, db = aᵀ·g (summed over broadcast batches).
+ * Forward and backward go to BLAS (sdot, sgemv, sger, sgemm) with transpose flags, never a
+ * transposed copy. PyTorch: torch.matmul; node MatmulBackward0.
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL a or b; NB_ESHAPE:
+ * "nb_matmul: size mismatch, [5] @ [4, 3] (5 != 4)"; for 0-d operands; for batch dims that
+ * do not broadcast. NB_ERANGE when a size exceeds BLAS's int. NB_ENOMEM.
  */
 NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
 
@@ -97,12 +123,16 @@ NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
 /**
  * Binary cross-entropy on logits, stable for any logit:
  *   l = (1 - y)·x + lw·(log(1 + e^-|x|) + max(-x, 0)),  lw = 1 + (p - 1)·y,
- * times weight, reduced. torch.nn.functional.binary_cross_entropy_with_logits; node
- * BCEWithLogitsBackward0. target has input's shape; weight (or NULL) broadcasts to it;
- * pos_weight p (or NULL) broadcasts over the last dim. Gradients flow to input and target
- * (weight and pos_weight are constants).
- * Errors: NB_ESHAPE when target's shape differs from input's or weight / pos_weight do not
- * broadcast; NB_EINVAL for an unknown reduction.
+ * times weight, then reduced: NB_NONE gives l (input's shape), NB_SUM Σ l, NB_MEAN Σ l / numel
+ * (0-d). dx = w·(σ(x)·(p·y + 1 - y) - p·y)·g; dy = w·(log σ(-x) - p·log σ(x))·g.
+ * target has input's shape; weight w and pos_weight p (or NULL: 1) broadcast to it (p is
+ * usually one per class, on the last dim). Gradients flow to input and target (weight and
+ * pos_weight are constants).
+ * PyTorch: torch.nn.functional.binary_cross_entropy_with_logits; node BCEWithLogitsBackward0.
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL input or target, or an unknown reduction; NB_ESHAPE
+ * when target's shape differs from input's or weight / pos_weight do not broadcast to it;
+ * NB_ENOMEM.
  */
 NB_API nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *target,
                                                       nb_tensor *weight, nb_tensor *pos_weight,
