@@ -452,6 +452,37 @@ static void test_node_names(void **state)
         nb_release(b);
     }
 
+    /* shape ops, with PyTorch 1.13's node names (x.reshape(...).grad_fn and so on) */
+    {
+        nb_tensor *x3 = leaf(nb_randn(NB_SHAPE(2, 1, 3)), true);
+        nb_tensor *x2 = leaf(nb_randn(NB_SHAPE(2, 3)), true);
+        nb_tensor *x1 = leaf(nb_randn(NB_SHAPE(3)), true);
+        const struct {
+            nb_tensor *out;
+            const char *node;
+        } shp[] = {
+            {nb_reshape(x3, NB_SHAPE(6)), "ReshapeAliasBackward0"},
+            {nb_flatten(x3, 0, -1), "ReshapeAliasBackward0"},
+            {nb_view(x3, NB_SHAPE(6)), "ViewBackward0"},
+            {nb_squeeze(x3, NB_ALL_DIMS), "SqueezeBackward0"},
+            {nb_squeeze(x3, 1), "SqueezeBackward1"},
+            {nb_unsqueeze(x3, 0), "UnsqueezeBackward0"},
+            {nb_slice(x3, 0, 1), "SliceBackward0"},
+            {nb_transpose(x3, 0, 2), "TransposeBackward0"},
+            {nb_permute(x3, (const int[]){2, 0, 1}), "PermuteBackward0"},
+            {nb_t(x2), "TBackward0"},
+            {nb_t(x1), "TBackward0"},
+        };
+        for (size_t i = 0; i < ARRAY_LEN(shp); i++) {
+            assert_non_null(shp[i].out);
+            assert_string_equal(nb_node_name(nb_tensor_grad_fn(shp[i].out)), shp[i].node);
+            nb_release(shp[i].out);
+        }
+        nb_release(x3);
+        nb_release(x2);
+        nb_release(x1);
+    }
+
     /* BCE: only the target requiring grad still records the node */
     nb_tensor *x = nb_randn(NB_SHAPE(2, 3)), *t = leaf(nb_rand(NB_SHAPE(2, 3)), true);
     nb_tensor *w = nb_ones(NB_SHAPE(3));

@@ -309,7 +309,11 @@ NB_API nb_status nb_tensor_set(nb_tensor *t, const int64_t *index, float value);
 /* ---------------------------------------------------------------------------------------
  * Shape and views. reshape/view, squeeze, unsqueeze, flatten and slice share t's storage
  * (and version counter); transpose and permute copy, since storage is always contiguous.
- * None of them records a node yet: the result is a leaf that does not require grad.
+ * Each records a node when t requires grad (grad mode on), with PyTorch 1.13's name:
+ * ReshapeAliasBackward0 (reshape, flatten), ViewBackward0, SqueezeBackward0 (all dims) /
+ * SqueezeBackward1 (one dim), UnsqueezeBackward0, SliceBackward0, TransposeBackward0,
+ * PermuteBackward0, TBackward0. Backward: a view's gradient is dy seen with t's shape; a
+ * slice's is dy placed at its rows of zeros; a permutation's is dy permuted back.
  * Ownership: each returns a new reference.
  * Errors: NULL with NB_EINVAL for NULL t, NB_ENOMEM, and the errors each function lists.
  * ------------------------------------------------------------------------------------- */

@@ -183,6 +183,7 @@ nb_tensor *nb__expand(const nb_tensor *g, const nb_shape *shape)
 nb_tensor *nb__finish(const char *fn, const nb_op *op, nb_tensor *out, int n,
                       nb_tensor *const *inputs, nb_node **node)
 {
+    *node = NULL;
     if (!out) return NULL;
     if (nb__record(fn, op, out, n, inputs, node) != NB_OK) {
         nb__drop(out);

@@ -1,11 +1,33 @@
-/* Shape ops: views that share storage (reshape, squeeze, ...) and copies (transpose). */
+/*
+ * Shape ops: views that share storage (reshape, squeeze, ...) and copies (transpose). Each
+ * records a node, as in PyTorch: a view's gradient is the incoming one seen with the input's
+ * shape; a slice's lands in zeros at its rows; a permutation's is permuted back.
+ */
 #include <string.h>
 
-#include "core/internal.h"
+#include "ops/internal.h"
 
-static nb_tensor *view_as(const char *fn, nb_tensor *t, int ndim, const int64_t *dims)
+/* dx = dy seen with x's shape (the same elements in the same order) */
+static nb_status view_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
 {
-    return nb__new_view(fn, t->storage, t->offset, ndim, dims);
+    const nb_shape *s = &n->input_shape[0];
+    gx[0] = nb__new_view("nb_backward", gy->storage, gy->offset, s->ndim, s->dims);
+    return gx[0] ? NB_OK : nb_last_error()->code;
+}
+
+static const nb_op view_op = {"ViewBackward0", view_backward};
+static const nb_op reshape_op = {"ReshapeAliasBackward0", view_backward};
+static const nb_op squeeze_all_op = {"SqueezeBackward0", view_backward};
+static const nb_op squeeze_dim_op = {"SqueezeBackward1", view_backward};
+static const nb_op unsqueeze_op = {"UnsqueezeBackward0", view_backward};
+static const nb_op t_view_op = {"TBackward0", view_backward};
+
+/* A view of t with a new shape, recorded as op. */
+static nb_tensor *view_as(const char *fn, const nb_op *op, nb_tensor *t, int ndim,
+                          const int64_t *dims)
+{
+    nb_node *n;
+    return nb__finish(fn, op, nb__new_view(fn, t->storage, t->offset, ndim, dims), 1, &t, &n);
 }
 
 /* Resolve a shape that may hold one -1 against t's element count. */
@@ -39,24 +61,24 @@ static nb_status infer_shape(const char *fn, const nb_tensor *t, nb_shape *s)
     return NB_OK;
 }
 
-static nb_tensor *reshape(const char *fn, nb_tensor *t, nb_shape shape)
+static nb_tensor *reshape(const char *fn, const nb_op *op, nb_tensor *t, nb_shape shape)
 {
     if (!t) {
         nb__null(fn, "t");
         return NULL;
     }
     if (infer_shape(fn, t, &shape) != NB_OK) return NULL;
-    return view_as(fn, t, shape.ndim, shape.dims);
+    return view_as(fn, op, t, shape.ndim, shape.dims);
 }
 
 nb_tensor *nb_reshape(nb_tensor *t, nb_shape shape)
 {
-    return reshape("nb_reshape", t, shape);
+    return reshape("nb_reshape", &reshape_op, t, shape);
 }
 
 nb_tensor *nb_view(nb_tensor *t, nb_shape shape)
 {
-    return reshape("nb_view", t, shape);
+    return reshape("nb_view", &view_op, t, shape);
 }
 
 nb_tensor *nb_squeeze(nb_tensor *t, int dim)
@@ -79,7 +101,7 @@ nb_tensor *nb_squeeze(nb_tensor *t, int dim)
     }
     for (int i = 0; i < t->ndim; i++)
         if (t->shape[i] != 1 || (only >= 0 && i != only)) dims[n++] = t->shape[i];
-    return view_as(fn, t, n, dims);
+    return view_as(fn, only >= 0 ? &squeeze_dim_op : &squeeze_all_op, t, n, dims);
 }
 
 nb_tensor *nb_unsqueeze(nb_tensor *t, int dim)
@@ -100,7 +122,7 @@ nb_tensor *nb_unsqueeze(nb_tensor *t, int dim)
     }
     int64_t dims[NB_MAX_DIMS];
     for (int i = 0, j = 0; i <= t->ndim; i++) dims[i] = i == d ? 1 : t->shape[j++];
-    return view_as(fn, t, t->ndim + 1, dims);
+    return view_as(fn, &unsqueeze_op, t, t->ndim + 1, dims);
 }
 
 nb_tensor *nb_flatten(nb_tensor *t, int start_dim, int end_dim)
@@ -112,7 +134,7 @@ nb_tensor *nb_flatten(nb_tensor *t, int start_dim, int end_dim)
     }
     if (t->ndim == 0) {
         int64_t one = 1;
-        return view_as(fn, t, 1, &one);
+        return view_as(fn, &reshape_op, t, 1, &one);
     }
     int s = nb__wrap_dim(start_dim, t->ndim), e = nb__wrap_dim(end_dim, t->ndim);
     if (s < 0 || e < 0) {
@@ -139,8 +161,23 @@ nb_tensor *nb_flatten(nb_tensor *t, int start_dim, int end_dim)
     }
     dims[n++] = merged;
     for (int i = e + 1; i < t->ndim; i++) dims[n++] = t->shape[i];
-    return view_as(fn, t, n, dims);
+    return view_as(fn, &reshape_op, t, n, dims);
 }
+
+/* dx = zeros with dy in rows start..: iarg[0] = start */
+static nb_status slice_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+{
+    const nb_shape *s = &n->input_shape[0];
+    gx[0] = nb__new("nb_backward", s->ndim, s->dims);
+    if (!gx[0]) return nb_last_error()->code;
+    float *d = nb__data(gx[0]);
+    int64_t row = s->dims[0] ? gx[0]->numel / s->dims[0] : 0, before = n->iarg[0] * row;
+    memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
+    if (gy->numel) memcpy(d + before, nb__data(gy), (size_t)gy->numel * sizeof *d);
+    return NB_OK;
+}
+
+static const nb_op slice_op = {"SliceBackward0", slice_backward};
 
 nb_tensor *nb_slice(nb_tensor *t, int64_t start, int64_t end)
 {
@@ -163,7 +200,12 @@ nb_tensor *nb_slice(nb_tensor *t, int64_t start, int64_t end)
     int64_t dims[NB_MAX_DIMS];
     memcpy(dims, t->shape, sizeof dims);
     dims[0] = end - start;
-    return nb__new_view(fn, t->storage, t->offset + start * row, t->ndim, dims);
+    nb_node *node;
+    nb_tensor *out = nb__finish(
+        fn, &slice_op, nb__new_view(fn, t->storage, t->offset + start * row, t->ndim, dims), 1, &t,
+        &node);
+    if (node) node->iarg[0] = start;
+    return out;
 }
 
 /* Copy t into a new tensor whose dim i is t's dim perm[i]. */
@@ -199,6 +241,28 @@ static nb_tensor *permuted_copy(const char *fn, const nb_tensor *t, const int *p
     return out;
 }
 
+/* dx = dy permuted back: iarg holds the forward permutation */
+static nb_status permute_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+{
+    int inverse[NB_MAX_DIMS];
+    for (int i = 0; i < gy->ndim; i++) inverse[n->iarg[i]] = i;
+    gx[0] = permuted_copy("nb_backward", gy, inverse);
+    return gx[0] ? NB_OK : nb_last_error()->code;
+}
+
+static const nb_op transpose_op = {"TransposeBackward0", permute_backward};
+static const nb_op permute_op = {"PermuteBackward0", permute_backward};
+static const nb_op t_op = {"TBackward0", permute_backward};
+
+/* The permuted copy of t, recorded as op. */
+static nb_tensor *permuted(const char *fn, const nb_op *op, nb_tensor *t, const int *perm)
+{
+    nb_node *n;
+    nb_tensor *out = nb__finish(fn, op, permuted_copy(fn, t, perm), 1, &t, &n);
+    for (int i = 0; n && i < t->ndim; i++) n->iarg[i] = perm[i];
+    return out;
+}
+
 nb_tensor *nb_transpose(nb_tensor *t, int dim0, int dim1)
 {
     static const char fn[] = "nb_transpose";
@@ -219,7 +283,7 @@ nb_tensor *nb_transpose(nb_tensor *t, int dim0, int dim1)
         perm[a] = b;
         perm[b] = a;
     }
-    return permuted_copy(fn, t, perm);
+    return permuted(fn, &transpose_op, t, perm);
 }
 
 nb_tensor *nb_permute(nb_tensor *t, const int *dims)
@@ -248,7 +312,7 @@ nb_tensor *nb_permute(nb_tensor *t, const int *dims)
         seen[d] = true;
         perm[i] = d;
     }
-    return permuted_copy(fn, t, perm);
+    return permuted(fn, &permute_op, t, perm);
 }
 
 nb_tensor *nb_t(nb_tensor *t)
@@ -263,6 +327,6 @@ nb_tensor *nb_t(nb_tensor *t)
                   t->ndim);
         return NULL;
     }
-    if (t->ndim < 2) return view_as(fn, t, t->ndim, t->shape);
-    return permuted_copy(fn, t, (const int[]){1, 0}); /* errors name nb_t */
+    if (t->ndim < 2) return view_as(fn, &t_view_op, t, t->ndim, t->shape);
+    return permuted(fn, &t_op, t, (const int[]){1, 0});
 }
