@@ -14,30 +14,6 @@
 
 #include "testutil.h"
 
-/* Every test runs with the counting allocator (never failing) and checks that the number of
- * live blocks is back where it started. */
-static long live0;
-
-static int setup(void **state)
-{
-    nbt_setup(state);
-    nbt_fail_alloc_after(0);
-    live0 = nbt_alloc_live();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    nbt_teardown(state);
-    long leaked = nbt_alloc_live() - live0;
-    nb_set_allocator(NULL);
-    if (leaked != 0) {
-        fprintf(stderr, "teardown: %ld blocks leaked\n", leaked);
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- helpers --------------------------------------------------------------------------- */
 
 /* Everything written to f so far, NUL-terminated (malloc'd: free() it). */
@@ -668,17 +644,24 @@ static void test_out_of_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_seed_graph, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_seed_graph_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_seed_graph_grads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_leaf_root, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_root_without_grad, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shared_subgraph, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_chain, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_null_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_graph, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_seed_graph_names, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_seed_graph_grads, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_leaf_root, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_root_without_grad, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_shared_subgraph, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_long_chain, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_escaping, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_null_arguments, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_write_failure, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, nbt_setup_counting,
+                                        nbt_teardown_counting),
     };
     return cmocka_run_group_tests_name("io", tests, NULL, NULL);
 }

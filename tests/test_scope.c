@@ -12,30 +12,6 @@
 
 #include "testutil.h"
 
-/* Every test runs with the counting allocator (never failing) and checks that the number of
- * live blocks is back where it started. */
-static long live0;
-
-static int setup(void **state)
-{
-    nbt_setup(state);
-    nbt_fail_alloc_after(0);
-    live0 = nbt_alloc_live();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    nbt_teardown(state);
-    long leaked = nbt_alloc_live() - live0;
-    nb_set_allocator(NULL);
-    if (leaked != 0) {
-        fprintf(stderr, "teardown: %ld blocks leaked\n", leaked);
-        return -1;
-    }
-    return 0;
-}
-
 static float value_of(const nb_tensor *t)
 {
     float v = -1;
@@ -57,14 +33,14 @@ static void test_released_at_end(void **state)
     assert_non_null(d);
     assert_int_equal(nb_tensor_numel(d), 3);
     for (int i = 0; i < 200; i++) assert_non_null(nb_full(NB_SHAPE(i % 7), (float)i));
-    assert_true(nbt_alloc_live() > live0 + 200);
+    assert_true(nbt_alloc_live() > nbt_live0 + 200);
     assert_int_equal(nb_scope_end(s), NB_OK);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 
     /* an empty scope */
     s = nb_scope_begin();
     assert_int_equal(nb_scope_end(s), NB_OK);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 
     /* a chain that fails inside a scope: the intermediate results are released too */
     s = nb_scope_begin();
@@ -73,7 +49,7 @@ static void test_released_at_end(void **state)
     assert_null(r);
     assert_error(NB_ESHAPE, "nb_reshape: shape '[4, -1]' is invalid for input of size 6");
     assert_int_equal(nb_scope_end(s), NB_OK);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 }
 
 static void test_graph_in_scope(void **state)
@@ -90,7 +66,7 @@ static void test_graph_in_scope(void **state)
     assert_true(nbt_alloc_live() <= live_w + 1); /* at most w's AccumulateGrad node remains */
     assert_true(nb_tensor_requires_grad(w));
     nb_release(w);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 }
 
 /* ---- nb_scope_keep --------------------------------------------------------------------- */
@@ -110,11 +86,11 @@ static void test_keep_without_outer(void **state)
     assert_int_equal(nb_scope_end(s), NB_OK);
 
     /* a survives, the caller owns it */
-    assert_true(nbt_alloc_live() > live0);
+    assert_true(nbt_alloc_live() > nbt_live0);
     assert_true(value_of(a) == 3.0f);
     assert_int_equal(nb_tensor_numel(a), 2);
     nb_release(a);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 
     /* a kept view keeps its storage alive although the base is released */
     s = nb_scope_begin();
@@ -124,7 +100,7 @@ static void test_keep_without_outer(void **state)
     assert_int_equal(nb_scope_end(s), NB_OK);
     assert_true(value_of(v) == 2.0f);
     nb_release(v);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 }
 
 static void test_keep_nested(void **state)
@@ -156,7 +132,7 @@ static void test_keep_nested(void **state)
     /* o and t were released with outer, u survives */
     assert_true(value_of(u) == 6.0f);
     nb_release(u);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
     (void)o;
 
     /* three levels: keep moves one level at a time */
@@ -171,7 +147,7 @@ static void test_keep_nested(void **state)
     assert_int_equal(nb_scope_end(s2), NB_OK); /* releases k */
     assert_true(nbt_alloc_live() < with_k);
     assert_int_equal(nb_scope_end(s1), NB_OK);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 
     /* keeping a tensor of the outer scope while an inner one is open */
     outer = nb_scope_begin();
@@ -182,7 +158,7 @@ static void test_keep_nested(void **state)
     assert_int_equal(nb_scope_end(outer), NB_OK);
     assert_true(value_of(p) == 1.0f);
     nb_release(p);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 }
 
 /* ---- reference counting inside scopes -------------------------------------------------- */
@@ -201,7 +177,7 @@ static void test_retain_release_in_scope(void **state)
     nb_release(a);
     assert_int_equal(nb_tensor_numel(a), 3);
     assert_int_equal(nb_scope_end(s), NB_OK);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 
     /* an extra reference outlives the scope; the scope drops only its own */
     s = nb_scope_begin();
@@ -212,7 +188,7 @@ static void test_retain_release_in_scope(void **state)
     assert_null(nb_scope_keep(b));
     assert_error(NB_ESTATE, "not owned by an open scope");
     nb_release(b);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 
     /* releasing a tensor whose only reference is the scope's frees it and takes it out */
     s = nb_scope_begin();
@@ -225,7 +201,7 @@ static void test_retain_release_in_scope(void **state)
     nb_tensor *view = nb_reshape(keep, NB_SHAPE(1, 2));
     nb_release(view);
     assert_int_equal(nb_scope_end(s), NB_OK);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 
     /* release early, then keep others: the slots stay consistent */
     s = nb_scope_begin();
@@ -236,7 +212,7 @@ static void test_retain_release_in_scope(void **state)
     assert_int_equal(nb_scope_end(s), NB_OK);
     assert_true(value_of(x[5]) == 5.0f);
     nb_release(x[5]);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 }
 
 /* ---- errors ---------------------------------------------------------------------------- */
@@ -269,7 +245,7 @@ static void test_errors(void **state)
     assert_int_equal(nb_scope_end(s), NB_OK);
     assert_true(value_of(free_t) == 1.0f); /* and the scope did not take it */
     nb_release(free_t);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 
     /* ending an outer scope while an inner one is open: refused, nothing released */
     nb_error_clear();
@@ -290,7 +266,7 @@ static void test_errors(void **state)
     assert_true(value_of(a) == 4.0f);
     assert_true(value_of(c) == 0.0f);
     assert_int_equal(nb_scope_end(outer), NB_OK);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 }
 
 /* ---- threads --------------------------------------------------------------------------- */
@@ -378,7 +354,7 @@ static void test_per_thread(void **state)
     nb_release(theirs);
     nb_release(kept);
     nb_release(mine);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 
     /* a scope of another thread cannot be ended here */
     handshake h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, NULL, NB_EINVAL};
@@ -405,7 +381,7 @@ static void test_per_thread(void **state)
     assert_int_equal(h.end_status, NB_OK);
     pthread_cond_destroy(&h.cv);
     pthread_mutex_destroy(&h.mu);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 }
 
 /* ---- out of memory --------------------------------------------------------------------- */
@@ -419,7 +395,7 @@ static void test_out_of_memory(void **state)
     assert_true(nbt_alloc_failed());
     assert_error(NB_ENOMEM, "nb_scope_begin: out of memory");
     nbt_fail_alloc_after(0);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
     /* a failed begin opened nothing: a tensor made now is in no scope */
     nb_tensor *t = nb_zeros(NB_SHAPE(1));
     assert_null(nb_scope_keep(t));
@@ -440,7 +416,7 @@ static void test_out_of_memory(void **state)
         if (!failed) {
             assert_non_null(y);
             assert_int_equal(nb_scope_end(s), NB_OK);
-            assert_int_equal(nbt_alloc_live(), live0);
+            assert_int_equal(nbt_alloc_live(), nbt_live0);
             assert_true(k > 3);
             break;
         }
@@ -449,7 +425,7 @@ static void test_out_of_memory(void **state)
         assert_non_null(strstr(nb_last_error()->message, "out of memory"));
         assert_true(nbt_alloc_live() >= live);
         assert_int_equal(nb_scope_end(s), NB_OK);
-        assert_int_equal(nbt_alloc_live(), live0);
+        assert_int_equal(nbt_alloc_live(), nbt_live0);
     }
 
     /* a full list of tracked tensors that cannot grow: the new tensor is freed, not leaked */
@@ -466,14 +442,14 @@ static void test_out_of_memory(void **state)
         if (!failed) {
             assert_non_null(z);
             assert_int_equal(nb_scope_end(s), NB_OK);
-            assert_int_equal(nbt_alloc_live(), live0);
+            assert_int_equal(nbt_alloc_live(), nbt_live0);
             assert_true(k > 3); /* storage with its data, tensor, the scope's list */
             break;
         }
         assert_null(z);
         assert_error(NB_ENOMEM, "nb_zeros: out of memory");
         assert_int_equal(nb_scope_end(s), NB_OK);
-        assert_int_equal(nbt_alloc_live(), live0);
+        assert_int_equal(nbt_alloc_live(), nbt_live0);
     }
 
     /* keep into a parent whose list cannot grow: the tensor stays where it was */
@@ -492,20 +468,26 @@ static void test_out_of_memory(void **state)
     assert_int_equal(nb_scope_end(inner), NB_OK); /* still owned by inner: released */
     assert_true(nbt_alloc_live() < with_a);
     assert_int_equal(nb_scope_end(outer), NB_OK);
-    assert_int_equal(nbt_alloc_live(), live0);
+    assert_int_equal(nbt_alloc_live(), nbt_live0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_released_at_end, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_graph_in_scope, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keep_without_outer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keep_nested, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retain_release_in_scope, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_per_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_released_at_end, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_graph_in_scope, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_keep_without_outer, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_keep_nested, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_retain_release_in_scope, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_per_thread, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, nbt_setup_counting,
+                                        nbt_teardown_counting),
     };
     return cmocka_run_group_tests_name("scope", tests, NULL, NULL);
 }

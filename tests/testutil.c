@@ -127,3 +127,25 @@ int nbt_teardown(void **state)
     nb_set_warning_handler(NULL, NULL);
     return 0;
 }
+
+long nbt_live0;
+
+int nbt_setup_counting(void **state)
+{
+    nbt_setup(state);
+    nbt_fail_alloc_after(0);
+    nbt_live0 = nbt_alloc_live();
+    return 0;
+}
+
+int nbt_teardown_counting(void **state)
+{
+    nbt_teardown(state);
+    long leaked = nbt_alloc_live() - nbt_live0;
+    nb_set_allocator(NULL);
+    if (leaked != 0) {
+        fprintf(stderr, "teardown: %ld blocks leaked\n", leaked);
+        return -1;
+    }
+    return 0;
+}

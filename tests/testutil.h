@@ -38,6 +38,13 @@ int nbt_alloc_failed(void);
 long nbt_alloc_count(void);
 long nbt_alloc_live(void);
 
+/* Per-test setup and teardown with the counting allocator (never failing): the teardown
+ * fails the test when the number of live blocks is not back to nbt_live0, the count at
+ * setup, and restores the default allocator. */
+extern long nbt_live0;
+int nbt_setup_counting(void **state);
+int nbt_teardown_counting(void **state);
+
 /* Standard per-test setup: clears the error, seeds 0, grad mode on. */
 int nbt_setup(void **state);
 int nbt_teardown(void **state);
