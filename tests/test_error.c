@@ -138,11 +138,13 @@ static void test_messages(void **state)
     nb_release(ok);
     assert_error_is(NB_EINVAL, "nb_reshape: argument 't' is NULL");
 
-    /* a later error replaces an earlier one; a NULL argument does not */
+    /* a later error replaces an earlier one; a NULL argument keeps one not yet read */
     assert_null(nb_arange(0, 1, 0));
-    assert_error_is(NB_EINVAL, "nb_arange: step must be nonzero");
     assert_null(nb_clone(NULL));
     assert_error_is(NB_EINVAL, "nb_arange: step must be nonzero");
+    /* an error that was read is not the cause of a later NULL */
+    assert_null(nb_clone(NULL));
+    assert_error_is(NB_EINVAL, "nb_clone: argument 't' is NULL");
 }
 
 /* ---- warnings -------------------------------------------------------------------------- */

@@ -493,13 +493,8 @@ static void test_null_arguments(void **state)
     nb_error_clear();
     nb_tensor *bad = nb_matmul(nb_ones(NB_SHAPE(2, 3)), nb_ones(NB_SHAPE(4, 5)));
     assert_null(bad);
-    nb_status code = nb_last_error()->code;
-    assert_int_not_equal(code, NB_OK);
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", nb_last_error()->message);
-    assert_non_null(strstr(msg, "nb_matmul"));
-    assert_int_equal(nb_graph_dot(bad, f, NULL), code);
-    assert_error(code, msg);
+    assert_int_equal(nb_graph_dot(bad, f, NULL), NB_ESHAPE);
+    assert_error(NB_ESHAPE, "nb_matmul: size mismatch");
     assert_int_equal(ftell(f), 0);
 
     /* NULL f */

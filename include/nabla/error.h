@@ -17,8 +17,14 @@
  * - "PyTorch:" names the counterpart; "Ownership:" says who owns what is returned.
  * - Tensor arguments are borrowed, except by nb_release, which drops the caller's reference.
  * - In an "Errors:" line, "NB_EINVAL for NULL t" (a tensor or node argument) means NB_EINVAL
- *   only when no error is recorded yet; otherwise the recorded error is kept and returned.
- *   Other NULL arguments (scopes, buffers, files, out-pointers) always record NB_EINVAL.
+ *   only when no error is pending; otherwise the pending error is kept and returned. An
+ *   error is pending from when it is recorded until nb_last_error() returns it (or
+ *   nb_error_clear() clears it): an error the program has read is never reported again as
+ *   the cause of a later NULL. Other NULL arguments (scopes, buffers, files, out-pointers)
+ *   always record NB_EINVAL.
+ * - An optional tensor argument (a loss's weight, backward's grad, a generator) may be NULL
+ *   for "absent"; while an error is pending, a NULL there is taken as the failed result of
+ *   an earlier call and the function fails with that error.
  */
 #ifndef NABLA_ERROR_H
 #define NABLA_ERROR_H
@@ -48,7 +54,9 @@ typedef struct nb_error {
 
 /**
  * The calling thread's last error. Errors are sticky: a successful call does not clear
- * them; nb_error_clear() does. PyTorch: none (it raises an exception instead).
+ * them; nb_error_clear() does. Reading the error marks it read (no longer pending), so a
+ * NULL passed to a later call is reported as that call's own error.
+ * PyTorch: none (it raises an exception instead).
  * Ownership: borrowed; valid until the thread's next nabla call. Never NULL.
  * Errors: none.
  */

@@ -8,10 +8,11 @@
 
 typedef struct error_state {
     nb_error pub;
+    bool unread; /* recorded and not yet returned by nb_last_error(): still pending */
     char text[MESSAGE_MAX];
 } error_state;
 
-static _Thread_local error_state tls_error = {{NB_OK, ""}, ""};
+static _Thread_local error_state tls_error = {{NB_OK, ""}, false, ""};
 
 static nb_warning_fn warning_fn;
 static void *warning_ctx;
@@ -19,12 +20,14 @@ static void *warning_ctx;
 const nb_error *nb_last_error(void)
 {
     if (!tls_error.pub.message) tls_error.pub.message = "";
+    tls_error.unread = false; /* the user has seen it: it no longer explains a later NULL */
     return &tls_error.pub;
 }
 
 void nb_error_clear(void)
 {
     tls_error.pub.code = NB_OK;
+    tls_error.unread = false;
     tls_error.text[0] = '\0';
     tls_error.pub.message = "";
 }
@@ -63,6 +66,7 @@ nb_status nb__error(nb_status code, const char *fn, const char *fmt, ...)
         if (*p == '\n') *p = ' ';
     tls_error.pub.code = code;
     tls_error.pub.message = tls_error.text;
+    tls_error.unread = true;
     return code;
 }
 
@@ -73,8 +77,18 @@ nb_status nb__oom(const char *fn)
 
 nb_status nb__null(const char *fn, const char *arg)
 {
-    if (tls_error.pub.code != NB_OK) return tls_error.pub.code;
+    if (tls_error.unread) return tls_error.pub.code;
     return nb__error(NB_EINVAL, fn, "argument '%s' is NULL", arg);
+}
+
+nb_status nb__pending(void)
+{
+    return tls_error.unread ? tls_error.pub.code : NB_OK;
+}
+
+nb_status nb__last_code(void)
+{
+    return tls_error.pub.code;
 }
 
 void nb_set_warning_handler(nb_warning_fn fn, void *ctx)

@@ -58,10 +58,19 @@ nb_status nb__error(nb_status code, const char *fn, const char *fmt, ...) NB__PR
 /** Record NB_ENOMEM for fn; returns NB_ENOMEM. */
 nb_status nb__oom(const char *fn);
 /**
- * A NULL argument named arg reached fn: keep the error already recorded (the one that made
- * the NULL) or, when none is, record NB_EINVAL. Returns the recorded code.
+ * A NULL argument named arg reached fn: keep the pending error (the one that made the NULL,
+ * recorded and not yet read through nb_last_error) or, when none is, record NB_EINVAL.
+ * Returns the recorded code.
  */
 nb_status nb__null(const char *fn, const char *arg);
+/**
+ * The code of an error recorded and not yet read through nb_last_error() (pending), or NB_OK.
+ * An optional argument that is NULL while an error is pending is the failed result of an
+ * earlier call, not "absent": the op fails with that error.
+ */
+nb_status nb__pending(void);
+/** The code of the last error recorded, without marking it read (for nabla's own use). */
+nb_status nb__last_code(void);
 /** Emit a warning line "fmt..." through the warning handler. */
 void nb__warn(const char *fmt, ...) NB__PRINTF(1, 2);
 

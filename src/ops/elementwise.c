@@ -17,10 +17,10 @@ static nb_status grad_of(nb_node *n, int i, const nb_tensor *gy, const nb_tensor
         return NB_OK;
     }
     nb_tensor *t = f ? nb__binary("nb_backward", NB__MUL, gy, f) : NULL;
-    if (f && !t) return nb_last_error()->code;
+    if (f && !t) return nb__last_code();
     *gx = nb__sum_to(t ? t : gy, &n->input_shape[i]);
     nb__release(t);
-    if (!*gx) return nb_last_error()->code;
+    if (!*gx) return nb__last_code();
     if (sign < 0) {
         float *d = nb__data(*gx);
         for (int64_t k = 0; k < (*gx)->numel; k++) d[k] = -d[k];
@@ -47,7 +47,7 @@ static nb_status mul_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
 {
     nb_tensor *a = nb__needs_grad(n, 1) ? nb__saved(n, 0) : NULL;
     nb_tensor *b = nb__needs_grad(n, 0) ? nb__saved(n, 1) : NULL;
-    if ((nb__needs_grad(n, 1) && !a) || (nb__needs_grad(n, 0) && !b)) return nb_last_error()->code;
+    if ((nb__needs_grad(n, 1) && !a) || (nb__needs_grad(n, 0) && !b)) return nb__last_code();
     nb_status rc = grad_of(n, 0, gy, b, 1.0f, &gx[0]);
     return rc ? rc : grad_of(n, 1, gy, a, 1.0f, &gx[1]);
 }
@@ -57,13 +57,13 @@ static nb_status div_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
 {
     nb_tensor *b = nb__saved(n, 1);
     nb_tensor *a = nb__needs_grad(n, 1) ? nb__saved(n, 0) : NULL;
-    if (!b || (nb__needs_grad(n, 1) && !a)) return nb_last_error()->code;
+    if (!b || (nb__needs_grad(n, 1) && !a)) return nb__last_code();
     nb_tensor *gb = nb__binary("nb_backward", NB__DIV, gy, b); /* gy/b */
-    if (!gb) return nb_last_error()->code;
+    if (!gb) return nb__last_code();
     nb_status rc = grad_of(n, 0, gb, NULL, 1.0f, &gx[0]);
     if (rc == NB_OK && nb__needs_grad(n, 1)) {
         nb_tensor *ab = nb__binary("nb_backward", NB__DIV, a, b); /* (gy/b)·(a/b) */
-        rc = ab ? grad_of(n, 1, gb, ab, -1.0f, &gx[1]) : nb_last_error()->code;
+        rc = ab ? grad_of(n, 1, gb, ab, -1.0f, &gx[1]) : nb__last_code();
         nb__release(ab);
     }
     nb__release(gb);
@@ -122,7 +122,7 @@ nb_tensor *nb_div(nb_tensor *a, nb_tensor *b)
 static nb_status affine_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
 {
     gx[0] = nb_clone(gy);
-    if (!gx[0]) return nb_last_error()->code;
+    if (!gx[0]) return nb__last_code();
     float s = (float)n->scalar[0];
     if (s != 1.0f) {
         float *d = nb__data(gx[0]);

@@ -20,7 +20,7 @@ static nb_status expand_opt(const char *fn, const char *what, const nb_tensor *t
                          nb__shape_str(a, ts.ndim, ts.dims), nb__shape_str(b, xs.ndim, xs.dims));
     }
     *out = nb__same_shape(t, x) ? nb_retain(nb__unconst(t)) : nb__expand(t, &xs);
-    return *out ? NB_OK : nb_last_error()->code;
+    return *out ? NB_OK : nb__last_code();
 }
 
 static inline float log_sigmoid(float z)
@@ -32,11 +32,11 @@ static nb_status bce_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
 {
     static const char fn[] = "nb_backward";
     nb_tensor *x = nb__saved(n, 0), *y = nb__saved(n, 1);
-    if (!x || !y) return nb_last_error()->code;
+    if (!x || !y) return nb__last_code();
     nb_tensor *w = NULL, *p = NULL;
     nb_status rc = NB_OK;
-    if (n->saved[2].tensor && !(w = nb__saved(n, 2))) return nb_last_error()->code;
-    if (n->saved[3].tensor && !(p = nb__saved(n, 3))) return nb_last_error()->code;
+    if (n->saved[2].tensor && !(w = nb__saved(n, 2))) return nb__last_code();
+    if (n->saved[3].tensor && !(p = nb__saved(n, 3))) return nb__last_code();
     nb_tensor *we = NULL, *pe = NULL;
     if ((rc = expand_opt(fn, "weight", w, x, &we)) != NB_OK ||
         (rc = expand_opt(fn, "pos_weight", p, x, &pe)) != NB_OK)
@@ -49,7 +49,7 @@ static nb_status bce_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
     for (int i = 0; i < 2; i++) {
         if (!nb__needs_grad(n, i)) continue;
         if (!(gx[i] = nb__new(fn, x->ndim, x->shape))) {
-            rc = nb_last_error()->code;
+            rc = nb__last_code();
             goto done;
         }
         float *d = nb__data(gx[i]);

@@ -110,7 +110,7 @@ static nb_status matmul_backward(nb_node *node, nb_tensor *gy, nb_tensor **gx)
     bool need_a = nb__needs_grad(node, 0), need_b = nb__needs_grad(node, 1);
     nb_tensor *a = need_b ? nb__saved(node, 0) : NULL; /* dB needs A, dA needs B */
     nb_tensor *b = need_a ? nb__saved(node, 1) : NULL;
-    if ((need_b && !a) || (need_a && !b)) return nb_last_error()->code;
+    if ((need_b && !a) || (need_a && !b)) return nb__last_code();
     const nb_shape *sa = &node->input_shape[0], *sb = &node->input_shape[1];
     mm_plan p;
     if (plan("nb_backward", sa, sb, &p) != NB_OK) return NB_ESHAPE;
@@ -119,8 +119,8 @@ static nb_status matmul_backward(nb_node *node, nb_tensor *gy, nb_tensor **gx)
     bool batched = !(ra <= 2 && rb <= 2) && !p.fold;
     bool zero_a = batched || (ra == 2 && rb == 1) || (ra == 1 && rb == 1);
     bool zero_b = batched || (ra == 1 && rb == 2) || (ra == 1 && rb == 1);
-    if (need_a && !(gx[0] = grad_buffer(sa, zero_a))) return nb_last_error()->code;
-    if (need_b && !(gx[1] = grad_buffer(sb, zero_b))) return nb_last_error()->code;
+    if (need_a && !(gx[0] = grad_buffer(sa, zero_a))) return nb__last_code();
+    if (need_b && !(gx[1] = grad_buffer(sb, zero_b))) return nb__last_code();
     const float *G = nb__data(gy), *A = a ? nb__data(a) : NULL, *B = b ? nb__data(b) : NULL;
     float *dA = need_a ? nb__data(gx[0]) : NULL, *dB = need_b ? nb__data(gx[1]) : NULL;
     int64_t m = p.m, k = p.k, n = p.n;

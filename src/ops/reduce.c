@@ -13,10 +13,10 @@ static nb_status reduce_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
     for (int i = 0; i < kept.ndim; i++)
         if (n->iarg[2] & (1 << i)) kept.dims[i] = 1;
     nb_tensor *g = nb__new_view("nb_backward", gy->storage, gy->offset, kept.ndim, kept.dims);
-    if (!g) return nb_last_error()->code;
+    if (!g) return nb__last_code();
     gx[0] = nb__expand(g, &n->input_shape[0]);
     nb__release(g);
-    if (!gx[0]) return nb_last_error()->code;
+    if (!gx[0]) return nb__last_code();
     if (n->iarg[1]) {
         float count = (float)n->iarg[0];
         float *d = nb__data(gx[0]);

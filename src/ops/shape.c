@@ -12,7 +12,7 @@ static nb_status view_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
 {
     const nb_shape *s = &n->input_shape[0];
     gx[0] = nb__new_view("nb_backward", gy->storage, gy->offset, s->ndim, s->dims);
-    return gx[0] ? NB_OK : nb_last_error()->code;
+    return gx[0] ? NB_OK : nb__last_code();
 }
 
 static const nb_op view_op = {"ViewBackward0", view_backward};
@@ -169,7 +169,7 @@ static nb_status slice_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
 {
     const nb_shape *s = &n->input_shape[0];
     gx[0] = nb__new("nb_backward", s->ndim, s->dims);
-    if (!gx[0]) return nb_last_error()->code;
+    if (!gx[0]) return nb__last_code();
     float *d = nb__data(gx[0]);
     int64_t row = s->dims[0] ? gx[0]->numel / s->dims[0] : 0, before = n->iarg[0] * row;
     memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
@@ -247,7 +247,7 @@ static nb_status permute_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
     int inverse[NB_MAX_DIMS];
     for (int i = 0; i < gy->ndim; i++) inverse[n->iarg[i]] = i;
     gx[0] = permuted_copy("nb_backward", gy, inverse);
-    return gx[0] ? NB_OK : nb_last_error()->code;
+    return gx[0] ? NB_OK : nb__last_code();
 }
 
 static const nb_op transpose_op = {"TransposeBackward0", permute_backward};

@@ -28,9 +28,9 @@ static nb_status unary_backward(nb_node *n, const nb_tensor *gy, nb_tensor **gx,
                                 float (*dfdy)(float))
 {
     nb_tensor *y = nb__saved(n, 0);
-    if (!y) return nb_last_error()->code;
+    if (!y) return nb__last_code();
     gx[0] = nb__new("nb_backward", gy->ndim, gy->shape);
-    if (!gx[0]) return nb_last_error()->code;
+    if (!gx[0]) return nb__last_code();
     const float *g = nb__data(gy), *yy = nb__data(y);
     float *d = nb__data(gx[0]);
     for (int64_t i = 0; i < gy->numel; i++) d[i] = g[i] * dfdy(yy[i]);
