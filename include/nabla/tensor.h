@@ -403,6 +403,81 @@ NB_API int64_t nb_shape_format(nb_shape shape, char *buf, size_t size);
  */
 NB_API nb_status nb_shape_print(nb_shape shape, FILE *f);
 
+/* ---------------------------------------------------------------------------------------
+ * State dicts: named tensors in insertion order plus string metadata, as PyTorch's
+ * state_dict (an OrderedDict of name -> tensor) and safetensors' __metadata__. Modules and
+ * optimizers fill them; checkpoint files are read into and written from them.
+ *
+ *     nb_state_dict *d = nb_state_dict_new();
+ *     nb_state_dict_set(d, "0.weight", w);     // retains w
+ *     nb_tensor *t = nb_state_dict_get(d, "0.weight");   // borrowed
+ *     nb_state_dict_free(d);                   // releases the tensors
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct nb_state_dict nb_state_dict;
+
+/**
+ * An empty state dict. PyTorch: collections.OrderedDict().
+ * Ownership: the caller's; free it with nb_state_dict_free(). Errors: NULL with NB_ENOMEM.
+ */
+NB_API nb_state_dict *nb_state_dict_new(void);
+/**
+ * Free d, releasing its references to the tensors (the tensors live on if held elsewhere).
+ * PyTorch: none. Ownership: consumes d. Errors: none; NULL is a no-op.
+ */
+NB_API void nb_state_dict_free(nb_state_dict *d);
+/**
+ * d[name] = t: add t under name at the end, or replace the tensor already under name (which
+ * keeps its position). The name is copied; t is retained, not copied (as state_dict() holds
+ * the parameters themselves). PyTorch: state_dict[name] = t.
+ * Ownership: d takes a reference to t; t stays the caller's too.
+ * Errors: NB_EINVAL for NULL t, d or name, or an empty name; NB_ENOMEM (d is unchanged).
+ */
+NB_API nb_status nb_state_dict_set(nb_state_dict *d, const char *name, nb_tensor *t);
+/**
+ * The tensor under name, or NULL when there is none (or d or name is NULL).
+ * PyTorch: state_dict.get(name).
+ * Ownership: borrowed from d; valid until the entry is replaced or removed, or d is freed.
+ * Errors: none (absence is not an error).
+ */
+NB_API nb_tensor *nb_state_dict_get(const nb_state_dict *d, const char *name);
+/**
+ * Remove the entry under name; later entries move up one place. PyTorch: del state_dict[name].
+ * Ownership: d's reference to the tensor is released.
+ * Errors: NB_EINVAL for NULL d or name, or when there is no entry under name.
+ */
+NB_API nb_status nb_state_dict_remove(nb_state_dict *d, const char *name);
+/**
+ * The number of entries; 0 for NULL. PyTorch: len(state_dict).
+ * Ownership: none. Errors: none.
+ */
+NB_API int64_t nb_state_dict_size(const nb_state_dict *d);
+/**
+ * The name / tensor of entry i (0 <= i < size), in insertion order; NULL out of range.
+ * PyTorch: list(state_dict.items())[i].
+ * Ownership: borrowed from d, as nb_state_dict_get. Errors: none.
+ */
+NB_API const char *nb_state_dict_name(const nb_state_dict *d, int64_t i);
+NB_API nb_tensor *nb_state_dict_tensor(const nb_state_dict *d, int64_t i);
+/**
+ * Set the string metadata key = value (both copied; an existing key is overwritten).
+ * PyTorch: safetensors' metadata={key: value}.
+ * Ownership: none. Errors: NB_EINVAL for NULL d, key or value; NB_ENOMEM (d is unchanged).
+ */
+NB_API nb_status nb_state_dict_set_metadata(nb_state_dict *d, const char *key, const char *value);
+/**
+ * The metadata value of key, or NULL when there is none. PyTorch: metadata.get(key).
+ * Ownership: borrowed from d; valid until the key is set again or d is freed. Errors: none.
+ */
+NB_API const char *nb_state_dict_metadata(const nb_state_dict *d, const char *key);
+/**
+ * The number of metadata keys, and key i (0 <= i < count, in insertion order; NULL out of
+ * range). PyTorch: len(metadata), list(metadata)[i].
+ * Ownership: borrowed from d. Errors: none.
+ */
+NB_API int64_t nb_state_dict_metadata_size(const nb_state_dict *d);
+NB_API const char *nb_state_dict_metadata_key(const nb_state_dict *d, int64_t i);
+
 NB_END_DECLS
 
 #endif /* NABLA_TENSOR_H */
