@@ -288,7 +288,7 @@ static void w2_autograd(void *p)
 {
     w2_ctx *c = p;
     nb_scope *s = nb_scope_begin();
-    nb_tensor *loss = nb_sum(nb_matmul(c->a, c->b), NULL, 0, false);
+    nb_tensor *loss = nb_sum(nb_matmul(c->a, c->b), NB_DIMS_ALL, false);
     if (!loss || nb_backward(loss, NULL, false) != NB_OK) {
         if (!c->failed) report_nabla_error("W2");
         c->failed = true;
@@ -320,7 +320,7 @@ static double w2_check(w2_ctx *c)
 {
     w2_raw3(c);
     nb_scope *s = nb_scope_begin();
-    nb_tensor *loss = nb_sum(nb_matmul(c->a, c->b), NULL, 0, false);
+    nb_tensor *loss = nb_sum(nb_matmul(c->a, c->b), NB_DIMS_ALL, false);
     bool ok = s && loss && nb_backward(loss, NULL, false) == NB_OK;
     if (s) nb_scope_end(s);
     const nb_tensor *ga = nb_tensor_grad(c->a), *gb = nb_tensor_grad(c->b);
@@ -397,7 +397,7 @@ static w2_phases w2_measure_phases(w2_ctx *c, int reps)
     for (int r = 0; r < reps; r++) {
         double t0 = nbb_now();
         nb_scope *s = nb_scope_begin();
-        nb_tensor *loss = nb_sum(nb_matmul(c->a, c->b), NULL, 0, false);
+        nb_tensor *loss = nb_sum(nb_matmul(c->a, c->b), NB_DIMS_ALL, false);
         double t1 = nbb_now();
         if (!loss || nb_backward(loss, NULL, false) != NB_OK) c->failed = true;
         double t2 = nbb_now();

@@ -104,8 +104,8 @@ static void test_messages(void **state)
     CHECK(nb_reshape(m, NB_SHAPE(4)), "nb_reshape", NB_ESHAPE);
     CHECK(nb_tensor_item(m, &v), "nb_tensor_item", NB_EINVAL);
     CHECK(nb_tensor_get(m, (const int64_t[]){2, 0}, &v), "nb_tensor_get", NB_ERANGE);
-    CHECK(nb_squeeze(m, 5), "nb_squeeze", NB_EINVAL);
-    CHECK(nb_permute(m, (const int[]){1, 1}), "nb_permute", NB_EINVAL);
+    CHECK(nb_squeeze(m, NB_DIMS(5)), "nb_squeeze", NB_EINVAL);
+    CHECK(nb_permute(m, NB_DIMS(1, 1)), "nb_permute", NB_EINVAL);
     CHECK(nb_arange(0, 1, 0), "nb_arange", NB_EINVAL);
     CHECK(nb_linspace(0, 1, -2), "nb_linspace", NB_EINVAL);
     CHECK(nb_scope_end(NULL), "nb_scope_end", NB_EINVAL);
@@ -356,7 +356,7 @@ static nb_tensor *call_view(nb_tensor *in)
 }
 static nb_tensor *call_squeeze(nb_tensor *in)
 {
-    return nb_squeeze(in, NB_ALL_DIMS);
+    return nb_squeeze(in, NB_DIMS_ALL);
 }
 static nb_tensor *call_unsqueeze(nb_tensor *in)
 {
@@ -368,7 +368,7 @@ static nb_tensor *call_flatten(nb_tensor *in)
 }
 static nb_tensor *call_slice(nb_tensor *in)
 {
-    return nb_slice(in, 1, 2);
+    return nb_slice(in, 0, 1, 2, 1);
 }
 static nb_tensor *call_transpose(nb_tensor *in)
 {
@@ -380,7 +380,7 @@ static nb_tensor *call_transpose_same(nb_tensor *in)
 }
 static nb_tensor *call_permute(nb_tensor *in)
 {
-    return nb_permute(in, (const int[]){1, 0});
+    return nb_permute(in, NB_DIMS(1, 0));
 }
 static nb_tensor *call_t(nb_tensor *in)
 {

@@ -139,52 +139,52 @@ static nb_tensor *f_relu(nb_tensor *const *x)
 
 static nb_tensor *f_sum(nb_tensor *const *x)
 {
-    return nb_sum(x[0], NULL, 0, false);
+    return nb_sum(x[0], NB_DIMS_ALL, false);
 }
 
 static nb_tensor *f_sum_02_keep(nb_tensor *const *x)
 {
-    return nb_sum(x[0], (const int[]){0, 2}, 2, true);
+    return nb_sum(x[0], NB_DIMS(0, 2), true);
 }
 
 static nb_tensor *f_sum_02(nb_tensor *const *x)
 {
-    return nb_sum(x[0], (const int[]){0, 2}, 2, false);
+    return nb_sum(x[0], NB_DIMS(0, 2), false);
 }
 
 static nb_tensor *f_sum_last(nb_tensor *const *x)
 {
-    return nb_sum(x[0], (const int[]){-1}, 1, false);
+    return nb_sum(x[0], NB_DIMS(-1), false);
 }
 
 static nb_tensor *f_sum_1_keep(nb_tensor *const *x)
 {
-    return nb_sum(x[0], (const int[]){1}, 1, true);
+    return nb_sum(x[0], NB_DIMS(1), true);
 }
 
 static nb_tensor *f_sum_all_dims_keep(nb_tensor *const *x)
 {
-    return nb_sum(x[0], (const int[]){0, 1, 2}, 3, true);
+    return nb_sum(x[0], NB_DIMS(0, 1, 2), true);
 }
 
 static nb_tensor *f_mean(nb_tensor *const *x)
 {
-    return nb_mean(x[0], NULL, 0, false);
+    return nb_mean(x[0], NB_DIMS_ALL, false);
 }
 
 static nb_tensor *f_mean_02_keep(nb_tensor *const *x)
 {
-    return nb_mean(x[0], (const int[]){0, 2}, 2, true);
+    return nb_mean(x[0], NB_DIMS(0, 2), true);
 }
 
 static nb_tensor *f_mean_02(nb_tensor *const *x)
 {
-    return nb_mean(x[0], (const int[]){2, 0}, 2, false);
+    return nb_mean(x[0], NB_DIMS(2, 0), false);
 }
 
 static nb_tensor *f_mean_last_keep(nb_tensor *const *x)
 {
-    return nb_mean(x[0], (const int[]){-1}, 1, true);
+    return nb_mean(x[0], NB_DIMS(-1), true);
 }
 
 static nb_tensor *f_matmul(nb_tensor *const *x)
@@ -211,7 +211,8 @@ static nb_tensor *f_bce_sum(nb_tensor *const *x)
 /* sum(sigmoid(x·w + b) ⊙ c) */
 static nb_tensor *f_chain_sigmoid(nb_tensor *const *x)
 {
-    return nb_sum(nb_mul(nb_sigmoid(nb_add(nb_matmul(x[0], x[1]), x[2])), x[3]), NULL, 0, false);
+    return nb_sum(nb_mul(nb_sigmoid(nb_add(nb_matmul(x[0], x[1]), x[2])), x[3]), NB_DIMS_ALL,
+                  false);
 }
 
 /* bce(x·w + b, y), mean: the seed graph of the tutorial */
@@ -225,14 +226,14 @@ static nb_tensor *f_chain_bce(nb_tensor *const *x)
 static nb_tensor *f_chain_reuse(nb_tensor *const *x)
 {
     nb_tensor *a = nb_sub(nb_mul(x[0], nb_sigmoid(x[0])), nb_div_scalar(x[0], 3.0f));
-    return nb_mean(nb_sub(nb_mul(a, nb_relu(x[1])), nb_neg(x[0])), (const int[]){1}, 1, false);
+    return nb_mean(nb_sub(nb_mul(a, nb_relu(x[1])), nb_neg(x[0])), NB_DIMS(1), false);
 }
 
 /* relu(x·w1)·w2, reduced by sum over the last dim, then divided by d */
 static nb_tensor *f_chain_mlp(nb_tensor *const *x)
 {
     nb_tensor *h = nb_relu(nb_matmul(x[0], x[1]));
-    return nb_div(nb_sum(nb_matmul(h, x[2]), (const int[]){-1}, 1, true), x[3]);
+    return nb_div(nb_sum(nb_matmul(h, x[2]), NB_DIMS(-1), true), x[3]);
 }
 
 static nb_tensor *f_reshape(nb_tensor *const *x)
@@ -247,12 +248,12 @@ static nb_tensor *f_view_mul(nb_tensor *const *x)
 
 static nb_tensor *f_squeeze_all(nb_tensor *const *x)
 {
-    return nb_squeeze(x[0], NB_ALL_DIMS);
+    return nb_squeeze(x[0], NB_DIMS_ALL);
 }
 
 static nb_tensor *f_squeeze_1(nb_tensor *const *x)
 {
-    return nb_squeeze(x[0], 1);
+    return nb_squeeze(x[0], NB_DIMS(1));
 }
 
 static nb_tensor *f_unsqueeze(nb_tensor *const *x)
@@ -267,12 +268,12 @@ static nb_tensor *f_flatten(nb_tensor *const *x)
 
 static nb_tensor *f_slice(nb_tensor *const *x)
 {
-    return nb_slice(x[0], 1, 3);
+    return nb_slice(x[0], 0, 1, 3, 1);
 }
 
 static nb_tensor *f_two_slices(nb_tensor *const *x)
 {
-    return nb_mul(nb_slice(x[0], 1, 3), nb_slice(x[0], 0, 2));
+    return nb_mul(nb_slice(x[0], 0, 1, 3, 1), nb_slice(x[0], 0, 0, 2, 1));
 }
 
 static nb_tensor *f_transpose(nb_tensor *const *x)
@@ -282,7 +283,7 @@ static nb_tensor *f_transpose(nb_tensor *const *x)
 
 static nb_tensor *f_permute(nb_tensor *const *x)
 {
-    return nb_permute(x[0], (const int[]){2, 0, 1});
+    return nb_permute(x[0], NB_DIMS(2, 0, 1));
 }
 
 static nb_tensor *f_t(nb_tensor *const *x)

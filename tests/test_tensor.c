@@ -307,7 +307,7 @@ static void test_like_and_clone(void **state)
     nb_release(c);
 
     /* clone of a view copies just the view */
-    nb_tensor *v = nb_slice(x, 1, 2);
+    nb_tensor *v = nb_slice(x, 0, 1, 2, 1);
     c = nb_clone(v);
     assert_shape(c, NB_SHAPE(1, 3));
     assert_values(c, 3, 4, -1);
@@ -448,13 +448,13 @@ static void test_max_dims(void **state)
     assert_error(NB_EINVAL, "nb_unsqueeze: a tensor can have at most 8 dimensions");
 
     /* reverse all 8 dims (a copy) */
-    nb_tensor *p = nb_permute(t, (const int[]){7, 6, 5, 4, 3, 2, 1, 0});
+    nb_tensor *p = nb_permute(t, NB_DIMS(7, 6, 5, 4, 3, 2, 1, 0));
     assert_shape(p, NB_SHAPE(1, 2, 1, 2, 1, 2, 1, 2));
     /* p[0, b0, 0, b1, 0, b2, 0, b3] = t[b3, 0, b2, 0, b1, 0, b0, 0] = 8 b3 + 4 b2 + 2 b1 + b0 */
     assert_values(p, 0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15);
     nb_release(p);
 
-    nb_tensor *sq = nb_squeeze(t, NB_ALL_DIMS);
+    nb_tensor *sq = nb_squeeze(t, NB_DIMS_ALL);
     assert_shape(sq, NB_SHAPE(2, 2, 2, 2));
     nb_tensor *f = nb_flatten(t, 0, -1);
     assert_shape(f, NB_SHAPE(16));
@@ -558,43 +558,43 @@ static void test_squeeze_unsqueeze(void **state)
     (void)state;
     nb_tensor *t = seq(NB_SHAPE(1, 3, 1, 2));
 
-    nb_tensor *a = nb_squeeze(t, NB_ALL_DIMS);
+    nb_tensor *a = nb_squeeze(t, NB_DIMS_ALL);
     assert_shape(a, NB_SHAPE(3, 2));
     assert_values(a, 0, 1, 2, 3, 4, 5);
     assert_true(nb_tensor_shares_storage(a, t));
     nb_release(a);
 
-    a = nb_squeeze(t, 0);
+    a = nb_squeeze(t, NB_DIMS(0));
     assert_shape(a, NB_SHAPE(3, 1, 2));
     nb_release(a);
-    a = nb_squeeze(t, -2);
+    a = nb_squeeze(t, NB_DIMS(-2));
     assert_shape(a, NB_SHAPE(1, 3, 2));
     nb_release(a);
-    a = nb_squeeze(t, 1); /* size 3: unchanged, still a view */
+    a = nb_squeeze(t, NB_DIMS(1)); /* size 3: unchanged, still a view */
     assert_shape(a, NB_SHAPE(1, 3, 1, 2));
     assert_true(nb_tensor_shares_storage(a, t));
     nb_release(a);
 
     nb_tensor *ones = nb_ones(NB_SHAPE(1, 1));
-    a = nb_squeeze(ones, NB_ALL_DIMS);
+    a = nb_squeeze(ones, NB_DIMS_ALL);
     assert_shape(a, NB_SHAPE0);
     nb_release(a);
     nb_release(ones);
     nb_tensor *s0 = nb_scalar(1);
-    a = nb_squeeze(s0, 0);
+    a = nb_squeeze(s0, NB_DIMS(0));
     assert_shape(a, NB_SHAPE0);
     nb_release(a);
-    a = nb_squeeze(s0, -1);
+    a = nb_squeeze(s0, NB_DIMS(-1));
     assert_shape(a, NB_SHAPE0);
     nb_release(a);
 
-    assert_null(nb_squeeze(t, 4));
+    assert_null(nb_squeeze(t, NB_DIMS(4)));
     assert_error(NB_EINVAL,
                  "nb_squeeze: dimension out of range (expected to be in range of [-4, 3], but "
                  "got 4)");
-    assert_null(nb_squeeze(t, -5));
+    assert_null(nb_squeeze(t, NB_DIMS(-5)));
     assert_error(NB_EINVAL, "but got -5");
-    assert_null(nb_squeeze(s0, 1));
+    assert_null(nb_squeeze(s0, NB_DIMS(1)));
     assert_error(NB_EINVAL, "nb_squeeze: dimension out of range (expected to be in range of [-1, "
                             "0], but got 1)");
 
@@ -688,7 +688,7 @@ static void test_slice(void **state)
     (void)state;
     nb_tensor *t = seq(NB_SHAPE(5, 2));
 
-    nb_tensor *a = nb_slice(t, 1, 3);
+    nb_tensor *a = nb_slice(t, 0, 1, 3, 1);
     assert_shape(a, NB_SHAPE(2, 2));
     assert_values(a, 2, 3, 4, 5);
     assert_true(nb_tensor_shares_storage(a, t));
@@ -702,35 +702,35 @@ static void test_slice(void **state)
     assert_int_equal(nb_tensor_version(a), 2);
     nb_release(a);
 
-    a = nb_slice(t, -2, 5); /* negative start */
+    a = nb_slice(t, 0, -2, 5, 1); /* negative start */
     assert_values(a, 6, 7, 8, 9);
     nb_release(a);
-    a = nb_slice(t, -2, 100); /* clamped end */
+    a = nb_slice(t, 0, -2, 100, 1); /* clamped end */
     assert_values(a, 6, 7, 8, 9);
     nb_release(a);
-    a = nb_slice(t, -100, 1); /* clamped start */
+    a = nb_slice(t, 0, -100, 1, 1); /* clamped start */
     assert_values(a, 0, 1);
     nb_release(a);
-    a = nb_slice(t, 0, -4); /* negative end */
+    a = nb_slice(t, 0, 0, -4, 1); /* negative end */
     assert_values(a, 0, 1);
     nb_release(a);
-    a = nb_slice(t, 3, 1); /* empty */
+    a = nb_slice(t, 0, 3, 1, 1); /* empty */
     assert_shape(a, NB_SHAPE(0, 2));
     nb_release(a);
-    a = nb_slice(t, 7, 9); /* past the end: empty */
+    a = nb_slice(t, 0, 7, 9, 1); /* past the end: empty */
     assert_shape(a, NB_SHAPE(0, 2));
     nb_release(a);
-    a = nb_slice(t, INT64_MIN, INT64_MAX);
+    a = nb_slice(t, 0, INT64_MIN, INT64_MAX, 1);
     assert_shape(a, NB_SHAPE(5, 2));
     nb_release(a);
 
     /* a slice of a slice */
-    a = nb_slice(t, 1, 5);
-    nb_tensor *b = nb_slice(a, 1, -1);
+    a = nb_slice(t, 0, 1, 5, 1);
+    nb_tensor *b = nb_slice(a, 0, 1, -1, 1);
     assert_shape(b, NB_SHAPE(2, 2));
     assert_values(b, 40, 5, 6, 7);
     assert_true(nb_tensor_shares_storage(b, t));
-    nb_tensor *c = nb_slice(b, -1, 2);
+    nb_tensor *c = nb_slice(b, 0, -1, 2, 1);
     assert_values(c, 6, 7);
     nb_tensor *r = nb_reshape(c, NB_SHAPE(-1)); /* a view of a slice */
     assert_shape(r, NB_SHAPE(2));
@@ -742,13 +742,13 @@ static void test_slice(void **state)
     nb_release(a);
 
     nb_tensor *v = nb_arange(0, 4, 1);
-    a = nb_slice(v, 1, 3);
+    a = nb_slice(v, 0, 1, 3, 1);
     assert_values(a, 1, 2);
     nb_release(a);
     nb_release(v);
 
     nb_tensor *s0 = nb_scalar(1);
-    assert_null(nb_slice(s0, 0, 1));
+    assert_null(nb_slice(s0, 0, 0, 1, 1));
     assert_error(NB_EINVAL, "nb_slice: slice() cannot be applied to a 0-dim tensor");
     nb_release(s0);
     nb_release(t);
@@ -787,7 +787,7 @@ static void test_transpose_permute(void **state)
     assert_int_equal(bad, 0);
     nb_release(tr);
 
-    nb_tensor *p = nb_permute(t3, (const int[]){2, 0, 1});
+    nb_tensor *p = nb_permute(t3, NB_DIMS(2, 0, 1));
     assert_shape(p, NB_SHAPE(4, 2, 3));
     for (int64_t i = 0; i < 4; i++)
         for (int64_t j = 0; j < 2; j++)
@@ -796,10 +796,10 @@ static void test_transpose_permute(void **state)
     assert_int_equal(bad, 0);
     assert_false(nb_tensor_shares_storage(p, t3));
     nb_release(p);
-    p = nb_permute(t3, (const int[]){-1, 0, -2}); /* negative dims */
+    p = nb_permute(t3, NB_DIMS(-1, 0, -2)); /* negative dims */
     assert_shape(p, NB_SHAPE(4, 2, 3));
     nb_release(p);
-    p = nb_permute(t3, (const int[]){0, 1, 2}); /* identity: still a copy */
+    p = nb_permute(t3, NB_DIMS(0, 1, 2)); /* identity: still a copy */
     assert_shape(p, NB_SHAPE(2, 3, 4));
     assert_false(nb_tensor_shares_storage(p, t3));
     nb_release(p);
@@ -811,7 +811,7 @@ static void test_transpose_permute(void **state)
     assert_values(tr, 5);
     assert_false(nb_tensor_shares_storage(tr, s0));
     nb_release(tr);
-    p = nb_permute(s0, NULL);
+    p = nb_permute(s0, nb_dims_make(0, NULL));
     assert_shape(p, NB_SHAPE0);
     nb_release(p);
     nb_tensor *v = seq(NB_SHAPE(3));
@@ -853,16 +853,18 @@ static void test_transpose_permute(void **state)
     assert_error(NB_EINVAL, "but got -3");
     assert_null(nb_transpose(s0, 0, 1));
     assert_error(NB_EINVAL, "[-1, 0], but got 1");
-    assert_null(nb_permute(t3, (const int[]){0, 0, 1}));
+    assert_null(nb_permute(t3, NB_DIMS(0, 0, 1)));
     assert_error(NB_EINVAL, "nb_permute: repeated dim 0 in permutation");
-    assert_null(nb_permute(t3, (const int[]){2, 1, -1}));
+    assert_null(nb_permute(t3, NB_DIMS(2, 1, -1)));
     assert_error(NB_EINVAL, "nb_permute: repeated dim 2");
-    assert_null(nb_permute(t3, (const int[]){0, 1, 3}));
+    assert_null(nb_permute(t3, NB_DIMS(0, 1, 3)));
     assert_error(NB_EINVAL,
                  "nb_permute: dimension out of range (expected to be in range of [-3, 2], but "
                  "got 3)");
-    assert_null(nb_permute(t3, NULL));
-    assert_error(NB_EINVAL, "nb_permute: argument 'dims' is NULL");
+    assert_null(nb_permute(t3, nb_dims_make(0, NULL)));
+    assert_error(
+        NB_EINVAL,
+        "nb_permute: number of dims don't match in permute (the tensor has 3, the list 0)");
 
     nb_release(v);
     nb_release(s0);
@@ -1021,12 +1023,12 @@ static void test_null_arguments(void **state)
     NULL_TENSOR(nb_clone(NULL), "nb_clone");
     NULL_TENSOR(nb_reshape(NULL, NB_SHAPE(4)), "nb_reshape");
     NULL_TENSOR(nb_view(NULL, NB_SHAPE(4)), "nb_view");
-    NULL_TENSOR(nb_squeeze(NULL, NB_ALL_DIMS), "nb_squeeze");
+    NULL_TENSOR(nb_squeeze(NULL, NB_DIMS_ALL), "nb_squeeze");
     NULL_TENSOR(nb_unsqueeze(NULL, 0), "nb_unsqueeze");
     NULL_TENSOR(nb_flatten(NULL, 0, -1), "nb_flatten");
-    NULL_TENSOR(nb_slice(NULL, 0, 1), "nb_slice");
+    NULL_TENSOR(nb_slice(NULL, 0, 0, 1, 1), "nb_slice");
     NULL_TENSOR(nb_transpose(NULL, 0, 1), "nb_transpose");
-    NULL_TENSOR(nb_permute(NULL, (const int[]){1, 0}), "nb_permute");
+    NULL_TENSOR(nb_permute(NULL, NB_DIMS(1, 0)), "nb_permute");
     NULL_TENSOR(nb_t(NULL), "nb_t");
 #undef NULL_TENSOR
 
@@ -1074,9 +1076,9 @@ static void test_null_propagation(void **state)
     assert_null(nb_transpose(bad, 0, 1));
     assert_null(nb_clone(bad));
     assert_null(nb_zeros_like(bad));
-    assert_null(nb_slice(bad, 0, 1));
-    assert_null(nb_squeeze(bad, NB_ALL_DIMS));
-    assert_null(nb_permute(bad, (const int[]){1, 0}));
+    assert_null(nb_slice(bad, 0, 0, 1, 1));
+    assert_null(nb_squeeze(bad, NB_DIMS_ALL));
+    assert_null(nb_permute(bad, NB_DIMS(1, 0)));
     assert_null(nb_view(bad, NB_SHAPE(-1)));
     assert_int_equal(nb_tensor_item(bad, &v), NB_ESHAPE);
     assert_int_equal(nb_tensor_get(bad, (const int64_t[]){0, 0}, &v), NB_ESHAPE);

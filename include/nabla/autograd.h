@@ -46,6 +46,15 @@ NB_API bool nb_tensor_is_leaf(const nb_tensor *t);
  */
 NB_API nb_tensor *nb_tensor_grad(nb_tensor *t);
 /**
+ * Set t's .grad to grad (a tensor of t's shape), or drop it with NULL; the next backward
+ * accumulates into it. PyTorch: t.grad = grad.
+ * Ownership: t takes a reference to grad (which stays the caller's too); the previous .grad
+ * is released.
+ * Errors: NB_EINVAL for NULL t, or a grad that is part of a graph (detach it); NB_ESHAPE when
+ * grad's shape differs from t's. A NULL grad while an error is pending fails with it.
+ */
+NB_API nb_status nb_tensor_set_grad(nb_tensor *t, nb_tensor *grad);
+/**
  * The node that made t, NULL for a leaf or NULL t. PyTorch: Tensor.grad_fn.
  * Ownership: borrowed from t; valid while t lives. Errors: none.
  */
@@ -83,24 +92,35 @@ NB_API nb_status nb_zero_grad(nb_tensor *t, bool set_to_none);
 /**
  * Backpropagate from root: accumulate d(root)/d(leaf), weighted by grad (the vector of the
  * vector-Jacobian product: leaf.grad += Jᵀ·grad), into the .grad of every leaf that requires
- * grad and every tensor that retains grad. grad may be NULL for a one-element root (taken as
- * 1). Unless retain_graph, the saved tensors of the graph are freed on the way and a second
- * backward through it fails. Works whatever the grad mode.
- * PyTorch: Tensor.backward(grad, retain_graph) / torch.autograd.backward.
- * Ownership: the .grad tensors made belong to their tensors, not to any open scope.
- * Errors: NB_EINVAL for NULL root; NB_ESTATE when root does not require grad, when grad is
- * NULL for a root with more than one element, when the graph's saved tensors were freed, or
- * when a saved tensor was changed in place; NB_ESHAPE when grad's shape differs from root's;
- * NB_ENOMEM. After an error in the walk, some .grad may already have been accumulated.
+ * grad and every tensor that retains grad. An existing .grad is added to in place (its
+ * version is bumped), as PyTorch does. grad may be NULL for a one-element root (taken as
+ * 1; a NULL grad while an error is pending fails with that error). Unless retain_graph, the saved
+ * tensors of the graph are freed on the way and a second backward through it fails. Works whatever
+ * the grad mode. PyTorch: Tensor.backward(grad, retain_graph) / torch.autograd.backward. Ownership:
+ * the .grad tensors made belong to their tensors, not to any open scope. Errors: NB_EINVAL for NULL
+ * root; NB_ESTATE when root does not require grad, when grad is NULL for a root with more than one
+ * element, when the graph's saved tensors were freed, or when a saved tensor was changed in place;
+ * NB_ESHAPE when grad's shape differs from root's; NB_ENOMEM. After an error in the walk, some
+ * .grad may already have been accumulated.
  */
 NB_API nb_status nb_backward(nb_tensor *root, const nb_tensor *grad, bool retain_graph);
 
+/** Options of nb_grad; zero-initialised (or NULL) gives PyTorch's defaults. */
+typedef struct nb_grad_options {
+    /** Keep the graph's saved tensors, so that it can be backwarded again. */
+    bool retain_graph;
+    /** An input the outputs do not depend on gets a NULL result instead of an error. */
+    bool allow_unused;
+} nb_grad_options;
+
 /**
  * The gradients of the outputs (weighted by grad_outputs, which may be NULL, as may an entry,
- * when the output has one element) with respect to the inputs, without touching any .grad:
- * results[i] = Σ_j (d outputs[j] / d inputs[i])ᵀ·grad_outputs[j]; results holds n_inputs
- * entries. With results NULL it is nb_backward over every output (inputs ignored).
- * PyTorch: torch.autograd.grad.
+ * when the output has one element) with respect to the inputs, without touching the .grad of
+ * any leaf: results[i] = Σ_j (d outputs[j] / d inputs[i])ᵀ·grad_outputs[j]; results holds
+ * n_inputs entries. Non-leaf tensors that retain their grad on the way get it, as in
+ * PyTorch. With results NULL it is nb_backward over every output (inputs ignored).
+ * options may be NULL (retain_graph and allow_unused off).
+ * PyTorch: torch.autograd.grad(outputs, inputs, grad_outputs, retain_graph, allow_unused).
  * Ownership: results[i] receives a new reference, or NULL when inputs[i] is not reached and
  * allow_unused.
  * Errors: as nb_backward; NB_EINVAL for NULL or empty outputs or inputs, a NULL entry, or
@@ -108,8 +128,8 @@ NB_API nb_status nb_backward(nb_tensor *root, const nb_tensor *grad, bool retain
  * reached and !allow_unused. On error no reference is returned (results written are NULL).
  */
 NB_API nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *inputs,
-                         int n_inputs, const nb_tensor *const *grad_outputs, bool retain_graph,
-                         bool allow_unused, nb_tensor **results);
+                         int n_inputs, const nb_tensor *const *grad_outputs,
+                         const nb_grad_options *options, nb_tensor **results);
 
 /* ---- grad mode ------------------------------------------------------------------------- */
 
@@ -164,7 +184,7 @@ NB_API nb_tensor *nb_node_variable(const nb_node *n);
 /**
  * "<AddBackward0 object at 0x55d5c1a2b3c0>" into buf, as snprintf (buf may be NULL only when
  * size is 0). PyTorch: repr(grad_fn). Returns the full length, or a negative nb_status.
- * Ownership: buf is the caller's. Errors: NB_EINVAL for NULL n.
+ * Ownership: buf is the caller's. Errors: NB_EINVAL for NULL n, or NULL buf with size > 0.
  */
 NB_API int64_t nb_node_format(const nb_node *n, char *buf, size_t size);
 /**

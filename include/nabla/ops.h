@@ -39,9 +39,10 @@ NB_API nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);
 /** y = a / b; da = g / b, db = -g·a / b². PyTorch: torch.div; node DivBackward0. */
 NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
 /**
- * y = a + s, a - s, a·s, a / s for a number s; da = g, g, g·s, g / s.
- * PyTorch: torch.add/sub/mul/div(a, s); nodes AddBackward1, SubBackward1, MulBackward1,
- * DivBackward1.
+ * y = a + s, a - s, a·s, a / s for a number s; da = g, g, g·s, g / s. The nodes are the
+ * tensor ops' (AddBackward0, SubBackward0, MulBackward0, DivBackward0), with a second,
+ * empty edge for the number, as PyTorch records `x * 2.0` from Python.
+ * PyTorch: torch.add/sub/mul/div(a, s).
  */
 NB_API nb_tensor *nb_add_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_sub_scalar(nb_tensor *a, float s);
@@ -54,12 +55,15 @@ NB_API nb_tensor *nb_neg(nb_tensor *a);
  * In place: a ← a op b (b broadcast to a's shape) and a ← a + s, a ← a·s. PyTorch:
  * Tensor.add_, sub_, mul_, div_, add_(s), mul_(s). They bump a's version, so a backward that
  * saved a fails afterwards, as in PyTorch. They record no node: use them on tensors outside
- * the graph (or under NB_NO_GRAD, e.g. optimizer updates).
+ * the graph (or under NB_NO_GRAD, e.g. optimizer updates). b may be a itself; a b that shares
+ * only part of a's memory is refused, as PyTorch does.
  * Ownership: a is changed in place; no reference is made or taken.
- * Errors: NB_EINVAL for NULL a or b; NB_ESTATE for a leaf that requires grad while grad mode
- * is on (PyTorch's error), or when grad mode is on and a or b is part of a graph (a non-leaf,
- * or b requires grad); NB_ESHAPE when b does not broadcast to a's shape. a is unchanged on
- * error.
+ * Errors: NB_EINVAL for NULL a or b, or when b overlaps a without being a ("unsupported
+ * operation: some elements of the input tensor and the written-to tensor refer to a single
+ * memory location"); NB_ESTATE while grad mode is on when a requires grad (a leaf, a view of
+ * one, or a non-leaf: PyTorch's errors for the first two; nabla records no in-place op, so
+ * the third is refused too) or b requires grad; NB_ESHAPE when b does not broadcast to a's
+ * shape. a is unchanged on error.
  */
 NB_API nb_status nb_add_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_sub_(nb_tensor *a, const nb_tensor *b);
@@ -77,30 +81,34 @@ NB_API nb_status nb_fill_(nb_tensor *a, float value);
  * Ownership: each returns a new reference. Errors: NULL with NB_EINVAL for NULL x; NB_ENOMEM.
  * --------------------------------------------------------------------------------------- */
 
-/** y = 1 / (1 + e^-x); dx = g·y·(1 - y). PyTorch: torch.sigmoid; node SigmoidBackward0. */
+/** y = 1 / (1 + e^-x); dx = g·(1 - y)·y. PyTorch: torch.sigmoid; node SigmoidBackward0. */
 NB_API nb_tensor *nb_sigmoid(nb_tensor *x);
-/** y = max(x, 0) (NaN stays NaN); dx = g·[y > 0]. PyTorch: torch.relu; node ReluBackward0. */
+/**
+ * y = max(x, 0) (NaN and -0 stay as they are); dx = g where y > 0 or y is NaN, else 0
+ * (PyTorch's threshold_backward). PyTorch: torch.relu; node ReluBackward0.
+ */
 NB_API nb_tensor *nb_relu(nb_tensor *x);
 
 /* ---- reductions ------------------------------------------------------------------------- */
 
 /**
- * y = Σ x over the ndims dimensions in dims (negative count from the end), or over every
- * element when ndims is 0 (dims may then be NULL; the result is 0-d whatever keepdim).
- * keepdim keeps reduced dims as size 1. Sums are accumulated in double. dx = g broadcast
- * back over the reduced dims. PyTorch: torch.sum; nodes SumBackward0 (all) and SumBackward1
- * (dims).
+ * y = Σ x over the dims listed (negative count from the end), or over every element with
+ * NB_DIMS_ALL (the result is then 0-d whatever keepdim). keepdim keeps reduced dims as
+ * size 1. A sum over every element is accumulated in double; over some dims, runs along
+ * the last dim in double and the rest in float. dx = g broadcast back over the reduced dims.
+ * PyTorch: torch.sum(x) / torch.sum(x, dims, keepdim); nodes SumBackward0 (NB_DIMS_ALL) and
+ * SumBackward1 (dims).
  * Ownership: new reference.
- * Errors: NULL with NB_EINVAL for NULL x, ndims < 0, NULL dims with ndims > 0, or a dim out
- * of range or repeated; NB_ENOMEM.
+ * Errors: NULL with NB_EINVAL for NULL x, an empty list, or a dim out of range or repeated;
+ * NB_ENOMEM.
  */
-NB_API nb_tensor *nb_sum(nb_tensor *x, const int *dims, int ndims, bool keepdim);
+NB_API nb_tensor *nb_sum(nb_tensor *x, nb_dims dims, bool keepdim);
 /**
  * y = Σ x / n, n the number of elements reduced, as nb_sum; dx = g / n broadcast back.
  * PyTorch: torch.mean; nodes MeanBackward0 / MeanBackward1.
  * Ownership: new reference. Errors: as nb_sum.
  */
-NB_API nb_tensor *nb_mean(nb_tensor *x, const int *dims, int ndims, bool keepdim);
+NB_API nb_tensor *nb_mean(nb_tensor *x, nb_dims dims, bool keepdim);
 
 /* ---- matmul ----------------------------------------------------------------------------- */
 
@@ -127,10 +135,12 @@ NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
  * (0-d). dx = w·(σ(x)·(p·y + 1 - y) - p·y)·g; dy = w·(log σ(-x) - p·log σ(x))·g.
  * target has input's shape; weight w and pos_weight p (or NULL: 1) broadcast to it (p is
  * usually one per class, on the last dim). Gradients flow to input and target (weight and
- * pos_weight are constants).
+ * pos_weight are constants: they may not require grad, as in PyTorch). A NULL weight or
+ * pos_weight while an error is pending fails with that error.
  * PyTorch: torch.nn.functional.binary_cross_entropy_with_logits; node BCEWithLogitsBackward0.
  * Ownership: new reference.
- * Errors: NULL with NB_EINVAL for NULL input or target, or an unknown reduction; NB_ESHAPE
+ * Errors: NULL with NB_EINVAL for NULL input or target, an unknown reduction, or (grad mode
+ * on) a weight or pos_weight that requires grad; NB_ESHAPE
  * when target's shape differs from input's or weight / pos_weight do not broadcast to it;
  * NB_ENOMEM.
  */

@@ -44,6 +44,31 @@ typedef struct nb_shape {
 #define NB_SHAPE0 ((nb_shape){0, {0}})
 
 /**
+ * A list of dimensions, as reductions, squeeze and permute take them (negative dims count
+ * from the end, as in PyTorch). Pass it by value; NB_DIMS(0, 2) builds one in place and
+ * NB_DIMS_ALL stands for every dimension (PyTorch: dim=None).
+ */
+typedef struct nb_dims {
+    int n; /**< how many dims; NB__DIMS_ALL_N for all of them */
+    int d[NB_MAX_DIMS];
+} nb_dims;
+
+/** The n of NB_DIMS_ALL. */
+#define NB__DIMS_ALL_N (-1)
+/** NB_DIMS(1) is the list [1]; NB_DIMS(0, -1) is [0, -1]. (C only; C++: nb_dims_make.) */
+#define NB_DIMS(...) ((nb_dims){(int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), {__VA_ARGS__}})
+/** Every dimension (PyTorch: dim=None). */
+#define NB_DIMS_ALL ((nb_dims){NB__DIMS_ALL_N, {0}})
+
+/**
+ * Build a dims list from n entries of d (n = 0 gives the empty list, which only a 0-d
+ * tensor's nb_permute takes). An n outside [0, NB_MAX_DIMS] is kept (with no entries) for the
+ * consumer to report. PyTorch: a tuple of ints.
+ * Ownership: a value; d is copied. Errors: none (reported by the consumer).
+ */
+NB_API nb_dims nb_dims_make(int n, const int *d);
+
+/**
  * Build a shape from an array of ndim sizes. PyTorch: torch.Size(dims).
  * An ndim outside [0, NB_MAX_DIMS] is kept (with no sizes) for the consumer to report;
  * NULL dims with a valid ndim gives the 0-d shape.
@@ -300,20 +325,24 @@ NB_API nb_status nb_tensor_item(const nb_tensor *t, float *out);
  * (index may be NULL for a 0-d tensor). nb_tensor_set bumps the version.
  * PyTorch: t[i, j].item() / t[i, j] = value.
  * Ownership: none.
- * Errors: NB_EINVAL for NULL t, index or out; NB_ESTATE for set on a leaf that requires grad
- * while grad mode is on; NB_ERANGE for an index out of range.
+ * Errors: NB_EINVAL for NULL t, index or out; NB_ESTATE for set while grad mode is on on a
+ * tensor that requires grad: a leaf, a view of one, or a non-leaf (PyTorch records such a
+ * write in the graph; nabla refuses it rather than corrupt the gradient); NB_ERANGE for an
+ * index out of range.
  */
 NB_API nb_status nb_tensor_get(const nb_tensor *t, const int64_t *index, float *out);
 NB_API nb_status nb_tensor_set(nb_tensor *t, const int64_t *index, float value);
 
 /* ---------------------------------------------------------------------------------------
- * Shape and views. reshape/view, squeeze, unsqueeze, flatten and slice share t's storage
- * (and version counter); transpose and permute copy, since storage is always contiguous.
- * Each records a node when t requires grad (grad mode on), with PyTorch 1.13's name:
- * ReshapeAliasBackward0 (reshape, flatten), ViewBackward0, SqueezeBackward0 (all dims) /
- * SqueezeBackward1 (one dim), UnsqueezeBackward0, SliceBackward0, TransposeBackward0,
- * PermuteBackward0, TBackward0. Backward: a view's gradient is dy seen with t's shape; a
- * slice's is dy placed at its rows of zeros; a permutation's is dy permuted back.
+ * Shape and views. reshape/view, squeeze, unsqueeze, flatten and a slice along dim 0 with
+ * step 1 share t's storage (and version counter); other slices, transpose and permute copy,
+ * since storage is always contiguous (PyTorch returns views there: writing into nabla's copy
+ * does not change t). Each records a node when t requires grad (grad mode on), with PyTorch
+ * 1.13's name: ReshapeAliasBackward0 (reshape, flatten), ViewBackward0, SqueezeBackward0
+ * (all dims) / SqueezeBackward1 (one dim) / SqueezeBackward2 (several), UnsqueezeBackward0,
+ * SliceBackward0, TransposeBackward0, PermuteBackward0, TBackward0. Backward: a view's
+ * gradient is dy seen with t's shape; a slice's is dy placed at its elements of zeros; a
+ * permutation's is dy permuted back.
  * Ownership: each returns a new reference.
  * Errors: NULL with NB_EINVAL for NULL t, NB_ENOMEM, and the errors each function lists.
  * ------------------------------------------------------------------------------------- */
@@ -326,39 +355,44 @@ NB_API nb_status nb_tensor_set(nb_tensor *t, const int64_t *index, float value);
 NB_API nb_tensor *nb_reshape(nb_tensor *t, nb_shape shape);
 NB_API nb_tensor *nb_view(nb_tensor *t, nb_shape shape);
 /**
- * Remove every size-1 dimension (dim = NB_ALL_DIMS) or only dim if its size is 1.
- * PyTorch: torch.squeeze(t) / torch.squeeze(t, dim). Errors: NB_EINVAL for dim out of range.
+ * Remove every size-1 dimension (NB_DIMS_ALL), or those of the listed dims whose size is 1.
+ * PyTorch: torch.squeeze(t) / torch.squeeze(t, dim).
+ * Errors: NB_EINVAL for an empty list, a dim out of range or repeated.
  */
-#define NB_ALL_DIMS INT32_MIN
-NB_API nb_tensor *nb_squeeze(nb_tensor *t, int dim);
+NB_API nb_tensor *nb_squeeze(nb_tensor *t, nb_dims dims);
 /**
  * Insert a size-1 dimension at dim (in [-ndim-1, ndim]). PyTorch: torch.unsqueeze.
  * Errors: NB_EINVAL for dim out of range or when t already has NB_MAX_DIMS dims.
  */
 NB_API nb_tensor *nb_unsqueeze(nb_tensor *t, int dim);
 /**
- * Merge dims start_dim..end_dim into one (a 0-d t gives [1]).
- * PyTorch: torch.flatten(t, start_dim, end_dim).
+ * Merge dims start_dim..end_dim into one (a 0-d t gives [1]; its dims may be 0 or -1).
+ * PyTorch: torch.flatten(t, start_dim, end_dim). Where PyTorch returns t itself (a 1-D t,
+ * or start_dim == end_dim), nabla returns a view of t recorded as ReshapeAliasBackward0: a
+ * C scope cannot own the same tensor twice.
  * Errors: NB_EINVAL for a dim out of range or start_dim after end_dim; NB_ERANGE when the
  * merged size overflows.
  */
 NB_API nb_tensor *nb_flatten(nb_tensor *t, int start_dim, int end_dim);
 /**
- * Rows start..end-1 along dim 0 (negative and clamped as in Python). PyTorch: t[start:end].
- * Errors: NB_EINVAL for a 0-d t.
+ * The elements start, start + step, ... before end along dim (start and end negative and
+ * clamped as in Python, step >= 1). A view along dim 0 with step 1, a copy otherwise.
+ * PyTorch: t[start:end:step] along dim (torch.Tensor.__getitem__ / torch.narrow).
+ * Errors: NB_EINVAL for a 0-d t, a dim out of range, or step < 1.
  */
-NB_API nb_tensor *nb_slice(nb_tensor *t, int64_t start, int64_t end);
+NB_API nb_tensor *nb_slice(nb_tensor *t, int dim, int64_t start, int64_t end, int64_t step);
 /**
  * Swap two dims: out[.., j, .., i, ..] = t[.., i, .., j, ..] (a copy, even when nothing
  * moves). PyTorch: torch.transpose. Errors: NB_EINVAL for a dim out of range.
  */
 NB_API nb_tensor *nb_transpose(nb_tensor *t, int dim0, int dim1);
 /**
- * Reorder dims (a copy): out's dim i is t's dim dims[i]; dims holds a permutation of
+ * Reorder dims (a copy): out's dim i is t's dim dims.d[i]; dims lists a permutation of
  * 0..ndim-1 (negative counting from the end). PyTorch: torch.permute.
- * Errors: NB_EINVAL for NULL dims (ndim > 0), a dim out of range or repeated.
+ * Errors: NB_EINVAL when dims does not have ndim entries, or has one out of range or
+ * repeated.
  */
-NB_API nb_tensor *nb_permute(nb_tensor *t, const int *dims);
+NB_API nb_tensor *nb_permute(nb_tensor *t, nb_dims dims);
 /**
  * Transpose for ndim <= 2: a matrix is copied transposed; a 1-D or 0-d tensor gives a view of
  * itself. PyTorch: Tensor.T / Tensor.t(). Errors: NB_EINVAL when ndim > 2.

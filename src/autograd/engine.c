@@ -2,13 +2,30 @@
  * The backward engine: count dependencies from the roots, then run each node once every
  * gradient flowing into it has arrived, latest-created first (a max-heap on the sequence
  * number, as PyTorch's ready queue). Everything is iterative: no recursion over the graph.
+ *
+ * Each run takes a process-wide unique id, which marks the nodes it has seen: a graph built
+ * on one thread may be run on any other, one run at a time.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "autograd/internal.h"
 
 static NB__TLS const char *engine_fn = "nb_backward";
-static NB__TLS uint64_t run_id;
+
+/* Run ids: each thread takes a block of them at a time from the process-wide counter. */
+#define RUN_BLOCK ((uint64_t)1 << 20)
+static _Atomic uint64_t runs;
+static NB__TLS uint64_t run_next, run_end;
+
+static uint64_t new_run_id(void)
+{
+    if (run_next == run_end) {
+        run_next = atomic_fetch_add(&runs, RUN_BLOCK) + 1; /* 0 is never an id */
+        run_end = run_next + RUN_BLOCK - 1;
+    }
+    return run_next++;
+}
 
 const char *nb__engine_fn(void)
 {
@@ -47,10 +64,14 @@ static bool vec_push(node_vec *v, nb_node *n)
     return true;
 }
 
-/* Accumulators run first: nothing downstream of them waits, and their grads land early. */
+/*
+ * Later nodes run first, as in PyTorch. Accumulators run when nothing else is ready: by then
+ * the nodes that shared their gradient (an add passes one tensor to both inputs) have
+ * dropped it, so the leaf can take it without a copy.
+ */
 static uint64_t priority(const nb_node *n)
 {
-    return n->variable ? UINT64_MAX : n->seq;
+    return n->variable ? 0 : n->seq + 1;
 }
 
 static void heap_sift_up(node_vec *h, size_t i)
@@ -105,43 +126,64 @@ static nb_status accumulate(nb_tensor **slot, nb_tensor *g)
         return NB_OK;
     }
     if (!exclusive(*slot)) {
-        nb_tensor *copy = nb_clone(*slot);
-        if (!copy) {
-            nb__release(g);
-            return nb__oom(engine_fn);
+        if (exclusive(g)) { /* add into the one nobody else sees */
+            nb_tensor *t = *slot;
+            *slot = g;
+            g = t;
+        } else {
+            nb_tensor *copy = nb_clone(*slot);
+            if (!copy) {
+                nb__release(g);
+                return nb__oom(engine_fn);
+            }
+            nb__release(*slot);
+            *slot = copy;
         }
-        nb__release(*slot);
-        *slot = copy;
     }
     add_into(*slot, g);
     nb__release(g);
     return NB_OK;
 }
 
-/* AccumulateGrad: leaf.grad += g, reusing g's buffer when nothing else holds it. */
+/* AccumulateGrad: leaf.grad += g (in place, as PyTorch under no-grad), reusing g's buffer
+ * when nothing else holds it. */
 static nb_status accumulate_leaf(nb_tensor *leaf, nb_tensor *g)
 {
-    if (!leaf->grad && !exclusive(g)) {
-        leaf->grad = nb_clone(g);
-        return leaf->grad ? NB_OK : nb__oom(engine_fn);
+    nb__autograd *ag = nb__ag(leaf);
+    if (!ag->grad) {
+        ag->grad = exclusive(g) ? nb_retain(g) : nb_clone(g);
+        return ag->grad ? NB_OK : nb__oom(engine_fn);
     }
-    if (!leaf->grad) {
-        leaf->grad = nb_retain(g);
-        return NB_OK;
-    }
-    add_into(leaf->grad, g);
+    add_into(ag->grad, g);
     return NB_OK;
 }
 
 typedef struct run_state {
-    node_vec seen; /* every node of this run, for cleanup */
+    uint64_t run;
     node_vec ready;
     bool retain_graph;
-    /* capture mode (nb_grad): inputs' target nodes and where their gradient goes */
+    /* capture mode (nb_grad): each input's node and output, and where its gradient goes */
     int n_capture;
     nb_node *const *capture_node;
+    const int *capture_nr;
     nb_tensor **capture_out;
 } run_state;
+
+/*
+ * First visit of n in this run: reset its counters, and drop what an earlier run that
+ * failed part-way left in its buffers.
+ */
+static void visit(run_state *st, nb_node *n)
+{
+    n->run = st->run;
+    n->deps = 0;
+    n->pending = 0;
+    n->needed = st->n_capture == 0; /* nb_backward needs every node; nb_grad marks them */
+    for (int j = 0; j < n->num_outputs; j++) {
+        nb__release(n->out[j].buffer);
+        n->out[j].buffer = NULL;
+    }
+}
 
 /* Count, for each node reachable from the roots, how many edges lead into it. */
 static nb_status count_deps(run_state *st, int n_roots, nb_node *const *roots)
@@ -151,19 +193,17 @@ static nb_status count_deps(run_state *st, int n_roots, nb_node *const *roots)
     nb_status rc = NB_OK;
     for (int r = 0; r < n_roots && rc == NB_OK; r++) {
         nb_node *root = roots[r];
-        if (root->run == run_id) continue;
-        root->run = run_id;
-        root->deps = 0;
-        if (!vec_push(&st->seen, root) || !vec_push(&stack, root)) rc = nb__oom(engine_fn);
+        if (root->run == st->run) continue;
+        visit(st, root);
+        if (!vec_push(&stack, root)) rc = nb__oom(engine_fn);
         while (rc == NB_OK && stack.count > 0) {
             nb_node *n = stack.items[--stack.count];
             for (int i = 0; i < n->num_inputs; i++) {
                 nb_node *c = n->next[i].node;
                 if (!c) continue;
-                if (c->run != run_id) {
-                    c->run = run_id;
-                    c->deps = 0;
-                    if (!vec_push(&st->seen, c) || !vec_push(&stack, c)) {
+                if (c->run != st->run) {
+                    visit(st, c);
+                    if (!vec_push(&stack, c)) {
                         rc = nb__oom(engine_fn);
                         break;
                     }
@@ -186,16 +226,11 @@ static nb_status mark_needed(run_state *st, int n_roots, nb_node *const *roots)
     node_vec order;
     vec_init(&order);
     nb_status rc = NB_OK;
-    for (size_t i = 0; i < st->seen.count; i++) {
-        nb_node *n = st->seen.items[i];
-        n->pending = n->deps;
-        n->needed = false;
-    }
     for (int i = 0; i < st->n_capture; i++)
-        if (st->capture_node[i] && st->capture_node[i]->run == run_id)
+        if (st->capture_node[i] && st->capture_node[i]->run == st->run)
             st->capture_node[i]->needed = true;
     for (int r = 0; r < n_roots && rc == NB_OK; r++)
-        if (roots[r]->pending == 0) {
+        if (roots[r]->deps == 0 && roots[r]->pending != -1) {
             roots[r]->pending = -1; /* a root listed twice is ordered once */
             if (!vec_push(&order, roots[r])) rc = nb__oom(engine_fn);
         }
@@ -203,7 +238,12 @@ static nb_status mark_needed(run_state *st, int n_roots, nb_node *const *roots)
         nb_node *n = order.items[k];
         for (int i = 0; i < n->num_inputs; i++) {
             nb_node *c = n->next[i].node;
-            if (c && --c->pending == 0 && !vec_push(&order, c)) {
+            if (!c) continue;
+            if (c->queued != st->run) { /* first seen here: its count starts at deps */
+                c->queued = st->run;
+                c->pending = c->deps;
+            }
+            if (--c->pending == 0 && !vec_push(&order, c)) {
                 rc = nb__oom(engine_fn);
                 break;
             }
@@ -233,80 +273,155 @@ static bool leads_to_target(const nb_node *n)
     return false;
 }
 
-/* Run node n on its summed gradient g (may be NULL: nothing flowed in). Consumes g. */
-static nb_status run_node(run_state *st, nb_node *n, nb_tensor *g)
+/* Whether the gradient of edge i goes anywhere in this run. */
+static bool edge_used(const nb_node *n, int i)
 {
-    nb_status rc = NB_OK;
-    bool captured = false;
-    for (int i = 0; i < st->n_capture; i++) {
-        if (st->capture_node[i] != n || !g) continue;
-        captured = true;
-        if (!st->capture_out[i]) st->capture_out[i] = nb_clone(g);
-        if (!st->capture_out[i]) rc = nb__oom(engine_fn);
-    }
-    if (rc != NB_OK || !g || (st->n_capture > 0 && !leads_to_target(n))) goto done;
-    if (n->variable) {
-        if (!captured && st->n_capture == 0) rc = accumulate_leaf(n->variable, g);
-        goto done;
-    }
-    if (n->retained && st->n_capture == 0) {
-        nb_tensor *copy = nb_clone(g);
-        rc = copy ? accumulate(&n->retained->grad, copy) : nb__oom(engine_fn);
-        if (rc != NB_OK) goto done;
-    }
-    nb_tensor *gx[NB__MAX_INPUTS] = {NULL};
-    rc = n->op->backward(n, g, gx);
-    for (int i = 0; i < n->num_inputs; i++) {
-        nb_node *c = n->next[i].node;
-        if (rc == NB_OK && c && gx[i] && (st->n_capture == 0 || c->needed)) {
-            rc = accumulate(&c->buffer, gx[i]);
-        } else {
-            nb__release(gx[i]);
-        }
-    }
-    if (!st->retain_graph) nb__node_release_saved(n);
-done:
-    nb__release(g);
-    if (rc != NB_OK) return rc;
-    for (int i = 0; i < n->num_inputs; i++) {
-        nb_node *c = n->next[i].node;
-        if (c && --c->deps == 0 && (rc = push_ready(st, c)) != NB_OK) return rc;
-    }
-    return NB_OK;
+    const nb_node *c = n->next[i].node;
+    return c && c->needed;
 }
 
-static nb_status run(run_state *st, int n_roots, nb_node *const *roots, nb_tensor *const *seeds)
+/*
+ * Lend gx[i] the buffer its gradient will be added to, so the backward accumulates into it
+ * (beta = 1, +=) instead of making a tensor: a leaf's .grad itself (outside nb_grad), or the
+ * next node's partial sum when nobody else sees it. A buffer is lent to one edge only.
+ */
+static void lend(const run_state *st, nb_node *n, nb_tensor **gx, bool *leaf_lent)
 {
-    run_id++;
+    for (int i = 0; i < n->num_inputs; i++) {
+        gx[i] = NULL;
+        leaf_lent[i] = false;
+        if (!edge_used(n, i)) continue;
+        nb_node *c = n->next[i].node;
+        nb_tensor **slot = &c->out[n->next[i].input_nr].buffer;
+        nb_tensor *cand = NULL;
+        if (c->variable && st->n_capture == 0 && nb__ag(c->variable)->grad) {
+            cand = nb__ag(c->variable)->grad;
+            for (int k = 0; k < i; k++)
+                if (gx[k] == cand) cand = NULL;
+            if (cand) leaf_lent[i] = true;
+        } else if (*slot && exclusive(*slot)) {
+            cand = *slot;
+            *slot = NULL;
+        }
+        gx[i] = cand;
+    }
+}
+
+/* A leaf's AccumulateGrad node: its one buffer goes into the leaf's .grad (or, in nb_grad,
+ * only to the captures). */
+static nb_status run_accumulator(run_state *st, nb_node *n)
+{
+    nb_status rc = NB_OK;
+    nb_tensor *g = n->out[0].buffer;
+    n->out[0].buffer = NULL;
+    if (!g) return NB_OK;
+    for (int i = 0; i < st->n_capture && rc == NB_OK; i++) {
+        if (st->capture_node[i] != n || st->capture_out[i]) continue;
+        if (!(st->capture_out[i] = nb_clone(g))) rc = nb__oom(engine_fn);
+    }
+    if (rc == NB_OK && st->n_capture == 0) rc = accumulate_leaf(n->variable, g);
+    nb__release(g);
+    return rc;
+}
+
+/*
+ * Run the backward of n on the gradients summed into its outputs' buffers, hand each input's
+ * gradient on, and queue the next nodes that became ready. gy, gx and leaf_lent have room for
+ * n's outputs and inputs.
+ */
+static nb_status node_step(run_state *st, nb_node *n, nb_tensor **gy, nb_tensor **gx,
+                           bool *leaf_lent)
+{
+    nb_status rc = NB_OK;
+    int n_out = n->num_outputs, n_in = n->num_inputs;
+    bool any = false;
+    for (int j = 0; j < n_out; j++) {
+        gy[j] = n->out[j].buffer;
+        n->out[j].buffer = NULL;
+        any = any || gy[j];
+    }
+    for (int i = 0; i < st->n_capture && rc == NB_OK; i++) {
+        nb_tensor *g = st->capture_node[i] == n ? gy[st->capture_nr[i]] : NULL;
+        if (!g || st->capture_out[i]) continue;
+        if (!(st->capture_out[i] = nb_clone(g))) rc = nb__oom(engine_fn);
+    }
+    for (int j = 0; n->has_retained && j < n_out && rc == NB_OK; j++) {
+        nb_tensor *r = n->out[j].retained;
+        if (!r || !gy[j]) continue;
+        nb_tensor *copy = nb_clone(gy[j]);
+        rc = copy ? accumulate(&nb__ag(r)->grad, copy) : nb__oom(engine_fn);
+    }
+    bool ran = rc == NB_OK && any && (st->n_capture == 0 || leads_to_target(n));
+    if (ran) {
+        lend(st, n, gx, leaf_lent);
+        rc = n->op->backward(n, gy, gx);
+    }
+    for (int i = 0; i < n_in; i++) {
+        nb_node *c = n->next[i].node;
+        if (!c) continue;
+        if (ran && gx[i]) {
+            if (leaf_lent[i]) /* written in place into the leaf's .grad */
+                gx[i]->storage->version++;
+            else if (rc == NB_OK && edge_used(n, i))
+                rc = accumulate(&c->out[n->next[i].input_nr].buffer, gx[i]);
+            else
+                nb__release(gx[i]);
+        }
+        if (rc == NB_OK && --c->deps == 0) rc = push_ready(st, c);
+    }
+    if (ran && !st->retain_graph) nb__node_release_saved(n);
+    for (int j = 0; j < n_out; j++) nb__release(gy[j]);
+    return rc;
+}
+
+#define SMALL 8
+
+static nb_status run_node(run_state *st, nb_node *n)
+{
+    if (n->variable) return run_accumulator(st, n);
+    int n_out = n->num_outputs, n_in = n->num_inputs;
+    if (n_out <= SMALL && n_in <= SMALL) {
+        nb_tensor *gy[SMALL], *gx[SMALL];
+        bool leaf_lent[SMALL];
+        return node_step(st, n, gy, gx, leaf_lent);
+    }
+    nb_tensor **gy = nb__alloc((size_t)n_out * sizeof *gy, 16);
+    nb_tensor **gx = nb__alloc((size_t)n_in * sizeof *gx, 16);
+    bool *leaf_lent = nb__alloc((size_t)n_in * sizeof *leaf_lent, 16);
+    nb_status rc = gy && gx && leaf_lent ? node_step(st, n, gy, gx, leaf_lent)
+                                         : nb__oom(engine_fn); /* the buffers wait: dropped
+                                                                  by the next run or the node */
+    nb__free(gy);
+    nb__free(gx);
+    nb__free(leaf_lent);
+    return rc;
+}
+
+static nb_status run(run_state *st, int n_roots, nb_node *const *roots, const int *root_nr,
+                     nb_tensor *const *seeds)
+{
+    st->run = new_run_id();
     nb_status rc = count_deps(st, n_roots, roots);
     if (rc == NB_OK && st->n_capture > 0) rc = mark_needed(st, n_roots, roots);
     for (int r = 0; r < n_roots && rc == NB_OK; r++) {
-        rc = accumulate(&roots[r]->buffer, nb_retain(seeds[r]));
-        if (rc == NB_OK && roots[r]->deps == 0 && roots[r]->heap_pos != run_id) {
-            roots[r]->heap_pos = run_id; /* a root listed twice is queued once */
+        rc = accumulate(&roots[r]->out[root_nr[r]].buffer, nb_retain(seeds[r]));
+        if (rc == NB_OK && roots[r]->deps == 0 && roots[r]->queued != st->run) {
+            roots[r]->queued = st->run; /* a root listed twice is queued once */
             rc = push_ready(st, roots[r]);
         }
     }
-    while (rc == NB_OK && st->ready.count > 0) {
-        nb_node *n = heap_pop(&st->ready);
-        nb_tensor *g = n->buffer;
-        n->buffer = NULL;
-        rc = run_node(st, n, g);
-    }
-    for (size_t i = 0; i < st->seen.count; i++) { /* after an error: drop partial sums */
-        nb__release(st->seen.items[i]->buffer);
-        st->seen.items[i]->buffer = NULL;
-    }
-    vec_free(&st->seen);
+    while (rc == NB_OK && st->ready.count > 0) rc = run_node(st, heap_pop(&st->ready));
+    /* partial sums a failed run leaves (or, in nb_grad, nodes not needed) are dropped when
+     * a later run visits their node, or with the node */
     vec_free(&st->ready);
     return rc;
 }
 
 /* Check an output and make its seed gradient (a new reference) and its node (new ref). */
 static nb_status prepare_root(nb_tensor *out, const nb_tensor *grad, int idx, nb_tensor **seed,
-                              nb_node **node)
+                              nb_node **node, int *nr)
 {
-    if (!out->requires_grad)
+    if (!nb__requires_grad(out))
         return nb__error(NB_ESTATE, engine_fn,
                          "element %d of tensors does not require grad and does not have a "
                          "grad_fn",
@@ -328,11 +443,14 @@ static nb_status prepare_root(nb_tensor *out, const nb_tensor *grad, int idx, nb
         *seed = nb_ones_like(out);
         if (!*seed) return nb__oom(engine_fn);
     }
-    if (out->grad_fn) {
-        *node = out->grad_fn;
+    nb__autograd *ag = nb__ag(out);
+    if (ag->grad_fn) {
+        *node = ag->grad_fn;
+        *nr = ag->output_nr;
         (*node)->refcount++;
     } else {
         *node = nb__grad_accumulator(out);
+        *nr = 0;
     }
     if (!*node) {
         nb__release(*seed);
@@ -343,61 +461,72 @@ static nb_status prepare_root(nb_tensor *out, const nb_tensor *grad, int idx, nb
 
 nb_status nb_backward(nb_tensor *root, const nb_tensor *grad, bool retain_graph)
 {
-    return nb_grad(&root, 1, NULL, 0, grad ? &grad : NULL, retain_graph, false, NULL);
+    if (root && !grad && nb__pending()) return nb__pending();
+    nb_grad_options o = {retain_graph, false};
+    return nb_grad(&root, 1, NULL, 0, grad ? &grad : NULL, &o, NULL);
 }
 
+#define MAX_ENDS 64
+
 nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *inputs, int n_inputs,
-                  const nb_tensor *const *grad_outputs, bool retain_graph, bool allow_unused,
+                  const nb_tensor *const *grad_outputs, const nb_grad_options *options,
                   nb_tensor **results)
 {
     const char *fn = results ? "nb_grad" : "nb_backward";
+    nb_grad_options opt = options ? *options : (nb_grad_options){false, false};
     if (!outputs || n_outputs < 1) return nb__error(NB_EINVAL, fn, "no outputs to differentiate");
     for (int i = 0; i < n_outputs; i++)
         if (!outputs[i]) return nb__null(fn, results ? "outputs" : "root");
     if (results) {
         if (!inputs || n_inputs < 1) return nb__error(NB_EINVAL, fn, "no inputs given");
+        for (int i = 0; i < n_inputs && i < MAX_ENDS; i++) results[i] = NULL;
         for (int i = 0; i < n_inputs; i++) {
-            results[i] = NULL;
             if (!inputs[i]) return nb__null(fn, "inputs");
-            if (!inputs[i]->requires_grad)
+            if (!nb__requires_grad(inputs[i]))
                 return nb__error(NB_ESTATE, fn,
                                  "input %d of the differentiated inputs does not require grad", i);
         }
     }
-    if (n_outputs > 64 || n_inputs > 64 || n_inputs < 0)
-        return nb__error(NB_EINVAL, fn, "at most 64 outputs and 64 inputs");
+    if (n_outputs > MAX_ENDS || n_inputs > MAX_ENDS || n_inputs < 0)
+        return nb__error(NB_EINVAL, fn, "at most %d outputs and %d inputs", MAX_ENDS, MAX_ENDS);
+    for (int i = 0; grad_outputs && i < n_outputs; i++)
+        if (!grad_outputs[i] && nb__pending()) return nb__pending();
 
     const char *prev_fn = engine_fn;
     engine_fn = fn;
     nb_scope *token = nb__scope_suspend(); /* engine tensors belong to the graph, not scopes */
-    /* Only the entries in use are written (no zeroing of all 64): roots[i] and seeds[i] for
-     * i < made, each holding a reference; a prepare_root that fails keeps none. targets
-     * is read only with results, after it is filled. */
-    nb_node *roots[64], *targets[64];
-    nb_tensor *seeds[64];
+    /* Only the entries in use are written: roots[i] and seeds[i] for i < made, each holding a
+     * reference; a prepare_root that fails keeps none. targets is read only with results,
+     * after it is filled. */
+    nb_node *roots[MAX_ENDS], *targets[MAX_ENDS];
+    int root_nr[MAX_ENDS], target_nr[MAX_ENDS];
+    nb_tensor *seeds[MAX_ENDS];
     nb_status rc = NB_OK;
     int made = 0;
     for (; made < n_outputs; made++) {
         const nb_tensor *g = grad_outputs ? grad_outputs[made] : NULL;
-        rc = prepare_root(outputs[made], g, made, &seeds[made], &roots[made]);
+        rc = prepare_root(outputs[made], g, made, &seeds[made], &roots[made], &root_nr[made]);
         if (rc != NB_OK) break;
     }
     if (rc == NB_OK && results) {
-        for (int i = 0; i < n_inputs; i++)
-            targets[i] = inputs[i]->grad_fn ? inputs[i]->grad_fn : inputs[i]->grad_accumulator;
+        for (int i = 0; i < n_inputs; i++) {
+            nb__autograd *ag = nb__ag(inputs[i]);
+            targets[i] = ag->grad_fn ? ag->grad_fn : ag->grad_accumulator;
+            target_nr[i] = ag->grad_fn ? ag->output_nr : 0;
+        }
     }
     if (rc == NB_OK) {
         /* field by field: an initializer would also zero the vectors' inline storage */
         run_state st;
-        st.retain_graph = retain_graph;
+        st.retain_graph = opt.retain_graph;
         st.n_capture = results ? n_inputs : 0;
         st.capture_node = targets;
+        st.capture_nr = target_nr;
         st.capture_out = results;
-        vec_init(&st.seen);
         vec_init(&st.ready);
-        rc = run(&st, n_outputs, roots, seeds);
+        rc = run(&st, n_outputs, roots, root_nr, seeds);
     }
-    if (rc == NB_OK && results && !allow_unused) {
+    if (rc == NB_OK && results && !opt.allow_unused) {
         for (int i = 0; i < n_inputs && rc == NB_OK; i++)
             if (!results[i])
                 rc = nb__error(NB_ESTATE, fn,

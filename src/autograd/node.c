@@ -1,4 +1,4 @@
-/* Nodes: creation by ops, saved tensors, iterative teardown, and tensor autograd properties. */
+/* Nodes: creation by ops, saved tensors, iterative teardown, and tensors' autograd meta. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -6,7 +6,78 @@
 
 static NB__TLS uint64_t next_seq;
 
-static const nb_op accumulate_op = {"AccumulateGrad", NULL};
+static const nb_op accumulate_op = {"AccumulateGrad", NULL, 0, 0, 0};
+
+/* ---- the meta core sees ---------------------------------------------------------------- */
+
+static void meta_free(nb_tensor *t)
+{
+    nb__autograd *ag = nb__ag(t);
+    nb__release(ag->grad);
+    nb_node *g = ag->grad_fn;
+    if (g) {
+        if (g->out[ag->output_nr].retained == t) g->out[ag->output_nr].retained = NULL;
+        nb__node_release(g);
+    }
+    t->meta = NULL;
+}
+
+/* Whether the non-leaf t is a view (through view ops only) of a leaf. */
+static bool view_of_leaf(const nb_tensor *t)
+{
+    const nb_node *n = nb__grad_fn(t);
+    while (n && (n->op->flags & NB__OP_VIEW) && n->num_inputs > 0) {
+        n = n->next[0].node;
+        if (n && n->variable) return true;
+    }
+    return false;
+}
+
+/*
+ * The one in-place check. Under grad mode a tensor that requires grad is never written in
+ * place: a leaf (its .grad would no longer be the gradient of what was computed), a view of
+ * one (the same, through shared storage), or a non-leaf (nabla does not record in-place
+ * ops: the write would corrupt the gradient silently). Under no-grad anything goes, as in
+ * PyTorch, which is how optimizers update parameters.
+ */
+static nb_status meta_check_write(const char *fn, const nb_tensor *t)
+{
+    if (!nb__grad_enabled() || !nb__ag(t)->requires_grad) return NB_OK;
+    if (!nb__ag(t)->grad_fn)
+        return nb__error(NB_ESTATE, fn,
+                         "a leaf Variable that requires grad is being used in an in-place "
+                         "operation.");
+    if (view_of_leaf(t))
+        return nb__error(NB_ESTATE, fn,
+                         "a view of a leaf Variable that requires grad is being used in an "
+                         "in-place operation.");
+    return nb__error(NB_ESTATE, fn,
+                     "in-place operations on tensors that are part of a graph are not "
+                     "supported; use the out-of-place op or NB_NO_GRAD");
+}
+
+static void meta_describe(const nb_tensor *t, const char **grad_fn_name, bool *requires_grad)
+{
+    const nb__autograd *ag = nb__ag(t);
+    *grad_fn_name = ag->grad_fn ? ag->grad_fn->op->name : NULL;
+    *requires_grad = ag->requires_grad;
+}
+
+static const nb__meta_ops meta_ops = {meta_free, meta_check_write, meta_describe};
+
+_Static_assert(sizeof(nb__autograd) <= sizeof(((nb_tensor *)0)->meta_space),
+               "the autograd meta must fit the tensor's meta_space");
+
+nb__autograd *nb__ag_make(nb_tensor *t)
+{
+    if (!t->meta) {
+        nb__autograd *ag = (nb__autograd *)(void *)t->meta_space;
+        memset(ag, 0, sizeof *ag);
+        ag->base.ops = &meta_ops;
+        t->meta = &ag->base;
+    }
+    return nb__ag(t);
+}
 
 /* ---- teardown -------------------------------------------------------------------------- */
 
@@ -42,19 +113,18 @@ static bool dying_push(nb_node *n)
 static void node_destroy(nb_node *n)
 {
     for (int i = 0; i < n->num_inputs; i++) nb__node_release(n->next[i].node);
-    for (int i = 0; i < NB__MAX_SAVED; i++) nb__release(n->saved[i].tensor);
+    for (int i = 0; i < n->num_saved; i++) nb__release(n->saved[i].tensor);
+    for (int j = 0; j < n->num_outputs; j++) nb__release(n->out[j].buffer);
     if (n->variable) {
-        if (n->variable->grad_accumulator == n) n->variable->grad_accumulator = NULL;
+        nb__autograd *ag = nb__ag(n->variable);
+        if (ag->grad_accumulator == n) ag->grad_accumulator = NULL;
         nb__release(n->variable);
     }
-    if (n->retained && n->retained->grad_fn == n) n->retained = NULL;
-    nb__release(n->buffer);
     nb__free(n);
 }
 
-void nb__node_release(nb_node *n)
+void nb__node_free(nb_node *n)
 {
-    if (!n || --n->refcount > 0) return;
     if (!dying_push(n)) {
         node_destroy(n); /* no memory for the list: fall back to recursion */
         return;
@@ -77,19 +147,31 @@ static void node_retain(nb_node *n)
     if (n) n->refcount++;
 }
 
-void nb__autograd_on_free(nb_tensor *t)
-{
-    if (t->grad_fn && t->grad_fn->retained == t) t->grad_fn->retained = NULL;
-    nb__node_release(t->grad_fn);
-    t->grad_fn = NULL;
-}
-
 /* ---- creation -------------------------------------------------------------------------- */
 
-static nb_node *node_new(const nb_op *op)
+static size_t round8(size_t n)
 {
-    nb_node *n = nb__calloc(sizeof *n);
+    return (n + 7) & ~(size_t)7;
+}
+
+/* A node with its trailing arrays, all zeroed; NULL on OOM. */
+static nb_node *node_new(const nb_op *op, int n_in, int n_out, size_t n_dims, size_t state)
+{
+    size_t n_saved = (size_t)op->n_saved;
+    size_t edges = (size_t)n_in * sizeof(nb_edge), saved = n_saved * sizeof(nb_saved);
+    size_t outs = (size_t)n_out * sizeof(nb__output);
+    state = round8(state);
+    if (state > SIZE_MAX / 4 || (size_t)n_in > SIZE_MAX / 4 / sizeof(nb_edge)) return NULL;
+    size_t size = sizeof(nb_node) + state + edges + saved + outs + n_dims * sizeof(int64_t);
+    nb_node *n = nb__calloc(size);
     if (!n) return NULL;
+    char *p = (char *)n + sizeof(nb_node) + state;
+    n->next = (nb_edge *)(void *)p;
+    n->saved = (nb_saved *)(void *)(p + edges);
+    n->out = (nb__output *)(void *)(p + edges + saved);
+    n->num_inputs = n_in;
+    n->num_outputs = n_out;
+    n->num_saved = (int)n_saved;
     n->refcount = 1;
     n->op = op;
     n->seq = next_seq++;
@@ -98,39 +180,41 @@ static nb_node *node_new(const nb_op *op)
 
 nb_node *nb__grad_accumulator(nb_tensor *leaf)
 {
-    if (leaf->grad_accumulator) {
-        node_retain(leaf->grad_accumulator);
-        return leaf->grad_accumulator;
+    nb__autograd *ag = nb__ag_make(leaf);
+    if (ag->grad_accumulator) {
+        node_retain(ag->grad_accumulator);
+        return ag->grad_accumulator;
     }
-    nb_node *n = node_new(&accumulate_op);
+    nb_node *n = node_new(&accumulate_op, 0, 1, 0, 0);
     if (!n) return NULL;
     n->variable = nb_retain(leaf);
-    leaf->grad_accumulator = n; /* weak: the node is owned by the graphs that use it */
+    n->out[0].dims = leaf->shape; /* the node holds the leaf: its shape outlives the node */
+    n->out[0].ndim = leaf->ndim;
+    ag->grad_accumulator = n; /* weak: the node is owned by the graphs that use it */
     return n;
 }
 
-nb_status nb__record(const char *fn, const nb_op *op, nb_tensor *out, int n,
-                     nb_tensor *const *inputs, nb_node **node)
+nb_status nb__record(const char *fn, const nb_op *op, int n_in, nb_tensor *const *in, int n_out,
+                     nb_tensor *const *out, size_t extra_state, nb_node **node)
 {
     *node = NULL;
     if (!nb__grad_enabled()) return NB_OK;
     bool any = false;
-    for (int i = 0; i < n; i++) any = any || (inputs[i] && inputs[i]->requires_grad);
+    for (int i = 0; i < n_in && !any; i++) any = in[i] && nb__requires_grad(in[i]);
     if (!any) return NB_OK;
 
-    nb_node *g = node_new(op);
+    size_t n_dims = 0;
+    for (int j = 0; j < n_out; j++) n_dims += (size_t)out[j]->ndim;
+    if (extra_state > SIZE_MAX / 4) return nb__oom(fn);
+    nb_node *g = node_new(op, n_in, n_out, n_dims, op->state_size + extra_state);
     if (!g) return nb__oom(fn);
-    g->num_inputs = n;
-    for (int i = 0; i < n; i++) {
-        nb_tensor *x = inputs[i];
-        if (!x) continue;
-        /* the node is zeroed: copying the used sizes gives what nb_tensor_size(x) would */
-        g->input_shape[i].ndim = x->ndim;
-        memcpy(g->input_shape[i].dims, x->shape, (size_t)x->ndim * sizeof *x->shape);
-        if (!x->requires_grad) continue;
-        if (x->grad_fn) {
-            g->next[i] = (nb_edge){x->grad_fn, x->output_nr};
-            node_retain(x->grad_fn);
+    for (int i = 0; i < n_in; i++) {
+        nb_tensor *x = in[i];
+        if (!x || !nb__requires_grad(x)) continue;
+        nb__autograd *ag = nb__ag(x);
+        if (ag->grad_fn) {
+            g->next[i] = (nb_edge){ag->grad_fn, ag->output_nr};
+            node_retain(ag->grad_fn);
         } else {
             nb_node *acc = nb__grad_accumulator(x);
             if (!acc) {
@@ -140,10 +224,19 @@ nb_status nb__record(const char *fn, const nb_op *op, nb_tensor *out, int n,
             g->next[i] = (nb_edge){acc, 0}; /* takes the reference returned */
         }
     }
-    nb__node_release(out->grad_fn);
-    out->grad_fn = g;
-    out->output_nr = 0;
-    out->requires_grad = true;
+    int64_t *dims = (int64_t *)(void *)((char *)g->out + (size_t)n_out * sizeof(nb__output));
+    g->refcount = n_out; /* each output holds the node */
+    for (int j = 0; j < n_out; j++) {
+        nb_tensor *y = out[j];
+        for (int d = 0; d < y->ndim; d++) dims[d] = y->shape[d];
+        g->out[j].dims = dims;
+        g->out[j].ndim = y->ndim;
+        dims += y->ndim;
+        nb__autograd *ag = nb__ag_make(y); /* a fresh output: it has no grad_fn yet */
+        ag->grad_fn = g;
+        ag->output_nr = j;
+        ag->requires_grad = true;
+    }
     *node = g;
     return NB_OK;
 }
@@ -152,7 +245,7 @@ nb_status nb__save(const char *fn, nb_node *n, int i, nb_tensor *t)
 {
     nb_saved *s = &n->saved[i];
     s->version = t->storage->version;
-    if (t->grad_fn == n) {
+    if (nb__grad_fn(t) == n) {
         /* the op's own output: keep an alias of its storage, not the tensor, which holds n */
         nb_scope *token = nb__scope_suspend();
         s->tensor = nb__new_view(fn, t->storage, t->offset, t->ndim, t->shape);
@@ -162,7 +255,6 @@ nb_status nb__save(const char *fn, nb_node *n, int i, nb_tensor *t)
     } else {
         s->tensor = nb_retain(t);
     }
-    n->has_saved = true;
     return NB_OK;
 }
 
@@ -193,15 +285,15 @@ nb_tensor *nb__saved(nb_node *n, int i)
     return s->tensor;
 }
 
-/* Free what backward saved: after a backward without retain_graph. */
 void nb__node_release_saved(nb_node *n)
 {
-    if (!n->has_saved) return;
-    for (int i = 0; i < NB__MAX_SAVED; i++) {
+    /* a node that saved nothing can run again, as in PyTorch */
+    for (int i = 0; i < n->num_saved; i++) {
+        if (!n->saved[i].tensor) continue;
         nb__release(n->saved[i].tensor);
         n->saved[i].tensor = NULL;
+        n->saved_released = true;
     }
-    n->saved_released = true;
 }
 
 /* ---- tensor autograd properties -------------------------------------------------------- */
@@ -213,62 +305,86 @@ nb_tensor *nb_requires_grad_(nb_tensor *t, bool requires_grad)
         nb__null(fn, "t");
         return NULL;
     }
-    if (t->grad_fn) {
+    if (nb__grad_fn(t)) {
         nb__error(NB_ESTATE, fn,
                   "you can only change requires_grad flags of leaf variables. If you want to use "
                   "a computed variable in a subgraph that doesn't require differentiation use "
                   "var_no_grad = nb_detach(var).");
         return NULL;
     }
-    t->requires_grad = requires_grad;
+    if (requires_grad || t->meta) nb__ag_make(t)->requires_grad = requires_grad;
     return t;
 }
 
 bool nb_tensor_requires_grad(const nb_tensor *t)
 {
-    return t && t->requires_grad;
+    return t && nb__requires_grad(t);
 }
 
 bool nb_tensor_is_leaf(const nb_tensor *t)
 {
-    return !t || !t->grad_fn;
+    return !t || !nb__grad_fn(t);
 }
 
 nb_tensor *nb_tensor_grad(nb_tensor *t)
 {
-    if (!t) return NULL;
-    if (t->grad_fn && !t->retains_grad && !t->warned_grad) {
-        t->warned_grad = true;
+    if (!t || !t->meta) return NULL;
+    nb__autograd *ag = nb__ag(t);
+    if (ag->grad_fn && !ag->retains_grad && !ag->warned_grad) {
+        ag->warned_grad = true;
         nb__warn("nb_tensor_grad: warning: The .grad attribute of a Tensor that is not a leaf "
                  "Tensor is being accessed. Its .grad attribute won't be populated during "
                  "nb_backward(). If you indeed want the .grad field to be populated for a "
                  "non-leaf Tensor, use nb_retain_grad() on the non-leaf Tensor. If you access the "
                  "non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.");
     }
-    return t->grad;
+    return ag->grad;
+}
+
+nb_status nb_tensor_set_grad(nb_tensor *t, nb_tensor *grad)
+{
+    static const char fn[] = "nb_tensor_set_grad";
+    if (!t) return nb__null(fn, "t");
+    if (!grad && nb__pending()) return nb__pending();
+    if (grad && !nb__same_shape(t, grad)) {
+        char a[NB__SHAPE_STR], b[NB__SHAPE_STR];
+        return nb__error(
+            NB_ESHAPE, fn, "assigned grad has data of a different size: %s for a tensor of %s",
+            nb__shape_str(a, grad->ndim, grad->shape), nb__shape_str(b, t->ndim, t->shape));
+    }
+    if (grad && nb__requires_grad(grad) && nb__grad_fn(grad))
+        return nb__error(NB_EINVAL, fn, "a gradient must not be part of a graph; detach it");
+    if (!grad && !t->meta) return NB_OK;
+    nb__autograd *ag = nb__ag_make(t);
+    nb_tensor *old = ag->grad;
+    ag->grad = nb_retain(grad);
+    nb__release(old);
+    return NB_OK;
 }
 
 nb_node *nb_tensor_grad_fn(const nb_tensor *t)
 {
-    return t ? t->grad_fn : NULL;
+    return t ? nb__grad_fn(t) : NULL;
 }
 
 nb_status nb_retain_grad(nb_tensor *t)
 {
     static const char fn[] = "nb_retain_grad";
     if (!t) return nb__null(fn, "t");
-    if (!t->requires_grad)
+    if (!nb__requires_grad(t))
         return nb__error(NB_ESTATE, fn, "can't retain_grad on Tensor that has requires_grad=False");
-    if (t->grad_fn) {
-        t->retains_grad = true;
-        t->grad_fn->retained = t;
+    nb__autograd *ag = nb__ag(t);
+    if (ag->grad_fn) {
+        ag->retains_grad = true;
+        ag->grad_fn->out[ag->output_nr].retained = t;
+        ag->grad_fn->has_retained = true;
     }
     return NB_OK; /* a leaf retains its grad already */
 }
 
 bool nb_tensor_retains_grad(const nb_tensor *t)
 {
-    return t && t->retains_grad;
+    return t && t->meta && nb__ag(t)->retains_grad;
 }
 
 nb_tensor *nb_detach(nb_tensor *t)
@@ -283,13 +399,14 @@ nb_tensor *nb_detach(nb_tensor *t)
 nb_status nb_zero_grad(nb_tensor *t, bool set_to_none)
 {
     if (!t) return nb__null("nb_zero_grad", "t");
-    if (!t->grad) return NB_OK;
+    nb_tensor *g = t->meta ? nb__ag(t)->grad : NULL;
+    if (!g) return NB_OK;
     if (set_to_none) {
-        nb__release(t->grad);
-        t->grad = NULL;
+        nb__ag(t)->grad = NULL;
+        nb__release(g);
     } else {
-        memset(nb__data(t->grad), 0, (size_t)t->grad->numel * sizeof(float));
-        t->grad->storage->version++;
+        memset(nb__data(g), 0, (size_t)g->numel * sizeof(float));
+        g->storage->version++;
     }
     return NB_OK;
 }
@@ -299,11 +416,6 @@ nb_status nb_zero_grad(nb_tensor *t, bool set_to_none)
 const char *nb_node_name(const nb_node *n)
 {
     return n ? n->op->name : NULL;
-}
-
-const char *nb__node_name(const nb_node *n)
-{
-    return n->op->name;
 }
 
 int nb_node_num_next(const nb_node *n)
@@ -325,9 +437,10 @@ nb_tensor *nb_node_variable(const nb_node *n)
 
 int64_t nb_node_format(const nb_node *n, char *buf, size_t size)
 {
-    if (!n) return nb__null("nb_node_format", "n");
-    int len = snprintf(buf, size, "<%s object at %p>", n->op->name, (const void *)n);
-    return len;
+    static const char fn[] = "nb_node_format";
+    if (!n) return nb__null(fn, "n");
+    if (!buf && size > 0) return nb__error(NB_EINVAL, fn, "buf is NULL but size is %zu", size);
+    return snprintf(buf, size, "<%s object at %p>", n->op->name, (const void *)n);
 }
 
 nb_status nb_node_print(const nb_node *n, FILE *f)

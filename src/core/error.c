@@ -8,11 +8,13 @@
 
 typedef struct error_state {
     nb_error pub;
-    bool unread; /* recorded and not yet returned by nb_last_error(): still pending */
     char text[MESSAGE_MAX];
 } error_state;
 
-static _Thread_local error_state tls_error = {{NB_OK, ""}, false, ""};
+static _Thread_local error_state tls_error = {{NB_OK, ""}, ""};
+/* recorded and not yet returned by nb_last_error(): pending. Apart from tls_error so the
+ * hot paths read it without a call into the TLS machinery */
+static NB__TLS bool error_unread;
 
 static nb_warning_fn warning_fn;
 static void *warning_ctx;
@@ -20,14 +22,14 @@ static void *warning_ctx;
 const nb_error *nb_last_error(void)
 {
     if (!tls_error.pub.message) tls_error.pub.message = "";
-    tls_error.unread = false; /* the user has seen it: it no longer explains a later NULL */
+    error_unread = false; /* the user has seen it: it no longer explains a later NULL */
     return &tls_error.pub;
 }
 
 void nb_error_clear(void)
 {
     tls_error.pub.code = NB_OK;
-    tls_error.unread = false;
+    error_unread = false;
     tls_error.text[0] = '\0';
     tls_error.pub.message = "";
 }
@@ -66,7 +68,7 @@ nb_status nb__error(nb_status code, const char *fn, const char *fmt, ...)
         if (*p == '\n') *p = ' ';
     tls_error.pub.code = code;
     tls_error.pub.message = tls_error.text;
-    tls_error.unread = true;
+    error_unread = true;
     return code;
 }
 
@@ -77,13 +79,13 @@ nb_status nb__oom(const char *fn)
 
 nb_status nb__null(const char *fn, const char *arg)
 {
-    if (tls_error.unread) return tls_error.pub.code;
+    if (error_unread) return tls_error.pub.code;
     return nb__error(NB_EINVAL, fn, "argument '%s' is NULL", arg);
 }
 
 nb_status nb__pending(void)
 {
-    return tls_error.unread ? tls_error.pub.code : NB_OK;
+    return error_unread ? tls_error.pub.code : NB_OK;
 }
 
 nb_status nb__last_code(void)

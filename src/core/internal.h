@@ -87,6 +87,24 @@ typedef struct nb_storage {
     uint64_t version; /* bumped by every in-place change */
 } nb_storage;
 
+/*
+ * What a layer above core attaches to a tensor (the autograd layer: requires_grad, grad,
+ * grad_fn). Core knows only this header and calls the behaviour the owner registered with
+ * it; a plain tensor has none (meta NULL). The owner's struct starts with this one.
+ */
+typedef struct nb__meta nb__meta;
+typedef struct nb__meta_ops {
+    /** t is being freed: drop what the meta holds and free it. */
+    void (*free)(nb_tensor *t);
+    /** Error (recorded for fn) unless t may be written in place now. */
+    nb_status (*check_write)(const char *fn, const nb_tensor *t);
+    /** For printing: the name of t's grad_fn (NULL for none) and whether t requires grad. */
+    void (*describe)(const nb_tensor *t, const char **grad_fn_name, bool *requires_grad);
+} nb__meta_ops;
+struct nb__meta {
+    const nb__meta_ops *ops;
+};
+
 struct nb_tensor {
     int64_t refcount;
     int ndim;
@@ -99,14 +117,11 @@ struct nb_tensor {
     nb_scope *scope;
     size_t scope_slot;
 
-    /* autograd */
-    bool requires_grad;
-    bool retains_grad;
-    bool warned_grad;          /* the non-leaf .grad warning was given */
-    nb_tensor *grad;           /* strong; NULL until a backward fills it */
-    nb_node *grad_fn;          /* strong; NULL for a leaf */
-    int output_nr;             /* which output of grad_fn this is */
-    nb_node *grad_accumulator; /* weak: the leaf's AccumulateGrad node while it lives */
+    nb__meta *meta; /* NULL for a plain tensor */
+    /* Room the meta's owner may use for it instead of an allocation (opaque to core): a
+     * tensor that joins a graph then costs no extra allocation, and setting requires_grad
+     * cannot fail. */
+    uint64_t meta_space[5];
 };
 
 /* Reference counts change through const pointers (as a const object may still be shared). */
@@ -119,9 +134,31 @@ static inline nb_tensor *nb__unconst(const nb_tensor *t)
     return u.m;
 }
 
+static inline nb_storage *nb__unconst_storage(const nb_storage *s)
+{
+    union {
+        const nb_storage *c;
+        nb_storage *m;
+    } u = {s};
+    return u.m;
+}
+
 static inline float *nb__data(const nb_tensor *t)
 {
     return t->storage->data + t->offset;
+}
+
+/** The shape of ndim (valid) sizes from dims: nb_shape_make, inlined for hot paths. */
+static inline nb_shape nb__shape(int ndim, const int64_t *dims)
+{
+    nb_shape s = {ndim, {0}};
+    for (int i = 0; i < ndim; i++) s.dims[i] = dims[i];
+    return s;
+}
+/** t's shape as a value (t not NULL). */
+static inline nb_shape nb__size(const nb_tensor *t)
+{
+    return nb__shape(t->ndim, t->shape);
 }
 
 /**
@@ -146,12 +183,26 @@ static inline void nb__release(nb_tensor *t)
  * it), then release. Use for internal temporaries; nb_release for references you retained.
  */
 void nb__drop(nb_tensor *t);
-/** Normalise dim into [0, ndim) (ndim treated as 1 for scalars when allow_scalar); -1 if bad */
+/** Normalise dim into [0, ndim) (a 0-d tensor accepts 0 and -1); -1 if out of range. */
 int nb__wrap_dim(int dim, int ndim);
 /** Record PyTorch's "dimension out of range" error for dim, valid dims being [lo, hi]. */
 nb_status nb__dim_error(const char *fn, int dim, int lo, int hi);
-/** Error unless in-place changes to t are allowed (leaf requiring grad under grad mode). */
-nb_status nb__check_inplace(const char *fn, const nb_tensor *t);
+/**
+ * The mask of the dims listed in dims for a tensor of ndim dims (bit d for dim d; every dim
+ * for NB_DIMS_ALL; a 0-d tensor takes 0 and -1, which give an empty mask). Errors, recorded
+ * for fn: NB_EINVAL for an empty list, a count outside [0, NB_MAX_DIMS], a dim out of range
+ * or listed twice.
+ */
+nb_status nb__dims_mask(const char *fn, nb_dims dims, int ndim, unsigned *mask);
+/**
+ * The one check of every in-place write (ops, nb_tensor_set, random fills): error for fn
+ * unless t may be written now, as the layer that owns t's meta decides (a tensor that is
+ * part of a graph, or a leaf that requires grad, while grad mode is on). NB_OK for plain t.
+ */
+static inline nb_status nb__check_inplace(const char *fn, const nb_tensor *t)
+{
+    return t->meta ? t->meta->ops->check_write(fn, t) : NB_OK;
+}
 /** Two shapes are equal. */
 bool nb__same_shape(const nb_tensor *a, const nb_tensor *b);
 
@@ -164,17 +215,6 @@ void nb__scope_untrack(nb_tensor *t);
 /** Suspend scope tracking (engine-internal tensors); returns the token for resume. */
 nb_scope *nb__scope_suspend(void);
 void nb__scope_resume(nb_scope *token);
-
-/* ---- autograd hooks used by core ------------------------------------------------------- */
-
-/** Release a node reference (defined by the autograd layer). */
-void nb__node_release(nb_node *n);
-/** Called when a tensor is freed: drops its autograd links, grad_fn included. */
-void nb__autograd_on_free(nb_tensor *t);
-/** The node's name, e.g. "AddBackward0" (defined by the autograd layer). */
-const char *nb__node_name(const nb_node *n);
-/** Whether grad mode is on for this thread (defined by the autograd layer). */
-bool nb__grad_enabled(void);
 
 /* ---- threads --------------------------------------------------------------------------- */
 

@@ -285,9 +285,12 @@ static void put_repr(sink *s, const nb_tensor *t)
         dims_str(dims, '(', ')', t->ndim, t->shape);
         put_suffix(s, &last_line_len, indent, "size=", dims, "");
     }
-    if (t->grad_fn)
-        put_suffix(s, &last_line_len, indent, "grad_fn=<", nb__node_name(t->grad_fn), ">");
-    else if (t->requires_grad)
+    const char *grad_fn = NULL;
+    bool requires_grad = false;
+    if (t->meta) t->meta->ops->describe(t, &grad_fn, &requires_grad);
+    if (grad_fn)
+        put_suffix(s, &last_line_len, indent, "grad_fn=<", grad_fn, ">");
+    else if (requires_grad)
         put_suffix(s, &last_line_len, indent, "requires_grad=True", "", "");
     put(s, ")");
 }

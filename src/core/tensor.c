@@ -61,26 +61,62 @@ nb_status nb__dim_error(const char *fn, int dim, int lo, int hi)
                      hi, dim);
 }
 
+nb_dims nb_dims_make(int n, const int *d)
+{
+    nb_dims r = {n, {0}};
+    if (n < 0 || n > NB_MAX_DIMS || !d) {
+        r.n = n < 0 || n > NB_MAX_DIMS ? n : 0;
+        return r;
+    }
+    memcpy(r.d, d, (size_t)n * sizeof *d);
+    return r;
+}
+
+nb_status nb__dims_mask(const char *fn, nb_dims dims, int ndim, unsigned *mask)
+{
+    *mask = 0;
+    if (dims.n == NB__DIMS_ALL_N) {
+        *mask = (1u << ndim) - 1u;
+        return NB_OK;
+    }
+    if (dims.n == 0)
+        return nb__error(NB_EINVAL, fn, "empty list of dims (NB_DIMS_ALL is every dim)");
+    if (dims.n < 0 || dims.n > NB_MAX_DIMS)
+        return nb__error(NB_EINVAL, fn, "number of dims %d is outside [1, %d]", dims.n,
+                         NB_MAX_DIMS);
+    for (int i = 0; i < dims.n; i++) {
+        int d = nb__wrap_dim(dims.d[i], ndim);
+        int hi = ndim > 0 ? ndim - 1 : 0;
+        if (d < 0) return nb__dim_error(fn, dims.d[i], -hi - 1, hi);
+        if (ndim == 0) continue; /* a 0-d tensor's dim 0 reduces nothing */
+        if (*mask & (1u << d))
+            return nb__error(NB_EINVAL, fn, "dim %d appears multiple times in the list of dims", d);
+        *mask |= 1u << d;
+    }
+    return NB_OK;
+}
+
 int nb__wrap_dim(int dim, int ndim)
 {
-    int n = ndim > 0 ? ndim : 1;
+    int n = ndim > 0 ? ndim : 1; /* PyTorch lets a 0-d tensor take dim 0 or -1 */
     if (dim < -n || dim >= n) return -1;
     return dim < 0 ? dim + n : dim;
 }
 
 /* ---- storage and tensor objects -------------------------------------------------------- */
 
-/* A storage and its data in one block: the data starts at the next 64-byte boundary. */
-static nb_storage *storage_new(int64_t numel)
+/*
+ * A fresh tensor is one block: its storage, the tensor object and, from the next 64-byte
+ * boundary, the data. The tensor holds a reference to its storage, so the block is freed
+ * when the storage's last reference goes, after the tensor (views made later are objects of
+ * their own). One allocation per tensor instead of two.
+ */
+#define STORAGE_HEAD ((sizeof(nb_storage) + 15) & ~(size_t)15)
+#define FRESH_HEAD   ((STORAGE_HEAD + sizeof(nb_tensor) + NB__ALIGN - 1) & ~(size_t)(NB__ALIGN - 1))
+
+static nb_tensor *embedded_tensor(const nb_storage *s)
 {
-    size_t bytes = (size_t)(numel > 0 ? numel : 1) * sizeof(float);
-    nb_storage *s = nb__alloc(NB__ALIGN + bytes, NB__ALIGN);
-    if (!s) return NULL;
-    s->data = (float *)(void *)((char *)s + NB__ALIGN);
-    s->numel = numel;
-    s->refcount = 1;
-    s->version = 0;
-    return s;
+    return (nb_tensor *)(void *)((char *)nb__unconst_storage(s) + STORAGE_HEAD);
 }
 
 static void storage_release(nb_storage *s)
@@ -88,15 +124,11 @@ static void storage_release(nb_storage *s)
     if (s && --s->refcount == 0) nb__free(s);
 }
 
-/* A tensor object over storage, for a shape already checked to have numel elements. */
-static nb_tensor *wrap(const char *fn, nb_storage *storage, int64_t offset, int ndim,
+/* Fill in the tensor object t over storage (a reference is taken), for a shape already
+ * checked to have numel elements, and register it with the current scope. */
+static nb_tensor *init(const char *fn, nb_tensor *t, nb_storage *storage, int64_t offset, int ndim,
                        const int64_t *dims, int64_t numel)
 {
-    nb_tensor *t = nb__calloc(sizeof *t);
-    if (!t) {
-        nb__oom(fn);
-        return NULL;
-    }
     t->refcount = 1;
     t->ndim = ndim;
     if (ndim > 0) memcpy(t->shape, dims, (size_t)ndim * sizeof *dims);
@@ -117,21 +149,35 @@ nb_tensor *nb__new_view(const char *fn, nb_storage *storage, int64_t offset, int
 {
     int64_t numel;
     if (nb__check_shape(fn, ndim, dims, &numel) != NB_OK) return NULL;
-    return wrap(fn, storage, offset, ndim, dims, numel);
+    nb_tensor *t = nb__calloc(sizeof *t);
+    if (!t) {
+        nb__oom(fn);
+        return NULL;
+    }
+    return init(fn, t, storage, offset, ndim, dims, numel);
 }
 
 nb_tensor *nb__new(const char *fn, int ndim, const int64_t *dims)
 {
     int64_t numel;
     if (nb__check_shape(fn, ndim, dims, &numel) != NB_OK) return NULL;
-    nb_storage *s = storage_new(numel);
+    size_t bytes = (size_t)(numel > 0 ? numel : 1) * sizeof(float);
+    nb_storage *s = nb__alloc(FRESH_HEAD + bytes, NB__ALIGN);
     if (!s) {
         nb__oom(fn);
         return NULL;
     }
-    nb_tensor *t = wrap(fn, s, 0, ndim, dims, numel);
-    storage_release(s); /* the tensor holds it now (or it is freed on failure) */
-    return t;
+    s->data = (float *)(void *)((char *)s + FRESH_HEAD);
+    s->numel = numel;
+    s->refcount = 0; /* the tensor's reference is the first */
+    s->version = 0;
+    nb_tensor *t = embedded_tensor(s);
+    /* what init does not set (a memset of the whole object costs more than these stores) */
+    for (int i = 0; i < NB_MAX_DIMS; i++) t->shape[i] = 0;
+    t->scope = NULL;
+    t->scope_slot = 0;
+    t->meta = NULL;
+    return init(fn, t, s, 0, ndim, dims, numel);
 }
 
 nb_tensor *nb_retain(nb_tensor *t)
@@ -147,10 +193,11 @@ nb_tensor *nb_retain(nb_tensor *t)
 void nb__tensor_free(nb_tensor *t)
 {
     nb__scope_untrack(t);
-    nb__release(t->grad);
-    nb__autograd_on_free(t);
-    storage_release(t->storage);
-    nb__free(t);
+    if (t->meta) t->meta->ops->free(t);
+    nb_storage *s = t->storage;
+    bool embedded = embedded_tensor(s) == t;
+    if (!embedded) nb__free(t);
+    storage_release(s); /* frees an embedded t with its block */
 }
 
 void nb_release(nb_tensor *t)
@@ -163,15 +210,6 @@ void nb__drop(nb_tensor *t)
     if (!t) return;
     nb__scope_untrack(t);
     nb__release(t);
-}
-
-nb_status nb__check_inplace(const char *fn, const nb_tensor *t)
-{
-    if (t->requires_grad && !t->grad_fn && nb__grad_enabled())
-        return nb__error(NB_ESTATE, fn,
-                         "a leaf Variable that requires grad is being used in an in-place "
-                         "operation");
-    return NB_OK;
 }
 
 /* ---- creation -------------------------------------------------------------------------- */

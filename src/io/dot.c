@@ -2,7 +2,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "autograd/internal.h"
+#include "core/internal.h"
 #include "nabla/io.h"
 
 /* An open-addressing set of node pointers: graphs may be long (no quadratic lookups). */
@@ -54,7 +54,8 @@ static const char *name_of(const nb_tensor *t, const nb_dot_options *o)
 static const nb_tensor *made_by(const nb_node *n, const nb_dot_options *o)
 {
     for (int i = 0; o && i < o->n_names && o->tensors && o->names; i++)
-        if (o->tensors[i] && o->tensors[i]->grad_fn == n) return o->tensors[i];
+        if (o->tensors[i] && o->names[i] && nb_tensor_grad_fn(o->tensors[i]) == n)
+            return o->tensors[i];
     return NULL;
 }
 
@@ -91,11 +92,12 @@ static nb_status put_tensor_node(FILE *f, const void *id, const nb_tensor *t, co
         fputs("\\n", f);
     }
     put_shape(f, t);
-    if (o && o->show_grads && t->grad) {
-        int64_t len = nb_tensor_format(t->grad, NULL, 0);
+    nb_tensor *grad = nb_tensor_is_leaf(t) ? nb_tensor_grad(nb__unconst(t)) : NULL;
+    if (o && o->show_grads && grad) {
+        int64_t len = nb_tensor_format(grad, NULL, 0);
         char *buf = len > 0 ? nb__alloc((size_t)len + 1, 16) : NULL;
         if (buf) {
-            nb_tensor_format(t->grad, buf, (size_t)len + 1);
+            nb_tensor_format(grad, buf, (size_t)len + 1);
             fputs("\\ngrad:\\n", f);
             put_escaped(f, buf);
             fputs("\\l", f);
@@ -122,11 +124,12 @@ nb_status nb_graph_dot(const nb_tensor *t, FILE *f, const nb_dot_options *option
         fputs("\"\n", f);
     }
     /* the root: green if it has a graph, blue if it is itself a leaf */
-    nb_status rc = put_tensor_node(f, t, t, t->grad_fn ? "darkolivegreen1" : "lightblue", options);
+    nb_status rc =
+        put_tensor_node(f, t, t, nb_tensor_grad_fn(t) ? "darkolivegreen1" : "lightblue", options);
     ptr_set seen = {0};
     nb_node **stack = NULL;
     size_t depth = 0, cap = 0;
-    nb_node *first = t->grad_fn;
+    nb_node *first = nb_tensor_grad_fn(t);
     if (first && rc == NB_OK) {
         fprintf(f, "  \"%p\" -> \"%p\"\n", (const void *)t, (const void *)first);
         if (set_add(&seen, first) < 0 || !nb__grow((void **)&stack, sizeof *stack, &cap, 1))
@@ -136,7 +139,7 @@ nb_status nb_graph_dot(const nb_tensor *t, FILE *f, const nb_dot_options *option
     }
     while (rc == NB_OK && depth > 0) {
         nb_node *n = stack[--depth];
-        fprintf(f, "  \"%p\" [label=\"%s", (const void *)n, n->op->name);
+        fprintf(f, "  \"%p\" [label=\"%s", (const void *)n, nb_node_name(n));
         const nb_tensor *made = made_by(n, options); /* a named tensor this node produced */
         if (made) {
             fputs("\\n= ", f);
@@ -145,12 +148,13 @@ nb_status nb_graph_dot(const nb_tensor *t, FILE *f, const nb_dot_options *option
             put_shape(f, made);
         }
         fputs("\", fillcolor=lightgrey]\n", f);
-        if (n->variable) { /* AccumulateGrad → its leaf */
-            rc = put_tensor_node(f, n->variable, n->variable, "lightblue", options);
-            fprintf(f, "  \"%p\" -> \"%p\"\n", (const void *)n, (const void *)n->variable);
+        nb_tensor *leaf = nb_node_variable(n);
+        if (leaf) { /* AccumulateGrad → its leaf */
+            rc = put_tensor_node(f, leaf, leaf, "lightblue", options);
+            fprintf(f, "  \"%p\" -> \"%p\"\n", (const void *)n, (const void *)leaf);
         }
-        for (int i = 0; i < n->num_inputs && rc == NB_OK; i++) {
-            nb_node *c = n->next[i].node;
+        for (int i = 0; i < nb_node_num_next(n) && rc == NB_OK; i++) {
+            nb_node *c = nb_node_next(n, i, NULL);
             if (!c) continue;
             fprintf(f, "  \"%p\" -> \"%p\"\n", (const void *)n, (const void *)c);
             int added = set_add(&seen, c);

@@ -1,4 +1,8 @@
-/* Broadcasting, written once: the shape rule, the strided loop, and its two adjoints. */
+/*
+ * Broadcasting, written once: the shape rule, the elementwise loop that every elementwise
+ * op and gradient runs on, the reduction back to a shape, and the helpers a backward writes
+ * its gradients with.
+ */
 #include <string.h>
 
 #include "ops/internal.h"
@@ -33,161 +37,199 @@ void nb__broadcast_strides(const nb_shape *small, const nb_shape *big, int64_t *
     }
 }
 
-static void kernel(nb__binop op, const float *a, int64_t sa, const float *b, int64_t sb, float *o,
-                   int64_t n)
+bool nb__shape_eq(const nb_shape *a, const nb_shape *b)
 {
-    switch (op) {
-    case NB__ADD:
-        for (int64_t i = 0; i < n; i++) o[i] = a[i * sa] + b[i * sb];
-        break;
-    case NB__SUB:
-        for (int64_t i = 0; i < n; i++) o[i] = a[i * sa] - b[i * sb];
-        break;
-    case NB__MUL:
-        for (int64_t i = 0; i < n; i++) o[i] = a[i * sa] * b[i * sb];
-        break;
-    case NB__DIV:
-        for (int64_t i = 0; i < n; i++) o[i] = a[i * sa] / b[i * sb];
-        break;
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->dims[i] != b->dims[i]) return false;
+    return true;
+}
+
+static int64_t shape_numel(const nb_shape *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->ndim; i++) n *= s->dims[i];
+    return n;
+}
+
+/* ---- the elementwise loop -------------------------------------------------------------- */
+
+#define CHUNK 256
+
+/* One run of n elements; with acc, computed in chunks on the stack and added to out. */
+static void run(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
+                const int64_t *s, int64_t n)
+{
+    if (!acc) {
+        f(out, p, s, n, k);
+        return;
+    }
+    float tmp[CHUNK];
+    for (int64_t at = 0; at < n; at += CHUNK) {
+        int64_t len = n - at < CHUNK ? n - at : CHUNK;
+        const float *q[NB__EW_MAX];
+        for (int j = 0; j < NB__EW_MAX; j++) q[j] = p[j] ? p[j] + at * s[j] : NULL;
+        f(tmp, q, s, len, k);
+        for (int64_t i = 0; i < len; i++) out[at + i] += tmp[i];
     }
 }
 
-/*
- * out[k] = a[..] op b[..] over out's shape, reading a and b through broadcast strides. The
- * last dim is the inner loop; the others advance like an odometer.
- */
-static void broadcast_apply(nb__binop op, const nb_tensor *a, const nb_tensor *b, float *out,
-                            const nb_shape *shape, int64_t numel)
+void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_shape *os, int n,
+                  const nb__operand *ops)
 {
-    const float *pa = nb__data(a), *pb = nb__data(b);
-    if (nb__same_shape(a, b) && a->ndim == shape->ndim) {
-        kernel(op, pa, 1, pb, 1, out, numel);
+    int64_t numel = shape_numel(os);
+    if (numel == 0) return;
+    const float *p[NB__EW_MAX] = {NULL};
+    int64_t s[NB__EW_MAX] = {1, 1, 1, 1};
+    bool flat = true; /* every operand is either the whole shape or a single value */
+    for (int j = 0; j < n; j++) {
+        p[j] = ops[j].data;
+        if (!p[j] || nb__shape_eq(ops[j].shape, os)) continue;
+        if (shape_numel(ops[j].shape) == 1)
+            s[j] = 0;
+        else
+            flat = false;
+    }
+    if (flat) {
+        run(f, k, out, acc, p, s, numel);
         return;
     }
-    nb_shape as = nb_tensor_size(a), bs = nb_tensor_size(b);
-    int64_t sa[NB_MAX_DIMS], sb[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0};
-    nb__broadcast_strides(&as, shape, sa);
-    nb__broadcast_strides(&bs, shape, sb);
-    int nd = shape->ndim;
-    if (nd == 0) {
-        kernel(op, pa, 0, pb, 0, out, numel);
+    /* walk the outer dims like an odometer; the last dim is one run */
+    int nd = os->ndim;
+    int64_t st[NB__EW_MAX][NB_MAX_DIMS], off[NB__EW_MAX] = {0}, idx[NB_MAX_DIMS] = {0};
+    for (int j = 0; j < n; j++) {
+        if (!p[j]) continue;
+        nb__broadcast_strides(ops[j].shape, os, st[j]);
+        s[j] = st[j][nd - 1];
+    }
+    int64_t inner = os->dims[nd - 1];
+    for (int64_t at = 0; at < numel; at += inner) {
+        const float *q[NB__EW_MAX] = {NULL};
+        for (int j = 0; j < n; j++) q[j] = p[j] ? p[j] + off[j] : NULL;
+        run(f, k, out + at, acc, q, s, inner);
+        for (int d = nd - 2; d >= 0; d--) {
+            for (int j = 0; j < n; j++) off[j] += p[j] ? st[j][d] : 0;
+            if (++idx[d] < os->dims[d]) break;
+            for (int j = 0; j < n; j++) off[j] -= p[j] ? st[j][d] * os->dims[d] : 0;
+            idx[d] = 0;
+        }
+    }
+}
+
+void nb__ew_unary(nb__ew_fn f, const float *k, const nb_tensor *x, nb_tensor *out)
+{
+    const float *p[NB__EW_MAX] = {nb__data(x), NULL, NULL, NULL};
+    static const int64_t s[NB__EW_MAX] = {1, 1, 1, 1};
+    if (x->numel) f(nb__data(out), p, s, x->numel, k);
+}
+
+/* ---- reductions to a shape ------------------------------------------------------------- */
+
+double nb__sum_contiguous(const float *x, int64_t n)
+{
+    /* 8 independent partial sums the compiler keeps in vector registers: one running sum
+     * would wait on each add's latency */
+    double s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += (double)x[i + j];
+    double tail = 0.0;
+    for (; i < n; i++) tail += (double)x[i];
+    return (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) + tail;
+}
+
+NB__EW_KERNEL(scaled_copy, V0 *k[0])
+
+void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const nb_shape *gs,
+                float scale)
+{
+    int64_t n = shape_numel(s), gn = shape_numel(gs);
+    if (nb__shape_eq(s, gs)) { /* nothing to sum */
+        nb__ew_apply(scaled_copy, &scale, dst, acc, s, 1, &(nb__operand){g, gs});
         return;
     }
-    int64_t inner = shape->dims[nd - 1];
-    if (inner == 0) return;
-    int64_t oa = 0, ob = 0;
-    for (int64_t k = 0; k < numel; k += inner) {
-        kernel(op, pa + oa, sa[nd - 1], pb + ob, sb[nd - 1], out + k, inner);
+    if (n == 1) { /* everything into one value, in double */
+        float v = (float)nb__sum_contiguous(g, gn) * scale;
+        dst[0] = acc ? dst[0] + v : v;
+        return;
+    }
+    if (!acc && n > 0) memset(dst, 0, (size_t)n * sizeof *dst);
+    if (gn == 0) return;
+    int nd = gs->ndim;
+    int64_t st[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0}, off = 0;
+    nb__broadcast_strides(s, gs, st);
+    int64_t inner = gs->dims[nd - 1];
+    for (int64_t at = 0; at < gn; at += inner) {
+        const float *row = g + at;
+        float *d = dst + off;
+        if (st[nd - 1]) { /* the run is kept: add it elementwise (vectorised) */
+            for (int64_t i = 0; i < inner; i++) d[i] += row[i] * scale;
+        } else { /* the run is summed into one value */
+            d[0] += (float)nb__sum_contiguous(row, inner) * scale;
+        }
         for (int i = nd - 2; i >= 0; i--) {
-            oa += sa[i];
-            ob += sb[i];
-            if (++idx[i] < shape->dims[i]) break;
-            oa -= sa[i] * shape->dims[i];
-            ob -= sb[i] * shape->dims[i];
+            off += st[i];
+            if (++idx[i] < gs->dims[i]) break;
+            off -= st[i] * gs->dims[i];
             idx[i] = 0;
         }
     }
 }
 
-nb_tensor *nb__binary(const char *fn, nb__binop op, const nb_tensor *a, const nb_tensor *b)
-{
-    if (nb__same_shape(a, b)) { /* nothing to broadcast: skip the shape arithmetic */
-        nb_tensor *out = nb__new(fn, a->ndim, a->shape);
-        if (out) kernel(op, nb__data(a), 1, nb__data(b), 1, nb__data(out), out->numel);
-        return out;
-    }
-    nb_shape as = nb_tensor_size(a), bs = nb_tensor_size(b), os;
-    if (nb__broadcast_shape(fn, &as, &bs, &os) != NB_OK) return NULL;
-    nb_tensor *out = nb__new(fn, os.ndim, os.dims);
-    if (out) broadcast_apply(op, a, b, nb__data(out), &os, out->numel);
-    return out;
-}
+/* ---- recording and writing gradients ---------------------------------------------------- */
 
-nb_status nb__binary_inplace(const char *fn, nb__binop op, nb_tensor *a, const nb_tensor *b)
-{
-    nb_shape as = nb_tensor_size(a), bs = nb_tensor_size(b), os;
-    nb_status st = nb__broadcast_shape(fn, &as, &bs, &os);
-    if (st != NB_OK) return st;
-    if (os.ndim != as.ndim || memcmp(os.dims, as.dims, sizeof(int64_t) * (size_t)as.ndim)) {
-        char sa[NB__SHAPE_STR], sb[NB__SHAPE_STR];
-        return nb__error(NB_ESHAPE, fn, "output with shape %s doesn't match the broadcast shape %s",
-                         nb__shape_str(sa, as.ndim, as.dims), nb__shape_str(sb, os.ndim, os.dims));
-    }
-    /* reading a while writing it is safe: each element is read once, before its write */
-    broadcast_apply(op, a, b, nb__data(a), &os, a->numel);
-    a->storage->version++;
-    return NB_OK;
-}
-
-/* Walk big's elements; call back with (big offset, small offset). Shared by the adjoints. */
-#define WALK_BROADCAST(small_shape, big_shape, BODY)                                               \
-    do {                                                                                           \
-        int64_t st_[NB_MAX_DIMS], ix_[NB_MAX_DIMS] = {0}, so_ = 0;                                 \
-        nb__broadcast_strides((small_shape), (big_shape), st_);                                    \
-        int nd_ = (big_shape)->ndim;                                                               \
-        int64_t n_ = 1;                                                                            \
-        for (int i_ = 0; i_ < nd_; i_++) n_ *= (big_shape)->dims[i_];                              \
-        for (int64_t bo_ = 0; bo_ < n_; bo_++) {                                                   \
-            BODY;                                                                                  \
-            for (int i_ = nd_ - 1; i_ >= 0; i_--) {                                                \
-                so_ += st_[i_];                                                                    \
-                if (++ix_[i_] < (big_shape)->dims[i_]) break;                                      \
-                so_ -= st_[i_] * (big_shape)->dims[i_];                                            \
-                ix_[i_] = 0;                                                                       \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-
-nb_tensor *nb__sum_to(const nb_tensor *g, const nb_shape *shape)
-{
-    static const char fn[] = "nb_sum_to";
-    nb_shape gs = nb_tensor_size(g);
-    if (gs.ndim == shape->ndim &&
-        !memcmp(gs.dims, shape->dims, sizeof(int64_t) * (size_t)shape->ndim))
-        return nb_clone(g);
-    nb_tensor *out = nb__new(fn, shape->ndim, shape->dims);
-    if (!out) return NULL;
-    /* accumulate in double: these sums can run over a whole batch */
-    double *acc = nb__calloc((size_t)(out->numel ? out->numel : 1) * sizeof(double));
-    if (!acc) {
-        nb__drop(out);
-        nb__oom(fn);
-        return NULL;
-    }
-    const float *src = nb__data(g);
-    WALK_BROADCAST(shape, &gs, acc[so_] += (double)src[bo_]);
-    float *dst = nb__data(out);
-    for (int64_t i = 0; i < out->numel; i++) dst[i] = (float)acc[i];
-    nb__free(acc);
-    return out;
-}
-
-nb_tensor *nb__expand(const nb_tensor *g, const nb_shape *shape)
-{
-    nb_tensor *out = nb__new("nb_expand", shape->ndim, shape->dims);
-    if (!out) return NULL;
-    const float *src = nb__data(g);
-    float *dst = nb__data(out);
-    if (g->numel == 1) { /* one value everywhere (the backward of a full sum or mean) */
-        float v = src[0];
-        for (int64_t i = 0; i < out->numel; i++) dst[i] = v;
-    } else if (g->numel == out->numel) { /* nothing is broadcast: the same elements */
-        memcpy(dst, src, (size_t)out->numel * sizeof *dst);
-    } else {
-        nb_shape gs = nb_tensor_size(g);
-        WALK_BROADCAST(&gs, shape, dst[bo_] = src[so_]);
-    }
-    return out;
-}
-
-nb_tensor *nb__finish(const char *fn, const nb_op *op, nb_tensor *out, int n,
-                      nb_tensor *const *inputs, nb_node **node)
+nb_tensor *nb__finish(const char *fn, const nb_op *op, nb_tensor *out, int n, nb_tensor *const *in,
+                      nb_node **node)
 {
     *node = NULL;
     if (!out) return NULL;
-    if (nb__record(fn, op, out, n, inputs, node) != NB_OK) {
+    if (nb__record(fn, op, n, in, 1, &out, 0, node) != NB_OK) {
         nb__drop(out);
         return NULL;
     }
     return out;
+}
+
+float *nb__grad_dst(nb_node *n, nb_tensor **gx, int i, bool *acc)
+{
+    *acc = gx[i] != NULL;
+    if (!gx[i]) {
+        const nb__output *o = &n->next[i].node->out[n->next[i].input_nr];
+        gx[i] = nb__new(nb__engine_fn(), o->ndim, o->dims);
+        if (!gx[i]) return NULL;
+    }
+    return nb__data(gx[i]);
+}
+
+nb_status nb__grad_sum(nb_node *n, nb_tensor **gx, int i, const nb_tensor *g, float scale)
+{
+    const nb__output *o = &n->next[i].node->out[n->next[i].input_nr];
+    bool same = o->ndim == g->ndim && !memcmp(o->dims, g->shape, (size_t)g->ndim * sizeof *o->dims);
+    if (same && !gx[i] && scale == 1.0f) {
+        /* passed through unchanged: share g. The engine never writes into a gradient that
+         * another reference can see (it copies first), so sharing is safe. */
+        gx[i] = nb_retain(nb__unconst(g));
+        return NB_OK;
+    }
+    bool acc;
+    float *dst = nb__grad_dst(n, gx, i, &acc);
+    if (!dst) return NB_ENOMEM;
+    nb_shape is = nb__shape(o->ndim, o->dims), gs = nb__size(g);
+    nb__sum_to(dst, &is, acc, nb__data(g), &gs, scale);
+    return NB_OK;
+}
+
+nb_status nb__grad_take(nb_node *n, nb_tensor **gx, int i, nb_tensor *g)
+{
+    (void)n;
+    if (!g) return nb__last_code();
+    if (!gx[i]) {
+        gx[i] = g;
+        return NB_OK;
+    }
+    float *d = nb__data(gx[i]);
+    const float *s = nb__data(g);
+    for (int64_t k = 0; k < g->numel; k++) d[k] += s[k];
+    nb__release(g);
+    return NB_OK;
 }

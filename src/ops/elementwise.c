@@ -1,265 +1,282 @@
-/* Elementwise arithmetic: add, sub, mul, div (broadcasting), their scalar forms, neg, in-place. */
+/*
+ * Binary elementwise ops (broadcasting), their forms with a number, and in place. Each op is
+ * one descriptor: its forward kernel, its gradient kernels and what they read. The
+ * machinery around them (shapes, saving, the shared backward) is written once, below.
+ */
 #include <string.h>
 
 #include "ops/internal.h"
 
-/* *gx = ±sum_to(gy ⊙ f, input i's shape) when input i needs a gradient; f = NULL means 1. */
-static nb_status grad_of(nb_node *n, int i, const nb_tensor *gy, const nb_tensor *f, float sign,
-                         nb_tensor **gx)
+/* ---- the ops ----------------------------------------------------------------------------
+ * In the gradient kernels V0 is g (the output's gradient), V1 a, V2 b, V3 the output y.
+ * --------------------------------------------------------------------------------------- */
+
+/* y = a + b; da = g, db = g */
+NB__EW_KERNEL(add_fwd, V0 + V1)
+static const nb__binop add_op = {NB__BINOP_NODE("AddBackward0"), add_fwd, NULL, NULL, 0, 0, 1, 1};
+
+/* y = a - b; da = g, db = -g */
+NB__EW_KERNEL(sub_fwd, V0 - V1)
+static const nb__binop sub_op = {NB__BINOP_NODE("SubBackward0"), sub_fwd, NULL, NULL, 0, 0, 1, -1};
+
+/* y = a·b; da = g·b, db = g·a */
+NB__EW_KERNEL(mul_fwd, V0 *V1)
+NB__EW_KERNEL(mul_ga, V0 *V2)
+NB__EW_KERNEL(mul_gb, V0 *V1)
+static const nb__binop mul_op = {
+    NB__BINOP_NODE("MulBackward0"), mul_fwd, mul_ga, mul_gb, NB__READ_B, NB__READ_A, 0, 0};
+
+/* y = a / b; da = g / b, db = -g·(a / b) / b (PyTorch's order of operations) */
+NB__EW_KERNEL(div_fwd, V0 / V1)
+NB__EW_KERNEL(div_ga, V0 / V2)
+NB__EW_KERNEL(div_gb, -V0 *((V1 / V2) / V2))
+static const nb__binop div_op = {
+    NB__BINOP_NODE("DivBackward0"), div_fwd, div_ga, div_gb, NB__READ_B,
+    NB__READ_A | NB__READ_B,        0,       0};
+
+nb_tensor *nb_add(nb_tensor *a, nb_tensor *b)
 {
-    if (!nb__needs_grad(n, i)) return NB_OK;
-    if (!f && sign > 0 && gy->ndim == n->input_shape[i].ndim &&
-        !memcmp(gy->shape, n->input_shape[i].dims, sizeof(int64_t) * (size_t)gy->ndim)) {
-        /* the gradient passes through unchanged: share gy rather than copy it. The engine
-         * never writes into a gradient that another reference can see (it copies first), so
-         * sharing is safe; a leaf that receives a shared gradient gets its own copy. */
-        *gx = nb_retain(nb__unconst(gy));
-        return NB_OK;
-    }
-    nb_tensor *t = f ? nb__binary("nb_backward", NB__MUL, gy, f) : NULL;
-    if (f && !t) return nb__last_code();
-    *gx = nb__sum_to(t ? t : gy, &n->input_shape[i]);
-    nb__release(t);
-    if (!*gx) return nb__last_code();
-    if (sign < 0) {
-        float *d = nb__data(*gx);
-        for (int64_t k = 0; k < (*gx)->numel; k++) d[k] = -d[k];
-    }
-    return NB_OK;
+    return nb__binary("nb_add", &add_op, a, b);
 }
 
-/* d(a+b) = (gy, gy) */
-static nb_status add_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b)
 {
-    nb_status rc = grad_of(n, 0, gy, NULL, 1.0f, &gx[0]);
-    return rc ? rc : grad_of(n, 1, gy, NULL, 1.0f, &gx[1]);
+    return nb__binary("nb_sub", &sub_op, a, b);
 }
 
-/* d(a-b) = (gy, -gy) */
-static nb_status sub_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b)
 {
-    nb_status rc = grad_of(n, 0, gy, NULL, 1.0f, &gx[0]);
-    return rc ? rc : grad_of(n, 1, gy, NULL, -1.0f, &gx[1]);
+    return nb__binary("nb_mul", &mul_op, a, b);
 }
 
-/* d(a·b) = (gy·b, gy·a) */
-static nb_status mul_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+nb_tensor *nb_div(nb_tensor *a, nb_tensor *b)
 {
-    nb_tensor *a = nb__needs_grad(n, 1) ? nb__saved(n, 0) : NULL;
-    nb_tensor *b = nb__needs_grad(n, 0) ? nb__saved(n, 1) : NULL;
-    if ((nb__needs_grad(n, 1) && !a) || (nb__needs_grad(n, 0) && !b)) return nb__last_code();
-    nb_status rc = grad_of(n, 0, gy, b, 1.0f, &gx[0]);
-    return rc ? rc : grad_of(n, 1, gy, a, 1.0f, &gx[1]);
+    return nb__binary("nb_div", &div_op, a, b);
 }
 
-/* d(a/b) = (gy/b, -gy·a/b²) */
-static nb_status div_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+nb_tensor *nb_add_scalar(nb_tensor *a, float s)
 {
-    nb_tensor *b = nb__saved(n, 1);
-    nb_tensor *a = nb__needs_grad(n, 1) ? nb__saved(n, 0) : NULL;
-    if (!b || (nb__needs_grad(n, 1) && !a)) return nb__last_code();
-    nb_tensor *gb = nb__binary("nb_backward", NB__DIV, gy, b); /* gy/b */
-    if (!gb) return nb__last_code();
-    nb_status rc = grad_of(n, 0, gb, NULL, 1.0f, &gx[0]);
-    if (rc == NB_OK && nb__needs_grad(n, 1)) {
-        nb_tensor *ab = nb__binary("nb_backward", NB__DIV, a, b); /* (gy/b)·(a/b) */
-        rc = ab ? grad_of(n, 1, gb, ab, -1.0f, &gx[1]) : nb__last_code();
-        nb__release(ab);
-    }
-    nb__release(gb);
+    return nb__binary_scalar("nb_add_scalar", &add_op, a, s);
+}
+
+nb_tensor *nb_sub_scalar(nb_tensor *a, float s)
+{
+    return nb__binary_scalar("nb_sub_scalar", &sub_op, a, s);
+}
+
+nb_tensor *nb_mul_scalar(nb_tensor *a, float s)
+{
+    return nb__binary_scalar("nb_mul_scalar", &mul_op, a, s);
+}
+
+nb_tensor *nb_div_scalar(nb_tensor *a, float s)
+{
+    return nb__binary_scalar("nb_div_scalar", &div_op, a, s);
+}
+
+nb_status nb_add_(nb_tensor *a, const nb_tensor *b)
+{
+    return b ? nb__binary_("nb_add_", &add_op, a, b, 0) : nb__null("nb_add_", a ? "b" : "a");
+}
+
+nb_status nb_sub_(nb_tensor *a, const nb_tensor *b)
+{
+    return b ? nb__binary_("nb_sub_", &sub_op, a, b, 0) : nb__null("nb_sub_", a ? "b" : "a");
+}
+
+nb_status nb_mul_(nb_tensor *a, const nb_tensor *b)
+{
+    return b ? nb__binary_("nb_mul_", &mul_op, a, b, 0) : nb__null("nb_mul_", a ? "b" : "a");
+}
+
+nb_status nb_div_(nb_tensor *a, const nb_tensor *b)
+{
+    return b ? nb__binary_("nb_div_", &div_op, a, b, 0) : nb__null("nb_div_", a ? "b" : "a");
+}
+
+nb_status nb_add_scalar_(nb_tensor *a, float s)
+{
+    return nb__binary_("nb_add_scalar_", &add_op, a, NULL, s);
+}
+
+nb_status nb_mul_scalar_(nb_tensor *a, float s)
+{
+    return nb__binary_("nb_mul_scalar_", &mul_op, a, NULL, s);
+}
+
+/* a ← s: a binary op that keeps only its second operand (never recorded) */
+NB__EW_KERNEL(fill_fwd, V1)
+static const nb__binop fill_op = {
+    NB__BINOP_NODE("FillBackward0"), fill_fwd, NULL, NULL, 0, 0, 0, 0};
+
+nb_status nb_fill_(nb_tensor *a, float value)
+{
+    return nb__binary_("nb_fill_", &fill_op, a, NULL, value);
+}
+
+/* ---- the machinery ------------------------------------------------------------------------ */
+
+enum { SLOT_A, SLOT_B, SLOT_OUT };
+
+/* Save what the gradients of the inputs that need one read. */
+static nb_status save_reads(const char *fn, const nb__binop *op, nb_node *n, nb_tensor *a,
+                            nb_tensor *b, nb_tensor *out)
+{
+    unsigned reads =
+        (nb__needs_grad(n, 0) ? op->reads_a : 0) | (nb__needs_grad(n, 1) ? op->reads_b : 0);
+    nb_status rc = NB_OK;
+    if (reads & NB__READ_A) rc = nb__save(fn, n, SLOT_A, a);
+    if (rc == NB_OK && (reads & NB__READ_B) && b) rc = nb__save(fn, n, SLOT_B, b);
+    if (rc == NB_OK && (reads & NB__READ_OUT)) rc = nb__save(fn, n, SLOT_OUT, out);
     return rc;
 }
 
-static const nb_op add_op = {"AddBackward0", add_backward};
-static const nb_op sub_op = {"SubBackward0", sub_backward};
-static const nb_op mul_op = {"MulBackward0", mul_backward};
-static const nb_op div_op = {"DivBackward0", div_backward};
+/* out = a op b (b NULL: the number s), recorded as op's node with inputs a and b. */
+static nb_tensor *apply(const char *fn, const nb__binop *op, nb_tensor *a, nb_tensor *b, float s)
+{
+    nb_tensor *out;
+    if (!b || nb__same_shape(a, b)) { /* the common case: one flat run, no shape arithmetic */
+        if (!(out = nb__new(fn, a->ndim, a->shape))) return NULL;
+        const float *p[NB__EW_MAX] = {nb__data(a), b ? nb__data(b) : &s, NULL, NULL};
+        const int64_t st[NB__EW_MAX] = {1, b ? 1 : 0, 1, 1};
+        if (out->numel) op->forward(nb__data(out), p, st, out->numel, NULL);
+    } else {
+        nb_shape as = nb__size(a), bs = nb__size(b), os;
+        if (nb__broadcast_shape(fn, &as, &bs, &os) != NB_OK) return NULL;
+        if (!(out = nb__new(fn, os.ndim, os.dims))) return NULL;
+        nb__operand in[2] = {{nb__data(a), &as}, {nb__data(b), &bs}};
+        nb__ew_apply(op->forward, NULL, nb__data(out), false, &os, 2, in);
+    }
+    nb_node *n;
+    if (nb__record(fn, &op->node, 2, (nb_tensor *[]){a, b}, 1, &out, 0, &n) != NB_OK) {
+        nb__drop(out);
+        return NULL;
+    }
+    if (n) {
+        nb__binop_state *st = nb__state(n);
+        st->scalar = s;
+        st->b_is_scalar = !b;
+        if (save_reads(fn, op, n, a, b, out) != NB_OK) {
+            nb__drop(out);
+            return NULL;
+        }
+    }
+    return out;
+}
 
-static nb_tensor *binary(const char *fn, nb__binop op, const nb_op *node_op, nb_tensor *a,
-                         nb_tensor *b)
+nb_tensor *nb__binary(const char *fn, const nb__binop *op, nb_tensor *a, nb_tensor *b)
 {
     if (!a || !b) {
         nb__null(fn, a ? "b" : "a");
         return NULL;
     }
-    nb_node *n;
-    nb_tensor *out =
-        nb__finish(fn, node_op, nb__binary(fn, op, a, b), 2, (nb_tensor *[]){a, b}, &n);
-    if (!out || !n) return out;
-    /* save only what backward reads: the other operand (div: b always, a for b's grad) */
-    bool save_a = (op == NB__MUL || op == NB__DIV) && nb__needs_grad(n, 1);
-    bool save_b = (op == NB__MUL && nb__needs_grad(n, 0)) || op == NB__DIV;
-    if ((save_a && nb__save(fn, n, 0, a) != NB_OK) || (save_b && nb__save(fn, n, 1, b) != NB_OK)) {
-        nb__drop(out);
-        return NULL;
-    }
-    return out;
+    return apply(fn, op, a, b, 0.0f);
 }
 
-nb_tensor *nb_add(nb_tensor *a, nb_tensor *b)
-{
-    return binary("nb_add", NB__ADD, &add_op, a, b);
-}
-
-nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b)
-{
-    return binary("nb_sub", NB__SUB, &sub_op, a, b);
-}
-
-nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b)
-{
-    return binary("nb_mul", NB__MUL, &mul_op, a, b);
-}
-
-nb_tensor *nb_div(nb_tensor *a, nb_tensor *b)
-{
-    return binary("nb_div", NB__DIV, &div_op, a, b);
-}
-
-/* ---- with a number: y = x·scale + shift; backward gy·scale ------------------------------ */
-
-/* node->scalar[0] holds the factor d(y)/d(x). */
-static nb_status affine_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
-{
-    gx[0] = nb_clone(gy);
-    if (!gx[0]) return nb__last_code();
-    float s = (float)n->scalar[0];
-    if (s != 1.0f) {
-        float *d = nb__data(gx[0]);
-        for (int64_t k = 0; k < gx[0]->numel; k++) d[k] *= s;
-    }
-    return NB_OK;
-}
-
-static const nb_op add_scalar_op = {"AddBackward1", affine_backward};
-static const nb_op sub_scalar_op = {"SubBackward1", affine_backward};
-static const nb_op mul_scalar_op = {"MulBackward1", affine_backward};
-static const nb_op div_scalar_op = {"DivBackward1", affine_backward};
-static const nb_op neg_op = {"NegBackward0", affine_backward};
-
-static nb_tensor *with_scalar(const char *fn, nb__binop op, const nb_op *node_op, nb_tensor *a,
-                              float s)
+nb_tensor *nb__binary_scalar(const char *fn, const nb__binop *op, nb_tensor *a, float s)
 {
     if (!a) {
         nb__null(fn, "a");
         return NULL;
     }
-    nb_tensor *out = nb__new(fn, a->ndim, a->shape);
-    if (!out) return NULL;
-    const float *x = nb__data(a);
-    float *y = nb__data(out);
-    int64_t n = a->numel;
-    switch (op) {
-    case NB__ADD:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] + s;
-        break;
-    case NB__SUB:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] - s;
-        break;
-    case NB__MUL:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] * s;
-        break;
-    case NB__DIV:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] / s;
-        break;
+    return apply(fn, op, a, NULL, s);
+}
+
+/* A saved operand into *t and its shape into *s (left alone when not saved). */
+static nb_status operand(nb_node *n, int slot, nb_tensor **t, nb_shape *s)
+{
+    *t = NULL;
+    if (!nb__has_saved(n, slot)) return NB_OK;
+    if (!(*t = nb__saved(n, slot))) return nb__last_code();
+    *s = nb__size(*t);
+    return NB_OK;
+}
+
+nb_status nb__binop_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+{
+    const nb__binop *op = (const nb__binop *)(const void *)n->op;
+    nb_tensor *g = gy[0];
+    if (!op->grad_a && !op->grad_b) { /* constant derivatives (add, sub): nothing saved */
+        nb_status rc = NB_OK;
+        if (nb__needs_grad(n, 0)) rc = nb__grad_sum(n, gx, 0, g, op->sign_a);
+        if (rc == NB_OK && nb__needs_grad(n, 1)) rc = nb__grad_sum(n, gx, 1, g, op->sign_b);
+        return rc;
     }
-    nb_node *node;
-    out = nb__finish(fn, node_op, out, 1, &a, &node);
-    if (node) {
-        node->scalar[0] = op == NB__MUL ? (double)s : op == NB__DIV ? 1.0 / (double)s : 1.0;
-        if (node_op == &neg_op) node->scalar[0] = -1.0;
+    nb__binop_state *st = nb__state(n);
+    nb_tensor *a, *b, *y;
+    nb_shape as = NB_SHAPE0, bs = NB_SHAPE0, ys = NB_SHAPE0, gs = nb__size(g);
+    nb_status rc = operand(n, SLOT_A, &a, &as);
+    if (rc == NB_OK) rc = operand(n, SLOT_B, &b, &bs);
+    if (rc == NB_OK) rc = operand(n, SLOT_OUT, &y, &ys);
+    if (rc != NB_OK) return rc;
+    nb__operand in[4] = {{nb__data(g), &gs},
+                         {a ? nb__data(a) : NULL, &as},
+                         {b                 ? nb__data(b)
+                          : st->b_is_scalar ? &st->scalar
+                                            : NULL,
+                          &bs},
+                         {y ? nb__data(y) : NULL, &ys}};
+    for (int i = 0; i < 2 && rc == NB_OK; i++) {
+        if (!nb__needs_grad(n, i)) continue;
+        nb__ew_fn f = i ? op->grad_b : op->grad_a;
+        if (!f) {
+            rc = nb__grad_sum(n, gx, i, g, i ? op->sign_b : op->sign_a);
+            continue;
+        }
+        nb_shape is = nb__input_shape(n, i);
+        if (nb__shape_eq(&is, &gs)) { /* straight into the gradient, accumulating */
+            bool acc;
+            float *dst = nb__grad_dst(n, gx, i, &acc);
+            if (!dst) return NB_ENOMEM;
+            nb__ew_apply(f, NULL, dst, acc, &gs, 4, in);
+        } else { /* broadcast: the full-size product, then summed to the input's shape */
+            nb_tensor *t = nb__new(nb__engine_fn(), gs.ndim, gs.dims);
+            if (!t) return NB_ENOMEM;
+            nb__ew_apply(f, NULL, nb__data(t), false, &gs, 4, in);
+            rc = nb__grad_sum(n, gx, i, t, 1.0f);
+            nb__release(t);
+        }
     }
-    return out;
+    return rc;
 }
 
-nb_tensor *nb_add_scalar(nb_tensor *a, float s)
+/* Whether a write to a reads b elements it has already overwritten (partial overlap). */
+static bool overlaps(const nb_tensor *a, const nb_tensor *b)
 {
-    return with_scalar("nb_add_scalar", NB__ADD, &add_scalar_op, a, s);
+    if (a->storage != b->storage) return false;
+    if (a->offset == b->offset && nb__same_shape(a, b)) return false; /* a op= a is fine */
+    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
 }
 
-nb_tensor *nb_sub_scalar(nb_tensor *a, float s)
-{
-    return with_scalar("nb_sub_scalar", NB__SUB, &sub_scalar_op, a, s);
-}
-
-nb_tensor *nb_mul_scalar(nb_tensor *a, float s)
-{
-    return with_scalar("nb_mul_scalar", NB__MUL, &mul_scalar_op, a, s);
-}
-
-nb_tensor *nb_div_scalar(nb_tensor *a, float s)
-{
-    return with_scalar("nb_div_scalar", NB__DIV, &div_scalar_op, a, s);
-}
-
-nb_tensor *nb_neg(nb_tensor *a)
-{
-    return with_scalar("nb_neg", NB__MUL, &neg_op, a, -1.0f);
-}
-
-/* ---- in place -------------------------------------------------------------------------- */
-
-static nb_status check_inplace(const char *fn, nb_tensor *a, const nb_tensor *b)
+nb_status nb__binary_(const char *fn, const nb__binop *op, nb_tensor *a, const nb_tensor *b,
+                      float s)
 {
     if (!a) return nb__null(fn, "a");
-    nb_status st = nb__check_inplace(fn, a);
-    if (st != NB_OK) return st;
-    if (nb__grad_enabled() && (a->grad_fn || (b && b->requires_grad)))
+    nb_status rc = nb__check_inplace(fn, a);
+    if (rc != NB_OK) return rc;
+    if (b && nb__grad_enabled() && nb__requires_grad(b))
         return nb__error(NB_ESTATE, fn,
-                         "in-place operations on tensors that are part of a graph are not "
-                         "supported; use the out-of-place op or NB_NO_GRAD");
-    return NB_OK;
-}
-
-static nb_status inplace(const char *fn, nb__binop op, nb_tensor *a, const nb_tensor *b)
-{
-    if (a && !b) return nb__null(fn, "b");
-    nb_status st = check_inplace(fn, a, b);
-    return st ? st : nb__binary_inplace(fn, op, a, b);
-}
-
-nb_status nb_add_(nb_tensor *a, const nb_tensor *b)
-{
-    return inplace("nb_add_", NB__ADD, a, b);
-}
-
-nb_status nb_sub_(nb_tensor *a, const nb_tensor *b)
-{
-    return inplace("nb_sub_", NB__SUB, a, b);
-}
-
-nb_status nb_mul_(nb_tensor *a, const nb_tensor *b)
-{
-    return inplace("nb_mul_", NB__MUL, a, b);
-}
-
-nb_status nb_div_(nb_tensor *a, const nb_tensor *b)
-{
-    return inplace("nb_div_", NB__DIV, a, b);
-}
-
-/* a = a·scale + shift */
-static nb_status affine_(const char *fn, nb_tensor *a, float scale, float shift, bool fill)
-{
-    nb_status st = check_inplace(fn, a, NULL);
-    if (st != NB_OK) return st;
-    float *d = nb__data(a);
-    for (int64_t i = 0; i < a->numel; i++) d[i] = fill ? shift : d[i] * scale + shift;
+                         "in-place operations with an operand that is part of a graph "
+                         "(requires grad) are not supported; use the out-of-place op or "
+                         "NB_NO_GRAD");
+    nb_shape as = nb__size(a), bs = b ? nb__size(b) : NB_SHAPE0, os = as;
+    if (b && !nb__shape_eq(&as, &bs)) {
+        if ((rc = nb__broadcast_shape(fn, &as, &bs, &os)) != NB_OK) return rc;
+        if (!nb__shape_eq(&os, &as)) {
+            char sa[NB__SHAPE_STR], so[NB__SHAPE_STR];
+            return nb__error(
+                NB_ESHAPE, fn, "output with shape %s doesn't match the broadcast shape %s",
+                nb__shape_str(sa, as.ndim, as.dims), nb__shape_str(so, os.ndim, os.dims));
+        }
+    }
+    if (b && overlaps(a, b))
+        return nb__error(NB_EINVAL, fn,
+                         "unsupported operation: some elements of the input tensor and the "
+                         "written-to tensor refer to a single memory location. Please clone() "
+                         "the tensor before performing the operation.");
+    /* each element of a is read once, just before it is written */
+    nb__operand in[2] = {{nb__data(a), &as}, {b ? nb__data(b) : &s, &bs}};
+    nb__ew_apply(op->forward, NULL, nb__data(a), false, &as, 2, in);
     a->storage->version++;
     return NB_OK;
-}
-
-nb_status nb_add_scalar_(nb_tensor *a, float s)
-{
-    return affine_("nb_add_scalar_", a, 1.0f, s, false);
-}
-
-nb_status nb_mul_scalar_(nb_tensor *a, float s)
-{
-    return affine_("nb_mul_scalar_", a, s, 0.0f, false);
-}
-
-nb_status nb_fill_(nb_tensor *a, float value)
-{
-    return affine_("nb_fill_", a, 0.0f, value, true);
 }

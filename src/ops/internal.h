@@ -1,12 +1,14 @@
-/* Helpers shared by the op families: broadcasting, reductions to a shape, argument checks. */
+/*
+ * What the op families share: broadcasting, the elementwise loop every elementwise op runs
+ * on, reductions to a shape, and the helpers a backward writes its gradients with.
+ */
 #ifndef NABLA_OPS_INTERNAL_H
 #define NABLA_OPS_INTERNAL_H
 
 #include "autograd/internal.h"
 #include "nabla/ops.h"
 
-/** Elementwise binary kernels. */
-typedef enum nb__binop { NB__ADD, NB__SUB, NB__MUL, NB__DIV } nb__binop;
+/* ---- broadcasting ---------------------------------------------------------------------- */
 
 /**
  * The broadcast shape of a and b into *out, or NB_ESHAPE recorded for fn:
@@ -18,16 +20,163 @@ nb_status nb__broadcast_shape(const char *fn, const nb_shape *a, const nb_shape 
  * (right-aligned; 0 where small is broadcast). small must broadcast to big.
  */
 void nb__broadcast_strides(const nb_shape *small, const nb_shape *big, int64_t *strides);
-/** out = a op b with broadcasting, no graph. New tensor; NULL with the error set for fn. */
-nb_tensor *nb__binary(const char *fn, nb__binop op, const nb_tensor *a, const nb_tensor *b);
-/** a op= b in place, b broadcast to a's shape; no checks beyond shapes. */
-nb_status nb__binary_inplace(const char *fn, nb__binop op, nb_tensor *a, const nb_tensor *b);
-/** g summed over the dims where it is broadcast against shape (backward of broadcasting). */
-nb_tensor *nb__sum_to(const nb_tensor *g, const nb_shape *shape);
-/** g (which broadcasts to shape) copied out to shape. */
-nb_tensor *nb__expand(const nb_tensor *g, const nb_shape *shape);
-/** Record op for out when needed; on failure drop out and return NULL. Returns the node. */
-nb_tensor *nb__finish(const char *fn, const nb_op *op, nb_tensor *out, int n,
-                      nb_tensor *const *inputs, nb_node **node);
+/** Whether two shapes are equal. */
+bool nb__shape_eq(const nb_shape *a, const nb_shape *b);
+
+/* ---- the elementwise loop -------------------------------------------------------------- */
+
+/** At most this many operands per elementwise kernel. */
+#define NB__EW_MAX 4
+
+/**
+ * An elementwise kernel: o[i] = f(in[0][i·s[0]], in[1][i·s[1]], ...) for i < n, with k the
+ * op's scalar parameters. Strides are 1 or 0 (an operand broadcast along the run); unused
+ * operands have a NULL pointer, which the kernel never reads. Define kernels with
+ * NB__EW_KERNEL.
+ */
+typedef void (*nb__ew_fn)(float *o, const float *const *in, const int64_t *s, int64_t n,
+                          const float *k);
+
+/* Operand i's value at element i of the run, inside NB__EW_KERNEL's expression. */
+#define V0 P0_[i_ * S0_]
+#define V1 P1_[i_ * S1_]
+#define V2 P2_[i_ * S2_]
+#define V3 P3_[i_ * S3_]
+
+/**
+ * Define kernel name computing o[i] = EXPR, where EXPR reads the operands as V0..V3 and the
+ * scalars as k[0], k[1], ... The all-contiguous case gets its own loop, which the compiler
+ * vectorises.
+ */
+#define NB__EW_KERNEL(name, EXPR)                                                                  \
+    static void name(float *o, const float *const *in, const int64_t *s, int64_t n,                \
+                     const float *k)                                                               \
+    {                                                                                              \
+        const float *P0_ = in[0], *P1_ = in[1], *P2_ = in[2], *P3_ = in[3];                        \
+        const int64_t S0_ = s[0], S1_ = s[1], S2_ = s[2], S3_ = s[3];                              \
+        (void)P0_, (void)P1_, (void)P2_, (void)P3_, (void)k;                                       \
+        if (S0_ == 1 && S1_ == 1 && S2_ == 1 && S3_ == 1) {                                        \
+            for (int64_t i_ = 0; i_ < n; i_++) o[i_] = (EXPR);                                     \
+        } else {                                                                                   \
+            for (int64_t i_ = 0; i_ < n; i_++) o[i_] = (EXPR);                                     \
+        }                                                                                          \
+    }
+
+/** An operand of an elementwise loop: its data and its shape (broadcast to the output's). */
+typedef struct nb__operand {
+    const float *data; /* NULL: unused */
+    const nb_shape *shape;
+} nb__operand;
+
+/**
+ * out (of shape os) = f(operands) elementwise, or out += f(...) when acc. Each operand's
+ * shape broadcasts to os. No allocation.
+ */
+void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_shape *os, int n,
+                  const nb__operand *ops);
+/** out = f(x) for tensors of one shape (a unary op's forward), k the scalars. */
+void nb__ew_unary(nb__ew_fn f, const float *k, const nb_tensor *x, nb_tensor *out);
+
+/* ---- reductions to a shape ------------------------------------------------------------- */
+
+/**
+ * dst (of shape s) = Σ of g over the dims where g is broadcast against s, times scale (or
+ * dst += that, when acc): the backward of broadcasting. g's shape must broadcast from s.
+ */
+void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const nb_shape *gs,
+                float scale);
+/** The sum of x[0..n-1], accumulated in double. */
+double nb__sum_contiguous(const float *x, int64_t n);
+
+/* ---- recording and writing gradients ---------------------------------------------------- */
+
+/**
+ * Record op for the one output out of inputs in (see nb__record); on failure drop out and
+ * return NULL. *node is the node, or NULL when none was needed.
+ */
+nb_tensor *nb__finish(const char *fn, const nb_op *op, nb_tensor *out, int n, nb_tensor *const *in,
+                      nb_node **node);
+/**
+ * Where input i's gradient is written: the buffer the engine lent (*acc = true: add into
+ * it) or a new tensor shaped like input i, left in gx[i] (*acc = false: overwrite it).
+ * NULL on OOM, recorded for the engine's entry point.
+ */
+float *nb__grad_dst(nb_node *n, nb_tensor **gx, int i, bool *acc);
+/**
+ * gx[i] += scale·g summed to input i's shape (g's shape broadcasts from input i's); g is
+ * borrowed. With scale 1 and nothing to sum or add to, gx[i] shares g.
+ */
+nb_status nb__grad_sum(nb_node *n, nb_tensor **gx, int i, const nb_tensor *g, float scale);
+/** gx[i] += g for g shaped like input i, taking the reference g (NULL: the error of a failed
+ * call that made it). */
+nb_status nb__grad_take(nb_node *n, nb_tensor **gx, int i, nb_tensor *g);
+
+/* ---- binary elementwise ops: one descriptor each ---------------------------------------- */
+
+/* What a gradient kernel reads, besides the output's gradient: saved for backward. */
+enum { NB__READ_A = 1, NB__READ_B = 2, NB__READ_OUT = 4 };
+
+/**
+ * A binary elementwise op y = f(a, b), broadcasting. node is its node (name and the shared
+ * binary backward; first, so the node's op points at the descriptor). grad_a / grad_b
+ * compute g·∂f/∂a and g·∂f/∂b from the operands (g, a, b, y) = (V0, V1, V2, V3); NULL means
+ * the derivative is the constant sign_a / sign_b (add, sub). reads_a / reads_b say which of
+ * a, b, y each reads, so the forward saves exactly those.
+ */
+typedef struct nb__binop {
+    nb_op node;
+    nb__ew_fn forward;
+    nb__ew_fn grad_a, grad_b;
+    unsigned reads_a, reads_b;
+    float sign_a, sign_b;
+} nb__binop;
+
+/** A binary op node's state: b was the number scalar, not a tensor, when b_is_scalar. */
+typedef struct nb__binop_state {
+    float scalar;
+    bool b_is_scalar;
+} nb__binop_state;
+
+/** The shared backward of every binary op (for its descriptor's node). */
+nb_status nb__binop_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
+/** The node descriptor of a binary op: name, the shared backward, 3 saved, its state. */
+#define NB__BINOP_NODE(name)                                                                       \
+    {                                                                                              \
+        name, nb__binop_backward, 3, sizeof(nb__binop_state), 0                                    \
+    }
+/** y = a op b for tensors (NULL with the error for fn), recording op's node. */
+nb_tensor *nb__binary(const char *fn, const nb__binop *op, nb_tensor *a, nb_tensor *b);
+/** y = a op s for a number s (b is a constant), recording op's node. */
+nb_tensor *nb__binary_scalar(const char *fn, const nb__binop *op, nb_tensor *a, float s);
+/** a ← a op b in place (b broadcast to a's shape, NULL b: the number s). */
+nb_status nb__binary_(const char *fn, const nb__binop *op, nb_tensor *a, const nb_tensor *b,
+                      float s);
+
+/* ---- unary elementwise ops: one descriptor each ----------------------------------------- */
+
+/** At most this many scalar parameters per unary op (a slope, a clamp's bounds, ...). */
+#define NB__UNOP_K 4
+
+/**
+ * A unary elementwise op y = f(x; k) with scalar parameters k. forward reads V0 = x; grad
+ * computes g·f'(x) from (g, x, y) = (V0, V1, V2), reading what reads says (NB__READ_A for x,
+ * NB__READ_OUT for y), which the forward saves.
+ */
+typedef struct nb__unop {
+    nb_op node;
+    nb__ew_fn forward;
+    nb__ew_fn grad;
+    unsigned reads;
+} nb__unop;
+
+/** The shared backward of every unary op. */
+nb_status nb__unop_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
+/** The node descriptor of a unary op: name, the shared backward, 2 saved, its scalars. */
+#define NB__UNOP_NODE(name)                                                                        \
+    {                                                                                              \
+        name, nb__unop_backward, 2, sizeof(float) * NB__UNOP_K, 0                                  \
+    }
+/** y = f(x; k) with nk scalars in k (NULL when nk is 0), recording op's node. */
+nb_tensor *nb__unary(const char *fn, const nb__unop *op, nb_tensor *x, const float *k, int nk);
 
 #endif /* NABLA_OPS_INTERNAL_H */

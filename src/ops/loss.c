@@ -4,23 +4,41 @@
 
 #include "ops/internal.h"
 
-/* Saved: 0 input, 1 target, 2 weight (or none), 3 pos_weight (or none); iarg[0] reduction. */
+NB__EW_KERNEL(copy_k, V0)
 
-/* Broadcast an optional per-element factor to x's shape (NULL stays NULL). */
+/* BCEWithLogitsBackward0: the reduction; saved: input, target, weight and pos_weight (the
+ * last two only when given). */
+typedef struct bce_state {
+    nb_reduction reduction;
+} bce_state;
+
+enum { SLOT_INPUT, SLOT_TARGET, SLOT_WEIGHT, SLOT_POS_WEIGHT };
+
+/*
+ * An optional per-element factor broadcast to x's shape: *out is t itself when it has x's
+ * shape (*owned false), else a new expanded copy (*owned true). NULL t stays NULL.
+ */
 static nb_status expand_opt(const char *fn, const char *what, const nb_tensor *t,
-                            const nb_tensor *x, nb_tensor **out)
+                            const nb_tensor *x, const float **out, nb_tensor **owned)
 {
     *out = NULL;
+    *owned = NULL;
     if (!t) return NB_OK;
-    nb_shape ts = nb_tensor_size(t), xs = nb_tensor_size(x), bs;
+    nb_shape ts = nb__size(t), xs = nb__size(x), bs;
     if (nb__broadcast_shape(fn, &ts, &xs, &bs) != NB_OK) return NB_ESHAPE;
-    if (bs.ndim != xs.ndim || memcmp(bs.dims, xs.dims, sizeof(int64_t) * (size_t)xs.ndim)) {
+    if (!nb__shape_eq(&bs, &xs)) {
         char a[NB__SHAPE_STR], b[NB__SHAPE_STR];
         return nb__error(NB_ESHAPE, fn, "%s of shape %s does not broadcast to input shape %s", what,
                          nb__shape_str(a, ts.ndim, ts.dims), nb__shape_str(b, xs.ndim, xs.dims));
     }
-    *out = nb__same_shape(t, x) ? nb_retain(nb__unconst(t)) : nb__expand(t, &xs);
-    return *out ? NB_OK : nb__last_code();
+    if (nb__shape_eq(&ts, &xs)) {
+        *out = nb__data(t);
+        return NB_OK;
+    }
+    if (!(*owned = nb__new(fn, xs.ndim, xs.dims))) return NB_ENOMEM;
+    nb__ew_apply(copy_k, NULL, nb__data(*owned), false, &xs, 1, &(nb__operand){nb__data(t), &ts});
+    *out = nb__data(*owned);
+    return NB_OK;
 }
 
 static inline float log_sigmoid(float z)
@@ -28,31 +46,31 @@ static inline float log_sigmoid(float z)
     return fminf(z, 0.0f) - log1pf(expf(-fabsf(z)));
 }
 
-static nb_status bce_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+static nb_status bce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
-    static const char fn[] = "nb_backward";
-    nb_tensor *x = nb__saved(n, 0), *y = nb__saved(n, 1);
+    const char *fn = nb__engine_fn();
+    nb_tensor *x = nb__saved(n, SLOT_INPUT), *y = nb__saved(n, SLOT_TARGET);
     if (!x || !y) return nb__last_code();
     nb_tensor *w = NULL, *p = NULL;
-    nb_status rc = NB_OK;
-    if (n->saved[2].tensor && !(w = nb__saved(n, 2))) return nb__last_code();
-    if (n->saved[3].tensor && !(p = nb__saved(n, 3))) return nb__last_code();
+    if (nb__has_saved(n, SLOT_WEIGHT) && !(w = nb__saved(n, SLOT_WEIGHT))) return nb__last_code();
+    if (nb__has_saved(n, SLOT_POS_WEIGHT) && !(p = nb__saved(n, SLOT_POS_WEIGHT)))
+        return nb__last_code();
+    const float *W, *P;
     nb_tensor *we = NULL, *pe = NULL;
-    if ((rc = expand_opt(fn, "weight", w, x, &we)) != NB_OK ||
-        (rc = expand_opt(fn, "pos_weight", p, x, &pe)) != NB_OK)
-        goto done;
-    nb_reduction red = (nb_reduction)n->iarg[0];
+    nb_status rc = expand_opt(fn, "weight", w, x, &W, &we);
+    if (rc == NB_OK) rc = expand_opt(fn, "pos_weight", p, x, &P, &pe);
+    nb_reduction red = ((const bce_state *)nb__state(n))->reduction;
     float scale = red == NB_MEAN ? (float)x->numel : 1.0f;
-    const float *X = nb__data(x), *Y = nb__data(y), *G = nb__data(gy);
-    const float *W = we ? nb__data(we) : NULL, *P = pe ? nb__data(pe) : NULL;
+    const float *X = nb__data(x), *Y = nb__data(y), *G = nb__data(gy[0]);
     bool per_elem = red == NB_NONE;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && rc == NB_OK; i++) {
         if (!nb__needs_grad(n, i)) continue;
-        if (!(gx[i] = nb__new(fn, x->ndim, x->shape))) {
-            rc = nb__last_code();
-            goto done;
+        bool acc;
+        float *d = nb__grad_dst(n, gx, i, &acc);
+        if (!d) {
+            rc = NB_ENOMEM;
+            break;
         }
-        float *d = nb__data(gx[i]);
         for (int64_t e = 0; e < x->numel; e++) {
             float g = G[per_elem ? e : 0], xv = X[e], yv = Y[e], v;
             if (i == 0) { /* d/dx: (σ(x) − y)·g, with pos_weight ((p·y + 1 − y)·σ(x) − p·y)·g */
@@ -67,16 +85,15 @@ static nb_status bce_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
                 v = P ? (log_sigmoid(-xv) - log_sigmoid(xv) * P[e]) * g : -xv * g;
             }
             if (W) v *= W[e];
-            d[e] = v / scale;
+            d[e] = acc ? d[e] + v / scale : v / scale;
         }
     }
-done:
     nb__release(we);
     nb__release(pe);
     return rc;
 }
 
-static const nb_op bce_op = {"BCEWithLogitsBackward0", bce_backward};
+static const nb_op bce_op = {"BCEWithLogitsBackward0", bce_backward, 4, sizeof(bce_state), 0};
 
 nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *target,
                                                nb_tensor *weight, nb_tensor *pos_weight,
@@ -98,14 +115,27 @@ nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *targ
                   nb__shape_str(b, input->ndim, input->shape));
         return NULL;
     }
+    if ((!weight || !pos_weight) && nb__pending()) return NULL; /* a failed optional input */
+    if (nb__grad_enabled()) {
+        const char *bad = weight && nb__requires_grad(weight)           ? "weight"
+                          : pos_weight && nb__requires_grad(pos_weight) ? "pos_weight"
+                                                                        : NULL;
+        if (bad) {
+            nb__error(NB_EINVAL, fn,
+                      "The function 'binary_cross_entropy_with_logits' is not differentiable "
+                      "with respect to argument '%s'. This input cannot have requires_grad True.",
+                      bad);
+            return NULL;
+        }
+    }
+    const float *W, *P;
     nb_tensor *we = NULL, *pe = NULL, *out = NULL, *loss = NULL;
-    if (expand_opt(fn, "weight", weight, input, &we) != NB_OK ||
-        expand_opt(fn, "pos_weight", pos_weight, input, &pe) != NB_OK)
+    if (expand_opt(fn, "weight", weight, input, &W, &we) != NB_OK ||
+        expand_opt(fn, "pos_weight", pos_weight, input, &P, &pe) != NB_OK)
         goto done;
     /* the per-element losses are kept only when they are the result (reduction none) */
     if (reduction == NB_NONE && !(loss = nb__new(fn, input->ndim, input->shape))) goto done;
     const float *X = nb__data(input), *Y = nb__data(target);
-    const float *W = we ? nb__data(we) : NULL, *P = pe ? nb__data(pe) : NULL;
     float *L = loss ? nb__data(loss) : NULL;
     double total = 0.0;
     for (int64_t e = 0; e < input->numel; e++) {
@@ -132,10 +162,11 @@ nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *targ
     nb_node *n;
     out = nb__finish(fn, &bce_op, out, 2, (nb_tensor *[]){input, target}, &n);
     if (n) {
-        n->iarg[0] = reduction;
-        if (nb__save(fn, n, 0, input) != NB_OK || nb__save(fn, n, 1, target) != NB_OK ||
-            (weight && nb__save(fn, n, 2, weight) != NB_OK) ||
-            (pos_weight && nb__save(fn, n, 3, pos_weight) != NB_OK)) {
+        ((bce_state *)nb__state(n))->reduction = reduction;
+        if (nb__save(fn, n, SLOT_INPUT, input) != NB_OK ||
+            nb__save(fn, n, SLOT_TARGET, target) != NB_OK ||
+            (weight && nb__save(fn, n, SLOT_WEIGHT, weight) != NB_OK) ||
+            (pos_weight && nb__save(fn, n, SLOT_POS_WEIGHT, pos_weight) != NB_OK)) {
             nb__drop(out);
             out = NULL;
         }

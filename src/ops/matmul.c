@@ -52,8 +52,11 @@ static nb_status plan(const char *fn, const nb_shape *a, const nb_shape *b, mm_p
     if (nb__broadcast_shape(fn, &ba, &bb, &p->batch) != NB_OK) return NB_ESHAPE;
     nb__broadcast_strides(&ba, &p->batch, p->sa);
     nb__broadcast_strides(&bb, &p->batch, p->sb);
+    /* with a size 0 anywhere the result is empty and the batch count may not fit: 0 then */
     p->nbatch = 1;
-    for (int i = 0; i < p->batch.ndim; i++) p->nbatch *= p->batch.dims[i];
+    for (int i = 0; i < p->batch.ndim; i++)
+        if (__builtin_mul_overflow(p->nbatch, p->batch.dims[i], &p->nbatch)) p->nbatch = 0;
+    if (p->m == 0 || p->n == 0) p->nbatch = 0;
     p->fold = bb.ndim == 0;
 
     p->out = p->batch;
@@ -97,47 +100,52 @@ static void forward(const mm_plan *p, int ra, int rb, const float *A, const floa
     }
 }
 
-/* A gradient buffer shaped like an input; zeroed when the BLAS calls accumulate into it. */
-static nb_tensor *grad_buffer(const nb_shape *s, bool zero)
+/* Where input i's gradient goes, zeroed when it is new and the BLAS calls accumulate into it
+ * (ger, per-batch products, an empty product); *beta is 1 when it accumulates. */
+static float *grad_buffer(nb_node *n, nb_tensor **gx, int i, bool zero, float *beta)
 {
-    nb_tensor *t = nb__new("nb_backward", s->ndim, s->dims);
-    if (t && zero) memset(nb__data(t), 0, (size_t)t->numel * sizeof(float));
-    return t;
+    bool acc;
+    float *d = nb__grad_dst(n, gx, i, &acc);
+    if (d && !acc && zero) memset(d, 0, (size_t)gx[i]->numel * sizeof *d);
+    *beta = acc || zero ? 1.0f : 0.0f;
+    return d;
 }
 
-static nb_status matmul_backward(nb_node *node, nb_tensor *gy, nb_tensor **gx)
+static nb_status matmul_backward(nb_node *node, nb_tensor *const *gy, nb_tensor **gx)
 {
     bool need_a = nb__needs_grad(node, 0), need_b = nb__needs_grad(node, 1);
     nb_tensor *a = need_b ? nb__saved(node, 0) : NULL; /* dB needs A, dA needs B */
     nb_tensor *b = need_a ? nb__saved(node, 1) : NULL;
     if ((need_b && !a) || (need_a && !b)) return nb__last_code();
-    const nb_shape *sa = &node->input_shape[0], *sb = &node->input_shape[1];
+    nb_shape sa = a ? nb__size(a) : nb__input_shape(node, 0);
+    nb_shape sb = b ? nb__size(b) : nb__input_shape(node, 1);
     mm_plan p;
-    if (plan("nb_backward", sa, sb, &p) != NB_OK) return NB_ESHAPE;
-    int ra = sa->ndim, rb = sb->ndim;
+    if (plan(nb__engine_fn(), &sa, &sb, &p) != NB_OK) return NB_ESHAPE;
+    int ra = sa.ndim, rb = sb.ndim;
     /* ger and per-batch products accumulate (beta = 1); the others overwrite */
-    bool batched = !(ra <= 2 && rb <= 2) && !p.fold;
-    bool zero_a = batched || (ra == 2 && rb == 1) || (ra == 1 && rb == 1);
-    bool zero_b = batched || (ra == 1 && rb == 2) || (ra == 1 && rb == 1);
-    if (need_a && !(gx[0] = grad_buffer(sa, zero_a))) return nb__last_code();
-    if (need_b && !(gx[1] = grad_buffer(sb, zero_b))) return nb__last_code();
-    const float *G = nb__data(gy), *A = a ? nb__data(a) : NULL, *B = b ? nb__data(b) : NULL;
-    float *dA = need_a ? nb__data(gx[0]) : NULL, *dB = need_b ? nb__data(gx[1]) : NULL;
+    bool batched = !(ra <= 2 && rb <= 2) && !p.fold, empty = p.nbatch == 0;
+    bool zero_a = empty || batched || (ra == 2 && rb == 1) || (ra == 1 && rb == 1);
+    bool zero_b = empty || batched || (ra == 1 && rb == 2) || (ra == 1 && rb == 1);
+    float beta_a = 0, beta_b = 0, *dA = NULL, *dB = NULL;
+    if (need_a && !(dA = grad_buffer(node, gx, 0, zero_a, &beta_a))) return NB_ENOMEM;
+    if (need_b && !(dB = grad_buffer(node, gx, 1, zero_b, &beta_b))) return NB_ENOMEM;
+    if (empty) return NB_OK; /* an empty product: the gradients are zeros */
+    const float *G = nb__data(gy[0]), *A = a ? nb__data(a) : NULL, *B = b ? nb__data(b) : NULL;
     int64_t m = p.m, k = p.k, n = p.n;
 
     if (ra == 1 && rb == 1) {
-        if (dA) nb__axpy(k, G[0], B, dA); /* dx = dz·y */
-        if (dB) nb__axpy(k, G[0], A, dB); /* dy = dz·x */
+        if (dA) nb__axpy(k, G[0], B, dA); /* dx += dz·y */
+        if (dB) nb__axpy(k, G[0], A, dB); /* dy += dz·x */
     } else if (ra == 1 && rb == 2) {
-        if (dA) nb__gemv(false, k, n, 1.0f, B, n, G, 0.0f, dA); /* dx = W·dz */
-        if (dB) nb__ger(k, n, 1.0f, A, G, dB, n);               /* dW += x ⊗ dz */
+        if (dA) nb__gemv(false, k, n, 1.0f, B, n, G, beta_a, dA); /* dx = W·dz */
+        if (dB) nb__ger(k, n, 1.0f, A, G, dB, n);                 /* dW += x ⊗ dz */
     } else if (ra == 2 && rb == 1) {
-        if (dA) nb__ger(m, k, 1.0f, G, B, dA, k);              /* dW += dz ⊗ x */
-        if (dB) nb__gemv(true, m, k, 1.0f, A, k, G, 0.0f, dB); /* dx = Wᵀ·dz */
+        if (dA) nb__ger(m, k, 1.0f, G, B, dA, k);                /* dW += dz ⊗ x */
+        if (dB) nb__gemv(true, m, k, 1.0f, A, k, G, beta_b, dB); /* dx = Wᵀ·dz */
     } else if (p.fold) {
         int64_t M = p.nbatch * m;
-        if (dA) nb__gemm(false, true, M, k, n, 1.0f, G, n, B, n, 0.0f, dA, k); /* dA = dC·Bᵀ */
-        if (dB) nb__gemm(true, false, k, n, M, 1.0f, A, k, G, n, 0.0f, dB, n); /* dB = Aᵀ·dC */
+        if (dA) nb__gemm(false, true, M, k, n, 1.0f, G, n, B, n, beta_a, dA, k); /* dA = dC·Bᵀ */
+        if (dB) nb__gemm(true, false, k, n, M, 1.0f, A, k, G, n, beta_b, dB, n); /* dB = Aᵀ·dC */
     } else {
         /* per batch; broadcast batches of an operand sum into its one gradient (beta = 1) */
         for (int64_t i = 0; i < p.nbatch; i++) {
@@ -155,7 +163,7 @@ static nb_status matmul_backward(nb_node *node, nb_tensor *gy, nb_tensor **gx)
     return NB_OK;
 }
 
-static const nb_op matmul_op = {"MatmulBackward0", matmul_backward};
+static const nb_op matmul_op = {"MatmulBackward0", matmul_backward, 2, 0, 0};
 
 nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b)
 {
@@ -171,7 +179,7 @@ nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b)
     if (plan(fn, &sa, &sb, &p) != NB_OK) return NULL;
     nb_tensor *out = nb__new(fn, p.out.ndim, p.out.dims);
     if (!out) return NULL;
-    forward(&p, a->ndim, b->ndim, nb__data(a), nb__data(b), nb__data(out));
+    if (p.nbatch > 0) forward(&p, a->ndim, b->ndim, nb__data(a), nb__data(b), nb__data(out));
     nb_node *n;
     out = nb__finish(fn, &matmul_op, out, 2, (nb_tensor *[]){a, b}, &n);
     if (n && ((nb__needs_grad(n, 1) && nb__save(fn, n, 0, a) != NB_OK) ||

@@ -8,19 +8,24 @@
 #include "ops/internal.h"
 
 /* dx = dy seen with x's shape (the same elements in the same order) */
-static nb_status view_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+static nb_status view_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
-    const nb_shape *s = &n->input_shape[0];
-    gx[0] = nb__new_view("nb_backward", gy->storage, gy->offset, s->ndim, s->dims);
-    return gx[0] ? NB_OK : nb__last_code();
+    nb_shape s = nb__input_shape(n, 0);
+    return nb__grad_take(
+        n, gx, 0, nb__new_view(nb__engine_fn(), gy[0]->storage, gy[0]->offset, s.ndim, s.dims));
 }
 
-static const nb_op view_op = {"ViewBackward0", view_backward};
-static const nb_op reshape_op = {"ReshapeAliasBackward0", view_backward};
-static const nb_op squeeze_all_op = {"SqueezeBackward0", view_backward};
-static const nb_op squeeze_dim_op = {"SqueezeBackward1", view_backward};
-static const nb_op unsqueeze_op = {"UnsqueezeBackward0", view_backward};
-static const nb_op t_view_op = {"TBackward0", view_backward};
+#define VIEW_OP(name)                                                                              \
+    {                                                                                              \
+        name, view_backward, 0, 0, NB__OP_VIEW                                                     \
+    }
+static const nb_op view_op = VIEW_OP("ViewBackward0");
+static const nb_op reshape_op = VIEW_OP("ReshapeAliasBackward0");
+static const nb_op squeeze_all_op = VIEW_OP("SqueezeBackward0");
+static const nb_op squeeze_dim_op = VIEW_OP("SqueezeBackward1");
+static const nb_op squeeze_dims_op = VIEW_OP("SqueezeBackward2");
+static const nb_op unsqueeze_op = VIEW_OP("UnsqueezeBackward0");
+static const nb_op t_view_op = VIEW_OP("TBackward0");
 
 /* A view of t with a new shape, recorded as op. */
 static nb_tensor *view_as(const char *fn, const nb_op *op, nb_tensor *t, int ndim,
@@ -81,27 +86,23 @@ nb_tensor *nb_view(nb_tensor *t, nb_shape shape)
     return reshape("nb_view", &view_op, t, shape);
 }
 
-nb_tensor *nb_squeeze(nb_tensor *t, int dim)
+nb_tensor *nb_squeeze(nb_tensor *t, nb_dims dims)
 {
     static const char fn[] = "nb_squeeze";
     if (!t) {
         nb__null(fn, "t");
         return NULL;
     }
-    int64_t dims[NB_MAX_DIMS];
+    unsigned mask;
+    if (nb__dims_mask(fn, dims, t->ndim, &mask) != NB_OK) return NULL;
+    int64_t kept[NB_MAX_DIMS];
     int n = 0;
-    int only = -1;
-    if (dim != NB_ALL_DIMS) {
-        only = nb__wrap_dim(dim, t->ndim);
-        if (only < 0) {
-            int hi = t->ndim > 0 ? t->ndim - 1 : 0;
-            nb__dim_error(fn, dim, -hi - 1, hi);
-            return NULL;
-        }
-    }
     for (int i = 0; i < t->ndim; i++)
-        if (t->shape[i] != 1 || (only >= 0 && i != only)) dims[n++] = t->shape[i];
-    return view_as(fn, only >= 0 ? &squeeze_dim_op : &squeeze_all_op, t, n, dims);
+        if (t->shape[i] != 1 || !(mask & (1u << i))) kept[n++] = t->shape[i];
+    const nb_op *op = dims.n == NB__DIMS_ALL_N ? &squeeze_all_op
+                      : dims.n == 1            ? &squeeze_dim_op
+                                               : &squeeze_dims_op;
+    return view_as(fn, op, t, n, kept);
 }
 
 nb_tensor *nb_unsqueeze(nb_tensor *t, int dim)
@@ -132,14 +133,15 @@ nb_tensor *nb_flatten(nb_tensor *t, int start_dim, int end_dim)
         nb__null(fn, "t");
         return NULL;
     }
+    int s = nb__wrap_dim(start_dim, t->ndim), e = nb__wrap_dim(end_dim, t->ndim);
+    if (s < 0 || e < 0) {
+        int hi = t->ndim > 0 ? t->ndim - 1 : 0;
+        nb__dim_error(fn, s < 0 ? start_dim : end_dim, -hi - 1, hi);
+        return NULL;
+    }
     if (t->ndim == 0) {
         int64_t one = 1;
         return view_as(fn, &reshape_op, t, 1, &one);
-    }
-    int s = nb__wrap_dim(start_dim, t->ndim), e = nb__wrap_dim(end_dim, t->ndim);
-    if (s < 0 || e < 0) {
-        nb__dim_error(fn, s < 0 ? start_dim : end_dim, -t->ndim, t->ndim - 1);
-        return NULL;
     }
     if (s > e) {
         nb__error(NB_EINVAL, fn, "start_dim cannot come after end_dim");
@@ -164,22 +166,62 @@ nb_tensor *nb_flatten(nb_tensor *t, int start_dim, int end_dim)
     return view_as(fn, &reshape_op, t, n, dims);
 }
 
-/* dx = zeros with dy in rows start..: iarg[0] = start */
-static nb_status slice_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+/* SliceBackward0: where the elements came from along dim. */
+typedef struct slice_state {
+    int dim;
+    int64_t start, step;
+} slice_state;
+
+/*
+ * Copy between t and the slice: the slice's element k along dim is t's start + k·step. With
+ * to_slice, slice = t's elements (the forward); otherwise t's elements += slice's (the
+ * backward, into a zeroed or accumulating gradient). outer and inner are the sizes before
+ * and after dim.
+ */
+static void slice_copy(float *t, int64_t t_dim, float *sl, int64_t count, int64_t outer,
+                       int64_t inner, int64_t start, int64_t step, bool to_slice)
 {
-    const nb_shape *s = &n->input_shape[0];
-    gx[0] = nb__new("nb_backward", s->ndim, s->dims);
-    if (!gx[0]) return nb__last_code();
-    float *d = nb__data(gx[0]);
-    int64_t row = s->dims[0] ? gx[0]->numel / s->dims[0] : 0, before = n->iarg[0] * row;
-    memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
-    if (gy->numel) memcpy(d + before, nb__data(gy), (size_t)gy->numel * sizeof *d);
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t k = 0; k < count; k++) {
+            float *a = t + (o * t_dim + start + k * step) * inner;
+            float *b = sl + (o * count + k) * inner;
+            if (to_slice)
+                memcpy(b, a, (size_t)inner * sizeof *a);
+            else
+                for (int64_t i = 0; i < inner; i++) a[i] += b[i];
+        }
+    }
+}
+
+static void outer_inner(const nb_shape *s, int dim, int64_t *outer, int64_t *inner)
+{
+    *outer = *inner = 1;
+    for (int i = 0; i < dim; i++) *outer *= s->dims[i];
+    for (int i = dim + 1; i < s->ndim; i++) *inner *= s->dims[i];
+}
+
+/* dx = zeros with dy at the sliced elements */
+static nb_status slice_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+{
+    const slice_state *st = nb__state(n);
+    nb_shape s = nb__input_shape(n, 0);
+    bool acc;
+    float *d = nb__grad_dst(n, gx, 0, &acc);
+    if (!d) return NB_ENOMEM;
+    if (!acc) memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
+    int64_t outer, inner;
+    outer_inner(&s, st->dim, &outer, &inner);
+    if (gy[0]->numel)
+        slice_copy(d, s.dims[st->dim], nb__data(gy[0]), gy[0]->shape[st->dim], outer, inner,
+                   st->start, st->step, false);
     return NB_OK;
 }
 
-static const nb_op slice_op = {"SliceBackward0", slice_backward};
+static const nb_op slice_op = {"SliceBackward0", slice_backward, 0, sizeof(slice_state), 0};
+static const nb_op slice_view_op = {"SliceBackward0", slice_backward, 0, sizeof(slice_state),
+                                    NB__OP_VIEW};
 
-nb_tensor *nb_slice(nb_tensor *t, int64_t start, int64_t end)
+nb_tensor *nb_slice(nb_tensor *t, int dim, int64_t start, int64_t end, int64_t step)
 {
     static const char fn[] = "nb_slice";
     if (!t) {
@@ -190,21 +232,39 @@ nb_tensor *nb_slice(nb_tensor *t, int64_t start, int64_t end)
         nb__error(NB_EINVAL, fn, "slice() cannot be applied to a 0-dim tensor");
         return NULL;
     }
-    int64_t n = t->shape[0];
+    int d = nb__wrap_dim(dim, t->ndim);
+    if (d < 0) {
+        nb__dim_error(fn, dim, -t->ndim, t->ndim - 1);
+        return NULL;
+    }
+    if (step < 1) {
+        nb__error(NB_EINVAL, fn, "slice step must be positive, got %lld", (long long)step);
+        return NULL;
+    }
+    int64_t n = t->shape[d];
     /* Python's slice rules: negative counts from the end, then clamp to [0, n] */
     if (start < 0) start += n;
     if (end < 0) end += n;
     start = start < 0 ? 0 : start > n ? n : start;
     end = end < start ? start : end > n ? n : end;
-    int64_t row = n ? t->numel / n : 0;
-    int64_t dims[NB_MAX_DIMS];
-    memcpy(dims, t->shape, sizeof dims);
-    dims[0] = end - start;
+    int64_t count = (end - start + step - 1) / step;
+    nb_shape s = nb__size(t), out_shape = s;
+    out_shape.dims[d] = count;
+    nb_tensor *out;
+    bool view = d == 0 && step == 1;
+    if (view) {
+        int64_t row = n ? t->numel / n : 0;
+        out = nb__new_view(fn, t->storage, t->offset + start * row, t->ndim, out_shape.dims);
+    } else {
+        out = nb__new(fn, t->ndim, out_shape.dims);
+        int64_t outer, inner;
+        outer_inner(&s, d, &outer, &inner);
+        if (out && out->numel)
+            slice_copy(nb__data(t), n, nb__data(out), count, outer, inner, start, step, true);
+    }
     nb_node *node;
-    nb_tensor *out = nb__finish(
-        fn, &slice_op, nb__new_view(fn, t->storage, t->offset + start * row, t->ndim, dims), 1, &t,
-        &node);
-    if (node) node->iarg[0] = start;
+    out = nb__finish(fn, view ? &slice_view_op : &slice_op, out, 1, &t, &node);
+    if (node) *(slice_state *)nb__state(node) = (slice_state){d, start, step};
     return out;
 }
 
@@ -241,25 +301,35 @@ static nb_tensor *permuted_copy(const char *fn, const nb_tensor *t, const int *p
     return out;
 }
 
-/* dx = dy permuted back: iarg holds the forward permutation */
-static nb_status permute_backward(nb_node *n, nb_tensor *gy, nb_tensor **gx)
+/* TransposeBackward0, PermuteBackward0, TBackward0: the forward permutation. */
+typedef struct permute_state {
+    int8_t perm[NB_MAX_DIMS];
+} permute_state;
+
+/* dx = dy permuted back */
+static nb_status permute_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
+    const permute_state *st = nb__state(n);
     int inverse[NB_MAX_DIMS];
-    for (int i = 0; i < gy->ndim; i++) inverse[n->iarg[i]] = i;
-    gx[0] = permuted_copy("nb_backward", gy, inverse);
-    return gx[0] ? NB_OK : nb__last_code();
+    for (int i = 0; i < gy[0]->ndim; i++) inverse[st->perm[i]] = i;
+    return nb__grad_take(n, gx, 0, permuted_copy(nb__engine_fn(), gy[0], inverse));
 }
 
-static const nb_op transpose_op = {"TransposeBackward0", permute_backward};
-static const nb_op permute_op = {"PermuteBackward0", permute_backward};
-static const nb_op t_op = {"TBackward0", permute_backward};
+#define PERMUTE_OP(name)                                                                           \
+    {                                                                                              \
+        name, permute_backward, 0, sizeof(permute_state), 0                                        \
+    }
+static const nb_op transpose_op = PERMUTE_OP("TransposeBackward0");
+static const nb_op permute_op = PERMUTE_OP("PermuteBackward0");
+static const nb_op t_op = PERMUTE_OP("TBackward0");
 
 /* The permuted copy of t, recorded as op. */
 static nb_tensor *permuted(const char *fn, const nb_op *op, nb_tensor *t, const int *perm)
 {
     nb_node *n;
     nb_tensor *out = nb__finish(fn, op, permuted_copy(fn, t, perm), 1, &t, &n);
-    for (int i = 0; n && i < t->ndim; i++) n->iarg[i] = perm[i];
+    for (int i = 0; n && i < t->ndim; i++)
+        ((permute_state *)nb__state(n))->perm[i] = (int8_t)perm[i];
     return out;
 }
 
@@ -286,23 +356,25 @@ nb_tensor *nb_transpose(nb_tensor *t, int dim0, int dim1)
     return permuted(fn, &transpose_op, t, perm);
 }
 
-nb_tensor *nb_permute(nb_tensor *t, const int *dims)
+nb_tensor *nb_permute(nb_tensor *t, nb_dims dims)
 {
     static const char fn[] = "nb_permute";
     if (!t) {
         nb__null(fn, "t");
         return NULL;
     }
-    if (!dims && t->ndim > 0) {
-        nb__error(NB_EINVAL, fn, "argument 'dims' is NULL");
+    if (dims.n != t->ndim) {
+        nb__error(NB_EINVAL, fn,
+                  "number of dims don't match in permute (the tensor has %d, the list %d)", t->ndim,
+                  dims.n);
         return NULL;
     }
     int perm[NB_MAX_DIMS];
     bool seen[NB_MAX_DIMS] = {false};
     for (int i = 0; i < t->ndim; i++) {
-        int d = nb__wrap_dim(dims[i], t->ndim);
+        int d = nb__wrap_dim(dims.d[i], t->ndim);
         if (d < 0) {
-            nb__dim_error(fn, dims[i], -t->ndim, t->ndim - 1);
+            nb__dim_error(fn, dims.d[i], -t->ndim, t->ndim - 1);
             return NULL;
         }
         if (seen[d]) {
