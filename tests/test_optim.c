@@ -166,6 +166,8 @@ static void test_updates_match_pytorch(void **state)
                nb_optim_kind_name((nb_optim_kind)k), parities[k].max_rel, parities[k].identical,
                parities[k].total);
         assert_true(parities[k].total > 0);
+        /* beyond the 1e-6 bar: every value is PyTorch's, bit for bit */
+        assert_int_equal(parities[k].identical, parities[k].total);
     }
 }
 
@@ -945,6 +947,7 @@ static void test_clip_matches_pytorch(void **state)
     }
     printf("    clip     largest relative difference %.3g; %ld of %ld values bit-identical\n",
            par.max_rel, par.identical, par.total);
+    assert_int_equal(par.identical, par.total);
     /* no gradient at all: total 0, nothing to do */
     nb_tensor *t = nb_zeros(NB_SHAPE(3));
     float total = -1.0f;
@@ -952,6 +955,29 @@ static void test_clip_matches_pytorch(void **state)
     assert_true(total == 0.0f);
     assert_int_equal(nb_clip_grad_norm_(&t, 0, 1.0, 2.0, true, NULL), NB_OK);
     nb_release(t);
+}
+
+/* The float32 reductions of torch.norm for every tail length, through clip_grad_norm_. */
+static void test_norms_match_pytorch(void **state)
+{
+    (void)state;
+    static const double types[4] = {1.0, 2.0, INFINITY, 3.0};
+    const float *values = optim_ref_norm_values;
+    for (size_t i = 0; i < ARRAY_LEN(optim_ref_norm_sizes); i++) {
+        int64_t n = optim_ref_norm_sizes[i];
+        nb_tensor *p = nb_requires_grad_(nb_zeros(NB_SHAPE(n)), true);
+        set_grad(p, values);
+        for (int k = 0; k < 4; k++) {
+            float total;
+            assert_int_equal(nb_clip_grad_norm_(&p, 1, 1e30, types[k], false, &total), NB_OK);
+            if (!same_bits(&total, &optim_ref_norm_totals[i][k], 1))
+                fail_msg("%lld elements, norm %g: %.9g, PyTorch %.9g", (long long)n, types[k],
+                         (double)total, (double)optim_ref_norm_totals[i][k]);
+        }
+        assert_true(same_bits(nb_tensor_data(nb_tensor_grad(p)), values, n)); /* times 1 */
+        nb_release(p);
+        values += n;
+    }
 }
 
 static void test_clip_errors(void **state)
@@ -1249,6 +1275,7 @@ int main(void)
         T(test_load_errors),
         T(test_load_changes_layout),
         T(test_clip_matches_pytorch),
+        T(test_norms_match_pytorch),
         T(test_clip_errors),
         T(test_alloc_failures),
         T(test_state_alloc_failures),

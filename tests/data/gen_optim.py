@@ -14,7 +14,9 @@ Run with /usr/bin/python3 (python3-torch 1.13): `/usr/bin/python3 tests/data/gen
   optimizer.step(); scheduler.step() pairs, for StepLR, MultiStepLR, ExponentialLR,
   CosineAnnealingLR and LinearLR with several arguments, and two chained schedulers.
 - Clipping: clip_grad_norm_ (norm types 1, 2, inf, 3; clipping and not) and
-  clip_grad_value_ on fixed gradients: the total norm and the gradients after.
+  clip_grad_value_ on fixed gradients: the total norm and the gradients after; and the
+  total norm of single gradients of 1 to 40, 64, 100, 1000 and 4099 elements (every tail
+  length of the float32 reduction).
 
 Floats are exact C hex-float literals of their float32 values; learning rates (Python
 floats) are exact hex doubles.
@@ -215,8 +217,10 @@ def clip_grads():
     return [torch.randn(3, 4), torch.randn(3), torch.randn(37) * 0.1, torch.randn(333) * 0.01]
 
 
-CLIPS = [("norm", 2.0, 1.0), ("norm", 2.0, 100.0), ("norm", 1.0, 2.0), ("norm", 1.0, 100.0),
-         ("norm", math.inf, 0.5), ("norm", math.inf, 100.0), ("norm", 3.0, 1.0),
+CLIPS = [("norm", 2.0, 1.0), ("norm", 2.0, 0.3), ("norm", 2.0, 2.7), ("norm", 2.0, 100.0),
+         ("norm", 1.0, 2.0), ("norm", 1.0, 0.7), ("norm", 1.0, 100.0),
+         ("norm", math.inf, 0.5), ("norm", math.inf, 0.11), ("norm", math.inf, 100.0),
+         ("norm", 3.0, 1.0), ("norm", 3.0, 0.2),
          ("value", 0.05, None), ("value", 1.0, None)]
 
 
@@ -235,6 +239,25 @@ def clip_cases():
         assert params[-1].grad is None
         after = torch.cat([p.grad.reshape(-1) for p in params[:-1]])
         cases.append(dict(how=how, a=a, b=b, total=total, after=after))
+    return cases
+
+
+NORM_SIZES = list(range(1, 41)) + [64, 100, 1000, 4099]
+NORM_TYPES = (1.0, 2.0, math.inf, 3.0)
+
+
+def norm_cases():
+    """clip_grad_norm_'s total for one gradient of each size (max_norm large: no clipping)."""
+    torch.manual_seed(4)
+    cases = []
+    for n in NORM_SIZES:
+        g = torch.randn(n) * float(torch.rand(1) * 10 + 0.01)
+        totals = []
+        for p in NORM_TYPES:
+            t = torch.zeros(n, requires_grad=True)
+            t.grad = g.clone()
+            totals.append(torch.nn.utils.clip_grad_norm_([t], 1e30, norm_type=p).item())
+        cases.append((g, totals))
     return cases
 
 
@@ -299,6 +322,17 @@ def emit(out, updates, dflts, clips):
         else:
             head = f"1, 0.0, 0.0, {hexd(c['a'])}"
         out.write(f"    {{{head}, {hexf(c['total'])},\n     {flist(c['after'])}}},\n")
+    out.write("};\n\n")
+    norms = norm_cases()
+    out.write("/* The total norm of one gradient of each size, for norm types 1, 2, inf, 3. */\n")
+    out.write(f"#define OPTIM_REF_NORM_VALUES {sum(g.numel() for g, _ in norms)}\n")
+    out.write("static const int64_t optim_ref_norm_sizes[] = {"
+              + ", ".join(str(n) for n in NORM_SIZES) + "};\n")
+    out.write("static const float optim_ref_norm_values[OPTIM_REF_NORM_VALUES] = "
+              + flist(torch.cat([g for g, _ in norms])) + ";\n")
+    out.write("static const float optim_ref_norm_totals[][4] = {\n")
+    for _, totals in norms:
+        out.write("    {" + ", ".join(hexf(v) for v in totals) + "},\n")
     out.write("};\n\n#endif\n")
 
 
