@@ -253,7 +253,8 @@ static void test_errors(void **state)
     REFUSED(nb_step_lr_new(s.opt, 3, 0.0), "nb_step_lr_new: gamma must be finite and > 0, got 0");
     REFUSED(nb_step_lr_new(s.opt, 3, -0.5),
             "nb_step_lr_new: gamma must be finite and > 0, got -0.5");
-    REFUSED(nb_step_lr_new(s.opt, 3, NAN), "nb_step_lr_new: gamma must be finite and > 0, got nan");
+    REFUSED(nb_step_lr_new(s.opt, 3, (double)NAN),
+            "nb_step_lr_new: gamma must be finite and > 0, got nan");
     REFUSED(nb_multistep_lr_new(NULL, up, 3, 0.1), "nb_multistep_lr_new: argument 'opt' is NULL");
     REFUSED(nb_multistep_lr_new(s.opt, NULL, 3, 0.1),
             "nb_multistep_lr_new: argument 'milestones' is NULL");
@@ -264,7 +265,7 @@ static void test_errors(void **state)
     REFUSED(nb_multistep_lr_new(s.opt, negative, 2, 0.1),
             "nb_multistep_lr_new: milestones must be >= 0 and strictly increasing, got "
             "milestones[0] = -1");
-    REFUSED(nb_multistep_lr_new(s.opt, up, 3, INFINITY),
+    REFUSED(nb_multistep_lr_new(s.opt, up, 3, HUGE_VAL),
             "nb_multistep_lr_new: gamma must be finite and > 0, got inf");
     REFUSED(nb_exponential_lr_new(NULL, 0.9), "nb_exponential_lr_new: argument 'opt' is NULL");
     REFUSED(nb_exponential_lr_new(s.opt, 0.0),
@@ -275,7 +276,7 @@ static void test_errors(void **state)
             "nb_cosine_annealing_lr_new: T_max must be positive, got 0");
     REFUSED(nb_cosine_annealing_lr_new(s.opt, 10, -0.1),
             "nb_cosine_annealing_lr_new: eta_min must be finite and >= 0, got -0.1");
-    REFUSED(nb_cosine_annealing_lr_new(s.opt, 10, NAN),
+    REFUSED(nb_cosine_annealing_lr_new(s.opt, 10, (double)NAN),
             "nb_cosine_annealing_lr_new: eta_min must be finite and >= 0, got nan");
     REFUSED(nb_linear_lr_new(NULL, 0.5, 1.0, 5), "nb_linear_lr_new: argument 'opt' is NULL");
     REFUSED(nb_linear_lr_new(s.opt, 0.0, 1.0, 5),

@@ -353,9 +353,9 @@ static void set_field(nb_optim_options *o, const char *f, double v)
 
 static const option_error option_errors[] = {
     {NB_OPTIM_SGD, {"lr"}, {-0.1}, "nb_optim_new: invalid learning rate: -0.1 (it must be >= 0)"},
-    {NB_OPTIM_SGD, {"lr"}, {NAN}, "nb_optim_new: SGD has no default learning rate: set lr"},
-    {NB_OPTIM_ADAM, {"lr"}, {NAN}, "nb_optim_new: option 'lr' is nan"},
-    {NB_OPTIM_ADAM, {"lr"}, {INFINITY}, "nb_optim_new: option 'lr' is inf"},
+    {NB_OPTIM_SGD, {"lr"}, {(double)NAN}, "nb_optim_new: SGD has no default learning rate: set lr"},
+    {NB_OPTIM_ADAM, {"lr"}, {(double)NAN}, "nb_optim_new: option 'lr' is nan"},
+    {NB_OPTIM_ADAM, {"lr"}, {HUGE_VAL}, "nb_optim_new: option 'lr' is inf"},
     {NB_OPTIM_ADAM, {"lr"}, {-1e-3}, "nb_optim_new: invalid learning rate: -0.001"},
     {NB_OPTIM_ADAM,
      {"eps"},
@@ -377,14 +377,14 @@ static const option_error option_errors[] = {
      "nb_optim_new: invalid beta parameter at index 0: 1 (it must be in [0, 1))"},
     {NB_OPTIM_ADAM, {"betas.0"}, {-0.1}, "nb_optim_new: invalid beta parameter at index 0: -0.1"},
     {NB_OPTIM_ADAMW, {"betas.1"}, {1.5}, "nb_optim_new: invalid beta parameter at index 1: 1.5"},
-    {NB_OPTIM_ADAMW, {"betas.1"}, {NAN}, "nb_optim_new: option 'betas.1' is nan"},
+    {NB_OPTIM_ADAMW, {"betas.1"}, {(double)NAN}, "nb_optim_new: option 'betas.1' is nan"},
     {NB_OPTIM_RMSPROP, {"alpha"}, {-0.5}, "nb_optim_new: invalid alpha value: -0.5"},
     {NB_OPTIM_ADAGRAD, {"lr_decay"}, {-1.0}, "nb_optim_new: invalid lr_decay value: -1"},
     {NB_OPTIM_ADAGRAD,
      {"initial_accumulator_value"},
      {-0.1},
      "nb_optim_new: invalid initial_accumulator_value value: -0.1"},
-    {NB_OPTIM_SGD, {"dampening"}, {INFINITY}, "nb_optim_new: option 'dampening' is inf"},
+    {NB_OPTIM_SGD, {"dampening"}, {HUGE_VAL}, "nb_optim_new: option 'dampening' is inf"},
     {NB_OPTIM_SGD,
      {"nesterov"},
      {1},
@@ -506,7 +506,7 @@ static void test_parameter_errors(void **state)
     assert_int_equal(nb_optim_set_lr(opt, 0, -0.1), NB_EINVAL);
     assert_error(NB_EINVAL,
                  "nb_optim_set_lr: invalid learning rate: -0.1 (it must be finite and >= 0)");
-    assert_int_equal(nb_optim_set_lr(opt, 0, NAN), NB_EINVAL);
+    assert_int_equal(nb_optim_set_lr(opt, 0, (double)NAN), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_optim_set_lr: invalid learning rate: nan");
     assert_true(nb_optim_get_lr(opt, 0) == 1e-3);
     assert_int_equal(nb_optim_group_size(opt, 3), -1);
@@ -961,7 +961,7 @@ static void test_clip_matches_pytorch(void **state)
 static void test_norms_match_pytorch(void **state)
 {
     (void)state;
-    static const double types[4] = {1.0, 2.0, INFINITY, 3.0};
+    static const double types[4] = {1.0, 2.0, HUGE_VAL, 3.0};
     const float *values = optim_ref_norm_values;
     for (size_t i = 0; i < ARRAY_LEN(optim_ref_norm_sizes); i++) {
         int64_t n = optim_ref_norm_sizes[i];
@@ -992,11 +992,11 @@ static void test_clip_errors(void **state)
     assert_error(NB_EINVAL, "nb_clip_grad_norm_: n must be >= 0, got -1");
     assert_int_equal(nb_clip_grad_norm_(p, 5, -1.0, 2.0, false, NULL), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_clip_grad_norm_: max_norm must be >= 0, got -1");
-    assert_int_equal(nb_clip_grad_norm_(p, 5, NAN, 2.0, false, NULL), NB_EINVAL);
+    assert_int_equal(nb_clip_grad_norm_(p, 5, (double)NAN, 2.0, false, NULL), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_clip_grad_norm_: max_norm must be >= 0, got nan");
     assert_int_equal(nb_clip_grad_norm_(p, 5, 1.0, 0.0, false, NULL), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_clip_grad_norm_: norm_type must be > 0 or INFINITY, got 0");
-    assert_int_equal(nb_clip_grad_norm_(p, 5, 1.0, -INFINITY, false, NULL), NB_EINVAL);
+    assert_int_equal(nb_clip_grad_norm_(p, 5, 1.0, -HUGE_VAL, false, NULL), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_clip_grad_norm_: norm_type must be > 0 or INFINITY, got -inf");
     nb_tensor *with_null[] = {p[0], NULL};
     nb_error_clear();
@@ -1023,7 +1023,7 @@ static void test_clip_errors(void **state)
                             "inf, so it cannot be clipped");
     assert_true(isinf(total));
     assert_true(same_bits(nb_tensor_data(nb_tensor_grad(p[0])), optim_ref_clip_grads, 12));
-    assert_int_equal(nb_clip_grad_norm_(p, 5, 1.0, INFINITY, false, &total), NB_OK);
+    assert_int_equal(nb_clip_grad_norm_(p, 5, 1.0, HUGE_VAL, false, &total), NB_OK);
     assert_true(isinf(total));
     assert_true(nb_tensor_data(nb_tensor_grad(p[0]))[0] == 0.0f); /* scaled by 1/inf */
     clip_release(p);

@@ -286,7 +286,8 @@ NB_API nb_status nb_optim_load_state_dict(nb_optim *opt, const nb_state_dict *in
  * 8 lanes as its AVX2 kernel), then the norm of those norms; the coefficient as
  * (1 / (total + 1e-6))·max_norm, clamped to 1 and always multiplied. When error_if_nonfinite
  * and the total is NaN or infinite, nothing is changed and an error is returned.
- * The total norm goes to *total_norm (may be NULL); 0 when no tensor has a gradient.
+ * The total norm goes to *total_norm (which may be NULL), also with the non-finite error; 0
+ * when no tensor has a gradient.
  * PyTorch: torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type, error_if_nonfinite).
  * Ownership: the grads are changed in place (their versions bumped).
  * Errors: NB_EINVAL for NULL params, a NULL params[i] (a pending error is kept), n < 0,

@@ -10,6 +10,15 @@
 #include "core/internal.h"
 #include "nabla/optim.h"
 
+/*
+ * The update rules, norms and schedules round every operation as PyTorch does: a multiply
+ * and an add are fused only where an explicit fmaf() says so. GCC does not contract them in
+ * ISO C mode (nabla builds with -std=c11); Clang would, within an expression, without this.
+ */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 /** The most state buffers one parameter has (Adam with amsgrad, RMSprop centered + momentum). */
 #define NB__OPTIM_MAX_BUFS 3
 

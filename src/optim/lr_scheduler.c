@@ -130,6 +130,12 @@ static nb_status check_gamma(const char *fn, double gamma)
     return NB_OK;
 }
 
+static nb_status check_positive(const char *fn, const char *name, int64_t v)
+{
+    if (v <= 0) return nb__error(NB_EINVAL, fn, "%s must be positive, got %" PRId64, name, v);
+    return NB_OK;
+}
+
 static nb_status check_opt(const char *fn, const nb_optim *opt)
 {
     return opt ? NB_OK : nb__error(NB_EINVAL, fn, "argument 'opt' is NULL");
@@ -138,11 +144,8 @@ static nb_status check_opt(const char *fn, const nb_optim *opt)
 nb_lr_scheduler *nb_step_lr_new(nb_optim *opt, int64_t step_size, double gamma)
 {
     static const char fn[] = "nb_step_lr_new";
-    if (check_opt(fn, opt) || check_gamma(fn, gamma)) return NULL;
-    if (step_size <= 0) {
-        nb__error(NB_EINVAL, fn, "step_size must be positive, got %" PRId64, step_size);
+    if (check_opt(fn, opt) || check_positive(fn, "step_size", step_size) || check_gamma(fn, gamma))
         return NULL;
-    }
     nb_lr_scheduler *s = make(fn, opt, STEP_LR, 0);
     if (s) {
         s->period = step_size;
@@ -193,11 +196,7 @@ nb_lr_scheduler *nb_exponential_lr_new(nb_optim *opt, double gamma)
 nb_lr_scheduler *nb_cosine_annealing_lr_new(nb_optim *opt, int64_t t_max, double eta_min)
 {
     static const char fn[] = "nb_cosine_annealing_lr_new";
-    if (check_opt(fn, opt)) return NULL;
-    if (t_max <= 0) {
-        nb__error(NB_EINVAL, fn, "T_max must be positive, got %" PRId64, t_max);
-        return NULL;
-    }
+    if (check_opt(fn, opt) || check_positive(fn, "T_max", t_max)) return NULL;
     if (!(eta_min >= 0.0) || isinf(eta_min)) {
         nb__error(NB_EINVAL, fn, "eta_min must be finite and >= 0, got %g", eta_min);
         return NULL;
@@ -223,10 +222,7 @@ nb_lr_scheduler *nb_linear_lr_new(nb_optim *opt, double start_factor, double end
         nb__error(NB_EINVAL, fn, "end_factor must be in [0, 1], got %g", end_factor);
         return NULL;
     }
-    if (total_iters <= 0) {
-        nb__error(NB_EINVAL, fn, "total_iters must be positive, got %" PRId64, total_iters);
-        return NULL;
-    }
+    if (check_positive(fn, "total_iters", total_iters)) return NULL;
     nb_lr_scheduler *s = make(fn, opt, LINEAR_LR, 0);
     if (s) {
         s->start_factor = start_factor;
@@ -255,12 +251,12 @@ double nb_lr_scheduler_last_lr(const nb_lr_scheduler *s, int group)
     static const char fn[] = "nb_lr_scheduler_last_lr";
     if (!s) {
         nb__error(NB_EINVAL, fn, "argument 's' is NULL");
-        return NAN;
+        return (double)NAN;
     }
     if (group < 0 || (size_t)group >= s->ngroups) {
         nb__error(NB_EINVAL, fn, "group %d out of range (the scheduler has %zu)", group,
                   s->ngroups);
-        return NAN;
+        return (double)NAN;
     }
     return s->last_lr[group];
 }

@@ -69,7 +69,7 @@ nb_optim_options nb_optim_defaults(nb_optim_kind kind)
     o.kind = kind;
     switch (kind) {
     case NB_OPTIM_SGD:
-        o.lr = NAN; /* torch.optim.SGD's lr is `required` */
+        o.lr = (double)NAN; /* torch.optim.SGD's lr is `required` */
         break;
     case NB_OPTIM_ADAM:
     case NB_OPTIM_ADAMW:
@@ -365,7 +365,7 @@ nb_status nb_optim_group_options(const nb_optim *opt, int group, nb_optim_option
 
 double nb_optim_get_lr(const nb_optim *opt, int group)
 {
-    if (nb__optim_check_group("nb_optim_get_lr", opt, group) != NB_OK) return NAN;
+    if (nb__optim_check_group("nb_optim_get_lr", opt, group) != NB_OK) return (double)NAN;
     return opt->groups[group].o.lr;
 }
 

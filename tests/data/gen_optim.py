@@ -45,7 +45,9 @@ OPTION_FIELDS = ("lr", "momentum", "dampening", "nesterov", "beta1", "beta2", "e
 def hexd(v):
     v = float(v)
     if math.isnan(v):
-        return "NAN"
+        return "(double)NAN"
+    if math.isinf(v):
+        return "HUGE_VAL" if v > 0 else "-HUGE_VAL"
     return v.hex()
 
 
@@ -317,8 +319,7 @@ def emit(out, updates, dflts, clips):
     out.write("static const optim_ref_clip optim_ref_clips[] = {\n")
     for c in clips:
         if c["how"] == "norm":
-            nt = "INFINITY" if math.isinf(c["a"]) else hexd(c["a"])
-            head = f"0, {nt}, {hexd(c['b'])}, 0.0"
+            head = f"0, {hexd(c['a'])}, {hexd(c['b'])}, 0.0"
         else:
             head = f"1, 0.0, 0.0, {hexd(c['a'])}"
         out.write(f"    {{{head}, {hexf(c['total'])},\n     {flist(c['after'])}}},\n")
