@@ -752,8 +752,8 @@ static const load_error load_errors[] = {
      "nb_optim_load_state_dict: invalid value \"yes\" for 'param_groups.0.centered'"},
     {NULL, 0, 0, "param_groups.1.lr", "-1", NB_EINVAL,
      "nb_optim_load_state_dict: invalid learning rate: -1"},
-    {NULL, 0, 0, "param_groups.0.initial_lr", "x", NB_EINVAL,
-     "nb_optim_load_state_dict: invalid value \"x\" for 'param_groups.0.initial_lr'"},
+    {NULL, 0, 0, "param_groups.0.initial_lr", "inf", NB_EINVAL,
+     "nb_optim_load_state_dict: invalid value \"inf\" for 'param_groups.0.initial_lr'"},
     {NULL, 0, 0, "param_groups.0.centered", "false", NB_EINVAL,
      "nb_optim_load_state_dict: unexpected entry 'state.0.grad_avg' (RMSprop with these "
      "options keeps no such state)"},

@@ -5,6 +5,7 @@
  * Loading checks everything, allocates what it needs, and only then changes the optimizer.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +176,8 @@ static nb_status load_group(const char *fn, const nb_optim *opt, size_t gi, cons
     snprintf(key, sizeof key, "param_groups.%zu.initial_lr", gi);
     const char *v = nb_state_dict_metadata(in, key);
     g->has_initial_lr = v != NULL;
-    if (v && (!nb__optim_parse_double(v, &g->initial_lr) || !(g->initial_lr >= 0.0)))
+    if (v && (!nb__optim_parse_double(v, &g->initial_lr) || !(g->initial_lr >= 0.0) ||
+              isinf(g->initial_lr)))
         return nb__error(NB_EINVAL, fn, "invalid value \"%s\" for '%s'", v, key);
     return NB_OK;
 }
