@@ -43,7 +43,7 @@ static void set_grad(nb_tensor *p, const float *g)
     assert_int_equal(nb_zero_grad(p, true), NB_OK);
     nb_scope *s = nb_scope_begin();
     nb_tensor *c = nb_from_data(g, nb_tensor_size(p));
-    assert_int_equal(nb_backward(nb_sum(nb_mul(p, c), NULL, 0, false), NULL, false), NB_OK);
+    assert_int_equal(nb_backward(nb_sum(nb_mul(p, c), NB_DIMS_ALL, false), NULL, false), NB_OK);
     nb_scope_end(s);
 }
 
@@ -593,7 +593,7 @@ static void compute_grads(nb_tensor *const *params, int n)
         nb_tensor *p = params[i];
         assert_int_equal(nb_zero_grad(p, true), NB_OK);
         nb_tensor *c = nb_add_scalar(nb_rand_like(p), 0.5f), *d = nb_randn_like(p);
-        nb_tensor *term = nb_sum(nb_add(nb_mul(c, nb_mul(p, p)), nb_mul(d, p)), NULL, 0, false);
+        nb_tensor *term = nb_sum(nb_add(nb_mul(c, nb_mul(p, p)), nb_mul(d, p)), NB_DIMS_ALL, false);
         loss = loss ? nb_add(loss, term) : term;
     }
     assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
