@@ -397,10 +397,12 @@ void nb__randperm(nb_generator *gen, int64_t n, int64_t *out)
 {
     /* torch.randperm on CPU: a forward Fisher–Yates shuffle, one 32-bit draw per swap */
     nb_generator *g = or_default(gen);
-    for (int64_t i = 0; i < n; i++) out[i] = i;
+    if (out)
+        for (int64_t i = 0; i < n; i++) out[i] = i;
     gen_lock(g);
     for (int64_t i = 0; i + 1 < n; i++) {
         int64_t z = (int64_t)(gen_u32(g) % (uint64_t)(n - i));
+        if (!out) continue; /* only the draws are wanted */
         int64_t tmp = out[i];
         out[i] = out[i + z];
         out[i + z] = tmp;

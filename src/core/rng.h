@@ -18,7 +18,8 @@ uint64_t nb__generator_random64(nb_generator *gen);
 /**
  * torch.randperm(n, generator=gen) into out[0..n-1] (NULL gen: the default generator):
  * out = 0..n-1, then for i = 0 .. n-2 swap out[i] with out[i + random() % (n - i)], all
- * under gen's lock.
+ * under gen's lock. With out NULL, the same draws are made and nothing is written (a
+ * permutation drawn only to move the generator on).
  */
 void nb__randperm(nb_generator *gen, int64_t n, int64_t *out);
 
