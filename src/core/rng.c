@@ -364,6 +364,14 @@ static nb_tensor *sample(const char *fn, int ndim, const int64_t *dims, nb_gener
     return t;
 }
 
+/* The checks every in-place fill makes first: t, the generator, in-place rules. */
+static nb_status check_fill(const char *fn, nb_tensor *t, nb_generator **gen)
+{
+    if (!t) return nb__null(fn, "t");
+    nb_status st = pick(gen);
+    return st == NB_OK ? nb__check_inplace(fn, t) : st;
+}
+
 /* Fill t in place from gen, once the arguments are checked. */
 static nb_status sample_(nb_tensor *t, nb_generator *gen, dist k)
 {
@@ -555,10 +563,7 @@ nb_tensor *nb_randperm(int64_t n, nb_generator *gen)
 nb_status nb_uniform_(nb_tensor *t, double from, double to, nb_generator *gen)
 {
     static const char fn[] = "nb_uniform_";
-    if (!t) return nb__null(fn, "t");
-    nb_status st = pick(&gen);
-    if (st != NB_OK) return st;
-    st = nb__check_inplace(fn, t);
+    nb_status st = check_fill(fn, t, &gen);
     if (st != NB_OK) return st;
     if (!(from <= to)) return nb__error(NB_EINVAL, fn, "from (%g) > to (%g)", from, to);
     const float ffrom = (float)from, fto = (float)to;
@@ -572,10 +577,7 @@ nb_status nb_uniform_(nb_tensor *t, double from, double to, nb_generator *gen)
 nb_status nb_normal_(nb_tensor *t, double mean, double std, nb_generator *gen)
 {
     static const char fn[] = "nb_normal_";
-    if (!t) return nb__null(fn, "t");
-    nb_status st = pick(&gen);
-    if (st != NB_OK) return st;
-    st = nb__check_inplace(fn, t);
+    nb_status st = check_fill(fn, t, &gen);
     if (st != NB_OK) return st;
     if (!(std >= 0.0)) return nb__error(NB_EINVAL, fn, "std (%g) must be >= 0", std);
     const dist k = {DIST_NORMAL, mean, std, 0, 0};
@@ -585,10 +587,7 @@ nb_status nb_normal_(nb_tensor *t, double mean, double std, nb_generator *gen)
 nb_status nb_random_(nb_tensor *t, int64_t low, int64_t high, nb_generator *gen)
 {
     static const char fn[] = "nb_random_";
-    if (!t) return nb__null(fn, "t");
-    nb_status st = pick(&gen);
-    if (st != NB_OK) return st;
-    st = nb__check_inplace(fn, t);
+    nb_status st = check_fill(fn, t, &gen);
     if (st != NB_OK) return st;
     st = check_int_range(fn, low, high);
     if (st != NB_OK) return st;
