@@ -79,6 +79,7 @@ static nb_status src_error(const source *s, nb_status code, const char *fmt, ...
 static nb_status raw_read(source *s, uint8_t *buf, size_t n, size_t *got)
 {
     size_t k = 0;
+    *got = 0;
     while (s->npeek > 0 && k < n) {
         buf[k++] = s->peek[0];
         s->peek[0] = s->peek[1];
@@ -104,7 +105,7 @@ static nb_status raw_read(source *s, uint8_t *buf, size_t n, size_t *got)
 static nb_status z_refill(source *s, bool *more)
 {
     if (s->z.avail_in == 0 && !s->in_ended) {
-        size_t got;
+        size_t got = 0;
         if (s->file) {
             nb_status st = raw_read(s, s->in, CHUNK, &got);
             if (st != NB_OK) return st;
@@ -220,7 +221,7 @@ static nb_status src_open_file(source *s, const char *fn, const char *path, FILE
         s->known = true;
         s->known_left = (size_t)sb.st_size;
     }
-    size_t got;
+    size_t got = 0;
     nb_status st = raw_read(s, s->peek, 2, &got);
     if (st != NB_OK) return st;
     s->npeek = got;
@@ -270,7 +271,7 @@ static const char *idx_type_name(int code)
 static nb_status read_header(source *s, bool labels, idx_data *d)
 {
     uint8_t h[4 + 4 * NB_MAX_DIMS];
-    size_t got;
+    size_t got = 0;
     nb_status st = src_read(s, h, 4, &got);
     if (st != NB_OK) return st;
     if (got < 4)
@@ -339,7 +340,7 @@ static nb_status read_data(source *s, idx_data *d)
     size_t have = 0;
     nb_status st;
     for (;;) {
-        size_t got;
+        size_t got = 0;
         st = src_read(s, buf + have, cap - have, &got);
         if (st != NB_OK) goto fail;
         have += got;
@@ -361,7 +362,7 @@ static nb_status read_data(source *s, idx_data *d)
         goto fail;
     }
     uint8_t extra;
-    size_t got;
+    size_t got = 0;
     st = src_read(s, &extra, 1, &got);
     if (st != NB_OK) goto fail;
     if (got) {
