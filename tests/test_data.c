@@ -510,6 +510,7 @@ static void test_bad_gzip(void **state)
         {"a stream cut in its trailer", "truncated gzip stream"},
         {"an unknown compression method", "corrupt gzip stream (unknown compression method)"},
         {"garbage after the member", "corrupt gzip stream (incorrect header check)"},
+        {"a length in the trailer that lies", "corrupt gzip stream (incorrect length check)"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         gzip_of(&gz, &im);
@@ -534,6 +535,9 @@ static void test_bad_gzip(void **state)
             put(&gz, junk, sizeof junk);
             break;
         }
+        case 6: /* ISIZE 0xffffffff: the size hint must not be trusted past its bound */
+            memset(gz.b + gz.n - 4, 0xff, 4);
+            break;
         }
         print_message("%s\n", cases[k].name);
         const char *ip = write_file("gz-images.gz", &gz);

@@ -2,10 +2,10 @@
  * IDX files, plain or gzip-compressed, read from a file or a buffer and written to a file.
  *
  * Reading goes through one byte stream (a file or a buffer, optionally through inflate), so
- * every check is made once for every kind of input. The data is read into a buffer that
- * grows with what actually arrives (up to the size the header announces), so a short file
- * that claims huge dimensions costs no huge allocation, and nothing is read past the end of
- * a buffer or a file. zlib allocates through nabla's allocator, so allocation-failure tests
+ * every check is made once for every kind of input. The data buffer is sized by what the
+ * input can hold (see gzip_hint) and grows only with what actually arrives (up to the size
+ * the header announces), so a short file that claims huge dimensions costs no huge
+ * allocation, and nothing is read past the end of a buffer or a file. zlib allocates through nabla's allocator, so allocation-failure tests
  * reach its allocations too.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -25,6 +25,8 @@
 #define CHUNK     ((size_t)64 << 10)
 /* the first buffer for data of unknown size (gzip): then doubled as bytes arrive */
 #define FIRST_READ ((size_t)1 << 20)
+/* deflate expands at most about 1032:1, which bounds how far a gzip size hint is trusted */
+#define DEFLATE_MAX_RATIO 1032
 
 /* ---- zlib through nabla's allocator ---------------------------------------------------- */
 
@@ -51,6 +53,7 @@ typedef struct source {
     size_t mem_left;
     size_t known_left; /* bytes left in a plain input when known (a buffer, a regular file) */
     bool known;
+    size_t gz_hint;  /* the decompressed size a gzip trailer announces (bounded), or 0 */
     uint8_t peek[2]; /* bytes of a file read ahead to recognise gzip */
     size_t npeek;
     bool gzip;
@@ -167,11 +170,38 @@ static nb_status src_read(source *s, uint8_t *buf, size_t n, size_t *got)
     return st;
 }
 
+/*
+ * The size a gzip input's last four bytes (ISIZE) announce, to allocate the data once
+ * instead of growing it: only a hint (modulo 2^32, of the last member only), bounded by
+ * what the compressed size can expand to. A file is read there and back only when it is a
+ * regular file, so pipes still stream.
+ */
+static void gzip_hint(source *s)
+{
+    if (!s->known || s->known_left < 18) return; /* smaller than any gzip member */
+    uint8_t t[4];
+    if (s->file) {
+        long here = ftell(s->file);
+        bool ok = here >= 0 && fseek(s->file, -4, SEEK_END) == 0 && fread(t, 1, 4, s->file) == 4;
+        if (here < 0 || fseek(s->file, here, SEEK_SET) != 0 || !ok) {
+            clearerr(s->file);
+            return;
+        }
+    } else {
+        memcpy(t, s->mem + s->mem_left - 4, 4);
+    }
+    size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+    size_t bound =
+        s->known_left < SIZE_MAX / DEFLATE_MAX_RATIO ? s->known_left * DEFLATE_MAX_RATIO : SIZE_MAX;
+    s->gz_hint = isize < bound ? isize : bound;
+}
+
 /* Recognise gzip by its two magic bytes and set up inflate. */
 static nb_status src_start(source *s, const uint8_t head[2], size_t nhead)
 {
     s->gzip = nhead == 2 && head[0] == 0x1f && head[1] == 0x8b;
     if (!s->gzip) return NB_OK;
+    gzip_hint(s);
     s->known = false;
     if (s->file) {
         s->in = nb__alloc(CHUNK, 16);
@@ -332,7 +362,9 @@ static nb_status read_data(source *s, idx_data *d)
 {
     char shape[NB__SHAPE_STR];
     const size_t need = d->size;
+    const size_t header = 4 + 4 * (size_t)d->ndim;
     size_t cap = s->known ? s->known_left : FIRST_READ;
+    if (s->gz_hint > header) cap = s->gz_hint - header;
     if (cap > need) cap = need;
     if (cap == 0) cap = need < CHUNK ? need : CHUNK;
     uint8_t *buf = nb__alloc(cap ? cap : 1, NB__ALIGN);
