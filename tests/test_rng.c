@@ -1,13 +1,17 @@
 /*
  * Random numbers: every case of data/rng_ref.h (made by data/gen_rng.py from PyTorch 1.13)
- * must come out bit for bit the same; plus generators, the normal cache and errors.
+ * must come out bit for bit the same; plus generators, the normal cache, threads and errors.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -40,36 +44,57 @@ static int64_t first_mismatch(const float *got, const uint32_t *want, int64_t n)
     return -1;
 }
 
-/* Run one reference case on the default generator. */
-static nb_tensor *run_case(const rng_ref_case *c)
+/* Hash of float32 bit patterns, as gen_rng.py stores large results. */
+static uint64_t bits_hash(const float *d, int64_t n)
 {
-    if (c->reseed) nb_manual_seed(c->seed);
+    uint64_t h = 0, k = 1;
+    for (int64_t i = 0; i < n; i++) {
+        k *= RNG_REF_HASH_K;
+        h += ((uint64_t)bits_of(d[i]) + 1u) * k;
+    }
+    return h;
+}
+
+/* Run one reference case on the default generator or, for gen cases, on g. */
+static nb_tensor *run_case(const rng_ref_case *c, nb_generator *g)
+{
+    nb_generator *on = c->gen ? g : NULL;
+    if (c->reseed) {
+        if (c->gen)
+            nb_generator_seed(g, c->seed);
+        else
+            nb_manual_seed(c->seed);
+    }
     nb_shape shape = nb_shape_make(c->ndim, c->dims);
     nb_tensor *t = NULL;
     switch (c->op) {
     case RNG_REF_RAND:
-        t = nb_rand(shape);
+        t = c->gen ? nb_rand_gen(shape, g) : nb_rand(shape);
         break;
     case RNG_REF_RANDN:
-        t = nb_randn(shape);
+        t = c->gen ? nb_randn_gen(shape, g) : nb_randn(shape);
         break;
     case RNG_REF_RANDINT:
-        t = nb_randint((int64_t)c->a, (int64_t)c->b, shape);
+        t = c->gen ? nb_randint_gen((int64_t)c->a, (int64_t)c->b, shape, g)
+                   : nb_randint((int64_t)c->a, (int64_t)c->b, shape);
+        break;
+    case RNG_REF_RANDPERM:
+        t = nb_randperm((int64_t)c->a, on);
         break;
     case RNG_REF_NORMAL:
         t = nb_empty(shape);
         assert_non_null(t);
-        assert_int_equal(nb_normal_(t, c->a, c->b, NULL), NB_OK);
+        assert_int_equal(nb_normal_(t, c->a, c->b, on), NB_OK);
         break;
     case RNG_REF_UNIFORM:
         t = nb_empty(shape);
         assert_non_null(t);
-        assert_int_equal(nb_uniform_(t, c->a, c->b, NULL), NB_OK);
+        assert_int_equal(nb_uniform_(t, c->a, c->b, on), NB_OK);
         break;
     case RNG_REF_RANDOM:
         t = nb_empty(shape);
         assert_non_null(t);
-        assert_int_equal(nb_random_(t, (int64_t)c->a, (int64_t)c->b, NULL), NB_OK);
+        assert_int_equal(nb_random_(t, (int64_t)c->a, (int64_t)c->b, on), NB_OK);
         break;
     }
     if (!t) fail_msg("%s: %s", c->name, nb_last_error()->message);
@@ -80,24 +105,36 @@ static nb_tensor *run_case(const rng_ref_case *c)
 static void test_reference(void **state)
 {
     (void)state;
+    nb_generator *g = nb_generator_new(0);
+    assert_non_null(g);
     size_t identical = 0;
     for (size_t k = 0; k < N_CASES; k++) {
         const rng_ref_case *c = &rng_ref_cases[k];
-        nb_tensor *t = run_case(c);
+        nb_tensor *t = run_case(c, g);
         assert_int_equal(nb_tensor_ndim(t), c->ndim);
         assert_int_equal(nb_tensor_numel(t), c->numel);
         const float *d = nb_tensor_data_const(t);
-        int64_t i = first_mismatch(d, c->bits, c->numel);
-        if (i < 0) {
-            identical++;
+        if (!c->bits) {
+            uint64_t h = bits_hash(d, c->numel);
+            if (h == c->hash)
+                identical++;
+            else
+                print_error("%s: hash 0x%016" PRIx64 ", want 0x%016" PRIx64 "\n", c->name, h,
+                            c->hash);
         } else {
-            print_error("%s: first mismatch at index %" PRId64 ": got %.9g (0x%08" PRIx32
-                        "), want %.9g (0x%08" PRIx32 ")\n",
-                        c->name, i, (double)d[i], bits_of(d[i]), (double)float_of(c->bits[i]),
-                        c->bits[i]);
+            int64_t i = first_mismatch(d, c->bits, c->numel);
+            if (i < 0) {
+                identical++;
+            } else {
+                print_error("%s: first mismatch at index %" PRId64 ": got %.9g (0x%08" PRIx32
+                            "), want %.9g (0x%08" PRIx32 ")\n",
+                            c->name, i, (double)d[i], bits_of(d[i]), (double)float_of(c->bits[i]),
+                            c->bits[i]);
+            }
         }
         nb_release(t);
     }
+    nb_generator_free(g);
     print_message("%zu/%zu cases bit-identical to PyTorch\n", identical, (size_t)N_CASES);
     assert_int_equal(identical, N_CASES);
 }
@@ -414,18 +451,262 @@ static void test_errors(void **state)
     assert_int_equal(nbt_alloc_live(), 0);
 }
 
+/* ---- threads ---------------------------------------------------------------------------- */
+
+#define THREAD_CALLS 64
+#define MAX_THREADS  8
+
+typedef struct thread_job {
+    nb_generator *gen; /* NULL: the default generator through nb_randn */
+    int64_t n;         /* elements per call */
+    uint64_t hashes[THREAD_CALLS];
+    int finite; /* every value drawn was finite */
+    int failed; /* a call returned NULL */
+} thread_job;
+
+static void *thread_main(void *arg)
+{
+    thread_job *job = arg;
+    job->finite = 1;
+    for (int k = 0; k < THREAD_CALLS; k++) {
+        nb_tensor *t =
+            job->gen ? nb_randn_gen(NB_SHAPE(job->n), job->gen) : nb_randn(NB_SHAPE(job->n));
+        if (!t) {
+            job->failed = 1;
+            return NULL;
+        }
+        const float *d = nb_tensor_data_const(t);
+        for (int64_t i = 0; i < job->n; i++)
+            if (!isfinite(d[i])) job->finite = 0;
+        job->hashes[k] = bits_hash(d, job->n);
+        nb_release(t);
+    }
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void run_threads(thread_job *jobs, int nthreads)
+{
+    pthread_t tid[MAX_THREADS];
+    for (int t = 0; t < nthreads; t++)
+        assert_int_equal(pthread_create(&tid[t], NULL, thread_main, &jobs[t]), 0);
+    for (int t = 0; t < nthreads; t++) assert_int_equal(pthread_join(tid[t], NULL), 0);
+    for (int t = 0; t < nthreads; t++) {
+        assert_false(jobs[t].failed);
+        assert_true(jobs[t].finite);
+    }
+}
+
+/*
+ * Threads sharing the default generator: every call holds the lock for its whole fill, so
+ * with calls of one size the calls, whatever their order, get exactly the values of the
+ * same number of serial calls. Both randn paths: 5 (the double path, with the cached
+ * partner carried from call to call) and 37 (the 16-at-a-time path with a ragged tail).
+ */
+static void test_threads_default_generator(void **state)
+{
+    (void)state;
+    static const int counts[] = {2, 8};
+    static const int64_t sizes[] = {5, 37};
+    static thread_job jobs[MAX_THREADS];
+    static uint64_t serial[MAX_THREADS * THREAD_CALLS], threaded[MAX_THREADS * THREAD_CALLS];
+    for (size_t c = 0; c < 2; c++) {
+        for (size_t z = 0; z < 2; z++) {
+            const int nthreads = counts[c];
+            const size_t total = (size_t)nthreads * THREAD_CALLS;
+            nb_manual_seed(17);
+            for (size_t k = 0; k < total; k++) {
+                nb_tensor *t = nb_randn(NB_SHAPE(sizes[z]));
+                assert_non_null(t);
+                serial[k] = bits_hash(nb_tensor_data_const(t), sizes[z]);
+                nb_release(t);
+            }
+            uint32_t after = nb_generator_random(NULL);
+
+            nb_manual_seed(17);
+            memset(jobs, 0, sizeof jobs);
+            for (int t = 0; t < nthreads; t++) jobs[t].n = sizes[z];
+            run_threads(jobs, nthreads);
+            for (int t = 0; t < nthreads; t++)
+                memcpy(threaded + (size_t)t * THREAD_CALLS, jobs[t].hashes, sizeof jobs[t].hashes);
+            qsort(serial, total, sizeof serial[0], cmp_u64);
+            qsort(threaded, total, sizeof threaded[0], cmp_u64);
+            assert_memory_equal(serial, threaded, total * sizeof serial[0]);
+            /* no draw lost or repeated: the stream continues where the serial one did */
+            assert_int_equal(nb_generator_random(NULL), after);
+        }
+    }
+}
+
+/* A generator per thread: each thread's values are exactly its generator's serial ones. */
+static void test_threads_own_generators(void **state)
+{
+    (void)state;
+    static thread_job jobs[MAX_THREADS];
+    memset(jobs, 0, sizeof jobs);
+    for (int t = 0; t < MAX_THREADS; t++) {
+        jobs[t].gen = nb_generator_new(100 + (uint64_t)t);
+        assert_non_null(jobs[t].gen);
+        jobs[t].n = t % 2 ? 5 : 37;
+    }
+    run_threads(jobs, MAX_THREADS);
+    for (int t = 0; t < MAX_THREADS; t++) {
+        nb_generator_seed(jobs[t].gen, 100 + (uint64_t)t);
+        for (int k = 0; k < THREAD_CALLS; k++) {
+            nb_tensor *r = nb_randn_gen(NB_SHAPE(jobs[t].n), jobs[t].gen);
+            assert_non_null(r);
+            assert_int_equal(bits_hash(nb_tensor_data_const(r), jobs[t].n), jobs[t].hashes[k]);
+            nb_release(r);
+        }
+        nb_generator_free(jobs[t].gen);
+    }
+}
+
+/* ---- the generator forms and randperm -------------------------------------------------- */
+
+/* nb_*_gen(…, NULL) is the default generator; a generator leaves the default one alone. */
+static void test_gen_forms(void **state)
+{
+    (void)state;
+    nb_generator *g = nb_generator_new(4);
+    assert_non_null(g);
+    nb_manual_seed(4);
+    uint32_t first = nb_generator_random(NULL);
+    nb_manual_seed(4);
+    nb_tensor *want[4] = {nb_rand(NB_SHAPE(9)), nb_randn(NB_SHAPE(9)),
+                          nb_randint(-3, 8, NB_SHAPE(9)), nb_randperm(9, NULL)};
+    uint32_t after = nb_generator_random(NULL);
+
+    nb_manual_seed(4);
+    nb_tensor *dflt[4] = {nb_rand_gen(NB_SHAPE(9), NULL), nb_randn_gen(NB_SHAPE(9), NULL),
+                          nb_randint_gen(-3, 8, NB_SHAPE(9), NULL), nb_randperm(9, NULL)};
+    assert_int_equal(nb_generator_random(NULL), after);
+
+    nb_manual_seed(4);
+    nb_tensor *own[4] = {nb_rand_gen(NB_SHAPE(9), g), nb_randn_gen(NB_SHAPE(9), g),
+                         nb_randint_gen(-3, 8, NB_SHAPE(9), g), nb_randperm(9, g)};
+    nb_manual_seed(4);
+    assert_int_equal(nb_generator_random(NULL), first); /* untouched by g */
+    assert_int_equal(nb_generator_random(g), after);    /* g went the same way */
+
+    for (int i = 0; i < 4; i++) {
+        assert_non_null(want[i]);
+        assert_non_null(dflt[i]);
+        assert_non_null(own[i]);
+        assert_memory_equal(nb_tensor_data_const(want[i]), nb_tensor_data_const(dflt[i]),
+                            9 * sizeof(float));
+        assert_memory_equal(nb_tensor_data_const(want[i]), nb_tensor_data_const(own[i]),
+                            9 * sizeof(float));
+        nb_release(want[i]);
+        nb_release(dflt[i]);
+        nb_release(own[i]);
+    }
+
+    /* a permutation holds every index once */
+    nb_tensor *p = nb_randperm(1000, g);
+    assert_non_null(p);
+    assert_int_equal(nb_tensor_ndim(p), 1);
+    int seen[1000] = {0};
+    const float *d = nb_tensor_data_const(p);
+    for (int i = 0; i < 1000; i++) {
+        assert_true(d[i] >= 0.0f && d[i] < 1000.0f && d[i] == (float)(int)d[i]);
+        seen[(int)d[i]]++;
+    }
+    for (int i = 0; i < 1000; i++) assert_int_equal(seen[i], 1);
+    nb_release(p);
+    nb_generator_free(g);
+}
+
+static void test_gen_errors(void **state)
+{
+    (void)state;
+    assert_null(nb_randperm(-1, NULL));
+    assert_error(NB_EINVAL, "nb_randperm: n must be non-negative, got -1");
+    nb_error_clear();
+    assert_null(nb_randperm((INT64_C(1) << 24) + 1, NULL));
+    assert_error(NB_ERANGE, "nb_randperm: n (16777217) is above 2^24 = 16777216: float32 "
+                            "cannot hold every index exactly");
+    nb_error_clear();
+    assert_null(nb_randint_gen(2, 2, NB_SHAPE(1), NULL));
+    assert_error(NB_EINVAL, "nb_randint_gen: low (2) must be less than high (2)");
+    nb_error_clear();
+    assert_null(nb_rand_gen(NB_SHAPE(-1), NULL));
+    assert_error(NB_EINVAL, "nb_rand_gen");
+    nb_error_clear();
+    assert_null(nb_randn_gen(NB_SHAPE(-1), NULL));
+    assert_error(NB_EINVAL, "nb_randn_gen");
+
+    /* a generator that failed to be made is not "the default generator": its error stays */
+    nb_manual_seed(6);
+    uint32_t first = nb_generator_random(NULL);
+    nb_manual_seed(6);
+    nb_tensor *t = nb_zeros(NB_SHAPE(3));
+    assert_non_null(t);
+    uint64_t v = nb_tensor_version(t);
+    nbt_fail_alloc_after(1);
+    nb_generator *g = nb_generator_new(1);
+    nbt_fail_alloc_after(0);
+    assert_null(g);
+    assert_null(nb_rand_gen(NB_SHAPE(2), g));
+    assert_null(nb_randn_gen(NB_SHAPE(2), g));
+    assert_null(nb_randint_gen(0, 5, NB_SHAPE(2), g));
+    assert_null(nb_randperm(5, g));
+    assert_int_equal(nb_uniform_(t, 0.0, 1.0, g), NB_ENOMEM);
+    assert_int_equal(nb_normal_(t, 0.0, 1.0, g), NB_ENOMEM);
+    assert_int_equal(nb_random_(t, 0, 5, g), NB_ENOMEM);
+    assert_error(NB_ENOMEM, "nb_generator_new: out of memory");
+    assert_int_equal(nb_tensor_version(t), v); /* nothing was drawn or written */
+    assert_int_equal(nb_generator_random(NULL), first);
+    /* once the error has been read, NULL is the default generator again */
+    nb_tensor *r = nb_rand_gen(NB_SHAPE(2), g);
+    assert_non_null(r);
+    nb_release(r);
+    nb_release(t);
+
+    /* out of memory in each allocation nb_randperm makes */
+    for (long k = 1;; k++) {
+        nb_error_clear();
+        nbt_fail_alloc_after(k);
+        nb_tensor *p = nb_randperm(10, NULL);
+        int failed = nbt_alloc_failed();
+        nbt_fail_alloc_after(0);
+        if (!failed) {
+            assert_non_null(p);
+            nb_release(p);
+            break;
+        }
+        assert_null(p);
+        assert_error(NB_ENOMEM, "nb_randperm: out of memory");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reference, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_known_values, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_seed_low_bits, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_generator_independence, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_normal_cache, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_like, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_ranges, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_inplace, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_errors, nbt_setup, nbt_teardown),
+        cmocka_unit_test_setup_teardown(test_reference, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_known_values, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_seed_low_bits, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_generator_independence, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_normal_cache, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_like, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_ranges, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_inplace, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_threads_default_generator, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_threads_own_generators, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_gen_forms, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_gen_errors, nbt_setup_counting, nbt_teardown_counting),
     };
     return cmocka_run_group_tests_name("rng", tests, NULL, NULL);
 }

@@ -64,14 +64,16 @@ const char *nbt_last_warning(void)
     return last_warning;
 }
 
-static long fail_at, alloc_count, alloc_live;
-static int failed;
+/* Atomic: tests with threads allocate from several at once. */
+static long fail_at;
+static _Atomic long alloc_count, alloc_live;
+static _Atomic int failed;
 
 static void *counting_alloc(size_t size, size_t align, void *ctx)
 {
     (void)ctx;
-    alloc_count++;
-    if (fail_at > 0 && alloc_count == fail_at) {
+    long n = ++alloc_count;
+    if (fail_at > 0 && n == fail_at) {
         failed = 1;
         return NULL;
     }

@@ -23,7 +23,8 @@
  *
  * Headers: error.h (errors, allocator, threads), tensor.h (tensors, scopes, random numbers,
  * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures),
- * optim.h (optimizers, gradient clipping, learning-rate schedulers).
+ * optim.h (optimizers, gradient clipping, learning-rate schedulers), data.h (datasets and
+ * batches).
  */
 #ifndef NABLA_NABLA_H
 #define NABLA_NABLA_H
@@ -34,5 +35,6 @@
 #include "ops.h"
 #include "io.h"
 #include "optim.h"
+#include "data.h"
 
 #endif /* NABLA_NABLA_H */

@@ -182,9 +182,15 @@ NB_API nb_tensor *nb_clone(const nb_tensor *t);
 
 /* ---------------------------------------------------------------------------------------
  * Random numbers. The generator reproduces PyTorch's CPU generator (mt19937): after
- * nb_manual_seed(s), nb_rand/nb_randn/nb_randint give the same float32 values as
- * torch.rand/torch.randn/torch.randint after torch.manual_seed(s).
- * Generators take no lock: give each thread its own (the default one is shared).
+ * nb_manual_seed(s), nb_rand/nb_randn/nb_randint/nb_randperm give the same float32 values as
+ * torch.rand/torch.randn/torch.randint/torch.randperm after torch.manual_seed(s).
+ * Every function that draws has a form taking a generator (NULL: the default generator).
+ * As in PyTorch, each generator has a lock held for the whole of one call, so threads may
+ * share one (the default one included): every call then gets a contiguous run of the
+ * stream, in the order the threads reach it. For values that do not depend on thread
+ * timing, give each thread its own generator.
+ * A NULL generator while an error is pending (see error.h) is the failed result of an
+ * earlier call: the function fails with that error instead of using the default generator.
  * ------------------------------------------------------------------------------------- */
 
 /**
@@ -206,37 +212,51 @@ NB_API nb_generator *nb_default_generator(void);
  */
 NB_API nb_generator *nb_generator_new(uint64_t seed);
 /**
- * Free a generator made by nb_generator_new. PyTorch: none.
+ * Free a generator made by nb_generator_new; no other thread may be using it.
+ * PyTorch: none.
  * Ownership: consumes gen. Errors: none; NULL and the default generator are ignored.
  */
 NB_API void nb_generator_free(nb_generator *gen);
 /**
- * Reseed gen (NULL: the default generator). Clears the cached normal.
- * PyTorch: Generator.manual_seed. Ownership: none. Errors: none.
+ * Reseed gen (NULL: the default generator, whatever error is pending). Clears the cached
+ * normal. PyTorch: Generator.manual_seed. Ownership: none. Errors: none.
  */
 NB_API void nb_generator_seed(nb_generator *gen, uint64_t seed);
 /**
- * The next raw 32-bit mt19937 draw of gen (NULL: the default generator).
- * PyTorch: CPUGeneratorImpl::random() (C++). Ownership: none. Errors: none.
+ * The next raw 32-bit mt19937 draw of gen (NULL: the default generator, whatever error is
+ * pending). PyTorch: CPUGeneratorImpl::random() (C++). Ownership: none. Errors: none.
  */
 NB_API uint32_t nb_generator_random(nb_generator *gen);
 
 /**
- * Uniform on [0, 1), default generator. PyTorch: torch.rand.
- * Ownership: new reference. Errors: as the creation functions.
+ * Uniform on [0, 1): one float per element, (random() & (2^24 - 1)) · 2^-24, in order.
+ * nb_rand draws from the default generator, nb_rand_gen from gen (NULL: the default).
+ * PyTorch: torch.rand(shape) / torch.rand(shape, generator=gen).
+ * Ownership: new reference. Errors: as the creation functions; for nb_rand_gen, the pending
+ * error when gen is NULL while one is pending.
  */
 NB_API nb_tensor *nb_rand(nb_shape shape);
+NB_API nb_tensor *nb_rand_gen(nb_shape shape, nb_generator *gen);
 /**
- * Standard normal, default generator. PyTorch: torch.randn.
- * Ownership: new reference. Errors: as the creation functions.
+ * Standard normal (Box–Muller, as PyTorch's CPU kernel). nb_randn draws from the default
+ * generator, nb_randn_gen from gen (NULL: the default).
+ * PyTorch: torch.randn(shape) / torch.randn(shape, generator=gen).
+ * Ownership: new reference. Errors: as the creation functions; for nb_randn_gen, the pending
+ * error when gen is NULL while one is pending.
  */
 NB_API nb_tensor *nb_randn(nb_shape shape);
+NB_API nb_tensor *nb_randn_gen(nb_shape shape, nb_generator *gen);
 /**
- * Integers uniform on [low, high), stored as float32, default generator.
- * PyTorch: torch.randint. Ownership: new reference.
- * Errors: as the creation functions, and NB_EINVAL when low >= high.
+ * Integers uniform on [low, high), random() % (high - low) + low (random64() when the range
+ * is 2^32 or more), stored as float32. nb_randint draws from the default generator,
+ * nb_randint_gen from gen (NULL: the default).
+ * PyTorch: torch.randint(low, high, shape) / torch.randint(..., generator=gen).
+ * Ownership: new reference.
+ * Errors: as the creation functions, and NB_EINVAL when low >= high; for nb_randint_gen,
+ * the pending error when gen is NULL while one is pending.
  */
 NB_API nb_tensor *nb_randint(int64_t low, int64_t high, nb_shape shape);
+NB_API nb_tensor *nb_randint_gen(int64_t low, int64_t high, nb_shape shape, nb_generator *gen);
 /**
  * Same shape as t: uniform on [0, 1) / standard normal, default generator.
  * PyTorch: torch.rand_like, torch.randn_like. Ownership: new reference.
@@ -244,15 +264,27 @@ NB_API nb_tensor *nb_randint(int64_t low, int64_t high, nb_shape shape);
  */
 NB_API nb_tensor *nb_rand_like(const nb_tensor *t);
 NB_API nb_tensor *nb_randn_like(const nb_tensor *t);
+/**
+ * A random permutation of 0..n-1 as a 1-D float32 tensor of n exact integers, drawn from gen
+ * (NULL: the default generator) as PyTorch's CPU randperm draws it: p = 0..n-1, then for
+ * i = 0 .. n-2 swap p[i] with p[i + random() % (n - i)].
+ * PyTorch: torch.randperm(n, generator=gen) (which returns int64).
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL when n < 0, NB_ERANGE when n > 2^24 (float32 holds every
+ * integer only up to 2^24), NB_ENOMEM; the pending error when gen is NULL while one is
+ * pending. Nothing is drawn on error.
+ */
+NB_API nb_tensor *nb_randperm(int64_t n, nb_generator *gen);
 
 /**
  * In place: fill t with uniform values on [from, to), normal values mean + std·N(0, 1), or
  * integers in [low, high), drawn from gen (NULL: the default generator). Bumps t's version.
  * PyTorch: Tensor.uniform_, Tensor.normal_, Tensor.random_(low, high).
  * Ownership: t is changed in place; no reference changes.
- * Errors: NB_EINVAL for NULL t; NB_ESTATE for a leaf that requires grad while grad mode is
- * on; NB_EINVAL for from > to or a range that is not finite in float, std < 0 (or NaN),
- * low >= high. Nothing is drawn on error.
+ * Errors: NB_EINVAL for NULL t; the pending error when gen is NULL while one is pending;
+ * NB_ESTATE for a leaf that requires grad while grad mode is on; NB_EINVAL for from > to or
+ * a range that is not finite in float, std < 0 (or NaN), low >= high. Nothing is drawn on
+ * error.
  */
 NB_API nb_status nb_uniform_(nb_tensor *t, double from, double to, nb_generator *gen);
 NB_API nb_status nb_normal_(nb_tensor *t, double mean, double std, nb_generator *gen);

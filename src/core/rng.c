@@ -12,20 +12,25 @@
  * The randn path for fewer than 16 values uses the C library's double log/sin/cos, as
  * PyTorch does: bit identity there assumes the same libm (glibc).
  *
- * The default generator is a process-wide static, seeded lazily with the seed of a fresh
- * torch.Generator() (PyTorch seeds its default one nondeterministically; a fixed seed keeps
- * unseeded programs reproducible). Unlike PyTorch's, generators take no lock: using one
- * generator (the default included) from several threads at once is a data race. Give each
- * thread its own nb_generator.
+ * The default generator is a process-wide static, seeded lazily (once, under pthread_once)
+ * with the seed of a fresh torch.Generator() (PyTorch seeds its default one
+ * nondeterministically; a fixed seed keeps unseeded programs reproducible). As in PyTorch,
+ * every generator has a mutex, held for the whole of one call (one tensor's fill, one
+ * permutation, one raw draw), so threads may share a generator: each call's values are a
+ * contiguous run of the stream, in whatever order the threads take the lock. Threads that
+ * need reproducible values give each its own generator.
  */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #endif
 
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/rng.h"
 
 #define MT_N 624
 #define MT_M 397
@@ -38,12 +43,13 @@ struct nb_generator {
     int left; /* draws left before the state is regenerated, plus one */
     int next; /* index of the next state word to temper */
     uint64_t seed;
-    bool has_normal;    /* PyTorch's next_double_normal_sample is set */
-    double next_normal; /* the cached r·sin θ of the last Box–Muller pair, unscaled */
+    bool has_normal;      /* PyTorch's next_double_normal_sample is set */
+    double next_normal;   /* the cached r·sin θ of the last Box–Muller pair, unscaled */
+    pthread_mutex_t lock; /* held by every call for all of its draws */
 };
 
-static nb_generator default_gen;
-static bool default_seeded;
+static nb_generator default_gen = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
 /* ---- mt19937 --------------------------------------------------------------------------- */
 
@@ -111,14 +117,46 @@ static double gen_double01(nb_generator *g)
     return (double)(gen_u64(g) & ((UINT64_C(1) << 53) - 1)) * 0x1p-53;
 }
 
-static nb_generator *resolve(nb_generator *gen)
+static void default_init(void)
 {
-    if (gen) return gen;
-    if (!default_seeded) {
-        gen_seed(&default_gen, NB__DEFAULT_SEED);
-        default_seeded = true;
-    }
+    gen_seed(&default_gen, NB__DEFAULT_SEED);
+}
+
+static nb_generator *default_generator(void)
+{
+    pthread_once(&default_once, default_init);
     return &default_gen;
+}
+
+/* gen itself, or the default generator for NULL (where there is no error to report). */
+static nb_generator *or_default(nb_generator *gen)
+{
+    return gen ? gen : default_generator();
+}
+
+/*
+ * Resolve an optional generator argument into *gen. A NULL one while an error is pending is
+ * the failed result of an earlier call (nb_generator_new out of memory), not "absent": the
+ * caller fails with that error instead of drawing from the default generator.
+ */
+static nb_status pick(nb_generator **gen)
+{
+    if (!*gen) {
+        nb_status pending = nb__pending();
+        if (pending != NB_OK) return pending;
+        *gen = default_generator();
+    }
+    return NB_OK;
+}
+
+static void gen_lock(nb_generator *g)
+{
+    pthread_mutex_lock(&g->lock);
+}
+
+static void gen_unlock(nb_generator *g)
+{
+    pthread_mutex_unlock(&g->lock);
 }
 
 /* ---- the AVX2 Box–Muller kernel, one lane at a time -------------------------------------- */
@@ -289,23 +327,117 @@ static void fill_int(nb_generator *g, float *d, int64_t n, int64_t low, int64_t 
     }
 }
 
+/* ---- draws under the generator's lock ------------------------------------------------------ */
+
+typedef enum dist_kind { DIST_UNIFORM, DIST_NORMAL, DIST_INT } dist_kind;
+
+/* What one call draws: uniform on [a, b), normal with mean a and std b, or [low, high). */
+typedef struct dist {
+    dist_kind kind;
+    double a, b;
+    int64_t low, high;
+} dist;
+
+static void draw(nb_generator *g, float *d, int64_t n, const dist *k)
+{
+    gen_lock(g);
+    switch (k->kind) {
+    case DIST_UNIFORM:
+        fill_uniform(g, d, n, (float)k->a, (float)k->b);
+        break;
+    case DIST_NORMAL:
+        fill_normal(g, d, n, k->a, k->b);
+        break;
+    case DIST_INT:
+        fill_int(g, d, n, k->low, k->high);
+        break;
+    }
+    gen_unlock(g);
+}
+
+/* A new tensor of the given shape filled from gen (NULL: the default generator). */
+static nb_tensor *sample(const char *fn, int ndim, const int64_t *dims, nb_generator *gen, dist k)
+{
+    if (pick(&gen) != NB_OK) return NULL;
+    nb_tensor *t = nb__new(fn, ndim, dims);
+    if (t) draw(gen, nb_tensor_data(t), nb_tensor_numel(t), &k);
+    return t;
+}
+
+/* The checks every in-place fill makes first: t, the generator, in-place rules. */
+static nb_status check_fill(const char *fn, nb_tensor *t, nb_generator **gen)
+{
+    if (!t) return nb__null(fn, "t");
+    nb_status st = pick(gen);
+    return st == NB_OK ? nb__check_inplace(fn, t) : st;
+}
+
+/* Fill t in place from gen, once the arguments are checked. */
+static nb_status sample_(nb_tensor *t, nb_generator *gen, dist k)
+{
+    draw(gen, nb_tensor_data(t), nb_tensor_numel(t), &k);
+    nb_tensor_bump_version(t);
+    return NB_OK;
+}
+
+static nb_status check_int_range(const char *fn, int64_t low, int64_t high)
+{
+    if (low < high) return NB_OK;
+    return nb__error(NB_EINVAL, fn, "low (%lld) must be less than high (%lld)", (long long)low,
+                     (long long)high);
+}
+
+static const dist standard_uniform = {DIST_UNIFORM, 0.0, 1.0, 0, 0};
+static const dist standard_normal = {DIST_NORMAL, 0.0, 1.0, 0, 0};
+
+/* ---- internal, for the data layer --------------------------------------------------------- */
+
+uint64_t nb__generator_random64(nb_generator *gen)
+{
+    nb_generator *g = or_default(gen);
+    gen_lock(g);
+    uint64_t v = gen_u64(g);
+    gen_unlock(g);
+    return v;
+}
+
+void nb__randperm(nb_generator *gen, int64_t n, int64_t *out)
+{
+    /* torch.randperm on CPU: a forward Fisher–Yates shuffle, one 32-bit draw per swap */
+    nb_generator *g = or_default(gen);
+    if (out)
+        for (int64_t i = 0; i < n; i++) out[i] = i;
+    gen_lock(g);
+    for (int64_t i = 0; i + 1 < n; i++) {
+        int64_t z = (int64_t)(gen_u32(g) % (uint64_t)(n - i));
+        if (!out) continue; /* only the draws are wanted */
+        int64_t tmp = out[i];
+        out[i] = out[i + z];
+        out[i + z] = tmp;
+    }
+    gen_unlock(g);
+}
+
 /* ---- public API -------------------------------------------------------------------------- */
 
 void nb_manual_seed(uint64_t seed)
 {
-    gen_seed(&default_gen, seed);
-    default_seeded = true;
+    nb_generator *g = default_generator();
+    gen_lock(g);
+    gen_seed(g, seed);
+    gen_unlock(g);
 }
 
 nb_generator *nb_default_generator(void)
 {
-    return resolve(NULL);
+    return default_generator();
 }
 
 nb_generator *nb_generator_new(uint64_t seed)
 {
     nb_generator *g = nb__calloc(sizeof *g);
-    if (!g) {
+    if (!g || pthread_mutex_init(&g->lock, NULL) != 0) {
+        nb__free(g);
         nb__oom("nb_generator_new");
         return NULL;
     }
@@ -316,47 +448,64 @@ nb_generator *nb_generator_new(uint64_t seed)
 void nb_generator_free(nb_generator *gen)
 {
     if (!gen || gen == &default_gen) return;
+    pthread_mutex_destroy(&gen->lock);
     nb__free(gen);
 }
 
 void nb_generator_seed(nb_generator *gen, uint64_t seed)
 {
-    if (!gen) {
-        nb_manual_seed(seed);
-        return;
-    }
-    gen_seed(gen, seed);
+    nb_generator *g = or_default(gen);
+    gen_lock(g);
+    gen_seed(g, seed);
+    gen_unlock(g);
 }
 
 uint32_t nb_generator_random(nb_generator *gen)
 {
-    return gen_u32(resolve(gen));
+    nb_generator *g = or_default(gen);
+    gen_lock(g);
+    uint32_t v = gen_u32(g);
+    gen_unlock(g);
+    return v;
 }
 
 nb_tensor *nb_rand(nb_shape shape)
 {
-    nb_tensor *t = nb__new("nb_rand", shape.ndim, shape.dims);
-    if (t) fill_uniform(resolve(NULL), nb__data(t), t->numel, 0.0f, 1.0f);
-    return t;
+    return sample("nb_rand", shape.ndim, shape.dims, default_generator(), standard_uniform);
+}
+
+nb_tensor *nb_rand_gen(nb_shape shape, nb_generator *gen)
+{
+    return sample("nb_rand_gen", shape.ndim, shape.dims, gen, standard_uniform);
 }
 
 nb_tensor *nb_randn(nb_shape shape)
 {
-    nb_tensor *t = nb__new("nb_randn", shape.ndim, shape.dims);
-    if (t) fill_normal(resolve(NULL), nb__data(t), t->numel, 0.0, 1.0);
-    return t;
+    return sample("nb_randn", shape.ndim, shape.dims, default_generator(), standard_normal);
+}
+
+nb_tensor *nb_randn_gen(nb_shape shape, nb_generator *gen)
+{
+    return sample("nb_randn_gen", shape.ndim, shape.dims, gen, standard_normal);
+}
+
+static nb_tensor *randint(const char *fn, int64_t low, int64_t high, nb_shape shape,
+                          nb_generator *gen)
+{
+    if (pick(&gen) != NB_OK) return NULL;
+    if (check_int_range(fn, low, high) != NB_OK) return NULL;
+    const dist k = {DIST_INT, 0.0, 0.0, low, high};
+    return sample(fn, shape.ndim, shape.dims, gen, k);
 }
 
 nb_tensor *nb_randint(int64_t low, int64_t high, nb_shape shape)
 {
-    if (low >= high) {
-        nb__error(NB_EINVAL, "nb_randint", "low (%lld) must be less than high (%lld)",
-                  (long long)low, (long long)high);
-        return NULL;
-    }
-    nb_tensor *t = nb__new("nb_randint", shape.ndim, shape.dims);
-    if (t) fill_int(resolve(NULL), nb__data(t), t->numel, low, high);
-    return t;
+    return randint("nb_randint", low, high, shape, default_generator());
+}
+
+nb_tensor *nb_randint_gen(int64_t low, int64_t high, nb_shape shape, nb_generator *gen)
+{
+    return randint("nb_randint_gen", low, high, shape, gen);
 }
 
 nb_tensor *nb_rand_like(const nb_tensor *t)
@@ -365,9 +514,8 @@ nb_tensor *nb_rand_like(const nb_tensor *t)
         nb__null("nb_rand_like", "t");
         return NULL;
     }
-    nb_tensor *r = nb__new("nb_rand_like", t->ndim, t->shape);
-    if (r) fill_uniform(resolve(NULL), nb__data(r), r->numel, 0.0f, 1.0f);
-    return r;
+    return sample("nb_rand_like", nb_tensor_ndim(t), nb_tensor_shape(t), default_generator(),
+                  standard_uniform);
 }
 
 nb_tensor *nb_randn_like(const nb_tensor *t)
@@ -376,49 +524,73 @@ nb_tensor *nb_randn_like(const nb_tensor *t)
         nb__null("nb_randn_like", "t");
         return NULL;
     }
-    nb_tensor *r = nb__new("nb_randn_like", t->ndim, t->shape);
-    if (r) fill_normal(resolve(NULL), nb__data(r), r->numel, 0.0, 1.0);
-    return r;
+    return sample("nb_randn_like", nb_tensor_ndim(t), nb_tensor_shape(t), default_generator(),
+                  standard_normal);
+}
+
+/* Floats hold every integer up to 2^24 exactly; past it, indices would collide. */
+#define RANDPERM_MAX (INT64_C(1) << 24)
+
+nb_tensor *nb_randperm(int64_t n, nb_generator *gen)
+{
+    static const char fn[] = "nb_randperm";
+    if (pick(&gen) != NB_OK) return NULL;
+    if (n < 0) {
+        nb__error(NB_EINVAL, fn, "n must be non-negative, got %lld", (long long)n);
+        return NULL;
+    }
+    if (n > RANDPERM_MAX) {
+        nb__error(NB_ERANGE, fn,
+                  "n (%lld) is above 2^24 = %lld: float32 cannot hold every index exactly",
+                  (long long)n, (long long)RANDPERM_MAX);
+        return NULL;
+    }
+    int64_t *p = nb__alloc((size_t)(n > 0 ? n : 1) * sizeof *p, sizeof *p);
+    if (!p) {
+        nb__oom(fn);
+        return NULL;
+    }
+    nb_tensor *t = nb__new(fn, 1, &n);
+    if (t) {
+        nb__randperm(gen, n, p);
+        float *d = nb_tensor_data(t);
+        for (int64_t i = 0; i < n; i++) d[i] = (float)p[i];
+    }
+    nb__free(p);
+    return t;
 }
 
 nb_status nb_uniform_(nb_tensor *t, double from, double to, nb_generator *gen)
 {
     static const char fn[] = "nb_uniform_";
-    if (!t) return nb__null(fn, "t");
-    nb_status st = nb__check_inplace(fn, t);
+    nb_status st = check_fill(fn, t, &gen);
     if (st != NB_OK) return st;
     if (!(from <= to)) return nb__error(NB_EINVAL, fn, "from (%g) > to (%g)", from, to);
     const float ffrom = (float)from, fto = (float)to;
     if (!isfinite(ffrom) || !isfinite(fto) || !isfinite(fto - ffrom))
         return nb__error(NB_EINVAL, fn, "[from, to) = [%g, %g) is not a finite float range", from,
                          to);
-    fill_uniform(resolve(gen), nb__data(t), t->numel, ffrom, fto);
-    t->storage->version++;
-    return NB_OK;
+    const dist k = {DIST_UNIFORM, from, to, 0, 0};
+    return sample_(t, gen, k);
 }
 
 nb_status nb_normal_(nb_tensor *t, double mean, double std, nb_generator *gen)
 {
     static const char fn[] = "nb_normal_";
-    if (!t) return nb__null(fn, "t");
-    nb_status st = nb__check_inplace(fn, t);
+    nb_status st = check_fill(fn, t, &gen);
     if (st != NB_OK) return st;
     if (!(std >= 0.0)) return nb__error(NB_EINVAL, fn, "std (%g) must be >= 0", std);
-    fill_normal(resolve(gen), nb__data(t), t->numel, mean, std);
-    t->storage->version++;
-    return NB_OK;
+    const dist k = {DIST_NORMAL, mean, std, 0, 0};
+    return sample_(t, gen, k);
 }
 
 nb_status nb_random_(nb_tensor *t, int64_t low, int64_t high, nb_generator *gen)
 {
     static const char fn[] = "nb_random_";
-    if (!t) return nb__null(fn, "t");
-    nb_status st = nb__check_inplace(fn, t);
+    nb_status st = check_fill(fn, t, &gen);
     if (st != NB_OK) return st;
-    if (low >= high)
-        return nb__error(NB_EINVAL, fn, "low (%lld) must be less than high (%lld)", (long long)low,
-                         (long long)high);
-    fill_int(resolve(gen), nb__data(t), t->numel, low, high);
-    t->storage->version++;
-    return NB_OK;
+    st = check_int_range(fn, low, high);
+    if (st != NB_OK) return st;
+    const dist k = {DIST_INT, 0.0, 0.0, low, high};
+    return sample_(t, gen, k);
 }

@@ -2,10 +2,13 @@
 """Generate tests/data/rng_ref.h: PyTorch 1.13's CPU random numbers, bit for bit.
 
 Run with /usr/bin/python3 (python3-torch 1.13): `/usr/bin/python3 tests/data/gen_rng.py`.
-Each case is one call on the default generator; a case either seeds it first (reseed) or
-continues from the state the previous case left, which is how the cached Box-Muller
-partner and consecutive calls are checked. Values are stored as float32 bit patterns
-(int64 results of randint are converted to float32 first, as nabla stores them).
+Each case is one call on the default generator or, for the cases marked gen, on one
+explicit torch.Generator that the test mirrors with one nb_generator (nabla's *_gen forms);
+a case either seeds its generator first (reseed) or continues from the state the previous
+case on that generator left, which is how the cached Box-Muller partner, consecutive calls
+and the independence of the two generators are checked. Values are stored as float32 bit
+patterns (int64 results of randint and randperm are converted to float32 first, as nabla
+stores them); a large result is stored as a hash of its bit patterns instead (HASH_K below).
 
 randn of 16 or more values goes through PyTorch's AVX2 kernel: run this on an x86-64 machine
 where torch reports "CPU capability usage: AVX2" (an AVX-512 machine takes another path).
@@ -15,22 +18,38 @@ import os
 import numpy as np
 import torch
 
-OPS = ("RAND", "RANDN", "RANDINT", "NORMAL", "UNIFORM", "RANDOM")
+OPS = ("RAND", "RANDN", "RANDINT", "NORMAL", "UNIFORM", "RANDOM", "RANDPERM")
 SEEDS = (0, 1, 42)
 SIZES = (1, 3, 15, 16, 17, 100, 1000)
+# Results with more elements than this are stored as a hash: sum of (bits[i] + 1) * K^(i+1)
+# modulo 2^64, over the float32 bit patterns.
+HASH_OVER = 4096
+HASH_K = 0x9E3779B97F4A7C15
+
+
+def bits_hash(bits):
+    b = np.asarray(bits, dtype=np.uint64) + np.uint64(1)
+    powers = np.cumprod(np.full(len(b), HASH_K, dtype=np.uint64), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        return int(np.sum(b * powers, dtype=np.uint64))
 
 
 def cases():
     c = []
 
-    def add(name, op, shape, fn, seed=None, a=0.0, b=0.0):
+    gen = torch.Generator()
+
+    def add(name, op, shape, fn, seed=None, a=0.0, b=0.0, on_gen=False):
         if seed is not None:
-            torch.manual_seed(seed)
+            if on_gen:
+                gen.manual_seed(seed)
+            else:
+                torch.manual_seed(seed)
         x = fn()
         assert tuple(x.shape) == tuple(shape), (name, x.shape)
         vals = x.to(torch.float32).contiguous().reshape(-1).numpy()
         c.append(dict(name=name, op=op, seed=seed, shape=tuple(shape), a=a, b=b,
-                      bits=vals.view(np.uint32).tolist()))
+                      gen=on_gen, bits=vals.view(np.uint32).tolist()))
 
     for seed in SEEDS:
         for n in SIZES:
@@ -75,6 +94,35 @@ def cases():
         lambda: torch.empty(33).normal_(-0.5, 0.01), 9, -0.5, 0.01)
     add("empty(40).uniform_(-0.3, 0.7) seed 9", "UNIFORM", (40,),
         lambda: torch.empty(40).uniform_(-0.3, 0.7), 9, -0.3, 0.7)
+
+    # randperm: a forward Fisher-Yates shuffle, one 32-bit draw per swap
+    for seed, n in ((0, 10), (1, 1000), (0, 60000)):
+        add(f"randperm({n}) seed {seed}", "RANDPERM", (n,), lambda: torch.randperm(n), seed, n)
+    add("then rand(3)", "RAND", (3,), lambda: torch.rand(3))
+    add("randperm(0) seed 2", "RANDPERM", (0,), lambda: torch.randperm(0), 2, 0)
+    add("then randperm(1)", "RANDPERM", (1,), lambda: torch.randperm(1), None, 1)
+    add("then rand(2)", "RAND", (2,), lambda: torch.rand(2))
+
+    # the generator forms, interleaved with the default generator, which they leave alone
+    add("gen: randn(5) seed 11", "RANDN", (5,), lambda: torch.randn(5, generator=gen), 11,
+        on_gen=True)
+    add("rand(3) seed 0", "RAND", (3,), lambda: torch.rand(3), 0)
+    add("gen: then randn(3)", "RANDN", (3,), lambda: torch.randn(3, generator=gen),
+        on_gen=True)
+    add("gen: then rand(17)", "RAND", (17,), lambda: torch.rand(17, generator=gen),
+        on_gen=True)
+    add("then rand(3)", "RAND", (3,), lambda: torch.rand(3))
+    add("gen: then randn(40)", "RANDN", (40,), lambda: torch.randn(40, generator=gen),
+        on_gen=True)
+    add("gen: then randint(-7, 100, (9,))", "RANDINT", (9,),
+        lambda: torch.randint(-7, 100, (9,), generator=gen), None, -7, 100, on_gen=True)
+    add("gen: then randperm(1000)", "RANDPERM", (1000,),
+        lambda: torch.randperm(1000, generator=gen), None, 1000, on_gen=True)
+    add("gen: then empty(7).normal_(1, 2)", "NORMAL", (7,),
+        lambda: torch.empty(7).normal_(1, 2, generator=gen), None, 1, 2, on_gen=True)
+    add("gen: rand(4, 5) seed 0", "RAND", (4, 5), lambda: torch.rand(4, 5, generator=gen), 0,
+        on_gen=True)
+    add("then randn(3)", "RANDN", (3,), lambda: torch.randn(3))
     return c
 
 
@@ -87,6 +135,7 @@ def emit(c, out):
               % torch.__version__.split("+")[0])
     out.write("#ifndef NABLA_TESTS_RNG_REF_H\n#define NABLA_TESTS_RNG_REF_H\n\n")
     out.write("#include <stdint.h>\n\n")
+    out.write(f"#define RNG_REF_HASH_K UINT64_C(0x{HASH_K:016x})\n\n")
     out.write("typedef enum rng_ref_op {\n")
     for op in OPS:
         out.write(f"    RNG_REF_{op},\n")
@@ -94,16 +143,21 @@ def emit(c, out):
     out.write("typedef struct rng_ref_case {\n"
               "    const char *name;\n"
               "    rng_ref_op op;\n"
-              "    int reseed;    /* 1: nb_manual_seed(seed) first; 0: continue */\n"
+              "    int gen;       /* 0: the default generator; 1: the test's nb_generator */\n"
+              "    int reseed;    /* 1: seed the case's generator with seed first; 0: continue */\n"
               "    uint64_t seed;\n"
               "    int ndim;\n"
               "    int64_t dims[2];\n"
               "    double a, b;   /* randint/random_ low, high; normal_ mean, std; "
-              "uniform_ from, to */\n"
+              "uniform_ from, to; randperm n */\n"
               "    int64_t numel;\n"
-              "    const uint32_t *bits; /* float32 bit patterns */\n"
+              "    const uint32_t *bits; /* float32 bit patterns, or NULL: see hash */\n"
+              "    uint64_t hash; /* for bits NULL: sum of (bits[i] + 1) * RNG_REF_HASH_K^(i+1) "
+              "mod 2^64 */\n"
               "} rng_ref_case;\n\n")
     for i, k in enumerate(c):
+        if len(k["bits"]) > HASH_OVER or not k["bits"]:
+            continue
         out.write(f"/* {k['name']} */\nstatic const uint32_t rng_ref_bits_{i}[] = {{\n")
         row = []
         for j, b in enumerate(k["bits"]):
@@ -116,10 +170,15 @@ def emit(c, out):
     for i, k in enumerate(c):
         dims = list(k["shape"]) + [0] * (2 - len(k["shape"]))
         seed = k["seed"] if k["seed"] is not None else 0
-        out.write(f"    {{\"{k['name']}\", RNG_REF_{k['op']}, {int(k['seed'] is not None)}, "
+        n = len(k["bits"])
+        stored = 0 < n <= HASH_OVER
+        bits = f"rng_ref_bits_{i}" if stored else "NULL"
+        h = 0 if stored else bits_hash(k["bits"])
+        out.write(f"    {{\"{k['name']}\", RNG_REF_{k['op']}, {int(k['gen'])}, "
+                  f"{int(k['seed'] is not None)}, "
                   f"UINT64_C({seed}), {len(k['shape'])}, {{{dims[0]}, {dims[1]}}}, "
-                  f"{c_double(k['a'])}, {c_double(k['b'])}, {len(k['bits'])}, "
-                  f"rng_ref_bits_{i}}},\n")
+                  f"{c_double(k['a'])}, {c_double(k['b'])}, {n}, "
+                  f"{bits}, UINT64_C(0x{h:016x})}},\n")
     out.write("};\n\n#endif\n")
 
 
