@@ -22,7 +22,8 @@
  *     nb_scope_end(step);
  *
  * Headers: error.h (errors, allocator, threads), tensor.h (tensors, scopes, random numbers,
- * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures).
+ * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures),
+ * version.h (NB_VERSION_* and nb_version()).
  */
 #ifndef NABLA_NABLA_H
 #define NABLA_NABLA_H
@@ -32,5 +33,6 @@
 #include "autograd.h"
 #include "ops.h"
 #include "io.h"
+#include "version.h"
 
 #endif /* NABLA_NABLA_H */
