@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — reverse-mode automatic differentiation.
  *
  * Every op on tensors that require grad records a node (its grad_fn) with edges to the

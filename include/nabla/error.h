@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — errors, warnings, memory allocation and threads.
  *
  * Functions that return a tensor return NULL on error; the others return an nb_status.
@@ -37,7 +38,7 @@ NB_BEGIN_DECLS
 
 /** Result codes. 0 is success; every error is negative. */
 typedef enum nb_status {
-    NB_OK = 0,
+    NB_OK = 0,      /**< success */
     NB_EINVAL = -1, /**< an invalid argument: NULL, out of range, wrong kind */
     NB_ESHAPE = -2, /**< shapes that do not fit together */
     NB_ENOMEM = -3, /**< an allocation failed */
@@ -90,8 +91,11 @@ NB_API void nb_set_warning_handler(nb_warning_fn fn, void *ctx);
  * power of two, at most 64), or NULL; free releases a block returned by alloc (never NULL).
  */
 typedef struct nb_allocator {
+    /** A block of at least size bytes aligned to align, or NULL. */
     void *(*alloc)(size_t size, size_t align, void *ctx);
+    /** Release a block that alloc returned (never called with NULL). */
     void (*free)(void *ptr, void *ctx);
+    /** Passed to alloc and free. */
     void *ctx;
 } nb_allocator;
 

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — a dense, BLAS-backed, reverse-mode automatic differentiation engine in C.
  *
  * The tensor and autograd core of PyTorch as a small C library: contiguous float32 tensors,

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — differentiable ops.
  *
  * Every op returns a new tensor (a new reference) or NULL with the thread's last error set;
@@ -42,15 +43,17 @@ NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
  * y = a + s, a - s, a·s, a / s for a number s; da = g, g, g·s, g / s.
  * PyTorch: torch.add/sub/mul/div(a, s); nodes AddBackward1, SubBackward1, MulBackward1,
  * DivBackward1.
+ * @{
  */
 NB_API nb_tensor *nb_add_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_sub_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_mul_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_div_scalar(nb_tensor *a, float s);
+/** @} */
 /** y = -a; da = -g. PyTorch: torch.neg; node NegBackward0. */
 NB_API nb_tensor *nb_neg(nb_tensor *a);
 
-/*
+/**
  * In place: a ← a op b (b broadcast to a's shape) and a ← a + s, a ← a·s. PyTorch:
  * Tensor.add_, sub_, mul_, div_, add_(s), mul_(s). They bump a's version, so a backward that
  * saved a fails afterwards, as in PyTorch. They record no node: use them on tensors outside
@@ -60,6 +63,7 @@ NB_API nb_tensor *nb_neg(nb_tensor *a);
  * is on (PyTorch's error), or when grad mode is on and a or b is part of a graph (a non-leaf,
  * or b requires grad); NB_ESHAPE when b does not broadcast to a's shape. a is unchanged on
  * error.
+ * @{
  */
 NB_API nb_status nb_add_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_sub_(nb_tensor *a, const nb_tensor *b);
@@ -67,6 +71,7 @@ NB_API nb_status nb_mul_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_div_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_add_scalar_(nb_tensor *a, float s);
 NB_API nb_status nb_mul_scalar_(nb_tensor *a, float s);
+/** @} */
 /**
  * a ← value everywhere, in place. PyTorch: Tensor.fill_.
  * Ownership: a is changed in place. Errors: as the in-place ops above.

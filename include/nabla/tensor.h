@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — tensors: creation, access, views, random numbers, printing, scopes.
  *
  * A tensor is a contiguous, row-major float32 array of up to NB_MAX_DIMS dimensions (0-d
@@ -27,21 +28,26 @@ NB_BEGIN_DECLS
 /** The largest number of dimensions a tensor may have. */
 #define NB_MAX_DIMS 8
 
+/** A tensor (opaque): a shape, a view of a storage, autograd state; reference counted. */
 typedef struct nb_tensor nb_tensor;
+/** A node of the autograd graph, a tensor's grad_fn (opaque; autograd.h). */
 typedef struct nb_node nb_node;
+/** A scope: an autorelease pool of tensors (opaque; nb_scope_begin). */
 typedef struct nb_scope nb_scope;
+/** A random number generator, PyTorch's CPU mt19937 (opaque; nb_generator_new). */
 typedef struct nb_generator nb_generator;
 
 /** A shape: ndim sizes. Pass it by value; NB_SHAPE builds one in place. */
 typedef struct nb_shape {
-    int ndim;
-    int64_t dims[NB_MAX_DIMS];
+    int ndim;                  /**< the number of dimensions, 0 to NB_MAX_DIMS */
+    int64_t dims[NB_MAX_DIMS]; /**< the sizes; the first ndim are used */
 } nb_shape;
 
-/** NB_SHAPE(5, 3) is the shape [5, 3]; NB_SHAPE0 is the 0-d shape []. (C only.) */
+/** NB_SHAPE(5, 3) is the shape [5, 3]; NB_SHAPE0 is the 0-d shape []. (C only.) @{ */
 #define NB_SHAPE(...)                                                                              \
     ((nb_shape){(int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), {__VA_ARGS__}})
 #define NB_SHAPE0 ((nb_shape){0, {0}})
+/** @} */
 
 /**
  * Build a shape from an array of ndim sizes. PyTorch: torch.Size(dims).
@@ -142,11 +148,13 @@ NB_API nb_tensor *nb_linspace(double start, double end, int64_t steps);
  * Same shape as t: uninitialised, zeros, ones, value.
  * PyTorch: torch.empty_like, zeros_like, ones_like, full_like.
  * Errors: also NB_EINVAL for NULL t.
+ * @{
  */
 NB_API nb_tensor *nb_empty_like(const nb_tensor *t);
 NB_API nb_tensor *nb_zeros_like(const nb_tensor *t);
 NB_API nb_tensor *nb_ones_like(const nb_tensor *t);
 NB_API nb_tensor *nb_full_like(const nb_tensor *t, float value);
+/** @} */
 
 /**
  * A copy of t's data in new storage; the copy is a leaf that does not require grad and does
@@ -216,9 +224,11 @@ NB_API nb_tensor *nb_randint(int64_t low, int64_t high, nb_shape shape);
  * Same shape as t: uniform on [0, 1) / standard normal, default generator.
  * PyTorch: torch.rand_like, torch.randn_like. Ownership: new reference.
  * Errors: as the creation functions, and NB_EINVAL for NULL t.
+ * @{
  */
 NB_API nb_tensor *nb_rand_like(const nb_tensor *t);
 NB_API nb_tensor *nb_randn_like(const nb_tensor *t);
+/** @} */
 
 /**
  * In place: fill t with uniform values on [from, to), normal values mean + std·N(0, 1), or
@@ -228,10 +238,12 @@ NB_API nb_tensor *nb_randn_like(const nb_tensor *t);
  * Errors: NB_EINVAL for NULL t; NB_ESTATE for a leaf that requires grad while grad mode is
  * on; NB_EINVAL for from > to or a range that is not finite in float, std < 0 (or NaN),
  * low >= high. Nothing is drawn on error.
+ * @{
  */
 NB_API nb_status nb_uniform_(nb_tensor *t, double from, double to, nb_generator *gen);
 NB_API nb_status nb_normal_(nb_tensor *t, double mean, double std, nb_generator *gen);
 NB_API nb_status nb_random_(nb_tensor *t, int64_t low, int64_t high, nb_generator *gen);
+/** @} */
 
 /* ---------------------------------------------------------------------------------------
  * Access
@@ -269,9 +281,11 @@ NB_API int64_t nb_tensor_numel(const nb_tensor *t);
  * PyTorch: Tensor.data_ptr().
  * Ownership: borrowed from t's storage, valid while t (or a view of it) lives.
  * Errors: none; NULL for NULL.
+ * @{
  */
 NB_API float *nb_tensor_data(nb_tensor *t);
 NB_API const float *nb_tensor_data_const(const nb_tensor *t);
+/** @} */
 /**
  * The storage's version counter: how many in-place changes it has seen; 0 for NULL.
  * PyTorch: Tensor._version. Ownership: none. Errors: none.
@@ -302,9 +316,11 @@ NB_API nb_status nb_tensor_item(const nb_tensor *t, float *out);
  * Ownership: none.
  * Errors: NB_EINVAL for NULL t, index or out; NB_ESTATE for set on a leaf that requires grad
  * while grad mode is on; NB_ERANGE for an index out of range.
+ * @{
  */
 NB_API nb_status nb_tensor_get(const nb_tensor *t, const int64_t *index, float *out);
 NB_API nb_status nb_tensor_set(nb_tensor *t, const int64_t *index, float value);
+/** @} */
 
 /* ---------------------------------------------------------------------------------------
  * Shape and views. reshape/view, squeeze, unsqueeze, flatten and slice share t's storage
@@ -322,14 +338,17 @@ NB_API nb_status nb_tensor_set(nb_tensor *t, const int64_t *index, float value);
  * Same data, new shape; one size may be -1 (inferred). PyTorch: Tensor.reshape / Tensor.view.
  * Errors: NB_EINVAL for an ndim outside [0, NB_MAX_DIMS], a size < -1 or two -1s;
  * NB_ERANGE when the sizes overflow; NB_ESHAPE when the element count differs from t's.
+ * @{
  */
 NB_API nb_tensor *nb_reshape(nb_tensor *t, nb_shape shape);
 NB_API nb_tensor *nb_view(nb_tensor *t, nb_shape shape);
+/** @} */
+/** The dim of nb_squeeze that means every dimension. */
+#define NB_ALL_DIMS INT32_MIN
 /**
  * Remove every size-1 dimension (dim = NB_ALL_DIMS) or only dim if its size is 1.
  * PyTorch: torch.squeeze(t) / torch.squeeze(t, dim). Errors: NB_EINVAL for dim out of range.
  */
-#define NB_ALL_DIMS INT32_MIN
 NB_API nb_tensor *nb_squeeze(nb_tensor *t, int dim);
 /**
  * Insert a size-1 dimension at dim (in [-ndim-1, ndim]). PyTorch: torch.unsqueeze.
@@ -414,6 +433,7 @@ NB_API nb_status nb_shape_print(nb_shape shape, FILE *f);
  *     nb_state_dict_free(d);                   // releases the tensors
  * ------------------------------------------------------------------------------------- */
 
+/** Named tensors in insertion order plus string metadata (opaque; nb_state_dict_new). */
 typedef struct nb_state_dict nb_state_dict;
 
 /**
@@ -456,9 +476,11 @@ NB_API int64_t nb_state_dict_size(const nb_state_dict *d);
  * The name / tensor of entry i (0 <= i < size), in insertion order; NULL out of range.
  * PyTorch: list(state_dict.items())[i].
  * Ownership: borrowed from d, as nb_state_dict_get. Errors: none.
+ * @{
  */
 NB_API const char *nb_state_dict_name(const nb_state_dict *d, int64_t i);
 NB_API nb_tensor *nb_state_dict_tensor(const nb_state_dict *d, int64_t i);
+/** @} */
 /**
  * Set the string metadata key = value (both copied; an existing key is overwritten).
  * PyTorch: safetensors' metadata={key: value}.
@@ -474,9 +496,11 @@ NB_API const char *nb_state_dict_metadata(const nb_state_dict *d, const char *ke
  * The number of metadata keys, and key i (0 <= i < count, in insertion order; NULL out of
  * range). PyTorch: len(metadata), list(metadata)[i].
  * Ownership: borrowed from d. Errors: none.
+ * @{
  */
 NB_API int64_t nb_state_dict_metadata_size(const nb_state_dict *d);
 NB_API const char *nb_state_dict_metadata_key(const nb_state_dict *d, int64_t i);
+/** @} */
 
 NB_END_DECLS
 
