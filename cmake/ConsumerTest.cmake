@@ -5,7 +5,7 @@
 #   MODE=pkgconfig      install, move the tree, cc $(pkg-config --cflags --libs nabla)
 #   MODE=pkgconfig-static   ... cc -static $(pkg-config --static --cflags --libs nabla)
 #   MODE=subdirectory   add_subdirectory(<nabla source>) (tests/consumer/intree)
-#   MODE=fetchcontent   FetchContent from a source tarball of the tree (tests/consumer/intree)
+#   MODE=fetchcontent   FetchContent from the source release (cpack's nabla-<version>.tar.gz)
 #   MODE=deb            cpack -G DEB, dpkg -i, the pkg-config consumer, dpkg -r (as root;
 #                       RUNTIME_PACKAGE names the library package, libnabla<major>)
 # Variables: BUILD_DIR (nabla's build tree), SOURCE_DIR (nabla's source tree), WORK_DIR,
@@ -155,13 +155,11 @@ elseif(MODE MATCHES "^pkgconfig")
 elseif(MODE STREQUAL "subdirectory")
     cmake_consumer("${consumer_dir}/intree" "" "-DNABLA_SOURCE_DIR=${SOURCE_DIR}")
 elseif(MODE STREQUAL "fetchcontent")
-    # The tarball holds what a release's source archive holds for building the library.
-    run("packing the source" "${CMAKE_COMMAND}" -E chdir "${SOURCE_DIR}"
-        "${CMAKE_COMMAND}" -E tar czf "${WORK_DIR}/nabla-src.tar.gz"
-        CMakeLists.txt CMakePresets.json README.md cmake include src)
-    file(SHA256 "${WORK_DIR}/nabla-src.tar.gz" sha)
-    cmake_consumer("${consumer_dir}/intree" ""
-        "-DNABLA_URL=file://${WORK_DIR}/nabla-src.tar.gz" "-DNABLA_SHA256=${sha}")
+    # The source release, as `make package_source` makes it.
+    run("cpack (source)" cpack --config "${BUILD_DIR}/CPackSourceConfig.cmake" -B "${WORK_DIR}/src")
+    file(GLOB tarball "${WORK_DIR}/src/nabla-*.tar.gz")
+    file(SHA256 "${tarball}" sha)
+    cmake_consumer("${consumer_dir}/intree" "" "-DNABLA_URL=file://${tarball}" "-DNABLA_SHA256=${sha}")
 elseif(MODE STREQUAL "deb-installed")
     pkgconfig_consumer(FALSE)
     check_linkage("${WORK_DIR}/consumer" TRUE)

@@ -2,7 +2,7 @@
 # library: libnabla<major> (Runtime: libnabla.so.<major>*) and libnabla-dev (Development:
 # headers, the libnabla.so link, libnabla.a, CMake and pkg-config files). Configure with
 # -DCMAKE_INSTALL_PREFIX=/usr for Debian's multiarch layout (/usr/lib/<triple>); any other
-# prefix installs the libraries in /usr/lib.
+# prefix installs the libraries in /usr/lib (the DEB generator installs under /usr).
 set(CPACK_PACKAGE_NAME nabla)
 set(CPACK_PACKAGE_VENDOR "nabla")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
@@ -10,7 +10,6 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_RESOURCE_FILE_README "${PROJECT_SOURCE_DIR}/README.md")
 set(CPACK_PACKAGE_CONTACT "nabla maintainers <nabla@localhost>" CACHE STRING
     "Maintainer of the packages CPack makes")
-set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_COMPONENTS_ALL Runtime Development)
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
     "nabla: a dense, BLAS-backed, reverse-mode autograd engine in C (shared library)")
@@ -35,4 +34,9 @@ if(NABLA_DPKG_SHLIBDEPS)
 endif()
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
+# `cpack --config CPackSourceConfig.cmake` (make package_source): nabla-<version>.tar.gz, the
+# source release that FetchContent and add_subdirectory users take.
+set(CPACK_SOURCE_GENERATOR TGZ)
+set(CPACK_SOURCE_PACKAGE_FILE_NAME nabla-${PROJECT_VERSION})
+set(CPACK_SOURCE_IGNORE_FILES "/\\.git" "/build[^/]*/" "/out/" "/__pycache__/" "\\.dot$")
 include(CPack)
