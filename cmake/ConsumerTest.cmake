@@ -2,6 +2,8 @@
 # (tests/consumer/main.c, or main.cpp) against the expected gradient.
 #   MODE=cmake          install, move the tree, find_package(nabla) [COMPONENTS]
 #   MODE=cxx            the same from a C++17 project (tests/consumer/cxx)
+#   MODE=choose         which library find_package gives, for each way of asking
+#                       (tests/consumer/choose), with both installed and with one
 #   MODE=pkgconfig      install, move the tree, cc $(pkg-config --cflags --libs nabla)
 #   MODE=pkgconfig-static   ... cc -static $(pkg-config --static --cflags --libs nabla)
 #   MODE=subdirectory   add_subdirectory(<nabla source>) (tests/consumer/intree)
@@ -85,6 +87,44 @@ function(pkgconfig_consumer static)
         ${flags} -o "${WORK_DIR}/consumer")
 endfunction()
 
+# Configure tests/consumer/choose with args and check the "nabla: ..." line matches want.
+function(check_choice want)
+    math(EXPR n "${choice_count} + 1")
+    set(choice_count ${n} PARENT_SCOPE)
+    run("configuring choose (${ARGN})" "${CMAKE_COMMAND}" -S "${consumer_dir}/choose"
+        -B "${WORK_DIR}/choose-${n}" "-DCMAKE_PREFIX_PATH=${prefix}"
+        "-DCMAKE_C_COMPILER=${C_COMPILER}" -DNABLA_VERSION=0.1 ${ARGN})
+    string(REGEX MATCH "nabla: [^\n]*" got "${run_output}")
+    if(NOT got MATCHES "${want}")
+        message(FATAL_ERROR "find_package(nabla) with ${ARGN}: '${got}', expected '${want}'")
+    endif()
+    message(STATUS "${ARGN}: ${got}")
+endfunction()
+
+# The rules of nablaConfig.cmake (docs/install.md): components, nabla_SHARED_LIBS, the
+# consumer's BUILD_SHARED_LIBS, else shared; the version's major must match.
+function(choose_consumer)
+    install_moved(prefix)
+    set(choice_count 0)
+    check_choice("found shared SHARED_LIBRARY")
+    check_choice("found static STATIC_LIBRARY" -DNABLA_COMPONENTS=static)
+    check_choice("found shared SHARED_LIBRARY" -DNABLA_COMPONENTS=shared)
+    check_choice("found static STATIC_LIBRARY" -Dnabla_SHARED_LIBS=OFF)
+    check_choice("found static STATIC_LIBRARY" -DBUILD_SHARED_LIBS=OFF)
+    check_choice("found shared SHARED_LIBRARY" -DBUILD_SHARED_LIBS=OFF -Dnabla_SHARED_LIBS=ON)
+    check_choice("not found: components shared and static exclude each other"
+        "-DNABLA_COMPONENTS=shared static")
+    check_choice("not found: unknown component 'gpu'" -DNABLA_COMPONENTS=gpu)
+    check_choice("not found" -DNABLA_VERSION=1.0)
+    check_choice("found shared" -DNABLA_VERSION=0.0)
+    # With only the shared library installed.
+    file(GLOB static_files "${prefix}/${LIBDIR}/cmake/nabla/nabla-static-targets*.cmake")
+    file(REMOVE ${static_files})
+    check_choice("not found: the static library is not installed" -DNABLA_COMPONENTS=static)
+    check_choice("not found: the static library is not installed" -Dnabla_SHARED_LIBS=OFF)
+    check_choice("found shared SHARED_LIBRARY" -DBUILD_SHARED_LIBS=OFF)
+endfunction()
+
 # Make the .deb packages of BUILD_DIR, install them on this machine, build and run the
 # pkg-config consumer against the system's nabla, then remove them again, also on failure.
 # Run only as root (tests/consumer/if_root_dpkg.sh skips it otherwise).
@@ -137,6 +177,8 @@ endfunction()
 if(MODE STREQUAL "cmake")
     install_moved(prefix)
     cmake_consumer("${consumer_dir}" "${prefix}")
+elseif(MODE STREQUAL "choose")
+    choose_consumer()
 elseif(MODE STREQUAL "cxx")
     install_moved(prefix)
     cmake_consumer("${consumer_dir}/cxx" "${prefix}")
