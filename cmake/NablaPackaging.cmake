@@ -38,5 +38,6 @@ set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 # source release that FetchContent and add_subdirectory users take.
 set(CPACK_SOURCE_GENERATOR TGZ)
 set(CPACK_SOURCE_PACKAGE_FILE_NAME nabla-${PROJECT_VERSION})
-set(CPACK_SOURCE_IGNORE_FILES "/\\.git" "/build[^/]*/" "/out/" "/__pycache__/" "\\.dot$")
+# Regular expressions, escaped twice: CPack writes them into CPackSourceConfig.cmake as is.
+set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git" "/build[^/]*/" "/out/" "/__pycache__/" "\\\\.dot$")
 include(CPack)
