@@ -8,7 +8,7 @@
 #   MODE=pkgconfig-static   ... cc -static $(pkg-config --static --cflags --libs nabla)
 #   MODE=subdirectory   add_subdirectory(<nabla source>) (tests/consumer/intree)
 #   MODE=fetchcontent   FetchContent from the source release (cpack's nabla-<version>.tar.gz)
-#   MODE=deb            cpack -G DEB, dpkg -i, the pkg-config consumer, dpkg -r (as root;
+#   MODE=deb            cpack -G DEB, dpkg -i, the pkg-config consumer, dpkg --purge (root;
 #                       RUNTIME_PACKAGE names the library package, libnabla<major>)
 # Variables: BUILD_DIR (nabla's build tree), SOURCE_DIR (nabla's source tree), WORK_DIR,
 # LIBDIR (CMAKE_INSTALL_LIBDIR), C_COMPILER, READELF; for the CMake consumers: COMPONENTS
@@ -126,7 +126,7 @@ function(choose_consumer)
 endfunction()
 
 # Make the .deb packages of BUILD_DIR, install them on this machine, build and run the
-# pkg-config consumer against the system's nabla, then remove them again, also on failure.
+# pkg-config consumer against the system's nabla, then purge them again, also on failure.
 # Run only as root (tests/consumer/if_root_dpkg.sh skips it otherwise).
 function(deb_consumer)
     set(packages libnabla-dev ${RUNTIME_PACKAGE})
@@ -135,7 +135,7 @@ function(deb_consumer)
             OUTPUT_VARIABLE status ERROR_QUIET)
         if(status MATCHES "ok installed")
             message(FATAL_ERROR "${p} is installed already; this test installs and removes "
-                "its own (dpkg -r ${packages} to run it)")
+                "its own (dpkg --purge ${packages} to run it)")
         endif()
     endforeach()
     run("cpack -G DEB" cpack -G DEB --config "${BUILD_DIR}/CPackConfig.cmake" -B "${WORK_DIR}/pkg")
@@ -162,15 +162,15 @@ function(deb_consumer)
             set(failure "the pkg-config consumer of the installed package failed")
         endif()
     endif()
-    execute_process(COMMAND dpkg -r ${packages} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    execute_process(COMMAND dpkg --purge ${packages} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
     if(NOT rc EQUAL 0)
-        string(APPEND failure "\ndpkg -r failed (${rc}):\n${out}\n${err}")
+        string(APPEND failure "\ndpkg --purge failed (${rc}):\n${out}\n${err}")
     endif()
     if(failure)
         message(FATAL_ERROR "${failure}")
     endif()
     if(EXISTS /usr/include/nabla/nabla.h)
-        message(FATAL_ERROR "dpkg -r left /usr/include/nabla behind")
+        message(FATAL_ERROR "dpkg --purge left /usr/include/nabla behind")
     endif()
 endfunction()
 
