@@ -1,7 +1,12 @@
-# ctest -P script: run PROGRAM --seed SEED and compare its stdout with EXPECTED, a PyTorch
-# transcript. Lines starting with '#' (cell headers) are skipped; object addresses and the
-# "torch." prefix of torch.Size are masked.
-execute_process(COMMAND "${PROGRAM}" --seed "${SEED}" --no-graph
+# ctest -P script: run PROGRAM (with --seed SEED --no-graph when SEED is given) and compare
+# its stdout with EXPECTED, a PyTorch transcript or a page's output blocks. Lines starting
+# with '#' (cell headers) are skipped; object addresses and the "torch." prefix of torch.Size
+# are masked.
+set(args)
+if(DEFINED SEED)
+    set(args --seed "${SEED}" --no-graph)
+endif()
+execute_process(COMMAND "${PROGRAM}" ${args}
     OUTPUT_VARIABLE got RESULT_VARIABLE rc ERROR_QUIET)
 if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${PROGRAM} exited with ${rc}")
@@ -19,6 +24,6 @@ endfunction()
 normalise("${got}" got_n)
 normalise("${want}" want_n)
 if(NOT got_n STREQUAL want_n)
-    message(FATAL_ERROR "transcript differs for seed ${SEED}\n--- nabla ---\n${got_n}\n--- PyTorch ---\n${want_n}")
+    message(FATAL_ERROR "${PROGRAM} ${args}: output differs from ${EXPECTED}\n--- got ---\n${got_n}\n--- expected ---\n${want_n}")
 endif()
-message(STATUS "seed ${SEED}: transcript identical to PyTorch's")
+message(STATUS "${PROGRAM} ${args}: output identical to ${EXPECTED}")

@@ -120,7 +120,7 @@ static void test_alloc_failures(void **state)
         }
         nb_state_dict_free(d);
         assert_int_equal(nbt_alloc_live(), live0);
-        nb_set_allocator(NULL);
+        nbt_fail_alloc_after(0);
         if (!failed) break;
     }
     assert_true(k > 5);
@@ -134,7 +134,8 @@ int main(void)
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_metadata, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),
-        cmocka_unit_test_setup_teardown(test_alloc_failures, nbt_setup, nbt_teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_failures, nbt_setup_counting,
+                                        nbt_teardown_counting),
     };
     return cmocka_run_group_tests_name("dict", tests, NULL, NULL);
 }

@@ -527,7 +527,7 @@ static void test_alloc_failures(void **state)
     nb_release(m2);
     nb_release(m);
     assert_int_equal(nbt_alloc_live(), live0);
-    nb_set_allocator(NULL);
+    nbt_fail_alloc_after(0);
 }
 
 /* ---- the allocator --------------------------------------------------------------------- */
@@ -596,12 +596,17 @@ static void test_set_allocator(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_initial_state, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_status_names, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_messages, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_warning_handler, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_thread_local, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_failures, nbt_setup, nbt_teardown),
+        cmocka_unit_test_setup_teardown(test_initial_state, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_status_names, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_messages, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_warning_handler, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_thread_local, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_alloc_failures, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_set_allocator, nbt_setup, nbt_teardown),
     };
     return cmocka_run_group_tests_name("error", tests, NULL, NULL);

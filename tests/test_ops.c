@@ -975,6 +975,107 @@ static void test_bce_errors(void **state)
 }
 
 /* The tutorial's seed graph reproduces PyTorch's numbers for seeds 0 and 1. */
+/* ---- several outputs: split, chunk ------------------------------------------------------ */
+
+static void test_split(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_arange(0, 10, 1);
+    nb_tensor *x52 = nb_reshape(x, NB_SHAPE(5, 2));
+    nb_release(x);
+    x = nb_requires_grad_(x52, true);
+    assert_int_equal(nb_split(x, 2, 0, NULL, 0), 3); /* measuring */
+    nb_tensor *p[3];
+    assert_int_equal(nb_split(x, 2, 0, p, 3), 3);
+    assert_string_equal(nbt_repr(p[2]), "tensor([[8., 9.]], grad_fn=<SplitBackward0>)");
+    assert_int_equal(nb_tensor_dim_size(p[0], 0), 2);
+    assert_int_equal(nb_tensor_dim_size(p[2], 0), 1);
+    for (int i = 0; i < 3; i++) {
+        assert_true(nb_tensor_shares_storage(p[i], x));                     /* along dim 0: views */
+        assert_ptr_equal(nb_tensor_grad_fn(p[i]), nb_tensor_grad_fn(p[0])); /* one node */
+    }
+    assert_int_equal(nb_node_num_next(nb_tensor_grad_fn(p[0])), 1);
+    /* (a.sum()·2 + c.sum()).backward(): b got no gradient, its rows are zero (PyTorch) */
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *loss = nb_add(nb_mul_scalar(nb_sum(p[0], NB_DIMS_ALL, false), 2.0f),
+                             nb_sum(p[2], NB_DIMS_ALL, false));
+    assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
+    nb_scope_keep(loss);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+    assert_string_equal(nbt_repr(nb_tensor_grad(x)), "tensor([[2., 2.],\n"
+                                                     "        [2., 2.],\n"
+                                                     "        [0., 0.],\n"
+                                                     "        [0., 0.],\n"
+                                                     "        [1., 1.]])");
+    nb_release(loss);
+    for (int i = 0; i < 3; i++) nb_release(p[i]);
+
+    /* along dim 1: copies; chunk sizes as PyTorch's */
+    assert_int_equal(nb_chunk(x, 2, 1, p, 3), 2);
+    assert_string_equal(nbt_repr(p[1]), "tensor([[1.],\n"
+                                        "        [3.],\n"
+                                        "        [5.],\n"
+                                        "        [7.],\n"
+                                        "        [9.]], grad_fn=<SplitBackward0>)");
+    assert_false(nb_tensor_shares_storage(p[1], x));
+    nb_release(p[0]);
+    nb_release(p[1]);
+    nb_tensor *six = nb_ones(NB_SHAPE(6)), *five = nb_ones(NB_SHAPE(5)),
+              *none = nb_ones(NB_SHAPE(0));
+    assert_int_equal(nb_chunk(six, 4, 0, NULL, 0), 3); /* ceil(6/4) = 2 each: 3 pieces */
+    assert_int_equal(nb_chunk(five, 3, 0, p, 3), 3);
+    assert_int_equal(nb_tensor_numel(p[2]), 1);
+    for (int i = 0; i < 3; i++) nb_release(p[i]);
+    assert_int_equal(nb_split(none, 2, 0, p, 3), 1); /* a size-0 dim: one empty piece */
+    assert_int_equal(nb_tensor_numel(p[0]), 0);
+    nb_release(p[0]);
+    assert_int_equal(nb_split(none, 0, 0, p, 3), 1);
+    nb_release(p[0]);
+
+    /* errors */
+    nb_error_clear();
+    assert_int_equal(nb_split(x, 0, 0, p, 3), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_split: split_size can only be 0 if dimension size is 0, but got "
+                            "split_size 0 for a dimension of size 5");
+    assert_int_equal(nb_split(x, 2, 0, p, 2), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_split: 3 pieces do not fit in an array of 2");
+    assert_int_equal(nb_split(x, 2, 2, p, 3), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_split: dimension out of range (expected to be in range of [-2, "
+                            "1], but got 2)");
+    nb_tensor *s0 = nb_scalar(1);
+    assert_int_equal(nb_split(s0, 1, 0, p, 3), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_split: a 0-d tensor cannot be split");
+    assert_int_equal(nb_chunk(x, 0, 0, p, 3), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_chunk: chunk expects `chunks` to be greater than 0, got: 0");
+    assert_int_equal(nb_chunk(NULL, 2, 0, p, 3), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_chunk: argument 'x' is NULL");
+    assert_int_equal(nb_split(NULL, 2, 0, p, 3), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_split: argument 'x' is NULL");
+
+    /* out of memory at any allocation: no piece comes back, nothing leaks */
+    for (long k = 1;; k++) {
+        nbt_fail_alloc_after(k);
+        long live = nbt_alloc_live();
+        int got = nb_chunk(x, 3, 1, p, 3);
+        int failed = nbt_alloc_failed();
+        nbt_fail_alloc_after(0);
+        if (!failed) {
+            assert_int_equal(got, 2);
+            for (int i = 0; i < got; i++) nb_release(p[i]);
+            assert_true(k > 2);
+            break;
+        }
+        assert_int_equal(got, NB_ENOMEM);
+        assert_error(NB_ENOMEM, "nb_chunk: out of memory");
+        assert_int_equal(nbt_alloc_live(), live);
+    }
+    nb_release(s0);
+    nb_release(six);
+    nb_release(five);
+    nb_release(none);
+    nb_release(x);
+}
+
 static void test_seed_graph(void **state)
 {
     (void)state;
@@ -1020,19 +1121,29 @@ static void test_seed_graph(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_broadcast_values, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_broadcast_errors, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_scalar_and_unary, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_null_propagation, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_node_names, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_inplace_values, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_inplace_errors, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_reductions, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_matmul_values, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_matmul_errors, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_bce_reference, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_bce_errors, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_seed_graph, nbt_setup, nbt_teardown),
+        cmocka_unit_test_setup_teardown(test_broadcast_values, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_broadcast_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_scalar_and_unary, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_null_propagation, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_node_names, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_inplace_values, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_inplace_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_reductions, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_matmul_values, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_matmul_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_bce_reference, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_bce_errors, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_split, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_seed_graph, nbt_setup_counting, nbt_teardown_counting),
     };
     return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
 }

@@ -938,7 +938,7 @@ static void test_shape_errors(void **state)
     nb_set_allocator(&refusing);
     assert_null(nb_empty(NB_SHAPE((int64_t)1 << 30, (int64_t)1 << 30)));
     assert_error(NB_ENOMEM, "nb_empty: out of memory");
-    nb_set_allocator(NULL);
+    nbt_fail_alloc_after(0);
 
     /* item, get, set */
     nb_tensor *t = seq(NB_SHAPE(2, 3));
@@ -1099,21 +1099,28 @@ static void test_null_propagation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_creation, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_arange, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_linspace, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_like_and_clone, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_alignment, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_access, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_max_dims, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_reshape_view, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_squeeze_unsqueeze, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_flatten, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_slice, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_transpose_permute, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_shape_errors, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_null_arguments, nbt_setup, nbt_teardown),
-        cmocka_unit_test_setup_teardown(test_null_propagation, nbt_setup, nbt_teardown),
+        cmocka_unit_test_setup_teardown(test_creation, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_arange, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_linspace, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_like_and_clone, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_alignment, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_access, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_max_dims, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_reshape_view, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_squeeze_unsqueeze, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_flatten, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_slice, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_transpose_permute, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_shape_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_null_arguments, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_null_propagation, nbt_setup_counting,
+                                        nbt_teardown_counting),
     };
     return cmocka_run_group_tests_name("tensor", tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — reverse-mode automatic differentiation.
  *
  * Every op on tensors that require grad records a node (its grad_fn) with edges to the
@@ -6,7 +7,7 @@
  * .grad of the leaves that require grad, as torch.Tensor.backward does.
  *
  *     nb_tensor *w = nb_requires_grad_(nb_randn(NB_SHAPE(5, 3)), true);
- *     nb_tensor *loss = nb_sum(nb_matmul(x, w), NULL, 0, false);
+ *     nb_tensor *loss = nb_sum(nb_matmul(x, w), NB_DIMS_ALL, false);
  *     nb_backward(loss, NULL, false);
  *     nb_print(nb_tensor_grad(w));
  */
@@ -130,6 +131,53 @@ typedef struct nb_grad_options {
 NB_API nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *inputs,
                          int n_inputs, const nb_tensor *const *grad_outputs,
                          const nb_grad_options *options, nb_tensor **results);
+
+/* ---- gradient check ------------------------------------------------------------------ */
+
+/** A function for nb_gradcheck: builds an output from the inputs (ctx is the caller's). */
+typedef nb_tensor *(*nb_gradcheck_fn)(nb_tensor *const *inputs, void *ctx);
+
+/** Steps and tolerances of nb_gradcheck; NULL options give the defaults shown. */
+typedef struct nb_gradcheck_options {
+    /** Each element x is moved by ±eps·max(1, |x|) (default 1e-2). */
+    double eps;
+    /** Absolute tolerance, times max(1, the input's largest numeric gradient) (default 1e-4). */
+    double atol;
+    /** Relative tolerance (default 3e-3: a derivative off by 0.5% fails). */
+    double rtol;
+} nb_gradcheck_options;
+
+/**
+ * Check f's gradients: for L = Σ f(inputs) ⊙ R, R a fixed random tensor of the output's
+ * shape, compare the analytic dL/dx that nb_grad gives for every input that requires grad
+ * with central differences (each element moved by ±h, L summed in double from the float
+ * outputs, divided by the step the float actually took), and pass when every element has
+ * |analytic − numeric| <= atol·max(1, max |numeric| of that input) + rtol·|numeric|.
+ * f is called once with grad mode on, then twice per checked element with it off; it must
+ * return a new tensor of the same shape each time (its temporaries may belong to the scope
+ * nb_gradcheck opens around each call). Inputs that do not require grad (or are NULL) are
+ * passed through unchecked. The inputs' values are restored; their .grad is not touched.
+ * PyTorch: torch.autograd.gradcheck(func, inputs, eps, atol, rtol).
+ *
+ *     static nb_tensor *square(nb_tensor *const *x, void *ctx)
+ *     {
+ *         (void)ctx;
+ *         return nb_mul(x[0], x[0]);
+ *     }
+ *     nb_tensor *x = nb_requires_grad_(nb_randn(NB_SHAPE(3, 4)), true);
+ *     if (nb_gradcheck(square, NULL, &x, 1, NULL) != NB_OK)
+ *         puts(nb_last_error()->message);
+ *
+ * Ownership: inputs and options are borrowed; nothing is returned.
+ * Errors: NB_ECHECK when an element disagrees, with the input, element, index and the two
+ * values that disagree most: "nb_gradcheck: Jacobian mismatch for input 0, element 5 (index
+ * [1, 1]): analytic 2.01, numeric 2"; NB_EINVAL for NULL f, n outside [1, 64], no input that
+ * requires grad, an input that is not a leaf, eps <= 0 or a negative tolerance, an output
+ * that does not require grad or is NULL without an error; NB_ESHAPE when the output changes
+ * shape; the error of f when it fails; NB_ENOMEM.
+ */
+NB_API nb_status nb_gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs, int n,
+                              const nb_gradcheck_options *options);
 
 /* ---- grad mode ------------------------------------------------------------------------- */
 

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — errors, warnings, memory allocation and threads.
  *
  * Functions that return a tensor return NULL on error; the others return an nb_status.
@@ -37,13 +38,14 @@ NB_BEGIN_DECLS
 
 /** Result codes. 0 is success; every error is negative. */
 typedef enum nb_status {
-    NB_OK = 0,
+    NB_OK = 0,      /**< success */
     NB_EINVAL = -1, /**< an invalid argument: NULL, out of range, wrong kind */
     NB_ESHAPE = -2, /**< shapes that do not fit together */
     NB_ENOMEM = -3, /**< an allocation failed */
     NB_EIO = -4,    /**< reading or writing a file failed */
     NB_ESTATE = -5, /**< the call is not valid in the object's current state */
     NB_ERANGE = -6, /**< a size or index outside the representable range */
+    NB_ECHECK = -7, /**< a check found values that disagree (nb_gradcheck) */
 } nb_status;
 
 /** The last error of the calling thread. */
@@ -90,8 +92,11 @@ NB_API void nb_set_warning_handler(nb_warning_fn fn, void *ctx);
  * power of two, at most 64), or NULL; free releases a block returned by alloc (never NULL).
  */
 typedef struct nb_allocator {
+    /** A block of at least size bytes aligned to align, or NULL. */
     void *(*alloc)(size_t size, size_t align, void *ctx);
+    /** Release a block that alloc returned (never called with NULL). */
     void (*free)(void *ptr, void *ctx);
+    /** Passed to alloc and free. */
     void *ctx;
 } nb_allocator;
 

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — input and output: pictures of the graph (Graphviz DOT).
  */
 #ifndef NABLA_IO_H
@@ -14,9 +15,11 @@ typedef struct nb_dot_options {
     bool show_grads;
     /** Graph title (a label on top), or NULL. */
     const char *title;
-    /** Names for tensors in the picture: names[i] labels tensors[i]; may be NULL. */
+    /** Tensors to label in the picture, n_names of them; may be NULL. */
     nb_tensor *const *tensors;
+    /** Their names: names[i] labels tensors[i]; may be NULL. */
     const char *const *names;
+    /** The number of entries of tensors and names. */
     int n_names;
 } nb_dot_options;
 

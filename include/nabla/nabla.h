@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — a dense, BLAS-backed, reverse-mode automatic differentiation engine in C.
  *
  * The tensor and autograd core of PyTorch as a small C library: contiguous float32 tensors,
@@ -24,7 +25,7 @@
  * Headers: error.h (errors, allocator, threads), tensor.h (tensors, scopes, random numbers,
  * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures),
  * optim.h (optimizers, gradient clipping, learning-rate schedulers), data.h (datasets and
- * batches).
+ * batches), version.h (NB_VERSION_* and nb_version()).
  */
 #ifndef NABLA_NABLA_H
 #define NABLA_NABLA_H
@@ -36,5 +37,6 @@
 #include "io.h"
 #include "optim.h"
 #include "data.h"
+#include "version.h"
 
 #endif /* NABLA_NABLA_H */

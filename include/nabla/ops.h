@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — differentiable ops.
  *
  * Every op returns a new tensor (a new reference) or NULL with the thread's last error set;
@@ -43,15 +44,17 @@ NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
  * tensor ops' (AddBackward0, SubBackward0, MulBackward0, DivBackward0), with a second,
  * empty edge for the number, as PyTorch records `x * 2.0` from Python.
  * PyTorch: torch.add/sub/mul/div(a, s).
+ * @{
  */
 NB_API nb_tensor *nb_add_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_sub_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_mul_scalar(nb_tensor *a, float s);
 NB_API nb_tensor *nb_div_scalar(nb_tensor *a, float s);
+/** @} */
 /** y = -a; da = -g. PyTorch: torch.neg; node NegBackward0. */
 NB_API nb_tensor *nb_neg(nb_tensor *a);
 
-/*
+/**
  * In place: a ← a op b (b broadcast to a's shape) and a ← a + s, a ← a·s. PyTorch:
  * Tensor.add_, sub_, mul_, div_, add_(s), mul_(s). They bump a's version, so a backward that
  * saved a fails afterwards, as in PyTorch. They record no node: use them on tensors outside
@@ -64,6 +67,7 @@ NB_API nb_tensor *nb_neg(nb_tensor *a);
  * one, or a non-leaf: PyTorch's errors for the first two; nabla records no in-place op, so
  * the third is refused too) or b requires grad; NB_ESHAPE when b does not broadcast to a's
  * shape. a is unchanged on error.
+ * @{
  */
 NB_API nb_status nb_add_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_sub_(nb_tensor *a, const nb_tensor *b);
@@ -71,6 +75,7 @@ NB_API nb_status nb_mul_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_div_(nb_tensor *a, const nb_tensor *b);
 NB_API nb_status nb_add_scalar_(nb_tensor *a, float s);
 NB_API nb_status nb_mul_scalar_(nb_tensor *a, float s);
+/** @} */
 /**
  * a ← value everywhere, in place. PyTorch: Tensor.fill_.
  * Ownership: a is changed in place. Errors: as the in-place ops above.

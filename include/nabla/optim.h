@@ -68,7 +68,7 @@ typedef enum nb_optim_kind {
  *          Adagrad: lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize.
  */
 typedef struct nb_optim_options {
-    nb_optim_kind kind;
+    nb_optim_kind kind;               /**< which optimizer these options are for */
     double lr;                        /**< learning rate; SGD has no default (NaN: unset) */
     double momentum;                  /**< SGD, RMSprop */
     double dampening;                 /**< SGD */

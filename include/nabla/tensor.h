@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — tensors: creation, access, views, random numbers, printing, scopes.
  *
  * A tensor is a contiguous, row-major float32 array of up to NB_MAX_DIMS dimensions (0-d
@@ -27,21 +28,26 @@ NB_BEGIN_DECLS
 /** The largest number of dimensions a tensor may have. */
 #define NB_MAX_DIMS 8
 
+/** A tensor (opaque): a shape, a view of a storage, autograd state; reference counted. */
 typedef struct nb_tensor nb_tensor;
+/** A node of the autograd graph, a tensor's grad_fn (opaque; autograd.h). */
 typedef struct nb_node nb_node;
+/** A scope: an autorelease pool of tensors (opaque; nb_scope_begin). */
 typedef struct nb_scope nb_scope;
+/** A random number generator, PyTorch's CPU mt19937 (opaque; nb_generator_new). */
 typedef struct nb_generator nb_generator;
 
 /** A shape: ndim sizes. Pass it by value; NB_SHAPE builds one in place. */
 typedef struct nb_shape {
-    int ndim;
-    int64_t dims[NB_MAX_DIMS];
+    int ndim;                  /**< the number of dimensions, 0 to NB_MAX_DIMS */
+    int64_t dims[NB_MAX_DIMS]; /**< the sizes; the first ndim are used */
 } nb_shape;
 
-/** NB_SHAPE(5, 3) is the shape [5, 3]; NB_SHAPE0 is the 0-d shape []. (C only.) */
+/** NB_SHAPE(5, 3) is the shape [5, 3]; NB_SHAPE0 is the 0-d shape []. (C only.) @{ */
 #define NB_SHAPE(...)                                                                              \
     ((nb_shape){(int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), {__VA_ARGS__}})
 #define NB_SHAPE0 ((nb_shape){0, {0}})
+/** @} */
 
 /**
  * A list of dimensions, as reductions, squeeze and permute take them (negative dims count
@@ -49,8 +55,8 @@ typedef struct nb_shape {
  * NB_DIMS_ALL stands for every dimension (PyTorch: dim=None).
  */
 typedef struct nb_dims {
-    int n; /**< how many dims; NB__DIMS_ALL_N for all of them */
-    int d[NB_MAX_DIMS];
+    int n;              /**< how many dims; NB__DIMS_ALL_N for all of them */
+    int d[NB_MAX_DIMS]; /**< the dims, d[0] .. d[n - 1] */
 } nb_dims;
 
 /** The n of NB_DIMS_ALL. */
@@ -167,11 +173,13 @@ NB_API nb_tensor *nb_linspace(double start, double end, int64_t steps);
  * Same shape as t: uninitialised, zeros, ones, value.
  * PyTorch: torch.empty_like, zeros_like, ones_like, full_like.
  * Errors: also NB_EINVAL for NULL t.
+ * @{
  */
 NB_API nb_tensor *nb_empty_like(const nb_tensor *t);
 NB_API nb_tensor *nb_zeros_like(const nb_tensor *t);
 NB_API nb_tensor *nb_ones_like(const nb_tensor *t);
 NB_API nb_tensor *nb_full_like(const nb_tensor *t, float value);
+/** @} */
 
 /**
  * A copy of t's data in new storage; the copy is a leaf that does not require grad and does
@@ -234,18 +242,22 @@ NB_API uint32_t nb_generator_random(nb_generator *gen);
  * PyTorch: torch.rand(shape) / torch.rand(shape, generator=gen).
  * Ownership: new reference. Errors: as the creation functions; for nb_rand_gen, the pending
  * error when gen is NULL while one is pending.
+ * @{
  */
 NB_API nb_tensor *nb_rand(nb_shape shape);
 NB_API nb_tensor *nb_rand_gen(nb_shape shape, nb_generator *gen);
+/** @} */
 /**
  * Standard normal (Box–Muller, as PyTorch's CPU kernel). nb_randn draws from the default
  * generator, nb_randn_gen from gen (NULL: the default).
  * PyTorch: torch.randn(shape) / torch.randn(shape, generator=gen).
  * Ownership: new reference. Errors: as the creation functions; for nb_randn_gen, the pending
  * error when gen is NULL while one is pending.
+ * @{
  */
 NB_API nb_tensor *nb_randn(nb_shape shape);
 NB_API nb_tensor *nb_randn_gen(nb_shape shape, nb_generator *gen);
+/** @} */
 /**
  * Integers uniform on [low, high), random() % (high - low) + low (random64() when the range
  * is 2^32 or more), stored as float32. nb_randint draws from the default generator,
@@ -254,16 +266,20 @@ NB_API nb_tensor *nb_randn_gen(nb_shape shape, nb_generator *gen);
  * Ownership: new reference.
  * Errors: as the creation functions, and NB_EINVAL when low >= high; for nb_randint_gen,
  * the pending error when gen is NULL while one is pending.
+ * @{
  */
 NB_API nb_tensor *nb_randint(int64_t low, int64_t high, nb_shape shape);
 NB_API nb_tensor *nb_randint_gen(int64_t low, int64_t high, nb_shape shape, nb_generator *gen);
+/** @} */
 /**
  * Same shape as t: uniform on [0, 1) / standard normal, default generator.
  * PyTorch: torch.rand_like, torch.randn_like. Ownership: new reference.
  * Errors: as the creation functions, and NB_EINVAL for NULL t.
+ * @{
  */
 NB_API nb_tensor *nb_rand_like(const nb_tensor *t);
 NB_API nb_tensor *nb_randn_like(const nb_tensor *t);
+/** @} */
 /**
  * A random permutation of 0..n-1 as a 1-D float32 tensor of n exact integers, drawn from gen
  * (NULL: the default generator) as PyTorch's CPU randperm draws it: p = 0..n-1, then for
@@ -285,10 +301,12 @@ NB_API nb_tensor *nb_randperm(int64_t n, nb_generator *gen);
  * NB_ESTATE for a leaf that requires grad while grad mode is on; NB_EINVAL for from > to or
  * a range that is not finite in float, std < 0 (or NaN), low >= high. Nothing is drawn on
  * error.
+ * @{
  */
 NB_API nb_status nb_uniform_(nb_tensor *t, double from, double to, nb_generator *gen);
 NB_API nb_status nb_normal_(nb_tensor *t, double mean, double std, nb_generator *gen);
 NB_API nb_status nb_random_(nb_tensor *t, int64_t low, int64_t high, nb_generator *gen);
+/** @} */
 
 /* ---------------------------------------------------------------------------------------
  * Access
@@ -326,9 +344,11 @@ NB_API int64_t nb_tensor_numel(const nb_tensor *t);
  * PyTorch: Tensor.data_ptr().
  * Ownership: borrowed from t's storage, valid while t (or a view of it) lives.
  * Errors: none; NULL for NULL.
+ * @{
  */
 NB_API float *nb_tensor_data(nb_tensor *t);
 NB_API const float *nb_tensor_data_const(const nb_tensor *t);
+/** @} */
 /**
  * The storage's version counter: how many in-place changes it has seen; 0 for NULL.
  * PyTorch: Tensor._version. Ownership: none. Errors: none.
@@ -361,9 +381,11 @@ NB_API nb_status nb_tensor_item(const nb_tensor *t, float *out);
  * tensor that requires grad: a leaf, a view of one, or a non-leaf (PyTorch records such a
  * write in the graph; nabla refuses it rather than corrupt the gradient); NB_ERANGE for an
  * index out of range.
+ * @{
  */
 NB_API nb_status nb_tensor_get(const nb_tensor *t, const int64_t *index, float *out);
 NB_API nb_status nb_tensor_set(nb_tensor *t, const int64_t *index, float value);
+/** @} */
 
 /* ---------------------------------------------------------------------------------------
  * Shape and views. reshape/view, squeeze, unsqueeze, flatten and a slice along dim 0 with
@@ -383,9 +405,11 @@ NB_API nb_status nb_tensor_set(nb_tensor *t, const int64_t *index, float value);
  * Same data, new shape; one size may be -1 (inferred). PyTorch: Tensor.reshape / Tensor.view.
  * Errors: NB_EINVAL for an ndim outside [0, NB_MAX_DIMS], a size < -1 or two -1s;
  * NB_ERANGE when the sizes overflow; NB_ESHAPE when the element count differs from t's.
+ * @{
  */
 NB_API nb_tensor *nb_reshape(nb_tensor *t, nb_shape shape);
 NB_API nb_tensor *nb_view(nb_tensor *t, nb_shape shape);
+/** @} */
 /**
  * Remove every size-1 dimension (NB_DIMS_ALL), or those of the listed dims whose size is 1.
  * PyTorch: torch.squeeze(t) / torch.squeeze(t, dim).
@@ -425,6 +449,26 @@ NB_API nb_tensor *nb_transpose(nb_tensor *t, int dim0, int dim1);
  * repeated.
  */
 NB_API nb_tensor *nb_permute(nb_tensor *t, nb_dims dims);
+/**
+ * Split t along dim into pieces of split_size elements (the last may be smaller; a size-0
+ * dim gives one empty piece), written to out[0 .. count-1]. The pieces are outputs of one
+ * node, SplitBackward0; each is differentiable, and a piece that is not used simply
+ * contributes no gradient. Along dim 0 the pieces are views of t, elsewhere copies.
+ * With out NULL and cap 0, nothing is made and the count is returned (to size out).
+ * PyTorch: torch.split(t, split_size, dim).
+ * Returns the number of pieces, or a negative nb_status.
+ * Ownership: each out[i] receives a new reference (in the current scope, if one is open).
+ * Errors: NB_EINVAL for NULL t, a 0-d t, a dim out of range, split_size < 0 (or 0 for a
+ * non-empty dim), or fewer than count places in out; NB_ENOMEM (then no piece is returned).
+ */
+NB_API int nb_split(nb_tensor *t, int64_t split_size, int dim, nb_tensor **out, int cap);
+/**
+ * Split t along dim into at most chunks pieces of ceil(size / chunks) elements, as nb_split
+ * (so there may be fewer than chunks pieces). PyTorch: torch.chunk(t, chunks, dim); node
+ * SplitBackward0. Returns the number of pieces, or a negative nb_status.
+ * Ownership: as nb_split. Errors: as nb_split, and NB_EINVAL for chunks <= 0.
+ */
+NB_API int nb_chunk(nb_tensor *t, int chunks, int dim, nb_tensor **out, int cap);
 /**
  * Transpose for ndim <= 2: a matrix is copied transposed; a 1-D or 0-d tensor gives a view of
  * itself. PyTorch: Tensor.T / Tensor.t(). Errors: NB_EINVAL when ndim > 2.
@@ -480,6 +524,7 @@ NB_API nb_status nb_shape_print(nb_shape shape, FILE *f);
  *     nb_state_dict_free(d);                   // releases the tensors
  * ------------------------------------------------------------------------------------- */
 
+/** Named tensors in insertion order plus string metadata (opaque; nb_state_dict_new). */
 typedef struct nb_state_dict nb_state_dict;
 
 /**
@@ -522,9 +567,11 @@ NB_API int64_t nb_state_dict_size(const nb_state_dict *d);
  * The name / tensor of entry i (0 <= i < size), in insertion order; NULL out of range.
  * PyTorch: list(state_dict.items())[i].
  * Ownership: borrowed from d, as nb_state_dict_get. Errors: none.
+ * @{
  */
 NB_API const char *nb_state_dict_name(const nb_state_dict *d, int64_t i);
 NB_API nb_tensor *nb_state_dict_tensor(const nb_state_dict *d, int64_t i);
+/** @} */
 /**
  * Set the string metadata key = value (both copied; an existing key is overwritten).
  * PyTorch: safetensors' metadata={key: value}.
@@ -540,9 +587,11 @@ NB_API const char *nb_state_dict_metadata(const nb_state_dict *d, const char *ke
  * The number of metadata keys, and key i (0 <= i < count, in insertion order; NULL out of
  * range). PyTorch: len(metadata), list(metadata)[i].
  * Ownership: borrowed from d. Errors: none.
+ * @{
  */
 NB_API int64_t nb_state_dict_metadata_size(const nb_state_dict *d);
 NB_API const char *nb_state_dict_metadata_key(const nb_state_dict *d, int64_t i);
+/** @} */
 
 NB_END_DECLS
 

@@ -51,6 +51,8 @@ const char *nb_status_name(nb_status status)
         return "NB_ESTATE";
     case NB_ERANGE:
         return "NB_ERANGE";
+    case NB_ECHECK:
+        return "NB_ECHECK";
     }
     return "NB_E?";
 }

@@ -5,8 +5,8 @@
  * every check is made once for every kind of input. The data buffer is sized by what the
  * input can hold (see gzip_hint) and grows only with what actually arrives (up to the size
  * the header announces), so a short file that claims huge dimensions costs no huge
- * allocation, and nothing is read past the end of a buffer or a file. zlib allocates through nabla's allocator, so allocation-failure tests
- * reach its allocations too.
+ * allocation, and nothing is read past the end of a buffer or a file. zlib allocates through
+ * nabla's allocator, so allocation-failure tests reach its allocations too.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>

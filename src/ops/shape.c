@@ -402,3 +402,111 @@ nb_tensor *nb_t(nb_tensor *t)
     if (t->ndim < 2) return view_as(fn, &t_view_op, t, t->ndim, t->shape);
     return permuted(fn, &t_op, t, (const int[]){1, 0});
 }
+
+/* ---- several outputs: split and chunk ----------------------------------------------------
+ * One node for all the pieces (SplitBackward0), one output each. A piece's gradient may be
+ * absent (the piece was not used): its part of dx is zero.
+ * --------------------------------------------------------------------------------------- */
+
+/* SplitBackward0: the dim and the size of every piece but the last. */
+typedef struct split_state {
+    int dim;
+    int64_t split_size;
+} split_state;
+
+/* dx = the pieces' gradients put back in place, zeros for pieces that got none */
+static nb_status split_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+{
+    const split_state *st = nb__state(n);
+    nb_shape s = nb__input_shape(n, 0);
+    bool acc;
+    float *d = nb__grad_dst(n, gx, 0, &acc);
+    if (!d) return NB_ENOMEM;
+    if (!acc) memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
+    int64_t outer, inner;
+    outer_inner(&s, st->dim, &outer, &inner);
+    for (int j = 0; j < n->num_outputs; j++) {
+        if (!gy[j] || !gy[j]->numel) continue;
+        slice_copy(d, s.dims[st->dim], nb__data(gy[j]), gy[j]->shape[st->dim], outer, inner,
+                   (int64_t)j * st->split_size, 1, false);
+    }
+    return NB_OK;
+}
+
+static const nb_op split_op = {"SplitBackward0", split_backward, 0, sizeof(split_state), 0};
+static const nb_op split_view_op = {"SplitBackward0", split_backward, 0, sizeof(split_state),
+                                    NB__OP_VIEW};
+
+/* The pieces of split_size along dim into out (cap of them); the count, or a negative status. */
+static int split(const char *fn, nb_tensor *x, int64_t split_size, int dim, nb_tensor **out,
+                 int cap)
+{
+    int d = nb__wrap_dim(dim, x->ndim);
+    if (x->ndim == 0 || d < 0) {
+        int hi = x->ndim > 0 ? x->ndim - 1 : 0;
+        return x->ndim == 0 ? nb__error(NB_EINVAL, fn, "a 0-d tensor cannot be split")
+                            : nb__dim_error(fn, dim, -hi - 1, hi);
+    }
+    int64_t size = x->shape[d];
+    if (split_size < 0 || (split_size == 0 && size > 0))
+        return nb__error(NB_EINVAL, fn,
+                         "split_size can only be 0 if dimension size is 0, but got split_size "
+                         "%lld for a dimension of size %lld",
+                         (long long)split_size, (long long)size);
+    int64_t count = size == 0 ? 1 : (size + split_size - 1) / split_size;
+    if (count > INT32_MAX / 2)
+        return nb__error(NB_ERANGE, fn, "%lld pieces are too many", (long long)count);
+    if (!out && cap == 0) return (int)count; /* measuring */
+    if (!out || cap < count)
+        return nb__error(NB_EINVAL, fn, "%lld pieces do not fit in an array of %d",
+                         (long long)count, out ? cap : 0);
+    nb_shape s = nb__size(x);
+    int64_t outer, inner;
+    outer_inner(&s, d, &outer, &inner);
+    int made = 0;
+    for (; made < count; made++) {
+        int64_t start = made * split_size,
+                len = size - start < split_size ? size - start : split_size;
+        nb_shape ps = s;
+        ps.dims[d] = size == 0 ? 0 : len;
+        nb_tensor *p;
+        if (d == 0) {
+            p = nb__new_view(fn, x->storage, x->offset + start * inner, ps.ndim, ps.dims);
+        } else {
+            p = nb__new(fn, ps.ndim, ps.dims);
+            if (p && p->numel)
+                slice_copy(nb__data(x), size, nb__data(p), len, outer, inner, start, 1, true);
+        }
+        if (!(out[made] = p)) break;
+    }
+    nb_node *n = NULL;
+    if (made == count &&
+        nb__record(fn, d == 0 ? &split_view_op : &split_op, 1, &x, made, out, 0, &n) == NB_OK) {
+        if (n) *(split_state *)nb__state(n) = (split_state){d, split_size};
+        return made;
+    }
+    for (int j = 0; j < made; j++) { /* a piece failed, or the node: no piece is returned */
+        nb__drop(out[j]);
+        out[j] = NULL;
+    }
+    return nb__last_code();
+}
+
+int nb_split(nb_tensor *x, int64_t split_size, int dim, nb_tensor **out, int cap)
+{
+    if (!x) return nb__null("nb_split", "x");
+    return split("nb_split", x, split_size, dim, out, cap);
+}
+
+int nb_chunk(nb_tensor *x, int chunks, int dim, nb_tensor **out, int cap)
+{
+    static const char fn[] = "nb_chunk";
+    if (!x) return nb__null(fn, "x");
+    if (chunks <= 0)
+        return nb__error(NB_EINVAL, fn, "chunk expects `chunks` to be greater than 0, got: %d",
+                         chunks);
+    int d = nb__wrap_dim(dim, x->ndim);
+    int64_t size = x->ndim > 0 && d >= 0 ? x->shape[d] : 0;
+    /* PyTorch: pieces of ceil(size / chunks), so there may be fewer than chunks */
+    return split(fn, x, (size + chunks - 1) / chunks, dim, out, cap);
+}
