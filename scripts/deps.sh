@@ -2,7 +2,7 @@
 # Install the Debian packages nabla needs that are missing (as root, or through sudo).
 # Usage: scripts/deps.sh [extra packages...]
 set -euo pipefail
-packages=(build-essential cmake libopenblas-dev libcmocka-dev zlib1g-dev graphviz valgrind "$@")
+packages=(build-essential cmake libopenblas-dev libcmocka-dev zlib1g-dev libjansson-dev pkg-config graphviz valgrind "$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
