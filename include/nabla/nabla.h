@@ -22,7 +22,8 @@
  *     nb_scope_end(step);
  *
  * Headers: error.h (errors, allocator, threads), tensor.h (tensors, scopes, random numbers,
- * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures).
+ * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures,
+ * safetensors checkpoints).
  */
 #ifndef NABLA_NABLA_H
 #define NABLA_NABLA_H
