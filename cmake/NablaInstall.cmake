@@ -50,8 +50,8 @@ if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
 else()
     set(NABLA_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
-# pkg-config modules a static link needs: BLAS (when it has a module) and zlib
-set(_nabla_pc_modules ${NABLA_BLAS_PC} zlib)
+# pkg-config modules a static link needs: BLAS (when it has a module), zlib and jansson
+set(_nabla_pc_modules ${NABLA_BLAS_PC} zlib jansson)
 list(JOIN _nabla_pc_modules " " _nabla_pc_modules)
 set(NABLA_PC_REQUIRES "Requires.private: ${_nabla_pc_modules}")
 set(NABLA_PC_LIBS_PRIVATE "${NABLA_BLAS_PC_LIBS}")

@@ -4,7 +4,7 @@
 set -euo pipefail
 # doxygen: the API reference; libgfortran-12-dev: libopenblas.a's Fortran runtime, for the
 # fully static link of the pkg-config --static consumer test.
-packages=(build-essential cmake pkgconf libopenblas-dev libcmocka-dev zlib1g-dev graphviz valgrind
+packages=(build-essential cmake pkgconf libopenblas-dev libcmocka-dev zlib1g-dev libjansson-dev graphviz valgrind
           doxygen libgfortran-12-dev "$@")
 missing=()
 for p in "${packages[@]}"; do

@@ -68,12 +68,13 @@ const char *nbt_last_warning(void)
 static long fail_at;
 static _Atomic long alloc_count, alloc_live;
 static _Atomic int failed;
+static int fail_rest;
 
 static void *counting_alloc(size_t size, size_t align, void *ctx)
 {
     (void)ctx;
     long n = ++alloc_count;
-    if (fail_at > 0 && n == fail_at) {
+    if (fail_at > 0 && (n == fail_at || (fail_rest && n > fail_at))) {
         failed = 1;
         return NULL;
     }
@@ -94,9 +95,16 @@ void nbt_fail_alloc_after(long k)
 {
     static const nb_allocator a = {counting_alloc, counting_free, NULL};
     fail_at = k;
+    fail_rest = 0;
     alloc_count = 0;
     failed = 0;
     nb_set_allocator(&a);
+}
+
+void nbt_fail_alloc_from(long k)
+{
+    nbt_fail_alloc_after(k);
+    fail_rest = 1;
 }
 
 int nbt_alloc_failed(void)

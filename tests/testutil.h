@@ -32,6 +32,8 @@ const char *nbt_last_warning(void);
 
 /* An allocator that fails the k-th allocation from now (k >= 1), or never (k = 0). */
 void nbt_fail_alloc_after(long k);
+/* The same allocator, failing the k-th allocation from now and every one after it. */
+void nbt_fail_alloc_from(long k);
 /* Whether the failing allocator has failed since nbt_fail_alloc_after. */
 int nbt_alloc_failed(void);
 /* Allocations made since nbt_fail_alloc_after, and blocks currently live. */
