@@ -82,6 +82,8 @@ NB_API nb_status nb_mul_scalar_(nb_tensor *a, float s);
  */
 NB_API nb_status nb_fill_(nb_tensor *a, float value);
 
+/* ---- comparisons and selection (broadcasting) ------------------------------------------- */
+
 /* ---- unary -------------------------------------------------------------------------------
  * Ownership: each returns a new reference. Errors: NULL with NB_EINVAL for NULL x; NB_ENOMEM.
  * --------------------------------------------------------------------------------------- */
@@ -115,6 +117,10 @@ NB_API nb_tensor *nb_sum(nb_tensor *x, nb_dims dims, bool keepdim);
  */
 NB_API nb_tensor *nb_mean(nb_tensor *x, nb_dims dims, bool keepdim);
 
+/* ---- softmax ---------------------------------------------------------------------------- */
+
+/* ---- indexing --------------------------------------------------------------------------- */
+
 /* ---- matmul ----------------------------------------------------------------------------- */
 
 /**
@@ -123,7 +129,9 @@ NB_API nb_tensor *nb_mean(nb_tensor *x, nb_dims dims, bool keepdim);
  * product, and batched products of higher ranks whose batch dims broadcast (a 1-D operand gets
  * a dim of 1 added, then removed). da = g·bᵀ, db = aᵀ·g (summed over broadcast batches).
  * Forward and backward go to BLAS (sdot, sgemv, sger, sgemm) with transpose flags, never a
- * transposed copy. PyTorch: torch.matmul; node MatmulBackward0.
+ * transposed copy. PyTorch: torch.matmul; node MatmulBackward0, nabla's one node for every
+ * rank (PyTorch records the ops its matmul decomposes into: DotBackward0, SqueezeBackward3,
+ * MvBackward0, MmBackward0, UnsafeViewBackward0).
  * Ownership: new reference.
  * Errors: NULL with NB_EINVAL for NULL a or b; NB_ESHAPE:
  * "nb_matmul: size mismatch, [5] @ [4, 3] (5 != 4)"; for 0-d operands; for batch dims that
@@ -142,7 +150,8 @@ NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
  * usually one per class, on the last dim). Gradients flow to input and target (weight and
  * pos_weight are constants: they may not require grad, as in PyTorch). A NULL weight or
  * pos_weight while an error is pending fails with that error.
- * PyTorch: torch.nn.functional.binary_cross_entropy_with_logits; node BCEWithLogitsBackward0.
+ * PyTorch: torch.nn.functional.binary_cross_entropy_with_logits; node BCEWithLogitsBackward0
+ * (nabla's name, from its design; PyTorch shows BinaryCrossEntropyWithLogitsBackward0).
  * Ownership: new reference.
  * Errors: NULL with NB_EINVAL for NULL input or target, an unknown reduction, or (grad mode
  * on) a weight or pos_weight that requires grad; NB_ESHAPE
@@ -152,6 +161,8 @@ NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *target,
                                                       nb_tensor *weight, nb_tensor *pos_weight,
                                                       nb_reduction reduction);
+
+/* ---- regularisation and normalisation ---------------------------------------------------- */
 
 NB_END_DECLS
 
