@@ -1,5 +1,5 @@
 /*
- * bench-autograd — workloads W1 and W2 of BENCHMARKS.md: what nabla's autograd costs on top
+ * bench-autograd — workloads W1 and W2 of docs/benchmarks.md: what nabla's autograd costs on top
  * of the arithmetic it asks for.
  *
  *   W1  the seed graph: x[5] = 1, W[5,3], b[3] (requiring grad), y[3] = 1;

@@ -1,5 +1,5 @@
 /*
- * bench-matmul — workload M of BENCHMARKS.md: square C = A·B in float32, three ways.
+ * bench-matmul — workload M of docs/benchmarks.md: square C = A·B in float32, three ways.
  *
  *   naive        the textbook i-j-k triple loop (B walked down a column: one cache line per
  *                multiply-add once B outgrows the cache)

@@ -10,7 +10,7 @@
  *                  NBB_NUM("median_s", t.median_s));
  *
  * Timings are medians of repeated samples after a warm-up; machines are noisy, so report
- * ratios measured in the same run (see BENCHMARKS.md).
+ * ratios measured in the same run (see docs/benchmarks.md).
  */
 #ifndef NABLA_BENCH_UTIL_H
 #define NABLA_BENCH_UTIL_H
