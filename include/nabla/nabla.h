@@ -24,8 +24,8 @@
  *
  * Headers: error.h (errors, allocator, threads), tensor.h (tensors, scopes, random numbers,
  * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures,
- * safetensors checkpoints), optim.h (optimizers, gradient clipping, learning-rate
- * schedulers), data.h (datasets and batches), version.h (NB_VERSION_* and nb_version()).
+ * safetensors checkpoints), nn.h (layers), optim.h (optimizers, gradient clipping,
+ * learning-rate schedulers), data.h (datasets and batches), version.h (NB_VERSION_* and nb_version()).
  */
 #ifndef NABLA_NABLA_H
 #define NABLA_NABLA_H
@@ -35,6 +35,7 @@
 #include "autograd.h"
 #include "ops.h"
 #include "io.h"
+#include "nn.h"
 #include "optim.h"
 #include "data.h"
 #include "version.h"

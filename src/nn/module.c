@@ -1,0 +1,576 @@
+/*
+ * Modules: their lifetime, Sequential, forward, parameters, state dicts and repr. What a
+ * layer computes and how it draws its parameters is in layers.c.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/internal.h"
+
+/* ---- text --------------------------------------------------------------------------------- */
+
+void nb__text_printf(nb__text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char small[256];
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        t->failed = true;
+        return;
+    }
+    size_t need = t->len + (size_t)n + 1;
+    if (!t->failed && need > t->cap) {
+        size_t cap = t->cap ? t->cap : 256;
+        while (cap < need) cap *= 2;
+        char *s = nb__alloc(cap, 1);
+        if (!s) {
+            t->failed = true;
+        } else {
+            if (t->s) memcpy(s, t->s, t->len + 1);
+            nb__free(t->s);
+            t->s = s;
+            t->cap = cap;
+        }
+    }
+    if (!t->failed) {
+        if ((size_t)n < sizeof small) {
+            memcpy(t->s + t->len, small, (size_t)n + 1);
+        } else {
+            va_start(ap, fmt);
+            vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
+            va_end(ap);
+        }
+    }
+    t->len += (size_t)n;
+}
+
+void nb__text_float(nb__text *t, double x)
+{
+    /* Python's repr: the shortest "%.*g" that reads back, with ".0" when it looks integral */
+    char buf[40];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    bool integral = !strpbrk(buf, ".eEni"); /* not 1e-05, inf, nan */
+    nb__text_printf(t, integral ? "%s.0" : "%s", buf);
+}
+
+/* ---- lifetime --------------------------------------------------------------------------- */
+
+nb_module *nb__module_new(const char *fn, const nb__module_kind *kind)
+{
+    nb_module *m = nb__calloc(sizeof *m);
+    if (!m) {
+        nb__oom(fn);
+        return NULL;
+    }
+    m->kind = kind;
+    m->training = true;
+    return m;
+}
+
+nb_status nb__module_param(const char *fn, nb_module *m, const char *name, nb_shape shape)
+{
+    nb_scope *token = nb__scope_suspend(); /* parameters belong to the module */
+    nb_tensor *p = nb__new(fn, shape.ndim, shape.dims);
+    nb__scope_resume(token);
+    if (!p) return nb__last_code();
+    nb__ag_make(p)->requires_grad = true;
+    m->param_names[m->n_params] = name;
+    m->params[m->n_params++] = p;
+    return NB_OK;
+}
+
+static void module_destroy(nb_module *m)
+{
+    for (int i = 0; i < m->n_params; i++) nb__release(m->params[i]);
+    for (int i = 0; i < m->n_children; i++) module_destroy(m->children[i]);
+    nb__free(m->children);
+    nb__free(m);
+}
+
+void nb_module_free(nb_module *m)
+{
+    if (m && !m->owned) module_destroy(m);
+}
+
+/* ---- Sequential ------------------------------------------------------------------------- */
+
+static nb_tensor *sequential_forward(nb_module *m, nb_tensor *x)
+{
+    nb_tensor *y = x;
+    for (int i = 0; i < m->n_children && y; i++) {
+        nb_tensor *next = nb_module_forward(m->children[i], y);
+        if (y != x) nb__drop(y); /* the graph holds what backward needs of it */
+        y = next;
+    }
+    return y == x ? nb_retain(x) : y;
+}
+
+static const nb__module_kind sequential_kind = {"Sequential", sequential_forward, NULL, NULL};
+
+static bool is_sequential(const nb_module *m)
+{
+    return m->kind == &sequential_kind;
+}
+
+/* Take m as the last child of seq. Consumes m. */
+static nb_status adopt(const char *fn, nb_module *seq, nb_module *m)
+{
+    if (m->owned) return nb__error(NB_EINVAL, fn, "the module already belongs to a container");
+    if (seq->n_children == seq->cap_children) {
+        int cap = seq->cap_children ? 2 * seq->cap_children : 8;
+        nb_module **c = nb__alloc((size_t)cap * sizeof *c, 16);
+        if (!c) {
+            module_destroy(m);
+            return nb__oom(fn);
+        }
+        if (seq->n_children) memcpy(c, seq->children, (size_t)seq->n_children * sizeof *c);
+        nb__free(seq->children);
+        seq->children = c;
+        seq->cap_children = cap;
+    }
+    m->owned = true;
+    m->training = seq->training;
+    seq->children[seq->n_children++] = m;
+    return NB_OK;
+}
+
+nb_module *nb_module_sequential(nb_module *const *modules, int n)
+{
+    static const char fn[] = "nb_module_sequential";
+    nb_status rc = NB_OK;
+    if (n < 0 || (n > 0 && !modules)) {
+        rc = nb__error(NB_EINVAL, fn, "%d modules%s", n, n > 0 ? " from a NULL array" : "");
+        n = 0;
+    }
+    for (int i = 0; i < n && rc == NB_OK; i++) {
+        if (!modules[i])
+            rc = nb__null(fn, "modules");
+        else if (modules[i]->owned)
+            rc = nb__error(NB_EINVAL, fn, "module %d already belongs to a container", i);
+        for (int j = 0; j < i && rc == NB_OK; j++)
+            if (modules[j] == modules[i])
+                rc = nb__error(NB_EINVAL, fn, "module %d is also module %d", i, j);
+    }
+    nb_module *seq = rc == NB_OK ? nb__module_new(fn, &sequential_kind) : NULL;
+    int i = 0;
+    for (; seq && i < n; i++)
+        if (adopt(fn, seq, modules[i]) != NB_OK) break;
+    if (seq && i == n) return seq;
+    /* failed: every module given is freed (the adopted ones with seq) */
+    for (int k = seq ? i + 1 : 0; k < n; k++)
+        if (modules[k] && !modules[k]->owned) {
+            bool dup = false;
+            for (int j = 0; j < k && !dup; j++) dup = modules[j] == modules[k];
+            if (!dup) module_destroy(modules[k]);
+        }
+    if (seq) module_destroy(seq);
+    return NULL;
+}
+
+nb_status nb_module_append(nb_module *seq, nb_module *m)
+{
+    static const char fn[] = "nb_module_append";
+    nb_status rc = !seq ? nb__error(NB_EINVAL, fn, "argument 'seq' is NULL")
+                   : !m ? nb__null(fn, "m")
+                   : !is_sequential(seq)
+                       ? nb__error(NB_EINVAL, fn, "%s is not a Sequential", seq->kind->name)
+                       : NB_OK;
+    if (rc != NB_OK) {
+        if (m && !m->owned && m != seq) module_destroy(m);
+        return rc;
+    }
+    return adopt(fn, seq, m);
+}
+
+nb_status nb_module_set_child(nb_module *seq, int i, nb_module *m)
+{
+    static const char fn[] = "nb_module_set_child";
+    nb_status rc =
+        !seq                  ? nb__error(NB_EINVAL, fn, "argument 'seq' is NULL")
+        : !m                  ? nb__null(fn, "m")
+        : !is_sequential(seq) ? nb__error(NB_EINVAL, fn, "%s is not a Sequential", seq->kind->name)
+        : m->owned ? nb__error(NB_EINVAL, fn, "the module already belongs to a container")
+                   : NB_OK;
+    int k = seq && i < 0 ? i + seq->n_children : i;
+    if (rc == NB_OK && (k < 0 || k >= seq->n_children))
+        rc =
+            nb__error(NB_EINVAL, fn, "index %d is out of range for %d modules", i, seq->n_children);
+    if (rc != NB_OK) {
+        if (m && !m->owned && m != seq) module_destroy(m);
+        return rc;
+    }
+    module_destroy(seq->children[k]);
+    m->owned = true;
+    m->training = seq->training;
+    seq->children[k] = m;
+    return NB_OK;
+}
+
+int nb_module_num_children(const nb_module *m)
+{
+    return m ? m->n_children : 0;
+}
+
+nb_module *nb_module_child(const nb_module *m, int i)
+{
+    if (!m) return NULL;
+    int k = i < 0 ? i + m->n_children : i;
+    return k >= 0 && k < m->n_children ? m->children[k] : NULL;
+}
+
+/* ---- NB_SEQUENTIAL's per-thread builder --------------------------------------------------- */
+
+#define BUILD_DEPTH 16
+
+typedef struct build_frame {
+    nb_module **items;
+    int n, cap;
+    nb_status failure; /* the first error; the items are freed at the end */
+} build_frame;
+
+static _Thread_local build_frame frames[BUILD_DEPTH];
+static _Thread_local int depth, lost; /* lost: frames beyond BUILD_DEPTH */
+
+void nb_sequential_build_begin(void)
+{
+    if (depth == BUILD_DEPTH) {
+        lost++;
+        return;
+    }
+    frames[depth++] = (build_frame){NULL, 0, 0, NB_OK};
+}
+
+void nb_sequential_build_add(nb_module *m)
+{
+    static const char fn[] = "nb_module_sequential";
+    if (lost > 0 || depth == 0) { /* nowhere to put it: NB_SEQUENTIAL nested too deep */
+        nb_module_free(m);
+        return;
+    }
+    build_frame *f = &frames[depth - 1];
+    if (f->failure == NB_OK && !m) f->failure = nb__null(fn, "modules");
+    if (f->failure == NB_OK && f->n == f->cap) {
+        int cap = f->cap ? 2 * f->cap : 8;
+        nb_module **items = nb__alloc((size_t)cap * sizeof *items, 16);
+        if (!items) {
+            f->failure = nb__oom(fn);
+        } else {
+            if (f->n) memcpy(items, f->items, (size_t)f->n * sizeof *items);
+            nb__free(f->items);
+            f->items = items;
+            f->cap = cap;
+        }
+    }
+    if (f->failure != NB_OK) {
+        nb_module_free(m);
+        return;
+    }
+    f->items[f->n++] = m;
+}
+
+nb_module *nb_sequential_build_end(void)
+{
+    if (lost > 0) {
+        lost--;
+        nb__error(NB_EINVAL, "nb_module_sequential", "NB_SEQUENTIAL nested deeper than %d levels",
+                  BUILD_DEPTH);
+        return NULL;
+    }
+    if (depth == 0) return NULL;
+    build_frame f = frames[--depth];
+    nb_module *seq = NULL;
+    if (f.failure == NB_OK) {
+        seq = nb_module_sequential(f.items, f.n); /* takes the items, also on failure */
+    } else {
+        for (int i = 0; i < f.n; i++) nb_module_free(f.items[i]);
+    }
+    nb__free(f.items);
+    return seq;
+}
+
+/* ---- using a module --------------------------------------------------------------------- */
+
+nb_tensor *nb_module_forward(nb_module *m, nb_tensor *x)
+{
+    static const char fn[] = "nb_module_forward";
+    if (!m) {
+        nb__error(NB_EINVAL, fn, "argument 'm' is NULL");
+        return NULL;
+    }
+    if (!x) {
+        nb__null(fn, "x");
+        return NULL;
+    }
+    return m->kind->forward(m, x);
+}
+
+static void set_training(nb_module *m, bool training)
+{
+    m->training = training;
+    for (int i = 0; i < m->n_children; i++) set_training(m->children[i], training);
+}
+
+nb_status nb_module_train(nb_module *m, bool training)
+{
+    if (!m) return nb__error(NB_EINVAL, "nb_module_train", "argument 'm' is NULL");
+    set_training(m, training);
+    return NB_OK;
+}
+
+bool nb_module_is_training(const nb_module *m)
+{
+    return m && m->training;
+}
+
+const char *nb_module_name(const nb_module *m)
+{
+    return m ? m->kind->name : NULL;
+}
+
+/* ---- parameters ------------------------------------------------------------------------- */
+
+/* Visit m's parameters in PyTorch's order: its own, then each child's. */
+typedef void (*param_visit)(nb_tensor *p, void *ctx);
+
+static void each_param(const nb_module *m, param_visit f, void *ctx)
+{
+    for (int i = 0; i < m->n_params; i++) f(m->params[i], ctx);
+    for (int i = 0; i < m->n_children; i++) each_param(m->children[i], f, ctx);
+}
+
+typedef struct collect {
+    nb_tensor **out;
+    int n, cap;
+    int64_t numel;
+} collect;
+
+static void collect_param(nb_tensor *p, void *ctx)
+{
+    collect *c = ctx;
+    if (c->out && c->n < c->cap) c->out[c->n] = p;
+    c->n++;
+    c->numel += p->numel;
+}
+
+int nb_module_parameters(const nb_module *m, nb_tensor **out, int cap)
+{
+    static const char fn[] = "nb_module_parameters";
+    if (!m) return nb__error(NB_EINVAL, fn, "argument 'm' is NULL");
+    collect c = {NULL, 0, 0, 0};
+    each_param(m, collect_param, &c);
+    if (!out && cap == 0) return c.n;
+    if (!out || cap < c.n)
+        return nb__error(NB_EINVAL, fn, "%d parameters do not fit in an array of %d", c.n,
+                         out ? cap : 0);
+    c = (collect){out, 0, cap, 0};
+    each_param(m, collect_param, &c);
+    return c.n;
+}
+
+int64_t nb_module_parameter_count(const nb_module *m)
+{
+    if (!m) return -1;
+    collect c = {NULL, 0, 0, 0};
+    each_param(m, collect_param, &c);
+    return c.numel;
+}
+
+static void set_requires_grad(nb_tensor *p, void *ctx)
+{
+    nb__ag_make(p)->requires_grad = *(const bool *)ctx;
+}
+
+nb_status nb_module_requires_grad_(nb_module *m, bool requires_grad)
+{
+    if (!m) return nb__error(NB_EINVAL, "nb_module_requires_grad_", "argument 'm' is NULL");
+    each_param(m, set_requires_grad, &requires_grad);
+    return NB_OK;
+}
+
+static nb_status reset(nb_module *m, nb_generator *gen)
+{
+    nb_status rc = m->kind->reset ? m->kind->reset(m, gen) : NB_OK;
+    for (int i = 0; i < m->n_children && rc == NB_OK; i++) rc = reset(m->children[i], gen);
+    return rc;
+}
+
+nb_status nb_module_reset_parameters(nb_module *m, nb_generator *gen)
+{
+    static const char fn[] = "nb_module_reset_parameters";
+    if (!m) return nb__error(NB_EINVAL, fn, "argument 'm' is NULL");
+    if (!gen && nb__pending()) return nb__pending();
+    return reset(m, gen);
+}
+
+/* ---- state dicts -------------------------------------------------------------------------- */
+
+/* Call f(name, parameter) for each parameter of m, names prefixed as PyTorch's. */
+typedef nb_status (*named_visit)(const char *name, nb_tensor *p, void *ctx);
+
+static nb_status each_named(const nb_module *m, nb__text *prefix, named_visit f, void *ctx)
+{
+    size_t at = prefix->len;
+    nb_status rc = NB_OK;
+    for (int i = 0; i < m->n_params && rc == NB_OK; i++) {
+        nb__text_printf(prefix, "%s", m->param_names[i]);
+        rc = prefix->failed ? NB_ENOMEM : f(prefix->s, m->params[i], ctx);
+        prefix->len = at;
+        if (prefix->s) prefix->s[at] = '\0';
+    }
+    for (int i = 0; i < m->n_children && rc == NB_OK; i++) {
+        nb__text_printf(prefix, "%d.", i);
+        rc = prefix->failed ? NB_ENOMEM : each_named(m->children[i], prefix, f, ctx);
+        prefix->len = at;
+        if (prefix->s) prefix->s[at] = '\0';
+    }
+    return rc;
+}
+
+static nb_status add_entry(const char *name, nb_tensor *p, void *ctx)
+{
+    return nb_state_dict_set(ctx, name, p);
+}
+
+nb_status nb_module_state_dict(const nb_module *m, nb_state_dict *out)
+{
+    static const char fn[] = "nb_module_state_dict";
+    if (!m || !out) return nb__error(NB_EINVAL, fn, "argument '%s' is NULL", m ? "out" : "m");
+    nb__text prefix = {0};
+    nb__text_printf(&prefix, "%s", "");
+    nb_status rc = each_named(m, &prefix, add_entry, out);
+    nb__free(prefix.s);
+    return rc == NB_ENOMEM ? nb__oom(fn) : rc;
+}
+
+typedef struct load_check {
+    const nb_state_dict *in;
+    bool strict;
+    int found;        /* parameters that have an entry */
+    nb__text missing; /* their names, quoted */
+    bool copy;        /* second pass: copy the values */
+} load_check;
+
+static nb_status check_entry(const char *name, nb_tensor *p, void *ctx)
+{
+    static const char fn[] = "nb_module_load_state_dict";
+    load_check *c = ctx;
+    nb_tensor *t = nb_state_dict_get(c->in, name);
+    if (!t) {
+        if (c->strict) nb__text_printf(&c->missing, "%s\"%s\"", c->missing.len ? ", " : "", name);
+        return NB_OK;
+    }
+    c->found++;
+    if (!nb__same_shape(t, p)) {
+        char a[NB__SHAPE_STR], b[NB__SHAPE_STR];
+        return nb__error(NB_ESHAPE, fn,
+                         "size mismatch for %s: copying a param with shape %s from checkpoint, "
+                         "the shape in current model is %s",
+                         name, nb__shape_str(a, t->ndim, t->shape),
+                         nb__shape_str(b, p->ndim, p->shape));
+    }
+    if (c->copy && p->numel) {
+        memcpy(nb__data(p), nb__data(t), (size_t)p->numel * sizeof(float));
+        p->storage->version++;
+    }
+    return NB_OK;
+}
+
+/* Whether name is a parameter of m (a Sequential's names start with the child's index). */
+static bool has_param(const nb_module *m, const char *name)
+{
+    for (int i = 0; i < m->n_params; i++)
+        if (!strcmp(m->param_names[i], name)) return true;
+    char *end;
+    long k = strtol(name, &end, 10);
+    if (end == name || *end != '.' || k < 0 || k >= m->n_children || name[0] == '+' ||
+        name[0] == '-' || (name[0] == '0' && end - name > 1))
+        return false;
+    return has_param(m->children[k], end + 1);
+}
+
+nb_status nb_module_load_state_dict(nb_module *m, const nb_state_dict *in, bool strict)
+{
+    static const char fn[] = "nb_module_load_state_dict";
+    if (!m || !in) return nb__error(NB_EINVAL, fn, "argument '%s' is NULL", m ? "in" : "m");
+    load_check c = {in, strict, 0, {0}, false};
+    nb__text prefix = {0};
+    nb__text_printf(&prefix, "%s", "");
+    nb_status rc = each_named(m, &prefix, check_entry, &c);
+    if (rc == NB_OK && (prefix.failed || c.missing.failed)) rc = nb__oom(fn);
+    if (rc == NB_OK && c.missing.len)
+        rc = nb__error(NB_ESTATE, fn, "Missing key(s) in state_dict: %s.", c.missing.s);
+    for (int64_t i = 0; rc == NB_OK && strict && i < nb_state_dict_size(in); i++) {
+        const char *name = nb_state_dict_name(in, i);
+        if (!has_param(m, name))
+            rc = nb__error(NB_ESTATE, fn, "Unexpected key(s) in state_dict: \"%s\".", name);
+    }
+    if (rc == NB_OK) { /* everything checked: copy */
+        c.copy = true;
+        prefix.len = 0;
+        prefix.s[0] = '\0';
+        rc = each_named(m, &prefix, check_entry, &c);
+    }
+    nb__free(prefix.s);
+    nb__free(c.missing.s);
+    return rc;
+}
+
+/* ---- printing --------------------------------------------------------------------------- */
+
+static void repr(const nb_module *m, nb__text *t, int indent)
+{
+    nb__text_printf(t, "%s(", m->kind->name);
+    if (m->kind->extra_repr) m->kind->extra_repr(m, t);
+    if (m->n_children) {
+        nb__text_printf(t, "\n");
+        for (int i = 0; i < m->n_children; i++) {
+            nb__text_printf(t, "%*s(%d): ", indent + 2, "", i);
+            repr(m->children[i], t, indent + 2);
+            nb__text_printf(t, "\n");
+        }
+        nb__text_printf(t, "%*s", indent, "");
+    }
+    nb__text_printf(t, ")");
+}
+
+int64_t nb_module_format(const nb_module *m, char *buf, size_t size)
+{
+    static const char fn[] = "nb_module_format";
+    if (!m) return nb__error(NB_EINVAL, fn, "argument 'm' is NULL");
+    if (!buf && size > 0) return nb__error(NB_EINVAL, fn, "buf is NULL but size is %zu", size);
+    nb__text t = {0};
+    repr(m, &t, 0);
+    if (t.failed) {
+        nb__free(t.s);
+        return nb__oom(fn);
+    }
+    if (size > 0) {
+        size_t n = t.len < size - 1 ? t.len : size - 1;
+        memcpy(buf, t.s, n);
+        buf[n] = '\0';
+    }
+    nb__free(t.s);
+    return (int64_t)t.len;
+}
+
+nb_status nb_module_print(const nb_module *m, FILE *f)
+{
+    static const char fn[] = "nb_module_print";
+    if (!m) return nb__error(NB_EINVAL, fn, "argument 'm' is NULL");
+    if (!f) return nb__error(NB_EINVAL, fn, "argument 'f' is NULL");
+    nb__text t = {0};
+    repr(m, &t, 0);
+    nb_status rc = NB_OK;
+    if (t.failed)
+        rc = nb__oom(fn);
+    else if (fprintf(f, "%s\n", t.s) < 0)
+        rc = nb__error(NB_EIO, fn, "write failed");
+    nb__free(t.s);
+    return rc;
+}
