@@ -196,9 +196,9 @@ static void test_arange(void **state)
     assert_error(NB_EINVAL, "nb_arange: upper bound and larger bound inconsistent with step sign");
     assert_null(nb_arange(5, 0, 1));
     assert_error(NB_EINVAL, "inconsistent with step sign");
-    assert_null(nb_arange(0, INFINITY, 1));
+    assert_null(nb_arange(0, (double)INFINITY, 1));
     assert_error(NB_EINVAL, "nb_arange: unsupported range");
-    assert_null(nb_arange(NAN, 1, 1));
+    assert_null(nb_arange((double)NAN, 1, 1));
     assert_error(NB_EINVAL, "nb_arange: unsupported range");
     assert_null(nb_arange(0, 1e30, 1e-30));
     assert_error(NB_ERANGE, "nb_arange: too many elements");

@@ -86,7 +86,7 @@ static nb_status check_input(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inp
     for (int64_t k = 0; k < x->numel && rc == NB_OK; k++) {
         double a = (double)gd[k], n = numeric[k];
         double excess = fabs(a - n) - (o->atol * scale + o->rtol * fabs(n));
-        if (isnan(a) != isnan(n)) excess = INFINITY;
+        if (isnan(a) != isnan(n)) excess = (double)INFINITY;
         if (excess > w->excess) *w = (worst){excess, i, k, a, n};
     }
     nb__free(numeric);

@@ -24,7 +24,7 @@ double nb_init_calculate_gain(nb_nonlinearity nonlinearity, double param)
     }
     nb__error(NB_EINVAL, "nb_init_calculate_gain", "unsupported nonlinearity %d",
               (int)nonlinearity);
-    return NAN;
+    return (double)NAN;
 }
 
 /* PyTorch's _calculate_fan_in_and_fan_out: [out, in, *receptive]. */

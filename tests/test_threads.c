@@ -1,0 +1,134 @@
+/*
+ * Threads: N threads each training its own model from its own generator give exactly what the
+ * same work gives serially; grad mode, the last error and scopes are per thread; the default
+ * generator may be shared. Run under ThreadSanitizer by the tsan preset.
+ */
+#include <pthread.h>
+#include <stdio.h>
+
+#include "testutil.h"
+
+#define STEPS       15
+#define MAX_THREADS 8
+
+typedef struct work {
+    uint64_t seed;
+    float params[8 * 16 + 16 + 16 + 1];
+    nb_status rc;
+    char error[256];
+} work;
+
+/* A small model and data drawn from a generator of seed; 15 SGD steps on BCE with logits. */
+static void *train(void *arg)
+{
+    work *w = arg;
+    nb_generator *g = nb_generator_new(w->seed);
+    nb_module *m = NB_SEQUENTIAL(nb_module_linear(8, 16, true), nb_module_relu(),
+                                 nb_module_linear(16, 1, true));
+    nb_status rc = g && m ? nb_module_reset_parameters(m, g) : NB_ENOMEM;
+    nb_tensor *x = rc == NB_OK ? nb_randn_gen(NB_SHAPE(32, 8), g) : NULL;
+    nb_tensor *y = x ? nb_rand_gen(NB_SHAPE(32, 1), g) : NULL;
+    nb_tensor *p[4];
+    nb_optim_options o = nb_optim_defaults(NB_OPTIM_SGD);
+    o.lr = 0.1;
+    o.momentum = 0.9;
+    nb_optim *opt = y && nb_module_parameters(m, p, 4) == 4 ? nb_optim_new(p, 4, &o) : NULL;
+    if (!opt) rc = nb_last_error()->code;
+    for (int step = 0; step < STEPS && rc == NB_OK; step++) {
+        nb_scope *s = nb_scope_begin();
+        nb_tensor *loss =
+            nb_binary_cross_entropy_with_logits(nb_module_forward(m, x), y, NULL, NULL, NB_MEAN);
+        rc = loss ? nb_backward(loss, NULL, false) : nb_last_error()->code;
+        if (rc == NB_OK) rc = nb_optim_step(opt);
+        if (rc == NB_OK) rc = nb_optim_zero_grad(opt, true);
+        nb_scope_end(s);
+    }
+    if (rc == NB_OK) {
+        size_t at = 0;
+        for (int i = 0; i < 4; i++) {
+            memcpy(w->params + at, nb_tensor_data(p[i]),
+                   (size_t)nb_tensor_numel(p[i]) * sizeof(float));
+            at += (size_t)nb_tensor_numel(p[i]);
+        }
+    } else {
+        snprintf(w->error, sizeof w->error, "%s", nb_last_error()->message);
+    }
+    w->rc = rc;
+    nb_optim_free(opt);
+    nb_release(x);
+    nb_release(y);
+    nb_module_free(m);
+    nb_generator_free(g);
+    return NULL;
+}
+
+static void test_threads_match_serial(void **state)
+{
+    (void)state;
+    static work serial[MAX_THREADS], parallel[MAX_THREADS];
+    for (int i = 0; i < MAX_THREADS; i++) {
+        serial[i].seed = parallel[i].seed = (uint64_t)i + 10;
+        train(&serial[i]);
+        if (serial[i].rc != NB_OK) fail_msg("serial %d: %s", i, serial[i].error);
+    }
+    for (int n = 2; n <= MAX_THREADS; n *= 4) {
+        pthread_t t[MAX_THREADS];
+        for (int i = 0; i < n; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, train, &parallel[i]), 0);
+        for (int i = 0; i < n; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+        for (int i = 0; i < n; i++) {
+            if (parallel[i].rc != NB_OK) fail_msg("thread %d of %d: %s", i, n, parallel[i].error);
+            if (memcmp(serial[i].params, parallel[i].params, sizeof serial[i].params))
+                fail_msg("thread %d of %d: parameters differ from the serial run", i, n);
+        }
+    }
+    /* different seeds made different models */
+    assert_true(memcmp(serial[0].params, serial[1].params, sizeof serial[0].params) != 0);
+}
+
+typedef struct flags {
+    bool grad_before, grad_inside;
+    nb_status code;
+    char message[128];
+} flags;
+
+static void *other_thread(void *arg)
+{
+    flags *f = arg;
+    f->grad_before = nb_is_grad_enabled();
+    nb_set_grad_enabled(false);
+    f->grad_inside = nb_is_grad_enabled();
+    nb_tensor *bad = nb_zeros(NB_SHAPE(-2)); /* NULL: no cmocka assert off the main thread */
+    nb_release(bad);
+    f->code = nb_last_error()->code;
+    snprintf(f->message, sizeof f->message, "%s", nb_last_error()->message);
+    return NULL;
+}
+
+static void test_per_thread_state(void **state)
+{
+    (void)state;
+    nb_error_clear();
+    nb_set_grad_enabled(true);
+    nb_scope *s = nb_scope_begin();
+    flags f;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, other_thread, &f), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(f.grad_before); /* a new thread starts with grad mode on */
+    assert_false(f.grad_inside);
+    assert_true(nb_is_grad_enabled()); /* its no-grad is its own */
+    assert_int_equal(f.code, NB_EINVAL);
+    assert_non_null(strstr(f.message, "nb_zeros: negative dimension -2"));
+    assert_int_equal(nb_last_error()->code, NB_OK); /* its error is its own */
+    assert_int_equal(nb_scope_end(s), NB_OK);
+}
+
+int main(void)
+{
+    nb_set_num_threads(1); /* nabla's threads here, not BLAS's */
+#define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
+    const struct CMUnitTest tests[] = {T(test_threads_match_serial), T(test_per_thread_state)};
+#undef T
+    return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
+}
