@@ -25,7 +25,8 @@
  * Headers: error.h (errors, allocator, threads), tensor.h (tensors, scopes, random numbers,
  * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures,
  * safetensors checkpoints), nn.h (layers), optim.h (optimizers, gradient clipping,
- * learning-rate schedulers), data.h (datasets and batches), version.h (NB_VERSION_* and nb_version()).
+ * learning-rate schedulers), data.h (datasets and batches), version.h (NB_VERSION_* and
+ * nb_version()).
  */
 #ifndef NABLA_NABLA_H
 #define NABLA_NABLA_H
