@@ -136,7 +136,8 @@ static void run_case(const shape_ref_case *c)
     }
     for (int i = 0; i < c->n_in; i++)
         if (c->diff & (1u << i)) leaves[nl++] = x[i];
-    if (nb_grad(used, nu, leaves, nl, (const nb_tensor *const *)gy, NULL, grads) != NB_OK)
+    nb_grad_options keep = {.retain_graph = true};
+    if (nb_grad(used, nu, leaves, nl, (const nb_tensor *const *)gy, &keep, grads) != NB_OK)
         fail_msg("%s: nb_grad: %s", c->name, nb_last_error()->message);
     for (int i = 0, k = 0; i < c->n_in; i++) {
         if (!(c->diff & (1u << i))) continue;
@@ -144,6 +145,22 @@ static void run_case(const shape_ref_case *c)
         snprintf(what, sizeof what, "gradient of input %d", i);
         check_tensor(c->name, what, grads[k], &c->grad_in[i], c->exact);
         nb_release(grads[k++]);
+    }
+    /* twice into .grad: the second backward adds into the .grad it is lent */
+    for (int pass = 0; pass < 2; pass++)
+        if (nb_grad(used, nu, leaves, nl, (const nb_tensor *const *)gy, &keep, NULL) != NB_OK)
+            fail_msg("%s: backward %d: %s", c->name, pass, nb_last_error()->message);
+    for (int i = 0; i < c->n_in; i++) {
+        if (!(c->diff & (1u << i))) continue;
+        const shape_ref_tensor *r = &c->grad_in[i];
+        float twice[512];
+        int64_t numel = 1;
+        for (int d = 0; d < r->ndim; d++) numel *= r->dims[d];
+        assert_true(numel <= (int64_t)ARRAY_LEN(twice));
+        for (int64_t k = 0; k < numel; k++) twice[k] = 2.0f * r->data[k];
+        shape_ref_tensor want = *r;
+        want.data = twice;
+        check_tensor(c->name, "accumulated .grad", nb_tensor_grad(x[i]), &want, false);
     }
     for (int j = 0; j < nu; j++) nb_release(gy[j]);
     for (int j = 0; j < n; j++) nb_release(out[j]);
