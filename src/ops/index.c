@@ -58,6 +58,18 @@ static nb_status check_dim_indices(const char *fn, const nb_tensor *idx, int d, 
     return check_indices(fn, "index", idx, size, range);
 }
 
+/*
+ * The index saved in slot 0 into *index, and where input i's gradient goes: zeroed, or the
+ * buffer lent (*acc), to add into. NULL with the engine's error recorded.
+ */
+static float *index_grad_dst(nb_node *n, nb_tensor **gx, int i, const nb_tensor **index, bool *acc)
+{
+    if (!(*index = nb__saved(n, 0))) return NULL;
+    float *d = nb__grad_dst(n, gx, i, acc);
+    if (d && !*acc) memset(d, 0, (size_t)gx[i]->numel * sizeof *d);
+    return d;
+}
+
 /* ---- index_select and embedding: whole rows picked by a list of indices ------------------ */
 
 /*
@@ -91,12 +103,10 @@ typedef struct index_select_state {
 static nb_status index_select_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const index_select_state *st = nb__state(n);
-    const nb_tensor *index = nb__saved(n, 0);
-    if (!index) return nb__last_code();
+    const nb_tensor *index;
     bool acc;
-    float *d = nb__grad_dst(n, gx, 0, &acc);
-    if (!d) return NB_ENOMEM;
-    if (!acc) memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
+    float *d = index_grad_dst(n, gx, 0, &index, &acc);
+    if (!d) return nb__last_code();
     if (gy[0]->numel)
         select_rows(d, st->size, nb__data(gy[0]), nb__data(index), index->numel, st->outer,
                     st->inner, true, -1);
@@ -159,13 +169,11 @@ typedef struct embedding_state {
 static nb_status embedding_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const embedding_state *st = nb__state(n);
-    const nb_tensor *ids = nb__saved(n, 0);
-    if (!ids) return nb__last_code();
     nb_shape ws = nb__input_shape(n, 0);
+    const nb_tensor *ids;
     bool acc;
-    float *d = nb__grad_dst(n, gx, 0, &acc);
-    if (!d) return NB_ENOMEM;
-    if (!acc) memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
+    float *d = index_grad_dst(n, gx, 0, &ids, &acc);
+    if (!d) return nb__last_code();
     if (gy[0]->numel)
         select_rows(d, ws.dims[0], nb__data(gy[0]), nb__data(ids), ids->numel, 1, ws.dims[1], true,
                     st->padding);
@@ -294,12 +302,10 @@ typedef struct scatter_state {
 static nb_status gather_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const scatter_state *st = nb__state(n);
-    const nb_tensor *index = nb__saved(n, 0);
-    if (!index) return nb__last_code();
+    const nb_tensor *index;
     bool acc;
-    float *d = nb__grad_dst(n, gx, 0, &acc);
-    if (!d) return NB_ENOMEM;
-    if (!acc) memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
+    float *d = index_grad_dst(n, gx, 0, &index, &acc);
+    if (!d) return nb__last_code();
     nb_shape xs = shape_1d(gx[0]), is = shape_1d(index);
     scatter_gather(SG_SCATTER_ADD, d, &xs, nb__data(gy[0]), &is, nb__data(index), &is, st->dim);
     return NB_OK;
@@ -395,12 +401,10 @@ static nb_status scatter_add_backward(nb_node *n, nb_tensor *const *gy, nb_tenso
         if (rc != NB_OK) return rc;
     }
     if (!nb__needs_grad(n, 1)) return NB_OK;
-    const nb_tensor *index = nb__saved(n, 0);
-    if (!index) return nb__last_code();
+    const nb_tensor *index;
     bool acc;
-    float *d = nb__grad_dst(n, gx, 1, &acc);
-    if (!d) return NB_ENOMEM;
-    if (!acc) memset(d, 0, (size_t)gx[1]->numel * sizeof *d);
+    float *d = index_grad_dst(n, gx, 1, &index, &acc);
+    if (!d) return nb__last_code();
     nb_shape ys = shape_1d(gy[0]), ss = shape_1d(gx[1]), is = shape_1d(index);
     scatter_gather(acc ? SG_GATHER_ADD : SG_GATHER, nb__data(gy[0]), &ys, d, &ss, nb__data(index),
                    &is, st->dim);
