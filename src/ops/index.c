@@ -255,7 +255,7 @@ static void scatter_gather(int mode, float *big, const nb_shape *bs, float *smal
                            const nb_shape *ss, const float *index, const nb_shape *is, int dim)
 {
     int nd = is->ndim;
-    int64_t numel = 1, bst[NB_MAX_DIMS], sst[NB_MAX_DIMS], bstride = 1, sstride = 1;
+    int64_t numel = 1, bst[NB_MAX_DIMS] = {0}, sst[NB_MAX_DIMS] = {0}, bstride = 1, sstride = 1;
     for (int d = nd - 1; d >= 0; d--) {
         bst[d] = bstride;
         sst[d] = sstride;
