@@ -119,7 +119,71 @@ NB_API nb_tensor *nb_mean(nb_tensor *x, nb_dims dims, bool keepdim);
 
 /* ---- softmax ---------------------------------------------------------------------------- */
 
-/* ---- indexing --------------------------------------------------------------------------- */
+/* ---- indexing -----------------------------------------------------------------------------
+ * Indices and ids are float32 tensors holding exact integers (PyTorch's are int64). Every
+ * one is checked before any is used; the first that is not an integer, or is out of range
+ * (negative ones included: PyTorch 1.13 rejects them in these ops), fails the call with its
+ * value and position: "nb_gather: index 4 at position [0, 1] is out of range for dimension 1
+ * with size 4", "nb_embedding: id 1.5 at position [2] is not an integer". An index is not
+ * differentiable: it gets no edge in the node, whether it requires grad or not, and is saved
+ * for backward (changing it in place afterwards fails that backward).
+ * Ownership: each returns a new reference; the index is borrowed.
+ * Errors: NULL with NB_EINVAL for a NULL argument (keeping a pending error), a dim out of
+ * range, an index value as above; NB_ENOMEM; and those each function lists.
+ * --------------------------------------------------------------------------------------- */
+
+/**
+ * y = x's slices along dim picked by index (0-d or 1-D): y[.., k, ..] = x[.., index[k], ..];
+ * y has x's shape with index's element count along dim (a 0-d x takes an index of one
+ * element and gives 0-d). dx = zeros with dy's slices added at their indices (repeated
+ * indices add up: PyTorch's index_add).
+ * PyTorch: torch.index_select(x, dim, index); node IndexSelectBackward0.
+ * Errors: also NB_EINVAL for an index of 2 or more dims, or a 0-d x with an index that does
+ * not hold one element (PyTorch reads its first or, empty, uninitialised memory).
+ */
+NB_API nb_tensor *nb_index_select(nb_tensor *x, int dim, nb_tensor *index);
+/**
+ * y[i][j][k] = x[index[i][j][k]][j][k] for dim 0 (likewise for the others): y has index's
+ * shape; index has x's number of dims, and no dim larger than x's except dim (a 0-d tensor
+ * counts as 1-D of size 1; an empty index is not checked). dx = zeros with dy added at the
+ * gathered positions (PyTorch's scatter_add).
+ * PyTorch: torch.gather(x, dim, index) (sparse_grad=False); node GatherBackward0.
+ * Errors: also NB_ESHAPE when index's dims do not fit x's ("expected index [4, 2] to be
+ * smaller than self [3, 4] apart from dimension 1").
+ */
+NB_API nb_tensor *nb_gather(nb_tensor *x, int dim, nb_tensor *index);
+/**
+ * y = x with src added at the positions index gives: for dim 0,
+ * y[index[i][j]][j] += src[i][j] for every (i, j) of index's shape (likewise for the others;
+ * repeated positions add up). index, x and src have one number of dims (a 0-d tensor
+ * counting as 1-D); no dim of index is larger than src's, nor than x's except dim (an empty
+ * index is not checked). dx = dy; dsrc = dy gathered at index's positions (PyTorch's
+ * grad.gather(dim, index)), zeros where src is larger than index (PyTorch's backward fails
+ * there).
+ * PyTorch: torch.scatter_add(x, dim, index, src); node ScatterAddBackward0 (edges x, src).
+ * Errors: also NB_ESHAPE when the dims do not fit ("expected index [3, 4] to be smaller than
+ * self [3, 4] apart from dimension 0 and to be smaller than src [2, 4]").
+ */
+NB_API nb_tensor *nb_scatter_add(nb_tensor *x, int dim, nb_tensor *index, nb_tensor *src);
+
+/** padding_idx of nb_embedding for no padding row (PyTorch: padding_idx=None). */
+#define NB_NO_PADDING INT64_MIN
+
+/**
+ * Rows of weight ([rows, dim]) by id: y[..., :] = weight[ids[...], :], y's shape ids' shape
+ * + [dim] (ids of any shape, 0-d included). dweight = zeros with dy's rows added at their
+ * ids (repeated ids add up), except the padding row, which gets no gradient. padding_idx is
+ * a row in [-rows, rows) (negative counts from the end, as in F.embedding and nn.Embedding)
+ * or NB_NO_PADDING. Note that -1 is the last row, as F.embedding's padding_idx=-1, not "no
+ * padding" as in the ATen call torch.embedding(weight, ids, -1). The forward reads the
+ * padding row as any other (nn.Embedding zeroes it at initialisation, not here).
+ * PyTorch: torch.nn.functional.embedding(ids, weight, padding_idx) (nabla takes weight first,
+ * as torch.embedding); node EmbeddingBackward0.
+ * Errors: also NB_EINVAL for a weight that is not 2-D, a padding_idx out of range, or ids of
+ * NB_MAX_DIMS dims; an id out of range: "nb_embedding: id 12 at position [1, 3] is out of
+ * range for 10 rows".
+ */
+NB_API nb_tensor *nb_embedding(nb_tensor *weight, nb_tensor *ids, int64_t padding_idx);
 
 /* ---- matmul ----------------------------------------------------------------------------- */
 

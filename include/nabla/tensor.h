@@ -388,15 +388,18 @@ NB_API nb_status nb_tensor_set(nb_tensor *t, const int64_t *index, float value);
 /** @} */
 
 /* ---------------------------------------------------------------------------------------
- * Shape and views. reshape/view, squeeze, unsqueeze, flatten and a slice along dim 0 with
- * step 1 share t's storage (and version counter); other slices, transpose and permute copy,
- * since storage is always contiguous (PyTorch returns views there: writing into nabla's copy
- * does not change t). Each records a node when t requires grad (grad mode on), with PyTorch
- * 1.13's name: ReshapeAliasBackward0 (reshape, flatten), ViewBackward0, SqueezeBackward0
- * (all dims) / SqueezeBackward1 (one dim) / SqueezeBackward2 (several), UnsqueezeBackward0,
- * SliceBackward0, TransposeBackward0, PermuteBackward0, TBackward0. Backward: a view's
- * gradient is dy seen with t's shape; a slice's is dy placed at its elements of zeros; a
- * permutation's is dy permuted back.
+ * Shape and views. reshape/view, squeeze, unsqueeze, flatten, a slice or narrow along dim 0
+ * with step 1 and an expand that repeats nothing share t's storage (and version counter);
+ * other slices, transpose, permute and expand copy, since storage is always contiguous
+ * (PyTorch returns views there: writing into nabla's copy does not change t), as do cat,
+ * stack, repeat and flip (copies in PyTorch too). Each records a node when t requires grad
+ * (grad mode on), with PyTorch 1.13's name: ReshapeAliasBackward0 (reshape, flatten),
+ * ViewBackward0, SqueezeBackward0 (all dims) / SqueezeBackward1 (one dim) /
+ * SqueezeBackward2 (several), UnsqueezeBackward0, SliceBackward0 (slice, narrow),
+ * TransposeBackward0, PermuteBackward0, TBackward0, CatBackward0, StackBackward0,
+ * ExpandBackward0, RepeatBackward0, FlipBackward0. Backward: a view's gradient is dy seen
+ * with t's shape; a slice's is dy placed at its elements of zeros; a permutation's is dy
+ * permuted back; each function below gives its own.
  * Ownership: each returns a new reference.
  * Errors: NULL with NB_EINVAL for NULL t, NB_ENOMEM, and the errors each function lists.
  * ------------------------------------------------------------------------------------- */
@@ -474,6 +477,76 @@ NB_API int nb_chunk(nb_tensor *t, int chunks, int dim, nb_tensor **out, int cap)
  * itself. PyTorch: Tensor.T / Tensor.t(). Errors: NB_EINVAL when ndim > 2.
  */
 NB_API nb_tensor *nb_t(nb_tensor *t);
+/**
+ * length elements of t along dim from start: nb_slice(t, dim, start, start + length, 1), so
+ * a view along dim 0 and a copy elsewhere. A negative start counts from the end; start may
+ * be the dim's size when length is 0. dt = zeros with dy at the elements taken.
+ * PyTorch: torch.narrow(t, dim, start, length) (a view); node SliceBackward0.
+ * Errors: NB_EINVAL for a 0-d t, a dim out of range, a start outside [-size, size] ([-1, 0]
+ * for a size-0 dim) or a length < 0 or past the end: "start (1) + length (5) exceeds
+ * dimension size (3)".
+ */
+NB_API nb_tensor *nb_narrow(nb_tensor *t, int dim, int64_t start, int64_t length);
+/**
+ * The n tensors joined along dim: y = [t_0; t_1; ...], one copy. All have the same number of
+ * dims and the same sizes except along dim; a 1-D tensor of size 0 may stand anywhere in the
+ * list and is skipped (PyTorch's legacy rule; a list of only such gives [0], whatever dim).
+ * The dim is checked against the first tensor that is not skipped. dt_j = dy's part that
+ * came from t_j (a [0] tensor for the skipped ones).
+ * PyTorch: torch.cat(tensors, dim); node CatBackward0, one for the whole list, with an edge
+ * per tensor (empty for a tensor that does not require grad).
+ * Ownership: new reference; the tensors are borrowed.
+ * Errors: NULL with NB_EINVAL for n <= 0 ("expected a non-empty list of tensors"), NULL
+ * tensors or a NULL entry (keeping a pending error), a 0-d tensor ("zero-dimensional tensor
+ * (at position 1) cannot be concatenated"), a dim out of range; NB_ESHAPE when the number
+ * of dims or a size other than dim's differs ("sizes of tensors must match except in
+ * dimension 0. Expected size 3 but got size 4 for tensor number 1 in the list"); NB_ERANGE
+ * when the size along dim overflows; NB_ENOMEM.
+ */
+NB_API nb_tensor *nb_cat(nb_tensor *const *tensors, int n, int dim);
+/**
+ * The n tensors, all of one shape, stacked along a new dim (in [-ndim-1, ndim]):
+ * y[.., j, ..] = t_j. dt_j = dy[.., j, ..]. 0-d tensors stack into a 1-D tensor.
+ * PyTorch: torch.stack(tensors, dim); node StackBackward0, with an edge per tensor.
+ * Ownership: new reference; the tensors are borrowed.
+ * Errors: NULL with NB_EINVAL for n <= 0, NULL tensors or a NULL entry (keeping a pending
+ * error), a dim out of range or tensors of NB_MAX_DIMS dims; NB_ESHAPE when the shapes
+ * differ ("stack expects each tensor to be equal size, but got [2, 3] at entry 0 and [3, 2]
+ * at entry 1"); NB_ENOMEM.
+ */
+NB_API nb_tensor *nb_stack(nb_tensor *const *tensors, int n, int dim);
+/**
+ * t broadcast to sizes: each dim of size 1 repeated to the size asked, -1 keeping a dim's
+ * size, new leading dims added (sizes has at least t's number of dims, aligned to the right).
+ * PyTorch returns a view with stride 0; nabla's tensors are contiguous, so the result is a
+ * copy (materialised), except when nothing is repeated (same element count), where it is a
+ * view sharing t's storage. dt = dy summed over the expanded dims.
+ * PyTorch: Tensor.expand(*sizes); node ExpandBackward0.
+ * Errors: NB_EINVAL for an ndim outside [0, NB_MAX_DIMS], fewer sizes than t has dims, a
+ * size below -1, or a negative size in a new leading dim; NB_ESHAPE when a size differs from
+ * a dim of t that is not 1 ("the expanded size of the tensor (4) must match the existing size
+ * (3) at non-singleton dimension 1 (target sizes [2, 4], tensor sizes [2, 3])"); NB_ERANGE
+ * when the element count overflows.
+ */
+NB_API nb_tensor *nb_expand(nb_tensor *t, nb_shape sizes);
+/**
+ * t tiled repeats.dims[i] times along each dim i (t's shape padded with leading 1s to the
+ * number of repeats): y[i] = t[i mod size], y's dims = repeats · t's dims. A repeat of 0
+ * gives an empty dim. dt = the sum of dy's tiles. Pass repeats as a shape: NB_SHAPE(2, 1, 3).
+ * PyTorch: Tensor.repeat(*repeats); node RepeatBackward0.
+ * Errors: NB_EINVAL for fewer repeats than t has dims, more than NB_MAX_DIMS, or a negative
+ * repeat; NB_ERANGE when a size overflows.
+ */
+NB_API nb_tensor *nb_repeat(nb_tensor *t, nb_shape repeats);
+/**
+ * t reversed along each listed dim (a copy): y[.., i, ..] = t[.., size - 1 - i, ..]. An empty
+ * list ((nb_dims){0}) flips nothing, as in PyTorch; NB_DIMS_ALL flips every dim.
+ * dt = flip(dy) over the same dims.
+ * PyTorch: torch.flip(t, dims); node FlipBackward0.
+ * Errors: NB_EINVAL for a dim out of range or listed twice ("dim 0 appears multiple times in
+ * the list of dims"), or more than NB_MAX_DIMS of them.
+ */
+NB_API nb_tensor *nb_flip(nb_tensor *t, nb_dims dims);
 
 /* ---------------------------------------------------------------------------------------
  * Printing, in PyTorch's repr format
