@@ -256,7 +256,7 @@ nb_tensor *nb_outer(nb_tensor *a, nb_tensor *b)
         return NULL;
     }
     if (a->ndim != 1 || b->ndim != 1) {
-        nb__error(NB_ESHAPE, fn, "outer: Expected 1-D argument %s, but got %d-D",
+        nb__error(NB_ESHAPE, fn, "Expected 1-D argument %s, but got %d-D",
                   a->ndim != 1 ? "self" : "vec2", a->ndim != 1 ? a->ndim : b->ndim);
         return NULL;
     }
