@@ -167,6 +167,20 @@ static nb_status matmul_backward(nb_node *node, nb_tensor *const *gy, nb_tensor 
 static const nb_op matmul_op = {"MatmulBackward0", matmul_backward, 2, 0, 0};
 static const nb_op bmm_op = {"BmmBackward0", matmul_backward, 2, 0, 0};
 
+/* Record op for out = f(a, b), saving a (slot 0) for db and b (slot 1) for da. */
+static nb_tensor *record(const char *fn, const nb_op *op, nb_tensor *out, nb_tensor *a,
+                         nb_tensor *b)
+{
+    nb_node *n;
+    out = nb__finish(fn, op, out, 2, (nb_tensor *[]){a, b}, &n);
+    if (n && ((nb__needs_grad(n, 1) && nb__save(fn, n, 0, a) != NB_OK) ||
+              (nb__needs_grad(n, 0) && nb__save(fn, n, 1, b) != NB_OK))) {
+        nb__drop(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* a @ b with a plan made and checked: the product, recorded as op. */
 static nb_tensor *product(const char *fn, const nb_op *op, nb_tensor *a, nb_tensor *b)
 {
@@ -178,14 +192,7 @@ static nb_tensor *product(const char *fn, const nb_op *op, nb_tensor *a, nb_tens
     nb_tensor *out = nb__new(fn, p.out.ndim, p.out.dims);
     if (!out) return NULL;
     if (p.nbatch > 0) forward(&p, a->ndim, b->ndim, nb__data(a), nb__data(b), nb__data(out));
-    nb_node *n;
-    out = nb__finish(fn, op, out, 2, (nb_tensor *[]){a, b}, &n);
-    if (n && ((nb__needs_grad(n, 1) && nb__save(fn, n, 0, a) != NB_OK) ||
-              (nb__needs_grad(n, 0) && nb__save(fn, n, 1, b) != NB_OK))) {
-        nb__drop(out);
-        return NULL;
-    }
-    return out;
+    return record(fn, op, out, a, b);
 }
 
 nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b)
@@ -272,12 +279,5 @@ nb_tensor *nb_outer(nb_tensor *a, nb_tensor *b)
     float *O = nb__data(out);
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < m; j++) O[i * m + j] = A[i] * B[j];
-    nb_node *node;
-    out = nb__finish(fn, &outer_op, out, 2, (nb_tensor *[]){a, b}, &node);
-    if (node && ((nb__needs_grad(node, 1) && nb__save(fn, node, 0, a) != NB_OK) ||
-                 (nb__needs_grad(node, 0) && nb__save(fn, node, 1, b) != NB_OK))) {
-        nb__drop(out);
-        return NULL;
-    }
-    return out;
+    return record(fn, &outer_op, out, a, b);
 }
