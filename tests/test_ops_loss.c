@@ -290,7 +290,7 @@ static void test_dropout_special(void **state)
     assert_null(nb_dropout(x, -0.5, false));
     assert_error(NB_EINVAL,
                  "nb_dropout: dropout probability has to be between 0 and 1, but got -0.5");
-    assert_null(nb_dropout_gen(x, NAN, true, NULL));
+    assert_null(nb_dropout_gen(x, (double)NAN, true, NULL));
     assert_error(NB_EINVAL, "nb_dropout_gen: dropout probability has to be between 0 and 1");
     /* a NULL generator while an error is pending (not read yet): that error, nothing drawn */
     nb_error_clear();
@@ -413,7 +413,8 @@ static void test_pointwise_loss_errors(void **state)
                  "nb_smooth_l1_loss: smooth_l1_loss does not support negative values for beta.");
     ASSERT_FAILS(nb_huber_loss(x, y, NB_MEAN, 0.0), NB_EINVAL,
                  "nb_huber_loss: huber_loss does not support non-positive values for delta.");
-    ASSERT_FAILS(nb_huber_loss(x, y, NB_MEAN, NAN), NB_EINVAL, "non-positive values for delta");
+    ASSERT_FAILS(nb_huber_loss(x, y, NB_MEAN, (double)NAN), NB_EINVAL,
+                 "non-positive values for delta");
     ASSERT_FAILS(nb_huber_loss(x, y3, NB_SUM, 1.0), NB_ESHAPE, "nb_huber_loss: Target size");
     ASSERT_FAILS(nb_binary_cross_entropy(x, y, NULL, NB_MEAN), NB_EINVAL,
                  "nb_binary_cross_entropy: all elements of input should be between 0 and 1, got "
