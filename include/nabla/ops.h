@@ -20,8 +20,11 @@
 
 NB_BEGIN_DECLS
 
-/** How a loss reduces its per-element values. torch's reduction='none' | 'mean' | 'sum'. */
-typedef enum nb_reduction { NB_NONE = 0, NB_MEAN = 1, NB_SUM = 2 } nb_reduction;
+/**
+ * How a loss reduces its per-element values. torch's reduction='none' | 'mean' | 'sum', and
+ * 'batchmean' (the sum divided by the size of dim 0), which only nb_kl_div takes.
+ */
+typedef enum nb_reduction { NB_NONE = 0, NB_MEAN = 1, NB_SUM = 2, NB_BATCHMEAN = 3 } nb_reduction;
 
 /* ---- elementwise arithmetic (broadcasting) ----------------------------------------------
  * Ownership: each returns a new reference.
@@ -203,6 +206,62 @@ NB_API nb_tensor *nb_embedding(nb_tensor *weight, nb_tensor *ids, int64_t paddin
  */
 NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
 
+/**
+ * Batched matrix product y[b] = a[b]·b2[b] for a [B, n, m] and b [B, m, p] (no broadcasting);
+ * da[b] = g[b]·b2[b]ᵀ, db[b] = a[b]ᵀ·g[b], one sgemm per batch with transpose flags.
+ * PyTorch: torch.bmm; node BmmBackward0.
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL a or b; NB_ESHAPE for an operand that is not 3-D
+ * ("nb_bmm: batch1 must be a 3D tensor") or sizes that do not match ("nb_bmm: Expected size
+ * for first two dimensions of batch2 tensor to be: [2, 4] but got: [3, 4]."); NB_ERANGE when
+ * a size exceeds BLAS's int; NB_ENOMEM.
+ */
+NB_API nb_tensor *nb_bmm(nb_tensor *a, nb_tensor *b);
+
+/**
+ * Outer product y[i, j] = a[i]·b[j] of two 1-D tensors (each product exact, as PyTorch's);
+ * da = g·b, db = gᵀ·a (sgemv). PyTorch: torch.outer, which records a.reshape(-1, 1) * b:
+ * nabla records one node named as that product, MulBackward0, with edges to a and b.
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL a or b; NB_ESHAPE when either is not 1-D
+ * ("nb_outer: Expected 1-D argument self, but got 2-D"); NB_ERANGE; NB_ENOMEM.
+ */
+NB_API nb_tensor *nb_outer(nb_tensor *a, nb_tensor *b);
+
+/**
+ * y = beta·input + alpha·(mat1·mat2) for mat1 [n, m], mat2 [m, p] and input broadcast to
+ * [n, p]: input is copied into the result, then one sgemm adds the product (its beta);
+ * beta = 0 ignores input's values, NaN included, as PyTorch. d input = beta·g summed to input's
+ * shape, d mat1 = alpha·g·mat2ᵀ, d mat2 = alpha·mat1ᵀ·g (sgemm with transpose flags).
+ * PyTorch: torch.addmm(input, mat1, mat2, beta=beta, alpha=alpha); node AddmmBackward0.
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for a NULL argument; NB_ESHAPE for mat1 or mat2 not 2-D
+ * ("nb_addmm: mat1 must be a matrix, got 1-D tensor"), sizes that do not multiply
+ * ("nb_addmm: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)") or an input that does
+ * not broadcast to [n, p]; NB_ERANGE; NB_ENOMEM.
+ */
+NB_API nb_tensor *nb_addmm(nb_tensor *input, nb_tensor *mat1, nb_tensor *mat2, float beta,
+                           float alpha);
+
+/**
+ * The affine map of a layer, y = x·Wᵀ + b, for x [..., in] (any rank >= 1), weight W
+ * [out, in] and bias b [out] or NULL (none): y [..., out]. The bias is broadcast into y, then
+ * one sgemm (Wᵀ through a transpose flag) adds x·Wᵀ with beta = 1; x's leading dims are one
+ * matrix of rows, never copied. dx = g·W (sgemm N,N), dW = gᵀ·x (sgemm T,N), db = column
+ * sums of g; each adds into the engine's lent buffer when it has one.
+ * PyTorch: torch.nn.functional.linear; node AddmmBackward0 with a bias, MmBackward0 without,
+ * for every rank of x (edges: bias, x, W; or x, W). PyTorch records these for 2-D x only; for
+ * other ranks it shows the ops linear decomposes into (1-D: AddBackward0 / SqueezeBackward3;
+ * 3-D: ViewBackward0 / UnsafeViewBackward0; 4-D and more: AddBackward0 / UnsafeViewBackward0),
+ * and a TBackward0 node before W, which nabla does not make (it never transposes W).
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL x or weight (a NULL bias while an error is pending fails
+ * with that error); NB_ESHAPE for a 0-d x or a weight that is not 2-D, in-sizes that differ
+ * ("nb_linear: mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)"), or a bias that is
+ * not [out]; NB_ERANGE when a size exceeds BLAS's int; NB_ENOMEM.
+ */
+NB_API nb_tensor *nb_linear(nb_tensor *x, nb_tensor *weight, nb_tensor *bias);
+
 /* ---- losses ----------------------------------------------------------------------------- */
 
 /**
@@ -226,7 +285,190 @@ NB_API nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tenso
                                                       nb_tensor *weight, nb_tensor *pos_weight,
                                                       nb_reduction reduction);
 
+/*
+ * The losses below compute in float as PyTorch's CPU kernels do; a reduced loss sums its
+ * per-element values in double (PyTorch: a cascade of float partial sums), so a mean or sum
+ * can differ from PyTorch's in the last bits. target has input's shape (PyTorch broadcasts
+ * other shapes with a deprecation warning; nabla refuses them), and gets a gradient when it
+ * requires grad. Reductions: NB_NONE (input's shape), NB_MEAN (Σ / numel) and NB_SUM (0-d).
+ * Errors common to them: NULL with NB_EINVAL for NULL input or target or an unknown
+ * reduction ("nb_mse_loss: 7 is not a valid value for reduction"; NB_BATCHMEAN is refused the
+ * same way except by nb_kl_div); NB_ESHAPE when target's shape differs from input's
+ * ("nb_mse_loss: Target size ([3]) must be the same as input size ([2, 3])"); NB_ENOMEM.
+ * Ownership: each returns a new reference.
+ */
+
+/**
+ * l = (x − y)²; dx = 2·(x − y)·g (÷ numel for mean), dy = −dx.
+ * PyTorch: torch.nn.functional.mse_loss; node MseLossBackward0.
+ * Ownership: new reference. Errors: as the losses above.
+ */
+NB_API nb_tensor *nb_mse_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
+
+/**
+ * l = |x − y|; dx = sgn(x − y)·g (÷ numel for mean; sgn(0) = 0), dy = −dx.
+ * PyTorch: torch.nn.functional.l1_loss, which records (x − y).abs() and its reduction; nabla
+ * records one node named as PyTorch's last: AbsBackward0 (none), MeanBackward0, SumBackward0.
+ * Ownership: new reference. Errors: as the losses above.
+ */
+NB_API nb_tensor *nb_l1_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
+
+/**
+ * With z = |x − y|: l = z²/(2β) where z < β, else z − β/2 (β = 0: the L1 loss);
+ * dx = g·(x − y)/β inside, ±g outside (x − y <= −β: −g; >= β: g, so a zero difference with
+ * β = 0 gets −g, as PyTorch's kernel), ÷ numel for mean; dy = the same with x and y swapped.
+ * PyTorch: torch.nn.functional.smooth_l1_loss(input, target, reduction=, beta=); node
+ * SmoothL1LossBackward0.
+ * Ownership: new reference.
+ * Errors: as the losses above, and NB_EINVAL for beta < 0 ("nb_smooth_l1_loss: smooth_l1_loss
+ * does not support negative values for beta.").
+ */
+NB_API nb_tensor *nb_smooth_l1_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction,
+                                    double beta);
+
+/**
+ * With z = |x − y|: l = z²/2 where z < δ, else δ·(z − δ/2); dx = g·clamp(x − y, −δ, δ)
+ * (÷ numel for mean); dy = the same with x and y swapped.
+ * PyTorch: torch.nn.functional.huber_loss(input, target, reduction=, delta=); node
+ * HuberLossBackward0.
+ * Ownership: new reference.
+ * Errors: as the losses above, and NB_EINVAL for delta <= 0 (or NaN): "nb_huber_loss:
+ * huber_loss does not support non-positive values for delta.".
+ */
+NB_API nb_tensor *nb_huber_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction,
+                                double delta);
+
+/**
+ * Binary cross-entropy on probabilities x ∈ [0, 1]:
+ *   l = −w·(y·max(log x, −100) + (1 − y)·max(log(1 − x), −100))
+ * (the logs clamped at −100 as PyTorch, so x = 0 or 1 gives at most 100 per element);
+ * dx = w·g·(x − y) / max((1 − x)·x, 1e-12), dy = −w·g·log(x / (1 − x)) (±inf at x = 0, 1),
+ * ÷ numel for mean. weight w (or NULL: 1) broadcasts to input's shape and may not require
+ * grad. For logits, nb_binary_cross_entropy_with_logits is the stable form.
+ * PyTorch: torch.nn.functional.binary_cross_entropy; node BinaryCrossEntropyBackward0.
+ * Ownership: new reference.
+ * Errors: as the losses above; NB_EINVAL for an input element outside [0, 1] or NaN
+ * ("nb_binary_cross_entropy: all elements of input should be between 0 and 1, got 1.5 at
+ * position 3") or (grad mode on) a weight that requires grad; NB_ESHAPE for a weight that
+ * does not broadcast; a NULL weight while an error is pending fails with that error.
+ */
+NB_API nb_tensor *nb_binary_cross_entropy(nb_tensor *input, nb_tensor *target, nb_tensor *weight,
+                                          nb_reduction reduction);
+
+/**
+ * Kullback–Leibler divergence of the target distribution from the input's, input holding
+ * log-probabilities: l = y·(log y − x) (0 where y = 0), or with log_target (y holds
+ * log-probabilities too) l = e^y·(y − x). dx = −y·g (−e^y·g); dy = (log y + 1 − x)·g (NaN
+ * where y = 0, as PyTorch's xlogy gives), with log_target e^y·(y − x + 1)·g. Reductions:
+ * NB_NONE, NB_SUM, NB_MEAN (÷ numel, as PyTorch's 'mean', which warns that it divides by the
+ * support size too; nabla does not warn) and NB_BATCHMEAN (÷ the size of dim 0: the KL
+ * divergence per sample, PyTorch's 'batchmean'; a 0-d input is only summed).
+ * PyTorch: torch.nn.functional.kl_div(input, target, reduction=, log_target=), which records
+ * the ops it is composed of; nabla records one node named as PyTorch's last: SubBackward0
+ * (none; MulBackward0 with log_target), MeanBackward0, SumBackward0, DivBackward0 (batchmean).
+ * Ownership: new reference. Errors: as the losses above, NB_BATCHMEAN included.
+ */
+NB_API nb_tensor *nb_kl_div(nb_tensor *input, nb_tensor *target, nb_reduction reduction,
+                            bool log_target);
+
+/**
+ * Negative log-likelihood of class indices. input holds log-probabilities [N, C] (or [C], one
+ * sample); target [N] (or 0-d) holds class indices as float32 integers in [0, C), or
+ * ignore_index (any value; such samples add nothing). With w = weight (or NULL: 1), [C]:
+ *   l_i = −w[t_i]·x[i, t_i];  NB_SUM Σ l_i;  NB_MEAN Σ l_i / Σ w[t_i] over the samples not
+ *   ignored (NaN when all are; an unweighted mean divides by their count);  NB_NONE l_i
+ *   ([N], 0 where ignored; a 1-D input gives a 0-d value).
+ * The sums are PyTorch's cascade of float partial sums, bit for bit. dx[i, t_i] = −w[t_i]·g_i
+ * (÷ the total weight for mean), 0 elsewhere. target and weight are constants.
+ * PyTorch: torch.nn.functional.nll_loss(input, target, weight, ignore_index=, reduction=)
+ * (default ignore_index −100); node NllLossBackward0 (one edge, to input).
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL input or target, an unknown reduction, a target that is
+ * not an integer ("nb_nll_loss: target 1.5 at position 2 is not an integer") or out of range
+ * ("nb_nll_loss: target 12 at position 3 is out of bounds (10 classes)"), a target or (grad
+ * mode on) a weight that requires grad; NB_ESHAPE for an input that is not 1-D or 2-D
+ * (PyTorch's [N, C, d1, ...] form is not supported), a target of the wrong shape ("nb_nll_loss:
+ * Expected input batch_size (3) to match target batch_size (2).") or a weight that is not [C];
+ * NB_ENOMEM. A NULL weight while an error is pending fails with that error.
+ */
+NB_API nb_tensor *nb_nll_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight,
+                              int64_t ignore_index, nb_reduction reduction);
+
+/**
+ * Cross-entropy of logits input [N, C] (or [C]) against a target of one of two kinds, told
+ * apart by shape as PyTorch does:
+ * - class indices (target [N], or 0-d): nll_loss(log_softmax(input), target, weight,
+ *   ignore_index, reduction), and with label smoothing ε > 0
+ *   (1 − ε)·nll + (ε/C)·smooth, smooth_i = −Σ_c w_c·lp[i, c] (0 where ignored), which the
+ *   mean divides by the same denominator as the NLL (Σ w[t_i], or the count);
+ * - class probabilities (target of input's shape; ignore_index must be negative):
+ *   l_i = −Σ_c w_c·lp[i, c]·((1 − ε)·y[i, c] + ε/C), the mean dividing by N (not by weights).
+ * lp = log_softmax(input) along the classes, by max-shift: finite for logits of ±1e4.
+ * The backward is fused: dx = softmax·Σq − q per sample for the distribution q the loss weighs
+ * −lp with (class t: (1 − ε)·w[t]·onehot(t) + (ε/C)·w; probabilities: w·((1 − ε)·y + ε/C)),
+ * times g (÷ the mean's denominator); probabilities get dy = −(1 − ε)·w·lp·g.
+ * As PyTorch, only ε > 0 smooths (a negative or NaN label_smoothing is none); ε > 1 is refused.
+ * PyTorch: torch.nn.functional.cross_entropy(input, target, weight, ignore_index=, reduction=,
+ * label_smoothing=), which records log_softmax and then the loss (LogSoftmaxBackward0, then
+ * NllLossBackward0 or the elementwise ops of the other forms). nabla records one node, with
+ * edges to input and target, named as PyTorch's last: NllLossBackward0 (class indices),
+ * AddBackward0 (class indices with label smoothing), DivBackward1 (probabilities, mean) or
+ * NegBackward0 (probabilities, sum or none).
+ * Ownership: new reference.
+ * Errors: as nb_nll_loss (for class indices), and NB_EINVAL for label_smoothing > 1
+ * ("nb_cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: 1.5") or an
+ * ignore_index >= 0 with probabilities ("nb_cross_entropy: ignore_index is not supported for
+ * floating point target").
+ */
+NB_API nb_tensor *nb_cross_entropy(nb_tensor *input, nb_tensor *target, nb_tensor *weight,
+                                   int64_t ignore_index, nb_reduction reduction,
+                                   double label_smoothing);
+
 /* ---- regularisation and normalisation ---------------------------------------------------- */
+
+/**
+ * Dropout: y = x·m/(1 − p), each element kept (m = 1) with probability 1 − p, when training
+ * and 0 < p < 1; dx = g·m/(1 − p). The mask is drawn as PyTorch 1.13's CPU dropout draws it
+ * without MKL (Debian's torch): for each element in order one random64() of the generator,
+ * kept when its low 53 bits times 2^-53 are below 1 − p (in double), and the kept value is
+ * 1/(1 − p) rounded to float, times x. With the same seed nabla's mask and outputs are
+ * PyTorch's, bit for bit. nb_dropout draws from the default generator, nb_dropout_gen from
+ * gen (NULL: the default); each element takes its own turn at the generator's lock, so
+ * threads sharing a generator interleave their draws.
+ * p = 1 gives x·0 (zeros; NaN where x is ±inf or NaN), drawing nothing. p = 0, training false
+ * or an empty x return x's values: PyTorch returns x itself; nabla returns a new tensor that
+ * shares x's storage (a view) and, when x requires grad, records AliasBackward0, which passes
+ * the gradient through unchanged.
+ * PyTorch: torch.nn.functional.dropout(x, p, training), which computes x * noise; node
+ * MulBackward0 (its second edge, to the noise, is empty).
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL x or p outside [0, 1] or NaN ("nb_dropout: dropout
+ * probability has to be between 0 and 1, but got 1.5"); NB_ENOMEM; for nb_dropout_gen, the
+ * pending error when gen is NULL while one is pending. Nothing is drawn on error.
+ * @{
+ */
+NB_API nb_tensor *nb_dropout(nb_tensor *x, double p, bool training);
+NB_API nb_tensor *nb_dropout_gen(nb_tensor *x, double p, bool training, nb_generator *gen);
+/** @} */
+
+/**
+ * Layer normalisation over the last dims, those of normalized_shape:
+ *   y = (x − mean)·rstd·w + b,  rstd = 1/√(var + eps),
+ * mean and (biased) var over each row of N = numel(normalized_shape) elements; weight w and
+ * bias b (or NULL: 1 and 0) have shape normalized_shape. PyTorch's float numerics (Welford in
+ * 8 lanes with its cascade, y = (x·rstd − rstd·mean)·w + b with fused multiply-adds): the
+ * outputs are PyTorch's bits. With x̂ = (x − mean)·rstd: dw = Σ_rows g·x̂, db = Σ_rows g,
+ * dx = rstd·(g·w − mean_row(g·w) − x̂·mean_row(g·w·x̂)) in PyTorch's arrangement.
+ * PyTorch: torch.nn.functional.layer_norm(x, normalized_shape, weight, bias, eps) (default eps
+ * 1e-5); node NativeLayerNormBackward0 (edges: x, weight, bias).
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL x; NB_ESHAPE for an empty normalized_shape, one that is
+ * not x's last dims ("nb_layer_norm: Given normalized_shape=[4], expected input with shape
+ * [*, 4], but got input of size[2, 3]"), or a weight or bias of another shape; NB_ENOMEM. A
+ * NULL weight or bias while an error is pending fails with that error.
+ */
+NB_API nb_tensor *nb_layer_norm(nb_tensor *x, nb_shape normalized_shape, nb_tensor *weight,
+                                nb_tensor *bias, double eps);
 
 NB_END_DECLS
 

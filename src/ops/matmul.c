@@ -1,6 +1,7 @@
 /*
  * matmul for every rank combination, forward and backward through BLAS with transpose
- * flags (DESIGN.md "BLAS mapping"). One node, MatmulBackward0, whatever the ranks.
+ * flags (DESIGN.md "BLAS mapping"). One node, MatmulBackward0, whatever the ranks; bmm is
+ * its batched case without broadcasting, recorded as BmmBackward0; outer is a rank-1 product.
  */
 #include <string.h>
 
@@ -164,14 +165,25 @@ static nb_status matmul_backward(nb_node *node, nb_tensor *const *gy, nb_tensor 
 }
 
 static const nb_op matmul_op = {"MatmulBackward0", matmul_backward, 2, 0, 0};
+static const nb_op bmm_op = {"BmmBackward0", matmul_backward, 2, 0, 0};
 
-nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b)
+/* Record op for out = f(a, b), saving a (slot 0) for db and b (slot 1) for da. */
+static nb_tensor *record(const char *fn, const nb_op *op, nb_tensor *out, nb_tensor *a,
+                         nb_tensor *b)
 {
-    static const char fn[] = "nb_matmul";
-    if (!a || !b) {
-        nb__null(fn, a ? "b" : "a");
+    nb_node *n;
+    out = nb__finish(fn, op, out, 2, (nb_tensor *[]){a, b}, &n);
+    if (n && ((nb__needs_grad(n, 1) && nb__save(fn, n, 0, a) != NB_OK) ||
+              (nb__needs_grad(n, 0) && nb__save(fn, n, 1, b) != NB_OK))) {
+        nb__drop(out);
         return NULL;
     }
+    return out;
+}
+
+/* a @ b with a plan made and checked: the product, recorded as op. */
+static nb_tensor *product(const char *fn, const nb_op *op, nb_tensor *a, nb_tensor *b)
+{
     mm_plan p;
     nb_shape sa, sb;
     set_shape(&sa, a->ndim, a->shape);
@@ -180,12 +192,92 @@ nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b)
     nb_tensor *out = nb__new(fn, p.out.ndim, p.out.dims);
     if (!out) return NULL;
     if (p.nbatch > 0) forward(&p, a->ndim, b->ndim, nb__data(a), nb__data(b), nb__data(out));
-    nb_node *n;
-    out = nb__finish(fn, &matmul_op, out, 2, (nb_tensor *[]){a, b}, &n);
-    if (n && ((nb__needs_grad(n, 1) && nb__save(fn, n, 0, a) != NB_OK) ||
-              (nb__needs_grad(n, 0) && nb__save(fn, n, 1, b) != NB_OK))) {
-        nb__drop(out);
+    return record(fn, op, out, a, b);
+}
+
+nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b)
+{
+    static const char fn[] = "nb_matmul";
+    if (!a || !b) {
+        nb__null(fn, a ? "b" : "a");
         return NULL;
     }
-    return out;
+    return product(fn, &matmul_op, a, b);
+}
+
+nb_tensor *nb_bmm(nb_tensor *a, nb_tensor *b)
+{
+    static const char fn[] = "nb_bmm";
+    if (!a || !b) {
+        nb__null(fn, a ? "b" : "a");
+        return NULL;
+    }
+    if (a->ndim != 3 || b->ndim != 3) {
+        nb__error(NB_ESHAPE, fn, "batch%d must be a 3D tensor", a->ndim != 3 ? 1 : 2);
+        return NULL;
+    }
+    if (b->shape[0] != a->shape[0] || b->shape[1] != a->shape[2]) {
+        nb__error(NB_ESHAPE, fn,
+                  "Expected size for first two dimensions of batch2 tensor to be: [%lld, %lld] "
+                  "but got: [%lld, %lld].",
+                  (long long)a->shape[0], (long long)a->shape[2], (long long)b->shape[0],
+                  (long long)b->shape[1]);
+        return NULL;
+    }
+    return product(fn, &bmm_op, a, b);
+}
+
+/* ---- outer ------------------------------------------------------------------------------ */
+
+/* MulBackward0 of outer: da = g·b (gemv), db = gᵀ·a (gemv Trans); saved: a, b */
+static nb_status outer_backward(nb_node *node, nb_tensor *const *gy, nb_tensor **gx)
+{
+    bool need_a = nb__needs_grad(node, 0), need_b = nb__needs_grad(node, 1);
+    nb_tensor *a = need_b ? nb__saved(node, 0) : NULL, *b = need_a ? nb__saved(node, 1) : NULL;
+    if ((need_b && !a) || (need_a && !b)) return nb__last_code();
+    nb_shape sa = a ? nb__size(a) : nb__input_shape(node, 0);
+    nb_shape sb = b ? nb__size(b) : nb__input_shape(node, 1);
+    int64_t n = sa.dims[0], m = sb.dims[0];
+    const float *G = nb__data(gy[0]);
+    bool acc;
+    if (need_a) {
+        float *d = nb__grad_dst(node, gx, 0, &acc);
+        if (!d) return NB_ENOMEM;
+        nb__gemv(false, n, m, 1.0f, G, m, nb__data(b), acc ? 1.0f : 0.0f, d); /* da = g·b */
+    }
+    if (need_b) {
+        float *d = nb__grad_dst(node, gx, 1, &acc);
+        if (!d) return NB_ENOMEM;
+        nb__gemv(true, n, m, 1.0f, G, m, nb__data(a), acc ? 1.0f : 0.0f, d); /* db = gᵀ·a */
+    }
+    return NB_OK;
+}
+
+static const nb_op outer_op = {"MulBackward0", outer_backward, 2, 0, 0};
+
+nb_tensor *nb_outer(nb_tensor *a, nb_tensor *b)
+{
+    static const char fn[] = "nb_outer";
+    if (!a || !b) {
+        nb__null(fn, a ? "b" : "a");
+        return NULL;
+    }
+    if (a->ndim != 1 || b->ndim != 1) {
+        nb__error(NB_ESHAPE, fn, "Expected 1-D argument %s, but got %d-D",
+                  a->ndim != 1 ? "self" : "vec2", a->ndim != 1 ? a->ndim : b->ndim);
+        return NULL;
+    }
+    int64_t n = a->shape[0], m = b->shape[0];
+    if (!nb__blas_fits(n, m, 1)) {
+        nb__error(NB_ERANGE, fn, "matrix sizes exceed the range of BLAS's int");
+        return NULL;
+    }
+    nb_tensor *out = nb__new(fn, 2, (int64_t[]){n, m});
+    if (!out) return NULL;
+    /* the products one by one, as PyTorch's a.reshape(-1, 1) * b: exact, so the same bits */
+    const float *A = nb__data(a), *B = nb__data(b);
+    float *O = nb__data(out);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < m; j++) O[i * m + j] = A[i] * B[j];
+    return record(fn, &outer_op, out, a, b);
 }

@@ -1,0 +1,692 @@
+/*
+ * Linear algebra, losses, dropout and layer_norm against PyTorch 1.13 (data/loss_ref.h, made
+ * by data/gen_loss.py): forward values, node names and the gradients of every input, also
+ * when the engine lends a buffer holding a partial sum; dropout masks bit for bit from the
+ * same seeds; the special cases of dropout; every error path with its message; allocation
+ * failure at every step of a forward and a backward. Gradients are also checked numerically
+ * by test_gradcheck.c (gradcheck/linalg_loss.h).
+ *
+ * Tolerances: outputs marked exact in the table are compared bit for bit (nabla does
+ * PyTorch's float operations in its order); the others, and every gradient, within
+ * 1e-5 relative plus 1e-6 of the array's largest magnitude (BLAS and PyTorch's vectorised
+ * sums and exps round differently in the last bits). Infinities and NaN must match exactly.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include "data/loss_ref.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static void check_values(const char *what, const char *name, const float *got, const float *want,
+                         int64_t n, bool exact)
+{
+    double big = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(want[i]) && fabs((double)want[i]) > big) big = fabs((double)want[i]);
+    for (int64_t i = 0; i < n; i++) {
+        double g = (double)got[i], w = (double)want[i];
+        bool ok;
+        if (isnan(w) || isnan(g))
+            ok = isnan(w) && isnan(g);
+        else if (exact || isinf(w) || isinf(g))
+            ok = memcmp(&got[i], &want[i], sizeof(float)) == 0;
+        else
+            ok = fabs(g - w) <= 1e-6 * big + 1e-5 * fabs(w);
+        if (!ok)
+            fail_msg("%s: %s element %lld: got %a (%.9g), want %a (%.9g)", name, what, (long long)i,
+                     g, g, w, w);
+    }
+}
+
+static int64_t numel_of(const lref_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->dims[i];
+    return n;
+}
+
+static nb_shape shape_of(const lref_tensor *t)
+{
+    return nb_shape_make(t->ndim, t->dims);
+}
+
+static nb_tensor *make_input(const lref_tensor *t)
+{
+    if (t->ndim < 0) return NULL;
+    nb_tensor *x = nb_from_data(t->data, shape_of(t));
+    assert_non_null(x);
+    if (t->requires_grad) assert_non_null(nb_requires_grad_(x, true));
+    return x;
+}
+
+/* The op of case c applied to x (absent arguments NULL). */
+static nb_tensor *apply_case(const lref_case *c, nb_tensor *const *x)
+{
+    nb_reduction r = (nb_reduction)c->reduction;
+    switch (c->op) {
+    case LREF_LINEAR:
+        return nb_linear(x[0], x[1], x[2]);
+    case LREF_ADDMM:
+        return nb_addmm(x[0], x[1], x[2], (float)c->p0, (float)c->p1);
+    case LREF_BMM:
+        return nb_bmm(x[0], x[1]);
+    case LREF_OUTER:
+        return nb_outer(x[0], x[1]);
+    case LREF_MSE:
+        return nb_mse_loss(x[0], x[1], r);
+    case LREF_L1:
+        return nb_l1_loss(x[0], x[1], r);
+    case LREF_SMOOTH_L1:
+        return nb_smooth_l1_loss(x[0], x[1], r, c->p0);
+    case LREF_HUBER:
+        return nb_huber_loss(x[0], x[1], r, c->p0);
+    case LREF_BCE:
+        return nb_binary_cross_entropy(x[0], x[1], x[2], r);
+    case LREF_KL:
+        return nb_kl_div(x[0], x[1], r, c->flag != 0);
+    case LREF_NLL:
+        return nb_nll_loss(x[0], x[1], x[2], c->ignore_index, r);
+    case LREF_CE:
+        return nb_cross_entropy(x[0], x[1], x[2], c->ignore_index, r, c->p0);
+    case LREF_LAYER_NORM: {
+        const nb_shape xs = nb_tensor_size(x[0]);
+        nb_shape ns = {c->flag, {0}};
+        for (int i = 0; i < c->flag; i++) ns.dims[i] = xs.dims[xs.ndim - c->flag + i];
+        return nb_layer_norm(x[0], ns, x[1], x[2], c->p0);
+    }
+    }
+    return NULL;
+}
+
+/*
+ * One case: its output (copies = 1), or the sum of two copies of it (copies = 2) so that each
+ * input's gradient arrives twice and the second backward adds into a lent buffer; then the
+ * gradients, copies times PyTorch's.
+ */
+static void run_case(const lref_case *c, int copies)
+{
+    nb_tensor *x[4] = {NULL};
+    for (int i = 0; i < c->n_inputs; i++) x[i] = make_input(&c->in[i]);
+    nb_scope *scope = nb_scope_begin();
+    nb_tensor *out = apply_case(c, x);
+    if (!out) fail_msg("%s: %s", c->name, nb_last_error()->message);
+    char got_s[128], want_s[128];
+    nb_shape_format(nb_tensor_size(out), got_s, sizeof got_s);
+    nb_shape_format(shape_of(&c->out), want_s, sizeof want_s);
+    if (strcmp(got_s, want_s) != 0) fail_msg("%s: shape %s, want %s", c->name, got_s, want_s);
+    check_values("output", c->name, nb_tensor_data_const(out), c->out.data, numel_of(&c->out),
+                 c->exact);
+    bool any = false;
+    for (int i = 0; i < c->n_inputs; i++) any = any || c->in[i].requires_grad;
+    if (!any) {
+        assert_null(nb_tensor_grad_fn(out));
+    } else {
+        if (strcmp(nb_node_name(nb_tensor_grad_fn(out)), c->node) != 0)
+            fail_msg("%s: node %s, want %s", c->name, nb_node_name(nb_tensor_grad_fn(out)),
+                     c->node);
+        if (copies == 2) out = nb_add(out, apply_case(c, x));
+        nb_tensor *g = nb_from_data(c->grad_out, shape_of(&c->out));
+        if (nb_backward(out, g, false) != NB_OK)
+            fail_msg("%s: nb_backward: %s", c->name, nb_last_error()->message);
+    }
+    assert_int_equal(nb_scope_end(scope), NB_OK);
+    for (int i = 0; i < c->n_inputs; i++) {
+        if (!x[i]) continue;
+        nb_tensor *g = nb_tensor_grad(x[i]);
+        if (!c->in[i].requires_grad) {
+            assert_null(g);
+        } else {
+            if (!g) fail_msg("%s: input %d got no gradient", c->name, i);
+            int64_t n = numel_of(&c->in[i]);
+            float want[4096];
+            assert_true(n <= 4096);
+            for (int64_t k = 0; k < n; k++) want[k] = (float)copies * c->in[i].grad[k];
+            char what[32];
+            snprintf(what, sizeof what, "gradient %d", i);
+            check_values(what, c->name, nb_tensor_data_const(g), want, n, false);
+        }
+        nb_release(x[i]);
+    }
+}
+
+static void test_reference(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(lref_cases); i++) run_case(&lref_cases[i], 1);
+}
+
+static void test_reference_accumulating(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(lref_cases); i++) run_case(&lref_cases[i], 2);
+}
+
+/* Under no_grad nothing is recorded, whatever requires grad. */
+static void test_no_grad(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(lref_cases); i++) {
+        const lref_case *c = &lref_cases[i];
+        nb_tensor *x[4] = {NULL};
+        for (int j = 0; j < c->n_inputs; j++) x[j] = make_input(&c->in[j]);
+        NB_NO_GRAD
+        {
+            nb_tensor *out = apply_case(c, x);
+            assert_non_null(out);
+            assert_null(nb_tensor_grad_fn(out));
+            assert_false(nb_tensor_requires_grad(out));
+            nb_release(out);
+        }
+        for (int j = 0; j < c->n_inputs; j++) nb_release(x[j]);
+        if (getenv("NBT_DEBUG")) print_message("%s: %ld live\n", c->name, nbt_alloc_live());
+    }
+}
+
+/* ---- dropout ----------------------------------------------------------------------------- */
+
+static void test_dropout_reference(void **state)
+{
+    (void)state;
+    nb_generator *gen = nb_generator_new(0);
+    assert_non_null(gen);
+    for (size_t i = 0; i < ARRAY_LEN(lref_dropouts); i++) {
+        const lref_dropout *r = &lref_dropouts[i];
+        nb_shape s = nb_shape_make(r->ndim, r->dims);
+        nb_tensor *x = nb_requires_grad_(nb_from_data(r->x, s), true);
+        int64_t n = nb_tensor_numel(x);
+        char name[64];
+        snprintf(name, sizeof name, "dropout seed %llu p %g", (unsigned long long)r->seed, r->p);
+        for (int form = 0; form < 2; form++) { /* the default generator, then gen */
+            if (form == 0)
+                nb_manual_seed(r->seed);
+            else
+                nb_generator_seed(gen, r->seed);
+            nb_tensor *y =
+                form == 0 ? nb_dropout(x, r->p, true) : nb_dropout_gen(x, r->p, true, gen);
+            nb_tensor *y2 =
+                form == 0 ? nb_dropout(x, r->p, true) : nb_dropout_gen(x, r->p, true, gen);
+            assert_non_null(y);
+            assert_non_null(y2);
+            check_values("y", name, nb_tensor_data_const(y), r->y, n, true);
+            check_values("y2", name, nb_tensor_data_const(y2), r->y2, n, true);
+            assert_string_equal(nb_node_name(nb_tensor_grad_fn(y)), "MulBackward0");
+            /* the generator is where PyTorch's is: one random64 per element */
+            nb_tensor *u = form == 0 ? nb_rand(NB_SHAPE(1)) : nb_rand_gen(NB_SHAPE(1), gen);
+            check_values("next draw", name, nb_tensor_data_const(u), &r->after, 1, true);
+            nb_release(u);
+            nb_tensor *l = nb_sum(y, NB_DIMS_ALL, false);
+            assert_int_equal(nb_backward(l, NULL, false), NB_OK);
+            check_values("gradient", name, nb_tensor_data_const(nb_tensor_grad(x)), r->gx, n, true);
+            assert_int_equal(nb_tensor_set_grad(x, NULL), NB_OK);
+            nb_release(l);
+            nb_release(y);
+            nb_release(y2);
+        }
+        nb_release(x);
+    }
+    nb_generator_free(gen);
+}
+
+static void test_dropout_special(void **state)
+{
+    (void)state;
+    static const float xs[] = {INFINITY, -2.0f, NAN, 3.0f};
+    nb_tensor *x = nb_requires_grad_(nb_from_data(xs, NB_SHAPE(4)), true);
+    nb_tensor *c = nb_from_data(xs, NB_SHAPE(4));
+
+    /* p = 0, eval mode, empty: x's values, sharing its storage, gradient passed through */
+    nb_tensor *e = nb_zeros(NB_SHAPE(0, 3));
+    nb_tensor *same[3] = {nb_dropout(x, 0.0, true), nb_dropout(x, 0.5, false),
+                          nb_dropout(e, 0.5, true)};
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(same[i]);
+        assert_true(nb_tensor_shares_storage(same[i], i < 2 ? x : e));
+    }
+    assert_string_equal(nb_node_name(nb_tensor_grad_fn(same[0])), "AliasBackward0");
+    assert_null(nb_tensor_grad_fn(same[2]));
+    nb_tensor *a = nb_dropout(c, 0.0, true);
+    assert_null(nb_tensor_grad_fn(a));
+    nb_release(a);
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *l = nb_sum(nb_mul_scalar(same[1], 3.0f), NB_DIMS_ALL, false);
+    assert_int_equal(nb_backward(l, NULL, false), NB_OK);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+    assert_string_equal(nbt_repr(nb_tensor_grad(x)), "tensor([3., 3., 3., 3.])");
+    assert_int_equal(nb_tensor_set_grad(x, NULL), NB_OK);
+    for (int i = 0; i < 3; i++) nb_release(same[i]);
+
+    /* p = 1: x·0, and no draw */
+    nb_manual_seed(5);
+    nb_tensor *z = nb_dropout(x, 1.0, true);
+    assert_string_equal(nbt_repr(z), "tensor([nan, -0., nan, 0.], grad_fn=<MulBackward0>)");
+    nb_tensor *u = nb_rand(NB_SHAPE(1));
+    nb_manual_seed(5);
+    nb_tensor *u0 = nb_rand(NB_SHAPE(1));
+    check_values("draw", "dropout p = 1", nb_tensor_data_const(u), nb_tensor_data_const(u0), 1,
+                 true);
+    nb_release(u);
+    nb_release(u0);
+    nb_release(z);
+
+    /* errors */
+    nb_error_clear();
+    assert_null(nb_dropout(x, 1.5, true));
+    assert_error(NB_EINVAL,
+                 "nb_dropout: dropout probability has to be between 0 and 1, but got 1.5");
+    assert_null(nb_dropout(x, -0.5, false));
+    assert_error(NB_EINVAL,
+                 "nb_dropout: dropout probability has to be between 0 and 1, but got -0.5");
+    assert_null(nb_dropout_gen(x, (double)NAN, true, NULL));
+    assert_error(NB_EINVAL, "nb_dropout_gen: dropout probability has to be between 0 and 1");
+    /* a NULL generator while an error is pending (not read yet): that error, nothing drawn */
+    nb_error_clear();
+    assert_null(nb_dropout(NULL, 0.5, true));
+    nb_manual_seed(5);
+    assert_null(nb_dropout_gen(x, 0.5, true, NULL));
+    assert_error(NB_EINVAL, "nb_dropout: argument 'x' is NULL");
+    u = nb_rand(NB_SHAPE(1));
+    nb_manual_seed(5);
+    u0 = nb_rand(NB_SHAPE(1));
+    check_values("draw", "dropout error", nb_tensor_data_const(u), nb_tensor_data_const(u0), 1,
+                 true);
+    nb_release(u);
+    nb_release(u0);
+    /* a NULL generator without a pending error is the default one */
+    nb_manual_seed(3);
+    nb_tensor *d1 = nb_dropout_gen(c, 0.5, true, NULL);
+    nb_manual_seed(3);
+    nb_tensor *d2 = nb_dropout(c, 0.5, true);
+    check_values("values", "dropout NULL gen", nb_tensor_data_const(d1), nb_tensor_data_const(d2),
+                 4, true);
+    nb_release(d1);
+    nb_release(d2);
+    nb_release(e);
+    nb_release(c);
+    nb_release(x);
+}
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+/* f(args) is NULL with code and message text; the error is read (no longer pending). */
+#define ASSERT_FAILS(call, code, text)                                                             \
+    do {                                                                                           \
+        nb_error_clear();                                                                          \
+        assert_null(call);                                                                         \
+        assert_error((code), (text));                                                              \
+    } while (0)
+
+static void test_linalg_errors(void **state)
+{
+    (void)state;
+    nb_tensor *x23 = nb_ones(NB_SHAPE(2, 3)), *w43 = nb_ones(NB_SHAPE(4, 3));
+    nb_tensor *w45 = nb_ones(NB_SHAPE(4, 5)), *b4 = nb_ones(NB_SHAPE(4)),
+              *b5 = nb_ones(NB_SHAPE(5));
+    nb_tensor *s = nb_scalar(1), *v3 = nb_ones(NB_SHAPE(3)), *t = nb_ones(NB_SHAPE(2, 3, 4));
+    nb_tensor *m34 = nb_ones(NB_SHAPE(3, 4)), *i214 = nb_ones(NB_SHAPE(2, 1, 4));
+    ASSERT_FAILS(nb_linear(NULL, w43, b4), NB_EINVAL, "nb_linear: argument 'x' is NULL");
+    ASSERT_FAILS(nb_linear(x23, NULL, b4), NB_EINVAL, "nb_linear: argument 'weight' is NULL");
+    ASSERT_FAILS(nb_linear(s, w43, b4), NB_ESHAPE,
+                 "nb_linear: input must be at least 1-D and weight 2-D [out_features, "
+                 "in_features], but they are 0D and 2D");
+    ASSERT_FAILS(nb_linear(x23, v3, NULL), NB_ESHAPE, "but they are 2D and 1D");
+    ASSERT_FAILS(nb_linear(x23, w45, NULL), NB_ESHAPE,
+                 "nb_linear: mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)");
+    ASSERT_FAILS(nb_linear(t, w45, NULL), NB_ESHAPE,
+                 "nb_linear: mat1 and mat2 shapes cannot be multiplied (6x4 and 5x4)");
+    ASSERT_FAILS(nb_linear(x23, w43, b5), NB_ESHAPE,
+                 "nb_linear: bias must have shape [4] (out_features), got [5]");
+    ASSERT_FAILS(nb_linear(x23, w43, x23), NB_ESHAPE, "got [2, 3]");
+    /* a NULL bias while an error is pending is that failed result */
+    nb_error_clear();
+    assert_null(nb_linear(NULL, w43, b4));
+    assert_null(nb_linear(x23, w43, NULL));
+    assert_error(NB_EINVAL, "nb_linear: argument 'x' is NULL");
+
+    ASSERT_FAILS(nb_addmm(NULL, x23, m34, 1, 1), NB_EINVAL, "nb_addmm: argument 'input' is NULL");
+    ASSERT_FAILS(nb_addmm(b4, NULL, m34, 1, 1), NB_EINVAL, "nb_addmm: argument 'mat1' is NULL");
+    ASSERT_FAILS(nb_addmm(b4, x23, NULL, 1, 1), NB_EINVAL, "nb_addmm: argument 'mat2' is NULL");
+    ASSERT_FAILS(nb_addmm(b4, v3, m34, 1, 1), NB_ESHAPE,
+                 "nb_addmm: mat1 must be a matrix, got 1-D tensor");
+    ASSERT_FAILS(nb_addmm(b4, x23, t, 1, 1), NB_ESHAPE,
+                 "nb_addmm: mat2 must be a matrix, got 3-D tensor");
+    ASSERT_FAILS(nb_addmm(b4, x23, w45, 1, 1), NB_ESHAPE,
+                 "nb_addmm: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)");
+    ASSERT_FAILS(nb_addmm(v3, x23, m34, 1, 1), NB_ESHAPE,
+                 "nb_addmm: shapes [3] and [2, 4] cannot be broadcast (3 != 4 at dimension 1)");
+    ASSERT_FAILS(nb_addmm(i214, x23, m34, 1, 1), NB_ESHAPE,
+                 "nb_addmm: input of shape [2, 1, 4] cannot be broadcast to the product's shape "
+                 "[2, 4]");
+
+    nb_tensor *a = nb_ones(NB_SHAPE(2, 3, 4)), *b = nb_ones(NB_SHAPE(3, 4, 5));
+    nb_tensor *c = nb_ones(NB_SHAPE(2, 5, 5));
+    ASSERT_FAILS(nb_bmm(NULL, a), NB_EINVAL, "nb_bmm: argument 'a' is NULL");
+    ASSERT_FAILS(nb_bmm(a, NULL), NB_EINVAL, "nb_bmm: argument 'b' is NULL");
+    ASSERT_FAILS(nb_bmm(x23, a), NB_ESHAPE, "nb_bmm: batch1 must be a 3D tensor");
+    ASSERT_FAILS(nb_bmm(a, x23), NB_ESHAPE, "nb_bmm: batch2 must be a 3D tensor");
+    ASSERT_FAILS(nb_bmm(a, b), NB_ESHAPE,
+                 "nb_bmm: Expected size for first two dimensions of batch2 tensor to be: [2, 4] "
+                 "but got: [3, 4].");
+    ASSERT_FAILS(nb_bmm(a, c), NB_ESHAPE, "but got: [2, 5].");
+
+    ASSERT_FAILS(nb_outer(NULL, v3), NB_EINVAL, "nb_outer: argument 'a' is NULL");
+    ASSERT_FAILS(nb_outer(v3, NULL), NB_EINVAL, "nb_outer: argument 'b' is NULL");
+    ASSERT_FAILS(nb_outer(x23, v3), NB_ESHAPE, "nb_outer: Expected 1-D argument self, but got 2-D");
+    ASSERT_FAILS(nb_outer(v3, s), NB_ESHAPE, "nb_outer: Expected 1-D argument vec2, but got 0-D");
+
+    nb_tensor *all[] = {x23, w43, w45, b4, b5, s, v3, t, m34, i214, a, b, c};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) nb_release(all[i]);
+}
+
+static void test_pointwise_loss_errors(void **state)
+{
+    (void)state;
+    static const float half[] = {0.5f, 1.5f, 0.25f, 0.5f, 0.5f, 0.5f};
+    static const float nanv[] = {0.5f, 0.5f, NAN, 0.5f, 0.5f, 0.5f};
+    nb_tensor *x = nb_from_data(half, NB_SHAPE(2, 3)), *xn = nb_from_data(nanv, NB_SHAPE(2, 3));
+    nb_tensor *y = nb_full(NB_SHAPE(2, 3), 0.5f), *y3 = nb_ones(NB_SHAPE(3));
+    nb_tensor *w4 = nb_ones(NB_SHAPE(4)), *w213 = nb_ones(NB_SHAPE(2, 1, 3));
+    nb_tensor *wg = nb_requires_grad_(nb_ones(NB_SHAPE(3)), true);
+    ASSERT_FAILS(nb_mse_loss(NULL, y, NB_MEAN), NB_EINVAL, "nb_mse_loss: argument 'input' is NULL");
+    ASSERT_FAILS(nb_mse_loss(x, NULL, NB_MEAN), NB_EINVAL,
+                 "nb_mse_loss: argument 'target' is NULL");
+    ASSERT_FAILS(nb_mse_loss(x, y, (nb_reduction)7), NB_EINVAL,
+                 "nb_mse_loss: 7 is not a valid value for reduction");
+    ASSERT_FAILS(nb_l1_loss(x, y, NB_BATCHMEAN), NB_EINVAL,
+                 "nb_l1_loss: batchmean is not a valid value for reduction");
+    ASSERT_FAILS(nb_mse_loss(x, y3, NB_MEAN), NB_ESHAPE,
+                 "nb_mse_loss: Target size ([3]) must be the same as input size ([2, 3])");
+    ASSERT_FAILS(nb_smooth_l1_loss(x, y, NB_MEAN, -1.0), NB_EINVAL,
+                 "nb_smooth_l1_loss: smooth_l1_loss does not support negative values for beta.");
+    ASSERT_FAILS(nb_huber_loss(x, y, NB_MEAN, 0.0), NB_EINVAL,
+                 "nb_huber_loss: huber_loss does not support non-positive values for delta.");
+    ASSERT_FAILS(nb_huber_loss(x, y, NB_MEAN, (double)NAN), NB_EINVAL,
+                 "non-positive values for delta");
+    ASSERT_FAILS(nb_huber_loss(x, y3, NB_SUM, 1.0), NB_ESHAPE, "nb_huber_loss: Target size");
+    ASSERT_FAILS(nb_binary_cross_entropy(x, y, NULL, NB_MEAN), NB_EINVAL,
+                 "nb_binary_cross_entropy: all elements of input should be between 0 and 1, got "
+                 "1.5 at position 1");
+    ASSERT_FAILS(nb_binary_cross_entropy(xn, y, NULL, NB_MEAN), NB_EINVAL, "got nan at position 2");
+    ASSERT_FAILS(nb_binary_cross_entropy(y, y, w4, NB_MEAN), NB_ESHAPE,
+                 "nb_binary_cross_entropy: shapes [4] and [2, 3] cannot be broadcast");
+    ASSERT_FAILS(nb_binary_cross_entropy(y, y, w213, NB_MEAN), NB_ESHAPE,
+                 "nb_binary_cross_entropy: weight of shape [2, 1, 3] does not broadcast to input "
+                 "shape [2, 3]");
+    ASSERT_FAILS(nb_binary_cross_entropy(y, y, wg, NB_MEAN), NB_EINVAL,
+                 "nb_binary_cross_entropy: The function 'binary_cross_entropy' is not "
+                 "differentiable with respect to argument 'weight'. This input cannot have "
+                 "requires_grad True.");
+    ASSERT_FAILS(nb_binary_cross_entropy(y, y, NULL, (nb_reduction)-1), NB_EINVAL,
+                 "-1 is not a valid value for reduction");
+    nb_error_clear();
+    assert_null(nb_mse_loss(NULL, y, NB_MEAN));
+    assert_null(nb_binary_cross_entropy(y, y, NULL, NB_MEAN)); /* the weight that failed */
+    assert_error(NB_EINVAL, "nb_mse_loss: argument 'input' is NULL");
+    NB_NO_GRAD
+    {
+        nb_tensor *l = nb_binary_cross_entropy(y, y, wg, NB_MEAN); /* a constant under no_grad */
+        assert_non_null(l);
+        nb_release(l);
+    }
+    ASSERT_FAILS(nb_kl_div(x, y, (nb_reduction)4, false), NB_EINVAL,
+                 "nb_kl_div: 4 is not a valid value for reduction");
+    ASSERT_FAILS(nb_kl_div(x, y3, NB_BATCHMEAN, true), NB_ESHAPE, "nb_kl_div: Target size");
+    ASSERT_FAILS(nb_binary_cross_entropy_with_logits(x, y, NULL, NULL, NB_BATCHMEAN), NB_EINVAL,
+                 "nb_binary_cross_entropy_with_logits: batchmean is not a valid value for "
+                 "reduction");
+    nb_tensor *all[] = {x, xn, y, y3, w4, w213, wg};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) nb_release(all[i]);
+}
+
+static void test_class_loss_errors(void **state)
+{
+    (void)state;
+    static const float good[] = {1, 0, 3}, frac[] = {1, 0, 1.5f}, big[] = {1, 12, 0},
+                       neg[] = {-1, 0, 0}, nant[] = {0, NAN, 0}, ign[] = {-100, 1, 5};
+    nb_tensor *x = nb_zeros(NB_SHAPE(3, 4)), *t = nb_from_data(good, NB_SHAPE(3));
+    nb_tensor *t2 = nb_zeros(NB_SHAPE(2)), *t31 = nb_zeros(NB_SHAPE(3, 1));
+    nb_tensor *s = nb_scalar(1), *x1 = nb_zeros(NB_SHAPE(4)), *t1 = nb_zeros(NB_SHAPE(1));
+    nb_tensor *x3 = nb_zeros(NB_SHAPE(2, 3, 4)), *w3 = nb_ones(NB_SHAPE(3));
+    nb_tensor *wg = nb_requires_grad_(nb_ones(NB_SHAPE(4)), true);
+    nb_tensor *tg = nb_requires_grad_(nb_from_data(good, NB_SHAPE(3)), true);
+    nb_tensor *tf = nb_from_data(frac, NB_SHAPE(3)), *tb = nb_from_data(big, NB_SHAPE(3));
+    nb_tensor *tn = nb_from_data(neg, NB_SHAPE(3)), *tnan = nb_from_data(nant, NB_SHAPE(3));
+    nb_tensor *ti = nb_from_data(ign, NB_SHAPE(3)), *p = nb_full(NB_SHAPE(3, 4), 0.25f);
+    ASSERT_FAILS(nb_nll_loss(NULL, t, NULL, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: argument 'input' is NULL");
+    ASSERT_FAILS(nb_nll_loss(x, NULL, NULL, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: argument 'target' is NULL");
+    ASSERT_FAILS(nb_nll_loss(x, t, NULL, -100, (nb_reduction)9), NB_EINVAL,
+                 "nb_nll_loss: 9 is not a valid value for reduction");
+    ASSERT_FAILS(nb_nll_loss(s, t, NULL, -100, NB_MEAN), NB_ESHAPE,
+                 "nb_nll_loss: Expected 1 or more dimensions (got 0)");
+    ASSERT_FAILS(nb_nll_loss(x3, t, NULL, -100, NB_MEAN), NB_ESHAPE,
+                 "nb_nll_loss: input must be [N, C] or [C], got 3 dimensions");
+    ASSERT_FAILS(nb_nll_loss(x, t2, NULL, -100, NB_MEAN), NB_ESHAPE,
+                 "nb_nll_loss: Expected input batch_size (3) to match target batch_size (2).");
+    ASSERT_FAILS(nb_nll_loss(x, t31, NULL, -100, NB_MEAN), NB_ESHAPE,
+                 "nb_nll_loss: 0D or 1D target tensor expected, multi-target not supported");
+    ASSERT_FAILS(nb_nll_loss(x1, t1, NULL, -100, NB_MEAN), NB_ESHAPE,
+                 "nb_nll_loss: size mismatch (got input: [4], target: [1])");
+    ASSERT_FAILS(nb_nll_loss(x, tf, NULL, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: target 1.5 at position 2 is not an integer");
+    ASSERT_FAILS(nb_nll_loss(x, tnan, NULL, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: target nan at position 1 is not an integer");
+    ASSERT_FAILS(nb_nll_loss(x, tb, NULL, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: target 12 at position 1 is out of bounds (4 classes)");
+    ASSERT_FAILS(nb_nll_loss(x, tn, NULL, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: target -1 at position 0 is out of bounds (4 classes)");
+    ASSERT_FAILS(nb_nll_loss(x, ti, NULL, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: target 5 at position 2 is out of bounds (4 classes)");
+    ASSERT_FAILS(nb_nll_loss(x, t, w3, -100, NB_MEAN), NB_ESHAPE,
+                 "nb_nll_loss: weight tensor should be defined either for all 4 classes or no "
+                 "classes but got weight tensor of shape: [3]");
+    ASSERT_FAILS(nb_nll_loss(x, t, wg, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: The function 'nll_loss' is not differentiable with respect to "
+                 "argument 'weight'.");
+    ASSERT_FAILS(nb_nll_loss(x, tg, NULL, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: The function 'nll_loss' is not differentiable with respect to "
+                 "argument 'target' (class indices).");
+    nb_error_clear();
+    assert_null(nb_nll_loss(NULL, t, NULL, -100, NB_MEAN));
+    assert_null(nb_nll_loss(x, t, NULL, -100, NB_MEAN)); /* the weight that failed */
+    assert_error(NB_EINVAL, "nb_nll_loss: argument 'input' is NULL");
+
+    ASSERT_FAILS(nb_cross_entropy(NULL, t, NULL, -100, NB_MEAN, 0), NB_EINVAL,
+                 "nb_cross_entropy: argument 'input' is NULL");
+    ASSERT_FAILS(nb_cross_entropy(x, t, NULL, -100, NB_MEAN, 1.5), NB_EINVAL,
+                 "nb_cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: 1.5");
+    ASSERT_FAILS(nb_cross_entropy(x, p, NULL, 1, NB_MEAN, 0), NB_EINVAL,
+                 "nb_cross_entropy: ignore_index is not supported for floating point target");
+    ASSERT_FAILS(nb_cross_entropy(x, p, w3, -100, NB_MEAN, 0), NB_ESHAPE,
+                 "nb_cross_entropy: weight tensor should be defined either for all 4 classes");
+    ASSERT_FAILS(nb_cross_entropy(x, x3, NULL, -100, NB_MEAN, 0), NB_ESHAPE,
+                 "nb_cross_entropy: 0D or 1D target tensor expected, multi-target not supported");
+    ASSERT_FAILS(nb_cross_entropy(x, tb, NULL, -100, NB_SUM, 0.1), NB_EINVAL,
+                 "nb_cross_entropy: target 12 at position 1 is out of bounds (4 classes)");
+    ASSERT_FAILS(nb_cross_entropy(x, t, NULL, -100, NB_BATCHMEAN, 0), NB_EINVAL,
+                 "nb_cross_entropy: batchmean is not a valid value for reduction");
+    ASSERT_FAILS(nb_cross_entropy(s, t, NULL, -100, NB_MEAN, 0), NB_ESHAPE,
+                 "nb_cross_entropy: Expected 1 or more dimensions (got 0)");
+    ASSERT_FAILS(nb_cross_entropy(x, t, wg, -100, NB_MEAN, 0), NB_EINVAL,
+                 "The function 'cross_entropy' is not differentiable with respect to argument "
+                 "'weight'.");
+    /* a negative label_smoothing is none, as in PyTorch */
+    nb_tensor *l0 = nb_cross_entropy(x, t, NULL, -100, NB_MEAN, 0.0);
+    nb_tensor *ln = nb_cross_entropy(x, t, NULL, -100, NB_MEAN, -0.5);
+    check_values("value", "negative label_smoothing", nb_tensor_data_const(ln),
+                 nb_tensor_data_const(l0), 1, true);
+    nb_release(l0);
+    nb_release(ln);
+    nb_tensor *all[] = {x, t, t2, t31, s, x1, t1, x3, w3, wg, tg, tf, tb, tn, tnan, ti, p};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) nb_release(all[i]);
+}
+
+static void test_layer_norm_errors(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_zeros(NB_SHAPE(2, 3)), *w4 = nb_ones(NB_SHAPE(4)), *w3 = nb_ones(NB_SHAPE(3));
+    nb_tensor *w13 = nb_ones(NB_SHAPE(1, 3));
+    ASSERT_FAILS(nb_layer_norm(NULL, NB_SHAPE(3), NULL, NULL, 1e-5), NB_EINVAL,
+                 "nb_layer_norm: argument 'x' is NULL");
+    ASSERT_FAILS(nb_layer_norm(x, NB_SHAPE(4), NULL, NULL, 1e-5), NB_ESHAPE,
+                 "nb_layer_norm: Given normalized_shape=[4], expected input with shape [*, 4], "
+                 "but got input of size[2, 3]");
+    ASSERT_FAILS(nb_layer_norm(x, NB_SHAPE(1, 2, 3), NULL, NULL, 1e-5), NB_ESHAPE,
+                 "Given normalized_shape=[1, 2, 3], expected input with shape [*, 1, 2, 3]");
+    ASSERT_FAILS(nb_layer_norm(x, NB_SHAPE0, NULL, NULL, 1e-5), NB_ESHAPE,
+                 "nb_layer_norm: Expected normalized_shape to be at least 1-dimensional");
+    ASSERT_FAILS(nb_layer_norm(x, NB_SHAPE(3), w4, NULL, 1e-5), NB_ESHAPE,
+                 "nb_layer_norm: Expected weight to be of same shape as normalized_shape, but got "
+                 "weight of shape [4] and normalized_shape = [3]");
+    ASSERT_FAILS(nb_layer_norm(x, NB_SHAPE(3), w3, w13, 1e-5), NB_ESHAPE,
+                 "Expected bias to be of same shape as normalized_shape, but got bias of shape "
+                 "[1, 3]");
+    nb_error_clear();
+    assert_null(nb_layer_norm(NULL, NB_SHAPE(3), NULL, NULL, 1e-5));
+    assert_null(nb_layer_norm(x, NB_SHAPE(3), w3, NULL, 1e-5)); /* the bias that failed */
+    assert_error(NB_EINVAL, "nb_layer_norm: argument 'x' is NULL");
+    nb_release(x);
+    nb_release(w4);
+    nb_release(w3);
+    nb_release(w13);
+}
+
+/* ---- allocation failure ------------------------------------------------------------------- */
+
+typedef nb_status (*step_fn)(nb_tensor *const *p);
+
+/* Every allocation of body fails in turn: each failure is NB_ENOMEM with a one-line message
+ * naming a public function, nothing leaks, and the run without a failure succeeds. */
+static void sweep(const char *name, step_fn body, nb_tensor *const *p, int np)
+{
+    long k, failures = 0;
+    for (k = 1;; k++) {
+        nbt_fail_alloc_after(k);
+        long live0 = nbt_alloc_live();
+        nb_error_clear();
+        nb_status rc = body(p);
+        int failed = nbt_alloc_failed();
+        nbt_fail_alloc_after(0);
+        if (rc != NB_OK) {
+            const nb_error *e = nb_last_error(); /* read: no longer pending */
+            if (!failed) fail_msg("%s: k=%ld failed without an allocation failure", name, k);
+            if (rc != NB_ENOMEM || e->code != NB_ENOMEM || strncmp(e->message, "nb_", 3) != 0 ||
+                !strstr(e->message, ": out of memory") || strchr(e->message, '\n'))
+                fail_msg("%s: k=%ld: %s", name, k, e->message);
+            failures++;
+        }
+        for (int i = 0; i < np; i++) assert_int_equal(nb_tensor_set_grad(p[i], NULL), NB_OK);
+        long leaked = nbt_alloc_live() - live0;
+        if (leaked) fail_msg("%s: k=%ld: %ld blocks leaked", name, k, leaked);
+        if (!failed) break;
+    }
+    nb_error_clear();
+    assert_true(failures > 5);
+}
+
+/* a classifier step: cross_entropy(linear(relu(linear(x))), labels, smoothing), backward */
+static nb_status classifier_step(nb_tensor *const *p)
+{
+    static const float labels[] = {1, 0, 2, 2};
+    nb_scope *sc = nb_scope_begin();
+    if (!sc) return nb_last_error()->code;
+    nb_tensor *t = nb_from_data(labels, NB_SHAPE(4));
+    nb_tensor *h = nb_relu(nb_linear(p[0], p[1], p[2]));
+    nb_tensor *loss = nb_cross_entropy(nb_linear(h, p[3], NULL), t, NULL, -100, NB_MEAN, 0.1);
+    nb_status rc = loss ? nb_backward(loss, NULL, false) : nb_last_error()->code;
+    nb_status end = nb_scope_end(sc);
+    return rc != NB_OK ? rc : end;
+}
+
+/* layer_norm, dropout, then the pointwise and NLL losses, one backward */
+static nb_status norm_step(nb_tensor *const *p)
+{
+    nb_scope *sc = nb_scope_begin();
+    if (!sc) return nb_last_error()->code;
+    nb_manual_seed(1);
+    nb_tensor *h = nb_dropout(nb_layer_norm(p[0], NB_SHAPE(3), p[1], p[2], 1e-5), 0.25, true);
+    nb_tensor *y = nb_zeros(NB_SHAPE(4, 3)), *w = nb_ones(NB_SHAPE(3));
+    nb_tensor *t = nb_zeros(NB_SHAPE(4)), *pr = nb_full(NB_SHAPE(4, 3), 0.5f);
+    nb_tensor *l = nb_add(nb_mse_loss(h, y, NB_MEAN), nb_huber_loss(h, y, NB_SUM, 0.5));
+    l = nb_add(l, nb_smooth_l1_loss(h, y, NB_MEAN, 0.5));
+    l = nb_add(l, nb_l1_loss(h, y, NB_SUM));
+    l = nb_add(l, nb_kl_div(h, pr, NB_BATCHMEAN, false));
+    l = nb_add(l, nb_nll_loss(h, t, w, -100, NB_MEAN));
+    l = nb_add(l, nb_binary_cross_entropy(nb_sigmoid(h), pr, w, NB_MEAN));
+    l = nb_add(l, nb_cross_entropy(h, nb_sigmoid(h), w, -100, NB_SUM, 0.2));
+    nb_status rc = l ? nb_backward(l, NULL, false) : nb_last_error()->code;
+    nb_status end = nb_scope_end(sc);
+    return rc != NB_OK ? rc : end;
+}
+
+/* addmm, bmm and outer, one backward */
+static nb_status product_step(nb_tensor *const *p)
+{
+    nb_scope *sc = nb_scope_begin();
+    if (!sc) return nb_last_error()->code;
+    nb_tensor *a = nb_addmm(p[2], p[0], p[1], 0.5f, 2.0f); /* [4, 3] */
+    nb_tensor *b = nb_bmm(nb_reshape(a, NB_SHAPE(2, 2, 3)), nb_reshape(a, NB_SHAPE(2, 3, 2)));
+    nb_tensor *o = nb_outer(nb_reshape(b, NB_SHAPE(-1)), p[2]);
+    nb_tensor *l = nb_sum(o, NB_DIMS_ALL, false);
+    nb_status rc = l ? nb_backward(l, NULL, false) : nb_last_error()->code;
+    nb_status end = nb_scope_end(sc);
+    return rc != NB_OK ? rc : end;
+}
+
+static void test_alloc_failure(void **state)
+{
+    (void)state;
+    nb_manual_seed(0);
+    nb_tensor *p[4] = {nb_randn(NB_SHAPE(4, 3)), nb_randn(NB_SHAPE(5, 3)), nb_randn(NB_SHAPE(5)),
+                       nb_randn(NB_SHAPE(3, 5))};
+    for (int i = 0; i < 4; i++) assert_non_null(nb_requires_grad_(p[i], true));
+    sweep("classifier step", classifier_step, p, 4);
+    nb_tensor *q[3] = {nb_randn(NB_SHAPE(4, 3)), nb_randn(NB_SHAPE(3)), nb_randn(NB_SHAPE(3))};
+    for (int i = 0; i < 3; i++) assert_non_null(nb_requires_grad_(q[i], true));
+    sweep("normalisation and losses", norm_step, q, 3);
+    nb_tensor *r[3] = {nb_randn(NB_SHAPE(4, 3)), nb_randn(NB_SHAPE(3, 3)), nb_randn(NB_SHAPE(3))};
+    for (int i = 0; i < 3; i++) assert_non_null(nb_requires_grad_(r[i], true));
+    sweep("addmm, bmm, outer", product_step, r, 3);
+    for (int i = 0; i < 4; i++) nb_release(p[i]);
+    for (int i = 0; i < 3; i++) nb_release(q[i]);
+    for (int i = 0; i < 3; i++) nb_release(r[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reference, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_reference_accumulating, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_no_grad, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_dropout_reference, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_dropout_special, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_linalg_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_pointwise_loss_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_class_loss_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_layer_norm_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_alloc_failure, nbt_setup_counting,
+                                        nbt_teardown_counting),
+    };
+    return cmocka_run_group_tests_name("ops_loss", tests, NULL, NULL);
+}
