@@ -55,6 +55,31 @@ NB_API nb_module *nb_module_relu(void);
 NB_API nb_module *nb_module_sigmoid(void);
 /** @} */
 /**
+ * Zero each element with probability p in training mode (the mask drawn from the default
+ * generator as PyTorch's CPU dropout draws it) and scale the rest by 1 / (1 - p); the
+ * identity in evaluation mode. PyTorch: torch.nn.Dropout(p).
+ * Errors: NB_EINVAL for p outside [0, 1].
+ */
+NB_API nb_module *nb_module_dropout(double p);
+/**
+ * Normalise over the last dims, of normalized_shape: (x - mean) / sqrt(var + eps), then
+ * times weight and plus bias (ones and zeros at first) when elementwise_affine.
+ * PyTorch: torch.nn.LayerNorm(normalized_shape, eps, elementwise_affine).
+ * Errors: NB_EINVAL for a normalized_shape of no dims or a negative size, or eps < 0.
+ */
+NB_API nb_module *nb_module_layer_norm(nb_shape normalized_shape, double eps,
+                                       bool elementwise_affine);
+/**
+ * A table of num_embeddings rows of embedding_dim, drawn from N(0, 1), looked up by ids
+ * (float32 holding integers, any shape): output ids.shape + [embedding_dim]. Row padding_idx
+ * (negative counts from the end; NB_NO_PADDING for none) is zeros and gets no gradient.
+ * PyTorch: torch.nn.Embedding(num_embeddings, embedding_dim, padding_idx).
+ * Errors: NB_EINVAL for a negative size, or padding_idx outside [-num_embeddings,
+ * num_embeddings).
+ */
+NB_API nb_module *nb_module_embedding(int64_t num_embeddings, int64_t embedding_dim,
+                                      int64_t padding_idx);
+/**
  * Merge dims start_dim..end_dim (of every input but nothing else: PyTorch's defaults are
  * 1 and -1, which keep the batch dim). PyTorch: torch.nn.Flatten(start_dim, end_dim).
  * Errors: none at construction (forward reports bad dims).

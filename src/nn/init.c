@@ -100,7 +100,7 @@ nb_status nb_init_ones_(nb_tensor *t)
 
 static nb_status xavier(const char *fn, nb_tensor *t, double gain, bool normal, nb_generator *gen)
 {
-    double fan_in, fan_out;
+    double fan_in = 0, fan_out = 0;
     nb_status rc = start(fn, t, gen);
     if (rc == NB_OK) rc = fans(fn, t, &fan_in, &fan_out);
     if (rc != NB_OK) return rc;
@@ -123,7 +123,7 @@ nb_status nb_init_xavier_normal_(nb_tensor *t, double gain, nb_generator *gen)
 static nb_status kaiming(const char *fn, nb_tensor *t, double a, nb_fan_mode mode,
                          nb_nonlinearity nonlinearity, bool normal, nb_generator *gen)
 {
-    double fan_in, fan_out;
+    double fan_in = 0, fan_out = 0;
     nb_status rc = start(fn, t, gen);
     if (rc != NB_OK) return rc;
     if (mode != NB_FAN_IN && mode != NB_FAN_OUT)

@@ -10,15 +10,7 @@
 
 static nb_tensor *linear_forward(nb_module *m, nb_tensor *x)
 {
-    nb_tensor *wt = nb_t(m->params[0]);
-    nb_tensor *y = nb_matmul(x, wt);
-    nb__drop(wt);
-    if (y && m->n_params > 1) {
-        nb_tensor *z = nb_add(y, m->params[1]);
-        nb__drop(y);
-        y = z;
-    }
-    return y;
+    return nb_linear(x, m->params[0], m->n_params > 1 ? m->params[1] : NULL);
 }
 
 static void linear_repr(const nb_module *m, nb__text *t)
@@ -112,6 +104,163 @@ nb_module *nb_module_flatten(int start_dim, int end_dim)
     if (m) {
         m->cfg.flatten.start = start_dim;
         m->cfg.flatten.end = end_dim;
+    }
+    return m;
+}
+
+/* ---- Dropout ------------------------------------------------------------------------------ */
+
+static nb_tensor *dropout_forward(nb_module *m, nb_tensor *x)
+{
+    return nb_dropout(x, m->cfg.scalar.value, m->training);
+}
+
+static void dropout_repr(const nb_module *m, nb__text *t)
+{
+    nb__text_printf(t, "p=");
+    nb__text_float(t, m->cfg.scalar.value);
+    nb__text_printf(t, ", inplace=False");
+}
+
+static const nb__module_kind dropout_kind = {"Dropout", dropout_forward, dropout_repr, NULL};
+
+nb_module *nb_module_dropout(double p)
+{
+    static const char fn[] = "nb_module_dropout";
+    if (!(p >= 0 && p <= 1)) {
+        nb__error(NB_EINVAL, fn, "dropout probability has to be between 0 and 1, but got %g", p);
+        return NULL;
+    }
+    nb_module *m = nb__module_new(fn, &dropout_kind);
+    if (m) m->cfg.scalar.value = p;
+    return m;
+}
+
+/* ---- LayerNorm ---------------------------------------------------------------------------- */
+
+static nb_tensor *layer_norm_forward(nb_module *m, nb_tensor *x)
+{
+    bool affine = m->n_params > 0;
+    return nb_layer_norm(x, m->cfg.layer_norm.shape, affine ? m->params[0] : NULL,
+                         affine ? m->params[1] : NULL, m->cfg.layer_norm.eps);
+}
+
+static void layer_norm_repr(const nb_module *m, nb__text *t)
+{
+    const nb_shape *s = &m->cfg.layer_norm.shape;
+    nb__text_printf(t, "(");
+    for (int i = 0; i < s->ndim; i++)
+        nb__text_printf(t, i ? ", %lld" : "%lld", (long long)s->dims[i]);
+    nb__text_printf(t, s->ndim == 1 ? ",), eps=" : "), eps=");
+    nb__text_float(t, m->cfg.layer_norm.eps);
+    nb__text_printf(t, ", elementwise_affine=%s", m->n_params ? "True" : "False");
+}
+
+/* ones and zeros: no draws */
+static nb_status layer_norm_reset(nb_module *m, nb_generator *gen)
+{
+    (void)gen;
+    nb_status rc = NB_OK;
+    if (m->n_params) rc = nb_init_ones_(m->params[0]);
+    if (rc == NB_OK && m->n_params) rc = nb_init_zeros_(m->params[1]);
+    return rc;
+}
+
+static const nb__module_kind layer_norm_kind = {"LayerNorm", layer_norm_forward, layer_norm_repr,
+                                                layer_norm_reset};
+
+nb_module *nb_module_layer_norm(nb_shape normalized_shape, double eps, bool elementwise_affine)
+{
+    static const char fn[] = "nb_module_layer_norm";
+    int64_t numel;
+    if (normalized_shape.ndim < 1 || normalized_shape.ndim > NB_MAX_DIMS) {
+        nb__error(NB_EINVAL, fn, "normalized_shape must have between 1 and %d dims, got %d",
+                  NB_MAX_DIMS, normalized_shape.ndim);
+        return NULL;
+    }
+    if (nb__check_shape(fn, normalized_shape.ndim, normalized_shape.dims, &numel) != NB_OK)
+        return NULL;
+    if (!(eps >= 0)) {
+        nb__error(NB_EINVAL, fn, "eps must be >= 0, got %g", eps);
+        return NULL;
+    }
+    nb_module *m = nb__module_new(fn, &layer_norm_kind);
+    if (!m) return NULL;
+    m->cfg.layer_norm.shape = normalized_shape;
+    m->cfg.layer_norm.eps = eps;
+    nb_status rc = NB_OK;
+    if (elementwise_affine) {
+        rc = nb__module_param(fn, m, "weight", normalized_shape);
+        if (rc == NB_OK) rc = nb__module_param(fn, m, "bias", normalized_shape);
+        if (rc == NB_OK) rc = layer_norm_reset(m, NULL);
+    }
+    if (rc != NB_OK) {
+        nb_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* ---- Embedding ---------------------------------------------------------------------------- */
+
+static nb_tensor *embedding_forward(nb_module *m, nb_tensor *ids)
+{
+    int64_t pad = m->cfg.embedding.padding_idx;
+    return nb_embedding(m->params[0], ids, pad < 0 ? NB_NO_PADDING : pad);
+}
+
+static void embedding_repr(const nb_module *m, nb__text *t)
+{
+    nb__text_printf(t, "%lld, %lld", (long long)m->cfg.embedding.num,
+                    (long long)m->cfg.embedding.dim);
+    if (m->cfg.embedding.padding_idx >= 0)
+        nb__text_printf(t, ", padding_idx=%lld", (long long)m->cfg.embedding.padding_idx);
+}
+
+/* normal_(weight), then the padding row zeroed */
+static nb_status embedding_reset(nb_module *m, nb_generator *gen)
+{
+    nb_status rc = nb_init_normal_(m->params[0], 0.0, 1.0, gen);
+    int64_t pad = m->cfg.embedding.padding_idx, dim = m->cfg.embedding.dim;
+    if (rc == NB_OK && pad >= 0) {
+        float *w = nb__data(m->params[0]) + pad * dim;
+        for (int64_t i = 0; i < dim; i++) w[i] = 0.0f;
+    }
+    return rc;
+}
+
+static const nb__module_kind embedding_kind = {"Embedding", embedding_forward, embedding_repr,
+                                               embedding_reset};
+
+nb_module *nb_module_embedding(int64_t num_embeddings, int64_t embedding_dim, int64_t padding_idx)
+{
+    static const char fn[] = "nb_module_embedding";
+    if (num_embeddings < 0 || embedding_dim < 0) {
+        nb__error(NB_EINVAL, fn, "num_embeddings (%lld) and embedding_dim (%lld) must be >= 0",
+                  (long long)num_embeddings, (long long)embedding_dim);
+        return NULL;
+    }
+    int64_t pad = padding_idx;
+    if (padding_idx != NB_NO_PADDING) {
+        if (padding_idx >= num_embeddings || padding_idx < -num_embeddings) {
+            nb__error(NB_EINVAL, fn, "Padding_idx must be within num_embeddings, got %lld for %lld",
+                      (long long)padding_idx, (long long)num_embeddings);
+            return NULL;
+        }
+        if (pad < 0) pad += num_embeddings;
+    } else {
+        pad = -1;
+    }
+    nb_module *m = nb__module_new(fn, &embedding_kind);
+    if (!m) return NULL;
+    m->cfg.embedding.num = num_embeddings;
+    m->cfg.embedding.dim = embedding_dim;
+    m->cfg.embedding.padding_idx = pad;
+    nb_status rc = nb__module_param(fn, m, "weight", NB_SHAPE(num_embeddings, embedding_dim));
+    if (rc == NB_OK) rc = embedding_reset(m, NULL);
+    if (rc != NB_OK) {
+        nb_module_free(m);
+        return NULL;
     }
     return m;
 }
