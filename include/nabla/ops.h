@@ -43,6 +43,24 @@ NB_API nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);
 /** y = a / b; da = g / b, db = -g·a / b². PyTorch: torch.div; node DivBackward0. */
 NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
 /**
+ * y = a^b; da = g·b·a^(b - 1), and 0 where b = 0; db = g·y·ln a, and 0 where a = 0 and
+ * b >= 0 (PyTorch's conventions: finite at a = 0, NaN for a < 0, where ln a is NaN).
+ * PyTorch: torch.pow(a, b) for two tensors; node PowBackward1.
+ */
+NB_API nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b);
+/**
+ * y = max(a, b), NaN where either is (a on ties of ±0). da = g where a > b, g/2 where
+ * a = b (ties share the gradient evenly), 0 where a < b; db likewise. A NaN compares false
+ * both ways, so both operands get g there, as in PyTorch. PyTorch: torch.maximum;
+ * node MaximumBackward0.
+ */
+NB_API nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b);
+/**
+ * y = min(a, b), as nb_maximum with the comparisons reversed. PyTorch: torch.minimum;
+ * node MinimumBackward0.
+ */
+NB_API nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b);
+/**
  * y = a + s, a - s, a·s, a / s for a number s; da = g, g, g·s, g / s. The nodes are the
  * tensor ops' (AddBackward0, SubBackward0, MulBackward0, DivBackward0), with a second,
  * empty edge for the number, as PyTorch records `x * 2.0` from Python.
@@ -85,7 +103,53 @@ NB_API nb_status nb_mul_scalar_(nb_tensor *a, float s);
  */
 NB_API nb_status nb_fill_(nb_tensor *a, float value);
 
-/* ---- comparisons and selection (broadcasting) ------------------------------------------- */
+/* ---- comparisons and selection (broadcasting) -------------------------------------------
+ * Ownership: each returns a new reference.
+ * Errors: NULL with NB_EINVAL for a NULL operand, NB_ENOMEM, and NB_ESHAPE when the shapes
+ * do not broadcast: "nb_where: shapes [2, 3] and [4] cannot be broadcast (3 != 4 at
+ * dimension 1)".
+ * --------------------------------------------------------------------------------------- */
+
+/**
+ * 1 where a == b (a != b, a < b, a <= b, a > b, a >= b), else 0, as float32; a NaN is
+ * unequal to everything, itself included (IEEE), and -0 == 0. The result never requires
+ * grad and has no node, whatever the operands. PyTorch: torch.eq, ne, lt, le, gt, ge, which
+ * return bool tensors.
+ * @{
+ */
+NB_API nb_tensor *nb_eq(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_ne(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_le(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b);
+/** @} */
+/**
+ * The comparisons with a number s (a == s, ...), a's shape. PyTorch: torch.eq(a, s), ....
+ * @{
+ */
+NB_API nb_tensor *nb_eq_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_ne_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_lt_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_le_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_gt_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_ge_scalar(nb_tensor *a, float s);
+/** @} */
+/**
+ * y = a where cond is nonzero (NaN counts as nonzero), else b; cond, a and b broadcast
+ * together. da = g where cond, 0 elsewhere; db = g where not cond (each summed over the dims
+ * it was broadcast along). cond takes the comparisons' 0/1 tensors (PyTorch's is a bool
+ * tensor): it gets no gradient and no edge, and the node saves it.
+ * PyTorch: torch.where(condition, input, other); node WhereBackward0.
+ */
+NB_API nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b);
+/**
+ * y = value where mask is nonzero (NaN counts as nonzero), else x; x and mask broadcast
+ * together. dx = g where the mask is zero, 0 where it filled (summed over the dims x was
+ * broadcast along). The mask gets no gradient and no edge; the node saves it.
+ * PyTorch: Tensor.masked_fill(mask, value) with a number; node MaskedFillBackward0.
+ */
+NB_API nb_tensor *nb_masked_fill(nb_tensor *x, nb_tensor *mask, float value);
 
 /* ---- unary -------------------------------------------------------------------------------
  * Ownership: each returns a new reference. Errors: NULL with NB_EINVAL for NULL x; NB_ENOMEM.
@@ -98,6 +162,109 @@ NB_API nb_tensor *nb_sigmoid(nb_tensor *x);
  * (PyTorch's threshold_backward). PyTorch: torch.relu; node ReluBackward0.
  */
 NB_API nb_tensor *nb_relu(nb_tensor *x);
+/** y = e^x; dx = g·y. PyTorch: torch.exp; node ExpBackward0. */
+NB_API nb_tensor *nb_exp(nb_tensor *x);
+/** y = e^x - 1, exact for small x; dx = g·(y + 1). PyTorch: torch.expm1; node Expm1Backward0. */
+NB_API nb_tensor *nb_expm1(nb_tensor *x);
+/**
+ * y = ln x (-inf at ±0, NaN below 0); dx = g / x. PyTorch: torch.log; node LogBackward0.
+ */
+NB_API nb_tensor *nb_log(nb_tensor *x);
+/** y = log₂ x; dx = g / (x·ln 2). PyTorch: torch.log2; node Log2Backward0. */
+NB_API nb_tensor *nb_log2(nb_tensor *x);
+/** y = ln(1 + x), exact for small x; dx = g / (x + 1). PyTorch: torch.log1p; node Log1PBackward0.
+ */
+NB_API nb_tensor *nb_log1p(nb_tensor *x);
+/** y = √x (-0 stays -0); dx = g / (2·y). PyTorch: torch.sqrt; node SqrtBackward0. */
+NB_API nb_tensor *nb_sqrt(nb_tensor *x);
+/** y = 1 / √x; dx = -½·g·y³. PyTorch: torch.rsqrt; node RsqrtBackward0. */
+NB_API nb_tensor *nb_rsqrt(nb_tensor *x);
+/** y = 1 / x; dx = -g·y². PyTorch: torch.reciprocal; node ReciprocalBackward0. */
+NB_API nb_tensor *nb_reciprocal(nb_tensor *x);
+/**
+ * y = x²; dx = g·2x. PyTorch: torch.square, which is pow(x, 2): node PowBackward0.
+ */
+NB_API nb_tensor *nb_square(nb_tensor *x);
+/**
+ * y = x^exponent for a number exponent; dx = g·exponent·x^(exponent - 1), and 0 for
+ * exponent 0. As PyTorch: x^0 = 1 (also for NaN), x^1 = x, and the exponents ±½, -1, 2, 3, -2
+ * are √x, 1/√x, 1/x, x·x, x·x·x, 1/(x·x); others are computed in double. Negative x gives NaN
+ * unless the exponent is an integer. PyTorch: torch.pow(x, exponent) with a number;
+ * node PowBackward0.
+ */
+NB_API nb_tensor *nb_pow_scalar(nb_tensor *x, float exponent);
+/** y = sin x; dx = g·cos x. PyTorch: torch.sin; node SinBackward0. */
+NB_API nb_tensor *nb_sin(nb_tensor *x);
+/** y = cos x; dx = -g·sin x. PyTorch: torch.cos; node CosBackward0. */
+NB_API nb_tensor *nb_cos(nb_tensor *x);
+/** y = tanh x; dx = g·(1 - y²). PyTorch: torch.tanh; node TanhBackward0. */
+NB_API nb_tensor *nb_tanh(nb_tensor *x);
+/**
+ * y = |x|; dx = g·sign(x), which is 0 at ±0 and at NaN. PyTorch: torch.abs; node AbsBackward0.
+ */
+NB_API nb_tensor *nb_abs(nb_tensor *x);
+/**
+ * y = 1 for x > 0, -1 for x < 0, 0 otherwise (+0 for ±0 and for NaN, as PyTorch); dx = 0.
+ * PyTorch: torch.sign; node SignBackward0 (whose gradient is zeros).
+ */
+NB_API nb_tensor *nb_sign(nb_tensor *x);
+/**
+ * y = min(max(x, min), max), NaN staying NaN; dx = g where min <= x <= max (the bounds
+ * included, as PyTorch's subgradient), 0 elsewhere and at NaN. A bound that is absent in
+ * PyTorch (None) is -INFINITY for min and INFINITY for max here, which gives PyTorch's values
+ * and gradients exactly (`nb_clamp(x, 0, INFINITY)` is torch.clamp(x, min=0)); with
+ * min > max every element becomes max. A NaN bound makes every value NaN and the gradient 0,
+ * as torch.clamp(x, min, max) with both given (PyTorch's one-bound forms leave the values
+ * instead). PyTorch: torch.clamp(x, min, max) with numbers; node ClampBackward1.
+ */
+NB_API nb_tensor *nb_clamp(nb_tensor *x, float min, float max);
+/**
+ * y = min(max(x, min_val), max_val) as nb_clamp; dx = g where min_val < x < max_val (the
+ * bounds excluded, unlike clamp), 0 elsewhere; NaN passes g. PyTorch's default bounds are
+ * -1 and 1. PyTorch: torch.nn.functional.hardtanh; node HardtanhBackward0.
+ */
+NB_API nb_tensor *nb_hardtanh(nb_tensor *x, float min_val, float max_val);
+/**
+ * y = x for x > 0, negative_slope·x otherwise; dx = g or negative_slope·g likewise (at 0:
+ * negative_slope·g). PyTorch's default slope is 0.01. PyTorch: torch.nn.functional.leaky_relu;
+ * node LeakyReluBackward0.
+ */
+NB_API nb_tensor *nb_leaky_relu(nb_tensor *x, float negative_slope);
+/**
+ * y = x for x > 0, alpha·(e^x - 1) otherwise; dx = g for x > 0, g·alpha·e^x otherwise.
+ * PyTorch's default alpha is 1. PyTorch: torch.nn.functional.elu; node EluBackward0.
+ */
+NB_API nb_tensor *nb_elu(nb_tensor *x, float alpha);
+/** How nb_gelu computes Φ. torch's approximate='none' | 'tanh'. */
+typedef enum nb_gelu_approximate {
+    NB_GELU_NONE = 0, /**< Φ(x) = ½·(1 + erf(x/√2)), exact */
+    NB_GELU_TANH = 1  /**< Φ(x) ≈ ½·(1 + tanh(√(2/π)·(x + 0.044715·x³))) */
+} nb_gelu_approximate;
+/**
+ * y = x·Φ(x), Φ the standard normal CDF (exact, or with PyTorch's tanh approximation);
+ * dx = g·(Φ(x) + x·φ(x)), φ its density (for NB_GELU_TANH, the derivative of the
+ * approximation). PyTorch: torch.nn.functional.gelu(x, approximate); node GeluBackward0.
+ * Errors: also NB_EINVAL for an approximate that is neither value.
+ */
+NB_API nb_tensor *nb_gelu(nb_tensor *x, nb_gelu_approximate approximate);
+/**
+ * y = x·σ(x) = x / (1 + e^-x); dx = g·σ(x)·(1 + x·(1 - σ(x))). PyTorch:
+ * torch.nn.functional.silu; node SiluBackward0.
+ */
+NB_API nb_tensor *nb_silu(nb_tensor *x);
+/**
+ * y = ln(1 + e^(β·x)) / β, and y = x where β·x > threshold (PyTorch's defaults: β = 1,
+ * threshold = 20, so that e^(β·x) never overflows there); dx = g·z / (z + 1), z = e^(β·x),
+ * and g where β·x > threshold. PyTorch: torch.nn.functional.softplus(x, beta, threshold);
+ * node SoftplusBackward0.
+ */
+NB_API nb_tensor *nb_softplus(nb_tensor *x, float beta, float threshold);
+/**
+ * y = ln σ(x) = min(x, 0) - ln(1 + e^-|x|), finite for any finite x (-x for x ≪ 0);
+ * dx = g·(1 - σ(x)), computed from e^-|x| as PyTorch does. PyTorch:
+ * torch.nn.functional.logsigmoid; node LogSigmoidBackward0.
+ */
+NB_API nb_tensor *nb_logsigmoid(nb_tensor *x);
 
 /* ---- reductions ------------------------------------------------------------------------- */
 

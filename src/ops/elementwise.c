@@ -1,8 +1,10 @@
 /*
  * Binary elementwise ops (broadcasting), their forms with a number, and in place. Each op is
  * one descriptor: its forward kernel, its gradient kernels and what they read. The
- * machinery around them (shapes, saving, the shared backward) is written once, below.
+ * machinery around them (shapes, saving, the shared backward) is written once, below; the
+ * comparisons and the selections (where, masked_fill) at the end run on the same loop.
  */
+#include <math.h>
 #include <string.h>
 
 #include "ops/internal.h"
@@ -34,6 +36,42 @@ static const nb__binop div_op = {
     NB__BINOP_NODE("DivBackward0"), div_fwd, div_ga, div_gb, NB__READ_B,
     NB__READ_A | NB__READ_B,        0,       0};
 
+/* y = a^b (powf, as PyTorch's kernel for two tensors); da = 0 where b = 0, else
+ * g·(b·a^(b - 1)); db = 0 where a = 0 and b >= 0, else g·(y·ln a) (NaN for a < 0) */
+NB__EW_KERNEL(pow_fwd, powf(V0, V1))
+NB__EW_KERNEL(pow_ga, V2 == 0.0f ? 0.0f : V0 * (V2 * powf(V1, V2 - 1.0f)))
+NB__EW_KERNEL(pow_gb, V0 *(V1 == 0.0f && V2 >= 0.0f ? 0.0f : V3 * logf(V1)))
+static const nb__binop pow_op = {
+    NB__BINOP_NODE("PowBackward1"),         pow_fwd, pow_ga, pow_gb, NB__READ_A | NB__READ_B,
+    NB__READ_A | NB__READ_B | NB__READ_OUT, 0,       0};
+
+/* y = max(a, b), NaN when either is, a on ties (std::max); da = g/2 on ties, else g unless
+ * a < b; db likewise. A NaN compares false both ways, so it passes g to both (PyTorch). */
+NB__EW_KERNEL(maximum_fwd, V0 < V1 ? V1 : (V1 != V1 ? V1 : V0))
+NB__EW_KERNEL(maximum_ga, V1 == V2 ? V0 / 2.0f : (V1 < V2 ? 0.0f : V0))
+NB__EW_KERNEL(maximum_gb, V1 == V2 ? V0 / 2.0f : (V1 > V2 ? 0.0f : V0))
+static const nb__binop maximum_op = {NB__BINOP_NODE("MaximumBackward0"),
+                                     maximum_fwd,
+                                     maximum_ga,
+                                     maximum_gb,
+                                     NB__READ_A | NB__READ_B,
+                                     NB__READ_A | NB__READ_B,
+                                     0,
+                                     0};
+
+/* y = min(a, b) likewise (std::min: a on ties) */
+NB__EW_KERNEL(minimum_fwd, V1 < V0 ? V1 : (V1 != V1 ? V1 : V0))
+NB__EW_KERNEL(minimum_ga, V1 == V2 ? V0 / 2.0f : (V1 > V2 ? 0.0f : V0))
+NB__EW_KERNEL(minimum_gb, V1 == V2 ? V0 / 2.0f : (V1 < V2 ? 0.0f : V0))
+static const nb__binop minimum_op = {NB__BINOP_NODE("MinimumBackward0"),
+                                     minimum_fwd,
+                                     minimum_ga,
+                                     minimum_gb,
+                                     NB__READ_A | NB__READ_B,
+                                     NB__READ_A | NB__READ_B,
+                                     0,
+                                     0};
+
 nb_tensor *nb_add(nb_tensor *a, nb_tensor *b)
 {
     return nb__binary("nb_add", &add_op, a, b);
@@ -52,6 +90,21 @@ nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b)
 nb_tensor *nb_div(nb_tensor *a, nb_tensor *b)
 {
     return nb__binary("nb_div", &div_op, a, b);
+}
+
+nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b)
+{
+    return nb__binary("nb_pow", &pow_op, a, b);
+}
+
+nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b)
+{
+    return nb__binary("nb_maximum", &maximum_op, a, b);
+}
+
+nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b)
+{
+    return nb__binary("nb_minimum", &minimum_op, a, b);
 }
 
 nb_tensor *nb_add_scalar(nb_tensor *a, float s)
@@ -131,22 +184,30 @@ static nb_status save_reads(const char *fn, const nb__binop *op, nb_node *n, nb_
     return rc;
 }
 
-/* out = a op b (b NULL: the number s), recorded as op's node with inputs a and b. */
-static nb_tensor *apply(const char *fn, const nb__binop *op, nb_tensor *a, nb_tensor *b, float s)
+/* out = f(a, b), broadcasting (b NULL: the number s); records nothing. */
+static nb_tensor *forward(const char *fn, nb__ew_fn f, nb_tensor *a, nb_tensor *b, float s)
 {
     nb_tensor *out;
     if (!b || nb__same_shape(a, b)) { /* the common case: one flat run, no shape arithmetic */
         if (!(out = nb__new(fn, a->ndim, a->shape))) return NULL;
         const float *p[NB__EW_MAX] = {nb__data(a), b ? nb__data(b) : &s, NULL, NULL};
         const int64_t st[NB__EW_MAX] = {1, b ? 1 : 0, 1, 1};
-        if (out->numel) op->forward(nb__data(out), p, st, out->numel, NULL);
+        if (out->numel) f(nb__data(out), p, st, out->numel, NULL);
     } else {
         nb_shape as = nb__size(a), bs = nb__size(b), os;
         if (nb__broadcast_shape(fn, &as, &bs, &os) != NB_OK) return NULL;
         if (!(out = nb__new(fn, os.ndim, os.dims))) return NULL;
         nb__operand in[2] = {{nb__data(a), &as}, {nb__data(b), &bs}};
-        nb__ew_apply(op->forward, NULL, nb__data(out), false, &os, 2, in);
+        nb__ew_apply(f, NULL, nb__data(out), false, &os, 2, in);
     }
+    return out;
+}
+
+/* out = a op b (b NULL: the number s), recorded as op's node with inputs a and b. */
+static nb_tensor *apply(const char *fn, const nb__binop *op, nb_tensor *a, nb_tensor *b, float s)
+{
+    nb_tensor *out = forward(fn, op->forward, a, b, s);
+    if (!out) return NULL;
     nb_node *n;
     if (nb__record(fn, &op->node, 2, (nb_tensor *[]){a, b}, 1, &out, 0, &n) != NB_OK) {
         nb__drop(out);
@@ -180,6 +241,30 @@ nb_tensor *nb__binary_scalar(const char *fn, const nb__binop *op, nb_tensor *a, 
         return NULL;
     }
     return apply(fn, op, a, NULL, s);
+}
+
+/*
+ * gx[i] += f(in) summed to input i's shape, where the n operands in broadcast to gs, the
+ * shape of the output's gradient.
+ */
+static nb_status grad_apply(nb_node *n, nb_tensor **gx, int i, nb__ew_fn f, const nb_shape *gs,
+                            int nin, const nb__operand *in)
+{
+    nb_shape is = nb__input_shape(n, i);
+    if (nb__shape_eq(&is, gs)) { /* straight into the gradient, accumulating */
+        bool acc;
+        float *dst = nb__grad_dst(n, gx, i, &acc);
+        if (!dst) return NB_ENOMEM;
+        nb__ew_apply(f, NULL, dst, acc, gs, nin, in);
+        return NB_OK;
+    }
+    /* broadcast: the full-size values, then summed to the input's shape */
+    nb_tensor *t = nb__new(nb__engine_fn(), gs->ndim, gs->dims);
+    if (!t) return NB_ENOMEM;
+    nb__ew_apply(f, NULL, nb__data(t), false, gs, nin, in);
+    nb_status rc = nb__grad_sum(n, gx, i, t, 1.0f);
+    nb__release(t);
+    return rc;
 }
 
 /* A saved operand into *t and its shape into *s (left alone when not saved). */
@@ -223,19 +308,7 @@ nb_status nb__binop_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
             rc = nb__grad_sum(n, gx, i, g, i ? op->sign_b : op->sign_a);
             continue;
         }
-        nb_shape is = nb__input_shape(n, i);
-        if (nb__shape_eq(&is, &gs)) { /* straight into the gradient, accumulating */
-            bool acc;
-            float *dst = nb__grad_dst(n, gx, i, &acc);
-            if (!dst) return NB_ENOMEM;
-            nb__ew_apply(f, NULL, dst, acc, &gs, 4, in);
-        } else { /* broadcast: the full-size product, then summed to the input's shape */
-            nb_tensor *t = nb__new(nb__engine_fn(), gs.ndim, gs.dims);
-            if (!t) return NB_ENOMEM;
-            nb__ew_apply(f, NULL, nb__data(t), false, &gs, 4, in);
-            rc = nb__grad_sum(n, gx, i, t, 1.0f);
-            nb__release(t);
-        }
+        rc = grad_apply(n, gx, i, f, &gs, 4, in);
     }
     return rc;
 }
@@ -279,4 +352,191 @@ nb_status nb__binary_(const char *fn, const nb__binop *op, nb_tensor *a, const n
     nb__ew_apply(op->forward, NULL, nb__data(a), false, &as, 2, in);
     a->storage->version++;
     return NB_OK;
+}
+
+/* ---- comparisons ---------------------------------------------------------------------------
+ * 1 where the comparison holds, else 0; a NaN compares unequal to everything (IEEE). Plain
+ * tensors: no node, whatever the operands require.
+ * --------------------------------------------------------------------------------------- */
+
+NB__EW_KERNEL(eq_fwd, V0 == V1 ? 1.0f : 0.0f)
+NB__EW_KERNEL(ne_fwd, V0 != V1 ? 1.0f : 0.0f)
+NB__EW_KERNEL(lt_fwd, V0 < V1 ? 1.0f : 0.0f)
+NB__EW_KERNEL(le_fwd, V0 <= V1 ? 1.0f : 0.0f)
+NB__EW_KERNEL(gt_fwd, V0 > V1 ? 1.0f : 0.0f)
+NB__EW_KERNEL(ge_fwd, V0 >= V1 ? 1.0f : 0.0f)
+
+static nb_tensor *compare(const char *fn, nb__ew_fn f, nb_tensor *a, nb_tensor *b)
+{
+    if (!a || !b) {
+        nb__null(fn, a ? "b" : "a");
+        return NULL;
+    }
+    return forward(fn, f, a, b, 0.0f);
+}
+
+static nb_tensor *compare_scalar(const char *fn, nb__ew_fn f, nb_tensor *a, float s)
+{
+    if (!a) {
+        nb__null(fn, "a");
+        return NULL;
+    }
+    return forward(fn, f, a, NULL, s);
+}
+
+nb_tensor *nb_eq(nb_tensor *a, nb_tensor *b)
+{
+    return compare("nb_eq", eq_fwd, a, b);
+}
+
+nb_tensor *nb_ne(nb_tensor *a, nb_tensor *b)
+{
+    return compare("nb_ne", ne_fwd, a, b);
+}
+
+nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b)
+{
+    return compare("nb_lt", lt_fwd, a, b);
+}
+
+nb_tensor *nb_le(nb_tensor *a, nb_tensor *b)
+{
+    return compare("nb_le", le_fwd, a, b);
+}
+
+nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b)
+{
+    return compare("nb_gt", gt_fwd, a, b);
+}
+
+nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b)
+{
+    return compare("nb_ge", ge_fwd, a, b);
+}
+
+nb_tensor *nb_eq_scalar(nb_tensor *a, float s)
+{
+    return compare_scalar("nb_eq_scalar", eq_fwd, a, s);
+}
+
+nb_tensor *nb_ne_scalar(nb_tensor *a, float s)
+{
+    return compare_scalar("nb_ne_scalar", ne_fwd, a, s);
+}
+
+nb_tensor *nb_lt_scalar(nb_tensor *a, float s)
+{
+    return compare_scalar("nb_lt_scalar", lt_fwd, a, s);
+}
+
+nb_tensor *nb_le_scalar(nb_tensor *a, float s)
+{
+    return compare_scalar("nb_le_scalar", le_fwd, a, s);
+}
+
+nb_tensor *nb_gt_scalar(nb_tensor *a, float s)
+{
+    return compare_scalar("nb_gt_scalar", gt_fwd, a, s);
+}
+
+nb_tensor *nb_ge_scalar(nb_tensor *a, float s)
+{
+    return compare_scalar("nb_ge_scalar", ge_fwd, a, s);
+}
+
+/* ---- selection -----------------------------------------------------------------------------
+ * A condition or mask selects where it is nonzero (NaN included): PyTorch's are bool tensors,
+ * so they get no edge and no gradient. Their nodes save them, to route the gradient.
+ * --------------------------------------------------------------------------------------- */
+
+enum { SLOT_SELECTOR };
+
+/* V0 the gradient g, V1 the selector c: g where c holds, or where it does not */
+NB__EW_KERNEL(selected_grad, V1 != 0.0f ? V0 : 0.0f)
+NB__EW_KERNEL(unselected_grad, V1 != 0.0f ? 0.0f : V0)
+
+/* gx[i] += f(g, c) summed to input i's shape, c the saved selector. */
+static nb_status select_grad(nb_node *n, const nb_tensor *g, nb_tensor **gx, int i, nb__ew_fn f)
+{
+    nb_tensor *c = nb__saved(n, SLOT_SELECTOR);
+    if (!c) return nb__last_code();
+    nb_shape gs = nb__size(g), cs = nb__size(c);
+    nb__operand in[2] = {{nb__data(g), &gs}, {nb__data(c), &cs}};
+    return grad_apply(n, gx, i, f, &gs, 2, in);
+}
+
+/* The output of a selection: of the broadcast shape of the n operands, or NULL. */
+static nb_tensor *select_out(const char *fn, int n, const nb__operand *in, nb_shape *os)
+{
+    *os = *in[0].shape;
+    for (int j = 1; j < n; j++) {
+        nb_shape s = *os;
+        if (nb__broadcast_shape(fn, &s, in[j].shape, os) != NB_OK) return NULL;
+    }
+    return nb__new(fn, os->ndim, os->dims);
+}
+
+/* y = c ? a : b; da = sum_to(c ? g : 0), db = sum_to(c ? 0 : g) */
+NB__EW_KERNEL(where_fwd, V0 != 0.0f ? V1 : V2)
+
+static nb_status where_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+{
+    nb_status rc = NB_OK;
+    if (nb__needs_grad(n, 0)) rc = select_grad(n, gy[0], gx, 0, selected_grad);
+    if (rc == NB_OK && nb__needs_grad(n, 1)) rc = select_grad(n, gy[0], gx, 1, unselected_grad);
+    return rc;
+}
+
+static const nb_op where_op = {"WhereBackward0", where_backward, 1, 0, 0};
+
+nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b)
+{
+    static const char fn[] = "nb_where";
+    if (!cond || !a || !b) {
+        nb__null(fn, !cond ? "cond" : !a ? "a" : "b");
+        return NULL;
+    }
+    nb_shape cs = nb__size(cond), as = nb__size(a), bs = nb__size(b), os;
+    nb__operand in[3] = {{nb__data(cond), &cs}, {nb__data(a), &as}, {nb__data(b), &bs}};
+    nb_tensor *out = select_out(fn, 3, in, &os);
+    if (!out) return NULL;
+    nb__ew_apply(where_fwd, NULL, nb__data(out), false, &os, 3, in);
+    nb_node *n;
+    out = nb__finish(fn, &where_op, out, 2, (nb_tensor *[]){a, b}, &n);
+    if (n && nb__save(fn, n, SLOT_SELECTOR, cond) != NB_OK) {
+        nb__drop(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* y = mask ? value : x (value in k[0]); dx = sum_to(mask ? 0 : g) */
+NB__EW_KERNEL(masked_fill_fwd, V1 != 0.0f ? k[0] : V0)
+
+static nb_status masked_fill_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+{
+    return select_grad(n, gy[0], gx, 0, unselected_grad);
+}
+
+static const nb_op masked_fill_op = {"MaskedFillBackward0", masked_fill_backward, 1, 0, 0};
+
+nb_tensor *nb_masked_fill(nb_tensor *x, nb_tensor *mask, float value)
+{
+    static const char fn[] = "nb_masked_fill";
+    if (!x || !mask) {
+        nb__null(fn, x ? "mask" : "x");
+        return NULL;
+    }
+    nb_shape xs = nb__size(x), ms = nb__size(mask), os;
+    nb__operand in[2] = {{nb__data(x), &xs}, {nb__data(mask), &ms}};
+    nb_tensor *out = select_out(fn, 2, in, &os);
+    if (!out) return NULL;
+    nb__ew_apply(masked_fill_fwd, &value, nb__data(out), false, &os, 2, in);
+    nb_node *n;
+    out = nb__finish(fn, &masked_fill_op, out, 1, &x, &n);
+    if (n && nb__save(fn, n, SLOT_SELECTOR, mask) != NB_OK) {
+        nb__drop(out);
+        return NULL;
+    }
+    return out;
 }

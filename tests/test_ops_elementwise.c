@@ -1,0 +1,699 @@
+/*
+ * Elementwise ops: unary ops and activations, pow / maximum / minimum, the comparisons,
+ * where and masked_fill. Values and gradients against PyTorch 1.13 (data/elementwise_ref.h,
+ * made by data/gen_elementwise.py) at 0, -0, ±inf, NaN, ±1e4 and the large-magnitude
+ * regions; gradients accumulated into a lent buffer; node names and edges; every error with
+ * its message; allocation failures. Gradients at ordinary points are checked by
+ * test_gradcheck.c (rows in gradcheck/elementwise.h).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include "data/elementwise_ref.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- the ops under test ------------------------------------------------------------------ */
+
+typedef nb_tensor *(*unary_call)(nb_tensor *x, const float *k);
+
+static nb_tensor *u_exp(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_exp(x);
+}
+
+static nb_tensor *u_expm1(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_expm1(x);
+}
+
+static nb_tensor *u_log(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_log(x);
+}
+
+static nb_tensor *u_log2(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_log2(x);
+}
+
+static nb_tensor *u_log1p(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_log1p(x);
+}
+
+static nb_tensor *u_sqrt(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_sqrt(x);
+}
+
+static nb_tensor *u_rsqrt(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_rsqrt(x);
+}
+
+static nb_tensor *u_reciprocal(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_reciprocal(x);
+}
+
+static nb_tensor *u_square(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_square(x);
+}
+
+static nb_tensor *u_pow_scalar(nb_tensor *x, const float *k)
+{
+    return nb_pow_scalar(x, k[0]);
+}
+
+static nb_tensor *u_sin(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_sin(x);
+}
+
+static nb_tensor *u_cos(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_cos(x);
+}
+
+static nb_tensor *u_tanh(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_tanh(x);
+}
+
+static nb_tensor *u_abs(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_abs(x);
+}
+
+static nb_tensor *u_sign(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_sign(x);
+}
+
+static nb_tensor *u_clamp(nb_tensor *x, const float *k)
+{
+    return nb_clamp(x, k[0], k[1]);
+}
+
+static nb_tensor *u_hardtanh(nb_tensor *x, const float *k)
+{
+    return nb_hardtanh(x, k[0], k[1]);
+}
+
+static nb_tensor *u_leaky_relu(nb_tensor *x, const float *k)
+{
+    return nb_leaky_relu(x, k[0]);
+}
+
+static nb_tensor *u_elu(nb_tensor *x, const float *k)
+{
+    return nb_elu(x, k[0]);
+}
+
+static nb_tensor *u_gelu(nb_tensor *x, const float *k)
+{
+    return nb_gelu(x, k[0] != 0.0f ? NB_GELU_TANH : NB_GELU_NONE);
+}
+
+static nb_tensor *u_silu(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_silu(x);
+}
+
+static nb_tensor *u_softplus(nb_tensor *x, const float *k)
+{
+    return nb_softplus(x, k[0], k[1]);
+}
+
+static nb_tensor *u_logsigmoid(nb_tensor *x, const float *k)
+{
+    (void)k;
+    return nb_logsigmoid(x);
+}
+
+/*
+ * Every unary op: its reference key, public name, node, the parameters its node-name row
+ * uses, and how far its values and gradients may be from PyTorch's: ulps (0: bit for bit),
+ * or for a gradient also grad_atol·|g| absolute. PyTorch computes exp, expm1, log, log2,
+ * log1p, sin, cos, tanh and logsigmoid's forward with its vectorised (Sleef) functions at
+ * every length, within an ulp of the C library's that nabla calls; tanh's gradient 1 - y²
+ * then loses what y's last bit held where y is near ±1. gelu's tanh form adds terms that
+ * cancel for x < 0, where PyTorch's build contracts products into fused multiply-adds.
+ */
+static const struct {
+    const char *key, *fn, *node;
+    unary_call f;
+    float k[2];
+    int ulps;
+    float grad_atol;
+} unary_ops[] = {
+    {"exp", "nb_exp", "ExpBackward0", u_exp, {0}, 1, 0},
+    {"expm1", "nb_expm1", "Expm1Backward0", u_expm1, {0}, 1, 0},
+    {"log", "nb_log", "LogBackward0", u_log, {0}, 0, 0},
+    {"log2", "nb_log2", "Log2Backward0", u_log2, {0}, 0, 0},
+    {"log1p", "nb_log1p", "Log1PBackward0", u_log1p, {0}, 0, 0},
+    {"sqrt", "nb_sqrt", "SqrtBackward0", u_sqrt, {0}, 0, 0},
+    {"rsqrt", "nb_rsqrt", "RsqrtBackward0", u_rsqrt, {0}, 0, 0},
+    {"reciprocal", "nb_reciprocal", "ReciprocalBackward0", u_reciprocal, {0}, 0, 0},
+    {"square", "nb_square", "PowBackward0", u_square, {0}, 0, 0},
+    {"pow_scalar", "nb_pow_scalar", "PowBackward0", u_pow_scalar, {2.5f}, 0, 0},
+    {"sin", "nb_sin", "SinBackward0", u_sin, {0}, 2, 0},
+    {"cos", "nb_cos", "CosBackward0", u_cos, {0}, 1, 0},
+    {"tanh", "nb_tanh", "TanhBackward0", u_tanh, {0}, 1, 0x1p-22f},
+    {"abs", "nb_abs", "AbsBackward0", u_abs, {0}, 0, 0},
+    {"sign", "nb_sign", "SignBackward0", u_sign, {0}, 0, 0},
+    {"clamp", "nb_clamp", "ClampBackward1", u_clamp, {-1.0f, 1.0f}, 0, 0},
+    {"hardtanh", "nb_hardtanh", "HardtanhBackward0", u_hardtanh, {-1.0f, 1.0f}, 0, 0},
+    {"leaky_relu", "nb_leaky_relu", "LeakyReluBackward0", u_leaky_relu, {0.01f}, 0, 0},
+    {"elu", "nb_elu", "EluBackward0", u_elu, {1.0f}, 0, 0},
+    {"gelu", "nb_gelu", "GeluBackward0", u_gelu, {0.0f}, 1, 0x1p-20f},
+    {"silu", "nb_silu", "SiluBackward0", u_silu, {0}, 0, 0},
+    {"softplus", "nb_softplus", "SoftplusBackward0", u_softplus, {1.0f, 20.0f}, 0, 0},
+    {"logsigmoid", "nb_logsigmoid", "LogSigmoidBackward0", u_logsigmoid, {0}, 1, 0},
+};
+
+typedef nb_tensor *(*nary_call)(nb_tensor *const *in, float k);
+
+static nb_tensor *n_pow(nb_tensor *const *in, float k)
+{
+    (void)k;
+    return nb_pow(in[0], in[1]);
+}
+
+static nb_tensor *n_maximum(nb_tensor *const *in, float k)
+{
+    (void)k;
+    return nb_maximum(in[0], in[1]);
+}
+
+static nb_tensor *n_minimum(nb_tensor *const *in, float k)
+{
+    (void)k;
+    return nb_minimum(in[0], in[1]);
+}
+
+static nb_tensor *n_where(nb_tensor *const *in, float k)
+{
+    (void)k;
+    return nb_where(in[0], in[1], in[2]);
+}
+
+static nb_tensor *n_masked_fill(nb_tensor *const *in, float k)
+{
+    return nb_masked_fill(in[0], in[1], k);
+}
+
+#define COMPARISON(name)                                                                           \
+    static nb_tensor *n_##name(nb_tensor *const *in, float k)                                      \
+    {                                                                                              \
+        (void)k;                                                                                   \
+        return nb_##name(in[0], in[1]);                                                            \
+    }                                                                                              \
+    static nb_tensor *n_##name##_scalar(nb_tensor *const *in, float k)                             \
+    {                                                                                              \
+        return nb_##name##_scalar(in[0], k);                                                       \
+    }
+COMPARISON(eq)
+COMPARISON(ne)
+COMPARISON(lt)
+COMPARISON(le)
+COMPARISON(gt)
+COMPARISON(ge)
+#undef COMPARISON
+
+/*
+ * Every op of several operands: its key, public name, node (NULL: the result has none), its
+ * tensor arguments' names, and the number of edges its node has (the condition and the mask
+ * get none, as in PyTorch).
+ */
+static const struct {
+    const char *key, *fn, *node;
+    nary_call f;
+    int nin;
+    const char *arg[3];
+    int edges;
+} nary_ops[] = {
+    {"pow", "nb_pow", "PowBackward1", n_pow, 2, {"a", "b"}, 2},
+    {"maximum", "nb_maximum", "MaximumBackward0", n_maximum, 2, {"a", "b"}, 2},
+    {"minimum", "nb_minimum", "MinimumBackward0", n_minimum, 2, {"a", "b"}, 2},
+    {"where", "nb_where", "WhereBackward0", n_where, 3, {"cond", "a", "b"}, 2},
+    {"masked_fill", "nb_masked_fill", "MaskedFillBackward0", n_masked_fill, 2, {"x", "mask"}, 1},
+    {"eq", "nb_eq", NULL, n_eq, 2, {"a", "b"}, 0},
+    {"ne", "nb_ne", NULL, n_ne, 2, {"a", "b"}, 0},
+    {"lt", "nb_lt", NULL, n_lt, 2, {"a", "b"}, 0},
+    {"le", "nb_le", NULL, n_le, 2, {"a", "b"}, 0},
+    {"gt", "nb_gt", NULL, n_gt, 2, {"a", "b"}, 0},
+    {"ge", "nb_ge", NULL, n_ge, 2, {"a", "b"}, 0},
+    {"eq_scalar", "nb_eq_scalar", NULL, n_eq_scalar, 1, {"a"}, 0},
+    {"ne_scalar", "nb_ne_scalar", NULL, n_ne_scalar, 1, {"a"}, 0},
+    {"lt_scalar", "nb_lt_scalar", NULL, n_lt_scalar, 1, {"a"}, 0},
+    {"le_scalar", "nb_le_scalar", NULL, n_le_scalar, 1, {"a"}, 0},
+    {"gt_scalar", "nb_gt_scalar", NULL, n_gt_scalar, 1, {"a"}, 0},
+    {"ge_scalar", "nb_ge_scalar", NULL, n_ge_scalar, 1, {"a"}, 0},
+};
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static nb_tensor *leaf(nb_tensor *t, bool grad)
+{
+    assert_non_null(t);
+    if (grad) assert_non_null(nb_requires_grad_(t, true));
+    return t;
+}
+
+/* float bits as an integer that orders like the floats: ulps are differences */
+static int64_t ordered(float v)
+{
+    int32_t b;
+    memcpy(&b, &v, sizeof b);
+    return b >= 0 ? (int64_t)b : -(int64_t)(b & 0x7fffffff);
+}
+
+/*
+ * got[i] against want[i]: NaN for NaN, the same infinity, zeros of the same sign, other
+ * values within tol ulps. On a mismatch, fail naming the case, the element and its input.
+ */
+static void check_values(const char *what, const char *name, const float *got, const float *want,
+                         const float *x, int64_t n, int tol, const float *atol)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = got[i], w = want[i];
+        bool ok = atol && fabsf(g - w) <= atol[i];
+        if (ok)
+            continue;
+        else if (isnan(w))
+            ok = isnan(g);
+        else if (isinf(w) || w == 0.0f)
+            ok = g == w && signbit(g) == signbit(w);
+        else
+            ok = isfinite(g) && llabs(ordered(g) - ordered(w)) <= tol;
+        if (!ok && x)
+            fail_msg("%s: %s[%lld] at x = %a: got %a, want %a (%d ulp allowed)", name, what,
+                     (long long)i, (double)x[i], (double)g, (double)w, tol);
+        if (!ok)
+            fail_msg("%s: %s[%lld]: got %a, want %a", name, what, (long long)i, (double)g,
+                     (double)w);
+    }
+}
+
+/* ---- unary ops against PyTorch ------------------------------------------------------------ */
+
+static int unary_index(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_LEN(unary_ops); i++)
+        if (!strcmp(unary_ops[i].key, key)) return (int)i;
+    fail_msg("no unary op %s", key);
+    return -1;
+}
+
+/* y and dx; then a second backward, into the leaf's .grad lent to the op: 2·dx */
+static void test_unary_reference(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < ARRAY_LEN(ew_ref_unary_cases); c++) {
+        const ew_ref_unary *r = &ew_ref_unary_cases[c];
+        int op = unary_index(r->op);
+        char name[96];
+        snprintf(name, sizeof name, "%s(k = %g, %g)", r->op, (double)r->k[0], (double)r->k[1]);
+        nb_tensor *x = leaf(nb_from_data(r->x, NB_SHAPE(r->n)), true);
+        nb_tensor *g = nb_from_data(r->g, NB_SHAPE(r->n));
+        nb_tensor *y = unary_ops[op].f(x, r->k);
+        if (!y) fail_msg("%s: %s", name, nb_last_error()->message);
+        assert_string_equal(nb_node_name(nb_tensor_grad_fn(y)), unary_ops[op].node);
+        int tol = unary_ops[op].ulps;
+        check_values("y", name, nb_tensor_data_const(y), r->y, r->x, r->n, tol, NULL);
+        float twice[128], atol[128], atol2[128];
+        assert_true(r->n <= (int)ARRAY_LEN(twice));
+        for (int i = 0; i < r->n; i++) {
+            twice[i] = r->dx[i] + r->dx[i];
+            atol[i] = unary_ops[op].grad_atol * fabsf(r->g[i]);
+            atol2[i] = 2.0f * atol[i];
+        }
+        assert_int_equal(nb_backward(y, g, true), NB_OK);
+        const float *dx = nb_tensor_data_const(nb_tensor_grad(x));
+        check_values("dx", name, dx, r->dx, r->x, r->n, tol, atol);
+        assert_int_equal(nb_backward(y, g, false), NB_OK);
+        check_values("dx accumulated", name, nb_tensor_data_const(nb_tensor_grad(x)), twice, r->x,
+                     r->n, tol, atol2);
+        nb_release(y);
+        nb_release(g);
+        nb_release(x);
+    }
+}
+
+/* ---- ops of several operands against PyTorch -------------------------------------------- */
+
+static int nary_index(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_LEN(nary_ops); i++)
+        if (!strcmp(nary_ops[i].key, key)) return (int)i;
+    fail_msg("no op %s", key);
+    return -1;
+}
+
+static void test_nary_reference(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < ARRAY_LEN(ew_ref_nary_cases); c++) {
+        const ew_ref_nary *r = &ew_ref_nary_cases[c];
+        int op = nary_index(r->op);
+        nb_tensor *in[3] = {NULL};
+        for (int j = 0; j < r->nin; j++)
+            in[j] = leaf(nb_from_data(r->in[j], nb_shape_make(r->ndim[j], r->dims[j])),
+                         r->grad[j] != NULL);
+        nb_shape os = nb_shape_make(r->out_ndim, r->out_dims);
+        nb_tensor *y = nary_ops[op].f(in, r->k);
+        if (!y) fail_msg("%s: %s", r->name, nb_last_error()->message);
+        int64_t n = nb_tensor_numel(y);
+        char got_s[64], want_s[64];
+        nb_shape_format(nb_tensor_size(y), got_s, sizeof got_s);
+        nb_shape_format(os, want_s, sizeof want_s);
+        if (strcmp(got_s, want_s)) fail_msg("%s: shape %s, want %s", r->name, got_s, want_s);
+        check_values("y", r->name, nb_tensor_data_const(y), r->y, NULL, n, 0, NULL);
+        if (r->g) {
+            nb_tensor *g = nb_from_data(r->g, os);
+            assert_int_equal(nb_backward(y, g, true), NB_OK);
+            for (int j = 0; j < r->nin; j++) {
+                if (!r->grad[j]) {
+                    assert_null(nb_tensor_grad(in[j]));
+                    continue;
+                }
+                char what[16];
+                snprintf(what, sizeof what, "grad %d", j);
+                check_values(what, r->name, nb_tensor_data_const(nb_tensor_grad(in[j])), r->grad[j],
+                             NULL, nb_tensor_numel(in[j]), 0, NULL);
+            }
+            /* again, accumulating into the gradients already there */
+            assert_int_equal(nb_backward(y, g, false), NB_OK);
+            for (int j = 0; j < r->nin; j++) {
+                if (!r->grad[j]) continue;
+                float twice[256];
+                int64_t m = nb_tensor_numel(in[j]);
+                assert_true(m <= (int64_t)ARRAY_LEN(twice));
+                for (int64_t i = 0; i < m; i++) twice[i] = r->grad[j][i] + r->grad[j][i];
+                check_values("grad accumulated", r->name,
+                             nb_tensor_data_const(nb_tensor_grad(in[j])), twice, NULL, m, 0, NULL);
+            }
+            nb_release(g);
+        } else {
+            assert_null(nb_tensor_grad_fn(y));
+        }
+        nb_release(y);
+        for (int j = 0; j < r->nin; j++) nb_release(in[j]);
+    }
+}
+
+/* ---- nodes and edges ------------------------------------------------------------------- */
+
+static void test_node_names(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(unary_ops); i++) {
+        nb_tensor *x = leaf(nb_rand(NB_SHAPE(2, 3)), true), *c = nb_rand(NB_SHAPE(2, 3));
+        nb_tensor *y = unary_ops[i].f(x, unary_ops[i].k);
+        assert_non_null(y);
+        assert_true(nb_tensor_requires_grad(y));
+        const nb_node *n = nb_tensor_grad_fn(y);
+        assert_string_equal(nb_node_name(n), unary_ops[i].node);
+        assert_int_equal(nb_node_num_next(n), 1);
+        assert_ptr_equal(nb_node_variable(nb_node_next(n, 0, NULL)), x);
+        nb_release(y);
+        y = unary_ops[i].f(c, unary_ops[i].k); /* nothing requires grad: no node */
+        assert_null(nb_tensor_grad_fn(y));
+        assert_false(nb_tensor_requires_grad(y));
+        nb_release(y);
+        NB_NO_GRAD
+        {
+            y = unary_ops[i].f(x, unary_ops[i].k);
+        }
+        assert_null(nb_tensor_grad_fn(y));
+        nb_release(y);
+        nb_release(c);
+        nb_release(x);
+    }
+    for (size_t i = 0; i < ARRAY_LEN(nary_ops); i++) {
+        /* every operand requires grad: the condition and the mask still get no edge */
+        nb_tensor *in[3];
+        for (int j = 0; j < 3; j++) in[j] = leaf(nb_rand(NB_SHAPE(2, 3)), true);
+        nb_tensor *y = nary_ops[i].f(in, 0.5f);
+        assert_non_null(y);
+        const nb_node *n = nb_tensor_grad_fn(y);
+        if (!nary_ops[i].node) {
+            assert_null(n);
+            assert_false(nb_tensor_requires_grad(y));
+        } else {
+            assert_string_equal(nb_node_name(n), nary_ops[i].node);
+            assert_int_equal(nb_node_num_next(n), nary_ops[i].edges);
+            /* the differentiable operands, in order: where's a and b, masked_fill's x */
+            int first = !strcmp(nary_ops[i].key, "where") ? 1 : 0;
+            for (int e = 0; e < nary_ops[i].edges; e++)
+                assert_ptr_equal(nb_node_variable(nb_node_next(n, e, NULL)), in[first + e]);
+        }
+        nb_release(y);
+        for (int j = 0; j < 3; j++) nb_release(in[j]);
+    }
+}
+
+/* ---- errors --------------------------------------------------------------------------------- */
+
+static void test_null_arguments(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_ones(NB_SHAPE(3));
+    nb_tensor *bad_a = nb_ones(NB_SHAPE(2)), *bad_b = nb_ones(NB_SHAPE(4));
+    char want[128], earlier[256];
+    assert_null(nb_add(bad_a, bad_b));
+    snprintf(earlier, sizeof earlier, "%s", nb_last_error()->message);
+    for (size_t i = 0; i < ARRAY_LEN(unary_ops); i++) {
+        nb_error_clear();
+        assert_null(unary_ops[i].f(NULL, unary_ops[i].k));
+        snprintf(want, sizeof want, "%s: argument 'x' is NULL", unary_ops[i].fn);
+        assert_error(NB_EINVAL, want);
+        /* a NULL made by a failed call keeps that call's error */
+        assert_null(unary_ops[i].f(nb_add(bad_a, bad_b), unary_ops[i].k));
+        assert_string_equal(nb_last_error()->message, earlier);
+    }
+    for (size_t i = 0; i < ARRAY_LEN(nary_ops); i++) {
+        for (int j = 0; j < nary_ops[i].nin; j++) {
+            nb_tensor *in[3] = {x, x, x};
+            in[j] = NULL;
+            nb_error_clear();
+            assert_null(nary_ops[i].f(in, 0.0f));
+            snprintf(want, sizeof want, "%s: argument '%s' is NULL", nary_ops[i].fn,
+                     nary_ops[i].arg[j]);
+            assert_error(NB_EINVAL, want);
+            in[j] = nb_add(bad_a, bad_b);
+            assert_null(nary_ops[i].f(in, 0.0f));
+            assert_string_equal(nb_last_error()->message, earlier);
+        }
+    }
+    nb_release(x);
+    nb_release(bad_a);
+    nb_release(bad_b);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    nb_tensor *a = leaf(nb_ones(NB_SHAPE(2, 3)), true), *b = nb_ones(NB_SHAPE(4));
+    nb_tensor *c = nb_ones(NB_SHAPE(3));
+    char want[160];
+    for (size_t i = 0; i < ARRAY_LEN(nary_ops); i++) {
+        if (nary_ops[i].nin < 2) continue;
+        nb_tensor *in[3] = {a, b, c};
+        nb_error_clear();
+        assert_null(nary_ops[i].f(in, 0.0f));
+        snprintf(want, sizeof want,
+                 "%s: shapes [2, 3] and [4] cannot be broadcast (3 != 4 at dimension 1)",
+                 nary_ops[i].fn);
+        assert_error(NB_ESHAPE, want);
+    }
+    /* where: the condition and a broadcast, b does not fit their shape */
+    nb_tensor *w = nb_where(c, a, b);
+    assert_null(w);
+    assert_error(NB_ESHAPE, "nb_where: shapes [2, 3] and [4] cannot be broadcast (3 != 4 at "
+                            "dimension 1)");
+    nb_tensor *x = nb_ones(NB_SHAPE(3));
+    assert_null(nb_gelu(x, (nb_gelu_approximate)2));
+    assert_error(NB_EINVAL, "nb_gelu: approximate must be NB_GELU_NONE or NB_GELU_TANH, got 2");
+    assert_null(nb_gelu(NULL, (nb_gelu_approximate)2));
+    assert_error(NB_EINVAL, "nb_gelu: argument 'x' is NULL");
+
+    /* where's saved condition changed in place before backward: PyTorch's error */
+    nb_tensor *cond = nb_from_data((const float[]){1, 0, 1}, NB_SHAPE(3));
+    nb_tensor *xa = leaf(nb_ones(NB_SHAPE(3)), true);
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *y = nb_sum(nb_where(cond, xa, x), NB_DIMS_ALL, false);
+    assert_int_equal(nb_fill_(cond, 0.0f), NB_OK);
+    assert_int_equal(nb_backward(y, NULL, false), NB_ESTATE);
+    assert_error(NB_ESTATE, "which is an input saved by WhereBackward0, is at version 1; "
+                            "expected version 0 instead");
+    y = nb_sum(nb_masked_fill(xa, cond, 1.0f), NB_DIMS_ALL, false);
+    assert_int_equal(nb_fill_(cond, 1.0f), NB_OK);
+    assert_int_equal(nb_backward(y, NULL, false), NB_ESTATE);
+    assert_error(NB_ESTATE, "which is an input saved by MaskedFillBackward0, is at version 2; "
+                            "expected version 1 instead");
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+    nb_release(xa);
+    nb_release(cond);
+    nb_release(x);
+    nb_release(a);
+    nb_release(b);
+    nb_release(c);
+}
+
+/* ---- behaviour beyond the reference values ---------------------------------------------- */
+
+/* A condition or mask that requires grad gets none; comparisons never record a node. */
+static void test_selectors_and_comparisons(void **state)
+{
+    (void)state;
+    nb_tensor *x = leaf(nb_from_data((const float[]){-1, 2, -3, 4}, NB_SHAPE(4)), true);
+    nb_tensor *z = leaf(nb_zeros(NB_SHAPE(4)), true);
+    nb_tensor *mask = nb_gt_scalar(x, 0.0f);
+    assert_null(nb_tensor_grad_fn(mask));
+    assert_false(nb_tensor_requires_grad(mask));
+    assert_close(nb_tensor_data_const(mask), ((const float[]){0, 1, 0, 1}), 4, 0, 0);
+    nb_tensor *cond = leaf(nb_from_data((const float[]){1, 0, 2, 0}, NB_SHAPE(4)), true);
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *loss = nb_add(nb_sum(nb_where(cond, x, z), NB_DIMS_ALL, false),
+                             nb_sum(nb_masked_fill(x, mask, 0.0f), NB_DIMS_ALL, false));
+    assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+    assert_null(nb_tensor_grad(cond));
+    /* where: 1 where cond is nonzero; masked_fill: 1 where the mask is zero; summed */
+    assert_close(nb_tensor_data_const(nb_tensor_grad(x)), ((const float[]){2, 0, 2, 0}), 4, 0, 0);
+    assert_close(nb_tensor_data_const(nb_tensor_grad(z)), ((const float[]){0, 1, 0, 1}), 4, 0, 0);
+    nb_release(cond);
+    nb_release(mask);
+    nb_release(z);
+    nb_release(x);
+}
+
+/* Only the inputs whose edge needs a gradient get one, for every op of two tensors. */
+static void test_one_side(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(nary_ops); i++) {
+        if (!nary_ops[i].node || nary_ops[i].edges < 2) continue;
+        int first = !strcmp(nary_ops[i].key, "where") ? 1 : 0;
+        for (int side = 0; side < 2; side++) {
+            nb_tensor *in[3] = {nb_rand(NB_SHAPE(2, 3)), nb_rand(NB_SHAPE(3)),
+                                nb_rand(NB_SHAPE(2, 1))};
+            leaf(in[first + side], true);
+            nb_scope *sc = nb_scope_begin();
+            nb_tensor *y = nb_sum(nary_ops[i].f(in, 0.0f), NB_DIMS_ALL, false);
+            assert_non_null(y);
+            assert_int_equal(nb_backward(y, NULL, false), NB_OK);
+            assert_int_equal(nb_scope_end(sc), NB_OK);
+            for (int j = 0; j < 3; j++) {
+                if (j == first + side)
+                    assert_non_null(nb_tensor_grad(in[j]));
+                else
+                    assert_null(nb_tensor_grad(in[j]));
+                nb_release(in[j]);
+            }
+        }
+    }
+}
+
+/* ---- allocation failures --------------------------------------------------------------- */
+
+static nb_tensor *sweep_x, *sweep_c, *sweep_b;
+
+/* where over broadcast operands, then a backward that sums each gradient back */
+static nb_status sweep_where(void)
+{
+    nb_scope *sc = nb_scope_begin();
+    if (!sc) return nb_last_error()->code;
+    nb_tensor *cond = nb_gt_scalar(sweep_c, 0.0f);
+    nb_tensor *y =
+        nb_sum(nb_gelu(nb_where(cond, sweep_x, sweep_b), NB_GELU_TANH), NB_DIMS_ALL, false);
+    nb_status rc = y ? nb_backward(y, NULL, false) : nb_last_error()->code;
+    nb_status end = nb_scope_end(sc);
+    return rc != NB_OK ? rc : end;
+}
+
+static void test_alloc_failure(void **state)
+{
+    (void)state;
+    sweep_x = leaf(nb_randn(NB_SHAPE(2, 3)), true);
+    sweep_b = leaf(nb_randn(NB_SHAPE(3)), true);
+    sweep_c = nb_randn(NB_SHAPE(2, 1));
+    long k, clean = 0;
+    for (k = 1; k < 100000; k++) {
+        nbt_fail_alloc_after(k);
+        long live = nbt_alloc_live();
+        nb_error_clear();
+        nb_status rc = sweep_where();
+        int failed = nbt_alloc_failed();
+        nbt_fail_alloc_after(0);
+        if (rc != NB_OK) {
+            if (!failed || rc != NB_ENOMEM)
+                fail_msg("k=%ld: %s (failed %d)", k, nb_last_error()->message, failed);
+            const nb_error *e = nb_last_error();
+            if (e->code != NB_ENOMEM || !strstr(e->message, ": out of memory"))
+                fail_msg("k=%ld: status %d, last error %d: %s", k, rc, e->code, e->message);
+            clean++;
+        }
+        /* what a backward that failed part of the way left in .grad is the leaves' */
+        assert_int_equal(nb_zero_grad(sweep_x, true), NB_OK);
+        assert_int_equal(nb_zero_grad(sweep_b, true), NB_OK);
+        if (nbt_alloc_live() != live)
+            fail_msg("k=%ld: %ld blocks leaked", k, nbt_alloc_live() - live);
+        if (!failed) break;
+    }
+    assert_true(k > 10);
+    assert_true(clean == k - 1);
+    nb_release(sweep_x);
+    nb_release(sweep_b);
+    nb_release(sweep_c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_unary_reference, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_nary_reference, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_node_names, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_null_arguments, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_selectors_and_comparisons, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_one_side, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_alloc_failure, nbt_setup_counting,
+                                        nbt_teardown_counting),
+    };
+    return cmocka_run_group_tests_name("ops_elementwise", tests, NULL, NULL);
+}
