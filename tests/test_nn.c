@@ -58,6 +58,19 @@ static void check_params(nb_module *m, const nn_param_ref *ref, size_t n, const 
     nb_state_dict_free(d);
 }
 
+static nb_module *make_every(void)
+{
+    return NB_SEQUENTIAL(nb_module_embedding(10, 4, NB_NO_PADDING), nb_module_linear(4, 3, true),
+                         nb_module_tanh(), nb_module_sigmoid(), nb_module_gelu(NB_GELU_NONE),
+                         nb_module_gelu(NB_GELU_TANH), nb_module_silu(), nb_module_leaky_relu(0.01),
+                         nb_module_leaky_relu(0.2), nb_module_dropout(0.5), nb_module_dropout(0.1),
+                         nb_module_layer_norm(NB_SHAPE(3), 1e-5, true),
+                         nb_module_layer_norm(NB_SHAPE(2, 3), 1e-3, false),
+                         nb_module_embedding(10, 3, 0), nb_module_embedding(7, 2, -2),
+                         nb_module_flatten(1, -1), nb_module_flatten(0, -1),
+                         NB_SEQUENTIAL(nb_module_relu()), nb_module_linear(3, 2, false));
+}
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static void test_init_identity(void **state)
@@ -76,6 +89,11 @@ static void test_init_identity(void **state)
          {N(nn_mixed_0), N(nn_mixed_1)},
          nn_mixed_repr,
          nn_mixed_count},
+        {make_every,
+         {nn_every_0, nn_every_1},
+         {N(nn_every_0), N(nn_every_1)},
+         nn_every_repr,
+         nn_every_count},
     };
     for (size_t k = 0; k < N(models); k++) {
         for (uint64_t seed = 0; seed < 2; seed++) {
@@ -230,6 +248,175 @@ static void test_containers(void **state)
     nb_module_free(NULL);
 }
 
+/* ---- gradcheck of every layer's forward, with respect to its input and its parameters --- */
+
+typedef struct layer_case {
+    const char *name;
+    nb_module *(*make)(void);
+    nb_shape in;
+    bool ids; /* the input is ids, not differentiable */
+} layer_case;
+
+static nb_module *mk_linear(void)
+{
+    return nb_module_linear(4, 3, true);
+}
+static nb_module *mk_linear_nobias(void)
+{
+    return nb_module_linear(4, 3, false);
+}
+static nb_module *mk_relu(void)
+{
+    return nb_module_relu();
+}
+static nb_module *mk_sigmoid(void)
+{
+    return nb_module_sigmoid();
+}
+static nb_module *mk_tanh(void)
+{
+    return nb_module_tanh();
+}
+static nb_module *mk_silu(void)
+{
+    return nb_module_silu();
+}
+static nb_module *mk_gelu(void)
+{
+    return nb_module_gelu(NB_GELU_NONE);
+}
+static nb_module *mk_gelu_tanh(void)
+{
+    return nb_module_gelu(NB_GELU_TANH);
+}
+static nb_module *mk_leaky(void)
+{
+    return nb_module_leaky_relu(0.2);
+}
+static nb_module *mk_dropout(void)
+{
+    return nb_module_dropout(0.3);
+}
+static nb_module *mk_layer_norm(void)
+{
+    return nb_module_layer_norm(NB_SHAPE(4), 1e-5, true);
+}
+static nb_module *mk_embedding(void)
+{
+    return nb_module_embedding(6, 3, NB_NO_PADDING); /* the padding row has no gradient */
+}
+static nb_module *mk_flatten(void)
+{
+    return nb_module_flatten(1, -1);
+}
+static nb_module *mk_mlp(void)
+{
+    return NB_SEQUENTIAL(nb_module_linear(4, 5, true), nb_module_tanh(),
+                         nb_module_layer_norm(NB_SHAPE(5), 1e-5, true), nb_module_dropout(0.2),
+                         nb_module_linear(5, 2, true));
+}
+
+typedef struct layer_ctx {
+    nb_module *m;
+    nb_tensor *ids;
+} layer_ctx;
+
+/* inputs[0] is x (unless ids), the rest the module's parameters, perturbed in place */
+static nb_tensor *layer_forward(nb_tensor *const *inputs, void *ctx)
+{
+    layer_ctx *c = ctx;
+    nb_manual_seed(7); /* the same dropout mask at every evaluation */
+    return nb_module_forward(c->m, c->ids ? c->ids : inputs[0]);
+}
+
+static void test_layer_gradcheck(void **state)
+{
+    (void)state;
+    const layer_case cases[] = {
+        {"Linear", mk_linear, NB_SHAPE(2, 3, 4), false},
+        {"Linear no bias", mk_linear_nobias, NB_SHAPE(5, 4), false},
+        {"ReLU", mk_relu, NB_SHAPE(3, 4), false},
+        {"Sigmoid", mk_sigmoid, NB_SHAPE(3, 4), false},
+        {"Tanh", mk_tanh, NB_SHAPE(3, 4), false},
+        {"SiLU", mk_silu, NB_SHAPE(3, 4), false},
+        {"GELU", mk_gelu, NB_SHAPE(3, 4), false},
+        {"GELU tanh", mk_gelu_tanh, NB_SHAPE(3, 4), false},
+        {"LeakyReLU", mk_leaky, NB_SHAPE(3, 4), false},
+        {"Dropout", mk_dropout, NB_SHAPE(3, 4), false},
+        {"LayerNorm", mk_layer_norm, NB_SHAPE(3, 4), false},
+        {"Embedding", mk_embedding, NB_SHAPE(2, 3), true},
+        {"Flatten", mk_flatten, NB_SHAPE(2, 3, 2), false},
+        {"Sequential", mk_mlp, NB_SHAPE(3, 4), false},
+    };
+    for (size_t k = 0; k < N(cases); k++) {
+        nb_module *m = cases[k].make();
+        assert_non_null(m);
+        nb_tensor *in[8] = {NULL};
+        int n = nb_module_parameters(m, in + 1, 7);
+        assert_true(n >= 0);
+        nb_tensor *x = nb_randn(cases[k].in);
+        layer_ctx c = {m, NULL};
+        if (cases[k].ids) {
+            float *d = nb_tensor_data(x);
+            for (int64_t i = 0; i < nb_tensor_numel(x); i++) d[i] = (float)(i % 6);
+            c.ids = x;
+        } else {
+            float *d = nb_tensor_data(x); /* away from relu's kink */
+            for (int64_t i = 0; i < nb_tensor_numel(x); i++) d[i] += d[i] < 0 ? -0.3f : 0.3f;
+            nb_requires_grad_(x, true);
+        }
+        in[0] = x;
+        if (nb_gradcheck(layer_forward, &c, in, n + 1, NULL) != NB_OK)
+            fail_msg("%s: %s", cases[k].name, nb_last_error()->message);
+        nb_release(x);
+        nb_module_free(m);
+    }
+}
+
+static void test_layer_modes_and_errors(void **state)
+{
+    (void)state;
+    nb_module *d = nb_module_dropout(0.5);
+    nb_tensor *x = nb_ones(NB_SHAPE(64));
+    nb_tensor *y = nb_module_forward(d, x);
+    int zeros = 0;
+    for (int i = 0; i < 64; i++) zeros += nb_tensor_data(y)[i] == 0.0f;
+    assert_true(zeros > 8 && zeros < 56); /* training: dropped and scaled */
+    nb_release(y);
+    assert_int_equal(nb_module_train(d, false), NB_OK);
+    y = nb_module_forward(d, x);
+    for (int i = 0; i < 64; i++) assert_true(nb_tensor_data(y)[i] == 1.0f); /* eval: identity */
+    nb_release(y);
+    nb_release(x);
+    nb_module_free(d);
+    nb_error_clear();
+    assert_null(nb_module_dropout(1.5));
+    assert_error(NB_EINVAL,
+                 "nb_module_dropout: dropout probability has to be between 0 and 1, but got 1.5");
+    assert_null(nb_module_layer_norm(NB_SHAPE0, 1e-5, true));
+    assert_error(NB_EINVAL,
+                 "nb_module_layer_norm: normalized_shape must have between 1 and 8 dims, got 0");
+    assert_null(nb_module_layer_norm(NB_SHAPE(3), -1, true));
+    assert_error(NB_EINVAL, "nb_module_layer_norm: eps must be >= 0, got -1");
+    assert_null(nb_module_embedding(5, 2, 5));
+    assert_error(NB_EINVAL,
+                 "nb_module_embedding: Padding_idx must be within num_embeddings, got 5 for 5");
+    assert_null(nb_module_embedding(-5, 2, NB_NO_PADDING));
+    assert_error(NB_EINVAL,
+                 "nb_module_embedding: num_embeddings (-5) and embedding_dim (2) must be >= 0");
+    assert_null(nb_module_gelu((nb_gelu_approximate)7));
+    assert_error(NB_EINVAL,
+                 "nb_module_gelu: approximate argument must be either none or tanh, got 7");
+    assert_null(nb_module_leaky_relu((double)INFINITY));
+    assert_error(NB_EINVAL, "nb_module_leaky_relu: negative_slope must be finite, got inf");
+    /* the padding row starts at zero and gets no gradient */
+    nb_module *e = nb_module_embedding(4, 2, 1);
+    nb_tensor *w = NULL;
+    assert_int_equal(nb_module_parameters(e, &w, 1), 1);
+    assert_true(nb_tensor_data(w)[2] == 0.0f && nb_tensor_data(w)[3] == 0.0f);
+    nb_module_free(e);
+}
+
 /* Every allocation of building and running a model can fail cleanly. */
 static void test_alloc_failures(void **state)
 {
@@ -262,8 +449,10 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_init_identity), T(test_forward_and_freeze), T(test_state_dict_round_trip),
-        T(test_containers),    T(test_alloc_failures),
+        T(test_init_identity),          T(test_forward_and_freeze),
+        T(test_state_dict_round_trip),  T(test_containers),
+        T(test_alloc_failures),         T(test_layer_gradcheck),
+        T(test_layer_modes_and_errors),
     };
 #undef T
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);

@@ -47,13 +47,25 @@ typedef struct nb_module nb_module;
  */
 NB_API nb_module *nb_module_linear(int64_t in_features, int64_t out_features, bool bias);
 /**
- * Activations, elementwise with no parameters: max(x, 0), 1 / (1 + e^-x).
- * PyTorch: torch.nn.ReLU(), torch.nn.Sigmoid().
+ * Activations, elementwise with no parameters: max(x, 0), 1 / (1 + e^-x), tanh x, x·σ(x).
+ * PyTorch: torch.nn.ReLU(), Sigmoid(), Tanh(), SiLU().
  * @{
  */
 NB_API nb_module *nb_module_relu(void);
 NB_API nb_module *nb_module_sigmoid(void);
+NB_API nb_module *nb_module_tanh(void);
+NB_API nb_module *nb_module_silu(void);
 /** @} */
+/**
+ * x·Φ(x), exact or with the tanh approximation (nb_gelu). PyTorch: torch.nn.GELU(approximate).
+ * Errors: NB_EINVAL for an unknown approximate.
+ */
+NB_API nb_module *nb_module_gelu(nb_gelu_approximate approximate);
+/**
+ * x for x >= 0, negative_slope·x below (nb_leaky_relu; PyTorch's default slope is 0.01).
+ * PyTorch: torch.nn.LeakyReLU(negative_slope). Errors: NB_EINVAL for a slope that is not finite.
+ */
+NB_API nb_module *nb_module_leaky_relu(double negative_slope);
 /**
  * Zero each element with probability p in training mode (the mask drawn from the default
  * generator as PyTorch's CPU dropout draws it) and scale the rest by 1 / (1 - p); the

@@ -71,7 +71,80 @@ static nb_tensor *sigmoid_forward(nb_module *m, nb_tensor *x)
     return nb_sigmoid(x);
 }
 
+static nb_tensor *tanh_forward(nb_module *m, nb_tensor *x)
+{
+    (void)m;
+    return nb_tanh(x);
+}
+
+static nb_tensor *silu_forward(nb_module *m, nb_tensor *x)
+{
+    (void)m;
+    return nb_silu(x);
+}
+
+static nb_tensor *gelu_forward(nb_module *m, nb_tensor *x)
+{
+    return nb_gelu(x, (nb_gelu_approximate)m->cfg.choice.mode);
+}
+
+static void gelu_repr(const nb_module *m, nb__text *t)
+{
+    nb__text_printf(t, "approximate='%s'", m->cfg.choice.mode == NB_GELU_TANH ? "tanh" : "none");
+}
+
+static nb_tensor *leaky_relu_forward(nb_module *m, nb_tensor *x)
+{
+    return nb_leaky_relu(x, (float)m->cfg.scalar.value);
+}
+
+static void leaky_relu_repr(const nb_module *m, nb__text *t)
+{
+    nb__text_printf(t, "negative_slope=");
+    nb__text_float(t, m->cfg.scalar.value);
+}
+
 static const nb__module_kind relu_kind = {"ReLU", relu_forward, NULL, NULL};
+static const nb__module_kind tanh_kind = {"Tanh", tanh_forward, NULL, NULL};
+static const nb__module_kind silu_kind = {"SiLU", silu_forward, NULL, NULL};
+static const nb__module_kind gelu_kind = {"GELU", gelu_forward, gelu_repr, NULL};
+static const nb__module_kind leaky_relu_kind = {"LeakyReLU", leaky_relu_forward, leaky_relu_repr,
+                                                NULL};
+
+nb_module *nb_module_tanh(void)
+{
+    return nb__module_new("nb_module_tanh", &tanh_kind);
+}
+
+nb_module *nb_module_silu(void)
+{
+    return nb__module_new("nb_module_silu", &silu_kind);
+}
+
+nb_module *nb_module_gelu(nb_gelu_approximate approximate)
+{
+    static const char fn[] = "nb_module_gelu";
+    if (approximate != NB_GELU_NONE && approximate != NB_GELU_TANH) {
+        nb__error(NB_EINVAL, fn, "approximate argument must be either none or tanh, got %d",
+                  (int)approximate);
+        return NULL;
+    }
+    nb_module *m = nb__module_new(fn, &gelu_kind);
+    if (m) m->cfg.choice.mode = (int)approximate;
+    return m;
+}
+
+nb_module *nb_module_leaky_relu(double negative_slope)
+{
+    static const char fn[] = "nb_module_leaky_relu";
+    if (!isfinite(negative_slope)) {
+        nb__error(NB_EINVAL, fn, "negative_slope must be finite, got %g", negative_slope);
+        return NULL;
+    }
+    nb_module *m = nb__module_new(fn, &leaky_relu_kind);
+    if (m) m->cfg.scalar.value = negative_slope;
+    return m;
+}
 static const nb__module_kind sigmoid_kind = {"Sigmoid", sigmoid_forward, NULL, NULL};
 
 nb_module *nb_module_relu(void)

@@ -30,7 +30,17 @@ def mixed():
                          nn.Flatten(0, -1))
 
 
-MODELS = [("mlp", mlp), ("mixed", mixed)]
+def every():
+    return nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 3), nn.Tanh(), nn.Sigmoid(), nn.GELU(),
+                         nn.GELU(approximate="tanh"), nn.SiLU(), nn.LeakyReLU(),
+                         nn.LeakyReLU(0.2), nn.Dropout(), nn.Dropout(0.1), nn.LayerNorm(3),
+                         nn.LayerNorm([2, 3], eps=1e-3, elementwise_affine=False),
+                         nn.Embedding(10, 3, padding_idx=0), nn.Embedding(7, 2, padding_idx=-2),
+                         nn.Flatten(), nn.Flatten(0, -1), nn.Sequential(nn.ReLU()),
+                         nn.Linear(3, 2, bias=False))
+
+
+MODELS = [("mlp", mlp), ("mixed", mixed), ("every", every)]
 
 
 def hexf(x):

@@ -35,3 +35,25 @@ static const nn_param_ref nn_mixed_1[] = {
 };
 static const char nn_mixed_repr[] = "Sequential(\n  (0): Linear(in_features=4, out_features=3, bias=False)\n  (1): Sigmoid()\n  (2): Flatten(start_dim=1, end_dim=-1)\n  (3): Sequential(\n    (0): Linear(in_features=3, out_features=5, bias=True)\n    (1): ReLU()\n  )\n  (4): Linear(in_features=5, out_features=2, bias=True)\n  (5): Flatten(start_dim=0, end_dim=-1)\n)";
 static const int64_t nn_mixed_count = 44;
+static const nn_param_ref nn_every_0[] = {
+    {"0.weight", 40, UINT64_C(0x550f5b1a0de8c136), -0x1.20370a0000000p+0f, 0x1.b4e6940000000p+0f},
+    {"1.weight", 12, UINT64_C(0x0ab4e0589a86062e), 0x1.7da1f00000000p-4f, 0x1.da88000000000p-4f},
+    {"1.bias", 3, UINT64_C(0x46b579dfeaf51d50), 0x1.3da2000000000p-2f, -0x1.8a8f2c0000000p-2f},
+    {"11.weight", 3, UINT64_C(0x8eec422e25920948), 0x1.0000000000000p+0f, 0x1.0000000000000p+0f},
+    {"11.bias", 3, UINT64_C(0x5467b0da1d106495), 0x0.0p+0f, 0x0.0p+0f},
+    {"13.weight", 30, UINT64_C(0x81b3e4a4f2a356e6), 0x0.0p+0f, 0x1.9801980000000p-1f},
+    {"14.weight", 14, UINT64_C(0xe128a717db62d991), 0x1.07e9ea0000000p+0f, -0x1.9349ae0000000p-2f},
+    {"18.weight", 6, UINT64_C(0x0f86424a705f6154), -0x1.1847120000000p-2f, -0x1.14a4180000000p-1f},
+};
+static const nn_param_ref nn_every_1[] = {
+    {"0.weight", 40, UINT64_C(0x5cc475b4232ca4a0), -0x1.868d740000000p+0f, -0x1.af575c0000000p-1f},
+    {"1.weight", 12, UINT64_C(0xdbdf798d74bd1cc9), -0x1.7f94400000000p-6f, 0x1.2b20300000000p-4f},
+    {"1.bias", 3, UINT64_C(0xa7623aead223ae9f), -0x1.8490f00000000p-2f, 0x1.1687c40000000p-2f},
+    {"11.weight", 3, UINT64_C(0x8eec422e25920948), 0x1.0000000000000p+0f, 0x1.0000000000000p+0f},
+    {"11.bias", 3, UINT64_C(0x5467b0da1d106495), 0x0.0p+0f, 0x0.0p+0f},
+    {"13.weight", 30, UINT64_C(0x61ba6311415b9ee5), 0x0.0p+0f, -0x1.76fd180000000p+0f},
+    {"14.weight", 14, UINT64_C(0xe060361224e25b09), -0x1.0140580000000p-1f, -0x1.e784400000000p-3f},
+    {"18.weight", 6, UINT64_C(0x5c0cdcf2e3b6d20e), -0x1.0bbd780000000p-3f, -0x1.906d700000000p-3f},
+};
+static const char nn_every_repr[] = "Sequential(\n  (0): Embedding(10, 4)\n  (1): Linear(in_features=4, out_features=3, bias=True)\n  (2): Tanh()\n  (3): Sigmoid()\n  (4): GELU(approximate='none')\n  (5): GELU(approximate='tanh')\n  (6): SiLU()\n  (7): LeakyReLU(negative_slope=0.01)\n  (8): LeakyReLU(negative_slope=0.2)\n  (9): Dropout(p=0.5, inplace=False)\n  (10): Dropout(p=0.1, inplace=False)\n  (11): LayerNorm((3,), eps=1e-05, elementwise_affine=True)\n  (12): LayerNorm((2, 3), eps=0.001, elementwise_affine=False)\n  (13): Embedding(10, 3, padding_idx=0)\n  (14): Embedding(7, 2, padding_idx=5)\n  (15): Flatten(start_dim=1, end_dim=-1)\n  (16): Flatten(start_dim=0, end_dim=-1)\n  (17): Sequential(\n    (0): ReLU()\n  )\n  (18): Linear(in_features=3, out_features=2, bias=False)\n)";
+static const int64_t nn_every_count = 111;
