@@ -1,0 +1,139 @@
+/* The training loop shared by nabla-train, nabla-finetune and the trainer's tests. */
+#define _POSIX_C_SOURCE 200809L
+#include "trainer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+trainer_options trainer_defaults(void)
+{
+    trainer_options o;
+    memset(&o, 0, sizeof o);
+    o.data_dir = "/usr/share/datasets/fashion-mnist";
+    o.epochs = 15;
+    o.batch = 128;
+    o.lr = 1e-3;
+    o.optim = NB_OPTIM_ADAM;
+    o.n_hidden = 2;
+    o.hidden[0] = 256;
+    o.hidden[1] = 128;
+    o.seed = 0;
+    o.shuffle = true;
+    return o;
+}
+
+double trainer_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+nb_module *trainer_model(int64_t in_features, const int64_t *hidden, int n_hidden, int64_t classes)
+{
+    nb_module *model = nb_module_sequential(NULL, 0);
+    int64_t in = in_features;
+    /* appended one by one, so the layers draw their parameters in order, as in Python */
+    for (int i = 0; i < n_hidden && model; i++) {
+        if (nb_module_append(model, nb_module_linear(in, hidden[i], true)) != NB_OK ||
+            nb_module_append(model, nb_module_relu()) != NB_OK) {
+            nb_module_free(model);
+            return NULL;
+        }
+        in = hidden[i];
+    }
+    if (model && nb_module_append(model, nb_module_linear(in, classes, true)) != NB_OK) {
+        nb_module_free(model);
+        return NULL;
+    }
+    return model;
+}
+
+/* The index of the largest of n values (the first among ties, as torch.argmax). */
+static uint8_t argmax(const float *v, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return (uint8_t)best;
+}
+
+nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss, double *accuracy,
+                           uint8_t *predictions)
+{
+    nb_dataloader_options lo = {.batch_size = 1000};
+    nb_dataloader *dl = nb_dataloader_new(ds, &lo);
+    if (!dl) return nb_last_error()->code;
+    nb_status rc = nb_dataloader_begin_epoch(dl);
+    double total = 0;
+    int64_t right = 0, seen = 0;
+    nb_module_train(model, false);
+    NB_NO_GRAD
+    {
+        while (rc == NB_OK) {
+            nb_scope *s = nb_scope_begin();
+            nb_tensor *x = NULL, *y = NULL;
+            int64_t b = nb_dataloader_next(dl, &x, &y);
+            nb_tensor *logits = b > 0 ? nb_module_forward(model, x) : NULL;
+            nb_tensor *l = logits ? nb_cross_entropy(logits, y, NULL, -100, NB_SUM, 0.0) : NULL;
+            if (b < 0 || (b > 0 && !l)) rc = nb_last_error()->code;
+            if (rc == NB_OK && b > 0) {
+                total += (double)nb_tensor_data(l)[0];
+                int64_t classes = nb_tensor_shape(logits)[1];
+                const float *lg = nb_tensor_data(logits), *lab = nb_tensor_data(y);
+                for (int64_t i = 0; i < b; i++) {
+                    uint8_t p = argmax(lg + i * classes, classes);
+                    if (predictions) predictions[seen + i] = p;
+                    right += p == (uint8_t)lab[i];
+                }
+                seen += b;
+            }
+            nb_scope_end(s);
+            if (b == 0) break;
+        }
+    }
+    nb_module_train(model, true);
+    nb_dataloader_free(dl);
+    if (rc == NB_OK) {
+        *loss = seen ? total / (double)seen : 0;
+        *accuracy = seen ? (double)right / (double)seen : 0;
+    }
+    return rc;
+}
+
+nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, int epoch,
+                        double *train_loss, int64_t *steps_left, trainer_step_fn on_step,
+                        void *ctx)
+{
+    nb_status rc = nb_dataloader_begin_epoch(loader);
+    int64_t n_batches = nb_dataloader_num_batches(loader), batch = 0, seen = 0;
+    double total = 0;
+    while (rc == NB_OK && !(steps_left && *steps_left == 0)) {
+        nb_scope *s = nb_scope_begin();
+        nb_tensor *x = NULL, *y = NULL;
+        int64_t b = nb_dataloader_next(loader, &x, &y);
+        if (b < 0) rc = nb_last_error()->code;
+        if (b <= 0) {
+            nb_scope_end(s);
+            break;
+        }
+        nb_tensor *loss = NULL;
+        if ((rc = nb_optim_zero_grad(opt, false)) == NB_OK) {
+            loss = nb_cross_entropy(nb_module_forward(model, x), y, NULL, -100, NB_MEAN, 0.0);
+            rc = loss ? nb_backward(loss, NULL, false) : nb_last_error()->code;
+        }
+        if (rc == NB_OK) rc = nb_optim_step(opt);
+        if (rc == NB_OK) {
+            double l = (double)nb_tensor_data(loss)[0];
+            total += l * (double)b;
+            seen += b;
+            batch++;
+            if (steps_left && *steps_left > 0) --*steps_left;
+            if (on_step) on_step(epoch, batch, n_batches, l, ctx);
+        }
+        nb_scope_end(s);
+    }
+    *train_loss = seen ? total / (double)seen : 0;
+    return rc;
+}

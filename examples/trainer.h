@@ -1,0 +1,67 @@
+/*
+ * The training loop of nabla-train and nabla-finetune: an MLP on an image dataset, trained
+ * with cross-entropy, evaluated under no-grad each epoch. Written as PyTorch's reference
+ * (scripts/train_reference.py) writes it, so that the same seed gives the same run.
+ */
+#ifndef NABLA_EXAMPLES_TRAINER_H
+#define NABLA_EXAMPLES_TRAINER_H
+
+#include <nabla/nabla.h>
+
+#define TRAINER_MAX_HIDDEN 8
+
+/** What nabla-train's options set. */
+typedef struct trainer_options {
+    const char *data_dir; /* the four IDX files of the MNIST family */
+    int epochs;
+    int64_t batch;
+    double lr;
+    nb_optim_kind optim;
+    int n_hidden;
+    int64_t hidden[TRAINER_MAX_HIDDEN];
+    uint64_t seed;
+    int threads; /* 0: leave nabla's default */
+    bool shuffle;
+    const char *save, *load; /* safetensors paths, or NULL */
+    bool json;
+    int64_t max_steps; /* stop after this many steps in all (0: no limit) */
+} trainer_options;
+
+/** Defaults of nabla-train: 784-256-128-10, Adam 1e-3, batch 128, 15 epochs, seed 0. */
+trainer_options trainer_defaults(void);
+
+/** One epoch's figures. */
+typedef struct epoch_result {
+    int epoch;
+    double train_loss, test_loss, test_accuracy, seconds;
+} epoch_result;
+
+/** The MLP in_features → hidden... → classes with ReLU between, drawn from the default generator. */
+nb_module *trainer_model(int64_t in_features, const int64_t *hidden, int n_hidden, int64_t classes);
+
+/**
+ * Mean cross-entropy and accuracy of model on ds, under no-grad in eval mode (the model is
+ * put back in training mode), in batches of 1000 as the reference does; predictions (may
+ * be NULL) receives the argmax of every example. A loader over ds draws its base seed as
+ * PyTorch's does.
+ */
+nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss, double *accuracy,
+                           uint8_t *predictions);
+
+/** Called after every step with the step's loss, the examples so far and the epoch's total. */
+typedef void (*trainer_step_fn)(int epoch, int64_t batch, int64_t n_batches, double loss,
+                                void *ctx);
+
+/**
+ * One epoch of training: for each batch, zero the grads, forward, cross-entropy, backward,
+ * optimizer step; *train_loss is the mean over the examples seen. Stops early after
+ * *steps_left steps when it is positive (counting down).
+ */
+nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, int epoch,
+                        double *train_loss, int64_t *steps_left, trainer_step_fn on_step,
+                        void *ctx);
+
+/** Seconds since some fixed point (CLOCK_MONOTONIC). */
+double trainer_now(void);
+
+#endif
