@@ -214,33 +214,64 @@ static nb_tensor *record(const char *fn, const nb_op *op, nb_tensor *x, nb_tenso
     return out;
 }
 
-/* The saved tensors a backward reads (NULL for a slot not asked for), or the error. */
-static nb_status saved(nb_node *n, nb_tensor **x, nb_tensor **y)
+/* Where a reduction's backward starts: what it read, the shapes, the destination of dx. */
+typedef struct grad_ctx {
+    nb_tensor *x, *y;  /* saved: the input, and the output or indices (NULL when not read) */
+    nb_shape in, kept; /* x's shape, and with the reduced dims as 1 (how g and y broadcast) */
+    float *dst;        /* where dx goes: added into when acc */
+    bool acc;
+} grad_ctx;
+
+static nb_status grad_begin(nb_node *n, nb_tensor **gx, bool read_x, bool read_y, grad_ctx *c)
 {
-    if (x && !(*x = nb__saved(n, SLOT_X))) return nb__last_code();
-    if (y && !(*y = nb__saved(n, SLOT_Y))) return nb__last_code();
-    return NB_OK;
+    *c = (grad_ctx){0};
+    if (read_x && !(c->x = nb__saved(n, SLOT_X))) return nb__last_code();
+    if (read_y && !(c->y = nb__saved(n, SLOT_Y))) return nb__last_code();
+    c->in = nb__input_shape(n, 0);
+    c->kept = kept_shape(c->in, ((const reduce_state *)nb__state(n))->mask);
+    c->dst = nb__grad_dst(n, gx, 0, &c->acc);
+    return c->dst ? NB_OK : NB_ENOMEM;
 }
 
 /*
- * The per-output count of the elements of x where pick(x, y) is 1 (y seen with kept dims), and
- * the 0/1 mask itself, both new: what amax's and norm-inf's gradients share among.
+ * dx (+)= f elementwise over x's shape, f reading V0 = g, V1 = x, V2 = a (one value per
+ * output, such as a count or a mean; may be NULL) and V3 = y, all but x seen with kept dims.
  */
-static nb_status count_picks(nb__ew_fn pick, const nb_tensor *x, const float *y,
-                             const nb_shape *kept, nb_tensor **mask, nb_tensor **count)
+static void grad_apply(const grad_ctx *c, nb__ew_fn f, const float *k, const nb_tensor *g,
+                       const float *a)
 {
+    nb__ew_apply(f, k, c->dst, c->acc, &c->in, 4,
+                 (nb__operand[]){{nb__data(g), &c->kept},
+                                 {c->x ? nb__data(c->x) : NULL, &c->in},
+                                 {a, &c->kept},
+                                 {c->y ? nb__data(c->y) : NULL, &c->kept}});
+}
+
+/*
+ * dx (+)= f where each output's gradient is shared among the elements that pick(x, y) marks
+ * (amax's ties, the inf-norm's extremes): f reads the count of those in its slice as V2.
+ */
+static nb_status shared_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx, nb__ew_fn pick,
+                                 nb__ew_fn f)
+{
+    grad_ctx c;
+    nb_status rc = grad_begin(n, gx, true, true, &c);
+    if (rc != NB_OK) return rc;
     const char *fn = nb__engine_fn();
-    nb_shape in = nb__size(x);
-    *count = NULL;
-    if (!(*mask = nb__new(fn, in.ndim, in.dims))) return NB_ENOMEM;
-    if (!(*count = nb__new(fn, kept->ndim, kept->dims))) {
-        nb__drop(*mask);
-        return NB_ENOMEM;
+    nb_tensor *mask = nb__new(fn, c.in.ndim, c.in.dims);
+    nb_tensor *count = mask ? nb__new(fn, c.kept.ndim, c.kept.dims) : NULL;
+    if (count) {
+        nb__ew_apply(pick, NULL, nb__data(mask), false, &c.in, 4,
+                     (nb__operand[]){{NULL, &c.kept},
+                                     {nb__data(c.x), &c.in},
+                                     {NULL, &c.kept},
+                                     {nb__data(c.y), &c.kept}});
+        nb__sum_to(nb__data(count), &c.kept, false, nb__data(mask), &c.in, 1.0f);
+        grad_apply(&c, f, NULL, gy[0], nb__data(count));
     }
-    nb__ew_apply(pick, NULL, nb__data(*mask), false, &in, 2,
-                 (nb__operand[]){{nb__data(x), &in}, {y, kept}});
-    nb__sum_to(nb__data(*count), kept, false, nb__data(*mask), &in, 1.0f);
-    return NB_OK;
+    nb__drop(mask);
+    nb__drop(count);
+    return count ? NB_OK : NB_ENOMEM;
 }
 
 /* ---- sum, mean ------------------------------------------------------------------------- */
@@ -315,10 +346,10 @@ static void extreme_rows(float *o, const float *x, int64_t rows, int64_t n, doub
     }
 }
 
-/* 1 where x is the slice's extreme y, else 0 */
-NB__EW_KERNEL(pick_eq_k, V0 == V1 ? 1.0f : 0.0f)
-/* dx = (g / count)·mask, as PyTorch's scale_grad_by_count */
-NB__EW_KERNEL(share_k, V0 / V1 * V2)
+/* 1 where x is the slice's extreme y (V1 x, V3 y) */
+NB__EW_KERNEL(pick_eq_k, V1 == V3 ? 1.0f : 0.0f)
+/* dx = (g / count)·[x = y], as PyTorch's scale_grad_by_count */
+NB__EW_KERNEL(share_k, V0 / V2 * (V1 == V3 ? 1.0f : 0.0f))
 
 /*
  * AmaxBackward0 / AminBackward0: dx = (g / count)·[x = y], count the elements equal to the
@@ -327,22 +358,7 @@ NB__EW_KERNEL(share_k, V0 / V1 * V2)
  */
 static nb_status amax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
-    const reduce_state *st = nb__state(n);
-    nb_tensor *x, *y, *mask, *count;
-    nb_status rc = saved(n, &x, &y);
-    if (rc != NB_OK) return rc;
-    nb_shape in = nb__size(x), kept = kept_shape(in, st->mask);
-    if ((rc = count_picks(pick_eq_k, x, nb__data(y), &kept, &mask, &count)) != NB_OK) return rc;
-    bool acc;
-    float *dst = nb__grad_dst(n, gx, 0, &acc);
-    if (dst)
-        nb__ew_apply(share_k, NULL, dst, acc, &in, 3,
-                     (nb__operand[]){{nb__data(gy[0]), &kept},
-                                     {nb__data(count), &kept},
-                                     {nb__data(mask), &in}});
-    nb__drop(mask);
-    nb__drop(count);
-    return dst ? NB_OK : NB_ENOMEM;
+    return shared_backward(n, gy, gx, pick_eq_k, share_k);
 }
 
 static const nb_op amax_op = {"AmaxBackward0", amax_backward, 2, sizeof(reduce_state), 0};
@@ -374,21 +390,18 @@ nb_tensor *nb_amin(nb_tensor *x, nb_dims dims, bool keepdim)
  */
 static nb_status max_all_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
-    nb_tensor *x, *y;
-    nb_status rc = saved(n, &x, &y);
+    grad_ctx c;
+    nb_status rc = grad_begin(n, gx, true, true, &c);
     if (rc != NB_OK) return rc;
-    const float *v = nb__data(x);
-    float m = nb__data(y)[0];
+    const float *v = nb__data(c.x);
+    float m = nb__data(c.y)[0], *d = c.dst;
     bool nan = m != m;
     double count = 0.0;
-    for (int64_t i = 0; i < x->numel; i++) count += (nan ? v[i] != v[i] : v[i] == m) ? 1.0 : 0.0;
+    for (int64_t i = 0; i < c.x->numel; i++) count += (nan ? v[i] != v[i] : v[i] == m) ? 1.0 : 0.0;
     float share = nb__data(gy[0])[0] / (float)count;
-    bool acc;
-    float *d = nb__grad_dst(n, gx, 0, &acc);
-    if (!d) return NB_ENOMEM;
-    for (int64_t i = 0; i < x->numel; i++) {
+    for (int64_t i = 0; i < c.x->numel; i++) {
         float t = (nan ? v[i] != v[i] : v[i] == m) ? share : 0.0f;
-        d[i] = acc ? d[i] + t : t;
+        d[i] = c.acc ? d[i] + t : t;
     }
     return NB_OK;
 }
@@ -450,17 +463,14 @@ static void arg_rows(float *o, const float *x, int64_t rows, int64_t n, double m
 static nb_status max_dim_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const reduce_state *st = nb__state(n);
-    nb_tensor *idx;
-    nb_status rc = saved(n, NULL, &idx);
+    grad_ctx c;
+    nb_status rc = grad_begin(n, gx, false, true, &c);
     if (rc != NB_OK) return rc;
-    nb_shape in = nb__input_shape(n, 0);
-    int64_t outer, inner, size = in.ndim ? in.dims[st->dim] : 1;
-    outer_inner(&in, st->mask, &outer, &inner);
-    bool acc;
-    float *d = nb__grad_dst(n, gx, 0, &acc);
-    if (!d) return NB_ENOMEM;
-    if (!acc) memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
-    const float *g = nb__data(gy[0]), *k = nb__data(idx);
+    int64_t outer, inner, size = c.in.ndim ? c.in.dims[st->dim] : 1;
+    outer_inner(&c.in, st->mask, &outer, &inner);
+    float *d = c.dst;
+    if (!c.acc) memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
+    const float *g = nb__data(gy[0]), *k = nb__data(c.y);
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++)
             d[(o * size + (int64_t)k[o * inner + i]) * inner + i] += g[o * inner + i];
@@ -571,7 +581,7 @@ static void std_rows(float *o, const float *x, int64_t rows, int64_t n, double c
     for (int64_t r = 0; r < rows; r++) o[r] = (float)sqrt(row_var(x + r * n, n, correction));
 }
 
-/* dx = (2 / (n − correction))·g·(x − mean) (V0 g, V1 x, V2 mean) */
+/* dx = (2 / (n − correction))·g·(x − mean) (V2 the mean) */
 NB__EW_KERNEL(var_grad_k, k[0] * V0 * (V1 - V2))
 /* the same with g / (2·y), 0 where y = 0 (V3 y) */
 NB__EW_KERNEL(std_grad_k, k[0] * (V3 == 0.0f ? 0.0f : V0 / (V3 * 2.0f)) * (V1 - V2))
@@ -589,25 +599,18 @@ static nb_status var_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const reduce_state *st = nb__state(n);
     bool std = n->op == &std_op;
-    nb_tensor *x, *y = NULL, *mean;
-    nb_status rc = saved(n, &x, std ? &y : NULL);
+    grad_ctx c;
+    nb_status rc = grad_begin(n, gx, true, std, &c);
     if (rc != NB_OK) return rc;
-    nb_shape in = nb__size(x), kept = kept_shape(in, st->mask);
-    if (!(mean = nb__new(nb__engine_fn(), kept.ndim, kept.dims))) return NB_ENOMEM;
+    nb_tensor *mean = nb__new(nb__engine_fn(), c.kept.ndim, c.kept.dims);
+    if (!mean) return NB_ENOMEM;
     float *m = nb__data(mean);
-    nb__sum_to(m, &kept, false, nb__data(x), &in, 1.0f);
+    nb__sum_to(m, &c.kept, false, nb__data(c.x), &c.in, 1.0f);
     for (int64_t i = 0; i < mean->numel; i++) m[i] /= st->count;
     float two_over_dof = (float)(2.0 / ((double)st->n - st->param));
-    bool acc;
-    float *dst = nb__grad_dst(n, gx, 0, &acc);
-    if (dst)
-        nb__ew_apply(std ? std_grad_k : var_grad_k, &two_over_dof, dst, acc, &in, 4,
-                     (nb__operand[]){{nb__data(gy[0]), &kept},
-                                     {nb__data(x), &in},
-                                     {m, &kept},
-                                     {y ? nb__data(y) : NULL, &kept}});
+    grad_apply(&c, std ? std_grad_k : var_grad_k, &two_over_dof, gy[0], m);
     nb__drop(mean);
-    return dst ? NB_OK : NB_ENOMEM;
+    return NB_OK;
 }
 
 static nb_tensor *var(const char *fn, nb_tensor *x, nb_dims dims, int64_t correction, bool keepdim,
@@ -649,24 +652,15 @@ static void lse_rows(float *o, const float *x, int64_t rows, int64_t n, double u
     }
 }
 
-/* dx = g·e^(x − y) */
-NB__EW_KERNEL(lse_grad_k, V0 *expf(V1 - V2))
+NB__EW_KERNEL(lse_grad_k, V0 *expf(V1 - V3))
 
 /* LogsumexpBackward0: dx = g·e^(x − y), NaN where x and y are the same infinity (PyTorch). */
 static nb_status lse_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
-    const reduce_state *st = nb__state(n);
-    nb_tensor *x, *y;
-    nb_status rc = saved(n, &x, &y);
-    if (rc != NB_OK) return rc;
-    nb_shape in = nb__size(x), kept = kept_shape(in, st->mask);
-    bool acc;
-    float *dst = nb__grad_dst(n, gx, 0, &acc);
-    if (!dst) return NB_ENOMEM;
-    nb__ew_apply(
-        lse_grad_k, NULL, dst, acc, &in, 3,
-        (nb__operand[]){{nb__data(gy[0]), &kept}, {nb__data(x), &in}, {nb__data(y), &kept}});
-    return NB_OK;
+    grad_ctx c;
+    nb_status rc = grad_begin(n, gx, true, true, &c);
+    if (rc == NB_OK) grad_apply(&c, lse_grad_k, NULL, gy[0], NULL);
+    return rc;
 }
 
 static const nb_op lse_op = {"LogsumexpBackward0", lse_backward, 2, sizeof(reduce_state), 0};
@@ -695,7 +689,7 @@ static void prod_rows(float *o, const float *x, int64_t rows, int64_t n, double 
 }
 
 /* dx = g·(y / x) */
-NB__EW_KERNEL(prod_grad_k, V0 *(V2 / V1))
+NB__EW_KERNEL(prod_grad_k, V0 *(V3 / V1))
 
 /*
  * dx of every [outer, size, inner] slice: g times the product of the slice's other elements,
@@ -737,24 +731,20 @@ static nb_status prod_exclusive(const nb_tensor *x, const float *g, float *d, bo
 static nb_status prod_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const reduce_state *st = nb__state(n);
-    nb_tensor *x, *y;
-    nb_status rc = saved(n, &x, &y);
+    grad_ctx c;
+    nb_status rc = grad_begin(n, gx, true, true, &c);
     if (rc != NB_OK) return rc;
-    nb_shape in = nb__size(x), kept = kept_shape(in, st->mask);
-    bool acc, zero = false;
-    float *dst = nb__grad_dst(n, gx, 0, &acc);
-    if (!dst) return NB_ENOMEM;
-    const float *v = nb__data(x), *g = nb__data(gy[0]);
-    for (int64_t i = 0; i < x->numel; i++) zero |= v[i] == 0.0f;
-    if (in.ndim == 0) {
-        dst[0] = acc ? dst[0] + g[0] : g[0];
+    const float *v = nb__data(c.x), *g = nb__data(gy[0]);
+    bool zero = false;
+    for (int64_t i = 0; i < c.x->numel; i++) zero |= v[i] == 0.0f;
+    if (c.in.ndim == 0) {
+        c.dst[0] = c.acc ? c.dst[0] + g[0] : g[0];
     } else if (!zero) {
-        nb__ew_apply(prod_grad_k, NULL, dst, acc, &in, 3,
-                     (nb__operand[]){{g, &kept}, {v, &in}, {nb__data(y), &kept}});
+        grad_apply(&c, prod_grad_k, NULL, gy[0], NULL);
     } else {
         int64_t outer, inner;
-        outer_inner(&in, st->mask, &outer, &inner);
-        rc = prod_exclusive(x, g, dst, acc, outer, st->n, inner);
+        outer_inner(&c.in, st->mask, &outer, &inner);
+        rc = prod_exclusive(c.x, g, c.dst, c.acc, outer, st->n, inner);
     }
     return rc;
 }
@@ -823,38 +813,17 @@ static void norm_rows(float *o, const float *x, int64_t rows, int64_t n, double 
 /* sgn(v): 1, -1, or 0 for ±0 and NaN, as PyTorch's sgn of a real tensor */
 #define SGN(v) ((float)((v) > 0.0f) - (float)((v) < 0.0f))
 
-/* V0 g, V1 x, V2 y; k[0] = p - 1, k[1] = p - 2, k[2] = 1 - p (PyTorch's norm_backward) */
+/* V0 g, V1 x, V3 y; k[0] = p - 1, k[1] = p - 2, k[2] = 1 - p (PyTorch's norm_backward) */
 NB__EW_KERNEL(norm1_k, SGN(V1) * V0)
-NB__EW_KERNEL(norm2_k, V0 *(V2 == 0.0f ? 0.0f : V1 / V2))
+NB__EW_KERNEL(norm2_k, V0 *(V3 == 0.0f ? 0.0f : V1 / V3))
 NB__EW_KERNEL(norm_below1_k,
-              (V1 == 0.0f ? 0.0f : SGN(V1) * powf(fabsf(V1), k[0])) * V0 * powf(V2, k[2]))
+              (V1 == 0.0f ? 0.0f : SGN(V1) * powf(fabsf(V1), k[0])) * V0 * powf(V3, k[2]))
 NB__EW_KERNEL(norm_below2_k,
-              SGN(V1) * powf(fabsf(V1), k[0]) * (V2 == 0.0f ? 0.0f : V0 / powf(V2, k[0])))
-NB__EW_KERNEL(norm_above2_k, V1 *powf(fabsf(V1), k[1]) * (V2 == 0.0f ? 0.0f : V0 / powf(V2, k[0])))
-/* inf-norm: 1 where |x| is the slice's y or NaN; dx = sgn(x)·((g / count)·mask) */
-NB__EW_KERNEL(pick_abs_k, (fabsf(V0) == V1 || V0 != V0) ? 1.0f : 0.0f)
-NB__EW_KERNEL(norm_inf_k, SGN(V1) * (V0 / V2 * V3))
-
-/* The inf-norms' gradient: the elements whose |x| is the norm share g evenly. */
-static nb_status norm_inf_backward(nb_node *n, const nb_tensor *x, const nb_tensor *y,
-                                   const nb_tensor *g, nb_tensor **gx, const nb_shape *kept)
-{
-    nb_shape in = nb__size(x);
-    nb_tensor *mask, *count;
-    nb_status rc = count_picks(pick_abs_k, x, nb__data(y), kept, &mask, &count);
-    if (rc != NB_OK) return rc;
-    bool acc;
-    float *dst = nb__grad_dst(n, gx, 0, &acc);
-    if (dst)
-        nb__ew_apply(norm_inf_k, NULL, dst, acc, &in, 4,
-                     (nb__operand[]){{nb__data(g), kept},
-                                     {nb__data(x), &in},
-                                     {nb__data(count), kept},
-                                     {nb__data(mask), &in}});
-    nb__drop(mask);
-    nb__drop(count);
-    return dst ? NB_OK : NB_ENOMEM;
-}
+              SGN(V1) * powf(fabsf(V1), k[0]) * (V3 == 0.0f ? 0.0f : V0 / powf(V3, k[0])))
+NB__EW_KERNEL(norm_above2_k, V1 *powf(fabsf(V1), k[1]) * (V3 == 0.0f ? 0.0f : V0 / powf(V3, k[0])))
+/* inf-norms: 1 where |x| is the slice's y or x is NaN; dx = sgn(x)·((g / count)·that) */
+NB__EW_KERNEL(pick_abs_k, (fabsf(V1) == V3 || V1 != V1) ? 1.0f : 0.0f)
+NB__EW_KERNEL(norm_inf_k, SGN(V1) * (V0 / V2 * ((fabsf(V1) == V3 || V1 != V1) ? 1.0f : 0.0f)))
 
 /*
  * NormBackward1, PyTorch's norm_backward case by case: p = 0 gives no gradient; p = 1
@@ -863,27 +832,19 @@ static nb_status norm_inf_backward(nb_node *n, const nb_tensor *x, const nb_tens
  */
 static nb_status norm_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
-    const reduce_state *st = nb__state(n);
-    double p = st->param;
+    double p = ((const reduce_state *)nb__state(n))->param;
     if (p == 0.0) return NB_OK;
-    nb_tensor *x, *y = NULL;
-    nb_status rc = saved(n, &x, p == 1.0 ? NULL : &y);
+    if (isinf(p)) return shared_backward(n, gy, gx, pick_abs_k, norm_inf_k);
+    grad_ctx c;
+    nb_status rc = grad_begin(n, gx, true, p != 1.0, &c);
     if (rc != NB_OK) return rc;
-    nb_shape in = nb__size(x), kept = kept_shape(in, st->mask);
-    if (isinf(p)) return norm_inf_backward(n, x, y, gy[0], gx, &kept);
     nb__ew_fn f = p == 1.0   ? norm1_k
                   : p == 2.0 ? norm2_k
                   : p < 1.0  ? norm_below1_k
                   : p < 2.0  ? norm_below2_k
                              : norm_above2_k;
     float k[3] = {(float)(p - 1.0), (float)(p - 2.0), (float)(1.0 - p)};
-    bool acc;
-    float *dst = nb__grad_dst(n, gx, 0, &acc);
-    if (!dst) return NB_ENOMEM;
-    nb__ew_apply(f, k, dst, acc, &in, 3,
-                 (nb__operand[]){{nb__data(gy[0]), &kept},
-                                 {nb__data(x), &in},
-                                 {y ? nb__data(y) : NULL, &kept}});
+    grad_apply(&c, f, k, gy[0], NULL);
     return NB_OK;
 }
 
