@@ -99,7 +99,7 @@ static nb_status check_index_range(const char *fn, int64_t n)
                      (long long)n);
 }
 
-/* x seen as [outer, size of dim d, inner]. */
+/* x seen as [outer, reduced, inner], for a mask of adjacent dims. */
 static void outer_inner(const nb_shape *s, unsigned mask, int64_t *outer, int64_t *inner)
 {
     *outer = 1;
@@ -305,10 +305,7 @@ static nb_tensor *reduce(const char *fn, bool mean, nb_tensor *x, nb_dims dims, 
     nb_tensor *res = nb__new(fn, r.out.ndim, r.out.dims);
     if (!res) return NULL;
     float *o = nb__data(res);
-    if (r.rows == 1) /* into one value: one contiguous pass, no index walk */
-        o[0] = (float)nb__sum_contiguous(nb__data(x), x->numel);
-    else
-        nb__sum_to(o, &r.kept, false, nb__data(x), &r.in, 1.0f);
+    nb__sum_to(o, &r.kept, false, nb__data(x), &r.in, 1.0f); /* into one value: in double */
     if (mean)
         for (int64_t i = 0; i < res->numel; i++) o[i] /= (float)r.n;
     const nb_op *op =
