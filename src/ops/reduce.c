@@ -488,7 +488,7 @@ static nb_tensor *max_dim(const char *fn, const nb_op *op, nb_tensor *x, int dim
                           nb_tensor **indices, bool min)
 {
     if (indices) *indices = NULL;
-    int d;
+    int d = 0;
     if (one_dim(fn, x, dim, &d) != NB_OK) return NULL;
     red r = red_of(x, dim_mask(x, d), keepdim);
     nb_tensor *idx = arg_of(fn, x, &r, min);
@@ -532,7 +532,7 @@ static nb_tensor *argmax(const char *fn, const nb_tensor *x, nb_dims dim, bool k
     }
     unsigned mask = (1u << x->ndim) - 1u; /* NB_DIMS_ALL: the index into the flattened x */
     if (dim.n != NB__DIMS_ALL_N) {
-        int d;
+        int d = 0;
         if (dim.n != 1) {
             nb__error(NB_EINVAL, fn, "expected one dim or NB_DIMS_ALL, got a list of %d", dim.n);
             return NULL;
@@ -767,7 +767,7 @@ nb_tensor *nb_prod(nb_tensor *x)
 
 nb_tensor *nb_prod_dim(nb_tensor *x, int dim, bool keepdim)
 {
-    int d;
+    int d = 0;
     if (one_dim("nb_prod_dim", x, dim, &d) != NB_OK) return NULL;
     return prod("nb_prod_dim", &prod_dim_op, x, dim_mask(x, d), keepdim);
 }
