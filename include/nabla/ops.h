@@ -357,9 +357,10 @@ NB_API nb_tensor *nb_argmin(const nb_tensor *x, nb_dims dim, bool keepdim);
  * y = Σ (x − mean)² / max(0, n − correction) over dims (nb_var), and its square root (nb_std),
  * n the number of elements reduced; computed in double, two passes. correction 1 is
  * PyTorch's unbiased=True (the default), 0 unbiased=False. An empty slice gives NaN; n ≤
- * correction gives inf (or NaN for a constant slice). dx = (2 / (n − correction))·g·(x − mean)
- * (for std, g / (2·y) in place of g, and 0 where y = 0). PyTorch: torch.var(x, dims,
- * correction=c, keepdim) / torch.std; nodes VarBackward0 / StdBackward0.
+ * correction gives inf (or NaN for a constant slice). dx = (2 / (n − correction))·g·(x − mean),
+ * with n − correction not clamped, as in PyTorch (for std, g / (2·y) in place of g, and 0
+ * where y = 0). PyTorch: torch.var(x, dims, correction=c, keepdim) / torch.std; nodes
+ * VarBackward0 / StdBackward0.
  * Ownership: new reference. Errors: as the reductions above.
  * @{
  */
