@@ -478,6 +478,31 @@ static void test_saved_output(void **state)
     nb_release(x);
 }
 
+/* The last-dim log-probabilities are those cross_entropy computes inside its fused node. */
+static void test_log_softmax_is_cross_entropys(void **state)
+{
+    (void)state;
+    nb_tensor *r = nb_randn(NB_SHAPE(6, 19)), *x = nb_mul_scalar(r, 7.0f);
+    nb_release(r);
+    float *v = nb_tensor_data(x);
+    v[3] = 1e4f, v[19 + 5] = -1e4f, v[38] = 1e4f, v[39] = 1e4f, v[57] = -INFINITY;
+    nb_tensor *t = nb_from_data((const float[]){3, 5, 1, 0, 18, 7}, NB_SHAPE(6));
+    nb_tensor *lp = nb_log_softmax(x, -1);
+    nb_tensor *ce = nb_cross_entropy(x, t, NULL, -100, NB_NONE, 0.0);
+    assert_non_null(lp);
+    assert_non_null(ce);
+    for (int i = 0; i < 6; i++) {
+        float want = -nb_tensor_data_const(lp)[i * 19 + (int)nb_tensor_data_const(t)[i]];
+        if (memcmp(&want, nb_tensor_data_const(ce) + i, sizeof want) != 0)
+            fail_msg("sample %d: cross_entropy %a, -log_softmax %a", i,
+                     (double)nb_tensor_data_const(ce)[i], (double)want);
+    }
+    nb_release(ce);
+    nb_release(lp);
+    nb_release(t);
+    nb_release(x);
+}
+
 /* ---- every op: NULL, node, no grad, errors, allocation failure ------------------------------ */
 
 static nb_tensor *w_max(nb_tensor *x)
@@ -770,6 +795,8 @@ int main(void)
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_indices, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_saved_output, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_log_softmax_is_cross_entropys, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_null_and_nodes, nbt_setup_counting,
                                         nbt_teardown_counting),
