@@ -287,7 +287,137 @@ NB_API nb_tensor *nb_sum(nb_tensor *x, nb_dims dims, bool keepdim);
  */
 NB_API nb_tensor *nb_mean(nb_tensor *x, nb_dims dims, bool keepdim);
 
+/*
+ * The reductions below take dims as nb_sum does (a list, negative dims counting from the
+ * end, NB_DIMS_ALL for every dim) or one int dim; keepdim keeps the reduced dims as size 1,
+ * with NB_DIMS_ALL every dim (PyTorch's dim=None, keepdim=True; nb_sum's and nb_mean's
+ * NB_DIMS_ALL result is 0-d whatever keepdim). Each returns a new reference. Where PyTorch
+ * returns int64 indices, nabla returns float32 tensors holding the exact integers (so a
+ * choice among more than 2^24 elements is refused); they never require grad. Errors common
+ * to all: NULL with NB_EINVAL for NULL x (keeping a pending error), a dims list that is
+ * empty or holds a dim out of range or twice, or a dim out of range ("dimension out of range
+ * (expected to be in range of [-2, 1], but got 2)"); NB_ENOMEM.
+ */
+
+/**
+ * Values and indices of the largest (nb_max_dim) or smallest (nb_min_dim) element along dim:
+ * the first one among ties, or the first NaN when the slice holds one (NaN propagates).
+ * *indices (when indices is not NULL) gets the positions along dim, as float32. dx = zeros
+ * with g at each index. PyTorch: torch.max(x, dim, keepdim) / torch.min(x, dim, keepdim);
+ * nodes MaxBackward0 / MinBackward0.
+ * Ownership: new references: the values, and *indices (a plain tensor) for the caller or the
+ * open scope; on error *indices is NULL.
+ * Errors: as the reductions above; NB_EINVAL when dim has size 0 ("expected reduction dim 1
+ * to have non-zero size"); NB_ERANGE when it is longer than 2^24.
+ * @{
+ */
+NB_API nb_tensor *nb_max_dim(nb_tensor *x, int dim, bool keepdim, nb_tensor **indices);
+NB_API nb_tensor *nb_min_dim(nb_tensor *x, int dim, bool keepdim, nb_tensor **indices);
+/** @} */
+/**
+ * The largest (nb_max) or smallest (nb_min) element of x, 0-d; NaN when x holds one. dx
+ * shares g evenly among the elements equal to y (the NaNs when y is NaN), 0 elsewhere.
+ * PyTorch: torch.max(x) / torch.min(x); nodes MaxBackward1 / MinBackward1.
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL x or an empty x (reduce that along a dim with
+ * nb_max_dim); NB_ENOMEM.
+ * @{
+ */
+NB_API nb_tensor *nb_max(nb_tensor *x);
+NB_API nb_tensor *nb_min(nb_tensor *x);
+/** @} */
+/**
+ * y = max (amax) or min (amin) of x over dims; NaN where the slice holds one. dx = (g / c)·
+ * [x = y], c the number of elements equal to y in the slice, so ties share the gradient
+ * evenly (a slice whose y is NaN matches nothing and gets NaN, as in PyTorch).
+ * PyTorch: torch.amax(x, dims, keepdim) / torch.amin (NB_DIMS_ALL: dim=()); nodes
+ * AmaxBackward0 / AminBackward0.
+ * Ownership: new reference.
+ * Errors: as the reductions above; NB_EINVAL when a reduced dim has size 0.
+ * @{
+ */
+NB_API nb_tensor *nb_amax(nb_tensor *x, nb_dims dims, bool keepdim);
+NB_API nb_tensor *nb_amin(nb_tensor *x, nb_dims dims, bool keepdim);
+/** @} */
+/**
+ * The index of the largest (argmax) or smallest (argmin) element along one dim (dim holds one
+ * entry, NB_DIMS(d)), or into the flattened x (NB_DIMS_ALL): the first among ties, the first
+ * NaN when there is one; as float32, not differentiable. With NB_DIMS_ALL and keepdim every
+ * dim is kept as size 1.
+ * PyTorch: torch.argmax(x, dim, keepdim) / torch.argmin (NB_DIMS_ALL: dim=None).
+ * Ownership: new reference (a plain tensor).
+ * Errors: as the reductions above; NB_EINVAL for a list of more than one dim, or a reduced
+ * dim of size 0; NB_ERANGE for more than 2^24 elements to choose from.
+ * @{
+ */
+NB_API nb_tensor *nb_argmax(const nb_tensor *x, nb_dims dim, bool keepdim);
+NB_API nb_tensor *nb_argmin(const nb_tensor *x, nb_dims dim, bool keepdim);
+/** @} */
+/**
+ * y = Σ (x − mean)² / max(0, n − correction) over dims (nb_var), and its square root (nb_std),
+ * n the number of elements reduced; computed in double, two passes. correction 1 is
+ * PyTorch's unbiased=True (the default), 0 unbiased=False. An empty slice gives NaN; n ≤
+ * correction gives inf (or NaN for a constant slice). dx = (2 / (n − correction))·g·(x − mean),
+ * with n − correction not clamped, as in PyTorch (for std, g / (2·y) in place of g, and 0
+ * where y = 0). PyTorch: torch.var(x, dims, correction=c, keepdim) / torch.std; nodes
+ * VarBackward0 / StdBackward0.
+ * Ownership: new reference. Errors: as the reductions above.
+ * @{
+ */
+NB_API nb_tensor *nb_var(nb_tensor *x, nb_dims dims, int64_t correction, bool keepdim);
+NB_API nb_tensor *nb_std(nb_tensor *x, nb_dims dims, int64_t correction, bool keepdim);
+/** @} */
+/**
+ * y = log Σ e^x over dims, computed as m + log Σ e^(x − m) with m the slice's max (0 when m
+ * is ±inf): finite for any finite x, -inf for an empty or all -inf slice, +inf when the slice
+ * holds +inf. dx = g·e^(x − y).
+ * PyTorch: torch.logsumexp(x, dims, keepdim); node LogsumexpBackward0.
+ * Ownership: new reference. Errors: as the reductions above.
+ */
+NB_API nb_tensor *nb_logsumexp(nb_tensor *x, nb_dims dims, bool keepdim);
+/**
+ * y = Π x over every element (nb_prod, 0-d) or along dim (nb_prod_dim), multiplied in float
+ * from the first element; 1 for an empty slice. dx = g·y / x when x holds no zero; otherwise
+ * g times the product of the slice's other elements (so one zero's element gets that product
+ * and the rest 0; two zeros give 0 everywhere), as PyTorch.
+ * PyTorch: torch.prod(x) / torch.prod(x, dim, keepdim); nodes ProdBackward0 / ProdBackward1.
+ * Ownership: new reference. Errors: as the reductions above.
+ * @{
+ */
+NB_API nb_tensor *nb_prod(nb_tensor *x);
+NB_API nb_tensor *nb_prod_dim(nb_tensor *x, int dim, bool keepdim);
+/** @} */
+/**
+ * The p-norm over dims: y = (Σ |x|^p)^(1/p), summed in double; p = 2 is the Euclidean norm,
+ * p = 1 Σ |x|, p = INFINITY max |x|, -INFINITY min |x|, p = 0 the count of non-zeros; an
+ * empty slice gives 0. dx (PyTorch's norm_backward): p = 1: sgn(x)·g; p = 2: g·x / y, 0 where
+ * y = 0; p = ±inf: sgn(x)·g shared evenly among the elements with |x| = y; p = 0: no gradient
+ * (the input's .grad stays unset, as in PyTorch); other p: sgn(x)·|x|^(p−1)·g / y^(p−1), 0
+ * where y = 0 (and, for p < 1, where x = 0).
+ * PyTorch: torch.norm(x, p, dims, keepdim); node NormBackward1 (torch.linalg.vector_norm
+ * computes the same with node LinalgVectorNormBackward0).
+ * Ownership: new reference. Errors: as the reductions above.
+ */
+NB_API nb_tensor *nb_norm(nb_tensor *x, float p, nb_dims dims, bool keepdim);
+
 /* ---- softmax ---------------------------------------------------------------------------- */
+
+/**
+ * y = e^x / Σ e^x along dim (nb_softmax), and y = x − log Σ e^x (nb_log_softmax), each
+ * computed from x − max so that it is finite for any finite x (logits of ±1e4 included);
+ * entries of -inf give 0 (log_softmax: -inf), a slice of -inf only, or one holding +inf or
+ * NaN, gives NaN, as in PyTorch. dx = (g − Σ g·y)·y for softmax, g − e^y·Σ g for
+ * log_softmax, the sums along dim; both save their output. A 0-d x takes dim 0 or -1.
+ * PyTorch: torch.softmax(x, dim) / torch.log_softmax(x, dim); nodes SoftmaxBackward0 /
+ * LogSoftmaxBackward0.
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL x (keeping a pending error) or dim out of range;
+ * NB_ENOMEM.
+ * @{
+ */
+NB_API nb_tensor *nb_softmax(nb_tensor *x, int dim);
+NB_API nb_tensor *nb_log_softmax(nb_tensor *x, int dim);
+/** @} */
 
 /* ---- indexing -----------------------------------------------------------------------------
  * Indices and ids are float32 tensors holding exact integers (PyTorch's are int64). Every

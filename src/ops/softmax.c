@@ -1,0 +1,149 @@
+/*
+ * softmax and log_softmax along a dim, stable by the max-shift: x is read in place as
+ * [outer, size, inner] slices (the slice's elements inner apart) and each output saves itself
+ * for its backward.
+ */
+#include <math.h>
+
+#include "ops/internal.h"
+
+/* SoftmaxBackward0 / LogSoftmaxBackward0: where the slices lie. Saved: the output. */
+typedef struct softmax_state {
+    int64_t outer, size, inner;
+    bool last; /* along the last dim: PyTorch's vectorised kernels, whose sums nabla follows */
+} softmax_state;
+
+/* The largest element of a slice, NaN when it holds one. */
+static float slice_max(const float *x, int64_t n, int64_t s)
+{
+    float m = x[0];
+    for (int64_t k = 1; k < n; k++) m = (x[k * s] > m || x[k * s] != x[k * s]) ? x[k * s] : m;
+    return m;
+}
+
+/*
+ * Σ v (or Σ v·w, each product fused into the sum, when w is not NULL) over a slice, in float
+ * and in the order PyTorch's CPU kernels add: along the last dim in 8 lanes (element k into
+ * lane k mod 8, its vector loop) reduced as a tree, along another dim one after the other.
+ * Summed so, nabla's softmax has PyTorch's bits wherever its exp does.
+ */
+static float slice_sum(const float *v, const float *w, int64_t n, int64_t s, bool lanes)
+{
+    float lane[8] = {0};
+    for (int64_t k = 0; k < n; k++) {
+        float *a = &lane[lanes ? k & 7 : 0];
+        *a = w ? fmaf(v[k * s], w[k * s], *a) : *a + v[k * s];
+    }
+    if (!lanes) return lane[0];
+    for (int j = 0; j < 4; j++) lane[j] += lane[j + 4];
+    return (lane[0] + lane[2]) + (lane[1] + lane[3]);
+}
+
+/*
+ * One slice: with m its max, e = e^(x − m) and S = Σ e; softmax y = e·(1 / S) along the last
+ * dim and e / S along another (PyTorch's two kernels), log_softmax y = (x − m) − log S.
+ * Finite for any finite x; a slice of -inf only (or with +inf or NaN) gives NaN, as PyTorch's.
+ */
+static void softmax_slice(float *y, const float *x, int64_t n, int64_t s, bool last, bool log)
+{
+    float m = slice_max(x, n, s);
+    for (int64_t k = 0; k < n; k++) y[k * s] = expf(x[k * s] - m);
+    float sum = slice_sum(y, NULL, n, s, last);
+    if (log) {
+        float l = logf(sum);
+        for (int64_t k = 0; k < n; k++) y[k * s] = (x[k * s] - m) - l;
+    } else if (last) {
+        float r = 1.0f / sum;
+        for (int64_t k = 0; k < n; k++) y[k * s] *= r;
+    } else {
+        for (int64_t k = 0; k < n; k++) y[k * s] /= sum;
+    }
+}
+
+/*
+ * One slice of the gradient, added into d when acc: softmax dx = (g − Σ g·y)·y, log_softmax
+ * dx = g − e^y·Σ g (PyTorch's _softmax_backward_data, whose compiled loops fuse the products
+ * into the sums: fmaf here).
+ */
+static void softmax_grad_slice(float *d, const float *g, const float *y, int64_t n, int64_t s,
+                               bool last, bool log, bool acc)
+{
+    float t = slice_sum(g, log ? NULL : y, n, s, last);
+    for (int64_t k = 0; k < n; k++) {
+        float v = log ? fmaf(-expf(y[k * s]), t, g[k * s]) : (g[k * s] - t) * y[k * s];
+        d[k * s] = acc ? d[k * s] + v : v;
+    }
+}
+
+static nb_status softmax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
+static const nb_op softmax_op = {"SoftmaxBackward0", softmax_backward, 1, sizeof(softmax_state), 0};
+static const nb_op log_softmax_op = {"LogSoftmaxBackward0", softmax_backward, 1,
+                                     sizeof(softmax_state), 0};
+
+static nb_status softmax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+{
+    const softmax_state *st = nb__state(n);
+    nb_tensor *y = nb__saved(n, 0);
+    if (!y) return nb__last_code();
+    bool acc, log = n->op == &log_softmax_op;
+    float *d = nb__grad_dst(n, gx, 0, &acc);
+    if (!d) return NB_ENOMEM;
+    const float *g = nb__data(gy[0]), *out = nb__data(y);
+    for (int64_t o = 0; o < st->outer; o++) {
+        for (int64_t i = 0; i < st->inner; i++) {
+            int64_t at = o * st->size * st->inner + i;
+            softmax_grad_slice(d + at, g + at, out + at, st->size, st->inner, st->last, log, acc);
+        }
+    }
+    return NB_OK;
+}
+
+static nb_tensor *softmax(const char *fn, const nb_op *op, nb_tensor *x, int dim)
+{
+    if (!x) {
+        nb__null(fn, "x");
+        return NULL;
+    }
+    int d = nb__wrap_dim(dim, x->ndim);
+    int hi = x->ndim > 0 ? x->ndim - 1 : 0;
+    if (d < 0) {
+        nb__dim_error(fn, dim, -hi - 1, hi);
+        return NULL;
+    }
+    softmax_state st = {1, x->ndim ? x->shape[d] : 1, 1, d == x->ndim - 1 || x->ndim == 0};
+    for (int i = 0; i < x->ndim; i++) {
+        if (i < d) st.outer *= x->shape[i];
+        if (i > d) st.inner *= x->shape[i];
+    }
+    nb_tensor *y = nb__new(fn, x->ndim, x->shape);
+    if (!y) return NULL;
+    bool log = op == &log_softmax_op;
+    const float *v = nb__data(x);
+    float *out = nb__data(y);
+    for (int64_t o = 0; o < st.outer && x->numel; o++) {
+        for (int64_t i = 0; i < st.inner; i++) {
+            int64_t at = o * st.size * st.inner + i;
+            softmax_slice(out + at, v + at, st.size, st.inner, st.last, log);
+        }
+    }
+    nb_node *n;
+    y = nb__finish(fn, op, y, 1, &x, &n);
+    if (n) {
+        *(softmax_state *)nb__state(n) = st;
+        if (nb__save(fn, n, 0, y) != NB_OK) {
+            nb__drop(y);
+            return NULL;
+        }
+    }
+    return y;
+}
+
+nb_tensor *nb_softmax(nb_tensor *x, int dim)
+{
+    return softmax("nb_softmax", &softmax_op, x, dim);
+}
+
+nb_tensor *nb_log_softmax(nb_tensor *x, int dim)
+{
+    return softmax("nb_log_softmax", &log_softmax_op, x, dim);
+}

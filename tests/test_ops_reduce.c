@@ -1,0 +1,808 @@
+/*
+ * Reductions and softmax: values, indices, node names and gradients against PyTorch 1.13
+ * (data/reduce_ref.h, made by data/gen_reduce.py), the same ops against naive loops on larger
+ * shapes, indices and saved tensors, errors with their messages, NULL propagation and
+ * allocation failure. Gradients at random points are checked by test_gradcheck.c.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include "data/reduce_ref.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static nb_tensor *tensor_of(const float *v, int ndim, const int64_t *dims)
+{
+    nb_tensor *t = nb_from_data(v, nb_shape_make(ndim, dims));
+    if (!t) fail_msg("nb_from_data: %s", nb_last_error()->message);
+    return t;
+}
+
+static void check_shape(const nb_tensor *t, nb_shape want, const char *what)
+{
+    if (!t) fail_msg("%s: NULL (%s)", what, nb_last_error()->message);
+    char got_s[128], want_s[128];
+    nb_shape_format(nb_tensor_size(t), got_s, sizeof got_s);
+    nb_shape_format(want, want_s, sizeof want_s);
+    if (strcmp(got_s, want_s) != 0) fail_msg("%s: shape %s, want %s", what, got_s, want_s);
+}
+
+static float ulp_of(float v)
+{
+    v = fabsf(v);
+    return nextafterf(v, INFINITY) - v;
+}
+
+/*
+ * got against want, element by element. ulps 0: the same float (NaN matching NaN, and the
+ * sign of a zero compared). Else NaN and infinities must match and finite values agree within
+ * ulps units in the last place of the value, or of the array's largest finite magnitude (for
+ * the values a cancellation leaves near 0).
+ */
+static void check_values(const char *name, const char *what, const float *got, const float *want,
+                         int64_t n, int ulps)
+{
+    float scale = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(want[i]) && fabsf(want[i]) > scale) scale = fabsf(want[i]);
+    for (int64_t i = 0; i < n; i++) {
+        float g = got[i], w = want[i];
+        bool ok;
+        if (isnan(w) || isnan(g))
+            ok = isnan(w) && isnan(g);
+        else if (ulps == 0 || !isfinite(w) || !isfinite(g))
+            ok = g == w && signbit(g) == signbit(w);
+        else
+            ok = fabsf(g - w) <= (float)ulps * fmaxf(ulp_of(w), ulp_of(scale) / 4.0f);
+        if (!ok)
+            fail_msg("%s: %s element %lld is %a (%.9g), PyTorch %a (%.9g)", name, what,
+                     (long long)i, (double)g, (double)g, (double)w, (double)w);
+    }
+}
+
+/* ---- reference values from PyTorch ------------------------------------------------------ */
+
+/*
+ * How far from PyTorch's floats each op may be, forward and backward, in units in the last
+ * place (0: bit for bit); the largest seen here is about half of each. Selections, products
+ * and the moments do PyTorch's float operations (the moments in double, as PyTorch's
+ * Welford). softmax sums in PyTorch's order but its exp is libm's, not PyTorch's vectorised
+ * polynomial (85-95% of the values are PyTorch's bits); logsumexp and norm sum in double where
+ * PyTorch sums in float (its norm of [1e4, -1e4, 1e4, 1] with p = 3 is 4 ulps from the exact
+ * one, nabla's is the exact one rounded). Gradients inherit the forward's last bit through
+ * e^(x − y), powers and a difference g − Σ g·y.
+ */
+static const struct {
+    int fwd, bwd;
+} tolerance[] = {
+    [REF_MAX] = {0, 0},          [REF_MIN] = {0, 0},       [REF_MAX_DIM] = {0, 0},
+    [REF_MIN_DIM] = {0, 0},      [REF_AMAX] = {0, 0},      [REF_AMIN] = {0, 0},
+    [REF_ARGMAX] = {0, 0},       [REF_ARGMIN] = {0, 0},    [REF_VAR] = {0, 0},
+    [REF_STD] = {0, 0},          [REF_LOGSUMEXP] = {2, 6}, [REF_PROD] = {0, 0},
+    [REF_PROD_DIM] = {0, 0},     [REF_NORM] = {8, 16},     [REF_SOFTMAX] = {4, 20},
+    [REF_LOG_SOFTMAX] = {2, 12},
+};
+
+static nb_tensor *call(const reduce_ref *r, nb_tensor *x, nb_tensor **indices)
+{
+    nb_dims dims = r->n_dims < 0 ? NB_DIMS_ALL : nb_dims_make(r->n_dims, r->dims);
+    bool k = r->keepdim;
+    switch (r->op) {
+    case REF_MAX:
+        return nb_max(x);
+    case REF_MIN:
+        return nb_min(x);
+    case REF_MAX_DIM:
+        return nb_max_dim(x, r->dims[0], k, indices);
+    case REF_MIN_DIM:
+        return nb_min_dim(x, r->dims[0], k, indices);
+    case REF_AMAX:
+        return nb_amax(x, dims, k);
+    case REF_AMIN:
+        return nb_amin(x, dims, k);
+    case REF_ARGMAX:
+        return nb_argmax(x, dims, k);
+    case REF_ARGMIN:
+        return nb_argmin(x, dims, k);
+    case REF_VAR:
+        return nb_var(x, dims, (int64_t)r->param, k);
+    case REF_STD:
+        return nb_std(x, dims, (int64_t)r->param, k);
+    case REF_LOGSUMEXP:
+        return nb_logsumexp(x, dims, k);
+    case REF_PROD:
+        return nb_prod(x);
+    case REF_PROD_DIM:
+        return nb_prod_dim(x, r->dims[0], k);
+    case REF_NORM:
+        return nb_norm(x, (float)r->param, dims, k);
+    case REF_SOFTMAX:
+        return nb_softmax(x, r->dims[0]);
+    default:
+        return nb_log_softmax(x, r->dims[0]);
+    }
+}
+
+static void test_reference(void **state)
+{
+    (void)state;
+    const float *D = reduce_ref_data;
+    for (size_t c = 0; c < ARRAY_LEN(reduce_ref_cases); c++) {
+        const reduce_ref *r = &reduce_ref_cases[c];
+        bool arg = r->op == REF_ARGMAX || r->op == REF_ARGMIN;
+        nb_tensor *x = tensor_of(D + r->x, r->x_ndim, r->x_dims);
+        if (!arg) assert_non_null(nb_requires_grad_(x, true));
+        nb_tensor *idx = NULL, *y = call(r, x, r->indices >= 0 && !arg ? &idx : NULL);
+        nb_shape out = nb_shape_make(r->out_ndim, r->out_dims);
+        check_shape(y, out, r->name);
+        int64_t n = nb_tensor_numel(y);
+        if (arg) { /* plain indices */
+            check_values(r->name, "index", nb_tensor_data_const(y), D + r->indices, n, 0);
+            assert_false(nb_tensor_requires_grad(y));
+            nb_release(y);
+            nb_release(x);
+            continue;
+        }
+        check_values(r->name, "value", nb_tensor_data_const(y), D + r->y, n, tolerance[r->op].fwd);
+        if (r->indices >= 0) {
+            check_shape(idx, out, r->name);
+            check_values(r->name, "index", nb_tensor_data_const(idx), D + r->indices, n, 0);
+            assert_false(nb_tensor_requires_grad(idx));
+        }
+        if (strcmp(nb_node_name(nb_tensor_grad_fn(y)), r->node) != 0)
+            fail_msg("%s: node %s, PyTorch %s", r->name, nb_node_name(nb_tensor_grad_fn(y)),
+                     r->node);
+        nb_tensor *g = tensor_of(D + r->grad_out, r->out_ndim, r->out_dims);
+        if (nb_backward(y, g, false) != NB_OK)
+            fail_msg("%s: nb_backward: %s", r->name, nb_last_error()->message);
+        nb_tensor *gx = nb_tensor_grad(x);
+        if (r->grad_mode == REF_GRAD_NONE) {
+            if (gx) fail_msg("%s: got a .grad where PyTorch leaves it unset", r->name);
+        } else {
+            check_shape(gx, nb_tensor_size(x), r->name);
+            check_values(r->name, "gradient", nb_tensor_data_const(gx), D + r->grad_x,
+                         nb_tensor_numel(x), tolerance[r->op].bwd);
+        }
+        nb_release(g);
+        nb_release(idx);
+        nb_release(y);
+        nb_release(x);
+    }
+}
+
+/* ---- larger shapes against naive loops --------------------------------------------------- */
+
+#define N4 120 /* [2, 3, 4, 5] */
+static const int64_t dims4[4] = {2, 3, 4, 5};
+
+/* The output slot of element e of [2, 3, 4, 5] when the dims in mask are reduced. */
+static int64_t slot_of(int64_t e, unsigned mask)
+{
+    int64_t idx[4], o = 0;
+    for (int d = 3; d >= 0; d--) {
+        idx[d] = e % dims4[d];
+        e /= dims4[d];
+    }
+    for (int d = 0; d < 4; d++)
+        if (!(mask & (1u << d))) o = o * dims4[d] + idx[d];
+    return o;
+}
+
+enum { NV_AMAX, NV_AMIN, NV_VAR, NV_STD, NV_LSE, NV_NORM2, NV_NORM1, NV_NORMINF, NV_COUNT };
+
+/* What op nv gives for every output of x reduced over mask, by one walk over the elements. */
+static void naive(int nv, const float *x, unsigned mask, double *out, int64_t n_out)
+{
+    double acc[N4], acc2[N4], cnt[N4];
+    for (int64_t o = 0; o < n_out; o++) {
+        acc[o] = nv == NV_AMAX || nv == NV_LSE ? -HUGE_VAL : nv == NV_AMIN ? HUGE_VAL : 0.0;
+        acc2[o] = cnt[o] = 0.0;
+    }
+    for (int64_t e = 0; e < N4; e++) { /* pass 1: extremes, sums, counts */
+        int64_t o = slot_of(e, mask);
+        double v = (double)x[e];
+        cnt[o] += 1.0;
+        switch (nv) {
+        case NV_AMAX:
+        case NV_LSE:
+            acc[o] = fmax(acc[o], v);
+            break;
+        case NV_AMIN:
+            acc[o] = fmin(acc[o], v);
+            break;
+        case NV_NORMINF:
+            acc[o] = fmax(acc[o], fabs(v));
+            break;
+        case NV_NORM1:
+            acc[o] += fabs(v);
+            break;
+        default:
+            acc[o] += nv == NV_NORM2 ? v * v : v;
+        }
+    }
+    for (int64_t e = 0; e < N4; e++) { /* pass 2: deviations, shifted exponentials */
+        int64_t o = slot_of(e, mask);
+        double v = (double)x[e];
+        if (nv == NV_VAR || nv == NV_STD) acc2[o] += (v - acc[o] / cnt[o]) * (v - acc[o] / cnt[o]);
+        if (nv == NV_LSE) acc2[o] += exp(v - acc[o]);
+    }
+    for (int64_t o = 0; o < n_out; o++) {
+        switch (nv) {
+        case NV_VAR:
+            out[o] = acc2[o] / (cnt[o] - 1.0);
+            break;
+        case NV_STD:
+            out[o] = sqrt(acc2[o] / cnt[o]);
+            break;
+        case NV_LSE:
+            out[o] = acc[o] + log(acc2[o]);
+            break;
+        case NV_NORM2:
+            out[o] = sqrt(acc[o]);
+            break;
+        default:
+            out[o] = acc[o];
+        }
+    }
+}
+
+static nb_tensor *nabla_of(int nv, nb_tensor *x, nb_dims dims, bool keepdim)
+{
+    switch (nv) {
+    case NV_AMAX:
+        return nb_amax(x, dims, keepdim);
+    case NV_AMIN:
+        return nb_amin(x, dims, keepdim);
+    case NV_VAR:
+        return nb_var(x, dims, 1, keepdim);
+    case NV_STD:
+        return nb_std(x, dims, 0, keepdim);
+    case NV_LSE:
+        return nb_logsumexp(x, dims, keepdim);
+    case NV_NORM2:
+        return nb_norm(x, 2.0f, dims, keepdim);
+    case NV_NORM1:
+        return nb_norm(x, 1.0f, dims, keepdim);
+    default:
+        return nb_norm(x, INFINITY, dims, keepdim);
+    }
+}
+
+/* Every set of dims of a 4-d tensor, kept or not: the rows are x itself or a permuted copy. */
+static void test_naive_dims(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_randn(nb_shape_make(4, dims4));
+    assert_non_null(x);
+    const float *v = nb_tensor_data_const(x);
+    for (unsigned mask = 1; mask < 16; mask++) {
+        int list[4], nl = 0;
+        nb_shape want = {0, {0}};
+        int64_t n_out = 1;
+        for (int d = 0; d < 4; d++) {
+            if (mask & (1u << d)) {
+                list[nl++] = d - (int)(mask % 2) * 4; /* some negative */
+            } else {
+                n_out *= dims4[d];
+            }
+        }
+        if (nl > 1) { /* list them in another order than the dims' */
+            int t = list[0];
+            list[0] = list[nl - 1];
+            list[nl - 1] = t;
+        }
+        for (int nv = 0; nv < NV_COUNT; nv++) {
+            bool keepdim = (mask + (unsigned)nv) % 2;
+            want.ndim = 0;
+            for (int d = 0; d < 4; d++)
+                if (!(mask & (1u << d)) || keepdim)
+                    want.dims[want.ndim++] = mask & (1u << d) ? 1 : dims4[d];
+            nb_tensor *y = nabla_of(nv, x, nb_dims_make(nl, list), keepdim);
+            char what[64];
+            snprintf(what, sizeof what, "op %d over mask %u", nv, mask);
+            check_shape(y, want, what);
+            double ref[N4];
+            naive(nv, v, mask, ref, n_out);
+            const float *got = nb_tensor_data_const(y);
+            for (int64_t o = 0; o < n_out; o++)
+                if (!(fabs((double)got[o] - ref[o]) <= 2e-6 * fabs(ref[o]) + 1e-6))
+                    fail_msg("%s: output %lld is %.9g, want %.9g", what, (long long)o,
+                             (double)got[o], ref[o]);
+            nb_release(y);
+        }
+    }
+    nb_release(x);
+}
+
+/* Along each dim of a 4-d tensor with ties: max/min values and indices, argmax, prod and
+ * softmax against loops over the slice. */
+static void test_naive_one_dim(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_randint(-3, 4, nb_shape_make(4, dims4)); /* many ties */
+    assert_non_null(x);
+    const float *v = nb_tensor_data_const(x);
+    for (int d = 0; d < 4; d++) {
+        int64_t outer = 1, inner = 1, size = dims4[d];
+        for (int i = 0; i < d; i++) outer *= dims4[i];
+        for (int i = d + 1; i < 4; i++) inner *= dims4[i];
+        nb_tensor *imax, *imin;
+        nb_tensor *vmax = nb_max_dim(x, d - 4 * (d % 2), false, &imax);
+        nb_tensor *vmin = nb_min_dim(x, d, true, &imin);
+        nb_tensor *amax = nb_argmax(x, NB_DIMS(d), false), *p = nb_prod_dim(x, d, false);
+        nb_tensor *sm = nb_softmax(x, d), *lsm = nb_log_softmax(x, d - 4);
+        assert_non_null(vmax);
+        assert_non_null(vmin);
+        assert_non_null(amax);
+        assert_non_null(p);
+        assert_non_null(sm);
+        assert_non_null(lsm);
+        for (int64_t o = 0; o < outer; o++) {
+            for (int64_t i = 0; i < inner; i++) {
+                const float *s = v + o * size * inner + i;
+                int64_t at = o * inner + i, kmax = 0, kmin = 0;
+                float prod = 1.0f;
+                double sum = 0.0;
+                for (int64_t k = 0; k < size; k++) {
+                    if (s[k * inner] > s[kmax * inner]) kmax = k;
+                    if (s[k * inner] < s[kmin * inner]) kmin = k;
+                    prod *= s[k * inner];
+                }
+                for (int64_t k = 0; k < size; k++)
+                    sum += exp((double)(s[k * inner] - s[kmax * inner]));
+                assert_true(nb_tensor_data_const(imax)[at] == (float)kmax);
+                assert_true(nb_tensor_data_const(amax)[at] == (float)kmax);
+                assert_true(nb_tensor_data_const(vmax)[at] == s[kmax * inner]);
+                assert_true(nb_tensor_data_const(imin)[at] == (float)kmin);
+                assert_true(nb_tensor_data_const(vmin)[at] == s[kmin * inner]);
+                assert_true(nb_tensor_data_const(p)[at] == prod);
+                for (int64_t k = 0; k < size; k++) {
+                    int64_t e = o * size * inner + k * inner + i;
+                    double ls = (double)(s[k * inner] - s[kmax * inner]) - log(sum);
+                    assert_close(nb_tensor_data_const(sm) + e, &(float){(float)exp(ls)}, 1, 1e-7,
+                                 1e-6);
+                    assert_close(nb_tensor_data_const(lsm) + e, &(float){(float)ls}, 1, 1e-6, 1e-6);
+                }
+            }
+        }
+        nb_release(vmax);
+        nb_release(imax);
+        nb_release(vmin);
+        nb_release(imin);
+        nb_release(amax);
+        nb_release(p);
+        nb_release(sm);
+        nb_release(lsm);
+    }
+    nb_release(x);
+}
+
+/* ---- indices, saved tensors, no gradient ---------------------------------------------- */
+
+static nb_status backward_ones(nb_tensor *y)
+{
+    nb_tensor *g = nb_ones_like(y);
+    nb_status rc = nb_backward(y, g, false);
+    nb_release(g);
+    return rc;
+}
+
+static void test_indices(void **state)
+{
+    (void)state;
+    nb_tensor *x =
+        nb_requires_grad_(nb_from_data((const float[]){1, 5, 5, 2, 0, -1}, NB_SHAPE(2, 3)), true);
+    /* without an indices pointer the node still knows them */
+    nb_tensor *y = nb_max_dim(x, 1, false, NULL);
+    assert_non_null(y);
+    assert_int_equal(backward_ones(y), NB_OK);
+    assert_close(nb_tensor_data_const(nb_tensor_grad(x)), ((const float[]){0, 1, 0, 1, 0, 0}), 6, 0,
+                 0);
+    nb_release(y);
+
+    /* the indices are a plain tensor the node saved: writing into them is caught */
+    nb_tensor *idx;
+    y = nb_min_dim(x, -1, true, &idx);
+    assert_non_null(idx);
+    assert_false(nb_tensor_requires_grad(idx));
+    assert_null(nb_tensor_grad_fn(idx));
+    assert_int_equal(nb_fill_(idx, 0.0f), NB_OK);
+    assert_int_equal(backward_ones(y), NB_ESTATE);
+    assert_error(NB_ESTATE, "[FloatTensor [2, 1]], which is an input saved by MinBackward0, is "
+                            "at version 1; expected version 0 instead");
+    nb_release(y);
+    nb_release(idx);
+
+    /* under no_grad: values and indices, no node */
+    NB_NO_GRAD
+    {
+        y = nb_max_dim(x, 0, false, &idx);
+    }
+    assert_non_null(y);
+    assert_null(nb_tensor_grad_fn(y));
+    assert_close(nb_tensor_data_const(idx), ((const float[]){1, 0, 0}), 3, 0, 0);
+    nb_release(y);
+    nb_release(idx);
+
+    /* on error no indices come back */
+    idx = x;
+    assert_null(nb_max_dim(x, 2, false, &idx));
+    assert_null(idx);
+    nb_release(x);
+
+    /* more than 2^24 candidates: their float32 indices would not all be exact */
+    nb_tensor *big = nb_empty(NB_SHAPE(16777217));
+    assert_non_null(big);
+    assert_null(nb_argmax(big, NB_DIMS_ALL, false));
+    assert_error(NB_ERANGE, "nb_argmax: a reduction over 16777217 elements has indices beyond "
+                            "2^24, which float32 cannot hold exactly");
+    assert_null(nb_max_dim(big, 0, false, NULL));
+    assert_error(NB_ERANGE, "nb_max_dim: a reduction over 16777217 elements");
+    nb_release(big);
+}
+
+/* Outputs saved for backward: an in-place change is caught by name and version. */
+static void test_saved_output(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_requires_grad_(nb_randn(NB_SHAPE(2, 3)), true);
+    nb_tensor *(*const ops[])(nb_tensor *, int) = {nb_softmax, nb_log_softmax};
+    static const char *const names[] = {"SoftmaxBackward0", "LogSoftmaxBackward0"};
+    for (int i = 0; i < 2; i++) {
+        nb_tensor *y = ops[i](x, 1);
+        NB_NO_GRAD
+        {
+            assert_int_equal(nb_mul_scalar_(y, 2.0f), NB_OK);
+        }
+        assert_int_equal(backward_ones(y), NB_ESTATE);
+        char want[160];
+        snprintf(want, sizeof want,
+                 "[FloatTensor [2, 3]], which is the output saved by %s, is at version 1",
+                 names[i]);
+        assert_error(NB_ESTATE, want);
+        nb_release(y);
+    }
+    nb_release(x);
+}
+
+/* The last-dim log-probabilities are those cross_entropy computes inside its fused node. */
+static void test_log_softmax_is_cross_entropys(void **state)
+{
+    (void)state;
+    nb_tensor *r = nb_randn(NB_SHAPE(6, 19)), *x = nb_mul_scalar(r, 7.0f);
+    nb_release(r);
+    float *v = nb_tensor_data(x);
+    v[3] = 1e4f, v[19 + 5] = -1e4f, v[38] = 1e4f, v[39] = 1e4f, v[57] = -INFINITY;
+    nb_tensor *t = nb_from_data((const float[]){3, 5, 1, 0, 18, 7}, NB_SHAPE(6));
+    nb_tensor *lp = nb_log_softmax(x, -1);
+    nb_tensor *ce = nb_cross_entropy(x, t, NULL, -100, NB_NONE, 0.0);
+    assert_non_null(lp);
+    assert_non_null(ce);
+    for (int i = 0; i < 6; i++) {
+        float want = -nb_tensor_data_const(lp)[i * 19 + (int)nb_tensor_data_const(t)[i]];
+        if (memcmp(&want, nb_tensor_data_const(ce) + i, sizeof want) != 0)
+            fail_msg("sample %d: cross_entropy %a, -log_softmax %a", i,
+                     (double)nb_tensor_data_const(ce)[i], (double)want);
+    }
+    nb_release(ce);
+    nb_release(lp);
+    nb_release(t);
+    nb_release(x);
+}
+
+/* ---- every op: NULL, node, no grad, errors, allocation failure ------------------------------ */
+
+static nb_tensor *w_max(nb_tensor *x)
+{
+    return nb_max(x);
+}
+static nb_tensor *w_min(nb_tensor *x)
+{
+    return nb_min(x);
+}
+static nb_tensor *w_max_dim(nb_tensor *x)
+{
+    nb_tensor *idx, *y = nb_max_dim(x, 1, false, &idx);
+    nb_release(idx);
+    return y;
+}
+static nb_tensor *w_min_dim(nb_tensor *x)
+{
+    return nb_min_dim(x, -1, true, NULL);
+}
+static nb_tensor *w_amax(nb_tensor *x)
+{
+    return nb_amax(x, NB_DIMS(0), false);
+}
+static nb_tensor *w_amin(nb_tensor *x)
+{
+    return nb_amin(x, NB_DIMS_ALL, true);
+}
+static nb_tensor *w_argmax(nb_tensor *x)
+{
+    return nb_argmax(x, NB_DIMS(1), false);
+}
+static nb_tensor *w_argmin(nb_tensor *x)
+{
+    return nb_argmin(x, NB_DIMS_ALL, false);
+}
+static nb_tensor *w_var(nb_tensor *x)
+{
+    return nb_var(x, NB_DIMS(0), 1, false);
+}
+static nb_tensor *w_std(nb_tensor *x)
+{
+    return nb_std(x, NB_DIMS_ALL, 0, false);
+}
+static nb_tensor *w_logsumexp(nb_tensor *x)
+{
+    return nb_logsumexp(x, NB_DIMS(-1), true);
+}
+static nb_tensor *w_prod(nb_tensor *x)
+{
+    return nb_prod(x);
+}
+static nb_tensor *w_prod_dim(nb_tensor *x)
+{
+    return nb_prod_dim(x, 0, false);
+}
+static nb_tensor *w_norm(nb_tensor *x)
+{
+    return nb_norm(x, 2.0f, NB_DIMS(1), false);
+}
+static nb_tensor *w_softmax(nb_tensor *x)
+{
+    return nb_softmax(x, 1);
+}
+static nb_tensor *w_log_softmax(nb_tensor *x)
+{
+    return nb_log_softmax(x, 0);
+}
+
+static const struct {
+    const char *fn;
+    nb_tensor *(*f)(nb_tensor *x);
+    const char *node; /* NULL: not differentiable */
+} all_ops[] = {
+    {"nb_max", w_max, "MaxBackward1"},
+    {"nb_min", w_min, "MinBackward1"},
+    {"nb_max_dim", w_max_dim, "MaxBackward0"},
+    {"nb_min_dim", w_min_dim, "MinBackward0"},
+    {"nb_amax", w_amax, "AmaxBackward0"},
+    {"nb_amin", w_amin, "AminBackward0"},
+    {"nb_argmax", w_argmax, NULL},
+    {"nb_argmin", w_argmin, NULL},
+    {"nb_var", w_var, "VarBackward0"},
+    {"nb_std", w_std, "StdBackward0"},
+    {"nb_logsumexp", w_logsumexp, "LogsumexpBackward0"},
+    {"nb_prod", w_prod, "ProdBackward0"},
+    {"nb_prod_dim", w_prod_dim, "ProdBackward1"},
+    {"nb_norm", w_norm, "NormBackward1"},
+    {"nb_softmax", w_softmax, "SoftmaxBackward0"},
+    {"nb_log_softmax", w_log_softmax, "LogSoftmaxBackward0"},
+};
+
+static void test_null_and_nodes(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_requires_grad_(nb_randn(NB_SHAPE(3, 4)), true);
+    nb_tensor *a = nb_ones(NB_SHAPE(2)), *b = nb_ones(NB_SHAPE(3));
+    for (size_t i = 0; i < ARRAY_LEN(all_ops); i++) {
+        /* a NULL made by a failed call keeps that call's error */
+        nb_error_clear();
+        assert_null(all_ops[i].f(nb_add(a, b)));
+        assert_error(NB_ESHAPE, "nb_add: shapes [2] and [3] cannot be broadcast");
+        nb_error_clear();
+        assert_null(all_ops[i].f(NULL));
+        char want[96];
+        snprintf(want, sizeof want, "%s: argument 'x' is NULL", all_ops[i].fn);
+        assert_error(NB_EINVAL, want);
+
+        nb_tensor *y = all_ops[i].f(x);
+        assert_non_null(y);
+        if (all_ops[i].node) {
+            const nb_node *n = nb_tensor_grad_fn(y);
+            assert_non_null(n);
+            assert_string_equal(nb_node_name(n), all_ops[i].node);
+            assert_int_equal(nb_node_num_next(n), 1);
+            assert_ptr_equal(nb_node_variable(nb_node_next(n, 0, NULL)), x);
+        } else {
+            assert_null(nb_tensor_grad_fn(y));
+            assert_false(nb_tensor_requires_grad(y));
+        }
+        nb_release(y);
+        NB_NO_GRAD
+        {
+            y = all_ops[i].f(x);
+        }
+        assert_non_null(y);
+        assert_null(nb_tensor_grad_fn(y));
+        assert_false(nb_tensor_requires_grad(y));
+        nb_release(y);
+    }
+    nb_release(a);
+    nb_release(b);
+    nb_release(x);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_randn(NB_SHAPE(2, 3)), *e = nb_zeros(NB_SHAPE(0, 3)), *s = nb_scalar(1);
+    nb_tensor *idx = x;
+    static const char range[] = "dimension out of range (expected to be in range of [-2, 1], "
+                                "but got 2)";
+    char want[160];
+#define EXPECT(call, code, fn, text)                                                               \
+    do {                                                                                           \
+        nb_error_clear();                                                                          \
+        assert_null(call);                                                                         \
+        snprintf(want, sizeof want, "%s: %s", fn, text);                                           \
+        assert_error(code, want);                                                                  \
+    } while (0)
+    EXPECT(nb_max_dim(x, 2, false, &idx), NB_EINVAL, "nb_max_dim", range);
+    assert_null(idx);
+    EXPECT(nb_min_dim(x, -3, true, NULL), NB_EINVAL, "nb_min_dim",
+           "dimension out of range (expected to be in range of [-2, 1], but got -3)");
+    EXPECT(nb_max_dim(e, 0, false, NULL), NB_EINVAL, "nb_max_dim",
+           "expected reduction dim 0 to have non-zero size");
+    EXPECT(nb_max_dim(s, 1, false, NULL), NB_EINVAL, "nb_max_dim",
+           "dimension out of range (expected to be in range of [-1, 0], but got 1)");
+    EXPECT(nb_max(e), NB_EINVAL, "nb_max",
+           "expected a non-empty tensor (an empty one reduces only along a dim: nb_max_dim)");
+    EXPECT(nb_min(e), NB_EINVAL, "nb_min", "expected a non-empty tensor");
+    EXPECT(nb_amax(e, NB_DIMS(-2), false), NB_EINVAL, "nb_amax",
+           "expected reduction dim 0 to have non-zero size");
+    EXPECT(nb_amin(e, NB_DIMS_ALL, true), NB_EINVAL, "nb_amin",
+           "expected reduction dim 0 to have non-zero size");
+    EXPECT(nb_amax(x, NB_DIMS(1, -1), false), NB_EINVAL, "nb_amax",
+           "dim 1 appears multiple times in the list of dims");
+    EXPECT(nb_amin(x, nb_dims_make(0, NULL), false), NB_EINVAL, "nb_amin",
+           "empty list of dims (NB_DIMS_ALL is every dim)");
+    EXPECT(nb_argmax(x, NB_DIMS(0, 1), false), NB_EINVAL, "nb_argmax",
+           "expected one dim or NB_DIMS_ALL, got a list of 2");
+    EXPECT(nb_argmin(x, NB_DIMS(2), false), NB_EINVAL, "nb_argmin", range);
+    EXPECT(nb_argmax(e, NB_DIMS_ALL, false), NB_EINVAL, "nb_argmax",
+           "expected reduction dim 0 to have non-zero size");
+    EXPECT(nb_argmin(e, NB_DIMS(0), true), NB_EINVAL, "nb_argmin",
+           "expected reduction dim 0 to have non-zero size");
+    EXPECT(nb_var(x, NB_DIMS(2), 1, false), NB_EINVAL, "nb_var", range);
+    EXPECT(nb_std(x, NB_DIMS(0, -2), 1, false), NB_EINVAL, "nb_std",
+           "dim 0 appears multiple times in the list of dims");
+    EXPECT(nb_logsumexp(x, NB_DIMS(-3), false), NB_EINVAL, "nb_logsumexp",
+           "dimension out of range (expected to be in range of [-2, 1], but got -3)");
+    EXPECT(nb_logsumexp(x, nb_dims_make(9, NULL), false), NB_EINVAL, "nb_logsumexp",
+           "number of dims 9 is outside [1, 8]");
+    EXPECT(nb_prod_dim(x, 2, true), NB_EINVAL, "nb_prod_dim", range);
+    EXPECT(nb_norm(x, 2.0f, NB_DIMS(2), false), NB_EINVAL, "nb_norm", range);
+    EXPECT(nb_softmax(x, 2), NB_EINVAL, "nb_softmax", range);
+    EXPECT(nb_log_softmax(s, -2), NB_EINVAL, "nb_log_softmax",
+           "dimension out of range (expected to be in range of [-1, 0], but got -2)");
+#undef EXPECT
+
+    /* empty slices where the op has a value for them, and empty results */
+    nb_tensor *r = nb_max_dim(e, 1, true, &idx);
+    check_shape(r, NB_SHAPE(0, 1), "max_dim of [0, 3] along 1");
+    check_shape(idx, NB_SHAPE(0, 1), "its indices");
+    nb_release(r);
+    nb_release(idx);
+    r = nb_amin(e, NB_DIMS(1), false);
+    check_shape(r, NB_SHAPE(0), "amin of [0, 3] over 1");
+    nb_release(r);
+    r = nb_argmax(e, NB_DIMS(-1), false);
+    check_shape(r, NB_SHAPE(0), "argmax of [0, 3] along -1");
+    nb_release(r);
+    r = nb_prod(e);
+    assert_true(nb_tensor_data_const(r)[0] == 1.0f);
+    nb_release(r);
+    r = nb_var(e, NB_DIMS_ALL, 0, false);
+    assert_true(isnan(nb_tensor_data_const(r)[0]));
+    nb_release(r);
+    r = nb_norm(e, -INFINITY, NB_DIMS_ALL, true);
+    check_shape(r, NB_SHAPE(1, 1), "norm of [0, 3], keepdim");
+    assert_true(nb_tensor_data_const(r)[0] == 0.0f);
+    nb_release(r);
+    nb_release(s);
+    nb_release(e);
+    nb_release(x);
+}
+
+/*
+ * Out of memory at any allocation of a forward and (for a differentiable op) its backward: the
+ * forward fails with NB_ENOMEM for its function, or the backward for nb_backward; nothing
+ * leaks.
+ */
+static void sweep(const char *fn, nb_tensor *(*f)(nb_tensor *x), nb_tensor *x)
+{
+    nb_tensor *y0 = f(x), *g = nb_tensor_requires_grad(y0) ? nb_randn_like(y0) : NULL;
+    nb_release(y0);
+    char want[96];
+    for (long k = 1;; k++) {
+        long live = nbt_alloc_live();
+        nbt_fail_alloc_after(k);
+        nb_tensor *y = f(x);
+        nb_status rc = !y ? NB_ENOMEM : g ? nb_backward(y, g, false) : NB_OK;
+        int failed = nbt_alloc_failed();
+        nbt_fail_alloc_after(0);
+        if (!failed) {
+            assert_int_equal(rc, NB_OK);
+            assert_true(!g || nb_tensor_grad(x));
+            nb_release(y);
+            assert_true(k > (g ? 3 : 1));
+            break;
+        }
+        assert_int_equal(rc, NB_ENOMEM);
+        snprintf(want, sizeof want, "%s: out of memory", y ? "nb_backward" : fn);
+        assert_error(NB_ENOMEM, want);
+        nb_release(y);
+        assert_int_equal(nb_zero_grad(x, true), NB_OK);
+        assert_int_equal(nbt_alloc_live(), live);
+    }
+    assert_int_equal(nb_zero_grad(x, true), NB_OK);
+    nb_release(g);
+}
+
+static nb_tensor *var_middle(nb_tensor *x)
+{
+    return nb_var(x, NB_DIMS(0, 2), 1, true); /* a permuted copy, then a mean in backward */
+}
+
+static nb_tensor *amax_middle(nb_tensor *x)
+{
+    return nb_amax(x, NB_DIMS(1), false); /* a permuted copy, a mask and counts in backward */
+}
+
+static nb_tensor *norm_inf(nb_tensor *x)
+{
+    return nb_norm(x, INFINITY, NB_DIMS(0), false);
+}
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_requires_grad_(nb_randn(NB_SHAPE(2, 3, 4)), true);
+    nb_tensor *z = nb_requires_grad_(nb_from_data((const float[]){2, 0, 3, 1}, NB_SHAPE(4)), true);
+    sweep("nb_max_dim", w_max_dim, x);
+    sweep("nb_var", var_middle, x);
+    sweep("nb_amax", amax_middle, x);
+    sweep("nb_norm", norm_inf, x);
+    sweep("nb_softmax", w_softmax, x);
+    sweep("nb_argmax", w_argmax, x);
+    sweep("nb_prod", w_prod, z); /* a zero: the exclusive products' buffer */
+    nb_release(z);
+    nb_release(x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reference, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_naive_dims, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_naive_one_dim, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_indices, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_saved_output, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_log_softmax_is_cross_entropys, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_null_and_nodes, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, nbt_setup_counting,
+                                        nbt_teardown_counting),
+    };
+    return cmocka_run_group_tests_name("ops_reduce", tests, NULL, NULL);
+}
