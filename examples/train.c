@@ -94,8 +94,8 @@ static bool parse(int argc, char **argv, trainer_options *o)
             while (ok && *p) {
                 char *end;
                 long long h = strtoll(p, &end, 10);
-                ok = end != p && h > 0 && o->n_hidden < TRAINER_MAX_HIDDEN &&
-                     (*end == ',' || !*end);
+                ok =
+                    end != p && h > 0 && o->n_hidden < TRAINER_MAX_HIDDEN && (*end == ',' || !*end);
                 if (ok) o->hidden[o->n_hidden++] = h;
                 p = *end ? end + 1 : end;
             }
@@ -132,7 +132,7 @@ static void on_step(int epoch, int64_t batch, int64_t n_batches, double loss, vo
     if (!p->tty || (now - p->last < 0.1 && batch < n_batches)) return;
     p->last = now;
     double rate = (double)(batch * p->batch_size) / (now - p->start + 1e-9);
-    double left = (double)(n_batches - batch) * p->batch_size / (rate + 1e-9);
+    double left = (double)((n_batches - batch) * p->batch_size) / (rate + 1e-9);
     int width = 24, done = (int)(width * batch / n_batches);
     printf("\repoch %2d/%d [%.*s%*s] %lld/%lld  loss %.4f  %.0f ex/s  %3.0fs left ", epoch,
            p->epochs, done, "########################", width - done, "", (long long)batch,

@@ -103,8 +103,7 @@ nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss,
 }
 
 nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, int epoch,
-                        double *train_loss, int64_t *steps_left, trainer_step_fn on_step,
-                        void *ctx)
+                        double *train_loss, int64_t *steps_left, trainer_step_fn on_step, void *ctx)
 {
     nb_status rc = nb_dataloader_begin_epoch(loader);
     int64_t n_batches = nb_dataloader_num_batches(loader), batch = 0, seen = 0;

@@ -36,7 +36,8 @@ typedef struct epoch_result {
     double train_loss, test_loss, test_accuracy, seconds;
 } epoch_result;
 
-/** The MLP in_features → hidden... → classes with ReLU between, drawn from the default generator. */
+/** The MLP in_features → hidden... → classes with ReLU between, drawn from the default generator.
+ */
 nb_module *trainer_model(int64_t in_features, const int64_t *hidden, int n_hidden, int64_t classes);
 
 /**

@@ -2,10 +2,10 @@
 # Install the Debian packages nabla needs that are missing (as root, or through sudo).
 # Usage: scripts/deps.sh [extra packages...]
 set -euo pipefail
-# doxygen: the API reference; libgfortran-12-dev: libopenblas.a's Fortran runtime, for the
+# dataset-fashion-mnist: the trainer's parity test; doxygen: the API reference; libgfortran-12-dev: libopenblas.a's Fortran runtime, for the
 # fully static link of the pkg-config --static consumer test.
 packages=(build-essential cmake pkgconf libopenblas-dev libcmocka-dev zlib1g-dev libjansson-dev graphviz valgrind
-          doxygen libgfortran-12-dev "$@")
+          doxygen libgfortran-12-dev dataset-fashion-mnist "$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
