@@ -2,8 +2,9 @@
 # Install the Debian packages nabla needs that are missing (as root, or through sudo).
 # Usage: scripts/deps.sh [extra packages...]
 set -euo pipefail
-# dataset-fashion-mnist: the trainer's parity test; doxygen: the API reference; libgfortran-12-dev: libopenblas.a's Fortran runtime, for the
-# fully static link of the pkg-config --static consumer test.
+# dataset-fashion-mnist: the main job and the trainer's parity test; doxygen: the API
+# reference; libgfortran-12-dev: libopenblas.a's Fortran runtime, for the fully static link
+# of the pkg-config --static consumer test.
 packages=(build-essential cmake pkgconf libopenblas-dev libcmocka-dev zlib1g-dev libjansson-dev graphviz valgrind
           doxygen libgfortran-12-dev dataset-fashion-mnist "$@")
 missing=()
