@@ -1,0 +1,196 @@
+/*
+ * nabla-finetune: start from a model nabla-train saved, and fine-tune it on a new task. The
+ * body (every layer but the last) is frozen, or trained with its own small learning rate;
+ * the head is trained, or replaced with a new Linear when the task has other classes. The
+ * default task: only the classes 0-4 (T-shirt, trouser, pullover, dress, coat), a few
+ * hundred examples of them. It shows the frozen weights unchanged, bit for bit.
+ *
+ *   nabla-finetune --load FILE.safetensors [--data DIR] [--classes 0,1,2,3,4] [--examples N]
+ *                  [--epochs N] [--lr-head LR] [--lr-body LR] [--new-head] [--seed S]
+ *                  [--save FILE.safetensors]
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer.h"
+
+typedef struct options {
+    const char *load, *save, *data;
+    int classes[16], n_classes;
+    int64_t examples;
+    int epochs;
+    double lr_head, lr_body; /* lr_body 0: the body is frozen */
+    bool new_head;
+    uint64_t seed;
+} options;
+
+static bool parse(int argc, char **argv, options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        bool ok = true, takes = true;
+        if (!strcmp(a, "--new-head")) {
+            o->new_head = true, takes = false;
+        } else if (!v) {
+            ok = false;
+        } else if (!strcmp(a, "--load")) {
+            o->load = v;
+        } else if (!strcmp(a, "--save")) {
+            o->save = v;
+        } else if (!strcmp(a, "--data")) {
+            o->data = v;
+        } else if (!strcmp(a, "--examples")) {
+            o->examples = strtoll(v, &end, 10), ok = !*end && o->examples > 0;
+        } else if (!strcmp(a, "--epochs")) {
+            o->epochs = (int)strtol(v, &end, 10), ok = !*end && o->epochs >= 0;
+        } else if (!strcmp(a, "--seed")) {
+            o->seed = strtoull(v, &end, 10), ok = !*end;
+        } else if (!strcmp(a, "--lr-head")) {
+            o->lr_head = strtod(v, &end), ok = !*end && o->lr_head > 0;
+        } else if (!strcmp(a, "--lr-body")) {
+            o->lr_body = strtod(v, &end), ok = !*end && o->lr_body >= 0;
+        } else if (!strcmp(a, "--classes")) {
+            o->n_classes = 0;
+            for (const char *p = v; ok && *p; p = *end ? end + 1 : end) {
+                long c = strtol(p, &end, 10);
+                ok = end != p && c >= 0 && c < 256 && o->n_classes < 16 && (*end == ',' || !*end);
+                if (ok) o->classes[o->n_classes++] = (int)c;
+            }
+        } else {
+            fprintf(stderr, "nabla-finetune: unknown option '%s'\n", a);
+            return false;
+        }
+        if (!ok) {
+            fprintf(stderr, "nabla-finetune: bad value for %s\n", a);
+            return false;
+        }
+        if (takes) i++;
+    }
+    if (!o->load) fprintf(stderr, "nabla-finetune: --load FILE.safetensors is required\n");
+    return o->load != NULL;
+}
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "nabla-finetune: %s: %s\n", what, nb_last_error()->message);
+    return 1;
+}
+
+/* The task: the chosen classes (relabelled 0..n-1), the first `examples` of them. */
+static nb_dataset *task(const options *o, bool train)
+{
+    nb_dataset *all = nb_mnist_load(o->data, train);
+    nb_dataset *some = all ? nb_dataset_select_classes(all, o->classes, o->n_classes) : NULL;
+    nb_dataset_free(all);
+    if (!some || !train || !o->examples || o->examples >= nb_dataset_count(some)) return some;
+    int64_t *idx = malloc((size_t)o->examples * sizeof *idx);
+    for (int64_t i = 0; idx && i < o->examples; i++) idx[i] = i;
+    nb_dataset *few = idx ? nb_dataset_subset(some, idx, o->examples) : NULL;
+    free(idx);
+    nb_dataset_free(some);
+    return few;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.data = "/usr/share/datasets/fashion-mnist",
+                 .classes = {0, 1, 2, 3, 4},
+                 .n_classes = 5,
+                 .examples = 500,
+                 .epochs = 5,
+                 .lr_head = 1e-2};
+    if (!parse(argc, argv, &o)) return 2;
+
+    /* the checkpoint: its architecture is in its metadata, its weights in its tensors */
+    nb_state_dict *ckpt = nb_safetensors_load(o.load);
+    if (!ckpt) return fail(o.load);
+    const char *h = nb_state_dict_metadata(ckpt, "hidden");
+    int64_t hidden[TRAINER_MAX_HIDDEN];
+    int n_hidden = 0;
+    for (const char *p = h ? h : "256,128"; *p && n_hidden < TRAINER_MAX_HIDDEN;) {
+        char *end;
+        hidden[n_hidden++] = strtoll(p, &end, 10);
+        p = *end ? end + 1 : end;
+    }
+    nb_dataset *train = task(&o, true), *test = task(&o, false);
+    if (!train || !test) return fail("data");
+    nb_manual_seed(o.seed);
+    nb_module *model = trainer_model(nb_dataset_example_size(train), hidden, n_hidden, 10);
+    if (!model || nb_module_load_state_dict(model, ckpt, true) != NB_OK) return fail(o.load);
+    nb_state_dict_free(ckpt);
+
+    /* a new head for the new classes, or the old one kept (its other outputs unused) */
+    int last = nb_module_num_children(model) - 1;
+    if (o.new_head) {
+        int64_t in = hidden[n_hidden - 1];
+        if (nb_module_set_child(model, last, nb_module_linear(in, o.n_classes, true)) != NB_OK)
+            return fail("new head");
+    }
+    nb_module *head = nb_module_child(model, last);
+
+    /* freeze the body: every layer but the last gets no gradient, so no update */
+    bool frozen = o.lr_body == 0;
+    for (int i = 0; i < last; i++) nb_module_requires_grad_(nb_module_child(model, i), !frozen);
+
+    /* a parameter group per part: the head at lr_head, the body at lr_body */
+    nb_tensor *hp[2], *bp[2 * TRAINER_MAX_HIDDEN];
+    int nb = 0;
+    for (int i = 0; i < last; i++)
+        nb += nb_module_parameters(nb_module_child(model, i), bp + nb, 2 * TRAINER_MAX_HIDDEN - nb);
+    nb_optim_options head_opts = nb_optim_defaults(NB_OPTIM_ADAM), body_opts = head_opts;
+    head_opts.lr = o.lr_head;
+    body_opts.lr = frozen ? 1e-3 : o.lr_body; /* unused while frozen */
+    nb_optim *opt = nb_optim_new(hp, nb_module_parameters(head, hp, 2), &head_opts);
+    if (!opt || nb_optim_add_param_group(opt, bp, nb, &body_opts) != NB_OK)
+        return fail("optimizer");
+
+    /* a copy of the body, to show it is untouched */
+    float **before = calloc((size_t)nb, sizeof *before);
+    for (int i = 0; i < nb && before; i++) {
+        size_t bytes = (size_t)nb_tensor_numel(bp[i]) * sizeof(float);
+        if ((before[i] = malloc(bytes))) memcpy(before[i], nb_tensor_data(bp[i]), bytes);
+    }
+
+    double loss, acc;
+    if (trainer_evaluate(model, test, &loss, &acc, NULL) != NB_OK) return fail("evaluation");
+    printf("nabla-finetune: %lld training and %lld test examples of %d classes; body %s, head "
+           "lr %g%s\n",
+           (long long)nb_dataset_count(train), (long long)nb_dataset_count(test), o.n_classes,
+           frozen ? "frozen" : "trained", o.lr_head, o.new_head ? " (a new head)" : "");
+    printf("before: test loss %.4f  test accuracy %.4f\n", loss, acc);
+    nb_dataloader_options lo = {.batch_size = 50, .shuffle = true};
+    nb_dataloader *dl = nb_dataloader_new(train, &lo);
+    for (int epoch = 1; epoch <= o.epochs; epoch++) {
+        double train_loss;
+        if (!dl || trainer_epoch(model, opt, dl, epoch, &train_loss, NULL, NULL, NULL) != NB_OK)
+            return fail("training");
+        if (trainer_evaluate(model, test, &loss, &acc, NULL) != NB_OK) return fail("evaluation");
+        printf("epoch %d: train loss %.4f  test loss %.4f  test accuracy %.4f\n", epoch, train_loss,
+               loss, acc);
+    }
+    int same = 0;
+    for (int i = 0; i < nb && before; i++)
+        same += before[i] &&
+                !memcmp(before[i], nb_tensor_data(bp[i]), (size_t)nb_tensor_numel(bp[i]) * 4);
+    printf("body: %d of %d parameter tensors bit-identical to the checkpoint's%s\n", same, nb,
+           frozen ? " (frozen)" : "");
+    int rc = frozen && same != nb ? 1 : 0;
+    if (o.save) {
+        nb_state_dict *d = nb_state_dict_new();
+        if (!d || nb_module_state_dict(model, d) != NB_OK ||
+            nb_safetensors_save(d, o.save) != NB_OK)
+            return fail(o.save);
+        nb_state_dict_free(d);
+    }
+    for (int i = 0; i < nb && before; i++) free(before[i]);
+    free(before);
+    nb_dataloader_free(dl);
+    nb_optim_free(opt);
+    nb_module_free(model);
+    nb_dataset_free(train);
+    nb_dataset_free(test);
+    return rc;
+}
