@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "testutil.h"
 
@@ -445,6 +446,44 @@ static void test_alloc_failures(void **state)
     nb_release(x);
 }
 
+static void header_example(void)
+{
+    // BEGIN nn.h example
+    nb_manual_seed(0); // the very weights torch.manual_seed(0) gives nn.Sequential(...)
+    nb_module *model = NB_SEQUENTIAL(nb_module_linear(784, 256, true), nb_module_relu(),
+                                     nb_module_linear(256, 10, true));
+    nb_tensor *x = nb_rand(NB_SHAPE(32, 784)), *labels = nb_randint(0, 10, NB_SHAPE(32));
+    nb_scope *step = nb_scope_begin();
+    nb_tensor *logits = nb_module_forward(model, x); // [32, 10]
+    nb_tensor *loss = nb_cross_entropy(logits, labels, NULL, -100, NB_MEAN, 0.0);
+    if (!loss || nb_backward(loss, NULL, false) != NB_OK)
+        fprintf(stderr, "%s\n", nb_last_error()->message);
+    nb_scope_end(step); // the gradients stay: in each parameter's .grad
+    nb_release(x);
+    nb_release(labels);
+    nb_module_free(model);
+    // END nn.h example
+}
+
+/* The header's example is this code, and it runs. */
+static void test_header_example(void **state)
+{
+    (void)state;
+    nb_error_clear();
+    header_example();
+    assert_int_equal(nb_last_error()->code, NB_OK);
+    char *header = nbt_read_text(NB_TEST_DATA_DIR "/../../include/nabla/nn.h");
+    char *self = nbt_read_text(NB_TEST_DATA_DIR "/../test_nn.c");
+    static char in_header[4096], in_test[4096];
+    nbt_extract(header, "step of its training:", " *     ", NULL, in_header, sizeof in_header);
+    nbt_extract(self, "// BEGIN nn.h example", "    ", "// END nn.h example", in_test,
+                sizeof in_test);
+    assert_true(strlen(in_header) > 500);
+    assert_string_equal(in_header, in_test);
+    free(header);
+    free(self);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
@@ -452,7 +491,7 @@ int main(void)
         T(test_init_identity),          T(test_forward_and_freeze),
         T(test_state_dict_round_trip),  T(test_containers),
         T(test_alloc_failures),         T(test_layer_gradcheck),
-        T(test_layer_modes_and_errors),
+        T(test_layer_modes_and_errors), T(test_header_example),
     };
 #undef T
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);

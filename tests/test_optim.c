@@ -1196,66 +1196,82 @@ static void header_example(void)
     assert_int_equal(rc, NB_OK);
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    static char buf[1 << 17];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *copy = malloc(n + 1);
-    memcpy(copy, buf, n + 1);
-    return copy;
-}
-
-/* The lines after start that begin with prefix, prefix removed: from the first such line to
- * the next that does not (or, with end, to the line containing end). */
-static void extract(const char *text, const char *start, const char *prefix, const char *end,
-                    char *out, size_t size)
-{
-    const char *p = strstr(text, start);
-    if (!p) fail_msg("no \"%s\"", start);
-    p = strchr(p, '\n') + 1;
-    size_t len = 0, plen = strlen(prefix);
-    bool started = false;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t line = nl ? (size_t)(nl - p) : strlen(p);
-        const char *stop = end ? strstr(p, end) : NULL;
-        if (stop && stop < p + line) break;
-        bool match = line >= plen && !strncmp(p, prefix, plen);
-        if (!match && (started || end)) {
-            if (!end) break;
-            fail_msg("line without \"%s\": %.*s", prefix, (int)line, p);
-        }
-        if (match) {
-            started = true;
-            if (len + line + 1 >= size) fail_msg("example too long");
-            memcpy(out + len, p + plen, line - plen);
-            len += line - plen;
-            out[len++] = '\n';
-        }
-        p += line + (nl ? 1 : 0);
-    }
-    out[len] = '\0';
-}
-
 static void test_header_example(void **state)
 {
     (void)state;
     nb_manual_seed(0);
     header_example();
-    char *header = read_text(NB_TEST_DATA_DIR "/../../include/nabla/optim.h");
-    char *self = read_text(NB_TEST_DATA_DIR "/../test_optim.c");
+    char *header = nbt_read_text(NB_TEST_DATA_DIR "/../../include/nabla/optim.h");
+    char *self = nbt_read_text(NB_TEST_DATA_DIR "/../test_optim.c");
     static char in_header[8192], in_test[8192];
-    extract(header, "A training step:", " *     ", NULL, in_header, sizeof in_header);
-    extract(self, "// BEGIN optim.h example", "    ", "// END optim.h example", in_test,
-            sizeof in_test);
+    nbt_extract(header, "A training step:", " *     ", NULL, in_header, sizeof in_header);
+    nbt_extract(self, "// BEGIN optim.h example", "    ", "// END optim.h example", in_test,
+                sizeof in_test);
     assert_true(strlen(in_header) > 500);
     assert_string_equal(in_header, in_test);
     free(header);
     free(self);
+}
+
+/*
+ * The same runs end to end: nabla computes the gradients itself with its own Linear and
+ * cross_entropy (the model and the data drawn from seed 0 as PyTorch drew them), then steps:
+ * every parameter after every step within 1e-6 of PyTorch's, relative to the largest value of
+ * its tensor.
+ */
+static void test_end_to_end_match_pytorch(void **state)
+{
+    (void)state;
+    double worst = 0;
+    int64_t exact = 0, total = 0;
+    for (size_t c = 0; c < sizeof optim_ref_cases / sizeof optim_ref_cases[0]; c++) {
+        const optim_ref_case *rc = &optim_ref_cases[c];
+        nb_manual_seed(0);
+        nb_module *lin = nb_module_linear(4, 3, true);
+        nb_tensor *x = nb_randn(NB_SHAPE(8, 4)), *y = nb_randint(0, 3, NB_SHAPE(8));
+        nb_tensor *p[2];
+        assert_int_equal(nb_module_parameters(lin, p, 2), 2);
+        assert_memory_equal(nb_tensor_data(p[0]), optim_ref_w0, sizeof optim_ref_w0);
+        assert_memory_equal(nb_tensor_data(p[1]), optim_ref_b0, sizeof optim_ref_b0);
+        if (rc->b_frozen) nb_requires_grad_(p[1], false);
+        nb_optim_options o0 = to_options(&rc->groups[0]), o1 = to_options(&rc->groups[1]);
+        nb_optim *opt = nb_optim_new(p, rc->ngroups == 2 ? 1 : 2, &o0);
+        assert_non_null(opt);
+        if (rc->ngroups == 2) assert_int_equal(nb_optim_add_param_group(opt, &p[1], 1, &o1), NB_OK);
+        for (int t = 0; t < OPTIM_REF_STEPS; t++) {
+            nb_scope *s = nb_scope_begin();
+            assert_int_equal(nb_optim_zero_grad(opt, true), NB_OK);
+            nb_tensor *loss =
+                nb_cross_entropy(nb_module_forward(lin, x), y, NULL, -100, NB_MEAN, 0);
+            assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
+            assert_int_equal(nb_optim_step(opt), NB_OK);
+            assert_int_equal(nb_scope_end(s), NB_OK);
+            const float *want[2] = {rc->w[t], rc->b[t]},
+                        *got[2] = {nb_tensor_data(p[0]), nb_tensor_data(p[1])};
+            for (int k = 0; k < 2; k++) {
+                double scale = 0; /* relative to the tensor's largest value (normwise) */
+                for (int i = 0; i < (k ? 3 : 12); i++)
+                    scale = fmax(scale, fabs((double)want[k][i]));
+                for (int i = 0; i < (k ? 3 : 12); i++) {
+                    double d = fabs((double)got[k][i] - (double)want[k][i]);
+                    double rel = d / scale;
+                    worst = fmax(worst, rel);
+                    exact += d == 0;
+                    total++;
+                    if (rel > 1e-6)
+                        fail_msg("%s, step %d, %s[%d]: %.9g, PyTorch %.9g", rc->name, t + 1,
+                                 k ? "bias" : "weight", i, (double)got[k][i], (double)want[k][i]);
+                }
+            }
+        }
+        nb_optim_free(opt);
+        nb_release(x);
+        nb_release(y);
+        nb_module_free(lin);
+    }
+    print_message("end to end: %lld values, %lld bit-identical, largest relative difference "
+                  "%.3g\n",
+                  (long long)total, (long long)exact, worst);
 }
 
 int main(void)
@@ -1280,6 +1296,7 @@ int main(void)
         T(test_alloc_failures),
         T(test_state_alloc_failures),
         T(test_header_example),
+        T(test_end_to_end_match_pytorch),
     };
     return cmocka_run_group_tests_name("optim", tests, NULL, NULL);
 }

@@ -159,3 +159,48 @@ int nbt_teardown_counting(void **state)
     }
     return 0;
 }
+
+char *nbt_read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    static char buf[1 << 17];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *copy = malloc(n + 1);
+    memcpy(copy, buf, n + 1);
+    return copy;
+}
+
+/* The lines after start that begin with prefix, prefix removed: from the first such line to
+ * the next that does not (or, with end, to the line containing end). */
+void nbt_extract(const char *text, const char *start, const char *prefix, const char *end,
+                 char *out, size_t size)
+{
+    const char *p = strstr(text, start);
+    if (!p) fail_msg("no \"%s\"", start);
+    p = strchr(p, '\n') + 1;
+    size_t len = 0, plen = strlen(prefix);
+    bool started = false;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t line = nl ? (size_t)(nl - p) : strlen(p);
+        const char *stop = end ? strstr(p, end) : NULL;
+        if (stop && stop < p + line) break;
+        bool match = line >= plen && !strncmp(p, prefix, plen);
+        if (!match && (started || end)) {
+            if (!end) break;
+            fail_msg("line without \"%s\": %.*s", prefix, (int)line, p);
+        }
+        if (match) {
+            started = true;
+            if (len + line + 1 >= size) fail_msg("example too long");
+            memcpy(out + len, p + plen, line - plen);
+            len += line - plen;
+            out[len++] = '\n';
+        }
+        p += line + (nl ? 1 : 0);
+    }
+    out[len] = '\0';
+}

@@ -51,4 +51,12 @@ int nbt_teardown_counting(void **state);
 int nbt_setup(void **state);
 int nbt_teardown(void **state);
 
+/* The whole text of a file (malloc'd; fails the test when it cannot be read). */
+char *nbt_read_text(const char *path);
+/* The lines after start that begin with prefix, prefix removed, into out: from the first such
+ * line to the next that does not (or, with end, to the line containing end). For checking
+ * that a header's example is the code a test runs. */
+void nbt_extract(const char *text, const char *start, const char *prefix, const char *end,
+                 char *out, size_t size);
+
 #endif

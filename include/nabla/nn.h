@@ -5,15 +5,21 @@
  *
  * A module is an opaque object made by a constructor (nb_module_linear, nb_module_relu, ...)
  * and freed with nb_module_free. nb_module_sequential takes ownership of its children, so a
- * model is one expression, and NULL from a failed constructor propagates:
+ * model is one expression, and NULL from a failed constructor propagates. A model and one
+ * step of its training:
  *
- *     nb_manual_seed(0);   // the very weights torch.manual_seed(0) gives nn.Sequential(...)
+ *     nb_manual_seed(0); // the very weights torch.manual_seed(0) gives nn.Sequential(...)
  *     nb_module *model = NB_SEQUENTIAL(nb_module_linear(784, 256, true), nb_module_relu(),
  *                                      nb_module_linear(256, 10, true));
+ *     nb_tensor *x = nb_rand(NB_SHAPE(32, 784)), *labels = nb_randint(0, 10, NB_SHAPE(32));
  *     nb_scope *step = nb_scope_begin();
- *     nb_tensor *logits = nb_module_forward(model, x);      // [B, 10]
- *     ...
- *     nb_scope_end(step);
+ *     nb_tensor *logits = nb_module_forward(model, x); // [32, 10]
+ *     nb_tensor *loss = nb_cross_entropy(logits, labels, NULL, -100, NB_MEAN, 0.0);
+ *     if (!loss || nb_backward(loss, NULL, false) != NB_OK)
+ *         fprintf(stderr, "%s\n", nb_last_error()->message);
+ *     nb_scope_end(step); // the gradients stay: in each parameter's .grad
+ *     nb_release(x);
+ *     nb_release(labels);
  *     nb_module_free(model);
  *
  * Parameters are leaves that require grad, owned by their module (getters borrow them);
