@@ -9,6 +9,8 @@
 #   ```c file                 file-scope code (declarations, definitions) after nabla.h
 #   ```c internal             file-scope code of the library itself, compiled with src/ on
 #                             the include path (it includes the internal headers it uses)
+#   ```c excerpt FILE         lines of FILE (a source file of the project, which is built
+#                             anyway): not compiled here; the test doc_excerpts checks them
 #   ```c session              the page's session blocks, in order, are the body of one
 #                             main(), compiled and run; its stdout must equal the page's
 #                             other ```output blocks, in order
@@ -131,6 +133,10 @@ function(nabla_add_doc_blocks)
                 set(program "")
             endif()
             if(NOT info MATCHES "^c( |\\(|$)")
+                continue()
+            endif()
+            if(info MATCHES "^c excerpt ")
+                # code shown from a source file of the project: tests/docs/check_excerpts.sh
                 continue()
             endif()
             math(EXPR n "${n} + 1")
