@@ -79,12 +79,51 @@ static void test_alloc(void **state)
     nbt_fail_alloc_after(0);
 }
 
+/* The same draws as nb_randperm (checked against torch.randperm in test_rng), as int64. */
+static void test_randperm_into(void **state)
+{
+    (void)state;
+    int64_t got[50];
+    nb_generator *g = nb_generator_new(7);
+    assert_int_equal(nb_randperm_into(50, g, got), NB_OK);
+    nb_generator_seed(g, 7);
+    nb_tensor *want = nb_randperm(50, g);
+    for (int i = 0; i < 50; i++) assert_true((float)got[i] == nb_tensor_data_const(want)[i]);
+    nb_release(want);
+    /* the default generator, and the stream goes on where nb_randperm leaves it */
+    nb_manual_seed(1);
+    assert_int_equal(nb_randperm_into(10, NULL, got), NB_OK);
+    uint32_t after = nb_generator_random(NULL);
+    nb_manual_seed(1);
+    nb_release(nb_randperm(10, NULL));
+    assert_int_equal(nb_generator_random(NULL), after);
+    assert_int_equal(nb_randperm_into(0, g, NULL), NB_OK);
+
+    nb_error_clear();
+    assert_int_equal(nb_randperm_into(-1, g, got), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_randperm_into: n must be non-negative, got -1");
+    assert_int_equal(nb_randperm_into(3, g, NULL), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_randperm_into: argument 'out' is NULL");
+    /* a NULL generator while an error is pending is a failed nb_generator_new: nothing is
+       drawn */
+    nb_manual_seed(1);
+    uint32_t first = nb_generator_random(NULL);
+    nb_manual_seed(1);
+    nb_error_set(NB_ENOMEM, "nb_generator_new", "out of memory");
+    assert_int_equal(nb_randperm_into(10, NULL, got), NB_ENOMEM);
+    assert_error(NB_ENOMEM, "nb_generator_new: out of memory");
+    assert_int_equal(nb_generator_random(NULL), first);
+    nb_generator_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_error_set, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_error_null, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_alloc, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_randperm_into, nbt_setup_counting,
+                                        nbt_teardown_counting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

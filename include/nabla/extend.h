@@ -23,8 +23,10 @@
 #define NABLA_EXTEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
+#include "tensor.h"
 
 NB_BEGIN_DECLS
 
@@ -76,6 +78,17 @@ NB_API void *nb_alloc(size_t size, size_t align);
  * Ownership: consumes ptr. Errors: none; NULL is a no-op.
  */
 NB_API void nb_free(void *ptr);
+
+/**
+ * A random permutation of 0..n-1 into out[0..n-1] as int64 indices, drawn from gen (NULL:
+ * the default generator) exactly as nb_randperm draws it, without its 2^24 limit (which only
+ * float32 values need): for samplers and shuffles of big datasets.
+ * PyTorch: torch.randperm(n, generator=gen).tolist().
+ * Ownership: out is the caller's, n entries.
+ * Errors: NB_EINVAL when n < 0 or out is NULL with n > 0; the pending error when gen is
+ * NULL while one is pending. Nothing is drawn on error.
+ */
+NB_API nb_status nb_randperm_into(int64_t n, nb_generator *gen, int64_t *out);
 
 NB_END_DECLS
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "core/internal.h"
+#include "core/rng.h"
 #include "nabla/extend.h"
 
 nb_status nb_error_set(nb_status code, const char *fn, const char *fmt, ...)
@@ -47,4 +48,14 @@ void *nb_alloc(size_t size, size_t align)
 void nb_free(void *ptr)
 {
     nb__free(ptr);
+}
+
+nb_status nb_randperm_into(int64_t n, nb_generator *gen, int64_t *out)
+{
+    static const char fn[] = "nb_randperm_into";
+    if (!gen && nb__pending() != NB_OK) return nb__pending(); /* a failed generator */
+    if (n < 0) return nb__error(NB_EINVAL, fn, "n must be non-negative, got %lld", (long long)n);
+    if (!out && n > 0) return nb__error(NB_EINVAL, fn, "argument 'out' is NULL");
+    nb__randperm(gen, n, out);
+    return NB_OK;
 }
