@@ -51,3 +51,8 @@ if(_nb_mpiexec_version MATCHES "Open MPI|OpenRTE")
         OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
         OMPI_MCA_pml=ob1 OMPI_MCA_plm=isolated)
 endif()
+# The same for scripts (scripts/bench_dist.sh sources it).
+list(TRANSFORM NABLA_MPIEXEC_ENV PREPEND "export " OUTPUT_VARIABLE _nb_env_lines)
+list(JOIN _nb_env_lines "\n" _nb_env_lines)
+file(WRITE "${PROJECT_BINARY_DIR}/mpiexec-env.sh"
+    "# How mpirun runs nabla's tests on one machine (cmake/NablaDist.cmake).\n${_nb_env_lines}\n")
