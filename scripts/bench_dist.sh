@@ -26,15 +26,16 @@ rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
 by = {}
 for r in rows:
     by.setdefault((r["global_batch"], r["ranks"]), []).append(r)
-print("| global batch | 1 rank examples/s | 2 ranks examples/s | scaling (median of rounds) | range | 2 ranks: step | average in the step | average alone | optimizer |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| global batch | 1 rank examples/s | 2 ranks examples/s | scaling (median of rounds) | range | step, 1 rank | step, 2 ranks | optimizer, 1 / 2 ranks | average alone | average in the step |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for gb in sorted({k[0] for k in by}):
     one = {r["round"]: r["examples_per_s"] for r in by.get((gb, 1), [])}
     two = {r["round"]: r["examples_per_s"] for r in by.get((gb, 2), [])}
     ratios = [two[k] / one[k] for k in one if k in two]
-    med = lambda key: statistics.median(r[key] for r in by.get((gb, 2), [])) * 1e3
-    print("| %d | %.0f | %.0f | %.2f× | %.2f–%.2f | %.1f ms | %.2f ms | %.2f ms | %.2f ms |" % (
+    med = lambda ranks, key: statistics.median(r[key] for r in by.get((gb, ranks), [])) * 1e3
+    print("| %d | %.0f | %.0f | %.2f× | %.2f–%.2f | %.1f ms | %.1f ms | %.2f / %.2f ms | %.2f ms | %.2f ms |" % (
         gb, statistics.median(one.values()), statistics.median(two.values()),
-        statistics.median(ratios), min(ratios), max(ratios), med("median_step_s"),
-        med("median_average_s"), med("median_average_alone_s"), med("median_optimizer_s")))
+        statistics.median(ratios), min(ratios), max(ratios), med(1, "median_step_s"),
+        med(2, "median_step_s"), med(1, "median_optimizer_s"), med(2, "median_optimizer_s"),
+        med(2, "median_average_alone_s"), med(2, "median_average_s")))
 PY
