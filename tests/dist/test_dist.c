@@ -391,6 +391,7 @@ static void test_alloc_failure(void **state)
             nb_status st = d ? NB_OK : nb_last_error()->code;
             nb_tensor *w = nb_requires_grad_(nb_zeros(NB_SHAPE(4, 3)), true);
             nb_tensor *u = nb_requires_grad_(nb_zeros(NB_SHAPE(5)), true);
+            nb_tensor *v = nb_requires_grad_(nb_zeros(NB_SHAPE(7)), true); /* no gradient */
             nb_tensor *g = rank_values(world_rank, NB_SHAPE(4, 3));
             nb_tensor *gu = rank_values(world_rank, NB_SHAPE(5));
             nb_tensor *keep = nb_clone(g);
@@ -398,8 +399,8 @@ static void test_alloc_failure(void **state)
                 /* a tensor that could not be made is a NULL parameter, whose error travels */
                 if (w && g) nb_tensor_set_grad(w, g);
                 if (u && gu && world_rank == 0) nb_tensor_set_grad(u, gu);
-                nb_tensor *params[2] = {w, u};
-                st = nb_dist_allreduce_grads(d, params, 2);
+                nb_tensor *params[3] = {w, u, v};
+                st = nb_dist_allreduce_grads(d, params, 3);
             }
             int failed = nbt_alloc_failed();
             nbt_fail_alloc_after(0);
@@ -419,17 +420,18 @@ static void test_alloc_failure(void **state)
             if (!any_failed) {
                 assert_int_equal(st, NB_OK);
                 assert_non_null(nb_tensor_grad(u));
-                /* warm: nothing is allocated, gradients present or not */
+                assert_null(nb_tensor_grad(v));
+                /* warm: nothing is allocated, with a parameter no rank has a gradient for */
                 nbt_fail_alloc_after(1);
-                nb_tensor *params[2] = {w, u};
-                assert_int_equal(nb_dist_allreduce_grads(d, params, 2), NB_OK);
+                nb_tensor *params[3] = {w, u, v};
+                assert_int_equal(nb_dist_allreduce_grads(d, params, 3), NB_OK);
                 assert_false(nbt_alloc_failed());
                 nbt_fail_alloc_after(0);
                 if (me)
                     print_message("%ld allocations on rank %d, each failed once\n", k - 1,
                                   world_rank);
             }
-            nb_tensor *release[] = {w, u, g, gu, keep};
+            nb_tensor *release[] = {w, u, v, g, gu, keep};
             for (size_t i = 0; i < sizeof release / sizeof release[0]; i++) nb_release(release[i]);
             if (d) assert_int_equal(nb_dist_finalize(d), NB_OK);
             if (!any_failed) break;
