@@ -232,7 +232,7 @@ NB_API nb_status nb_dist_all_reduce(nb_dist *d, nb_tensor *t, nb_dist_op op);
  * The distributed sampler: each rank's share of a dataset, an epoch at a time, exactly as
  * PyTorch 1.13's torch.utils.data.DistributedSampler gives it. With shuffle, the epoch's
  * order is torch.randperm(size) from a generator seeded with seed + epoch (the same on every
- * rank; mod 2^64), else 0 .. size-1. Without drop_last the order is padded to
+ * rank), else 0 .. size-1. Without drop_last the order is padded to
  * total = num_samples · num_replicas indices by repeating it from its start, num_samples =
  * ceil(size / num_replicas); with drop_last it is cut to that total, num_samples =
  * floor(size / num_replicas). Rank r takes the indices at r, r + num_replicas, ... of it.
