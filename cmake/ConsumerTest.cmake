@@ -10,6 +10,9 @@
 #   MODE=fetchcontent   FetchContent from the source release (cpack's nabla-<version>.tar.gz)
 #   MODE=deb            cpack -G DEB, dpkg -i, the pkg-config consumer, dpkg --purge (root;
 #                       RUNTIME_PACKAGE names the library package, libnabla<major>)
+#   MODE=dist           install, move the tree, find_package(nabla COMPONENTS dist), run the
+#                       program under MPIEXEC (MPIEXEC_NP: its -n flag) on 2 ranks; then how
+#                       find_package answers for dist once the dist files are gone
 # Variables: BUILD_DIR (nabla's build tree), SOURCE_DIR (nabla's source tree), WORK_DIR,
 # LIBDIR (CMAKE_INSTALL_LIBDIR), C_COMPILER, READELF; for the CMake consumers: COMPONENTS
 # (for find_package), EXPECT (SHARED_LIBRARY or STATIC_LIBRARY), ARGS (more -D arguments).
@@ -174,6 +177,45 @@ function(deb_consumer)
     endif()
 endfunction()
 
+# tests/consumer/dist: build and run the MPI program, then probe find_package's answers.
+function(dist_consumer)
+    install_moved(prefix)
+    set(source "${consumer_dir}/dist")
+    run("configuring the dist consumer" "${CMAKE_COMMAND}" -S "${source}" -B "${WORK_DIR}/build"
+        "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_C_COMPILER=${C_COMPILER}"
+        "-DNABLA_COMPONENTS=${COMPONENTS}" "-DEXPECT=${EXPECT}")
+    run("building the dist consumer" "${CMAKE_COMMAND}" --build "${WORK_DIR}/build")
+    run("running the dist consumer" ${MPIEXEC} ${MPIEXEC_NP} 2 "${WORK_DIR}/build/consumer")
+    if(NOT run_output MATCHES "${expected_output}")
+        message(FATAL_ERROR "the dist consumer printed:\n${run_output}")
+    endif()
+    message(STATUS "mpiexec -n 2 consumer: ${run_output}")
+    set(n 0)
+    foreach(case IN ITEMS "found, dist TRUE|OPTIONAL_COMPONENTS dist"
+                          "found, dist FALSE|COMPONENTS shared"
+                          "not found: unknown component 'gpu' \\(nabla has shared, static and dist\\)|COMPONENTS gpu"
+                          "not found: the dist component \\(MPI\\) is not installed|REMOVE COMPONENTS dist"
+                          "found, dist FALSE|OPTIONAL_COMPONENTS dist")
+        string(REPLACE "|" ";" case "${case}")
+        list(GET case 0 want)
+        list(GET case 1 probe)
+        if(probe MATCHES "^REMOVE (.*)")
+            file(GLOB dist_files "${prefix}/${LIBDIR}/cmake/nabla/nabla-dist-*.cmake")
+            file(REMOVE ${dist_files})
+            set(probe "${CMAKE_MATCH_1}")
+        endif()
+        math(EXPR n "${n} + 1")
+        run("probing find_package(nabla ${probe})" "${CMAKE_COMMAND}" -S "${source}"
+            -B "${WORK_DIR}/probe-${n}" "-DCMAKE_PREFIX_PATH=${prefix}"
+            "-DCMAKE_C_COMPILER=${C_COMPILER}" "-DNABLA_PROBE=${probe}")
+        string(REGEX MATCH "nabla: [^\n]*" got "${run_output}")
+        if(NOT got MATCHES "${want}")
+            message(FATAL_ERROR "find_package(nabla ${probe}): '${got}', expected '${want}'")
+        endif()
+        message(STATUS "${probe}: ${got}")
+    endforeach()
+endfunction()
+
 if(MODE STREQUAL "cmake")
     install_moved(prefix)
     cmake_consumer("${consumer_dir}" "${prefix}")
@@ -208,6 +250,8 @@ elseif(MODE STREQUAL "deb-installed")
     check_program("${WORK_DIR}/consumer")
 elseif(MODE STREQUAL "deb")
     deb_consumer()
+elseif(MODE STREQUAL "dist")
+    dist_consumer()
 else()
     message(FATAL_ERROR "unknown MODE '${MODE}'")
 endif()

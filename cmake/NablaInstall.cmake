@@ -20,10 +20,32 @@ foreach(_kind shared static)
     install(EXPORT nabla-${_kind}-targets NAMESPACE nabla::
         DESTINATION ${NABLA_CMAKE_DIR} COMPONENT Development)
 endforeach()
-install(DIRECTORY include/nabla DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT Development)
+install(DIRECTORY include/nabla DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT Development
+    PATTERN dist.h EXCLUDE)
+
+# libnabla_dist (NB_DIST), in a component of its own, Dist: its library, dist.h and the
+# nabla-dist-<kind>-targets.cmake that find_package(nabla COMPONENTS dist) loads. CPack's
+# packages leave it out (it needs MPI at run time).
+if(NB_DIST)
+    foreach(_kind shared static)
+        string(TOUPPER ${_kind} _KIND)
+        set(_target ${NABLA_DIST_${_KIND}_TARGET})
+        if(NOT _target)
+            continue()
+        endif()
+        install(TARGETS ${_target} EXPORT nabla-dist-${_kind}-targets
+            LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT Dist
+            ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT Dist
+            RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT Dist)
+        install(EXPORT nabla-dist-${_kind}-targets NAMESPACE nabla::
+            DESTINATION ${NABLA_CMAKE_DIR} COMPONENT Dist)
+    endforeach()
+    install(FILES include/nabla/dist.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nabla
+        COMPONENT Dist)
+endif()
 
 # nablaConfig.cmake: picks the shared or the static export (see the file), finding a static
-# library's BLAS and Threads dependencies first.
+# library's BLAS and Threads dependencies first, and loads nabla::dist when asked for.
 configure_package_config_file(cmake/nablaConfig.cmake.in
     "${PROJECT_BINARY_DIR}/nablaConfig.cmake"
     INSTALL_DESTINATION ${NABLA_CMAKE_DIR})

@@ -1034,6 +1034,135 @@ static void test_next_oom(void **state)
     nb_dataset_free(ds);
 }
 
+/* The indices of every batch of one epoch, concatenated into got; returns their count. */
+static int64_t epoch_indices(nb_dataloader *dl, int64_t *got, int64_t cap, int64_t *sizes)
+{
+    assert_int_equal(nb_dataloader_begin_epoch(dl), NB_OK);
+    int64_t total = 0, b, nb = 0;
+    nb_tensor *x, *y;
+    while ((b = nb_dataloader_next(dl, &x, &y)) > 0) {
+        assert_true(total + b <= cap);
+        memcpy(got + total, nb_dataloader_batch_indices(dl, NULL), (size_t)b * sizeof *got);
+        total += b;
+        sizes[nb++] = b;
+        nb_release(x);
+        nb_release(y);
+    }
+    assert_int_equal(b, 0);
+    sizes[nb] = 0;
+    return total;
+}
+
+/* An explicit order (a sampler's list): its batches, drop_last, a running epoch that keeps
+ * its order, a list longer than the dataset, the base seed still drawn, errors, and
+ * allocation failure that leaves the loader as it was. */
+static void test_set_order(void **state)
+{
+    (void)state;
+    nb_dataset *ds = indexed_dataset(10, 3);
+    const int64_t order[5] = {7, 2, 2, 9, 0};
+    int64_t got[32], sizes[32];
+    for (int drop = 0; drop < 2; drop++) {
+        nb_dataloader_options o = {.batch_size = 2, .drop_last = drop};
+        nb_dataloader *dl = nb_dataloader_new(ds, &o);
+        assert_int_equal(nb_dataloader_set_order(dl, order, 5), NB_OK);
+        assert_int_equal(nb_dataloader_num_batches(dl), drop ? 2 : 3);
+        int64_t n = epoch_indices(dl, got, 32, sizes);
+        assert_int_equal(n, drop ? 4 : 5);
+        assert_memory_equal(got, order, (size_t)n * sizeof *got);
+        assert_int_equal(sizes[0], 2);
+        assert_int_equal(sizes[drop ? 2 : 3], 0);
+        nb_dataloader_free(dl);
+    }
+
+    nb_dataloader_options o = {.batch_size = 4};
+    nb_dataloader *dl = nb_dataloader_new(ds, &o);
+    nb_tensor *x, *y;
+    /* a running epoch keeps its order; the next one takes the list, copied */
+    assert_int_equal(nb_dataloader_begin_epoch(dl), NB_OK);
+    assert_int_equal(nb_dataloader_next(dl, &x, &y), 4);
+    nb_release(x);
+    nb_release(y);
+    int64_t longer[25];
+    for (int i = 0; i < 25; i++) longer[i] = (i * 7) % 10;
+    assert_int_equal(nb_dataloader_set_order(dl, longer, 25), NB_OK);
+    assert_int_equal(nb_dataloader_next(dl, &x, &y), 4);
+    for (int64_t r = 0; r < 4; r++)
+        assert_int_equal(nb_dataloader_batch_indices(dl, NULL)[r], 4 + r);
+    assert_batch(ds, x, y, nb_dataloader_batch_indices(dl, NULL), 4, data_ref_scaled);
+    nb_release(x);
+    nb_release(y);
+    longer[0] = 3; /* the loader holds its own copy */
+    assert_int_equal(nb_dataloader_num_batches(dl), 7);
+    assert_int_equal(epoch_indices(dl, got, 32, sizes), 25);
+    assert_int_equal(got[0], 0);
+    for (int i = 1; i < 25; i++) assert_int_equal(got[i], (i * 7) % 10);
+    assert_int_equal(sizes[6], 1);
+    /* an empty list: epochs with no batch */
+    assert_int_equal(nb_dataloader_set_order(dl, NULL, 0), NB_OK);
+    assert_int_equal(nb_dataloader_num_batches(dl), 0);
+    assert_int_equal(epoch_indices(dl, got, 32, sizes), 0);
+
+    /* iter(loader) draws its base seed with a sampler too: random64(), two 32-bit draws */
+    nb_manual_seed(3);
+    assert_int_equal(nb_dataloader_begin_epoch(dl), NB_OK);
+    assert_int_equal(nb_dataloader_begin_epoch(dl), NB_OK);
+    nb_tensor *after = nb_rand(NB_SHAPE(2));
+    nb_manual_seed(3);
+    for (int k = 0; k < 4; k++) (void)nb_generator_random(NULL);
+    nb_tensor *want = nb_rand(NB_SHAPE(2));
+    assert_memory_equal(nb_tensor_data_const(after), nb_tensor_data_const(want), 2 * sizeof(float));
+    nb_release(after);
+    nb_release(want);
+
+    /* errors leave the order as it was */
+    assert_int_equal(nb_dataloader_set_order(dl, order, 5), NB_OK);
+    nb_error_clear();
+    assert_int_equal(nb_dataloader_set_order(NULL, order, 5), NB_EINVAL);
+    assert_message(NB_EINVAL, "nb_dataloader_set_order: argument 'dl' is NULL");
+    assert_int_equal(nb_dataloader_set_order(dl, order, -1), NB_EINVAL);
+    assert_message(NB_EINVAL, "nb_dataloader_set_order: n must be non-negative, got -1");
+    assert_int_equal(nb_dataloader_set_order(dl, NULL, 2), NB_EINVAL);
+    assert_message(NB_EINVAL, "nb_dataloader_set_order: argument 'indices' is NULL");
+    const int64_t bad[3] = {1, 10, 2};
+    assert_int_equal(nb_dataloader_set_order(dl, bad, 3), NB_ERANGE);
+    assert_message(NB_ERANGE, "nb_dataloader_set_order: indices[1] = 10 is outside [0, 10)");
+    const int64_t neg[1] = {-1};
+    assert_int_equal(nb_dataloader_set_order(dl, neg, 1), NB_ERANGE);
+    assert_message(NB_ERANGE, "nb_dataloader_set_order: indices[0] = -1 is outside [0, 10)");
+    nb_dataloader_free(dl);
+    /* a fresh loader, whose order buffer must grow too */
+    dl = nb_dataloader_new(ds, &o);
+    assert_int_equal(nb_dataloader_set_order(dl, order, 5), NB_OK);
+    for (long k = 1;; k++) {
+        nbt_fail_alloc_after(k);
+        nb_status st = nb_dataloader_set_order(dl, longer, 25);
+        int failed = nbt_alloc_failed();
+        nbt_fail_alloc_after(0);
+        if (!failed) {
+            assert_int_equal(st, NB_OK);
+            break;
+        }
+        assert_int_equal(st, NB_ENOMEM);
+        assert_message(NB_ENOMEM, "nb_dataloader_set_order: out of memory");
+        assert_int_equal(nb_dataloader_num_batches(dl), 2);
+        assert_int_equal(epoch_indices(dl, got, 32, sizes), 5);
+        assert_memory_equal(got, order, sizeof order);
+    }
+    assert_int_equal(nb_dataloader_num_batches(dl), 7);
+    nb_dataloader_free(dl);
+
+    /* a sampler's list and shuffle exclude each other */
+    nb_dataloader_options sh = {.batch_size = 4, .shuffle = true};
+    dl = nb_dataloader_new(ds, &sh);
+    assert_int_equal(nb_dataloader_set_order(dl, order, 5), NB_EINVAL);
+    assert_message(NB_EINVAL, "nb_dataloader_set_order: an explicit order and shuffle exclude "
+                              "each other (PyTorch: sampler option is mutually exclusive with "
+                              "shuffle)");
+    nb_dataloader_free(dl);
+    nb_dataset_free(ds);
+}
+
 /* ---- subsets -------------------------------------------------------------------------- */
 
 static void test_subsets(void **state)
@@ -1241,6 +1370,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loader_errors, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_next_oom, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_set_order, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_subsets, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_fashion_mini, nbt_setup_counting,
                                         nbt_teardown_counting),

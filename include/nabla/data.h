@@ -172,6 +172,8 @@ NB_API nb_dataset *nb_dataset_select_classes(const nb_dataset *ds, const int *cl
  *   randperm(count) from that generator, which also draws (and discards) one more
  *   randperm(count) when the epoch's last index has been taken (PyTorch's RandomSampler
  *   runs its loop once more), in the call that finds no full batch left.
+ * - With an order set by nb_dataloader_set_order (a sampler's list: PyTorch's sampler=),
+ *   the order is that list, drawn from nothing.
  * An epoch left before its end draws nothing more. Drawing never allocates.
  * ------------------------------------------------------------------------------------- */
 
@@ -214,8 +216,9 @@ NB_API nb_dataloader *nb_dataloader_new(const nb_dataset *ds, const nb_dataloade
 NB_API void nb_dataloader_free(nb_dataloader *dl);
 
 /**
- * The number of batches an epoch yields: count / batch_size rounded down with drop_last,
- * up without; -1 for NULL. PyTorch: len(loader). Ownership: none. Errors: none.
+ * The number of batches an epoch yields: count (or the length of the order set with
+ * nb_dataloader_set_order) / batch_size rounded down with drop_last, up without; -1 for NULL.
+ * PyTorch: len(loader). Ownership: none. Errors: none.
  */
 NB_API int64_t nb_dataloader_num_batches(const nb_dataloader *dl);
 
@@ -224,6 +227,20 @@ NB_API int64_t nb_dataloader_num_batches(const nb_dataloader *dl);
  * PyTorch: iter(loader). Ownership: none. Errors: NB_EINVAL for NULL dl.
  */
 NB_API nb_status nb_dataloader_begin_epoch(nb_dataloader *dl);
+
+/**
+ * Take the order of the epochs that begin from now on from indices[0 .. n-1] (copied;
+ * repeats allowed), instead of 0 .. count-1: a sampler's list, such as a rank's share of
+ * the dataset (nabla/dist.h, nb_dist_sampler). A running epoch keeps its order; each later
+ * nb_dataloader_begin_epoch uses the list last set. Batches and drop_last then count n
+ * indices, and nb_dataloader_num_batches says so. PyTorch: DataLoader(ds, batch_size,
+ * sampler=indices) (iter(loader) still draws its base seed).
+ * Ownership: indices is copied; the caller keeps it.
+ * Errors: NB_EINVAL for NULL dl, n < 0, NULL indices with n > 0, or a loader that shuffles
+ * (PyTorch: "sampler option is mutually exclusive with shuffle"); NB_ERANGE for an index
+ * outside [0, count); NB_ENOMEM. The loader is unchanged on error.
+ */
+NB_API nb_status nb_dataloader_set_order(nb_dataloader *dl, const int64_t *indices, int64_t n);
 
 /**
  * The epoch's next batch as two new tensors, images [B, example_size] and labels [B].

@@ -26,7 +26,8 @@
  * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures,
  * safetensors checkpoints), nn.h (layers), optim.h (optimizers, gradient clipping,
  * learning-rate schedulers), data.h (datasets and batches), version.h (NB_VERSION_* and
- * nb_version()).
+ * nb_version()), extend.h (for libraries built on nabla). Not included here: dist.h
+ * (data-parallel training over MPI, libnabla_dist: it includes <mpi.h>).
  */
 #ifndef NABLA_NABLA_H
 #define NABLA_NABLA_H

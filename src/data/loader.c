@@ -22,8 +22,12 @@ typedef enum epoch_state {
 struct nb_dataloader {
     const nb_dataset *ds;
     nb_dataloader_options o;
-    float value[256];    /* what each byte becomes in a batch */
-    int64_t *order;      /* the epoch's dataset indices */
+    float value[256];  /* what each byte becomes in a batch */
+    int64_t *order;    /* the epoch's dataset indices */
+    int64_t order_cap; /* entries order has room for */
+    int64_t *sampler;  /* an order set with nb_dataloader_set_order, or NULL */
+    int64_t sampler_n;
+    int64_t epoch_n;     /* the running epoch's number of indices */
     nb_generator *fresh; /* RandomSampler's own generator, reseeded each epoch */
     epoch_state state;
     bool started;        /* the sampler has drawn this epoch's order */
@@ -65,7 +69,8 @@ nb_dataloader *nb_dataloader_new(const nb_dataset *ds, const nb_dataloader_optio
     if (!dl) goto oom;
     dl->ds = ds;
     dl->o = o;
-    dl->order = nb__alloc((size_t)(ds->count ? ds->count : 1) * sizeof *dl->order, NB__ALIGN);
+    dl->order_cap = ds->count ? ds->count : 1;
+    dl->order = nb__alloc((size_t)dl->order_cap * sizeof *dl->order, NB__ALIGN);
     if (!dl->order) goto oom;
     if (o.shuffle && !o.generator) {
         dl->fresh = nb_generator_new(0);
@@ -88,6 +93,7 @@ void nb_dataloader_free(nb_dataloader *dl)
 {
     if (!dl) return;
     nb_generator_free(dl->fresh);
+    nb__free(dl->sampler);
     nb__free(dl->order);
     nb__free(dl);
 }
@@ -95,7 +101,7 @@ void nb_dataloader_free(nb_dataloader *dl)
 int64_t nb_dataloader_num_batches(const nb_dataloader *dl)
 {
     if (!dl) return -1;
-    const int64_t n = dl->ds->count, b = dl->o.batch_size;
+    const int64_t n = dl->sampler ? dl->sampler_n : dl->ds->count, b = dl->o.batch_size;
     return dl->o.drop_last ? n / b : n / b + (n % b != 0);
 }
 
@@ -106,6 +112,12 @@ nb_status nb_dataloader_begin_epoch(nb_dataloader *dl)
        dropped, so that the generator moves on as PyTorch's does */
     (void)nb__generator_random64(dl->o.generator);
     dl->state = EPOCH_RUNNING;
+    dl->epoch_n = dl->ds->count;
+    if (dl->sampler) {
+        /* a sampler's list draws nothing: the epoch's order is known now */
+        dl->epoch_n = dl->sampler_n;
+        memcpy(dl->order, dl->sampler, (size_t)dl->sampler_n * sizeof *dl->order);
+    }
     dl->started = false;
     dl->pos = 0;
     dl->batch_start = 0;
@@ -113,11 +125,49 @@ nb_status nb_dataloader_begin_epoch(nb_dataloader *dl)
     return NB_OK;
 }
 
+nb_status nb_dataloader_set_order(nb_dataloader *dl, const int64_t *indices, int64_t n)
+{
+    static const char fn[] = "nb_dataloader_set_order";
+    if (!dl) return nb__null(fn, "dl");
+    if (n < 0) return nb__error(NB_EINVAL, fn, "n must be non-negative, got %lld", (long long)n);
+    if (!indices && n > 0) return nb__error(NB_EINVAL, fn, "argument 'indices' is NULL");
+    if (dl->o.shuffle)
+        return nb__error(NB_EINVAL, fn,
+                         "an explicit order and shuffle exclude each other (PyTorch: sampler "
+                         "option is mutually exclusive with shuffle)");
+    for (int64_t i = 0; i < n; i++)
+        if (indices[i] < 0 || indices[i] >= dl->ds->count)
+            return nb__error(NB_ERANGE, fn, "indices[%lld] = %lld is outside [0, %lld)",
+                             (long long)i, (long long)indices[i], (long long)dl->ds->count);
+    if ((uint64_t)n > SIZE_MAX / 2 / sizeof *indices) return nb__oom(fn);
+    /* both buffers first, so that a failure leaves the loader as it was; a running epoch
+       keeps reading its own order, so a bigger one takes over what it holds */
+    const size_t bytes = (size_t)(n ? n : 1) * sizeof *indices;
+    int64_t *list = nb__alloc(bytes, NB__ALIGN);
+    int64_t *order = NULL;
+    if (list && n > dl->order_cap) order = nb__alloc(bytes, NB__ALIGN);
+    if (!list || (n > dl->order_cap && !order)) {
+        nb__free(list);
+        return nb__oom(fn);
+    }
+    if (n) memcpy(list, indices, (size_t)n * sizeof *indices);
+    if (order) {
+        memcpy(order, dl->order, (size_t)dl->order_cap * sizeof *order);
+        nb__free(dl->order);
+        dl->order = order;
+        dl->order_cap = n;
+    }
+    nb__free(dl->sampler);
+    dl->sampler = list;
+    dl->sampler_n = n;
+    return NB_OK;
+}
+
 /* The size of the epoch's next batch (0: none is left), changing nothing. */
 static int64_t peek(const nb_dataloader *dl)
 {
     if (dl->state != EPOCH_RUNNING) return 0;
-    const int64_t left = dl->ds->count - dl->pos;
+    const int64_t left = dl->epoch_n - dl->pos;
     if (left >= dl->o.batch_size) return dl->o.batch_size;
     return dl->o.drop_last ? 0 : left;
 }
@@ -126,7 +176,8 @@ static int64_t peek(const nb_dataloader *dl)
 static void draw_order(nb_dataloader *dl)
 {
     const int64_t n = dl->ds->count;
-    if (!dl->o.shuffle) return; /* SequentialSampler: 0 .. n-1, drawn from nothing */
+    /* SequentialSampler (0 .. n-1) and a sampler's list were in place already */
+    if (!dl->o.shuffle) return;
     if (dl->o.generator) {
         nb__randperm(dl->o.generator, n, dl->order);
     } else {
@@ -152,7 +203,7 @@ static void take(nb_dataloader *dl, int64_t b)
         draw_order(dl);
         dl->started = true;
     }
-    if (dl->ds->count - dl->pos < dl->o.batch_size) {
+    if (dl->epoch_n - dl->pos < dl->o.batch_size) {
         if (dl->o.shuffle && dl->o.generator) nb__randperm(dl->o.generator, dl->ds->count, NULL);
         dl->state = EPOCH_DONE;
     }

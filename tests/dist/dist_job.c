@@ -1,0 +1,78 @@
+/*
+ * A data-parallel training job as a program runs it (nb_dist_init, mpirun), for the tests
+ * of how a job ends (tests/dist/RunJob.cmake):
+ *   dist-job train [--deterministic] [--out FILE]  20 steps; rank 0 writes the weights
+ *   dist-job fail            rank 1's step fails; its error path ends the job (nb_dist_abort)
+ *   dist-job leave           rank 1's step fails; its error path calls nb_dist_finalize
+ *   dist-job abort-on-error  abort_on_error; rank 1 passes a bad argument to the average
+ *   dist-job hang            timeout_s 2; rank 1 stops answering (sleeps a minute)
+ *   dist-job exit            rank 1 exits in the middle of the run
+ * Failures come at step 3, on rank 1; the program prints "rank R: <error>" when it gets one.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dist_model.h"
+
+typedef struct job {
+    const char *mode;
+    int rank;
+} job;
+
+static nb_status misbehave(void *ctx, dm_model *m, int step, dm_phase phase)
+{
+    const job *j = ctx;
+    if (j->rank != 1 || step != 3 || phase != DM_AFTER_BACKWARD) return NB_OK;
+    if (!strcmp(j->mode, "fail") || !strcmp(j->mode, "leave")) {
+        /* a forward that goes wrong: [8, 16] @ [8, 16] */
+        if (!nb_matmul(m->params[0], m->params[0])) return nb_last_error()->code;
+    } else if (!strcmp(j->mode, "abort-on-error")) {
+        m->n = -1;
+    } else if (!strcmp(j->mode, "hang")) {
+        sleep(60);
+    } else if (!strcmp(j->mode, "exit")) {
+        exit(3);
+    }
+    return NB_OK;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "train", *out = NULL;
+    nb_dist_options o = {0};
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--deterministic")) o.deterministic = true;
+        if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+    }
+    o.abort_on_error = !strcmp(mode, "abort-on-error");
+    if (!strcmp(mode, "hang")) o.timeout_s = 2;
+    nb_set_num_threads(1);
+    nb_dist *d = nb_dist_init(&argc, &argv, &o);
+    if (!d) {
+        fprintf(stderr, "%s\n", nb_last_error()->message);
+        return 1;
+    }
+    job j = {mode, nb_dist_rank(d)};
+    dm_model m;
+    nb_dataset *ds = dm_dataset();
+    nb_status rc = ds ? dm_model_init(&m, 1 + (uint64_t)j.rank) : nb_last_error()->code;
+    if (rc == NB_OK) rc = nb_dist_broadcast(d, m.params, DM_PARAMS, 0);
+    if (rc == NB_OK) rc = dm_train(d, &m, ds, 8, 20, misbehave, &j);
+    if (rc != NB_OK && !strcmp(mode, "fail")) nb_dist_abort(d, rc); /* does not return */
+    if (rc != NB_OK) fprintf(stderr, "rank %d: %s\n", j.rank, nb_last_error()->message);
+    if (rc == NB_OK && out && j.rank == 0) {
+        FILE *f = fopen(out, "w");
+        for (int i = 0; f && i < DM_PARAMS; i++)
+            for (int64_t k = 0; k < nb_tensor_numel(m.params[i]); k++)
+                fprintf(f, "%a\n", (double)nb_tensor_data_const(m.params[i])[k]);
+        if (!f || fclose(f) != 0) rc = NB_EIO;
+    }
+    dm_model_free(&m);
+    nb_dataset_free(ds);
+    nb_status end = nb_dist_finalize(d);
+    if (end != NB_OK) fprintf(stderr, "rank %d: %s\n", j.rank, nb_last_error()->message);
+    return rc == NB_OK && end == NB_OK ? 0 : 1;
+}
