@@ -165,7 +165,7 @@ int main(int argc, char **argv)
     nb_dataloader *dl = nb_dataloader_new(train, &lo);
     for (int epoch = 1; epoch <= o.epochs; epoch++) {
         double train_loss;
-        if (!dl || trainer_epoch(model, opt, dl, epoch, &train_loss, NULL, NULL, NULL) != NB_OK)
+        if (!dl || trainer_epoch(model, opt, dl, epoch, &train_loss, NULL, NULL) != NB_OK)
             return fail("training");
         if (trainer_evaluate(model, test, &loss, &acc, NULL) != NB_OK) return fail("evaluation");
         printf("epoch %d: train loss %.4f  test loss %.4f  test accuracy %.4f\n", epoch, train_loss,

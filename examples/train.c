@@ -6,6 +6,12 @@
  *   nabla-train [--data DIR] [--epochs N] [--batch B] [--lr LR] [--optim sgd|adam|adamw|rmsprop]
  *               [--hidden 256,128] [--seed S] [--threads T] [--no-shuffle]
  *               [--save FILE.safetensors] [--load FILE.safetensors] [--json] [--steps N]
+ *               [--no-progress] [--dist]
+ *
+ * With --dist, under mpirun, the ranks train one model data-parallel (libnabla_dist): the
+ * global batch is split across them, DistributedSampler-style, the gradients averaged after
+ * every backward; the test set is shared out for evaluation and the figures summed; only
+ * rank 0 prints and saves.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -15,6 +21,10 @@
 #include <unistd.h>
 
 #include "trainer.h"
+
+#ifdef NABLA_TRAIN_DIST
+#include <nabla/dist.h>
+#endif
 
 static void usage(FILE *f)
 {
@@ -32,7 +42,13 @@ static void usage(FILE *f)
           "  --save FILE        write the model as safetensors after training\n"
           "  --load FILE        start from the model in FILE (same architecture)\n"
           "  --json             one JSON object per epoch on stdout\n"
-          "  --steps N          stop after N training steps in all\n",
+          "  --no-progress      no progress bar, even on a terminal (mpirun gives rank 0 a\n"
+          "                     terminal even when its output goes to a file)\n"
+          "  --steps N          stop after N training steps in all\n"
+#ifdef NABLA_TRAIN_DIST
+          "  --dist             data-parallel over the ranks of mpirun (--batch is global)\n"
+#endif
+          ,
           f);
 }
 
@@ -47,7 +63,7 @@ static bool parse_int(const char *s, int64_t lo, int64_t *out)
 }
 
 /* Parse argv into o; false (with a message) on a bad option. */
-static bool parse(int argc, char **argv, trainer_options *o)
+static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *no_progress)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -60,6 +76,12 @@ static bool parse(int argc, char **argv, trainer_options *o)
             o->shuffle = false, takes = false, ok = true;
         } else if (!strcmp(a, "--json")) {
             o->json = true, takes = false, ok = true;
+        } else if (!strcmp(a, "--no-progress")) {
+            *no_progress = true, takes = false, ok = true;
+#ifdef NABLA_TRAIN_DIST
+        } else if (!strcmp(a, "--dist")) {
+            *dist = true, takes = false, ok = true;
+#endif
         } else if (!strcmp(a, "--data") && v) {
             o->data_dir = v;
         } else if (!strcmp(a, "--epochs") && v) {
@@ -140,16 +162,72 @@ static void on_step(int epoch, int64_t batch, int64_t n_batches, double loss, vo
     fflush(stdout);
 }
 
+/* The ranks of a --dist run (rank 0 of 1 otherwise). */
+typedef struct ranks {
+#ifdef NABLA_TRAIN_DIST
+    nb_dist *dist;
+    nb_tensor **params;
+    int n_params;
+#endif
+    int rank, world;
+} ranks;
+
+static ranks group = {.world = 1};
+
+/* A failure: the message on stderr; under --dist the job ends on every rank. */
 static int fail(const char *what)
 {
+#ifdef NABLA_TRAIN_DIST
+    if (group.dist) {
+        fprintf(stderr, "nabla-train: rank %d: %s\n", group.rank, what);
+        nb_dist_abort(group.dist, nb_last_error()->code); /* "rank R: <cause>", then the end */
+    }
+#endif
     fprintf(stderr, "nabla-train: %s: %s\n", what, nb_last_error()->message);
     return 1;
 }
 
+#ifdef NABLA_TRAIN_DIST
+/* After backward: every rank gets the average of the ranks' gradients. */
+static nb_status average_grads(void *ctx)
+{
+    (void)ctx;
+    return nb_dist_allreduce_grads(group.dist, group.params, group.n_params);
+}
+
+/* Sum (or average) the n values v over the ranks, in place. */
+static nb_status reduce_values(ranks *g, double *v, int n, nb_dist_op op)
+{
+    float f[4];
+    for (int i = 0; i < n; i++) f[i] = (float)v[i];
+    nb_tensor *t = nb_from_data(f, NB_SHAPE(n));
+    nb_status rc = t ? nb_dist_all_reduce(g->dist, t, op) : nb_last_error()->code;
+    for (int i = 0; rc == NB_OK && i < n; i++) v[i] = (double)nb_tensor_data(t)[i];
+    nb_release(t);
+    return rc;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     trainer_options o = trainer_defaults();
-    if (!parse(argc, argv, &o)) return 2;
+    bool dist = false, no_progress = false;
+    if (!parse(argc, argv, &o, &dist, &no_progress)) return 2;
+#ifdef NABLA_TRAIN_DIST
+    if (dist) {
+        if (!(group.dist = nb_dist_init(&argc, &argv, NULL))) return fail("--dist");
+        group.rank = nb_dist_rank(group.dist);
+        group.world = nb_dist_world_size(group.dist);
+        if (o.batch % group.world) {
+            if (group.rank == 0)
+                fprintf(stderr, "nabla-train: --batch %lld is not a multiple of the %d ranks\n",
+                        (long long)o.batch, group.world);
+            nb_dist_finalize(group.dist);
+            return 2;
+        }
+    }
+#endif
+    const bool talk = group.rank == 0; /* only rank 0 prints and saves */
     if (o.threads && nb_set_num_threads(o.threads) != NB_OK) return fail("threads");
 
     /* the data: uint8 images in memory, float batches made per step */
@@ -173,25 +251,76 @@ int main(int argc, char **argv)
     oo.lr = o.lr;
     nb_optim *opt = n_params > 0 ? nb_optim_new(params, n_params, &oo) : NULL;
     if (!opt) return fail("optimizer");
-    nb_dataloader_options lo = {.batch_size = o.batch, .shuffle = o.shuffle};
+    nb_dataloader_options lo = {.batch_size = o.batch / group.world, .shuffle = o.shuffle};
+    progress p = {talk && !no_progress && !o.json && isatty(STDOUT_FILENO), o.epochs, o.batch, 0,
+                  0};
+    trainer_hooks hooks = {NULL, on_step, &p};
+#ifdef NABLA_TRAIN_DIST
+    nb_dist_sampler *sampler = NULL;
+    int64_t *test_share = NULL, n_test_share = 0;
+    if (group.dist) {
+        /* every rank starts from rank 0's weights, and draws its share of each epoch */
+        group.params = params, group.n_params = n_params;
+        if (nb_dist_broadcast(group.dist, params, n_params, 0) != NB_OK) return fail("broadcast");
+        nb_dist_sampler_options so = nb_dist_sampler_defaults();
+        so.shuffle = o.shuffle, so.seed = o.seed;
+        sampler = nb_dist_sampler_new(nb_dataset_count(train), group.world, group.rank, &so);
+        if (!sampler) return fail("sampler");
+        lo.shuffle = false;
+        hooks.after_backward = average_grads;
+        /* the test examples rank, rank + world, ... */
+        int64_t n_test = nb_dataset_count(test);
+        test_share = malloc(sizeof *test_share * (size_t)(n_test / group.world + 1));
+        if (!test_share) return fprintf(stderr, "nabla-train: out of memory\n"), 1;
+        for (int64_t i = group.rank; i < n_test; i += group.world) test_share[n_test_share++] = i;
+    }
+#endif
     nb_dataloader *loader = nb_dataloader_new(train, &lo);
     if (!loader) return fail("loader");
 
-    progress p = {isatty(STDOUT_FILENO) && !o.json, o.epochs, o.batch, 0, 0};
     int64_t steps_left = o.max_steps > 0 ? o.max_steps : -1;
-    if (!o.json)
+    if (talk && !o.json)
         printf("nabla-train: %lld training and %lld test examples, %lld parameters, %s lr %g\n",
                (long long)nb_dataset_count(train), (long long)nb_dataset_count(test),
                (long long)nb_module_parameter_count(model), nb_optim_kind_name(o.optim), o.lr);
+    if (talk && !o.json && group.world > 1)
+        printf("nabla-train: %d ranks, %lld examples per rank per step\n", group.world,
+               (long long)lo.batch_size);
     for (int epoch = 1; epoch <= o.epochs && steps_left != 0; epoch++) {
         epoch_result r = {epoch, 0, 0, 0, 0};
+        eval_sums e = {0, 0, 0};
+#ifdef NABLA_TRAIN_DIST
+        if (sampler) {
+            int64_t m;
+            const int64_t *idx = NULL;
+            if (nb_dist_sampler_set_epoch(sampler, epoch - 1) != NB_OK ||
+                !(idx = nb_dist_sampler_indices(sampler, &m)) ||
+                nb_dataloader_set_order(loader, idx, m) != NB_OK)
+                return fail("sampler");
+        }
+#endif
         p.start = p.last = trainer_now();
-        if (trainer_epoch(model, opt, loader, epoch, &r.train_loss, &steps_left, on_step, &p) !=
-            NB_OK)
+        if (trainer_epoch(model, opt, loader, epoch, &r.train_loss, &steps_left, &hooks) != NB_OK)
             return fail("training");
         r.seconds = trainer_now() - p.start;
-        if (trainer_evaluate(model, test, &r.test_loss, &r.test_accuracy, NULL) != NB_OK)
+#ifdef NABLA_TRAIN_DIST
+        if (group.dist) {
+            double figures[3];
+            if (trainer_evaluate_sums(model, test, test_share, n_test_share, &e, NULL) != NB_OK)
+                return fail("evaluation");
+            /* every rank saw as many training examples: the mean of the means is the mean */
+            if (reduce_values(&group, &r.train_loss, 1, NB_DIST_AVG) != NB_OK)
+                return fail("training loss");
+            figures[0] = e.loss_sum, figures[1] = (double)e.right, figures[2] = (double)e.seen;
+            if (reduce_values(&group, figures, 3, NB_DIST_SUM) != NB_OK) return fail("evaluation");
+            e = (eval_sums){figures[0], (int64_t)figures[1], (int64_t)figures[2]};
+        } else
+#endif
+            if (trainer_evaluate_sums(model, test, NULL, 0, &e, NULL) != NB_OK)
             return fail("evaluation");
+        r.test_loss = e.seen ? e.loss_sum / (double)e.seen : 0;
+        r.test_accuracy = e.seen ? (double)e.right / (double)e.seen : 0;
+        if (!talk) continue;
         if (o.json)
             printf("{\"epoch\": %d, \"train_loss\": %.6f, \"test_loss\": %.6f, "
                    "\"test_accuracy\": %.4f, \"seconds\": %.3f}\n",
@@ -202,7 +331,7 @@ int main(int argc, char **argv)
                    r.seconds);
         fflush(stdout);
     }
-    if (o.save) {
+    if (o.save && talk) {
         nb_state_dict *d = nb_state_dict_new();
         char hidden[128] = "";
         for (int i = 0; i < o.n_hidden; i++)
@@ -221,5 +350,10 @@ int main(int argc, char **argv)
     nb_module_free(model);
     nb_dataset_free(train);
     nb_dataset_free(test);
+#ifdef NABLA_TRAIN_DIST
+    nb_dist_sampler_free(sampler);
+    free(test_share);
+    if (group.dist && nb_dist_finalize(group.dist) != NB_OK) return fail("finalize");
+#endif
     return 0;
 }

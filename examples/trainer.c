@@ -59,13 +59,14 @@ static uint8_t argmax(const float *v, int64_t n)
     return (uint8_t)best;
 }
 
-nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss, double *accuracy,
-                           uint8_t *predictions)
+nb_status trainer_evaluate_sums(nb_module *model, const nb_dataset *ds, const int64_t *order,
+                                int64_t n, eval_sums *sums, uint8_t *predictions)
 {
     nb_dataloader_options lo = {.batch_size = 1000};
     nb_dataloader *dl = nb_dataloader_new(ds, &lo);
     if (!dl) return nb_last_error()->code;
-    nb_status rc = nb_dataloader_begin_epoch(dl);
+    nb_status rc = order ? nb_dataloader_set_order(dl, order, n) : NB_OK;
+    if (rc == NB_OK) rc = nb_dataloader_begin_epoch(dl);
     double total = 0;
     int64_t right = 0, seen = 0;
     nb_module_train(model, false);
@@ -95,16 +96,26 @@ nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss,
     }
     nb_module_train(model, true);
     nb_dataloader_free(dl);
+    if (rc == NB_OK) *sums = (eval_sums){total, right, seen};
+    return rc;
+}
+
+nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss, double *accuracy,
+                           uint8_t *predictions)
+{
+    eval_sums e;
+    nb_status rc = trainer_evaluate_sums(model, ds, NULL, 0, &e, predictions);
     if (rc == NB_OK) {
-        *loss = seen ? total / (double)seen : 0;
-        *accuracy = seen ? (double)right / (double)seen : 0;
+        *loss = e.seen ? e.loss_sum / (double)e.seen : 0;
+        *accuracy = e.seen ? (double)e.right / (double)e.seen : 0;
     }
     return rc;
 }
 
 nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, int epoch,
-                        double *train_loss, int64_t *steps_left, trainer_step_fn on_step, void *ctx)
+                        double *train_loss, int64_t *steps_left, const trainer_hooks *hooks)
 {
+    const trainer_hooks none = {NULL, NULL, NULL}, *h = hooks ? hooks : &none;
     nb_status rc = nb_dataloader_begin_epoch(loader);
     int64_t n_batches = nb_dataloader_num_batches(loader), batch = 0, seen = 0;
     double total = 0;
@@ -122,6 +133,7 @@ nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, 
             loss = nb_cross_entropy(nb_module_forward(model, x), y, NULL, -100, NB_MEAN, 0.0);
             rc = loss ? nb_backward(loss, NULL, false) : nb_last_error()->code;
         }
+        if (rc == NB_OK && h->after_backward) rc = h->after_backward(h->ctx);
         if (rc == NB_OK) rc = nb_optim_step(opt);
         if (rc == NB_OK) {
             double l = (double)nb_tensor_data(loss)[0];
@@ -129,7 +141,7 @@ nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, 
             seen += b;
             batch++;
             if (steps_left && *steps_left > 0) --*steps_left;
-            if (on_step) on_step(epoch, batch, n_batches, l, ctx);
+            if (h->on_step) h->on_step(epoch, batch, n_batches, l, h->ctx);
         }
         nb_scope_end(s);
     }

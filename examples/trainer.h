@@ -40,12 +40,22 @@ typedef struct epoch_result {
  */
 nb_module *trainer_model(int64_t in_features, const int64_t *hidden, int n_hidden, int64_t classes);
 
+/** The sums an evaluation makes: cross-entropy summed over the examples, right predictions. */
+typedef struct eval_sums {
+    double loss_sum;
+    int64_t right, seen;
+} eval_sums;
+
 /**
- * Mean cross-entropy and accuracy of model on ds, under no-grad in eval mode (the model is
- * put back in training mode), in batches of 1000 as the reference does; predictions (may
- * be NULL) receives the argmax of every example. A loader over ds draws its base seed as
- * PyTorch's does.
+ * Evaluate model on the examples order[0 .. n-1] of ds (all of ds, in order, when order is
+ * NULL), under no-grad in eval mode (the model is put back in training mode), in batches of
+ * 1000 as the reference does; predictions (may be NULL) receives the argmax of every
+ * example, in the order evaluated. A loader over ds draws its base seed as PyTorch's does.
  */
+nb_status trainer_evaluate_sums(nb_module *model, const nb_dataset *ds, const int64_t *order,
+                                int64_t n, eval_sums *sums, uint8_t *predictions);
+
+/** Mean cross-entropy and accuracy of model on all of ds (trainer_evaluate_sums). */
 nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss, double *accuracy,
                            uint8_t *predictions);
 
@@ -53,14 +63,23 @@ nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss,
 typedef void (*trainer_step_fn)(int epoch, int64_t batch, int64_t n_batches, double loss,
                                 void *ctx);
 
+/** What a training step calls besides its own work; NULL members are not called. */
+typedef struct trainer_hooks {
+    /** After backward, before the optimizer's step (nabla-train --dist averages the
+     *  gradients of the ranks there); an error ends the epoch with it. */
+    nb_status (*after_backward)(void *ctx);
+    /** After every step. */
+    trainer_step_fn on_step;
+    void *ctx;
+} trainer_hooks;
+
 /**
  * One epoch of training: for each batch, zero the grads, forward, cross-entropy, backward,
  * optimizer step; *train_loss is the mean over the examples seen. Stops early after
- * *steps_left steps when it is positive (counting down).
+ * *steps_left steps when it is positive (counting down). hooks may be NULL.
  */
 nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, int epoch,
-                        double *train_loss, int64_t *steps_left, trainer_step_fn on_step,
-                        void *ctx);
+                        double *train_loss, int64_t *steps_left, const trainer_hooks *hooks);
 
 /** Seconds since some fixed point (CLOCK_MONOTONIC). */
 double trainer_now(void);

@@ -35,7 +35,7 @@ static nb_module *train_steps(const nb_dataset *train, int64_t steps)
     nb_dataloader *dl = nb_dataloader_new(train, &lo);
     double loss;
     int64_t left = steps ? steps : -1;
-    if (!opt || !dl || trainer_epoch(m, opt, dl, 1, &loss, &left, NULL, NULL) != NB_OK) {
+    if (!opt || !dl || trainer_epoch(m, opt, dl, 1, &loss, &left, NULL) != NB_OK) {
         printf("training failed: %s\n", nb_last_error()->message);
         nb_module_free(m);
         m = NULL;
