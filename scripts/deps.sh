@@ -5,9 +5,9 @@ set -euo pipefail
 # dataset-fashion-mnist: the main job and the trainer's parity test; doxygen: the API
 # reference; libgfortran-12-dev: libopenblas.a's Fortran runtime, for the fully static link
 # of the pkg-config --static consumer test; libopenmpi-dev, openmpi-bin: libnabla_dist and
-# its mpirun tests.
+# its mpirun tests; gnuplot-nox: scripts/plot_training.sh.
 packages=(build-essential cmake pkgconf libopenblas-dev libcmocka-dev zlib1g-dev libjansson-dev graphviz valgrind
-          doxygen libgfortran-12-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin "$@")
+          doxygen libgfortran-12-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin gnuplot-nox "$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -52,6 +52,8 @@ n=$i
     done
     echo
     echo "set key bottom right; set ylabel 'accuracy'; set title 'test accuracy'"
+    echo "set offsets 0, 0, graph 0.05, graph 0.05"
+    echo "set arrow from graph 0, first 0.885 to graph 1, first 0.885 nohead dt 3 lc rgb 'gray40'"
     printf 'plot '
     i=1
     while [ $i -le $n ]; do

@@ -11,7 +11,11 @@ for page; do
     out=$(awk -v root="$root" -v page="$page" '
         function check(    i, j, k, at, seg, line) {
             n = 0
-            while ((getline line < (root "/" file)) > 0) if (line !~ /^[[:space:]]*$/) s[++n] = line
+            k = 0
+            while ((getline line < (root "/" file)) > 0) {
+                k++
+                if (line !~ /^[[:space:]]*$/) { s[++n] = line; ln[n] = k }
+            }
             close(root "/" file)
             if (n == 0) { printf "%s:%d: %s: no such file or empty\n", page, start, file; bad = 1; return }
             at = 0; seg = 0
@@ -20,12 +24,13 @@ for page; do
                 if (seg) {
                     if (at + 1 <= n && s[at + 1] == b[i]) { at++; continue }
                     printf "%s:%d: line %d of the block is not the line after %s:%d (%s)\n",
-                           page, start, i, file, at, b[i]
+                           page, start, i, file, ln[at], b[i]
                     bad = 1; return
                 }
                 for (j = at + 1; j <= n; j++) if (s[j] == b[i]) break
                 if (j > n) {
-                    printf "%s:%d: not found in %s after its line %d: %s\n", page, start, file, at, b[i]
+                    printf "%s:%d: not found in %s after its line %d: %s\n", page, start, file,
+                           at ? ln[at] : 0, b[i]
                     bad = 1; return
                 }
                 at = j; seg = 1
