@@ -31,6 +31,7 @@
 #define NABLA_ERROR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "export.h"
 
@@ -112,6 +113,26 @@ typedef struct nb_allocator {
  * Errors: none.
  */
 NB_API void nb_set_allocator(const nb_allocator *allocator);
+
+/** What nabla's allocations did on one thread (see nb_alloc_stats_get). */
+typedef struct nb_alloc_stats {
+    /** Blocks nabla allocated and freed, through whichever allocator is installed. */
+    uint64_t allocs, frees;
+    /** Of those, the ones the default allocator passed to the C library (aligned_alloc, free)
+     * because its block cache could not serve them; 0 under another allocator. */
+    uint64_t system_allocs, system_frees;
+    /** Bytes held in the thread's block cache now. */
+    size_t cached_bytes;
+} nb_alloc_stats;
+
+/**
+ * The calling thread's allocation counts since it started (each thread counts its own; a
+ * block freed on another thread counts there). Subtract two readings to see what a piece of
+ * code did: a warm training step of nabla-train makes system_allocs grow by 0.
+ * PyTorch: none (torch.cuda.memory_stats for its CUDA caching allocator).
+ * Ownership: *out is written. Errors: none (a NULL out does nothing).
+ */
+NB_API void nb_alloc_stats_get(nb_alloc_stats *out);
 
 /**
  * Set the process-wide number of threads BLAS may use (at least 1): calls
