@@ -102,6 +102,27 @@ nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss,
     return rc;
 }
 
+nb_status trainer_step(nb_module *model, nb_optim *opt, nb_tensor *x, nb_tensor *y, double *loss,
+                       trainer_phases *times)
+{
+    double t0 = times ? trainer_now() : 0, t1 = 0, t2 = 0, t3 = 0;
+    nb_scope *s = nb_scope_begin();
+    nb_status rc = s ? nb_optim_zero_grad(opt, false) : nb_last_error()->code;
+    nb_tensor *l = NULL;
+    if (rc == NB_OK) {
+        l = nb_cross_entropy(nb_module_forward(model, x), y, NULL, -100, NB_MEAN, 0.0);
+        if (times) t1 = trainer_now();
+        rc = l ? nb_backward(l, NULL, false) : nb_last_error()->code;
+    }
+    if (times) t2 = trainer_now();
+    if (rc == NB_OK) rc = nb_optim_step(opt);
+    if (rc == NB_OK) *loss = (double)nb_tensor_data(l)[0];
+    if (times) t3 = trainer_now();
+    if (s) nb_scope_end(s);
+    if (times) *times = (trainer_phases){t1 - t0, t2 - t1, t3 - t2, trainer_now() - t3};
+    return rc;
+}
+
 nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, int epoch,
                         double *train_loss, int64_t *steps_left, trainer_step_fn on_step, void *ctx)
 {
@@ -117,14 +138,9 @@ nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, 
             nb_scope_end(s);
             break;
         }
-        nb_tensor *loss = NULL;
-        if ((rc = nb_optim_zero_grad(opt, false)) == NB_OK) {
-            loss = nb_cross_entropy(nb_module_forward(model, x), y, NULL, -100, NB_MEAN, 0.0);
-            rc = loss ? nb_backward(loss, NULL, false) : nb_last_error()->code;
-        }
-        if (rc == NB_OK) rc = nb_optim_step(opt);
+        double l = 0;
+        rc = trainer_step(model, opt, x, y, &l, NULL);
         if (rc == NB_OK) {
-            double l = (double)nb_tensor_data(loss)[0];
             total += l * (double)b;
             seen += b;
             batch++;

@@ -49,6 +49,22 @@ nb_module *trainer_model(int64_t in_features, const int64_t *hidden, int n_hidde
 nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss, double *accuracy,
                            uint8_t *predictions);
 
+/** Where one step's time went, in seconds. */
+typedef struct trainer_phases {
+    double forward;   /* zeroing the grads, the model, the loss */
+    double backward;  /* nb_backward */
+    double optimizer; /* nb_optim_step */
+    double teardown;  /* the step's scope ending: its graph and temporaries freed */
+} trainer_phases;
+
+/**
+ * One training step on a batch x [B, features], y [B] (class indices): zero the grads,
+ * forward, mean cross-entropy, backward, optimizer step, every temporary in a scope of its
+ * own; *loss is the batch's loss. times (may be NULL) receives the phases' durations.
+ */
+nb_status trainer_step(nb_module *model, nb_optim *opt, nb_tensor *x, nb_tensor *y, double *loss,
+                       trainer_phases *times);
+
 /** Called after every step with the step's loss, the examples so far and the epoch's total. */
 typedef void (*trainer_step_fn)(int epoch, int64_t batch, int64_t n_batches, double loss,
                                 void *ctx);
