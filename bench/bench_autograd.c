@@ -336,54 +336,6 @@ static double w2_check(w2_ctx *c)
     return err;
 }
 
-/* Medians of two functions timed in alternation, and of the ratio within each pair. */
-typedef struct pair_timing {
-    double a_s, b_s; /* per call */
-    double ratio;    /* median over pairs of t_a / t_b */
-    int pairs, batch;
-} pair_timing;
-
-/*
- * Warm both up, then take pairs of samples, `batch` calls of fa then `batch` calls of fb,
- * until time_s has passed and at least min_pairs are in. A sample lasts at least 1 ms.
- */
-static pair_timing measure_pair(void (*fa)(void *), void (*fb)(void *), void *ctx, double time_s,
-                                int min_pairs)
-{
-    const double warm_s = 0.01, min_sample_s = 1e-3;
-    int warm_calls = 0;
-    double t0 = nbb_now(), elapsed;
-    do {
-        fa(ctx);
-        fb(ctx);
-        warm_calls++;
-        elapsed = nbb_now() - t0;
-    } while (elapsed < warm_s);
-    double per_pair = elapsed / warm_calls; /* one call of each */
-    int batch = per_pair < min_sample_s ? (int)ceil(min_sample_s / fmax(per_pair, 1e-9)) : 1;
-    double want = ceil(time_s / (per_pair * batch));
-    int pairs = want > 1e5 ? 100000 : (int)want;
-    if (pairs < min_pairs) pairs = min_pairs;
-
-    double *ta = malloc((size_t)pairs * 3 * sizeof *ta);
-    if (!ta) return (pair_timing){(double)NAN, (double)NAN, (double)NAN, 0, batch};
-    double *tb = ta + pairs, *ratio = ta + 2 * pairs;
-    for (int r = 0; r < pairs; r++) {
-        double s = nbb_now();
-        for (int i = 0; i < batch; i++) fa(ctx);
-        double m = nbb_now();
-        for (int i = 0; i < batch; i++) fb(ctx);
-        double e = nbb_now();
-        ta[r] = (m - s) / batch;
-        tb[r] = (e - m) / batch;
-        ratio[r] = ta[r] / tb[r];
-    }
-    pair_timing t = {nbb_median(ta, (size_t)pairs), nbb_median(tb, (size_t)pairs),
-                     nbb_median(ratio, (size_t)pairs), pairs, batch};
-    free(ta);
-    return t;
-}
-
 /* Medians, over samples of one iteration each, of forward, backward and teardown. */
 typedef struct w2_phases {
     double forward_s, backward_s, teardown_s;
@@ -430,7 +382,7 @@ static void w2_print_header(const nbb_options *opt)
 }
 
 static void w2_print_row(const nbb_options *opt, int threads, int n, bool pool,
-                         const pair_timing *t, const w2_phases *ph, double err)
+                         const nbb_pair_timing *t, const w2_phases *ph, double err)
 {
     double flops = 6.0 * (double)n * (double)n * (double)n;
     bool met = t->ratio >= W2_TARGET_RATIO;
@@ -485,7 +437,7 @@ static bool run_w2(const nbb_options *opt, int threads, int n, double time_s, bo
         }
     }
     if (ok) {
-        pair_timing t = measure_pair(w2_raw3, w2_autograd, &c, time_s, opt->quick ? 3 : 11);
+        nbb_pair_timing t = nbb_measure_pair(w2_raw3, w2_autograd, &c, time_s, opt->quick ? 3 : 11);
         w2_phases ph = w2_measure_phases(&c, opt->quick ? 3 : 11);
         ok = !c.failed && t.pairs > 0;
         w2_print_row(opt, threads, n, pool, &t, &ph, err);

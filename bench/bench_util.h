@@ -75,6 +75,25 @@ typedef struct nbb_timing {
  */
 nbb_timing nbb_measure(void (*fn)(void *ctx), void *ctx, const nbb_options *opt);
 
+/* Medians of two functions timed in alternation, and of the ratio within each pair. */
+typedef struct nbb_pair_timing {
+    double a_s, b_s;           /* per call */
+    double ratio;              /* median over pairs of t_a / t_b */
+    double ratio_q1, ratio_q3; /* its quartiles */
+    int pairs, batch;
+} nbb_pair_timing;
+
+/*
+ * Warm both up, then take pairs of samples, `batch` calls of fa then `batch` calls of fb,
+ * until time_s has passed and at least min_pairs are in. A sample lasts at least 1 ms, so a
+ * slow spell of a shared machine hits both sides of a ratio.
+ */
+nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *ctx, double time_s,
+                                 int min_pairs);
+
+/* The q-quantile (0..1) of v[0..n-1], interpolated between order statistics; sorts v. */
+double nbb_quantile(double *v, size_t n, double q);
+
 /* Fill x[0..n-1] with uniform floats in [-1, 1) from a xorshift64* state (never 0). */
 void nbb_fill_uniform(float *x, size_t n, uint64_t *state);
 
