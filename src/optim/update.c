@@ -31,46 +31,79 @@ static inline float maximum(float a, float b)
     return a > b ? a : b;
 }
 
-static void sgd(const nb_optim_options *o, nb__optim_slot *s, float *p, const float *grad,
-                int64_t n)
+/*
+ * The loops below are written once as an always-inlined body whose flags are parameters;
+ * each kernel calls it twice, with the flags of the plain case as constants (a loop the
+ * compiler vectorises: no branch left inside) and with the options as they are.
+ */
+#define NB_INLINE static inline __attribute__((always_inline))
+
+typedef struct sgd_k {
+    float wd, mu, keep, neg_lr;
+    bool maximize, has_wd, fresh, nesterov;
+} sgd_k;
+
+NB_INLINE void sgd_body(const sgd_k *k, bool maximize, bool has_wd, bool momentum,
+                        float *restrict p, float *restrict buf, const float *restrict grad,
+                        int64_t n)
 {
-    const float wd = (float)o->weight_decay, mu = (float)o->momentum;
-    const float keep = (float)(1.0 - o->dampening), neg_lr = (float)-o->lr;
-    float *buf = s->state;
+    const float wd = k->wd, mu = k->mu, keep = k->keep, neg_lr = k->neg_lr;
+    const bool fresh = k->fresh, nesterov = k->nesterov;
     for (int64_t i = 0; i < n; i++) {
-        float d = decayed(grad[i], p[i], o, wd);
-        if (buf) {
-            if (s->fresh) { /* the first step clones d_p, without dampening */
+        float d = maximize ? -grad[i] : grad[i];
+        if (has_wd) d = fmaf(wd, p[i], d); /* grad.add(param, alpha=weight_decay) */
+        if (momentum) {
+            if (fresh) { /* the first step clones d_p, without dampening */
                 buf[i] = d;
             } else {
                 float b = buf[i] * mu;
                 buf[i] = fmaf(keep, d, b);
             }
-            d = o->nesterov ? fmaf(mu, buf[i], d) : buf[i];
+            d = nesterov ? fmaf(mu, buf[i], d) : buf[i];
         }
         p[i] = fmaf(neg_lr, d, p[i]);
     }
 }
 
-/* Adam and AdamW: AdamW decays the parameter instead of the gradient. */
-static void adam(const nb_optim_options *o, bool decoupled, nb__optim_slot *s, float *p,
-                 const float *grad, int64_t n)
+NB__CLONES static void sgd_loop(const sgd_k *k, float *restrict p, float *restrict buf,
+                                const float *restrict grad, int64_t n)
 {
-    s->step = (double)((float)s->step + 1.0f); /* state['step'] is a float32 tensor */
-    const double beta1 = o->betas[0], beta2 = o->betas[1];
-    const double bias_correction1 = 1.0 - pow(beta1, s->step);
-    const double bias_correction2 = 1.0 - pow(beta2, s->step);
-    const float neg_step_size = (float)-(o->lr / bias_correction1);
-    const float bc2_sqrt = (float)sqrt(bias_correction2);
-    const float b1 = (float)beta1, b2 = (float)beta2;
-    const float one_b1 = (float)(1.0 - beta1), one_b2 = (float)(1.0 - beta2);
-    const float eps = (float)o->eps;
-    const float wd = (float)o->weight_decay;
-    const float decay = (float)(1.0 - o->lr * o->weight_decay);
-    float *m = s->state, *v = m + n, *vmax = o->amsgrad ? v + n : NULL;
+    if (!k->maximize && !k->has_wd && !buf)
+        sgd_body(k, false, false, false, p, NULL, grad, n);
+    else
+        sgd_body(k, k->maximize, k->has_wd, buf != NULL, p, buf, grad, n);
+}
+
+static void sgd(const nb_optim_options *o, nb__optim_slot *s, float *p, const float *grad,
+                int64_t n)
+{
+    sgd_k k = {(float)o->weight_decay,
+               (float)o->momentum,
+               (float)(1.0 - o->dampening),
+               (float)-o->lr,
+               o->maximize,
+               o->weight_decay != 0.0,
+               s->fresh,
+               o->nesterov};
+    sgd_loop(&k, p, s->state, grad, n);
+}
+
+typedef struct adam_k {
+    float b1, b2, one_b1, one_b2, eps, wd, decay, neg_step_size, bc2_sqrt;
+    bool decoupled, maximize, has_wd;
+} adam_k;
+
+NB_INLINE void adam_body(const adam_k *k, bool decoupled, bool maximize, bool has_wd,
+                         float *restrict p, float *restrict m, float *restrict v,
+                         float *restrict vmax, const float *restrict grad, int64_t n)
+{
+    const float b1 = k->b1, b2 = k->b2, one_b1 = k->one_b1, one_b2 = k->one_b2, eps = k->eps;
+    const float wd = k->wd, decay = k->decay, neg_step_size = k->neg_step_size;
+    const float bc2_sqrt = k->bc2_sqrt;
     for (int64_t i = 0; i < n; i++) {
-        if (decoupled) p[i] = p[i] * decay;
-        float g = decoupled ? (o->maximize ? -grad[i] : grad[i]) : decayed(grad[i], p[i], o, wd);
+        if (decoupled) p[i] = p[i] * decay; /* AdamW: param.mul_(1 - lr * weight_decay) */
+        float g = maximize ? -grad[i] : grad[i];
+        if (has_wd && !decoupled) g = fmaf(wd, p[i], g);
         float mb = m[i] * b1;
         m[i] = fmaf(one_b1, g, mb);
         float vb = v[i] * b2, g2 = one_b2 * g;
@@ -85,8 +118,42 @@ static void adam(const nb_optim_options *o, bool decoupled, nb__optim_slot *s, f
     }
 }
 
-static void rmsprop(const nb_optim_options *o, nb__optim_slot *s, float *p, const float *grad,
-                    int64_t n)
+NB__CLONES static void adam_loop(const adam_k *k, float *restrict p, float *restrict m,
+                                 float *restrict v, float *restrict vmax,
+                                 const float *restrict grad, int64_t n)
+{
+    if (!k->decoupled && !k->maximize && !k->has_wd && !vmax)
+        adam_body(k, false, false, false, p, m, v, NULL, grad, n);
+    else
+        adam_body(k, k->decoupled, k->maximize, k->has_wd, p, m, v, vmax, grad, n);
+}
+
+/* Adam and AdamW: AdamW decays the parameter instead of the gradient. */
+static void adam(const nb_optim_options *o, bool decoupled, nb__optim_slot *s, float *p,
+                 const float *grad, int64_t n)
+{
+    s->step = (double)((float)s->step + 1.0f); /* state['step'] is a float32 tensor */
+    const double beta1 = o->betas[0], beta2 = o->betas[1];
+    const double bias_correction1 = 1.0 - pow(beta1, s->step);
+    const double bias_correction2 = 1.0 - pow(beta2, s->step);
+    adam_k k = {(float)beta1,
+                (float)beta2,
+                (float)(1.0 - beta1),
+                (float)(1.0 - beta2),
+                (float)o->eps,
+                (float)o->weight_decay,
+                (float)(1.0 - o->lr * o->weight_decay),
+                (float)-(o->lr / bias_correction1),
+                (float)sqrt(bias_correction2),
+                decoupled,
+                o->maximize,
+                o->weight_decay != 0.0};
+    float *m = s->state, *v = m + n, *vmax = o->amsgrad ? v + n : NULL;
+    adam_loop(&k, p, m, v, vmax, grad, n);
+}
+
+NB__CLONES static void rmsprop(const nb_optim_options *o, nb__optim_slot *s, float *p,
+                               const float *grad, int64_t n)
 {
     s->step += 1.0; /* a Python int in PyTorch; not used by the update */
     const float alpha = (float)o->alpha, one_alpha = (float)(1.0 - o->alpha);
@@ -120,8 +187,8 @@ static void rmsprop(const nb_optim_options *o, nb__optim_slot *s, float *p, cons
     }
 }
 
-static void adagrad(const nb_optim_options *o, nb__optim_slot *s, float *p, const float *grad,
-                    int64_t n)
+NB__CLONES static void adagrad(const nb_optim_options *o, nb__optim_slot *s, float *p,
+                               const float *grad, int64_t n)
 {
     s->step = (double)((float)s->step + 1.0f); /* a float32 tensor */
     const double clr = o->lr / (1.0 + (s->step - 1.0) * o->lr_decay);
