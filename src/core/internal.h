@@ -40,9 +40,11 @@
  * needs no -march. Every copy gives the same bits: the library is built with
  * -ffp-contract=off (a copy fuses only what fmaf asks for) and without reassociation, so
  * wider vectors change how many elements a step computes, not what each one is.
- * NB_NO_CLONES (or another compiler or CPU) leaves one baseline copy.
+ * NB_NO_CLONES, clang (whose version 14 makes the ifunc resolver of a static function a
+ * global symbol, so two files' copy_k collide) and other CPUs leave one baseline copy.
  */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(NB_NO_CLONES) && defined(__has_attribute)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NB_NO_CLONES) &&   \
+    defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define NB__CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #endif
