@@ -1,9 +1,19 @@
-/* Thin wrappers over CBLAS, row-major. */
+/*
+ * Thin wrappers over CBLAS, row-major. OpenBLAS runs single-threaded inside nabla's own
+ * pool: its threaded sgemm does not give the single-threaded bits (here, products with
+ * k = 784 differ between 1 and 2 threads, it splits k differently), and its threads would
+ * compete with the pool's.
+ */
 #include <limits.h>
+#include <pthread.h>
 
 #include <cblas.h>
 
 #include "blas/blas.h"
+
+#ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
+void openblas_set_num_threads(int num_threads); /* not every cblas.h declares it */
+#endif
 
 bool nb__blas_fits(int64_t a, int64_t b, int64_t c)
 {
@@ -21,6 +31,59 @@ static int ld(int64_t x)
     return x > 0 ? (int)x : 1;
 }
 
+/*
+ * How a product is cut: blocks of at least MIN_BLOCK columns (or rows) and MIN_FLOPS, at
+ * most MAX_PARTS, boundaries on multiples of 16 (whole vector tiles). Each block packs the
+ * other operand again, about 2·parts/n of the product's time (1.5% for two blocks of 128
+ * columns), which is what MIN_BLOCK bounds.
+ */
+#define MIN_BLOCK 128
+#define MIN_FLOPS 4e6
+#define MAX_PARTS 16
+
+typedef struct gemm_job {
+    bool ta, tb, by_cols;
+    int64_t m, n, k, lda, ldb, ldc, parts;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} gemm_job;
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_init(void)
+{
+#ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
+    openblas_set_num_threads(1);
+#endif
+}
+
+static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)n, (int)k, alpha, a, ld(lda), b,
+                ld(ldb), beta, c, ld(ldc));
+}
+
+/* Where block i of parts starts along a dimension of len. */
+static int64_t block_start(int64_t len, int64_t parts, int64_t i)
+{
+    return i == parts ? len : len * i / parts / 16 * 16;
+}
+
+static void gemm_block(void *ctx, int64_t i)
+{
+    const gemm_job *j = ctx;
+    int64_t len = j->by_cols ? j->n : j->m;
+    int64_t lo = block_start(len, j->parts, i), w = block_start(len, j->parts, i + 1) - lo;
+    if (j->by_cols) /* C[:, lo:lo+w] = op(A)·op(B)[:, lo:lo+w] */
+        sgemm(j->ta, j->tb, j->m, w, j->k, j->alpha, j->a, j->lda,
+              j->tb ? j->b + lo * j->ldb : j->b + lo, j->ldb, j->beta, j->c + lo, j->ldc);
+    else /* C[lo:lo+w, :] = op(A)[lo:lo+w, :]·op(B) */
+        sgemm(j->ta, j->tb, w, j->n, j->k, j->alpha, j->ta ? j->a + lo : j->a + lo * j->lda, j->lda,
+              j->b, j->ldb, j->beta, j->c + lo * j->ldc, j->ldc);
+}
+
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
@@ -31,8 +94,17 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
                 c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
         return;
     }
-    cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)n, (int)k, alpha, a, ld(lda), b,
-                ld(ldb), beta, c, ld(ldc));
+    pthread_once(&blas_once, blas_init);
+    gemm_job j = {ta, tb, n >= m, m, n, k, lda, ldb, ldc, 1, alpha, beta, a, b, c};
+    int64_t len = j.by_cols ? n : m;
+    double flops = 2.0 * (double)m * (double)n * (double)k;
+    while (j.parts < MAX_PARTS && len / (2 * j.parts) >= MIN_BLOCK &&
+           flops / (double)(2 * j.parts) >= MIN_FLOPS)
+        j.parts *= 2;
+    if (j.parts == 1)
+        sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        nb__parallel_for(j.parts, gemm_block, &j);
 }
 
 void nb__gemv(bool ta, int64_t m, int64_t n, float alpha, const float *a, int64_t lda,
@@ -40,6 +112,7 @@ void nb__gemv(bool ta, int64_t m, int64_t n, float alpha, const float *a, int64_
 {
     int64_t ylen = ta ? n : m;
     if (ylen == 0) return;
+    pthread_once(&blas_once, blas_init);
     if ((ta ? m : n) == 0) {
         for (int64_t i = 0; i < ylen; i++) y[i] = beta == 0.0f ? 0.0f : beta * y[i];
         return;
@@ -51,15 +124,20 @@ void nb__ger(int64_t m, int64_t n, float alpha, const float *x, const float *y, 
              int64_t lda)
 {
     if (m == 0 || n == 0) return;
+    pthread_once(&blas_once, blas_init);
     cblas_sger(CblasRowMajor, (int)m, (int)n, alpha, x, 1, y, 1, a, ld(lda));
 }
 
 float nb__dot(int64_t n, const float *x, const float *y)
 {
-    return n > 0 ? cblas_sdot((int)n, x, 1, y, 1) : 0.0f;
+    if (n <= 0) return 0.0f;
+    pthread_once(&blas_once, blas_init);
+    return cblas_sdot((int)n, x, 1, y, 1);
 }
 
 void nb__axpy(int64_t n, float alpha, const float *x, float *y)
 {
-    if (n > 0) cblas_saxpy((int)n, alpha, x, 1, y, 1);
+    if (n <= 0) return;
+    pthread_once(&blas_once, blas_init);
+    cblas_saxpy((int)n, alpha, x, 1, y, 1);
 }
