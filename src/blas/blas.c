@@ -1,8 +1,17 @@
 /*
  * Thin wrappers over CBLAS, row-major. OpenBLAS runs single-threaded inside nabla's own
  * pool: its threaded sgemm does not give the single-threaded bits (here, products with
- * k = 784 differ between 1 and 2 threads, it splits k differently), and its threads would
+ * k = 784 differ between 1 and 2 threads: it blocks k differently), and its threads would
  * compete with the pool's.
+ *
+ * With more than one thread, a large product is cut into blocks of C's columns (rows, when
+ * it is taller than wide) by its shape alone, so every thread count above one runs the same
+ * blocks. One thread runs the product as one call, because each block costs 2-3.5% (it packs
+ * the other operand again) and a block of C comes out with the bits of the whole product:
+ * OpenBLAS computes each element of C by the same sequence of operations whatever range of
+ * C it is asked for (its k-blocking depends on k alone). That is an observed property of
+ * the BLAS, not a guarantee, so test_parallel checks it on the products training makes (and
+ * on cuts by rows, and block edges off the vector width), at 1, 2 and 3 threads.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -10,6 +19,7 @@
 #include <cblas.h>
 
 #include "blas/blas.h"
+#include "core/internal.h"
 
 #ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
 void openblas_set_num_threads(int num_threads); /* not every cblas.h declares it */
@@ -32,10 +42,9 @@ static int ld(int64_t x)
 }
 
 /*
- * How a product is cut: blocks of at least MIN_BLOCK columns (or rows) and MIN_FLOPS, at
- * most MAX_PARTS, boundaries on multiples of 16 (whole vector tiles). Each block packs the
- * other operand again, about 2·parts/n of the product's time (1.5% for two blocks of 128
- * columns), which is what MIN_BLOCK bounds.
+ * How a product is cut: blocks of at least MIN_BLOCK columns (or rows) and MIN_FLOPS (so
+ * that no block falls to OpenBLAS's small-matrix kernels, which the whole product does not
+ * use), at most MAX_PARTS, boundaries on multiples of 16 (whole vector tiles).
  */
 #define MIN_BLOCK 128
 #define MIN_FLOPS 4e6
@@ -101,7 +110,7 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
     while (j.parts < MAX_PARTS && len / (2 * j.parts) >= MIN_BLOCK &&
            flops / (double)(2 * j.parts) >= MIN_FLOPS)
         j.parts *= 2;
-    if (j.parts == 1)
+    if (j.parts == 1 || nb__num_threads() == 1)
         sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else
         nb__parallel_for(j.parts, gemm_block, &j);
