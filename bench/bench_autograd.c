@@ -278,7 +278,7 @@ static bool run_w1(const nbb_options *opt, int threads, bool pool)
 /* ---- W2: sum(A·B) and its backward ---------------------------------------------------------- */
 
 typedef struct w2_ctx {
-    int n;
+    int n, threads;         /* raw3 runs OpenBLAS at this many threads */
     nb_tensor *a, *b;       /* leaves requiring grad */
     float *c, *g, *da, *db; /* the raw baseline's buffers; g is all ones */
     bool failed;
@@ -302,7 +302,7 @@ static void w2_autograd(void *p)
 static void w2_raw3(void *p)
 {
     const w2_ctx *c = p;
-    int n = c->n;
+    int n = c->n, saved = nbb_blas_threads(c->threads);
     const float *A = nb_tensor_data_const(c->a), *B = nb_tensor_data_const(c->b);
     /* C = A·B */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, c->c,
@@ -313,6 +313,7 @@ static void w2_raw3(void *p)
     /* dB = Aᵀ·G */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, n, 1.0f, A, n, c->g, n, 0.0f, c->db,
                 n);
+    nbb_blas_threads(saved);
 }
 
 /* One autograd iteration that keeps its grads, against the raw buffers. */
@@ -413,6 +414,7 @@ static bool run_w2(const nbb_options *opt, int threads, int n, double time_s, bo
     use_allocator(pool);
     size_t count = (size_t)n * (size_t)n;
     w2_ctx c = {.n = n,
+                .threads = threads,
                 .a = nb_requires_grad_(nb_empty(NB_SHAPE(n, n)), true),
                 .b = nb_requires_grad_(nb_empty(NB_SHAPE(n, n)), true),
                 .c = malloc(count * sizeof(float)),
@@ -467,6 +469,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    nbb_quiet_blas_threads(argv);
     nbb_options opt;
     int rc = nbb_parse_options(&argc, argv, &opt);
     if (rc == 1) {

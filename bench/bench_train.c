@@ -11,7 +11,9 @@
  * forward, cross-entropy, backward, optimizer step, scope end. The GEMM floor is the same
  * cblas_sgemm calls the step makes (forward y = x·Wᵀ + y per layer; backward dX = G·W for
  * every layer but the first, dW = Gᵀ·X for every layer), on preallocated buffers, with
- * OpenBLAS set to the same thread count. Floor and step are timed in alternation (pairs of
+ * OpenBLAS set to the same thread count (and told to let its idle threads sleep, which
+ * leaves its time unchanged but stops them competing with nabla's pool: see
+ * nbb_quiet_blas_threads). Floor and step are timed in alternation (pairs of
  * samples of ≥ 1 ms), and the ratio step / floor is the median of the pairs' ratios (with
  * its quartiles). A phase split (forward, backward, optimizer, teardown; medians over
  * single steps) and the number of allocations that reached the C library per warm step
@@ -30,20 +32,6 @@
 
 #include "bench_util.h"
 #include "trainer.h"
-
-#ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
-void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
-#else
-static void openblas_set_num_threads(int n)
-{
-    (void)n;
-}
-static int openblas_get_num_threads(void)
-{
-    return 1;
-}
-#endif
 
 #define MAX_LAYERS    4
 #define W3_TARGET     1.10
@@ -112,8 +100,7 @@ static void mlp_floor(void *p)
 {
     const mlp_ctx *c = p;
     const workload *w = c->w;
-    int saved = openblas_get_num_threads();
-    openblas_set_num_threads(c->threads);
+    int saved = nbb_blas_threads(c->threads);
     int64_t B = w->batch;
     for (int l = 0; l < w->n_layers; l++) /* y = x·Wᵀ + y, y holding the bias */
         gemm(false, true, B, w->dims[l + 1], w->dims[l], c->act[l],
@@ -125,7 +112,7 @@ static void mlp_floor(void *p)
         /* dW = Gᵀ·X */
         gemm(true, false, w->dims[l + 1], w->dims[l], B, c->grad[l + 1], c->act[l], 0.0f, c->dw[l]);
     }
-    openblas_set_num_threads(saved);
+    nbb_blas_threads(saved);
 }
 
 static double max_rel_err(const float *got, const double *ref, int64_t n)
@@ -373,6 +360,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    nbb_quiet_blas_threads(argv);
     nbb_options opt;
     int rc = nbb_parse_options(&argc, argv, &opt);
     if (rc == 1) {

@@ -3,6 +3,7 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -70,7 +71,8 @@ int nbb_parse_int_list(const char *flag, const char *text, int lo, int hi, int *
 void nbb_print_usage(FILE *out)
 {
     fputs("  --json           one JSON object per row on stdout instead of the table\n"
-          "  --threads LIST   thread counts, set with nb_set_num_threads (default 1,2)\n"
+          "  --threads LIST   thread counts: nabla's (nb_set_num_threads) and the raw BLAS\n"
+          "                   baselines' (default 1,2)\n"
           "  --quick          small sizes and few repetitions: a smoke test\n"
           "  --help           this text\n",
           out);
@@ -185,6 +187,30 @@ nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *c
     t.pairs = pairs;
     free(ta);
     return t;
+}
+
+#ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
+void openblas_set_num_threads(int num_threads); /* not every cblas.h declares them */
+int openblas_get_num_threads(void);
+#endif
+
+int nbb_blas_threads(int n)
+{
+#ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
+    int before = openblas_get_num_threads();
+    if (before != n) openblas_set_num_threads(n);
+    return before;
+#else
+    (void)n;
+    return 1;
+#endif
+}
+
+void nbb_quiet_blas_threads(char **argv)
+{
+    if (getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) != 0) return;
+    execv("/proc/self/exe", argv);
 }
 
 void nbb_fill_uniform(float *x, size_t n, uint64_t *state)

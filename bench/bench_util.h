@@ -94,6 +94,22 @@ nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *c
 /* The q-quantile (0..1) of v[0..n-1], interpolated between order statistics; sorts v. */
 double nbb_quantile(double *v, size_t n, double q);
 
+/*
+ * Set the thread count of OpenBLAS for the benchmark's own raw cblas calls and return the
+ * previous one (1 where the BLAS has no such setting). nabla keeps OpenBLAS at one thread
+ * and runs its products on its own pool, so a raw baseline at t threads sets t around its
+ * calls and puts the previous count back before nabla computes again.
+ */
+int nbb_blas_threads(int n);
+
+/*
+ * OpenBLAS's idle threads spin for 2^28 cycles (≈ 70 ms) after each threaded call, competing
+ * with nabla's pool for the cores when the two are timed in alternation. Unless the
+ * environment sets OPENBLAS_THREAD_TIMEOUT, re-run this program with it at 4 (they sleep at
+ * once; the raw baseline's time is the same within noise). Returns only if no re-run.
+ */
+void nbb_quiet_blas_threads(char **argv);
+
 /* Fill x[0..n-1] with uniform floats in [-1, 1) from a xorshift64* state (never 0). */
 void nbb_fill_uniform(float *x, size_t n, uint64_t *state);
 
