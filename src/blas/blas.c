@@ -4,14 +4,16 @@
  * k = 784 differ between 1 and 2 threads: it blocks k differently), and its threads would
  * compete with the pool's.
  *
- * With more than one thread, a large product is cut into blocks of C's columns (rows, when
- * it is taller than wide) by its shape alone, so every thread count above one runs the same
- * blocks. One thread runs the product as one call, because each block costs 2-3.5% (it packs
- * the other operand again) and a block of C comes out with the bits of the whole product:
- * OpenBLAS computes each element of C by the same sequence of operations whatever range of
- * C it is asked for (its k-blocking depends on k alone). That is an observed property of
- * the BLAS, not a guarantee, so test_parallel checks it on the products training makes (and
- * on cuts by rows, and block edges off the vector width), at 1, 2 and 3 threads.
+ * With n threads, a large product is cut into up to n blocks of C's columns (rows, when it
+ * is taller than wide), one per thread, each a single-threaded sgemm on the pool. One
+ * thread runs the product as one call. Each block costs 2-3.5% at one thread (it packs the
+ * other operand again), which is why blocks are few and large rather than many and fixed;
+ * the result does not depend on the cut, because a block of C comes out with the bits of
+ * the whole product: OpenBLAS computes each element of C by the same sequence of
+ * operations whatever range of C it is asked for (its k-blocking depends on k alone). That
+ * is an observed property of the BLAS, not a guarantee, so test_parallel checks it on the
+ * products training makes (and on cuts by rows, and block edges off the vector width), at
+ * 1, 2 and 3 threads, and on a training run at 1 and 2.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -44,11 +46,10 @@ static int ld(int64_t x)
 /*
  * How a product is cut: blocks of at least MIN_BLOCK columns (or rows) and MIN_FLOPS (so
  * that no block falls to OpenBLAS's small-matrix kernels, which the whole product does not
- * use), at most MAX_PARTS, boundaries on multiples of 16 (whole vector tiles).
+ * use), boundaries on multiples of 16 (whole vector tiles).
  */
 #define MIN_BLOCK 128
 #define MIN_FLOPS 4e6
-#define MAX_PARTS 16
 
 typedef struct gemm_job {
     bool ta, tb, by_cols;
@@ -105,12 +106,12 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
     }
     pthread_once(&blas_once, blas_init);
     gemm_job j = {ta, tb, n >= m, m, n, k, lda, ldb, ldc, 1, alpha, beta, a, b, c};
-    int64_t len = j.by_cols ? n : m;
+    int64_t len = j.by_cols ? n : m, threads = nb__num_threads();
     double flops = 2.0 * (double)m * (double)n * (double)k;
-    while (j.parts < MAX_PARTS && len / (2 * j.parts) >= MIN_BLOCK &&
-           flops / (double)(2 * j.parts) >= MIN_FLOPS)
-        j.parts *= 2;
-    if (j.parts == 1 || nb__num_threads() == 1)
+    while (j.parts < threads && len / (j.parts + 1) >= MIN_BLOCK &&
+           flops / (double)(j.parts + 1) >= MIN_FLOPS)
+        j.parts++;
+    if (j.parts == 1)
         sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else
         nb__parallel_for(j.parts, gemm_block, &j);
