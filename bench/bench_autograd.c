@@ -471,12 +471,8 @@ int main(int argc, char **argv)
 {
     nbb_quiet_blas_threads(argv);
     nbb_options opt;
-    int rc = nbb_parse_options(&argc, argv, &opt);
-    if (rc == 1) {
-        usage();
-        return 0;
-    }
-    if (rc != 0) return 2;
+    int rc = nbb_start(&argc, argv, &opt, usage);
+    if (rc >= 0) return rc;
 
     int sizes[MAX_SIZES] = {128, 512, 1024};
     int n_sizes = 3;

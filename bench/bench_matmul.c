@@ -201,12 +201,8 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     nbb_options opt;
-    int rc = nbb_parse_options(&argc, argv, &opt);
-    if (rc == 1) {
-        usage();
-        return 0;
-    }
-    if (rc != 0) return 2;
+    int rc = nbb_start(&argc, argv, &opt, usage);
+    if (rc >= 0) return rc;
 
     int sizes[MAX_SIZES] = {64, 128, 256, 512, 1024, 2048};
     int n_sizes = opt.quick ? 2 : 6;

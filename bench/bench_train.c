@@ -362,12 +362,8 @@ int main(int argc, char **argv)
 {
     nbb_quiet_blas_threads(argv);
     nbb_options opt;
-    int rc = nbb_parse_options(&argc, argv, &opt);
-    if (rc == 1) {
-        usage();
-        return 0;
-    }
-    if (rc != 0) return 2;
+    int rc = nbb_start(&argc, argv, &opt, usage);
+    if (rc >= 0) return rc;
     bool run[N_WORKLOADS];
     for (size_t i = 0; i < N_WORKLOADS; i++) run[i] = true;
     double time_s = opt.quick ? 0.05 : 3.0;

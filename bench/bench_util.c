@@ -68,6 +68,16 @@ int nbb_parse_int_list(const char *flag, const char *text, int lo, int hi, int *
     }
 }
 
+int nbb_start(int *argc, char **argv, nbb_options *opt, void (*usage)(void))
+{
+    int rc = nbb_parse_options(argc, argv, opt);
+    if (rc == 1) {
+        usage();
+        return 0;
+    }
+    return rc == 0 ? -1 : 2;
+}
+
 void nbb_print_usage(FILE *out)
 {
     fputs("  --json           one JSON object per row on stdout instead of the table\n"

@@ -46,6 +46,12 @@ typedef struct nbb_options {
  */
 int nbb_parse_options(int *argc, char **argv, nbb_options *opt);
 
+/*
+ * A benchmark's start: parse the shared flags into opt (nbb_parse_options). Returns -1 to go
+ * on; otherwise main returns the value: 0 after --help (usage() printed), 2 for a bad flag.
+ */
+int nbb_start(int *argc, char **argv, nbb_options *opt, void (*usage)(void));
+
 /* The shared flags' usage, one per line, for a benchmark's --help. */
 void nbb_print_usage(FILE *out);
 

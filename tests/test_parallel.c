@@ -58,33 +58,31 @@ static void run_product(const product *p, results *r)
     nb_release(g);
 }
 
-/* The three products in double, against r (normwise). */
+/* Largest |got − op(A)·op(B)| per term, in double: op(A) [m, k], op(B) [k, n], each stored
+ * row-major untransposed (A [m, k] or, with ta, [k, m]). */
+static double worst_product(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+                            const float *b, const float *got)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t q = 0; q < k; q++)
+                s += (double)(ta ? a[q * m + i] : a[i * k + q]) *
+                     (double)(tb ? b[j * k + q] : b[q * n + j]);
+            worst = fmax(worst, fabs(s - (double)got[i * n + j]) / (double)k);
+        }
+    return worst;
+}
+
+/* C = A·B, dA = G·Bᵀ, dB = Aᵀ·G in double, against r. */
 static void check_product(const product *p, const results *r)
 {
     nb_tensor *a = filled(p->m, p->k, 1), *b = filled(p->k, p->n, 2), *g = filled(p->m, p->n, 3);
     const float *A = nb_tensor_data(a), *B = nb_tensor_data(b), *G = nb_tensor_data(g);
-    double worst = 0;
-    for (int64_t i = 0; i < p->m; i++)
-        for (int64_t j = 0; j < p->n; j++) {
-            double s = 0;
-            for (int64_t q = 0; q < p->k; q++)
-                s += (double)A[i * p->k + q] * (double)B[q * p->n + j];
-            worst = fmax(worst, fabs(s - (double)r->c[i * p->n + j]) / (double)p->k);
-        }
-    for (int64_t i = 0; i < p->m; i++)
-        for (int64_t q = 0; q < p->k; q++) {
-            double s = 0;
-            for (int64_t j = 0; j < p->n; j++)
-                s += (double)G[i * p->n + j] * (double)B[q * p->n + j];
-            worst = fmax(worst, fabs(s - (double)r->da[i * p->k + q]) / (double)p->n);
-        }
-    for (int64_t q = 0; q < p->k; q++)
-        for (int64_t j = 0; j < p->n; j++) {
-            double s = 0;
-            for (int64_t i = 0; i < p->m; i++)
-                s += (double)A[i * p->k + q] * (double)G[i * p->n + j];
-            worst = fmax(worst, fabs(s - (double)r->db[q * p->n + j]) / (double)p->m);
-        }
+    double worst = fmax(worst_product(false, false, p->m, p->n, p->k, A, B, r->c),
+                        fmax(worst_product(false, true, p->m, p->k, p->n, G, B, r->da),
+                             worst_product(true, false, p->k, p->n, p->m, A, G, r->db)));
     nb_release(a);
     nb_release(b);
     nb_release(g);

@@ -5,7 +5,8 @@
  * what the test asserts is that the default allocator's block cache serves every one of
  * those allocations once it has seen the step, so system_allocs and system_frees stay put.
  * Builds without the block cache (the sanitizer presets) skip it, as there every allocation
- * is the C library's by design.
+ * is the C library's by design. And the counters under another allocator: every allocation
+ * and free counted, none of them the C library's.
  */
 #include "testutil.h"
 #include "trainer.h"
@@ -102,9 +103,32 @@ static void test_warm_step_allocates_nothing(void **state)
     nbt_setup_counting(NULL); /* the counting allocator back, for the teardown's leak check */
 }
 
+/* The counters count through any allocator; only the default one reaches the C library. */
+static void test_stats_under_another_allocator(void **state)
+{
+    (void)state;
+    nb_alloc_stats a, b;
+    nb_alloc_stats_get(&a);
+    long count0 = nbt_alloc_count();
+    nb_tensor *t = nb_zeros(NB_SHAPE(1000));
+    assert_non_null(t);
+    nb_alloc_stats_get(&b);
+    assert_int_equal(b.allocs - a.allocs, (uint64_t)(nbt_alloc_count() - count0));
+    assert_true(b.allocs > a.allocs);
+    assert_int_equal(b.frees, a.frees);
+    nb_release(t);
+    nb_alloc_stats_get(&b);
+    assert_int_equal(b.allocs - a.allocs, b.frees - a.frees);
+    assert_int_equal(b.system_allocs, a.system_allocs); /* the counting allocator's, not libc's */
+    assert_int_equal(b.system_frees, a.system_frees);
+    nb_alloc_stats_get(NULL); /* does nothing */
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test_setup_teardown(
-        test_warm_step_allocates_nothing, nbt_setup_counting, nbt_teardown_counting)};
+#define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
+    const struct CMUnitTest tests[] = {T(test_warm_step_allocates_nothing),
+                                       T(test_stats_under_another_allocator)};
+#undef T
     return cmocka_run_group_tests_name("steady_state", tests, NULL, NULL);
 }
