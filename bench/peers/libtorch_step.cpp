@@ -15,7 +15,8 @@
 #include <memory>
 #include <vector>
 
-namespace {
+namespace
+{
 
 double now_s()
 {
@@ -33,8 +34,8 @@ int main(int argc, char **argv)
     at::set_num_threads(threads);
     torch::manual_seed(0);
 
-    std::vector<int64_t> dims = w3 ? std::vector<int64_t>{784, 512, 10}
-                                   : std::vector<int64_t>{784, 256, 128, 10};
+    std::vector<int64_t> dims =
+        w3 ? std::vector<int64_t>{784, 512, 10} : std::vector<int64_t>{784, 256, 128, 10};
     int64_t batch = w3 ? 256 : 128;
     torch::nn::Sequential model;
     for (size_t l = 0; l + 1 < dims.size(); l++) {

@@ -16,7 +16,8 @@
 #include <string>
 #include <vector>
 
-namespace {
+namespace
+{
 
 // An IDX file (plain or gzip: gzread reads both) of unsigned bytes: its dims and data.
 bool read_idx(const std::string &path, std::vector<int64_t> &dims, std::vector<uint8_t> &data)
@@ -111,10 +112,10 @@ int main(int argc, char **argv)
             auto x = test.images.narrow(0, at, b).to(torch::kFloat).div_(255);
             auto y = test.labels.narrow(0, at, b);
             auto out = model->forward(x);
-            test_loss += torch::nn::functional::cross_entropy(
-                             out, y,
-                             torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                             .item<double>();
+            test_loss +=
+                torch::nn::functional::cross_entropy(
+                    out, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
             right += out.argmax(1).eq(y).sum().item<int64_t>();
         }
         int64_t nt = test.images.size(0);
