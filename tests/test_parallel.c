@@ -1,8 +1,8 @@
 /*
  * The thread pool: products large enough to be cut into blocks are right (against double
  * loops, in every transpose case the ops use, with block edges off the vector width) and give
- * the same bits with 1 thread (one sgemm) as with 2 and 3 (the blocks, on the pool): the
- * property of the BLAS that nabla's thread-count independence rests on; a short training run of
+ * the same bits with 1, 2 and 3 threads (also with OPENBLAS_CORETYPE=Haswell, whose kernels
+ * do not give a block of a product the whole product's bits); a short training run of
  * nabla-train's step gives bit-identical weights at 1 and 2 threads; threads of the program that
  * share the pool, and changes of the thread count between calls, change nothing.
  */

@@ -4,16 +4,15 @@
  * k = 784 differ between 1 and 2 threads: it blocks k differently), and its threads would
  * compete with the pool's.
  *
- * With n threads, a large product is cut into up to n blocks of C's columns (rows, when it
- * is taller than wide), one per thread, each a single-threaded sgemm on the pool. One
- * thread runs the product as one call. Each block costs 2-3.5% at one thread (it packs the
- * other operand again), which is why blocks are few and large rather than many and fixed;
- * the result does not depend on the cut, because a block of C comes out with the bits of
- * the whole product: OpenBLAS computes each element of C by the same sequence of
- * operations whatever range of C it is asked for (its k-blocking depends on k alone). That
- * is an observed property of the BLAS, not a guarantee, so test_parallel checks it on the
- * products training makes (and on cuts by rows, and block edges off the vector width), at
- * 1, 2 and 3 threads, and on a training run at 1 and 2.
+ * A large product is cut into blocks of C's columns (rows, when it is taller than wide) by
+ * its shape alone, never by the thread count, each block a single-threaded sgemm run by the
+ * pool; one thread runs the same blocks in turn. That the bits of a block of C equal those
+ * of the same part of the whole product is not something to rely on: it holds for
+ * OpenBLAS's AVX-512 kernels here, but not for its Haswell and Zen (AVX2) kernels
+ * (OPENBLAS_CORETYPE=Haswell, or valgrind's CPU, makes a 96 × 130 × 520 product differ
+ * cut in two), so a cut that followed the thread count would change the weights with it.
+ * Each block packs the other operand again, 2-4% of a product's time at one thread: the
+ * price of bits that do not depend on the thread count, kept low by cutting few blocks.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -21,7 +20,6 @@
 #include <cblas.h>
 
 #include "blas/blas.h"
-#include "core/internal.h"
 
 #ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
 void openblas_set_num_threads(int num_threads); /* not every cblas.h declares it */
@@ -44,12 +42,15 @@ static int ld(int64_t x)
 }
 
 /*
- * How a product is cut: blocks of at least MIN_BLOCK columns (or rows) and MIN_FLOPS (so
- * that no block falls to OpenBLAS's small-matrix kernels, which the whole product does not
- * use), boundaries on multiples of 16 (whole vector tiles).
+ * How a product is cut: 2 blocks from 8 MFLOP, 4 from 4 GFLOP, 8 from 32 GFLOP, 16 from
+ * 256 GFLOP (each block then at least 4 MFLOP, above OpenBLAS's small-matrix kernels), every
+ * block at least MIN_BLOCK columns (or rows) wide, boundaries on multiples of 16 (whole
+ * vector tiles). Few, large blocks: each one packs the other operand again, so a thread
+ * gains most from one block of its own (W2 at n = 1024, 2 threads: 1.000 of OpenBLAS's own
+ * threads with 2 blocks, 0.930 with 4, 0.873 with 8).
  */
 #define MIN_BLOCK 128
-#define MIN_FLOPS 4e6
+static const double cut_flops[] = {8e6, 4e9, 32e9, 256e9}; /* for 2, 4, 8, 16 blocks */
 
 typedef struct gemm_job {
     bool ta, tb, by_cols;
@@ -106,11 +107,10 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
     }
     pthread_once(&blas_once, blas_init);
     gemm_job j = {ta, tb, n >= m, m, n, k, lda, ldb, ldc, 1, alpha, beta, a, b, c};
-    int64_t len = j.by_cols ? n : m, threads = nb__num_threads();
+    int64_t len = j.by_cols ? n : m;
     double flops = 2.0 * (double)m * (double)n * (double)k;
-    while (j.parts < threads && len / (j.parts + 1) >= MIN_BLOCK &&
-           flops / (double)(j.parts + 1) >= MIN_FLOPS)
-        j.parts++;
+    for (size_t i = 0; i < sizeof cut_flops / sizeof cut_flops[0]; i++)
+        if (flops >= cut_flops[i] && len / (2 * j.parts) >= MIN_BLOCK) j.parts *= 2;
     if (j.parts == 1)
         sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else

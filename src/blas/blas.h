@@ -12,10 +12,10 @@
 bool nb__blas_fits(int64_t a, int64_t b, int64_t c);
 
 /**
- * C[m,n] = alpha·op(A)·op(B) + beta·C, op = transpose when ta / tb. With more than one
- * thread a large product is cut into blocks of C's columns (or rows, when it has more rows
- * than columns), one per thread, each a single-threaded sgemm on the pool
- * (nb__parallel_for); with one, it is one sgemm, whose bits the blocks reproduce (blas.c).
+ * C[m,n] = alpha·op(A)·op(B) + beta·C, op = transpose when ta / tb. A large product is cut
+ * into blocks of C's columns (or rows, when it has more rows than columns) by its shape
+ * alone, each a single-threaded sgemm on the pool (nb__parallel_for): the same calls, so the
+ * same bits, at any thread count (blas.c).
  */
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
