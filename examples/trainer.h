@@ -58,7 +58,7 @@ typedef struct trainer_phases {
 } trainer_phases;
 
 /**
- * One training step on a batch x [B, features], y [B] (class indices): zero the grads,
+ * One training step on a batch x [B, features], y [B] (class indices): grads to None,
  * forward, mean cross-entropy, backward, optimizer step, every temporary in a scope of its
  * own; *loss is the batch's loss. times (may be NULL) receives the phases' durations.
  */
@@ -70,9 +70,11 @@ typedef void (*trainer_step_fn)(int epoch, int64_t batch, int64_t n_batches, dou
                                 void *ctx);
 
 /**
- * One epoch of training: for each batch, zero the grads, forward, cross-entropy, backward,
- * optimizer step; *train_loss is the mean over the examples seen. Stops early after
- * *steps_left steps when it is positive (counting down).
+ * One epoch of training: for each batch, trainer_step (grads to None, forward,
+ * cross-entropy, backward, optimizer step); *train_loss is the mean over the examples seen.
+ * The batches are refilled into one pair of tensors made by the first (so a warm step
+ * allocates nothing from the C library). Stops early after *steps_left steps when it is
+ * positive (counting down).
  */
 nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, int epoch,
                         double *train_loss, int64_t *steps_left, trainer_step_fn on_step,
