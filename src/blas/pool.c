@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "blas/blas.h"
@@ -78,10 +79,11 @@ static void run_tasks(void)
     }
 }
 
+/* arg: the generation when the worker was started, under the lock, before the job that
+ * started it was published, so that job is not missed. */
 static void *worker(void *arg)
 {
-    (void)arg;
-    unsigned long seen = atomic_load(&P.gen);
+    unsigned long seen = (unsigned long)(uintptr_t)arg;
     pthread_mutex_lock(&P.lock);
     for (;;) {
         while (!P.stop && atomic_load(&P.gen) == seen) {
@@ -120,7 +122,8 @@ static void stop_workers(void)
 static void start_workers(int want)
 {
     if (want > NB__POOL_MAX - 1) want = NB__POOL_MAX - 1;
-    while (P.n_workers < want && pthread_create(&P.workers[P.n_workers], NULL, worker, NULL) == 0)
+    void *gen = (void *)(uintptr_t)atomic_load(&P.gen);
+    while (P.n_workers < want && pthread_create(&P.workers[P.n_workers], NULL, worker, gen) == 0)
         P.n_workers++;
 }
 
