@@ -278,7 +278,7 @@ static bool run_w1(const nbb_options *opt, int threads, bool pool)
 /* ---- W2: sum(A·B) and its backward ---------------------------------------------------------- */
 
 typedef struct w2_ctx {
-    int n;
+    int n, threads;         /* raw3 runs OpenBLAS at this many threads */
     nb_tensor *a, *b;       /* leaves requiring grad */
     float *c, *g, *da, *db; /* the raw baseline's buffers; g is all ones */
     bool failed;
@@ -302,7 +302,7 @@ static void w2_autograd(void *p)
 static void w2_raw3(void *p)
 {
     const w2_ctx *c = p;
-    int n = c->n;
+    int n = c->n, saved = nbb_blas_threads(c->threads);
     const float *A = nb_tensor_data_const(c->a), *B = nb_tensor_data_const(c->b);
     /* C = A·B */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, c->c,
@@ -313,6 +313,7 @@ static void w2_raw3(void *p)
     /* dB = Aᵀ·G */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, n, 1.0f, A, n, c->g, n, 0.0f, c->db,
                 n);
+    nbb_blas_threads(saved);
 }
 
 /* One autograd iteration that keeps its grads, against the raw buffers. */
@@ -334,54 +335,6 @@ static double w2_check(w2_ctx *c)
     nb_zero_grad(c->a, true);
     nb_zero_grad(c->b, true);
     return err;
-}
-
-/* Medians of two functions timed in alternation, and of the ratio within each pair. */
-typedef struct pair_timing {
-    double a_s, b_s; /* per call */
-    double ratio;    /* median over pairs of t_a / t_b */
-    int pairs, batch;
-} pair_timing;
-
-/*
- * Warm both up, then take pairs of samples, `batch` calls of fa then `batch` calls of fb,
- * until time_s has passed and at least min_pairs are in. A sample lasts at least 1 ms.
- */
-static pair_timing measure_pair(void (*fa)(void *), void (*fb)(void *), void *ctx, double time_s,
-                                int min_pairs)
-{
-    const double warm_s = 0.01, min_sample_s = 1e-3;
-    int warm_calls = 0;
-    double t0 = nbb_now(), elapsed;
-    do {
-        fa(ctx);
-        fb(ctx);
-        warm_calls++;
-        elapsed = nbb_now() - t0;
-    } while (elapsed < warm_s);
-    double per_pair = elapsed / warm_calls; /* one call of each */
-    int batch = per_pair < min_sample_s ? (int)ceil(min_sample_s / fmax(per_pair, 1e-9)) : 1;
-    double want = ceil(time_s / (per_pair * batch));
-    int pairs = want > 1e5 ? 100000 : (int)want;
-    if (pairs < min_pairs) pairs = min_pairs;
-
-    double *ta = malloc((size_t)pairs * 3 * sizeof *ta);
-    if (!ta) return (pair_timing){(double)NAN, (double)NAN, (double)NAN, 0, batch};
-    double *tb = ta + pairs, *ratio = ta + 2 * pairs;
-    for (int r = 0; r < pairs; r++) {
-        double s = nbb_now();
-        for (int i = 0; i < batch; i++) fa(ctx);
-        double m = nbb_now();
-        for (int i = 0; i < batch; i++) fb(ctx);
-        double e = nbb_now();
-        ta[r] = (m - s) / batch;
-        tb[r] = (e - m) / batch;
-        ratio[r] = ta[r] / tb[r];
-    }
-    pair_timing t = {nbb_median(ta, (size_t)pairs), nbb_median(tb, (size_t)pairs),
-                     nbb_median(ratio, (size_t)pairs), pairs, batch};
-    free(ta);
-    return t;
 }
 
 /* Medians, over samples of one iteration each, of forward, backward and teardown. */
@@ -430,7 +383,7 @@ static void w2_print_header(const nbb_options *opt)
 }
 
 static void w2_print_row(const nbb_options *opt, int threads, int n, bool pool,
-                         const pair_timing *t, const w2_phases *ph, double err)
+                         const nbb_pair_timing *t, const w2_phases *ph, double err)
 {
     double flops = 6.0 * (double)n * (double)n * (double)n;
     bool met = t->ratio >= W2_TARGET_RATIO;
@@ -461,6 +414,7 @@ static bool run_w2(const nbb_options *opt, int threads, int n, double time_s, bo
     use_allocator(pool);
     size_t count = (size_t)n * (size_t)n;
     w2_ctx c = {.n = n,
+                .threads = threads,
                 .a = nb_requires_grad_(nb_empty(NB_SHAPE(n, n)), true),
                 .b = nb_requires_grad_(nb_empty(NB_SHAPE(n, n)), true),
                 .c = malloc(count * sizeof(float)),
@@ -485,7 +439,7 @@ static bool run_w2(const nbb_options *opt, int threads, int n, double time_s, bo
         }
     }
     if (ok) {
-        pair_timing t = measure_pair(w2_raw3, w2_autograd, &c, time_s, opt->quick ? 3 : 11);
+        nbb_pair_timing t = nbb_measure_pair(w2_raw3, w2_autograd, &c, time_s, opt->quick ? 3 : 11);
         w2_phases ph = w2_measure_phases(&c, opt->quick ? 3 : 11);
         ok = !c.failed && t.pairs > 0;
         w2_print_row(opt, threads, n, pool, &t, &ph, err);
@@ -515,13 +469,10 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    nbb_quiet_blas_threads(argv);
     nbb_options opt;
-    int rc = nbb_parse_options(&argc, argv, &opt);
-    if (rc == 1) {
-        usage();
-        return 0;
-    }
-    if (rc != 0) return 2;
+    int rc = nbb_start(&argc, argv, &opt, usage);
+    if (rc >= 0) return rc;
 
     int sizes[MAX_SIZES] = {128, 512, 1024};
     int n_sizes = 3;

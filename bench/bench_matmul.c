@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include <cblas.h>
-#include <nabla/error.h>
 
 #include "bench_util.h"
 
@@ -202,12 +201,8 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     nbb_options opt;
-    int rc = nbb_parse_options(&argc, argv, &opt);
-    if (rc == 1) {
-        usage();
-        return 0;
-    }
-    if (rc != 0) return 2;
+    int rc = nbb_start(&argc, argv, &opt, usage);
+    if (rc >= 0) return rc;
 
     int sizes[MAX_SIZES] = {64, 128, 256, 512, 1024, 2048};
     int n_sizes = opt.quick ? 2 : 6;
@@ -247,11 +242,8 @@ int main(int argc, char **argv)
     if (!alloc_ok) fprintf(stderr, "bench-matmul: out of memory for n=%zu\n", max_n);
     if (ok) print_header(&opt, budget_s);
     for (size_t t = 0; ok && t < opt.n_threads; t++) {
-        if (nb_set_num_threads(opt.threads[t]) != NB_OK) {
-            fprintf(stderr, "bench-matmul: %s\n", nb_last_error()->message);
-            ok = false;
-            break;
-        }
+        /* raw cblas_sgemm: OpenBLAS's own threads (nabla's pool is not involved) */
+        nbb_blas_threads(opt.threads[t]);
         double last_s[N_METHODS] = {0};
         size_t last_n[N_METHODS] = {0};
         for (int i = 0; i < n_sizes; i++) {

@@ -3,6 +3,7 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -67,10 +68,21 @@ int nbb_parse_int_list(const char *flag, const char *text, int lo, int hi, int *
     }
 }
 
+int nbb_start(int *argc, char **argv, nbb_options *opt, void (*usage)(void))
+{
+    int rc = nbb_parse_options(argc, argv, opt);
+    if (rc == 1) {
+        usage();
+        return 0;
+    }
+    return rc == 0 ? -1 : 2;
+}
+
 void nbb_print_usage(FILE *out)
 {
     fputs("  --json           one JSON object per row on stdout instead of the table\n"
-          "  --threads LIST   thread counts, set with nb_set_num_threads (default 1,2)\n"
+          "  --threads LIST   thread counts: nabla's (nb_set_num_threads) and the raw BLAS\n"
+          "                   baselines' (default 1,2)\n"
           "  --quick          small sizes and few repetitions: a smoke test\n"
           "  --help           this text\n",
           out);
@@ -134,6 +146,81 @@ nbb_timing nbb_measure(void (*fn)(void *ctx), void *ctx, const nbb_options *opt)
     double median = nbb_median(samples, (size_t)reps);
     free(samples);
     return (nbb_timing){.median_s = median, .reps = reps, .batch = batch};
+}
+
+double nbb_quantile(double *v, size_t n, double q)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    double at = q * (double)(n - 1);
+    size_t lo = (size_t)floor(at), hi = lo + 1 < n ? lo + 1 : lo;
+    return v[lo] + (at - (double)lo) * (v[hi] - v[lo]);
+}
+
+nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *ctx, double time_s,
+                                 int min_pairs)
+{
+    const double warm_s = 0.01, min_sample_s = 1e-3;
+    int warm_calls = 0;
+    double t0 = nbb_now(), elapsed;
+    do {
+        fa(ctx);
+        fb(ctx);
+        warm_calls++;
+        elapsed = nbb_now() - t0;
+    } while (elapsed < warm_s);
+    double per_pair = elapsed / warm_calls; /* one call of each */
+    int batch = per_pair < min_sample_s ? (int)ceil(min_sample_s / fmax(per_pair, 1e-9)) : 1;
+    double want = ceil(time_s / (per_pair * batch));
+    int pairs = want > 1e5 ? 100000 : (int)want;
+    if (pairs < min_pairs) pairs = min_pairs;
+
+    nbb_pair_timing t = {(double)NAN, (double)NAN, (double)NAN, (double)NAN, (double)NAN, 0, batch};
+    double *ta = malloc((size_t)pairs * 3 * sizeof *ta);
+    if (!ta) return t;
+    double *tb = ta + pairs, *ratio = ta + 2 * pairs;
+    for (int r = 0; r < pairs; r++) {
+        double s = nbb_now();
+        for (int i = 0; i < batch; i++) fa(ctx);
+        double m = nbb_now();
+        for (int i = 0; i < batch; i++) fb(ctx);
+        double e = nbb_now();
+        ta[r] = (m - s) / batch;
+        tb[r] = (e - m) / batch;
+        ratio[r] = ta[r] / tb[r];
+    }
+    size_t np = (size_t)pairs;
+    t.a_s = nbb_median(ta, np);
+    t.b_s = nbb_median(tb, np);
+    t.ratio_q1 = nbb_quantile(ratio, np, 0.25);
+    t.ratio_q3 = nbb_quantile(ratio, np, 0.75);
+    t.ratio = nbb_median(ratio, np);
+    t.pairs = pairs;
+    free(ta);
+    return t;
+}
+
+#ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
+void openblas_set_num_threads(int num_threads); /* not every cblas.h declares them */
+int openblas_get_num_threads(void);
+#endif
+
+int nbb_blas_threads(int n)
+{
+#ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
+    int before = openblas_get_num_threads();
+    if (before != n) openblas_set_num_threads(n);
+    return before;
+#else
+    (void)n;
+    return 1;
+#endif
+}
+
+void nbb_quiet_blas_threads(char **argv)
+{
+    if (getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) != 0) return;
+    execv("/proc/self/exe", argv);
 }
 
 void nbb_fill_uniform(float *x, size_t n, uint64_t *state)

@@ -46,6 +46,12 @@ typedef struct nbb_options {
  */
 int nbb_parse_options(int *argc, char **argv, nbb_options *opt);
 
+/*
+ * A benchmark's start: parse the shared flags into opt (nbb_parse_options). Returns -1 to go
+ * on; otherwise main returns the value: 0 after --help (usage() printed), 2 for a bad flag.
+ */
+int nbb_start(int *argc, char **argv, nbb_options *opt, void (*usage)(void));
+
 /* The shared flags' usage, one per line, for a benchmark's --help. */
 void nbb_print_usage(FILE *out);
 
@@ -74,6 +80,41 @@ typedef struct nbb_timing {
  * one sample lasts at least 50 µs.
  */
 nbb_timing nbb_measure(void (*fn)(void *ctx), void *ctx, const nbb_options *opt);
+
+/* Medians of two functions timed in alternation, and of the ratio within each pair. */
+typedef struct nbb_pair_timing {
+    double a_s, b_s;           /* per call */
+    double ratio;              /* median over pairs of t_a / t_b */
+    double ratio_q1, ratio_q3; /* its quartiles */
+    int pairs, batch;
+} nbb_pair_timing;
+
+/*
+ * Warm both up, then take pairs of samples, `batch` calls of fa then `batch` calls of fb,
+ * until time_s has passed and at least min_pairs are in. A sample lasts at least 1 ms, so a
+ * slow spell of a shared machine hits both sides of a ratio.
+ */
+nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *ctx, double time_s,
+                                 int min_pairs);
+
+/* The q-quantile (0..1) of v[0..n-1], interpolated between order statistics; sorts v. */
+double nbb_quantile(double *v, size_t n, double q);
+
+/*
+ * Set the thread count of OpenBLAS for the benchmark's own raw cblas calls and return the
+ * previous one (1 where the BLAS has no such setting). nabla keeps OpenBLAS at one thread
+ * and runs its products on its own pool, so a raw baseline at t threads sets t around its
+ * calls and puts the previous count back before nabla computes again.
+ */
+int nbb_blas_threads(int n);
+
+/*
+ * OpenBLAS's idle threads spin for 2^28 cycles (≈ 70 ms) after each threaded call, competing
+ * with nabla's pool for the cores when the two are timed in alternation. Unless the
+ * environment sets OPENBLAS_THREAD_TIMEOUT, re-run this program with it at 4 (they sleep at
+ * once; the raw baseline's time is the same within noise). Returns only if no re-run.
+ */
+void nbb_quiet_blas_threads(char **argv);
 
 /* Fill x[0..n-1] with uniform floats in [-1, 1) from a xorshift64* state (never 0). */
 void nbb_fill_uniform(float *x, size_t n, uint64_t *state);

@@ -112,39 +112,71 @@ nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss,
     return rc;
 }
 
+/* trainer_step, with after_backward (may be NULL) called between backward and the step. */
+static nb_status step(nb_module *model, nb_optim *opt, nb_tensor *x, nb_tensor *y, double *loss,
+                      trainer_phases *times, const trainer_hooks *h)
+{
+    double t0 = times ? trainer_now() : 0, t1 = 0, t2 = 0, t3 = 0;
+    nb_scope *s = nb_scope_begin();
+    /* Grads to None rather than zeros: every parameter gets a gradient each step, and a
+     * gradient taken as .grad is the same number as one added into zeros, without a pass
+     * that writes zeros and GEMMs that read them. */
+    nb_status rc = s ? nb_optim_zero_grad(opt, true) : nb_last_error()->code;
+    nb_tensor *l = NULL;
+    if (rc == NB_OK) {
+        l = nb_cross_entropy(nb_module_forward(model, x), y, NULL, -100, NB_MEAN, 0.0);
+        if (times) t1 = trainer_now();
+        rc = l ? nb_backward(l, NULL, false) : nb_last_error()->code;
+    }
+    if (rc == NB_OK && h && h->after_backward) rc = h->after_backward(h->ctx);
+    if (times) t2 = trainer_now();
+    if (rc == NB_OK) rc = nb_optim_step(opt);
+    if (rc == NB_OK) *loss = (double)nb_tensor_data(l)[0];
+    if (times) t3 = trainer_now();
+    if (s) nb_scope_end(s);
+    if (times) *times = (trainer_phases){t1 - t0, t2 - t1, t3 - t2, trainer_now() - t3};
+    return rc;
+}
+
+nb_status trainer_step(nb_module *model, nb_optim *opt, nb_tensor *x, nb_tensor *y, double *loss,
+                       trainer_phases *times)
+{
+    return step(model, opt, x, y, loss, times, NULL);
+}
+
 nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, int epoch,
                         double *train_loss, int64_t *steps_left, const trainer_hooks *hooks)
 {
     const trainer_hooks none = {NULL, NULL, NULL}, *h = hooks ? hooks : &none;
     nb_status rc = nb_dataloader_begin_epoch(loader);
-    int64_t n_batches = nb_dataloader_num_batches(loader), batch = 0, seen = 0;
+    int64_t n_batches = nb_dataloader_num_batches(loader), batch = 0, seen = 0, rows = 0;
+    /* One batch of tensors for the epoch, made by the first batch and refilled in place
+     * (only the last batch can be short, so with more than one the first is full). */
+    bool reuse = n_batches > 1;
+    nb_scope *epoch_scope = nb_scope_begin();
+    nb_tensor *x = NULL, *y = NULL;
     double total = 0;
     while (rc == NB_OK && !(steps_left && *steps_left == 0)) {
-        nb_scope *s = nb_scope_begin();
-        nb_tensor *x = NULL, *y = NULL;
-        int64_t b = nb_dataloader_next(loader, &x, &y);
+        int64_t b =
+            x && reuse ? nb_dataloader_next_into(loader, x, y) : nb_dataloader_next(loader, &x, &y);
         if (b < 0) rc = nb_last_error()->code;
-        if (b <= 0) {
-            nb_scope_end(s);
-            break;
-        }
-        nb_tensor *loss = NULL;
-        if ((rc = nb_optim_zero_grad(opt, false)) == NB_OK) {
-            loss = nb_cross_entropy(nb_module_forward(model, x), y, NULL, -100, NB_MEAN, 0.0);
-            rc = loss ? nb_backward(loss, NULL, false) : nb_last_error()->code;
-        }
-        if (rc == NB_OK && h->after_backward) rc = h->after_backward(h->ctx);
-        if (rc == NB_OK) rc = nb_optim_step(opt);
+        if (b <= 0) break;
+        if (!rows) rows = b;
+        nb_scope *s = nb_scope_begin();
+        nb_tensor *bx = b < rows ? nb_slice(x, 0, 0, b, 1) : x;
+        nb_tensor *by = b < rows ? nb_slice(y, 0, 0, b, 1) : y;
+        double l = 0;
+        rc = bx && by ? step(model, opt, bx, by, &l, NULL, h) : nb_last_error()->code;
+        nb_scope_end(s);
         if (rc == NB_OK) {
-            double l = (double)nb_tensor_data(loss)[0];
             total += l * (double)b;
             seen += b;
             batch++;
             if (steps_left && *steps_left > 0) --*steps_left;
             if (h->on_step) h->on_step(epoch, batch, n_batches, l, h->ctx);
         }
-        nb_scope_end(s);
     }
+    if (epoch_scope) nb_scope_end(epoch_scope);
     *train_loss = seen ? total / (double)seen : 0;
     return rc;
 }

@@ -59,6 +59,22 @@ nb_status trainer_evaluate_sums(nb_module *model, const nb_dataset *ds, const in
 nb_status trainer_evaluate(nb_module *model, const nb_dataset *ds, double *loss, double *accuracy,
                            uint8_t *predictions);
 
+/** Where one step's time went, in seconds. */
+typedef struct trainer_phases {
+    double forward;   /* zeroing the grads, the model, the loss */
+    double backward;  /* nb_backward */
+    double optimizer; /* nb_optim_step */
+    double teardown;  /* the step's scope ending: its graph and temporaries freed */
+} trainer_phases;
+
+/**
+ * One training step on a batch x [B, features], y [B] (class indices): grads to None,
+ * forward, mean cross-entropy, backward, optimizer step, every temporary in a scope of its
+ * own; *loss is the batch's loss. times (may be NULL) receives the phases' durations.
+ */
+nb_status trainer_step(nb_module *model, nb_optim *opt, nb_tensor *x, nb_tensor *y, double *loss,
+                       trainer_phases *times);
+
 /** Called after every step with the step's loss, the examples so far and the epoch's total. */
 typedef void (*trainer_step_fn)(int epoch, int64_t batch, int64_t n_batches, double loss,
                                 void *ctx);
@@ -74,8 +90,10 @@ typedef struct trainer_hooks {
 } trainer_hooks;
 
 /**
- * One epoch of training: for each batch, zero the grads, forward, cross-entropy, backward,
- * optimizer step; *train_loss is the mean over the examples seen. Stops early after
+ * One epoch of training: for each batch, trainer_step (grads to None, forward,
+ * cross-entropy, backward, hooks->after_backward, optimizer step); *train_loss is the mean
+ * over the examples seen. The batches are refilled into one pair of tensors made by the
+ * first (so a warm step allocates nothing from the C library). Stops early after
  * *steps_left steps when it is positive (counting down). hooks may be NULL.
  */
 nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, int epoch,

@@ -101,7 +101,7 @@ def main():
         model.train()
         total, seen = 0.0, 0
         for x, y in loader:
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=True)  # as nabla-train: every parameter gets a grad
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             opt.step()

@@ -31,6 +31,7 @@
 #define NABLA_ERROR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "export.h"
 
@@ -113,17 +114,48 @@ typedef struct nb_allocator {
  */
 NB_API void nb_set_allocator(const nb_allocator *allocator);
 
+/** What nabla's allocations did on one thread (see nb_alloc_stats_get). */
+typedef struct nb_alloc_stats {
+    /** Blocks nabla allocated, through whichever allocator is installed. */
+    uint64_t allocs;
+    /** Blocks nabla freed. */
+    uint64_t frees;
+    /** Of the allocations, those the default allocator passed to the C library
+     * (aligned_alloc) because its block cache could not serve them; 0 under another
+     * allocator. */
+    uint64_t system_allocs;
+    /** Of the frees, those the default allocator gave back to the C library (its cache was
+     * full, or the block too large to cache). */
+    uint64_t system_frees;
+    /** Bytes held in the thread's block cache now. */
+    size_t cached_bytes;
+} nb_alloc_stats;
+
 /**
- * Set the process-wide number of threads BLAS may use (at least 1): calls
- * openblas_set_num_threads when the BLAS library provides it, and records n for
- * nb_get_num_threads (nabla's own loops are single-threaded). PyTorch: torch.set_num_threads.
+ * The calling thread's allocation counts since it started (each thread counts its own; a
+ * block freed on another thread counts there). Subtract two readings to see what a piece of
+ * code did: a warm training step of nabla-train makes system_allocs grow by 0.
+ * PyTorch: none (torch.cuda.memory_stats for its CUDA caching allocator).
+ * Ownership: *out is written. Errors: none (a NULL out does nothing).
+ */
+NB_API void nb_alloc_stats_get(nb_alloc_stats *out);
+
+/**
+ * Set the process-wide number of threads nabla computes with (at least 1): its pool of n − 1
+ * workers and the calling thread run the large matrix products, cut into blocks of the
+ * result by their shape alone (each a single-threaded BLAS call), and the optimizers'
+ * updates, cut by size; results are bit-identical for every n. nabla sets
+ * OpenBLAS to one thread of its own (openblas_set_num_threads(1), when the BLAS library provides
+ * it) before its first BLAS call; with another BLAS, set that library to one thread. Idle workers
+ * spin briefly, then sleep. Call it while no other thread is inside a nabla call that computes.
+ * PyTorch: torch.set_num_threads.
  * Ownership: none. Errors: NB_EINVAL when n < 1 (nothing changes).
  */
 NB_API nb_status nb_set_num_threads(int n);
 
 /**
  * The number set by nb_set_num_threads; before any such call, the number of online
- * processors (at least 1). PyTorch: torch.get_num_threads.
+ * processors (at least 1), which the pool then uses. PyTorch: torch.get_num_threads.
  * Ownership: none. Errors: none.
  */
 NB_API int nb_get_num_threads(void);

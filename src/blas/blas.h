@@ -11,7 +11,12 @@
 /** Whether every size fits the int that CBLAS takes. */
 bool nb__blas_fits(int64_t a, int64_t b, int64_t c);
 
-/** C[m,n] = alpha·op(A)·op(B) + beta·C, op = transpose when ta / tb. */
+/**
+ * C[m,n] = alpha·op(A)·op(B) + beta·C, op = transpose when ta / tb. A large product is cut
+ * into blocks of C's columns (or rows, when it has more rows than columns) by its shape
+ * alone, each a single-threaded sgemm on the pool (nb__parallel_for): the same calls, so the
+ * same bits, at any thread count (blas.c).
+ */
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 /** y = alpha·op(A)·x + beta·y for A[m,n] row-major. */
@@ -24,5 +29,25 @@ void nb__ger(int64_t m, int64_t n, float alpha, const float *x, const float *y, 
 float nb__dot(int64_t n, const float *x, const float *y);
 /** y += alpha·x */
 void nb__axpy(int64_t n, float alpha, const float *x, float *y);
+
+/* ---- the thread pool (pool.c) --------------------------------------------------------- */
+
+/** At most this many threads run one job (the caller and NB__POOL_MAX − 1 workers). */
+#define NB__POOL_MAX 256
+
+/** One task of a parallel loop: the i-th part of the work described by ctx. */
+typedef void (*nb__task_fn)(void *ctx, int64_t i);
+
+/**
+ * fn(ctx, i) for every i in [0, n), on the pool's workers and the calling thread, returning
+ * when all are done. The caller cuts the work into tasks from its size alone (never from the
+ * thread count) and each task writes its own outputs, so the results are the same with any
+ * number of threads. Runs every task on the caller when one thread is set, when n is 1, or
+ * when the pool is running another job (another thread's, or this one's from inside a task).
+ */
+void nb__parallel_for(int64_t n, nb__task_fn fn, void *ctx);
+
+/** Make the pool fit threads threads (nb_set_num_threads): stops workers beyond it. */
+void nb__pool_resize(int threads);
 
 #endif /* NABLA_BLAS_H */

@@ -32,7 +32,8 @@ typedef struct block_header {
     size_t size; /* the size it was allocated with */
 } block_header;
 
-static NB__TLS block_cache *cache; /* made on the first free that can be cached */
+static NB__TLS block_cache *cache;   /* made on the first free that can be cached */
+static NB__TLS nb_alloc_stats stats; /* cached_bytes is read from the cache */
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static bool cache_key_ok;
@@ -92,6 +93,7 @@ static block_cache *thread_cache(void)
     if (cache) return cache;
     pthread_once(&cache_once, cache_init);
     block_cache *bc = cache_key_ok ? calloc(1, sizeof *bc) : NULL;
+    stats.system_allocs++;
     if (bc && pthread_setspecific(cache_key, bc) != 0) {
         free(bc);
         bc = NULL;
@@ -102,6 +104,7 @@ static block_cache *thread_cache(void)
 /* A block from the system, with its header (the cache missed). */
 static void *alloc_fresh(int c, size_t csize)
 {
+    stats.system_allocs++;
     char *raw = aligned_alloc(HEADER, HEADER + csize);
     if (!raw) return NULL;
     *(block_header *)(void *)raw = (block_header){c, csize};
@@ -142,6 +145,7 @@ static inline void free_impl(void *ptr)
         bc->bytes += h.size;
         return;
     }
+    stats.system_frees++;
     free(raw);
 }
 
@@ -170,6 +174,7 @@ void nb_set_allocator(const nb_allocator *allocator)
 /* The default allocator's code is inlined here rather than called through the table. */
 void *nb__alloc(size_t size, size_t align)
 {
+    stats.allocs++;
     if (current.alloc == default_alloc) return alloc_impl(size, align);
     return current.alloc(size, align, current.ctx);
 }
@@ -177,10 +182,18 @@ void *nb__alloc(size_t size, size_t align)
 void nb__free(void *ptr)
 {
     if (!ptr) return;
+    stats.frees++;
     if (current.free == default_free)
         free_impl(ptr);
     else
         current.free(ptr, current.ctx);
+}
+
+void nb_alloc_stats_get(nb_alloc_stats *out)
+{
+    if (!out) return;
+    *out = stats;
+    out->cached_bytes = cache ? cache->bytes : 0;
 }
 
 void *nb__calloc(size_t size)

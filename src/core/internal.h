@@ -33,6 +33,26 @@
 #define NB__TLS _Thread_local
 #endif
 
+/*
+ * Hot loops (the elementwise kernels, the reductions, the optimizers' updates) are compiled
+ * three times, for baseline x86-64 (SSE2), x86-64-v3 (AVX2 and FMA) and x86-64-v4
+ * (AVX-512), and the loader picks the one the CPU runs (an ifunc), so the shipped library
+ * needs no -march. Every copy gives the same bits: the library is built with
+ * -ffp-contract=off (a copy fuses only what fmaf asks for) and without reassociation, so
+ * wider vectors change how many elements a step computes, not what each one is.
+ * NB_NO_CLONES, clang (whose version 14 makes the ifunc resolver of a static function a
+ * global symbol, so two files' copy_k collide) and other CPUs leave one baseline copy.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NB_NO_CLONES) &&   \
+    defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define NB__CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#endif
+#endif
+#ifndef NB__CLONES
+#define NB__CLONES
+#endif
+
 /** Data buffers are aligned to this many bytes. */
 #define NB__ALIGN 64
 

@@ -3,8 +3,9 @@
  * its draws from the generators made at the same moments (data.h says when), so a seeded
  * run sees PyTorch's batches and leaves the generators where PyTorch leaves them.
  *
- * Batch conversion reads a 256-entry table: the value of each byte, computed once with
- * ToTensor's (and Normalize's) float operations, so a lookup gives the very same bits.
+ * A batch is converted with ToTensor's (and Normalize's) float operations on each byte, in
+ * a loop that vectorises (a 256-entry table of the same values, read per byte, is a gather
+ * the compiler keeps scalar: 6% of nabla-train's epoch).
  */
 #include <math.h>
 #include <string.h>
@@ -22,7 +23,6 @@ typedef enum epoch_state {
 struct nb_dataloader {
     const nb_dataset *ds;
     nb_dataloader_options o;
-    float value[256];  /* what each byte becomes in a batch */
     int64_t *order;    /* the epoch's dataset indices */
     int64_t order_cap; /* entries order has room for */
     int64_t *sampler;  /* an order set with nb_dataloader_set_order, or NULL */
@@ -77,11 +77,6 @@ nb_dataloader *nb_dataloader_new(const nb_dataset *ds, const nb_dataloader_optio
         if (!dl->fresh) goto oom;
     }
     for (int64_t i = 0; i < ds->count; i++) dl->order[i] = i;
-    for (int b = 0; b < 256; b++) {
-        /* ToTensor: byte -> float, then divided by 255; Normalize: (x - mean) / std */
-        float x = (float)b / 255.0f;
-        dl->value[b] = o.normalize ? (x - o.mean) / o.std : x;
-    }
     return dl;
 oom:
     nb_dataloader_free(dl);
@@ -212,16 +207,36 @@ static void take(nb_dataloader *dl, int64_t b)
     dl->pos += b;
 }
 
+/* ToTensor: byte -> float, divided by 255; then Normalize: (x - mean) / std. */
+NB__CLONES static void to_float(const uint8_t *restrict src, float *restrict dst, int64_t n,
+                                bool normalize, float mean, float std)
+{
+    if (!normalize) {
+        for (int64_t j = 0; j < n; j++) dst[j] = (float)src[j] / 255.0f;
+        return;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        float x = (float)src[j] / 255.0f;
+        dst[j] = (x - mean) / std;
+    }
+}
+
 /* The batch last taken into x [batch_n, example_size] and y [batch_n]. */
 static void convert(const nb_dataloader *dl, float *x, float *y)
 {
     const nb_dataset *ds = dl->ds;
     const int64_t d = ds->example_size;
     const int64_t *idx = dl->order + dl->batch_start;
-    for (int64_t r = 0; r < dl->batch_n; r++) {
-        const uint8_t *src = ds->images + idx[r] * d;
-        float *dst = x + r * d;
-        for (int64_t j = 0; j < d; j++) dst[j] = dl->value[src[j]];
+    /* Shuffled rows: each is fetched AHEAD rows before it is read, as the hardware cannot
+     * guess the next one (60 -> 24 us for a batch of 128 Fashion-MNIST images). */
+    enum { AHEAD = 4 };
+    for (int64_t r = -AHEAD; r < dl->batch_n; r++) {
+        if (r + AHEAD < dl->batch_n) {
+            const char *next = (const char *)(ds->images + idx[r + AHEAD] * d);
+            for (int64_t k = 0; k < d; k += 64) __builtin_prefetch(next + k);
+        }
+        if (r < 0) continue;
+        to_float(ds->images + idx[r] * d, x + r * d, d, dl->o.normalize, dl->o.mean, dl->o.std);
         y[r] = (float)ds->labels[idx[r]];
     }
 }

@@ -49,8 +49,8 @@ typedef void (*nb__ew_fn)(float *o, const float *const *in, const int64_t *s, in
  * vectorises.
  */
 #define NB__EW_KERNEL(name, EXPR)                                                                  \
-    static void name(float *o, const float *const *in, const int64_t *s, int64_t n,                \
-                     const float *k)                                                               \
+    NB__CLONES static void name(float *o, const float *const *in, const int64_t *s, int64_t n,     \
+                                const float *k)                                                    \
     {                                                                                              \
         const float *P0_ = in[0], *P1_ = in[1], *P2_ = in[2], *P3_ = in[3];                        \
         const int64_t S0_ = s[0], S1_ = s[1], S2_ = s[2], S3_ = s[3];                              \
@@ -61,6 +61,16 @@ typedef void (*nb__ew_fn)(float *o, const float *const *in, const int64_t *s, in
             for (int64_t i_ = 0; i_ < n; i_++) o[i_] = (EXPR);                                     \
         }                                                                                          \
     }
+
+/**
+ * c ? a : b with both a and b evaluated: a kernel writes its choices with it so that no load
+ * is conditional and the loop vectorises into compares and blends (a ternary that reads an
+ * operand on one side only would stay a branch per element).
+ */
+static inline float nb__select(bool c, float a, float b)
+{
+    return c ? a : b;
+}
 
 /** An operand of an elementwise loop: its data and its shape (broadcast to the output's). */
 typedef struct nb__operand {

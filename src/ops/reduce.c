@@ -562,7 +562,7 @@ nb_tensor *nb_argmin(const nb_tensor *x, nb_dims dim, bool keepdim)
  */
 static double row_var(const float *v, int64_t n, double correction)
 {
-    if (n == 0) return NAN;
+    if (n == 0) return (double)NAN;
     double mean = nb__sum_contiguous(v, n) / (double)n, ss = 0.0;
     for (int64_t i = 0; i < n; i++) ss += ((double)v[i] - mean) * ((double)v[i] - mean);
     return ss / fmax(0.0, (double)n - correction);

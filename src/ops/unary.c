@@ -28,7 +28,7 @@ nb_tensor *nb_sigmoid(nb_tensor *x)
 
 /* y = max(x, 0), keeping NaN and -0 as PyTorch does; dx = g where y > 0 or y is NaN, else 0 */
 NB__EW_KERNEL(relu_fwd, V0 < 0.0f ? 0.0f : V0)
-NB__EW_KERNEL(relu_grad, V2 <= 0.0f ? 0.0f : V0)
+NB__EW_KERNEL(relu_grad, nb__select(V2 <= 0.0f, 0.0f, V0))
 static const nb__unop relu_op = {NB__UNOP_NODE("ReluBackward0"), relu_fwd, relu_grad, NB__READ_OUT};
 
 nb_tensor *nb_relu(nb_tensor *x)

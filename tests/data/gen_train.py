@@ -36,7 +36,7 @@ def run(train, steps):
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     n = 0
     for x, y in DataLoader(train, batch_size=128):
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=True)  # as nabla-train and train_reference.py
         F.cross_entropy(m(x), y).backward()
         opt.step()
         n += 1

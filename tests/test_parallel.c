@@ -1,0 +1,220 @@
+/*
+ * The thread pool: products large enough to be cut into blocks are right (against double
+ * loops, in every transpose case the ops use, with block edges off the vector width) and give
+ * the same bits with 1, 2 and 3 threads (also with OPENBLAS_CORETYPE=Haswell, whose kernels
+ * do not give a block of a product the whole product's bits); a short training run of
+ * nabla-train's step gives bit-identical weights at 1 and 2 threads; threads of the program that
+ * share the pool, and changes of the thread count between calls, change nothing.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "testutil.h"
+#include "trainer.h"
+
+#define MAX_ELEMS (640 * 640)
+
+typedef struct product {
+    int64_t m, k, n; /* A [m, k], B [k, n] */
+} product;
+
+/* Cut by columns (n >= m), by rows (m > n), with edges off multiples of 16, and one too
+ * small to cut. */
+static const product products[] = {
+    {96, 130, 520}, {600, 100, 200}, {130, 784, 264}, {17, 5, 9}, {300, 300, 300},
+};
+
+static nb_tensor *filled(int64_t r, int64_t c, uint64_t seed)
+{
+    nb_generator *g = nb_generator_new(seed);
+    nb_tensor *t = nb_rand_gen(NB_SHAPE(r, c), g);
+    nb_generator_free(g);
+    return t;
+}
+
+/* out = A·B, dA = G·Bᵀ, dB = Aᵀ·G for loss = sum(C·G): three products with other flags */
+typedef struct results {
+    float c[MAX_ELEMS], da[MAX_ELEMS], db[MAX_ELEMS];
+} results;
+
+static void run_product(const product *p, results *r)
+{
+    nb_tensor *a = nb_requires_grad_(filled(p->m, p->k, 1), true);
+    nb_tensor *b = nb_requires_grad_(filled(p->k, p->n, 2), true);
+    nb_tensor *g = filled(p->m, p->n, 3);
+    assert_true(p->m * p->n <= MAX_ELEMS && p->m * p->k <= MAX_ELEMS && p->k * p->n <= MAX_ELEMS);
+    nb_scope *s = nb_scope_begin();
+    nb_tensor *c = nb_matmul(a, b);
+    nb_tensor *loss = nb_sum(nb_mul(c, g), NB_DIMS_ALL, false);
+    assert_non_null(loss);
+    assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
+    memcpy(r->c, nb_tensor_data(c), (size_t)(p->m * p->n) * sizeof(float));
+    memcpy(r->da, nb_tensor_data(nb_tensor_grad(a)), (size_t)(p->m * p->k) * sizeof(float));
+    memcpy(r->db, nb_tensor_data(nb_tensor_grad(b)), (size_t)(p->k * p->n) * sizeof(float));
+    assert_int_equal(nb_scope_end(s), NB_OK);
+    nb_release(a);
+    nb_release(b);
+    nb_release(g);
+}
+
+/* Largest |got − op(A)·op(B)| per term, in double: op(A) [m, k], op(B) [k, n], each stored
+ * row-major untransposed (A [m, k] or, with ta, [k, m]). */
+static double worst_product(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+                            const float *b, const float *got)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t q = 0; q < k; q++)
+                s += (double)(ta ? a[q * m + i] : a[i * k + q]) *
+                     (double)(tb ? b[j * k + q] : b[q * n + j]);
+            worst = fmax(worst, fabs(s - (double)got[i * n + j]) / (double)k);
+        }
+    return worst;
+}
+
+/* C = A·B, dA = G·Bᵀ, dB = Aᵀ·G in double, against r. */
+static void check_product(const product *p, const results *r)
+{
+    nb_tensor *a = filled(p->m, p->k, 1), *b = filled(p->k, p->n, 2), *g = filled(p->m, p->n, 3);
+    const float *A = nb_tensor_data(a), *B = nb_tensor_data(b), *G = nb_tensor_data(g);
+    double worst = fmax(worst_product(false, false, p->m, p->n, p->k, A, B, r->c),
+                        fmax(worst_product(false, true, p->m, p->k, p->n, G, B, r->da),
+                             worst_product(true, false, p->k, p->n, p->m, A, G, r->db)));
+    nb_release(a);
+    nb_release(b);
+    nb_release(g);
+    if (worst > 1e-6)
+        fail_msg("[%lld, %lld] @ [%lld, %lld]: off by %.3g per term", (long long)p->m,
+                 (long long)p->k, (long long)p->k, (long long)p->n, worst);
+}
+
+static void test_products_same_bits(void **state)
+{
+    (void)state;
+    static results one, other;
+    for (size_t i = 0; i < sizeof products / sizeof products[0]; i++) {
+        const product *p = &products[i];
+        assert_int_equal(nb_set_num_threads(1), NB_OK);
+        run_product(p, &one);
+        check_product(p, &one);
+        for (int t = 2; t <= 3; t++) {
+            assert_int_equal(nb_set_num_threads(t), NB_OK);
+            run_product(p, &other);
+            if (memcmp(&one, &other, sizeof one))
+                fail_msg("product %zu: %d threads differ from 1", i, t);
+        }
+    }
+    nb_set_num_threads(1);
+}
+
+/* 12 steps of nabla-train's step (784-256-128-10, Adam, batch 100) on the committed subset;
+ * the parameters into out. */
+#define N_PARAMS (784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10)
+static void train_steps(int threads, float *out)
+{
+    assert_int_equal(nb_set_num_threads(threads), NB_OK);
+    nb_dataset *train = nb_mnist_load(NB_TEST_DATA_DIR "/fashion-mini", true);
+    assert_non_null(train);
+    const int64_t hidden[] = {256, 128};
+    nb_manual_seed(0);
+    nb_module *m = trainer_model(784, hidden, 2, 10);
+    nb_tensor *p[6];
+    assert_int_equal(nb_module_parameters(m, p, 6), 6);
+    nb_optim_options o = nb_optim_defaults(NB_OPTIM_ADAM);
+    nb_optim *opt = nb_optim_new(p, 6, &o);
+    nb_dataloader_options lo = {.batch_size = 100, .shuffle = true};
+    nb_dataloader *dl = nb_dataloader_new(train, &lo);
+    double loss;
+    int64_t left = 12;
+    for (int epoch = 1; left > 0; epoch++)
+        assert_int_equal(trainer_epoch(m, opt, dl, epoch, &loss, &left, NULL), NB_OK);
+    size_t at = 0;
+    for (int i = 0; i < 6; i++) {
+        size_t n = (size_t)nb_tensor_numel(p[i]);
+        memcpy(out + at, nb_tensor_data(p[i]), n * sizeof(float));
+        at += n;
+    }
+    assert_int_equal(at, N_PARAMS);
+    nb_dataloader_free(dl);
+    nb_optim_free(opt);
+    nb_module_free(m);
+    nb_dataset_free(train);
+}
+
+static void test_training_same_bits(void **state)
+{
+    (void)state;
+    static float one[N_PARAMS], two[N_PARAMS];
+    train_steps(1, one);
+    train_steps(2, two);
+    nb_set_num_threads(1);
+    size_t differ = 0;
+    for (size_t i = 0; i < N_PARAMS; i++) differ += memcmp(&one[i], &two[i], sizeof(float)) != 0;
+    if (differ) fail_msg("%zu of %d parameters differ between 1 and 2 threads", differ, N_PARAMS);
+}
+
+/* Program threads that run products at the same time share one pool: each gets the bits
+ * of the serial run. */
+typedef struct job {
+    const product *p;
+    results *r;
+} job;
+
+static void *product_thread(void *arg)
+{
+    job *j = arg;
+    nb_tensor *a = filled(j->p->m, j->p->k, 1), *b = filled(j->p->k, j->p->n, 2);
+    nb_tensor *c = nb_matmul(a, b);
+    if (c) memcpy(j->r->c, nb_tensor_data(c), (size_t)(j->p->m * j->p->n) * sizeof(float));
+    nb_release(a);
+    nb_release(b);
+    nb_release(c);
+    return NULL;
+}
+
+static void test_program_threads_share_pool(void **state)
+{
+    (void)state;
+    static results serial, r[3];
+    const product *p = &products[4];
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    job one = {p, &serial};
+    product_thread(&one);
+    assert_int_equal(nb_set_num_threads(2), NB_OK);
+    for (int round = 0; round < 4; round++) {
+        pthread_t t[3];
+        job j[3];
+        for (int i = 0; i < 3; i++) {
+            memset(r[i].c, 0, sizeof r[i].c);
+            j[i] = (job){p, &r[i]};
+            assert_int_equal(pthread_create(&t[i], NULL, product_thread, &j[i]), 0);
+        }
+        for (int i = 0; i < 3; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+        for (int i = 0; i < 3; i++)
+            assert_memory_equal(r[i].c, serial.c, (size_t)(p->m * p->n) * sizeof(float));
+    }
+    nb_set_num_threads(1);
+}
+
+static void test_num_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(nb_set_num_threads(0), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_set_num_threads: n must be >= 1, got 0");
+    assert_int_equal(nb_set_num_threads(3), NB_OK);
+    assert_int_equal(nb_get_num_threads(), 3);
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    assert_int_equal(nb_get_num_threads(), 1);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
+    const struct CMUnitTest tests[] = {T(test_products_same_bits), T(test_training_same_bits),
+                                       T(test_program_threads_share_pool), T(test_num_threads)};
+#undef T
+    return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
+}

@@ -1,0 +1,134 @@
+/*
+ * A warm training step makes no call to the C library's allocator: nabla-train's step
+ * (784-256-128-10, Adam, batches refilled in place by the loader) after 3 warm-up steps, 10
+ * more steps counted with nb_alloc_stats_get. The step allocates (tensors, nodes, gradients):
+ * what the test asserts is that the default allocator's block cache serves every one of
+ * those allocations once it has seen the step, so system_allocs and system_frees stay put.
+ * Builds without the block cache (the sanitizer presets) skip it, as there every allocation
+ * is the C library's by design. And the counters under another allocator: every allocation
+ * and free counted, none of them the C library's.
+ */
+#include "testutil.h"
+#include "trainer.h"
+
+#define WARM_STEPS  3
+#define STEPS       10
+#define BATCH       64 /* the subset's 1000 examples hold 15 full batches: no epoch boundary */
+#define N_PARAMS    6
+#define THREADS_MAX 2
+
+typedef struct run {
+    nb_dataset *train;
+    nb_dataloader *dl;
+    nb_module *model;
+    nb_optim *opt;
+    nb_tensor *x, *y;
+} run;
+
+static void run_open(run *r)
+{
+    r->train = nb_mnist_load(NB_TEST_DATA_DIR "/fashion-mini", true);
+    assert_non_null(r->train);
+    nb_dataloader_options lo = {.batch_size = BATCH, .shuffle = true};
+    r->dl = nb_dataloader_new(r->train, &lo);
+    const int64_t hidden[] = {256, 128};
+    nb_manual_seed(0);
+    r->model = trainer_model(784, hidden, 2, 10);
+    nb_tensor *p[N_PARAMS];
+    assert_int_equal(nb_module_parameters(r->model, p, N_PARAMS), N_PARAMS);
+    nb_optim_options o = nb_optim_defaults(NB_OPTIM_ADAM);
+    r->opt = nb_optim_new(p, N_PARAMS, &o);
+    r->x = nb_empty(NB_SHAPE(BATCH, 784));
+    r->y = nb_empty(NB_SHAPE(BATCH));
+    assert_non_null(r->opt);
+    assert_non_null(r->x);
+    assert_non_null(r->y);
+    assert_int_equal(nb_dataloader_begin_epoch(r->dl), NB_OK);
+}
+
+static void step(run *r)
+{
+    double loss;
+    assert_int_equal(nb_dataloader_next_into(r->dl, r->x, r->y), BATCH);
+    assert_int_equal(trainer_step(r->model, r->opt, r->x, r->y, &loss, NULL), NB_OK);
+}
+
+static void run_close(run *r)
+{
+    nb_release(r->x);
+    nb_release(r->y);
+    nb_optim_free(r->opt);
+    nb_module_free(r->model);
+    nb_dataloader_free(r->dl);
+    nb_dataset_free(r->train);
+}
+
+static void test_warm_step_allocates_nothing(void **state)
+{
+    (void)state;
+    /* the default allocator (with its cache) rather than the counting one; no nabla object is
+     * alive here, so it may be swapped */
+    nb_set_allocator(NULL);
+    for (int threads = 1; threads <= THREADS_MAX; threads++) {
+        assert_int_equal(nb_set_num_threads(threads), NB_OK);
+        nb_alloc_stats s0, s1, s2;
+        nb_alloc_stats_get(&s0);
+        run r;
+        run_open(&r);
+        nb_alloc_stats_get(&s1);
+        step(&r);
+        nb_alloc_stats_get(&s2);
+        if (s2.cached_bytes == 0 && s2.system_frees > s1.system_frees) {
+            run_close(&r);
+            nbt_setup_counting(NULL);
+            skip(); /* built without the block cache */
+        }
+        /* the first step of the first run is cold: its blocks come from the C library */
+        if (threads == 1) assert_true(s2.system_allocs > s1.system_allocs);
+        for (int i = 1; i < WARM_STEPS; i++) step(&r);
+        nb_alloc_stats_get(&s1);
+        for (int i = 0; i < STEPS; i++) step(&r);
+        nb_alloc_stats_get(&s2);
+        print_message("%d thread(s): %llu allocations in %d warm steps, %llu from the C library\n",
+                      threads, (unsigned long long)(s2.allocs - s1.allocs), STEPS,
+                      (unsigned long long)(s2.system_allocs - s1.system_allocs));
+        assert_true(s2.allocs - s1.allocs >= (uint64_t)STEPS); /* the steps do allocate */
+        assert_int_equal(s2.system_allocs - s1.system_allocs, 0);
+        assert_int_equal(s2.system_frees - s1.system_frees, 0);
+        run_close(&r);
+        nb_alloc_stats_get(&s2);
+        assert_int_equal(s2.allocs - s0.allocs, s2.frees - s0.frees); /* nothing leaked */
+    }
+    nb_set_num_threads(1);
+    nbt_setup_counting(NULL); /* the counting allocator back, for the teardown's leak check */
+}
+
+/* The counters count through any allocator; only the default one reaches the C library. */
+static void test_stats_under_another_allocator(void **state)
+{
+    (void)state;
+    nb_alloc_stats a, b;
+    nb_alloc_stats_get(&a);
+    long count0 = nbt_alloc_count();
+    nb_tensor *t = nb_zeros(NB_SHAPE(1000));
+    assert_non_null(t);
+    nb_alloc_stats_get(&b);
+    assert_int_equal(b.allocs - a.allocs, (uint64_t)(nbt_alloc_count() - count0));
+    assert_true(b.allocs > a.allocs);
+    assert_int_equal(b.frees, a.frees);
+    nb_release(t);
+    nb_alloc_stats_get(&b);
+    assert_int_equal(b.allocs - a.allocs, b.frees - a.frees);
+    assert_int_equal(b.system_allocs, a.system_allocs); /* the counting allocator's, not libc's */
+    assert_int_equal(b.system_frees, a.system_frees);
+    nb_alloc_stats_get(NULL); /* does nothing */
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
+    const struct CMUnitTest tests[] = {T(test_warm_step_allocates_nothing),
+                                       T(test_stats_under_another_allocator)};
+#undef T
+    return cmocka_run_group_tests_name("steady_state", tests, NULL, NULL);
+}
