@@ -65,6 +65,7 @@ static bool parse_int(const char *s, int64_t lo, int64_t *out)
 /* Parse argv into o; false (with a message) on a bad option. */
 static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *no_progress)
 {
+    (void)dist; /* set only where nabla-train is built with --dist */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n;
