@@ -446,6 +446,75 @@ static void test_alloc_failures(void **state)
     nb_release(x);
 }
 
+/* A parameter's values, concatenated over m (at most cap floats); their number. */
+static size_t param_values(const nb_module *m, float *out, size_t cap)
+{
+    nb_tensor *p[8];
+    int n = nb_module_parameters(m, p, 8);
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = (size_t)nb_tensor_numel(p[i]);
+        assert_true(at + len <= cap);
+        memcpy(out + at, nb_tensor_data(p[i]), len * sizeof(float));
+        at += len;
+    }
+    return at;
+}
+
+/* nb_module_state_dict and nb_module_load_state_dict with the k-th allocation failing (once,
+ * and from the k-th on): NB_ENOMEM naming the function, nothing leaked, the model loaded
+ * whole or not at all. */
+static void test_state_dict_alloc_failures(void **state)
+{
+    (void)state;
+    nb_manual_seed(0);
+    nb_module *a = make_mixed();
+    nb_manual_seed(1);
+    nb_module *b = make_mixed();
+    float va[64], vb[64], now[64];
+    size_t n = param_values(a, va, 64);
+    assert_int_equal(param_values(b, vb, 64), n);
+    nb_module_free(b);
+    for (int from_k = 0; from_k < 2; from_k++) {
+        long k;
+        for (k = 1;; k++) {
+            long live = nbt_alloc_live();
+            nb_manual_seed(1);
+            b = make_mixed();
+            nb_state_dict *d = nb_state_dict_new();
+            assert_int_equal(nb_module_state_dict(a, d), NB_OK);
+            from_k ? nbt_fail_alloc_from(k) : nbt_fail_alloc_after(k);
+            nb_error_clear();
+            nb_status rc = nb_module_load_state_dict(b, d, true);
+            int failed = nbt_alloc_failed();
+            nbt_fail_alloc_after(0);
+            assert_int_equal(param_values(b, now, 64), n);
+            if (rc != NB_OK) {
+                assert_true(failed);
+                assert_error(NB_ENOMEM, "nb_module_load_state_dict: out of memory");
+                assert_memory_equal(now, vb, n * sizeof(float));
+            } else {
+                assert_memory_equal(now, va, n * sizeof(float));
+            }
+            nb_state_dict_free(d);
+            nb_module_free(b);
+            /* and saving: the dict holds some of the entries, freed with it */
+            d = nb_state_dict_new();
+            from_k ? nbt_fail_alloc_from(k) : nbt_fail_alloc_after(k);
+            nb_error_clear();
+            rc = nb_module_state_dict(a, d);
+            failed = failed || nbt_alloc_failed();
+            nbt_fail_alloc_after(0);
+            if (rc != NB_OK) assert_error(NB_ENOMEM, "nb_module_state_dict: out of memory");
+            nb_state_dict_free(d);
+            assert_int_equal(nbt_alloc_live(), live);
+            if (!failed) break;
+        }
+        assert_true(k > 1);
+    }
+    nb_module_free(a);
+}
+
 static void header_example(void)
 {
     // BEGIN nn.h example
@@ -488,10 +557,9 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_init_identity),          T(test_forward_and_freeze),
-        T(test_state_dict_round_trip),  T(test_containers),
-        T(test_alloc_failures),         T(test_layer_gradcheck),
-        T(test_layer_modes_and_errors), T(test_header_example),
+        T(test_init_identity),   T(test_forward_and_freeze),     T(test_state_dict_round_trip),
+        T(test_containers),      T(test_alloc_failures),         T(test_state_dict_alloc_failures),
+        T(test_layer_gradcheck), T(test_layer_modes_and_errors), T(test_header_example),
     };
 #undef T
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);

@@ -5,6 +5,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "testutil.h"
 
@@ -86,6 +87,106 @@ static void test_threads_match_serial(void **state)
     assert_true(memcmp(serial[0].params, serial[1].params, sizeof serial[0].params) != 0);
 }
 
+/*
+ * The default generator from several threads at once. What nabla promises (tensor.h): one
+ * call's draws are made under the generator's lock, so each call's values are one
+ * contiguous run of the stream, in whatever order the threads take the lock. So the calls
+ * of 8 threads, each making CALLS calls of the same kind and size, give as a multiset the
+ * very runs that 8 * CALLS such calls give serially, and the stream then goes on from the
+ * same place.
+ */
+#define CALLS 64
+#define RUN   24 /* floats a call: randn's vector path takes 16 or more */
+
+typedef enum draw_kind {
+    RAND,
+    RANDN_SCALAR,
+    RANDN_VECTOR,
+    RANDINT,
+    RANDPERM,
+    RAW,
+    KINDS
+} draw_kind;
+static const char *const draw_names[] = {"nb_rand",    "nb_randn (scalar)", "nb_randn (vector)",
+                                         "nb_randint", "nb_randperm",       "nb_generator_random"};
+
+typedef struct drawer {
+    draw_kind kind;
+    float runs[CALLS][RUN];
+    nb_status rc;
+} drawer;
+
+/* One call's values into run (RUN floats, the rest of them 0). */
+static nb_status draw(draw_kind kind, float *run)
+{
+    memset(run, 0, RUN * sizeof *run);
+    if (kind == RAW) {
+        uint32_t u = nb_generator_random(NULL);
+        memcpy(run, &u, sizeof u);
+        return NB_OK;
+    }
+    nb_tensor *t = kind == RAND           ? nb_rand(NB_SHAPE(5))
+                   : kind == RANDN_SCALAR ? nb_randn(NB_SHAPE(7))
+                   : kind == RANDN_VECTOR ? nb_randn(NB_SHAPE(RUN))
+                   : kind == RANDINT      ? nb_randint(0, 1000, NB_SHAPE(6))
+                                          : nb_randperm(RUN, NULL);
+    if (!t) return nb_last_error()->code;
+    memcpy(run, nb_tensor_data(t), (size_t)nb_tensor_numel(t) * sizeof *run);
+    nb_release(t);
+    return NB_OK;
+}
+
+static void *drawing(void *arg)
+{
+    drawer *d = arg;
+    d->rc = NB_OK;
+    for (int c = 0; c < CALLS && d->rc == NB_OK; c++) d->rc = draw(d->kind, d->runs[c]);
+    return NULL;
+}
+
+static int by_bytes(const void *a, const void *b)
+{
+    return memcmp(a, b, RUN * sizeof(float));
+}
+
+static void test_default_generator_shared(void **state)
+{
+    (void)state;
+    static drawer threaded[MAX_THREADS];
+    static float serial[MAX_THREADS * CALLS][RUN], got[MAX_THREADS * CALLS][RUN];
+    for (draw_kind kind = RAND; kind < KINDS; kind++) {
+        /* serially: the runs, then the next raw draw */
+        nb_manual_seed(7 + (uint64_t)kind);
+        for (int c = 0; c < MAX_THREADS * CALLS; c++)
+            assert_int_equal(draw(kind, serial[c]), NB_OK);
+        uint32_t next = nb_generator_random(NULL);
+        /* 8 threads at once, from the same seed */
+        nb_manual_seed(7 + (uint64_t)kind);
+        pthread_t t[MAX_THREADS];
+        for (int i = 0; i < MAX_THREADS; i++) {
+            threaded[i].kind = kind;
+            assert_int_equal(pthread_create(&t[i], NULL, drawing, &threaded[i]), 0);
+        }
+        for (int i = 0; i < MAX_THREADS; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+        for (int i = 0; i < MAX_THREADS; i++) {
+            assert_int_equal(threaded[i].rc, NB_OK);
+            memcpy(got[i * CALLS], threaded[i].runs, sizeof threaded[i].runs);
+        }
+        if (nb_generator_random(NULL) != next)
+            fail_msg("%s: the stream after the threads is not where the serial one is",
+                     draw_names[kind]);
+        qsort(serial, MAX_THREADS * CALLS, sizeof serial[0], by_bytes);
+        qsort(got, MAX_THREADS * CALLS, sizeof got[0], by_bytes);
+        for (int c = 0; c < MAX_THREADS * CALLS; c++)
+            if (memcmp(serial[c], got[c], sizeof serial[c]))
+                fail_msg("%s: a thread's call is not one of the serial calls' runs",
+                         draw_names[kind]);
+        /* the runs differ from one another: a test that draws */
+        for (int c = 1; c < MAX_THREADS * CALLS; c++)
+            assert_true(memcmp(serial[c - 1], serial[c], sizeof serial[c]) != 0);
+    }
+}
+
 typedef struct flags {
     bool grad_before, grad_inside;
     nb_status code;
@@ -128,7 +229,8 @@ int main(void)
 {
     nb_set_num_threads(1); /* nabla's threads here, not BLAS's */
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {T(test_threads_match_serial), T(test_per_thread_state)};
+    const struct CMUnitTest tests[] = {T(test_threads_match_serial),
+                                       T(test_default_generator_shared), T(test_per_thread_state)};
 #undef T
     return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
 }

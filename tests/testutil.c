@@ -160,6 +160,30 @@ int nbt_teardown_counting(void **state)
     return 0;
 }
 
+unsigned char *nbt_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    *len = 0;
+    if (!f) return NULL;
+    unsigned char *buf = NULL;
+    size_t n = 0, cap = 0, got;
+    do {
+        if (n == cap) buf = realloc(buf, cap = cap * 2 + 4096);
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+    } while (got > 0);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+void nbt_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot create %s", path);
+    if (fwrite(data, 1, len, f) != len || fclose(f) != 0) fail_msg("cannot write %s", path);
+}
+
 char *nbt_read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");

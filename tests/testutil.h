@@ -51,6 +51,12 @@ int nbt_teardown_counting(void **state);
 int nbt_setup(void **state);
 int nbt_teardown(void **state);
 
+/* The bytes of a file (malloc'd) and their number in *len; NULL (and 0) when it cannot be
+ * opened. */
+unsigned char *nbt_read_file(const char *path, size_t *len);
+/* Write len bytes to path, replacing it (fails the test when it cannot). */
+void nbt_write_file(const char *path, const void *data, size_t len);
+
 /* The whole text of a file (malloc'd; fails the test when it cannot be read). */
 char *nbt_read_text(const char *path);
 /* The lines after start that begin with prefix, prefix removed, into out: from the first such

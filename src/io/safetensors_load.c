@@ -380,7 +380,9 @@ static nb_status parse_json(const source *s, const char *text, uint64_t hlen, nb
     nb_status st;
     nb__json_begin();
     json_t *root = json_loadb(text, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
+    /* jansson's lexer drops a character whose buffer could not grow and parses on (a key
+     * "a.lr" read as "alr"): any allocation that failed makes the header unusable */
+    if (!root || nb__json_failed()) {
         if (nb__json_failed() || json_error_code(&jerr) == json_error_out_of_memory)
             st = nb__oom(fn);
         else

@@ -502,7 +502,8 @@ nb_status nb_module_load_state_dict(nb_module *m, const nb_state_dict *in, bool 
     nb__text prefix = {0};
     nb__text_printf(&prefix, "%s", "");
     nb_status rc = each_named(m, &prefix, check_entry, &c);
-    if (rc == NB_OK && (prefix.failed || c.missing.failed)) rc = nb__oom(fn);
+    /* each_named's NB_ENOMEM (a name that could not be formed) is not recorded yet */
+    if (rc == NB_ENOMEM || (rc == NB_OK && (prefix.failed || c.missing.failed))) rc = nb__oom(fn);
     if (rc == NB_OK && c.missing.len)
         rc = nb__error(NB_ESTATE, fn, "Missing key(s) in state_dict: %s.", c.missing.s);
     for (int64_t i = 0; rc == NB_OK && strict && i < nb_state_dict_size(in); i++) {
