@@ -166,7 +166,7 @@ static void check_batches(const nb_dataset *ds, uint8_t loader)
     CHECK(nb_dataloader_num_batches(dl) == batches);
     CHECK(nb_dataloader_begin_epoch(dl) == NB_OK);
     int64_t seen = 0;
-    for (int k = 0; k < 2 && example * o.batch_size <= (1 << 18); k++) {
+    for (int k = 0; k < 2 && example <= (1 << 18) / o.batch_size; k++) {
         nb_tensor *x, *y;
         const int64_t b = nb_dataloader_next(dl, &x, &y);
         const int64_t left = count - seen;
