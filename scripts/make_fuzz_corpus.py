@@ -171,8 +171,8 @@ def dims(*ds):
 
 
 def val(x):
-    special = {"nan": 6, "inf": 7, "-inf": 8, "-0": 1, "1e30": 9, "-1e30": 10, "max": 11,
-               "denormal": 12}
+    special = {"-0": 1, "nan": 6, "-nan": 7, "inf": 8, "-inf": 9, "1e30": 10, "-1e30": 11,
+               "max": 12, "denormal": 13}
     return special[x] if isinstance(x, str) else int(x * 8) + 136
 
 
@@ -320,6 +320,10 @@ def make_graph():
     p = Prog()  # softmax over [0, 2^63 - 1, 4]: its inner size overflowed
     p.op("nb_softmax", p.op("nb_reshape", p.new([0], []), [3, 0, 243, 4]), dim(0))
     regressions["softmax-empty-huge-dims"] = p.b
+    p = Prog()  # a class target of -1e30: its message converted it to long long
+    x = p.new([2, 3], [1, 2, 3, 4, 5, 6], grad=True)
+    p.op("op_nll", x, p.new([2], ["-1e30", 1]), 0, 0, MEAN)
+    regressions["nll-target-out-of-int64"] = p.b
     for name, data in regressions.items():
         d = os.path.join(FUZZ, "regressions", "graph")
         os.makedirs(d, exist_ok=True)
