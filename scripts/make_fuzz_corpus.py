@@ -324,6 +324,12 @@ def make_graph():
     x = p.new([2, 3], [1, 2, 3, 4, 5, 6], grad=True)
     p.op("op_nll", x, p.new([2], ["-1e30", 1]), 0, 0, MEAN)
     regressions["nll-target-out-of-int64"] = p.b
+    p = Prog()  # a second backward, given the root as its grad, failed and kept it: a cycle
+    a = p.op("nb_exp", 0)
+    c = p.op("nb_add", p.op("nb_exp", a), a)
+    p.op("op_backward", c, 0, 0, results=0)
+    p.op("op_backward", c, 1, c, 1, results=0)
+    regressions["backward-again-root-as-grad"] = p.b
     for name, data in regressions.items():
         d = os.path.join(FUZZ, "regressions", "graph")
         os.makedirs(d, exist_ok=True)

@@ -402,6 +402,22 @@ static void test_retain_grad_errors(void **state)
 
 /* ---- .grad semantics ------------------------------------------------------------------- */
 
+/* A second backward through a freed graph, given the root itself as its grad, leaks nothing. */
+static void test_backward_again_root_as_grad(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_requires_grad_(nb_scalar(1.5f), true);
+    nb_tensor *a = nb_exp(x), *b = nb_exp(a), *c = nb_add(b, a);
+    assert_int_equal(nb_backward(c, NULL, false), NB_OK);
+    assert_int_equal(nb_backward(c, c, true), NB_ESTATE);
+    assert_error(NB_ESTATE, "nb_backward: Trying to backward through the graph a second time");
+    nb_error_clear();
+    nb_release(c);
+    nb_release(b);
+    nb_release(a);
+    nb_release(x);
+}
+
 /* Assigning .grad: shapes, graphs, and the assignments that would make a reference cycle. */
 static void test_set_grad_errors(void **state)
 {
@@ -1539,6 +1555,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requires_grad_flags, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_retain_grad_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_backward_again_root_as_grad, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_set_grad_errors, nbt_setup_counting,
                                         nbt_teardown_counting),
