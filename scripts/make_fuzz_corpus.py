@@ -330,6 +330,9 @@ def make_graph():
     p.op("op_backward", c, 0, 0, results=0)
     p.op("op_backward", c, 1, c, 1, results=0)
     regressions["backward-again-root-as-grad"] = p.b
+    p = Prog()  # a slice with step INT64_MAX: its element count overflowed
+    p.op("op_slice", p.new([3], [1, 2, 3]), dim(0), 4, 7, 243)
+    regressions["slice-huge-step"] = p.b
     for name, data in regressions.items():
         d = os.path.join(FUZZ, "regressions", "graph")
         os.makedirs(d, exist_ok=True)

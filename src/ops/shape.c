@@ -234,7 +234,7 @@ static nb_tensor *slice(const char *fn, nb_tensor *t, int d, int64_t start, int6
                         int64_t step)
 {
     int64_t n = t->shape[d];
-    int64_t count = (end - start + step - 1) / step;
+    int64_t count = end > start ? (end - start - 1) / step + 1 : 0; /* step may be huge */
     nb_shape s = nb__size(t), out_shape = s;
     out_shape.dims[d] = count;
     nb_tensor *out;
