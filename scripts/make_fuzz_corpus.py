@@ -333,6 +333,10 @@ def make_graph():
     p = Prog()  # a slice with step INT64_MAX: its element count overflowed
     p.op("op_slice", p.new([3], [1, 2, 3]), dim(0), 4, 7, 243)
     regressions["slice-huge-step"] = p.b
+    p = Prog()  # chunk of [0, 2^62] along dim 1: size plus piece size overflowed
+    x = p.op("nb_reshape", p.new([0], []), [2, 0, 245])
+    p.op("op_split", x, dim(1), 2, 1, 1, results=1)
+    regressions["chunk-huge-dim"] = p.b
     for name, data in regressions.items():
         d = os.path.join(FUZZ, "regressions", "graph")
         os.makedirs(d, exist_ok=True)

@@ -462,6 +462,13 @@ static void test_empty_huge_dims(void **state)
         nb_cat((nb_tensor *[]){x, x}, 2, 2),
         nb_add(x, one),
     };
+    /* one piece of all of dim 1, whose size plus the piece's overflowed */
+    nb_tensor *pieces[2] = {NULL, NULL};
+    assert_int_equal(nb_chunk(x, 1, 1, pieces, 2), 1);
+    assert_int_equal(nb_tensor_shape(pieces[0])[1], huge);
+    nb_release(pieces[0]);
+    assert_int_equal(nb_split(x, INT64_MAX, 1, pieces, 2), 1);
+    nb_release(pieces[0]);
     nb_tensor *loss = nb_scalar(0);
     for (size_t i = 0; i < sizeof ys / sizeof ys[0]; i++) {
         if (!ys[i]) fail_msg("op %zu: %s", i, nb_last_error()->message);

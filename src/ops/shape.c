@@ -503,7 +503,7 @@ static int split(const char *fn, nb_tensor *x, int64_t split_size, int dim, nb_t
                          "split_size can only be 0 if dimension size is 0, but got split_size "
                          "%lld for a dimension of size %lld",
                          (long long)split_size, (long long)size);
-    int64_t count = size == 0 ? 1 : (size + split_size - 1) / split_size;
+    int64_t count = size == 0 ? 1 : (size - 1) / split_size + 1; /* both may be huge */
     if (count > INT32_MAX / 2)
         return nb__error(NB_ERANGE, fn, "%lld pieces are too many", (long long)count);
     if (!out && cap == 0) return (int)count; /* measuring */
@@ -558,7 +558,7 @@ int nb_chunk(nb_tensor *x, int chunks, int dim, nb_tensor **out, int cap)
     int d = nb__wrap_dim(dim, x->ndim);
     int64_t size = x->ndim > 0 && d >= 0 ? x->shape[d] : 0;
     /* PyTorch: pieces of ceil(size / chunks), so there may be fewer than chunks */
-    return split(fn, x, (size + chunks - 1) / chunks, dim, out, cap);
+    return split(fn, x, size == 0 ? 0 : (size - 1) / chunks + 1, dim, out, cap);
 }
 
 /* ---- joining: cat and stack ----------------------------------------------------------------
