@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the fuzz targets with clang's libFuzzer under ASan+UBSan, replay each target's corpus
 # and regression inputs, then fuzz each target for SECONDS (default 60).
-# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: safetensors, ...; default all)
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: safetensors, idx, graph; default all)
 # New inputs go to build/fuzz/work/<target>/ (the committed seeds stay as they are); a crash
 # is saved under build/fuzz/artifacts/<target>/: fix it, then commit the input to
 # tests/fuzz/regressions/<target>/ so that ctest replays it.

@@ -402,6 +402,63 @@ static void test_retain_grad_errors(void **state)
 
 /* ---- .grad semantics ------------------------------------------------------------------- */
 
+/* A second backward through a freed graph, given the root itself as its grad, leaks nothing. */
+static void test_backward_again_root_as_grad(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_requires_grad_(nb_scalar(1.5f), true);
+    nb_tensor *a = nb_exp(x), *b = nb_exp(a), *c = nb_add(b, a);
+    assert_int_equal(nb_backward(c, NULL, false), NB_OK);
+    assert_int_equal(nb_backward(c, c, true), NB_ESTATE);
+    assert_error(NB_ESTATE, "nb_backward: Trying to backward through the graph a second time");
+    nb_error_clear();
+    nb_release(c);
+    nb_release(b);
+    nb_release(a);
+    nb_release(x);
+}
+
+/* Assigning .grad: shapes, graphs, and the assignments that would make a reference cycle. */
+static void test_set_grad_errors(void **state)
+{
+    (void)state;
+    nb_tensor *a = vec(W3, 3, true), *b = vec(W3, 3, false), *c = vec(W3, 3, false);
+    nb_tensor *y = nb_mul_scalar(a, 2.0f), *short_grad = vec(W3, 2, false);
+    assert_int_equal(nb_tensor_set_grad(a, short_grad), NB_ESHAPE);
+    assert_error(NB_ESHAPE, "nb_tensor_set_grad: assigned grad has data of a different size");
+    nb_error_clear();
+    assert_int_equal(nb_tensor_set_grad(b, y), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_tensor_set_grad: a gradient must not be part of a graph");
+    nb_error_clear();
+
+    assert_int_equal(nb_tensor_set_grad(a, a), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_tensor_set_grad: can't assign Variable as its own grad");
+    nb_error_clear();
+    assert_null(nb_tensor_grad(a));
+
+    /* a.grad = b and b.grad = c are fine; c.grad = a would close a -> b -> c -> a */
+    assert_int_equal(nb_tensor_set_grad(a, b), NB_OK);
+    assert_int_equal(nb_tensor_set_grad(b, c), NB_OK);
+    assert_int_equal(nb_tensor_set_grad(c, a), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_tensor_set_grad: the assigned grad leads back to the tensor");
+    nb_error_clear();
+    assert_int_equal(nb_tensor_set_grad(b, a), NB_EINVAL);
+    nb_error_clear();
+    assert_null(nb_tensor_grad(c));
+    assert_ptr_equal(nb_tensor_grad(b), c);
+    /* a view shares storage, not the tensor: no cycle */
+    nb_tensor *v = nb_reshape(c, NB_SHAPE(3));
+    assert_int_equal(nb_tensor_set_grad(c, v), NB_OK);
+
+    /* the teardown's leak check frees everything: no cycle was made */
+    nb_release(v);
+    nb_release(short_grad);
+    nb_release(y);
+    nb_release(c);
+    nb_release(b);
+    nb_release(a);
+}
+
 static void test_grad_only_leaves(void **state)
 {
     (void)state;
@@ -1498,6 +1555,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requires_grad_flags, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_retain_grad_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_backward_again_root_as_grad, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_set_grad_errors, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_grad_only_leaves, nbt_setup_counting,
                                         nbt_teardown_counting),

@@ -608,6 +608,10 @@ static void test_load_errors(void **state)
     assert_null(nb_idx_load_memory(NULL, 0, NULL, 0));
     assert_message(NB_EINVAL, "nb_idx_load_memory: images: truncated: 0 bytes, not even an IDX "
                               "header");
+    /* an empty buffer may be NULL: read as no bytes (not NULL + 0, which is undefined) */
+    assert_null(nb_idx_load_memory(im.b, im.n, NULL, 0));
+    assert_message(NB_EINVAL, "nb_idx_load_memory: labels: truncated: 0 bytes, not even an IDX "
+                              "header");
 
     const char *nowhere = tmp_path("no-dir/images");
     assert_int_equal(nb_idx_save(ds, nowhere, lp), NB_EIO);
@@ -958,6 +962,10 @@ static void test_loader_errors(void **state)
     /* nor is a dataset that failed to load */
     assert_null(nb_dataloader_new(nb_idx_load_memory(NULL, 0, NULL, 0), &o));
     assert_message(NB_EINVAL, "nb_idx_load_memory: images: truncated: 0 bytes, not even an IDX "
+                              "header");
+    /* an empty buffer may be NULL: read as no bytes (not NULL + 0, which is undefined) */
+    assert_null(nb_idx_load_memory(im.b, im.n, NULL, 0));
+    assert_message(NB_EINVAL, "nb_idx_load_memory: labels: truncated: 0 bytes, not even an IDX "
                               "header");
     assert_null(nb_dataloader_new(NULL, &o));
     assert_message(NB_EINVAL, "nb_dataloader_new: argument 'ds' is NULL");

@@ -491,6 +491,20 @@ static void test_class_loss_errors(void **state)
                  "nb_nll_loss: target -1 at position 0 is out of bounds (4 classes)");
     ASSERT_FAILS(nb_nll_loss(x, ti, NULL, -100, NB_MEAN), NB_EINVAL,
                  "nb_nll_loss: target 5 at position 2 is out of bounds (4 classes)");
+    /* targets beyond int64_t, and an ignore_index that a float target only rounds to */
+    nb_tensor *huge = nb_from_data((const float[]){1, -1e30f, 0}, NB_SHAPE(3));
+    nb_tensor *t62 = nb_from_data((const float[]){0x1p62f, 0, 0x1p63f}, NB_SHAPE(3));
+    ASSERT_FAILS(nb_nll_loss(x, huge, NULL, -100, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: target -1000000015047466219876688855040 at position 1 is out of "
+                 "bounds (4 classes)");
+    ASSERT_FAILS(nb_nll_loss(x, t62, NULL, ((int64_t)1 << 62) + 1, NB_MEAN), NB_EINVAL,
+                 "nb_nll_loss: target 4611686018427387904 at position 0 is out of bounds");
+    ASSERT_FAILS(nb_cross_entropy(x, t62, NULL, INT64_MAX, NB_MEAN, 0), NB_EINVAL,
+                 "nb_cross_entropy: target 4611686018427387904 at position 0 is out of bounds");
+    ASSERT_FAILS(nb_nll_loss(x, t62, NULL, (int64_t)1 << 62, NB_SUM), NB_EINVAL,
+                 "nb_nll_loss: target 9223372036854775808 at position 2 is out of bounds");
+    nb_release(t62);
+    nb_release(huge);
     ASSERT_FAILS(nb_nll_loss(x, t, w3, -100, NB_MEAN), NB_ESHAPE,
                  "nb_nll_loss: weight tensor should be defined either for all 4 classes or no "
                  "classes but got weight tensor of shape: [3]");

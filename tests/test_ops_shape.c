@@ -438,6 +438,56 @@ static void test_join_errors(void **state)
     nb_release(a);
 }
 
+/*
+ * An empty tensor whose other dims multiply past INT64_MAX ([0, 2^62, 3] is valid): every op
+ * that sees it as outer x size x inner, or computes its strides, makes an empty result and
+ * backwards through it (a product that overflowed was undefined behaviour).
+ */
+static void test_empty_huge_dims(void **state)
+{
+    (void)state;
+    const int64_t huge = (int64_t)1 << 62;
+    nb_tensor *x = nb_requires_grad_(nb_zeros(NB_SHAPE(0, huge, 3)), true);
+    nb_tensor *one = nb_zeros(NB_SHAPE(1)), *row = nb_zeros(NB_SHAPE(0, 1, 1));
+    nb_requires_grad_(row, true);
+    nb_tensor *ys[] = {
+        nb_softmax(x, 1),
+        nb_log_softmax(x, 0),
+        nb_sum(x, NB_DIMS(1), true),
+        nb_amax(x, NB_DIMS(2), false),
+        nb_flip(x, NB_DIMS(0, 2)),
+        nb_repeat(row, NB_SHAPE(1, huge, 3)),
+        nb_index_select(x, 2, one),
+        nb_layer_norm(x, NB_SHAPE(huge, 3), NULL, NULL, 1e-5),
+        nb_cat((nb_tensor *[]){x, x}, 2, 2),
+        nb_add(x, one),
+    };
+    /* one piece of all of dim 1, whose size plus the piece's overflowed */
+    nb_tensor *pieces[2] = {NULL, NULL};
+    assert_int_equal(nb_chunk(x, 1, 1, pieces, 2), 1);
+    assert_int_equal(nb_tensor_shape(pieces[0])[1], huge);
+    nb_release(pieces[0]);
+    assert_int_equal(nb_split(x, INT64_MAX, 1, pieces, 2), 1);
+    nb_release(pieces[0]);
+    nb_tensor *loss = nb_scalar(0);
+    for (size_t i = 0; i < sizeof ys / sizeof ys[0]; i++) {
+        if (!ys[i]) fail_msg("op %zu: %s", i, nb_last_error()->message);
+        assert_int_equal(nb_tensor_numel(ys[i]), 0);
+        nb_tensor *part = nb_sum(ys[i], NB_DIMS_ALL, false), *s = nb_add(loss, part);
+        nb_release(part);
+        nb_release(loss);
+        loss = s;
+    }
+    assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
+    assert_int_equal(nb_tensor_numel(nb_tensor_grad(x)), 0);
+    assert_int_equal(nb_tensor_numel(nb_tensor_grad(row)), 0);
+    for (size_t i = 0; i < sizeof ys / sizeof ys[0]; i++) nb_release(ys[i]);
+    nb_release(loss);
+    nb_release(row);
+    nb_release(one);
+    nb_release(x);
+}
+
 static void test_expand_repeat_flip_narrow_errors(void **state)
 {
     (void)state;
@@ -782,6 +832,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_embedding_padding, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_join_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_empty_huge_dims, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_expand_repeat_flip_narrow_errors, nbt_setup_counting,
                                         nbt_teardown_counting),

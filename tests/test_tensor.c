@@ -723,6 +723,13 @@ static void test_slice(void **state)
     a = nb_slice(t, 0, INT64_MIN, INT64_MAX, 1);
     assert_shape(a, NB_SHAPE(5, 2));
     nb_release(a);
+    a = nb_slice(t, 1, 1, 2, INT64_MAX); /* a huge step takes the first element only */
+    assert_shape(a, NB_SHAPE(5, 1));
+    nb_release(a);
+    a = nb_slice(t, 0, 0, INT64_MAX, INT64_MAX);
+    assert_shape(a, NB_SHAPE(1, 2));
+    assert_values(a, 0, 1);
+    nb_release(a);
 
     /* a slice of a slice */
     a = nb_slice(t, 0, 1, 5, 1);

@@ -51,8 +51,10 @@ NB_API nb_tensor *nb_tensor_grad(nb_tensor *t);
  * accumulates into it. PyTorch: t.grad = grad.
  * Ownership: t takes a reference to grad (which stays the caller's too); the previous .grad
  * is released.
- * Errors: NB_EINVAL for NULL t, or a grad that is part of a graph (detach it); NB_ESHAPE when
- * grad's shape differs from t's. A NULL grad while an error is pending fails with it.
+ * Errors: NB_EINVAL for NULL t, a grad that is part of a graph (detach it), t itself ("can't
+ * assign Variable as its own grad", as PyTorch) or a grad whose own .grad chain leads back to
+ * t (a cycle of references, which would never be freed); NB_ESHAPE when grad's shape differs
+ * from t's. A NULL grad while an error is pending fails with it.
  */
 NB_API nb_status nb_tensor_set_grad(nb_tensor *t, nb_tensor *grad);
 /**

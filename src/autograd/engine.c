@@ -417,6 +417,22 @@ static nb_status run(run_state *st, int n_roots, nb_node *const *roots, const in
     return rc;
 }
 
+/*
+ * The seed for a given grad: grad itself, or, when grad is part of a graph (the root itself,
+ * say), an alias of its storage that is not. A run that fails leaves its seed in the root's
+ * buffer until the next run or the node's end, and the graph must not hold itself alive
+ * through it.
+ */
+static nb_tensor *seed_of(const nb_tensor *grad)
+{
+    if (!nb__grad_fn(grad)) return nb_retain(nb__unconst(grad));
+    nb_scope *token = nb__scope_suspend();
+    nb_tensor *alias =
+        nb__new_view(engine_fn, grad->storage, grad->offset, grad->ndim, grad->shape);
+    nb__scope_resume(token);
+    return alias;
+}
+
 /* Check an output and make its seed gradient (a new reference) and its node (new ref). */
 static nb_status prepare_root(nb_tensor *out, const nb_tensor *grad, int idx, nb_tensor **seed,
                               nb_node **node, int *nr)
@@ -435,7 +451,8 @@ static nb_status prepare_root(nb_tensor *out, const nb_tensor *grad, int idx, nb
                              idx, nb__shape_str(a, grad->ndim, grad->shape), idx,
                              nb__shape_str(b, out->ndim, out->shape));
         }
-        *seed = nb_retain(nb__unconst(grad));
+        *seed = seed_of(grad);
+        if (!*seed) return nb__oom(engine_fn);
     } else {
         if (out->numel != 1)
             return nb__error(NB_ESTATE, engine_fn,

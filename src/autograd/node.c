@@ -354,6 +354,13 @@ nb_status nb_tensor_set_grad(nb_tensor *t, nb_tensor *grad)
     }
     if (grad && nb__requires_grad(grad) && nb__grad_fn(grad))
         return nb__error(NB_EINVAL, fn, "a gradient must not be part of a graph; detach it");
+    /* .grad references are strong: one that leads back to t would never be freed */
+    if (grad == t) return nb__error(NB_EINVAL, fn, "can't assign Variable as its own grad");
+    for (const nb_tensor *g = grad; g && g->meta; g = nb__ag(g)->grad)
+        if (nb__ag(g)->grad == t)
+            return nb__error(NB_EINVAL, fn,
+                             "the assigned grad leads back to the tensor through .grad (a "
+                             "reference cycle)");
     if (!grad && !t->meta) return NB_OK;
     nb__autograd *ag = nb__ag_make(t);
     nb_tensor *old = ag->grad;

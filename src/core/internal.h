@@ -175,6 +175,16 @@ static inline nb_shape nb__shape(int ndim, const int64_t *dims)
     for (int i = 0; i < ndim; i++) s.dims[i] = dims[i];
     return s;
 }
+/*
+ * a·b for two sizes of one tensor, or 0 when that overflows: only a tensor with no element
+ * has sizes that multiply past INT64_MAX ([0, 2^40, 2^40] is valid), and the loops such a
+ * product bounds must then run no times.
+ */
+static inline int64_t nb__size_mul(int64_t a, int64_t b)
+{
+    return b != 0 && a > INT64_MAX / b ? 0 : a * b;
+}
+
 /** t's shape as a value (t not NULL). */
 static inline nb_shape nb__size(const nb_tensor *t)
 {

@@ -90,10 +90,12 @@ static nb_status raw_read(source *s, uint8_t *buf, size_t n, size_t *got)
     }
     if (!s->file) {
         size_t m = n - k < s->mem_left ? n - k : s->mem_left;
-        if (m) memcpy(buf + k, s->mem, m);
-        s->mem += m;
-        s->mem_left -= m;
-        k += m;
+        if (m) { /* an empty buffer may be NULL, and NULL + 0 is undefined */
+            memcpy(buf + k, s->mem, m);
+            s->mem += m;
+            s->mem_left -= m;
+            k += m;
+        }
     } else if (k < n) {
         errno = 0;
         k += fread(buf + k, 1, n - k, s->file);

@@ -48,7 +48,7 @@ bool nb__shape_eq(const nb_shape *a, const nb_shape *b)
 static int64_t shape_numel(const nb_shape *s)
 {
     int64_t n = 1;
-    for (int i = 0; i < s->ndim; i++) n *= s->dims[i];
+    for (int i = 0; i < s->ndim; i++) n = nb__size_mul(n, s->dims[i]);
     return n;
 }
 

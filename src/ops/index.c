@@ -140,8 +140,8 @@ nb_tensor *nb_index_select(nb_tensor *x, int dim, nb_tensor *index)
     }
     int64_t size = x->ndim ? x->shape[d] : 1, outer = 1, inner = 1;
     if (check_dim_indices(fn, index, d, size) != NB_OK) return NULL;
-    for (int i = 0; i < d; i++) outer *= x->shape[i];
-    for (int i = d + 1; i < x->ndim; i++) inner *= x->shape[i];
+    for (int i = 0; i < d; i++) outer = nb__size_mul(outer, x->shape[i]);
+    for (int i = d + 1; i < x->ndim; i++) inner = nb__size_mul(inner, x->shape[i]);
     nb_shape s = nb__size(x);
     if (s.ndim) s.dims[d] = index->numel;
     nb_tensor *out = nb__new(fn, s.ndim, s.dims);
@@ -259,9 +259,9 @@ static void scatter_gather(int mode, float *big, const nb_shape *bs, float *smal
     for (int d = nd - 1; d >= 0; d--) {
         bst[d] = bstride;
         sst[d] = sstride;
-        bstride *= bs->dims[d];
-        sstride *= ss->dims[d];
-        numel *= is->dims[d];
+        bstride = nb__size_mul(bstride, bs->dims[d]);
+        sstride = nb__size_mul(sstride, ss->dims[d]);
+        numel = nb__size_mul(numel, is->dims[d]);
     }
     if (numel == 0) return;
     /* along the last dim, big moves with p unless that dim is the one indexed */

@@ -129,7 +129,7 @@ nb_tensor *nb_linear(nb_tensor *x, nb_tensor *weight, nb_tensor *bias)
     int64_t k = x->shape[x->ndim - 1], n = weight->shape[0];
     int64_t m = k > 0 ? x->numel / k : 1;
     if (k == 0) /* rows of nothing: count them from the leading dims */
-        for (int i = 0; i < x->ndim - 1; i++) m *= x->shape[i];
+        for (int i = 0; i < x->ndim - 1; i++) m = nb__size_mul(m, x->shape[i]);
     if (weight->shape[1] != k) {
         mm_size_error(fn, m, k, weight->shape[1], n);
         return NULL;

@@ -509,10 +509,12 @@ static nb_status check_class_target(const char *fn, const char *op, const nb_ten
         if (t != floor(t) || !isfinite(t))
             return nb__error(NB_EINVAL, fn, "target %g at position %lld is not an integer", t,
                              (long long)i);
-        if (t != (double)ignore_index && (t < 0 || t >= (double)k->c))
+        /* ignored as the loss later tells it, as an int64_t, which t may not fit */
+        bool ignored = t >= -0x1p63 && t < 0x1p63 && (int64_t)t == ignore_index;
+        if (!ignored && (t < 0 || t >= (double)k->c))
             return nb__error(NB_EINVAL, fn,
-                             "target %lld at position %lld is out of bounds (%lld classes)",
-                             (long long)t, (long long)i, (long long)k->c);
+                             "target %.0f at position %lld is out of bounds (%lld classes)", t,
+                             (long long)i, (long long)k->c);
     }
     return NB_OK;
 }

@@ -216,10 +216,11 @@ nb_tensor *nb_layer_norm(nb_tensor *x, nb_shape normalized_shape, nb_tensor *wei
     if ((!weight || !bias) && nb__pending()) return NULL; /* a failed optional input */
     if (check_layer_norm(fn, x, &normalized_shape, weight, bias) != NB_OK) return NULL;
     int64_t n = 1;
-    for (int i = 0; i < normalized_shape.ndim; i++) n *= normalized_shape.dims[i];
+    for (int i = 0; i < normalized_shape.ndim; i++) n = nb__size_mul(n, normalized_shape.dims[i]);
     int64_t rows = n > 0 ? x->numel / n : 0;
     if (n == 0)
-        for (int i = 0; i < x->ndim - normalized_shape.ndim; i++) rows *= x->shape[i];
+        for (int i = 0; i < x->ndim - normalized_shape.ndim; i++)
+            rows = nb__size_mul(rows, x->shape[i]);
     nb_tensor *out = nb__new(fn, x->ndim, x->shape), *stats = NULL;
     if (!out || !(stats = nb__new(fn, 2, (int64_t[]){2, rows}))) {
         nb__drop(out);

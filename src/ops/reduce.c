@@ -109,9 +109,9 @@ static void outer_inner(const nb_shape *s, unsigned mask, int64_t *outer, int64_
         if (mask & (1u << i))
             after = true;
         else if (after)
-            *inner *= s->dims[i];
+            *inner = nb__size_mul(*inner, s->dims[i]);
         else
-            *outer *= s->dims[i];
+            *outer = nb__size_mul(*outer, s->dims[i]);
     }
 }
 

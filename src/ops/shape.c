@@ -201,8 +201,8 @@ static void slice_copy(float *t, int64_t t_dim, float *sl, int64_t count, int64_
 static void outer_inner(const nb_shape *s, int dim, int64_t *outer, int64_t *inner)
 {
     *outer = *inner = 1;
-    for (int i = 0; i < dim; i++) *outer *= s->dims[i];
-    for (int i = dim + 1; i < s->ndim; i++) *inner *= s->dims[i];
+    for (int i = 0; i < dim; i++) *outer = nb__size_mul(*outer, s->dims[i]);
+    for (int i = dim + 1; i < s->ndim; i++) *inner = nb__size_mul(*inner, s->dims[i]);
 }
 
 /* dx = zeros with dy at the sliced elements */
@@ -234,7 +234,7 @@ static nb_tensor *slice(const char *fn, nb_tensor *t, int d, int64_t start, int6
                         int64_t step)
 {
     int64_t n = t->shape[d];
-    int64_t count = (end - start + step - 1) / step;
+    int64_t count = end > start ? (end - start - 1) / step + 1 : 0; /* step may be huge */
     nb_shape s = nb__size(t), out_shape = s;
     out_shape.dims[d] = count;
     nb_tensor *out;
@@ -503,7 +503,7 @@ static int split(const char *fn, nb_tensor *x, int64_t split_size, int dim, nb_t
                          "split_size can only be 0 if dimension size is 0, but got split_size "
                          "%lld for a dimension of size %lld",
                          (long long)split_size, (long long)size);
-    int64_t count = size == 0 ? 1 : (size + split_size - 1) / split_size;
+    int64_t count = size == 0 ? 1 : (size - 1) / split_size + 1; /* both may be huge */
     if (count > INT32_MAX / 2)
         return nb__error(NB_ERANGE, fn, "%lld pieces are too many", (long long)count);
     if (!out && cap == 0) return (int)count; /* measuring */
@@ -558,7 +558,7 @@ int nb_chunk(nb_tensor *x, int chunks, int dim, nb_tensor **out, int cap)
     int d = nb__wrap_dim(dim, x->ndim);
     int64_t size = x->ndim > 0 && d >= 0 ? x->shape[d] : 0;
     /* PyTorch: pieces of ceil(size / chunks), so there may be fewer than chunks */
-    return split(fn, x, (size + chunks - 1) / chunks, dim, out, cap);
+    return split(fn, x, size == 0 ? 0 : (size - 1) / chunks + 1, dim, out, cap);
 }
 
 /* ---- joining: cat and stack ----------------------------------------------------------------
@@ -696,7 +696,7 @@ nb_tensor *nb_cat(nb_tensor *const *tensors, int n, int dim)
         dims[d] += t->shape[d];
     }
     int64_t outer = 1;
-    for (int k = 0; k < d; k++) outer *= dims[k];
+    for (int k = 0; k < d; k++) outer = nb__size_mul(outer, dims[k]);
     return join(fn, &cat_op, tensors, n, ref->ndim, dims, outer);
 }
 
@@ -727,7 +727,7 @@ nb_tensor *nb_stack(nb_tensor *const *tensors, int n, int dim)
     }
     int64_t dims[NB_MAX_DIMS], outer = 1;
     for (int k = 0, j = 0; k <= ref->ndim; k++) dims[k] = k == d ? n : ref->shape[j++];
-    for (int k = 0; k < d; k++) outer *= dims[k];
+    for (int k = 0; k < d; k++) outer = nb__size_mul(outer, dims[k]);
     return join(fn, &stack_op, tensors, n, ref->ndim + 1, dims, outer);
 }
 
@@ -822,8 +822,8 @@ static void repeat_copy(float *x, float *out, const nb_shape *xs, const nb_shape
     int64_t numel = 1, stride = 1, st[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0}, xi[NB_MAX_DIMS] = {0};
     for (int d = nd - 1; d >= 0; d--) { /* x's strides, out's element count */
         st[d] = stride;
-        stride *= xs->dims[d];
-        numel *= os->dims[d];
+        stride = nb__size_mul(stride, xs->dims[d]);
+        numel = nb__size_mul(numel, os->dims[d]);
     }
     if (numel == 0) return;
     if (nd == 0) {
@@ -924,14 +924,16 @@ nb_tensor *nb_repeat(nb_tensor *t, nb_shape repeats)
 static void flip_copy(float *out, const float *x, const nb_shape *s, unsigned mask, bool acc)
 {
     int nd = s->ndim;
+    /* an empty x may have other dims whose product overflows: check for it first */
+    for (int d = 0; d < nd; d++)
+        if (s->dims[d] == 0) return;
     int64_t numel = 1, step[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0}, off = 0;
     for (int d = nd - 1; d >= 0; d--) {
         bool flipped = mask & (1u << d);
         step[d] = flipped ? -numel : numel;
-        if (flipped && s->dims[d] > 0) off += (s->dims[d] - 1) * numel;
+        if (flipped) off += (s->dims[d] - 1) * numel;
         numel *= s->dims[d];
     }
-    if (numel == 0) return;
     int64_t len = nd ? s->dims[nd - 1] : 1;
     bool rev = nd && (mask & (1u << (nd - 1)));
     if (rev) off -= len - 1; /* the run starts at its own first element, read backwards */

@@ -112,8 +112,8 @@ static nb_tensor *softmax(const char *fn, const nb_op *op, nb_tensor *x, int dim
     }
     softmax_state st = {1, x->ndim ? x->shape[d] : 1, 1, d == x->ndim - 1 || x->ndim == 0};
     for (int i = 0; i < x->ndim; i++) {
-        if (i < d) st.outer *= x->shape[i];
-        if (i > d) st.inner *= x->shape[i];
+        if (i < d) st.outer = nb__size_mul(st.outer, x->shape[i]);
+        if (i > d) st.inner = nb__size_mul(st.inner, x->shape[i]);
     }
     nb_tensor *y = nb__new(fn, x->ndim, x->shape);
     if (!y) return NULL;
