@@ -3,8 +3,8 @@
 # and regression inputs, then fuzz each target for SECONDS (default 60).
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: safetensors, idx, graph; default all)
 # New inputs go to build/fuzz/work/<target>/ (the committed seeds stay as they are); a crash
-# is saved under build/fuzz/artifacts/<target>/: fix it, then commit the input to
-# tests/fuzz/regressions/<target>/ so that ctest replays it.
+# (or an input that runs over 10 s: a hang) is saved under build/fuzz/artifacts/<target>/: fix
+# it, then commit the input to tests/fuzz/regressions/<target>/ so that ctest replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -35,7 +35,7 @@ for t in "${targets[@]}"; do
     dict=()
     [ -f "tests/fuzz/$t.dict" ] && dict=("-dict=tests/fuzz/$t.dict")
     echo "fuzz.sh: $t: fuzzing for $seconds s"
-    if "$bin" "${dict[@]}" -max_total_time="$seconds" -print_final_stats=1 \
+    if "$bin" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$work" "${seeds[@]}" >"$build/fuzz-$t.log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$build/fuzz-$t.log")
         rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$build/fuzz-$t.log")

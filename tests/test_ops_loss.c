@@ -549,6 +549,36 @@ static void test_class_loss_errors(void **state)
     for (size_t i = 0; i < ARRAY_LEN(all); i++) nb_release(all[i]);
 }
 
+/*
+ * Probability targets of no class for 2^62 samples ([2^62, 0] is a valid, empty shape): the
+ * loss is 0, with and without label smoothing, reduced by sum or mean, and backwards into
+ * empty gradients, without a loop over the 2^62 empty rows (which never ended).
+ */
+static void test_cross_entropy_no_class_huge_batch(void **state)
+{
+    (void)state;
+    const int64_t huge = (int64_t)1 << 62;
+    nb_tensor *x = nb_requires_grad_(nb_zeros(NB_SHAPE(huge, 0)), true);
+    nb_tensor *t = nb_requires_grad_(nb_zeros(NB_SHAPE(huge, 0)), true);
+    const nb_reduction reductions[] = {NB_SUM, NB_MEAN};
+    const double smoothing[] = {0.0, 0.1};
+    for (size_t r = 0; r < ARRAY_LEN(reductions); r++) {
+        for (size_t e = 0; e < ARRAY_LEN(smoothing); e++) {
+            nb_tensor *l = nb_cross_entropy(x, t, NULL, -100, reductions[r], smoothing[e]);
+            if (!l) fail_msg("reduction %zu, smoothing %zu: %s", r, e, nb_last_error()->message);
+            float v = 1.0f;
+            assert_int_equal(nb_tensor_item(l, &v), NB_OK);
+            assert_true(v == 0.0f);
+            assert_int_equal(nb_backward(l, NULL, false), NB_OK);
+            assert_int_equal(nb_tensor_numel(nb_tensor_grad(x)), 0);
+            assert_int_equal(nb_tensor_numel(nb_tensor_grad(t)), 0);
+            nb_release(l);
+        }
+    }
+    nb_release(t);
+    nb_release(x);
+}
+
 static void test_layer_norm_errors(void **state)
 {
     (void)state;
@@ -696,6 +726,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pointwise_loss_errors, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_class_loss_errors, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_cross_entropy_no_class_huge_batch, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_layer_norm_errors, nbt_setup_counting,
                                         nbt_teardown_counting),

@@ -658,11 +658,12 @@ nb_tensor *nb_nll_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight, i
 
 /*
  * lp = log_softmax of each row of c values, as PyTorch's kernel computes it: the max, the sum
- * of e^(x − max) in 8 lanes reduced as a tree, then (x − max) − log(sum).
+ * of e^(x − max) in 8 lanes reduced as a tree, then (x − max) − log(sum). Rows of no value
+ * (as many as 2^62 of them in [2^62, 0]) are not visited.
  */
 static void log_softmax_rows(const float *x, float *lp, int64_t rows, int64_t c)
 {
-    for (int64_t r = 0; r < rows; r++, x += c, lp += c) {
+    for (int64_t r = 0; r < rows && c > 0; r++, x += c, lp += c) {
         float mx = -INFINITY;
         for (int64_t j = 0; j < c; j++) mx = x[j] > mx || isnan(x[j]) ? x[j] : mx;
         float lane[8] = {0};
@@ -710,7 +711,7 @@ static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
         if (!d) return NB_ENOMEM;
         float wsum = 0.0f; /* Σ w over the classes */
         for (int64_t j = 0; j < k.c; j++) wsum += W ? W[j] : 1.0f;
-        for (int64_t i = 0; i < k.n; i++) {
+        for (int64_t i = 0; i < k.n && k.c > 0; i++) { /* a sample of no class has no dx */
             const float *li = lp + i * k.c, *yi = T + i * k.c;
             float *di = d + i * k.c, g = rows ? G[i] : gs, s = 0.0f, a = 0.0f, b = 0.0f;
             int64_t c = -1;
@@ -734,7 +735,7 @@ static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
     if (st->probs && nb__needs_grad(n, 1)) {
         float *d = nb__grad_dst(n, gx, 1, &acc);
         if (!d) return NB_ENOMEM;
-        for (int64_t i = 0; i < k.n; i++) {
+        for (int64_t i = 0; i < k.n && k.c > 0; i++) {
             float g = (rows ? G[i] : gs) * st->keep;
             for (int64_t j = 0; j < k.c; j++) {
                 float v = -lp[i * k.c + j] * (W ? W[j] : 1.0f) * g;
@@ -792,7 +793,8 @@ static nb_tensor *ce_probs(const char *fn, const float *lp, const nb_tensor *tar
     const float *T = nb__data(target);
     float *o = nb__data(out);
     double total = 0.0;
-    for (int64_t i = 0; i < k.n; i++) {
+    /* samples of no class add nothing to the total (not visited: [2^62, 0] has 2^62 of them) */
+    for (int64_t i = 0; i < k.n && (rows || k.c > 0); i++) {
         float s = 0.0f;
         for (int64_t j = 0; j < k.c; j++) {
             float y = st->spread != 0.0f ? T[i * k.c + j] * st->keep + st->spread : T[i * k.c + j];
