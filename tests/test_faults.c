@@ -135,37 +135,19 @@ static void rig_steps(rig *r, int n)
 
 /* ---- snapshots: the model's and the optimizer's state dicts as safetensors bytes --------- */
 
-typedef struct bytes {
-    unsigned char *data;
-    size_t len, cap;
-} bytes;
-
-static int bytes_write(void *ctx, const void *data, size_t size)
-{
-    bytes *b = ctx;
-    if (b->len + size > b->cap) {
-        b->cap = (b->len + size) * 2;
-        b->data = realloc(b->data, b->cap);
-        assert_non_null(b->data);
-    }
-    memcpy(b->data + b->len, data, size);
-    b->len += size;
-    return 0;
-}
-
 /* Every bit of the parameters (model) and of the optimizer's state: exp_avg, exp_avg_sq, the
  * step counts and the groups' hyperparameters. */
 typedef struct snap {
-    bytes model, optim;
+    nbt_membuf model, optim;
 } snap;
 
-static bytes dict_bytes(const nb_module *m, const nb_optim *opt)
+static nbt_membuf dict_bytes(const nb_module *m, const nb_optim *opt)
 {
-    bytes b = {NULL, 0, 0};
+    nbt_membuf b = NBT_MEMBUF;
     nb_state_dict *d = nb_state_dict_new();
     assert_non_null(d);
     assert_int_equal(m ? nb_module_state_dict(m, d) : nb_optim_state_dict(opt, d), NB_OK);
-    assert_int_equal(nb_safetensors_save_to(d, bytes_write, &b), NB_OK);
+    assert_int_equal(nb_safetensors_save_to(d, nbt_mem_write, &b), NB_OK);
     nb_state_dict_free(d);
     return b;
 }
@@ -175,7 +157,7 @@ static snap take(const rig *r)
     return (snap){dict_bytes(r->model, NULL), dict_bytes(NULL, r->opt)};
 }
 
-static bool same(const bytes *a, const bytes *b)
+static bool same(const nbt_membuf *a, const nbt_membuf *b)
 {
     return a->len == b->len && !memcmp(a->data, b->data, a->len);
 }

@@ -30,40 +30,11 @@
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-typedef struct membuf {
-    unsigned char *data;
-    size_t len, cap;
-    size_t fail_at; /* accept at most this many bytes, then fail with ENOSPC; SIZE_MAX: never */
-} membuf;
-
-static int mem_write(void *ctx, const void *data, size_t size)
-{
-    membuf *m = ctx;
-    if (size > m->fail_at - m->len) {
-        size_t part = m->fail_at - m->len; /* a short write before the failure */
-        if (m->len + part > m->cap) {
-            m->cap = m->len + part;
-            m->data = realloc(m->data, m->cap);
-        }
-        if (part) memcpy(m->data + m->len, data, part);
-        m->len += part;
-        return ENOSPC;
-    }
-    if (m->len + size > m->cap) {
-        m->cap = (m->len + size) * 2;
-        m->data = realloc(m->data, m->cap);
-        assert_non_null(m->data);
-    }
-    memcpy(m->data + m->len, data, size);
-    m->len += size;
-    return 0;
-}
-
 /* d saved through nb_safetensors_save_to: the bytes (free() m.data). */
-static membuf save_mem(const nb_state_dict *d)
+static nbt_membuf save_mem(const nb_state_dict *d)
 {
-    membuf m = {NULL, 0, 0, SIZE_MAX};
-    nb_status st = nb_safetensors_save_to(d, mem_write, &m);
+    nbt_membuf m = NBT_MEMBUF;
+    nb_status st = nb_safetensors_save_to(d, nbt_mem_write, &m);
     if (st != NB_OK) fail_msg("nb_safetensors_save_to: %s", nb_last_error()->message);
     return m;
 }
@@ -161,7 +132,7 @@ static void round_trip(const nb_state_dict *d)
     if (!from_file) fail_msg("%s", nb_last_error()->message);
     assert_dicts_equal(d, from_file);
 
-    membuf m = save_mem(d);
+    nbt_membuf m = save_mem(d);
     size_t len;
     unsigned char *bytes = nbt_read_file(path, &len);
     assert_int_equal(len, m.len);
@@ -188,7 +159,7 @@ static void test_exact_bytes(void **state)
     assert_int_equal(nb_state_dict_set(d, "w", t), NB_OK);
     assert_int_equal(nb_state_dict_set(d, "s", s), NB_OK);
     assert_int_equal(nb_state_dict_set_metadata(d, "k", "v"), NB_OK);
-    membuf m = save_mem(d);
+    nbt_membuf m = save_mem(d);
     static const char header[] = "{\"__metadata__\":{\"k\":\"v\"},"
                                  "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                                  "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[8,12]}}";
@@ -210,7 +181,7 @@ static void test_empty_dict(void **state)
 {
     (void)state;
     nb_state_dict *d = nb_state_dict_new();
-    membuf m = save_mem(d);
+    nbt_membuf m = save_mem(d);
     static const unsigned char want[] = {8,   0,   0,   0,   0,   0,   0,   0,
                                          '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
     assert_int_equal(m.len, sizeof want);
@@ -291,7 +262,7 @@ static void test_load_in_scope(void **state)
     (void)state;
     nb_state_dict *d = nb_state_dict_new();
     add(d, "w", NB_SHAPE(2, 2), 1.0f);
-    membuf m = save_mem(d);
+    nbt_membuf m = save_mem(d);
     nb_scope *s = nb_scope_begin();
     nb_state_dict *back = nb_safetensors_load_buffer(m.data, m.len);
     assert_int_equal(nb_scope_end(s), NB_OK);
@@ -337,7 +308,7 @@ static void test_torch_sequential(void **state)
     assert_non_null(m);
     assert_dicts_equal(d, m);
     /* nabla writes what the reference writer wrote: same layout, same bytes */
-    membuf out = save_mem(d);
+    nbt_membuf out = save_mem(d);
     assert_int_equal(out.len, len);
     assert_memory_equal(out.data, bytes, len);
     free(out.data);
@@ -643,7 +614,7 @@ static void test_bad_files(void **state)
         nb_state_dict *d = nb_safetensors_load_buffer(b, len);
         check_case(&cases[i], d, "nb_safetensors_load_buffer");
         if (d) { /* what loads saves and loads back the same */
-            membuf m = save_mem(d);
+            nbt_membuf m = save_mem(d);
             nb_state_dict *again = nb_safetensors_load_buffer(m.data, m.len);
             assert_non_null(again);
             assert_dicts_equal(d, again);
@@ -778,11 +749,11 @@ static void test_save_errors(void **state)
     char *dir = make_dir(), path[300], want[1024];
     nb_state_dict *d = nb_state_dict_new();
     add(d, "w", NB_SHAPE(2), 1.0f);
-    membuf m = {NULL, 0, 0, SIZE_MAX};
+    nbt_membuf m = NBT_MEMBUF;
     nb_error_clear();
     assert_int_equal(nb_safetensors_save(NULL, "x"), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_safetensors_save: argument 'd' is NULL");
-    assert_int_equal(nb_safetensors_save_to(NULL, mem_write, &m), NB_EINVAL);
+    assert_int_equal(nb_safetensors_save_to(NULL, nbt_mem_write, &m), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_safetensors_save_to: argument 'd' is NULL");
     assert_int_equal(nb_safetensors_save(d, NULL), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_safetensors_save: argument 'path' is NULL");
@@ -797,7 +768,7 @@ static void test_save_errors(void **state)
     nb_state_dict *bad = nb_state_dict_new();
     add(bad, "ok", NB_SHAPE(1), 1.0f);
     add(bad, "__metadata__", NB_SHAPE(1), 1.0f);
-    assert_int_equal(nb_safetensors_save_to(bad, mem_write, &m), NB_EINVAL);
+    assert_int_equal(nb_safetensors_save_to(bad, nbt_mem_write, &m), NB_EINVAL);
     assert_error(
         NB_EINVAL,
         "nb_safetensors_save_to: a tensor cannot be named \"__metadata__\", the metadata's key");
@@ -806,13 +777,13 @@ static void test_save_errors(void **state)
     bad = nb_state_dict_new();
     add(bad, "ok", NB_SHAPE(1), 1.0f);
     add(bad, "bad\xff", NB_SHAPE(1), 1.0f);
-    assert_int_equal(nb_safetensors_save_to(bad, mem_write, &m), NB_EINVAL);
+    assert_int_equal(nb_safetensors_save_to(bad, nbt_mem_write, &m), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_safetensors_save_to: tensor name 1 is not valid UTF-8");
     nb_state_dict_free(bad);
     bad = nb_state_dict_new();
     assert_int_equal(nb_state_dict_set_metadata(bad, "fine", "fine"), NB_OK);
     assert_int_equal(nb_state_dict_set_metadata(bad, "k\xc3", "v"), NB_OK);
-    assert_int_equal(nb_safetensors_save_to(bad, mem_write, &m), NB_EINVAL);
+    assert_int_equal(nb_safetensors_save_to(bad, nbt_mem_write, &m), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_safetensors_save_to: metadata key 1 is not valid UTF-8");
     assert_int_equal(nb_state_dict_set_metadata(bad, "k\xc3", "v\xe2\x82"), NB_OK);
     snprintf(path, sizeof path, "%s/bad.safetensors", dir);
@@ -864,8 +835,8 @@ static void test_save_header_limit(void **state)
     nb_state_dict *d = nb_state_dict_new();
     assert_int_equal(nb_state_dict_set_metadata(d, "k", big), NB_OK);
     free(big);
-    membuf m = {NULL, 0, 0, SIZE_MAX};
-    assert_int_equal(nb_safetensors_save_to(d, mem_write, &m), NB_ERANGE);
+    nbt_membuf m = NBT_MEMBUF;
+    assert_int_equal(nb_safetensors_save_to(d, nbt_mem_write, &m), NB_ERANGE);
     assert_error(NB_ERANGE,
                  "nb_safetensors_save_to: the header would be 100000032 bytes, over the limit of "
                  "100000000");
@@ -902,15 +873,15 @@ static void test_writer_failure_sweep(void **state)
 {
     (void)state;
     nb_state_dict *d = small_dict(1.0f);
-    membuf full = save_mem(d);
+    nbt_membuf full = save_mem(d);
     /* the writer's calls end at: the header, 0.weight, 0.bias, (empty: no call), 2.weight */
     size_t header = full.len - (12 + 3 + 6) * 4;
     size_t ends[] = {0, header, header + 48, header + 60};
     char want[200];
     for (size_t k = 0; k < full.len; k++) {
-        membuf m = {NULL, 0, 0, k};
+        nbt_membuf m = {NULL, 0, 0, k};
         nb_error_clear();
-        assert_int_equal(nb_safetensors_save_to(d, mem_write, &m), NB_EIO);
+        assert_int_equal(nb_safetensors_save_to(d, nbt_mem_write, &m), NB_EIO);
         size_t done = 0;
         for (int i = 0; i < 4; i++)
             if (ends[i] <= k) done = ends[i];
@@ -955,7 +926,7 @@ static void test_save_fsize_sweep(void **state)
     assert_int_equal(nb_safetensors_save(old, path), NB_OK);
     size_t old_len, len;
     unsigned char *old_bytes = nbt_read_file(path, &old_len);
-    membuf full = save_mem(new);
+    nbt_membuf full = save_mem(new);
     struct rlimit saved;
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
@@ -1075,13 +1046,13 @@ static void sweep(op o, const nb_state_dict *d, const char *path, const unsigned
         nb_error_clear();
         nb_status st = NB_OK;
         nb_state_dict *got = NULL;
-        membuf m = {NULL, 0, 0, SIZE_MAX};
+        nbt_membuf m = NBT_MEMBUF;
         switch (o) {
         case SAVE:
             st = nb_safetensors_save(d, path);
             break;
         case SAVE_TO:
-            st = nb_safetensors_save_to(d, mem_write, &m);
+            st = nb_safetensors_save_to(d, nbt_mem_write, &m);
             break;
         case LOAD:
             got = nb_safetensors_load(path);
@@ -1135,7 +1106,7 @@ static void test_alloc_failures(void **state)
     add(d, "a tensor name longer than sixteen bytes", NB_SHAPE(2), 3.0f);
     assert_int_equal(nb_state_dict_set_metadata(d, "param_groups.0.lr", "0.0100000000000000002"),
                      NB_OK);
-    membuf m = save_mem(d);
+    nbt_membuf m = save_mem(d);
     nbt_write_file(path, m.data, m.len);
     for (int from_k = 0; from_k < 2; from_k++)
         for (op o = SAVE; o <= LOAD_BUFFER; o++) sweep(o, d, path, m.data, m.len, from_k);

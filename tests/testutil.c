@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,25 @@ void nbt_write_file(const char *path, const void *data, size_t len)
     FILE *f = fopen(path, "wb");
     if (!f) fail_msg("cannot create %s", path);
     if (fwrite(data, 1, len, f) != len || fclose(f) != 0) fail_msg("cannot write %s", path);
+}
+
+/* Make room for need bytes in m (fails the test when it cannot). */
+static void membuf_reserve(nbt_membuf *m, size_t need)
+{
+    if (need <= m->cap) return;
+    m->cap = need * 2;
+    m->data = realloc(m->data, m->cap);
+    assert_non_null(m->data);
+}
+
+int nbt_mem_write(void *ctx, const void *data, size_t size)
+{
+    nbt_membuf *m = ctx;
+    size_t take = size > m->fail_at - m->len ? m->fail_at - m->len : size;
+    membuf_reserve(m, m->len + take);
+    if (take) memcpy(m->data + m->len, data, take);
+    m->len += take;
+    return take < size ? ENOSPC : 0; /* a short write before the failure */
 }
 
 char *nbt_read_text(const char *path)

@@ -57,6 +57,17 @@ unsigned char *nbt_read_file(const char *path, size_t *len);
 /* Write len bytes to path, replacing it (fails the test when it cannot). */
 void nbt_write_file(const char *path, const void *data, size_t len);
 
+/* A growing in-memory sink for nb_safetensors_save_to: nbt_mem_write appends to data
+ * (malloc'd; free() it), accepting at most fail_at bytes in all and then failing with ENOSPC
+ * after a short write (SIZE_MAX: never fails). Start from NBT_MEMBUF. */
+typedef struct nbt_membuf {
+    unsigned char *data;
+    size_t len, cap;
+    size_t fail_at;
+} nbt_membuf;
+#define NBT_MEMBUF ((nbt_membuf){NULL, 0, 0, SIZE_MAX})
+int nbt_mem_write(void *ctx, const void *data, size_t size);
+
 /* The whole text of a file (malloc'd; fails the test when it cannot be read). */
 char *nbt_read_text(const char *path);
 /* The lines after start that begin with prefix, prefix removed, into out: from the first such
