@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the fuzz targets with clang's libFuzzer under ASan+UBSan, replay each target's corpus
-# and regression inputs, then fuzz each target for SECONDS (default 60).
+# and regression inputs, then fuzz each target for SECONDS (default 60), from the random seed
+# FUZZ_SEED (default 1, so that a run is the same run on every machine; 0: a new seed each time).
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: safetensors, idx, graph; default all)
 # New inputs go to build/fuzz/work/<target>/ (the committed seeds stay as they are); a crash
 # (or an input that runs over 10 s: a hang) is saved under build/fuzz/artifacts/<target>/: fix
@@ -35,7 +36,7 @@ for t in "${targets[@]}"; do
     dict=()
     [ -f "tests/fuzz/$t.dict" ] && dict=("-dict=tests/fuzz/$t.dict")
     echo "fuzz.sh: $t: fuzzing for $seconds s"
-    if "$bin" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+    if "$bin" "${dict[@]}" -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$work" "${seeds[@]}" >"$build/fuzz-$t.log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$build/fuzz-$t.log")
         rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$build/fuzz-$t.log")

@@ -710,7 +710,7 @@ static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
         float *d = nb__grad_dst(n, gx, 0, &acc);
         if (!d) return NB_ENOMEM;
         float wsum = 0.0f; /* Σ w over the classes */
-        for (int64_t j = 0; j < k.c; j++) wsum += W ? W[j] : 1.0f;
+        for (int64_t j = 0; j < k.c && k.n > 0; j++) wsum += W ? W[j] : 1.0f; /* none: no sum */
         for (int64_t i = 0; i < k.n && k.c > 0; i++) { /* a sample of no class has no dx */
             const float *li = lp + i * k.c, *yi = T + i * k.c;
             float *di = d + i * k.c, g = rows ? G[i] : gs, s = 0.0f, a = 0.0f, b = 0.0f;
