@@ -68,6 +68,23 @@ int nbb_parse_int_list(const char *flag, const char *text, int lo, int hi, int *
     }
 }
 
+#ifdef NB_HAVE_OPENBLAS_GET_CONFIG
+char *openblas_get_config(void); /* not every cblas.h declares it */
+#endif
+
+/*
+ * The BLAS build and the kernels it picked for this CPU, above a table: OpenBLAS's speed
+ * depends on them (0.3.21 does not know AMD Zen 5 and runs its AVX2 Haswell kernels there,
+ * half the speed of its AVX-512 ones, OPENBLAS_CORETYPE=SkylakeX), so a figure is only
+ * comparable with figures measured under the same kernels.
+ */
+static void print_blas(void)
+{
+#ifdef NB_HAVE_OPENBLAS_GET_CONFIG
+    printf("BLAS: %s\n", openblas_get_config());
+#endif
+}
+
 int nbb_start(int *argc, char **argv, nbb_options *opt, void (*usage)(void))
 {
     int rc = nbb_parse_options(argc, argv, opt);
@@ -75,6 +92,7 @@ int nbb_start(int *argc, char **argv, nbb_options *opt, void (*usage)(void))
         usage();
         return 0;
     }
+    if (rc == 0 && !opt->json) print_blas();
     return rc == 0 ? -1 : 2;
 }
 

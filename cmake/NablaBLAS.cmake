@@ -58,6 +58,7 @@ if(NOT NABLA_HAVE_CBLAS_IN_BLAS)
 endif()
 set(CMAKE_REQUIRED_LIBRARIES ${BLAS_LIBRARIES} ${NABLA_CBLAS_LIBRARY})
 check_symbol_exists(openblas_set_num_threads "cblas.h" NABLA_HAVE_OPENBLAS_SET_NUM_THREADS)
+check_symbol_exists(openblas_get_config "cblas.h" NABLA_HAVE_OPENBLAS_GET_CONFIG)
 cmake_pop_check_state()
 
 add_library(nabla_blas INTERFACE)
