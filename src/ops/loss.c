@@ -663,7 +663,8 @@ nb_tensor *nb_nll_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight, i
  */
 static void log_softmax_rows(const float *x, float *lp, int64_t rows, int64_t c)
 {
-    for (int64_t r = 0; r < rows && c > 0; r++, x += c, lp += c) {
+    if (c == 0) return;
+    for (int64_t r = 0; r < rows; r++, x += c, lp += c) {
         float mx = -INFINITY;
         for (int64_t j = 0; j < c; j++) mx = x[j] > mx || isnan(x[j]) ? x[j] : mx;
         float lane[8] = {0};
@@ -706,12 +707,14 @@ static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
     const float *G = nb__data(gy[0]);
     bool rows = st->reduction == NB_NONE, acc;
     float gs = st->reduction == NB_MEAN ? G[0] / st->denom : G[0];
+    /* the samples to visit: none when the input is empty, though n or c alone may be 2^62 */
+    const int64_t visit = k.c > 0 ? k.n : 0;
     if (nb__needs_grad(n, 0)) {
         float *d = nb__grad_dst(n, gx, 0, &acc);
         if (!d) return NB_ENOMEM;
         float wsum = 0.0f; /* Σ w over the classes */
-        for (int64_t j = 0; j < k.c && k.n > 0; j++) wsum += W ? W[j] : 1.0f; /* none: no sum */
-        for (int64_t i = 0; i < k.n && k.c > 0; i++) { /* a sample of no class has no dx */
+        for (int64_t j = 0; visit > 0 && j < k.c; j++) wsum += W ? W[j] : 1.0f;
+        for (int64_t i = 0; i < visit; i++) {
             const float *li = lp + i * k.c, *yi = T + i * k.c;
             float *di = d + i * k.c, g = rows ? G[i] : gs, s = 0.0f, a = 0.0f, b = 0.0f;
             int64_t c = -1;
@@ -735,7 +738,7 @@ static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
     if (st->probs && nb__needs_grad(n, 1)) {
         float *d = nb__grad_dst(n, gx, 1, &acc);
         if (!d) return NB_ENOMEM;
-        for (int64_t i = 0; i < k.n && k.c > 0; i++) {
+        for (int64_t i = 0; i < visit; i++) {
             float g = (rows ? G[i] : gs) * st->keep;
             for (int64_t j = 0; j < k.c; j++) {
                 float v = -lp[i * k.c + j] * (W ? W[j] : 1.0f) * g;
