@@ -1274,6 +1274,218 @@ static void test_end_to_end_match_pytorch(void **state)
                   (long long)total, (long long)exact, worst);
 }
 
+/* ---- dormant state: subnormal moments, computed as the float operations compute them --- */
+
+/* Adam's element update in plain float operations (the sequence of update.c's header), with
+ * subnormals as IEEE arithmetic makes them: the reference for the update's dormant paths.
+ * This file is compiled without contraction, so each statement rounds once. */
+typedef struct adam_ref {
+    nb_optim_options o;
+    float *p, *m, *v, *vmax;
+    int64_t n;
+    double step;
+} adam_ref;
+
+static float ref_max(float a, float b)
+{
+    if (isnan(a)) return a;
+    if (isnan(b)) return b;
+    return a > b ? a : b;
+}
+
+static void adam_ref_step(adam_ref *r, const float *grad)
+{
+    const nb_optim_options *o = &r->o;
+    r->step = (double)((float)r->step + 1.0f);
+    double bc1 = 1.0 - pow(o->betas[0], r->step), bc2 = 1.0 - pow(o->betas[1], r->step);
+    float b1 = (float)o->betas[0], b2 = (float)o->betas[1];
+    float one_b1 = (float)(1.0 - o->betas[0]), one_b2 = (float)(1.0 - o->betas[1]);
+    float neg_ss = (float)-(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
+    float wd = (float)o->weight_decay, decay = (float)(1.0 - o->lr * o->weight_decay);
+    for (int64_t i = 0; i < r->n; i++) {
+        float p = r->p[i];
+        if (o->kind == NB_OPTIM_ADAMW) p = p * decay;
+        float g = o->maximize ? -grad[i] : grad[i];
+        if (o->kind == NB_OPTIM_ADAM && o->weight_decay != 0.0) g = fmaf(wd, p, g);
+        float mb = r->m[i] * b1;
+        r->m[i] = fmaf(one_b1, g, mb);
+        float vb = r->v[i] * b2, g2 = one_b2 * g;
+        r->v[i] = fmaf(g2, g, vb);
+        float second = r->v[i];
+        if (o->amsgrad) second = r->vmax[i] = ref_max(r->vmax[i], r->v[i]);
+        float denom = sqrtf(second) / bc2_sqrt;
+        denom = denom + eps;
+        float st = neg_ss * r->m[i];
+        st = st / denom;
+        r->p[i] = p + st;
+    }
+}
+
+/* A value drawn from a list that has the edges the dormant paths care about. */
+static float edge_value(const float *list, size_t len, unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    float x = list[(*seed >> 8) % len];
+    return (*seed >> 4) & 1u ? -x : x;
+}
+
+static bool same_float_bits(const float *a, const float *b, int64_t n, const char *what, int step)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(a + i, b + i, sizeof(float)) != 0) {
+            print_error("%s differs at step %d, element %lld: %a against %a\n", what, step,
+                        (long long)i, (double)a[i], (double)b[i]);
+            return false;
+        }
+    return true;
+}
+
+/*
+ * Adam and AdamW from states full of subnormal, tiny and zero moments, next to parameters at
+ * the edges of the bounds under which a dormant parameter is known not to move (0, -0,
+ * subnormal, 2^-50 and around, infinite, NaN), with zero gradients of both signs among small
+ * and ordinary ones: every parameter and moment after every step has the bits of the plain
+ * float operations. Then a run whose gradients stop, so that its first moments decay into
+ * the subnormals and stay there, as a trained model's do.
+ */
+static void test_dormant_state_exact(void **state)
+{
+    (void)state;
+    enum { N = 1031, STEPS = 24, LONG_STEPS = 1200, LONG_N = 64 };
+    static const float params[] = {0.0f,     0x1p-149f,  0x1p-130f, 0x1p-60f, 0x1p-51f,
+                                   0x1p-50f, 0x1.8p-50f, 0x1p-49f,  1e-3f,    0.25f,
+                                   3.0f,     INFINITY,   NAN};
+    static const float moments[] = {0.0f,        0x1p-149f,  0x2p-149f,      0x3p-149f,
+                                    0x5p-149f,   0x7fp-149f, 0x7fffffp-149f, 0x1p-126f,
+                                    0x1.1p-126f, 0x1p-110f,  0x1p-101f,      0x1p-100f,
+                                    0x1p-99f,    1e-20f,     1e-6f,          0.02f};
+    static const float seconds[] = {0.0f,   0x1p-149f, 0x9p-149f, 0x1p-120f, 1e-30f,
+                                    1e-16f, 1e-8f,     1e-3f,     4.0f};
+    static const float grads[] = {0.0f, 0.0f, 0.0f, 0.0f, 0x1p-149f, 1e-30f, 1e-4f, 0.5f};
+    nb_optim_options cases[6];
+    cases[0] = nb_optim_defaults(NB_OPTIM_ADAM);
+    cases[1] = cases[0];
+    cases[1].betas[0] = 0.5; /* products of odd mantissas are ties */
+    cases[1].eps = 0.0;      /* denominators as small as the moments */
+    cases[2] = nb_optim_defaults(NB_OPTIM_ADAMW);
+    cases[3] = cases[0];
+    cases[3].amsgrad = true;
+    cases[3].maximize = true;
+    cases[4] = cases[0];
+    cases[4].weight_decay = 0.1; /* the gradient is never zero */
+    cases[5] = cases[0];
+    cases[5].lr = 1e30; /* steps too large for the bounds */
+    cases[5].betas[0] = 0.0;
+    for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
+        unsigned seed = 7u + (unsigned)c;
+        float *p0 = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
+        adam_ref r = {cases[c],
+                      malloc(N * sizeof(float)),
+                      malloc(N * sizeof(float)),
+                      malloc(N * sizeof(float)),
+                      malloc(N * sizeof(float)),
+                      N,
+                      0.0};
+        assert_non_null(p0);
+        assert_non_null(g);
+        assert_non_null(r.p);
+        assert_non_null(r.m);
+        assert_non_null(r.v);
+        assert_non_null(r.vmax);
+        for (int64_t i = 0; i < N; i++) {
+            p0[i] = r.p[i] = edge_value(params, ARRAY_LEN(params), &seed);
+            r.m[i] = edge_value(moments, ARRAY_LEN(moments), &seed);
+            r.v[i] = fabsf(edge_value(seconds, ARRAY_LEN(seconds), &seed));
+            r.vmax[i] = fabsf(edge_value(seconds, ARRAY_LEN(seconds), &seed));
+        }
+        nb_tensor *w = param(p0, NB_SHAPE(N));
+        nb_optim *opt = nb_optim_new(&w, 1, &cases[c]);
+        assert_non_null(opt);
+        /* make the state, then put the drawn moments and step count into it */
+        for (int64_t i = 0; i < N; i++) g[i] = 1.0f;
+        set_grad(w, g);
+        assert_int_equal(nb_optim_step(opt), NB_OK);
+        nb_state_dict *d = nb_state_dict_new();
+        assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
+        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg")), r.m, N * sizeof(float));
+        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), r.v, N * sizeof(float));
+        if (cases[c].amsgrad)
+            memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.max_exp_avg_sq")), r.vmax,
+                   N * sizeof(float));
+        nb_tensor_data(nb_state_dict_get(d, "state.0.step"))[0] = 40.0f;
+        r.step = 40.0;
+        assert_int_equal(nb_optim_load_state_dict(opt, d), NB_OK);
+        nb_state_dict_free(d);
+        memcpy(nb_tensor_data(w), p0, N * sizeof(float));
+        bool ok = true;
+        for (int t = 0; t < STEPS && ok; t++) {
+            for (int64_t i = 0; i < N; i++) g[i] = edge_value(grads, ARRAY_LEN(grads), &seed);
+            set_grad(w, g);
+            assert_int_equal(nb_optim_step(opt), NB_OK);
+            adam_ref_step(&r, g);
+            d = nb_state_dict_new();
+            assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
+            ok = same_float_bits(nb_tensor_data(w), r.p, N, "param", t) &&
+                 same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg")), r.m, N,
+                                 "exp_avg", t) &&
+                 same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), r.v, N,
+                                 "exp_avg_sq", t) &&
+                 (!cases[c].amsgrad ||
+                  same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.max_exp_avg_sq")),
+                                  r.vmax, N, "max_exp_avg_sq", t));
+            nb_state_dict_free(d);
+        }
+        if (!ok) print_error("case %zu\n", c);
+        assert_true(ok);
+        nb_optim_free(opt);
+        nb_release(w);
+        free(p0);
+        free(g);
+        free(r.p);
+        free(r.m);
+        free(r.v);
+        free(r.vmax);
+    }
+
+    /* gradients that stop after the first steps: the moments decay into the subnormals and
+     * stay there (q·2^-149 with q <= 4, which 0.9 times rounds back to itself) */
+    float p0[LONG_N], g[LONG_N], zero[LONG_N] = {0};
+    adam_ref r = {nb_optim_defaults(NB_OPTIM_ADAM), NULL, NULL, NULL, NULL, LONG_N, 0.0};
+    float rp[LONG_N], rm[LONG_N] = {0}, rv[LONG_N] = {0};
+    r.p = rp;
+    r.m = rm;
+    r.v = rv;
+    for (int i = 0; i < LONG_N; i++) {
+        p0[i] = rp[i] = 0.01f * (float)(i - LONG_N / 2);
+        g[i] = (i % 3 == 0 ? -1e-3f : 2e-4f) * (float)(i + 1);
+    }
+    nb_tensor *w = param(p0, NB_SHAPE(LONG_N));
+    nb_optim *opt = nb_optim_new(&w, 1, &r.o);
+    int64_t stuck = 0;
+    for (int t = 0; t < LONG_STEPS; t++) {
+        /* every other element keeps a gradient, the rest get none after step 5 */
+        float now[LONG_N];
+        for (int i = 0; i < LONG_N; i++) now[i] = t < 5 || i % 2 == 0 ? g[i] : zero[i];
+        set_grad(w, now);
+        assert_int_equal(nb_optim_step(opt), NB_OK);
+        adam_ref_step(&r, now);
+        assert_true(same_float_bits(nb_tensor_data(w), rp, LONG_N, "param", t));
+    }
+    nb_state_dict *d = nb_state_dict_new();
+    assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
+    const float *m = nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg"));
+    assert_true(same_float_bits(m, rm, LONG_N, "exp_avg", LONG_STEPS));
+    assert_true(same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), rv,
+                                LONG_N, "exp_avg_sq", LONG_STEPS));
+    /* the run reached the state it is about: the decay rounds back to the same subnormal */
+    for (int i = 1; i < LONG_N; i += 2)
+        stuck += fpclassify(m[i]) == FP_SUBNORMAL && m[i] * 0.9f == m[i];
+    assert_int_equal(stuck, LONG_N / 2);
+    nb_state_dict_free(d);
+    nb_optim_free(opt);
+    nb_release(w);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
@@ -1297,6 +1509,7 @@ int main(void)
         T(test_state_alloc_failures),
         T(test_header_example),
         T(test_end_to_end_match_pytorch),
+        T(test_dormant_state_exact),
     };
     return cmocka_run_group_tests_name("optim", tests, NULL, NULL);
 }
