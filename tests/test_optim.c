@@ -1276,15 +1276,16 @@ static void test_end_to_end_match_pytorch(void **state)
 
 /* ---- dormant state: subnormal moments, computed as the float operations compute them --- */
 
-/* Adam's element update in plain float operations (the sequence of update.c's header), with
- * subnormals as IEEE arithmetic makes them: the reference for the update's dormant paths.
- * This file is compiled without contraction, so each statement rounds once. */
-typedef struct adam_ref {
+/* Adam's, AdamW's and SGD's element updates in plain float operations (the sequences of
+ * update.c's header), with subnormals as IEEE arithmetic makes them: the reference for the
+ * update's dormant paths. This file is compiled without contraction, so each statement
+ * rounds once. For SGD, m is the momentum buffer. */
+typedef struct dormant_ref {
     nb_optim_options o;
     float *p, *m, *v, *vmax;
     int64_t n;
     double step;
-} adam_ref;
+} dormant_ref;
 
 static float ref_max(float a, float b)
 {
@@ -1293,7 +1294,22 @@ static float ref_max(float a, float b)
     return a > b ? a : b;
 }
 
-static void adam_ref_step(adam_ref *r, const float *grad)
+static void sgd_ref_step(dormant_ref *r, const float *grad)
+{
+    const nb_optim_options *o = &r->o;
+    float wd = (float)o->weight_decay, mu = (float)o->momentum;
+    float keep = (float)(1.0 - o->dampening), neg_lr = (float)-o->lr;
+    for (int64_t i = 0; i < r->n; i++) {
+        float d = o->maximize ? -grad[i] : grad[i];
+        if (o->weight_decay != 0.0) d = fmaf(wd, r->p[i], d);
+        float b = r->m[i] * mu;
+        r->m[i] = fmaf(keep, d, b);
+        d = o->nesterov ? fmaf(mu, r->m[i], d) : r->m[i];
+        r->p[i] = fmaf(neg_lr, d, r->p[i]);
+    }
+}
+
+static void adam_ref_step(dormant_ref *r, const float *grad)
 {
     const nb_optim_options *o = &r->o;
     r->step = (double)((float)r->step + 1.0f);
@@ -1321,6 +1337,14 @@ static void adam_ref_step(adam_ref *r, const float *grad)
     }
 }
 
+static void dormant_ref_step(dormant_ref *r, const float *grad)
+{
+    if (r->o.kind == NB_OPTIM_SGD)
+        sgd_ref_step(r, grad);
+    else
+        adam_ref_step(r, grad);
+}
+
 /* A value drawn from a list that has the edges the dormant paths care about. */
 static float edge_value(const float *list, size_t len, unsigned *seed)
 {
@@ -1340,18 +1364,64 @@ static bool same_float_bits(const float *a, const float *b, int64_t n, const cha
     return true;
 }
 
+/* The optimizer's state buffers (names as its state dict has them) against the reference's. */
+static bool same_state(const nb_optim *opt, const dormant_ref *r, int step)
+{
+    bool sgd = r->o.kind == NB_OPTIM_SGD, ok;
+    nb_state_dict *d = nb_state_dict_new();
+    assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
+    const char *first = sgd ? "state.0.momentum_buffer" : "state.0.exp_avg";
+    ok = same_float_bits(nb_tensor_data(nb_state_dict_get(d, first)), r->m, r->n, first, step);
+    if (ok && !sgd)
+        ok = same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), r->v, r->n,
+                             "exp_avg_sq", step);
+    if (ok && r->o.amsgrad)
+        ok = same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.max_exp_avg_sq")),
+                             r->vmax, r->n, "max_exp_avg_sq", step);
+    nb_state_dict_free(d);
+    return ok;
+}
+
+/* Load the reference's state (and step count) into opt, which has taken a step. */
+static void load_state(nb_optim *opt, dormant_ref *r)
+{
+    size_t bytes = (size_t)r->n * sizeof(float);
+    nb_state_dict *d = nb_state_dict_new();
+    assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
+    if (r->o.kind == NB_OPTIM_SGD) {
+        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.momentum_buffer")), r->m, bytes);
+    } else {
+        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg")), r->m, bytes);
+        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), r->v, bytes);
+        if (r->o.amsgrad)
+            memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.max_exp_avg_sq")), r->vmax, bytes);
+        nb_tensor_data(nb_state_dict_get(d, "state.0.step"))[0] = 40.0f;
+        r->step = 40.0;
+    }
+    assert_int_equal(nb_optim_load_state_dict(opt, d), NB_OK);
+    nb_state_dict_free(d);
+}
+
+static nb_optim_options sgd_momentum(double momentum)
+{
+    nb_optim_options o = nb_optim_defaults(NB_OPTIM_SGD);
+    o.lr = 0.1;
+    o.momentum = momentum;
+    return o;
+}
+
 /*
- * Adam and AdamW from states full of subnormal, tiny and zero moments, next to parameters at
- * the edges of the bounds under which a dormant parameter is known not to move (0, -0,
- * subnormal, 2^-50 and around, infinite, NaN), with zero gradients of both signs among small
- * and ordinary ones: every parameter and moment after every step has the bits of the plain
- * float operations. Then a run whose gradients stop, so that its first moments decay into
- * the subnormals and stay there, as a trained model's do.
+ * Adam, AdamW and SGD with momentum from states full of subnormal, tiny and zero moments,
+ * next to parameters at the edges of the bounds under which a dormant parameter is known not
+ * to move (0, -0, subnormal, 2^-50 and around, infinite, NaN), with zero gradients of both
+ * signs among small and ordinary ones: every parameter and moment after every step has the
+ * bits of the plain float operations. Then runs whose gradients stop, so that their moments
+ * decay into the subnormals and stay there, as a trained model's do.
  */
 static void test_dormant_state_exact(void **state)
 {
     (void)state;
-    enum { N = 1031, STEPS = 24, LONG_STEPS = 1200, LONG_N = 64 };
+    enum { N = 1031, STEPS = 24, LONG_STEPS = 1200, LONG_N = 600 };
     static const float params[] = {0.0f,     0x1p-149f,  0x1p-130f, 0x1p-60f, 0x1p-51f,
                                    0x1p-50f, 0x1.8p-50f, 0x1p-49f,  1e-3f,    0.25f,
                                    3.0f,     INFINITY,   NAN};
@@ -1362,7 +1432,7 @@ static void test_dormant_state_exact(void **state)
     static const float seconds[] = {0.0f,   0x1p-149f, 0x9p-149f, 0x1p-120f, 1e-30f,
                                     1e-16f, 1e-8f,     1e-3f,     4.0f};
     static const float grads[] = {0.0f, 0.0f, 0.0f, 0.0f, 0x1p-149f, 1e-30f, 1e-4f, 0.5f};
-    nb_optim_options cases[6];
+    nb_optim_options cases[13];
     cases[0] = nb_optim_defaults(NB_OPTIM_ADAM);
     cases[1] = cases[0];
     cases[1].betas[0] = 0.5; /* products of odd mantissas are ties */
@@ -1376,16 +1446,28 @@ static void test_dormant_state_exact(void **state)
     cases[5] = cases[0];
     cases[5].lr = 1e30; /* steps too large for the bounds */
     cases[5].betas[0] = 0.0;
+    cases[6] = sgd_momentum(0.9);
+    cases[7] = sgd_momentum(0.5);
+    cases[7].dampening = 1.5; /* 1 - dampening < 0: the zero it adds is -0 for a +0 gradient */
+    cases[8] = sgd_momentum(0.9);
+    cases[8].nesterov = true;
+    cases[8].maximize = true;
+    cases[9] = sgd_momentum(1.0);
+    cases[10] = sgd_momentum(0.9);
+    cases[10].lr = 1e30; /* beyond the dormant path's bound on lr */
+    cases[11] = sgd_momentum(0.9);
+    cases[11].weight_decay = 1e-4;
+    cases[12] = sgd_momentum(2.0); /* a momentum above 1 decays nothing */
     for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
         unsigned seed = 7u + (unsigned)c;
         float *p0 = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
-        adam_ref r = {cases[c],
-                      malloc(N * sizeof(float)),
-                      malloc(N * sizeof(float)),
-                      malloc(N * sizeof(float)),
-                      malloc(N * sizeof(float)),
-                      N,
-                      0.0};
+        dormant_ref r = {cases[c],
+                         malloc(N * sizeof(float)),
+                         malloc(N * sizeof(float)),
+                         malloc(N * sizeof(float)),
+                         malloc(N * sizeof(float)),
+                         N,
+                         0.0};
         assert_non_null(p0);
         assert_non_null(g);
         assert_non_null(r.p);
@@ -1405,35 +1487,15 @@ static void test_dormant_state_exact(void **state)
         for (int64_t i = 0; i < N; i++) g[i] = 1.0f;
         set_grad(w, g);
         assert_int_equal(nb_optim_step(opt), NB_OK);
-        nb_state_dict *d = nb_state_dict_new();
-        assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
-        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg")), r.m, N * sizeof(float));
-        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), r.v, N * sizeof(float));
-        if (cases[c].amsgrad)
-            memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.max_exp_avg_sq")), r.vmax,
-                   N * sizeof(float));
-        nb_tensor_data(nb_state_dict_get(d, "state.0.step"))[0] = 40.0f;
-        r.step = 40.0;
-        assert_int_equal(nb_optim_load_state_dict(opt, d), NB_OK);
-        nb_state_dict_free(d);
+        load_state(opt, &r);
         memcpy(nb_tensor_data(w), p0, N * sizeof(float));
         bool ok = true;
         for (int t = 0; t < STEPS && ok; t++) {
             for (int64_t i = 0; i < N; i++) g[i] = edge_value(grads, ARRAY_LEN(grads), &seed);
             set_grad(w, g);
             assert_int_equal(nb_optim_step(opt), NB_OK);
-            adam_ref_step(&r, g);
-            d = nb_state_dict_new();
-            assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
-            ok = same_float_bits(nb_tensor_data(w), r.p, N, "param", t) &&
-                 same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg")), r.m, N,
-                                 "exp_avg", t) &&
-                 same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), r.v, N,
-                                 "exp_avg_sq", t) &&
-                 (!cases[c].amsgrad ||
-                  same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.max_exp_avg_sq")),
-                                  r.vmax, N, "max_exp_avg_sq", t));
-            nb_state_dict_free(d);
+            dormant_ref_step(&r, g);
+            ok = same_float_bits(nb_tensor_data(w), r.p, N, "param", t) && same_state(opt, &r, t);
         }
         if (!ok) print_error("case %zu\n", c);
         assert_true(ok);
@@ -1448,42 +1510,38 @@ static void test_dormant_state_exact(void **state)
     }
 
     /* gradients that stop after the first steps: the moments decay into the subnormals and
-     * stay there (q·2^-149 with q <= 4, which 0.9 times rounds back to itself) */
-    float p0[LONG_N], g[LONG_N], zero[LONG_N] = {0};
-    adam_ref r = {nb_optim_defaults(NB_OPTIM_ADAM), NULL, NULL, NULL, NULL, LONG_N, 0.0};
-    float rp[LONG_N], rm[LONG_N] = {0}, rv[LONG_N] = {0};
-    r.p = rp;
-    r.m = rm;
-    r.v = rv;
-    for (int i = 0; i < LONG_N; i++) {
-        p0[i] = rp[i] = 0.01f * (float)(i - LONG_N / 2);
-        g[i] = (i % 3 == 0 ? -1e-3f : 2e-4f) * (float)(i + 1);
+     * stay there (q·2^-149 for the q that the decay rounds back to themselves) */
+    nb_optim_options runs[2] = {nb_optim_defaults(NB_OPTIM_ADAM), sgd_momentum(0.9)};
+    for (int c = 0; c < 2; c++) {
+        static float p0[LONG_N], g[LONG_N], rp[LONG_N], rm[LONG_N], rv[LONG_N];
+        memset(rm, 0, sizeof rm);
+        memset(rv, 0, sizeof rv);
+        dormant_ref r = {runs[c], rp, rm, rv, NULL, LONG_N, 0.0};
+        for (int i = 0; i < LONG_N; i++) {
+            p0[i] = rp[i] = 0.01f * (float)(i - LONG_N / 2);
+            g[i] = (i % 3 == 0 ? -1e-3f : 2e-4f) * (float)(i % 61 + 1);
+        }
+        nb_tensor *w = param(p0, NB_SHAPE(LONG_N));
+        nb_optim *opt = nb_optim_new(&w, 1, &r.o);
+        for (int t = 0; t < LONG_STEPS; t++) {
+            /* every other element keeps a gradient, the rest get none after step 5 */
+            float now[LONG_N];
+            for (int i = 0; i < LONG_N; i++) now[i] = t < 5 || i % 2 == 0 ? g[i] : 0.0f;
+            set_grad(w, now);
+            assert_int_equal(nb_optim_step(opt), NB_OK);
+            dormant_ref_step(&r, now);
+            assert_true(same_float_bits(nb_tensor_data(w), rp, LONG_N, "param", t));
+        }
+        assert_true(same_state(opt, &r, LONG_STEPS));
+        /* the run reached the state it is about */
+        int64_t stuck = 0;
+        float mu = c == 0 ? 0.9f : (float)runs[c].momentum;
+        for (int i = 1; i < LONG_N; i += 2)
+            stuck += fpclassify(rm[i]) == FP_SUBNORMAL && rm[i] * mu == rm[i];
+        assert_int_equal(stuck, LONG_N / 2);
+        nb_optim_free(opt);
+        nb_release(w);
     }
-    nb_tensor *w = param(p0, NB_SHAPE(LONG_N));
-    nb_optim *opt = nb_optim_new(&w, 1, &r.o);
-    int64_t stuck = 0;
-    for (int t = 0; t < LONG_STEPS; t++) {
-        /* every other element keeps a gradient, the rest get none after step 5 */
-        float now[LONG_N];
-        for (int i = 0; i < LONG_N; i++) now[i] = t < 5 || i % 2 == 0 ? g[i] : zero[i];
-        set_grad(w, now);
-        assert_int_equal(nb_optim_step(opt), NB_OK);
-        adam_ref_step(&r, now);
-        assert_true(same_float_bits(nb_tensor_data(w), rp, LONG_N, "param", t));
-    }
-    nb_state_dict *d = nb_state_dict_new();
-    assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
-    const float *m = nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg"));
-    assert_true(same_float_bits(m, rm, LONG_N, "exp_avg", LONG_STEPS));
-    assert_true(same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), rv,
-                                LONG_N, "exp_avg_sq", LONG_STEPS));
-    /* the run reached the state it is about: the decay rounds back to the same subnormal */
-    for (int i = 1; i < LONG_N; i += 2)
-        stuck += fpclassify(m[i]) == FP_SUBNORMAL && m[i] * 0.9f == m[i];
-    assert_int_equal(stuck, LONG_N / 2);
-    nb_state_dict_free(d);
-    nb_optim_free(opt);
-    nb_release(w);
 }
 
 int main(void)

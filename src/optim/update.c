@@ -93,14 +93,15 @@ static inline float subnormal_decay(uint32_t xb, float c, uint32_t zb)
 {
     uint32_t sign = xb & SIGN_BIT;
     uint32_t q = bits_of(fmaf((float)(int32_t)(xb & MANT), c, 0x1p23f)) & MANT;
-    return float_of(q != 0u ? sign | q : sign & zb);
+    uint32_t nz = 0u - (uint32_t)(q != 0u); /* a mask: z is used, so computed, everywhere */
+    return float_of(((sign | q) & nz) | (sign & zb & ~nz));
 }
 
 /* A parameter of magnitude at least this is not moved by a step of at most 2^-79: half its
  * unit in the last place, 2^-75 or more, is larger. */
 #define DORMANT_MIN_PARAM 0x1p-50f
 /* Elements per block of the first pass, whose leftovers the second pass takes */
-#define DORMANT_BLOCK 1024
+#define DORMANT_BLOCK 256
 
 /* The least denominator by which a step of size |step_size| times a tiny value (< 2^-100),
  * rounded twice, is at most 2^-79 (at least 2^-100; infinite for a step size that is not
@@ -112,6 +113,39 @@ static float dormant_min(float step_size)
     return a * 0x1p-20f > 0x1p-100f ? a * 0x1p-20f : 0x1p-100f;
 }
 
+/*
+ * An update with a dormant path, over elements [0, n) in blocks. A block where no element
+ * has a zero gradient and a tiny state (quiet(i): false) takes the float operations alone,
+ * elem(false). Any other takes two passes: elem(true) updates element i by the dormant path
+ * and returns false where it left the element for the float operations, which elem(false)
+ * then applies. (quiet only chooses the speed: the float operations give the same bits.)
+ */
+#define DORMANT_PASSES(n, elem, quiet)                                                             \
+    for (int64_t lo_ = 0; lo_ < (n); lo_ += DORMANT_BLOCK) {                                       \
+        int64_t end_ = (n)-lo_ < DORMANT_BLOCK ? (n) : lo_ + DORMANT_BLOCK;                        \
+        unsigned quiet_ = 0;                                                                       \
+        for (int64_t i = lo_; i < end_; i++) quiet_ |= quiet(i);                                   \
+        if (!quiet_) {                                                                             \
+            for (int64_t i = lo_; i < end_; i++) elem(false);                                      \
+            continue;                                                                              \
+        }                                                                                          \
+        unsigned char left_[DORMANT_BLOCK];                                                        \
+        unsigned any_ = 0;                                                                         \
+        for (int64_t i = lo_; i < end_; i++) {                                                     \
+            left_[i - lo_] = !elem(true);                                                          \
+            any_ |= left_[i - lo_];                                                                \
+        }                                                                                          \
+        if (any_)                                                                                  \
+            for (int64_t i = lo_; i < end_; i++)                                                   \
+                if (left_[i - lo_]) elem(false);                                                   \
+    }
+
+/* The gradient is zero and the state tiny: an element that may be dormant. */
+static inline unsigned maybe_dormant(float grad, float state)
+{
+    return (unsigned)((grad == 0.0f) & tiny_bits(bits_of(state)));
+}
+
 /* One parameter's update over elements [lo, lo + len): state holds nbuf arrays of n. */
 typedef void (*range_fn)(const void *k, float *p, const float *grad, float *state, int64_t n,
                          int64_t lo, int64_t len);
@@ -119,7 +153,46 @@ typedef void (*range_fn)(const void *k, float *p, const float *grad, float *stat
 typedef struct sgd_k {
     float wd, mu, keep, neg_lr;
     bool maximize, has_wd, momentum, fresh, nesterov;
+    bool dormant_ok; /* 0 <= momentum <= 1 and |lr| <= 2^20: the dormant path's bounds hold */
 } sgd_k;
+
+/*
+ * One element of SGD with momentum, after the first step: p, buf at one index; grad its
+ * gradient. Dormant: the gradient is zero and buf tiny. Then the parameter stays put where the
+ * step provably cannot move it (|lr·buf| <= 2^20·2^-100 = 2^-80, |p| >= DORMANT_MIN_PARAM),
+ * and a subnormal buf decays by subnormal_decay while its float path sees a zero; elsewhere the
+ * element is left unchanged, and false returned, for the float operations.
+ */
+NB_INLINE bool sgd_momentum_elem(const sgd_k *k, bool maximize, bool has_wd, bool dormant_path,
+                                 float *p, float *buf, float grad)
+{
+    const float p0 = *p;
+    float d = maximize ? -grad : grad;
+    if (has_wd) d = fmaf(k->wd, p0, d); /* grad.add(param, alpha=weight_decay) */
+    uint32_t bb = bits_of(*buf);
+    bool dormant = dormant_path & (d == 0.0f) & tiny_bits(bb);
+    bool sub = dormant & ((bb & EXPONENT) == 0u);
+    uint32_t dm = 0u - (uint32_t)dormant, sm = 0u - (uint32_t)sub;
+    float b = float_of(bb & ~sm) * k->mu, z = k->keep * d;
+    float b1 = fmaf(k->keep, d, b);
+    if (dormant_path) {
+        float bd = subnormal_decay(bb, k->mu, bits_of(z));
+        b1 = float_of((bits_of(bd) & sm) | (bits_of(b1) & ~sm));
+    }
+    float bf = dormant_path ? float_of(bits_of(b1) & ~dm) : b1;
+    float de = k->nesterov ? fmaf(k->mu, bf, d) : bf;
+    float p1 = fmaf(k->neg_lr, de, p0);
+    bool leave = false;
+    if (dormant_path) {
+        leave = dormant & !(fabsf(p0) >= DORMANT_MIN_PARAM);
+        uint32_t keep_p = dm | (0u - (uint32_t)leave), lm = 0u - (uint32_t)leave;
+        p1 = float_of((bits_of(p0) & keep_p) | (bits_of(p1) & ~keep_p));
+        b1 = float_of((bb & lm) | (bits_of(b1) & ~lm));
+    }
+    *p = p1;
+    *buf = b1;
+    return !leave;
+}
 
 NB_INLINE void sgd_body(const sgd_k *k, bool maximize, bool has_wd, bool momentum,
                         float *restrict p, float *restrict buf, const float *restrict grad,
@@ -127,6 +200,15 @@ NB_INLINE void sgd_body(const sgd_k *k, bool maximize, bool has_wd, bool momentu
 {
     const float wd = k->wd, mu = k->mu, keep = k->keep, neg_lr = k->neg_lr;
     const bool fresh = k->fresh, nesterov = k->nesterov;
+    if (momentum && !fresh && k->dormant_ok) {
+#define SGD_ELEM(dormant_path)                                                                     \
+    sgd_momentum_elem(k, maximize, has_wd, dormant_path, p + i, buf + i, grad[i])
+#define SGD_QUIET(i) maybe_dormant(grad[i], buf[i])
+        DORMANT_PASSES(n, SGD_ELEM, SGD_QUIET)
+#undef SGD_ELEM
+#undef SGD_QUIET
+        return;
+    }
     for (int64_t i = 0; i < n; i++) {
         float d = maximize ? -grad[i] : grad[i];
         if (has_wd) d = fmaf(wd, p[i], d); /* grad.add(param, alpha=weight_decay) */
@@ -159,15 +241,16 @@ typedef struct adam_k {
     float b1, b2, one_b1, one_b2, eps, wd, decay, neg_step_size, bc2_sqrt;
     float denom_min; /* a dormant element's parameter stays put when denom >= this */
     bool decoupled, maximize, has_wd, amsgrad;
-    bool dormant_ok; /* 0 <= beta1 <= 1, as subnormal_decay needs */
+    bool dormant_ok; /* 0 <= beta1, beta2 <= 1, as subnormal_decay needs */
 } adam_k;
 
 /*
  * One element of Adam: p, m, v, vmax (NULL without amsgrad) at one index; grad its gradient.
  * Dormant: the gradient is zero and m tiny. Then the parameter stays put where the step
  * provably cannot move it (|step| <= |step_size|·2^-100 / denom <= 2^-79 for denom >=
- * denom_min, and |p| >= DORMANT_MIN_PARAM), and a subnormal m decays by subnormal_decay while
- * its float path sees a zero; elsewhere the element is left unchanged, and false returned,
+ * denom_min, and |p| >= DORMANT_MIN_PARAM), and a subnormal m (or v) decays by
+ * subnormal_decay while its float path sees a zero; elsewhere the element is left unchanged,
+ * and false returned,
  * for the float operations.
  */
 NB_INLINE bool adam_elem(const adam_k *k, bool decoupled, bool maximize, bool has_wd, bool amsgrad,
@@ -187,10 +270,20 @@ NB_INLINE bool adam_elem(const adam_k *k, bool decoupled, bool maximize, bool ha
     float mi = float_of(mb & ~sm);
     float mbv = mi * k->b1, z = k->one_b1 * g;
     float m1 = fmaf(k->one_b1, g, mbv);
-    float vb = *v * k->b2, g2 = k->one_b2 * g;
+    /* vsub: v is subnormal too (after long dormancy: β2 decays it slowly). Its float path,
+     * and the denominator, which only decides whether p stays, see a zero: a lower bound. */
+    uint32_t vb0 = bits_of(*v);
+    bool vsub = dormant & ((vb0 & EXPONENT) == 0u);
+    uint32_t vm = 0u - (uint32_t)vsub;
+    float vb = float_of(vb0 & ~vm) * k->b2, g2 = k->one_b2 * g;
     float v1 = fmaf(g2, g, vb);
+    if (dormant_path) {
+        float vd = subnormal_decay(vb0, k->b2, bits_of(g2 * g));
+        v1 = float_of((bits_of(vd) & vm) | (bits_of(v1) & ~vm));
+    }
     float second = v1, vmax1 = 0.0f;
     if (amsgrad) second = vmax1 = maximum(*vmax, v1);
+    if (dormant_path) second = float_of(bits_of(second) & ~vm);
     float denom = sqrtf(second) / k->bc2_sqrt;
     denom = denom + k->eps;
     float step = k->neg_step_size * float_of(bits_of(m1) & ~dm);
@@ -207,7 +300,7 @@ NB_INLINE bool adam_elem(const adam_k *k, bool decoupled, bool maximize, bool ha
         /* left as they were, for the float operations */
         p1 = float_of((bits_of(p0) & lm) | (bits_of(p1) & ~lm));
         m1 = float_of((mb & lm) | (bits_of(m1) & ~lm));
-        v1 = float_of((bits_of(*v) & lm) | (bits_of(v1) & ~lm));
+        v1 = float_of((vb0 & lm) | (bits_of(v1) & ~lm));
         if (amsgrad) vmax1 = float_of((bits_of(*vmax) & lm) | (bits_of(vmax1) & ~lm));
     }
     *p = p1;
@@ -228,21 +321,13 @@ NB_INLINE void adam_body(const adam_k *k, bool decoupled, bool maximize, bool ha
                       amsgrad ? vmax + i : NULL, grad[i]);
         return;
     }
-    for (int64_t lo = 0; lo < n; lo += DORMANT_BLOCK) {
-        int64_t len = n - lo < DORMANT_BLOCK ? n - lo : DORMANT_BLOCK;
-        unsigned char left[DORMANT_BLOCK];
-        unsigned any = 0;
-        for (int64_t i = lo; i < lo + len; i++) {
-            left[i - lo] = !adam_elem(k, decoupled, maximize, has_wd, amsgrad, true, p + i, m + i,
-                                      v + i, amsgrad ? vmax + i : NULL, grad[i]);
-            any |= left[i - lo];
-        }
-        if (any) /* the elements left as they were, by the float operations */
-            for (int64_t i = lo; i < lo + len; i++)
-                if (left[i - lo])
-                    adam_elem(k, decoupled, maximize, has_wd, amsgrad, false, p + i, m + i, v + i,
-                              amsgrad ? vmax + i : NULL, grad[i]);
-    }
+#define ADAM_ELEM(dormant_path)                                                                    \
+    adam_elem(k, decoupled, maximize, has_wd, amsgrad, dormant_path, p + i, m + i, v + i,          \
+              amsgrad ? vmax + i : NULL, grad[i])
+#define ADAM_QUIET(i) maybe_dormant(grad[i], m[i])
+    DORMANT_PASSES(n, ADAM_ELEM, ADAM_QUIET)
+#undef ADAM_ELEM
+#undef ADAM_QUIET
 }
 
 NB__CLONES static void adam_range(const void *kv, float *p, const float *grad, float *state,
@@ -347,9 +432,17 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
     range_fn fn = NULL;
     switch (kind) {
     case NB_OPTIM_SGD:
-        k.sgd = (sgd_k){(float)o->weight_decay, (float)o->momentum, (float)(1.0 - o->dampening),
-                        (float)-o->lr,          o->maximize,        o->weight_decay != 0.0,
-                        s->state != NULL,       s->fresh,           o->nesterov};
+        k.sgd = (sgd_k){(float)o->weight_decay,
+                        (float)o->momentum,
+                        (float)(1.0 - o->dampening),
+                        (float)-o->lr,
+                        o->maximize,
+                        o->weight_decay != 0.0,
+                        s->state != NULL,
+                        s->fresh,
+                        o->nesterov,
+                        false};
+        k.sgd.dormant_ok = k.sgd.mu >= 0.0f && k.sgd.mu <= 1.0f && fabsf(k.sgd.neg_lr) <= 0x1p20f;
         fn = sgd_range;
         break;
     case NB_OPTIM_ADAM:
@@ -372,7 +465,8 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
                           o->maximize,
                           o->weight_decay != 0.0,
                           o->amsgrad,
-                          (float)beta1 >= 0.0f && (float)beta1 <= 1.0f};
+                          (float)beta1 >= 0.0f && (float)beta1 <= 1.0f && (float)beta2 >= 0.0f &&
+                              (float)beta2 <= 1.0f};
         k.adam.denom_min = dormant_min(k.adam.neg_step_size);
         fn = adam_range;
         break;
