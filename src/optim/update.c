@@ -115,17 +115,17 @@ static float dormant_min(float step_size)
 
 /*
  * An update with a dormant path, over elements [0, n) in blocks. A block where no element
- * has a zero gradient and a tiny state (quiet(i): false) takes the float operations alone,
- * elem(false). Any other takes two passes: elem(true) updates element i by the dormant path
- * and returns false where it left the element for the float operations, which elem(false)
- * then applies. (quiet only chooses the speed: the float operations give the same bits.)
+ * may be dormant (maybe(i) false for every i) takes the float operations alone, elem(false).
+ * Any other takes two passes: elem(true) updates element i by the dormant path and returns
+ * false where it left the element for the float operations, which elem(false) then applies.
+ * (maybe only chooses the speed: the float operations give the same bits.)
  */
-#define DORMANT_PASSES(n, elem, quiet)                                                             \
+#define DORMANT_PASSES(n, elem, maybe)                                                             \
     for (int64_t lo_ = 0; lo_ < (n); lo_ += DORMANT_BLOCK) {                                       \
         int64_t end_ = (n)-lo_ < DORMANT_BLOCK ? (n) : lo_ + DORMANT_BLOCK;                        \
-        unsigned quiet_ = 0;                                                                       \
-        for (int64_t i = lo_; i < end_; i++) quiet_ |= quiet(i);                                   \
-        if (!quiet_) {                                                                             \
+        unsigned maybe_ = 0;                                                                       \
+        for (int64_t i = lo_; i < end_; i++) maybe_ |= maybe(i);                                   \
+        if (!maybe_) {                                                                             \
             for (int64_t i = lo_; i < end_; i++) elem(false);                                      \
             continue;                                                                              \
         }                                                                                          \
@@ -203,10 +203,10 @@ NB_INLINE void sgd_body(const sgd_k *k, bool maximize, bool has_wd, bool momentu
     if (momentum && !fresh && k->dormant_ok) {
 #define SGD_ELEM(dormant_path)                                                                     \
     sgd_momentum_elem(k, maximize, has_wd, dormant_path, p + i, buf + i, grad[i])
-#define SGD_QUIET(i) maybe_dormant(grad[i], buf[i])
-        DORMANT_PASSES(n, SGD_ELEM, SGD_QUIET)
+#define SGD_MAYBE(i) maybe_dormant(grad[i], buf[i])
+        DORMANT_PASSES(n, SGD_ELEM, SGD_MAYBE)
 #undef SGD_ELEM
-#undef SGD_QUIET
+#undef SGD_MAYBE
         return;
     }
     for (int64_t i = 0; i < n; i++) {
@@ -324,10 +324,10 @@ NB_INLINE void adam_body(const adam_k *k, bool decoupled, bool maximize, bool ha
 #define ADAM_ELEM(dormant_path)                                                                    \
     adam_elem(k, decoupled, maximize, has_wd, amsgrad, dormant_path, p + i, m + i, v + i,          \
               amsgrad ? vmax + i : NULL, grad[i])
-#define ADAM_QUIET(i) maybe_dormant(grad[i], m[i])
-    DORMANT_PASSES(n, ADAM_ELEM, ADAM_QUIET)
+#define ADAM_MAYBE(i) maybe_dormant(grad[i], m[i])
+    DORMANT_PASSES(n, ADAM_ELEM, ADAM_MAYBE)
 #undef ADAM_ELEM
-#undef ADAM_QUIET
+#undef ADAM_MAYBE
 }
 
 NB__CLONES static void adam_range(const void *kv, float *p, const float *grad, float *state,
