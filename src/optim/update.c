@@ -19,9 +19,9 @@
  * operation that reads or makes a subnormal, which made Adam's pass 3 times slower. Flushing
  * them to zero would change the numbers PyTorch computes, so the loops compute such an
  * element without float operations on subnormals: the decayed average from its bits
- * (subnormal_decay), and the parameter, which so small a step cannot move, unchanged where
- * bounds prove that is its float result. An element outside those bounds takes the plain
- * float operations afterwards, in a second pass that is rarely needed.
+ * (subnormal_decay, sqrt_nosub), and the parameter, which so small a step cannot move,
+ * unchanged where bounds prove that is its float result. An element outside those bounds
+ * takes the plain float operations, and a block without dormant elements the plain loop.
  */
 #include <math.h>
 #include <stdint.h>
@@ -100,7 +100,7 @@ static inline float subnormal_decay(uint32_t xb, float c, uint32_t zb)
 /* A parameter of magnitude at least this is not moved by a step of at most 2^-79: half its
  * unit in the last place, 2^-75 or more, is larger. */
 #define DORMANT_MIN_PARAM 0x1p-50f
-/* Elements per block of the first pass, whose leftovers the second pass takes */
+/* Elements per block of a loop with a dormant path */
 #define DORMANT_BLOCK 256
 
 /* The least denominator by which a step of size |step_size| times a tiny value (< 2^-100),
@@ -114,36 +114,52 @@ static float dormant_min(float step_size)
 }
 
 /*
- * An update with a dormant path, over elements [0, n) in blocks. A block where no element
- * may be dormant (maybe(i) false for every i) takes the float operations alone, elem(false).
- * Any other takes two passes: elem(true) updates element i by the dormant path and returns
- * false where it left the element for the float operations, which elem(false) then applies.
- * (maybe only chooses the speed: the float operations give the same bits.)
+ * An update with a dormant path, over elements [0, n) in blocks. maybe(i): element i may be
+ * dormant (a zero gradient and a tiny state); deep(i): its second state is subnormal as well
+ * (Adam's v, after very long dormancy). A block takes the cheapest of elem(false, false), the
+ * float operations alone, elem(true, false) and elem(true, true) that covers what its
+ * elements need. (This only chooses the speed: every path gives the same bits.)
  */
-#define DORMANT_PASSES(n, elem, maybe)                                                             \
+#define DORMANT_LOOP(n, elem, maybe, deep)                                                         \
     for (int64_t lo_ = 0; lo_ < (n); lo_ += DORMANT_BLOCK) {                                       \
         int64_t end_ = (n)-lo_ < DORMANT_BLOCK ? (n) : lo_ + DORMANT_BLOCK;                        \
-        unsigned maybe_ = 0;                                                                       \
+        unsigned maybe_ = 0, deep_ = 0;                                                            \
         for (int64_t i = lo_; i < end_; i++) maybe_ |= maybe(i);                                   \
-        if (!maybe_) {                                                                             \
-            for (int64_t i = lo_; i < end_; i++) elem(false);                                      \
-            continue;                                                                              \
-        }                                                                                          \
-        unsigned char left_[DORMANT_BLOCK];                                                        \
-        unsigned any_ = 0;                                                                         \
-        for (int64_t i = lo_; i < end_; i++) {                                                     \
-            left_[i - lo_] = !elem(true);                                                          \
-            any_ |= left_[i - lo_];                                                                \
-        }                                                                                          \
-        if (any_)                                                                                  \
-            for (int64_t i = lo_; i < end_; i++)                                                   \
-                if (left_[i - lo_]) elem(false);                                                   \
+        if (maybe_)                                                                                \
+            for (int64_t i = lo_; i < end_; i++) deep_ |= deep(i);                                 \
+        if (deep_)                                                                                 \
+            for (int64_t i = lo_; i < end_; i++) elem(true, true);                                 \
+        else if (maybe_)                                                                           \
+            for (int64_t i = lo_; i < end_; i++) elem(true, false);                                \
+        else                                                                                       \
+            for (int64_t i = lo_; i < end_; i++) elem(false, false);                               \
     }
+
+/*
+ * sqrtf(x), by no float operation on a positive subnormal: such an x is f·2^-149, and its
+ * root is that of 2f (an integer below 2^24, exact in float) times 2^-75, a normal float
+ * (powers of two commute with the rounding). Other values take sqrtf itself.
+ */
+static inline float sqrt_nosub(float x)
+{
+    uint32_t xb = bits_of(x);
+    uint32_t sm = 0u - (uint32_t)((xb & (SIGN_BIT | EXPONENT)) == 0u);
+    float in = float_of((bits_of((float)(int32_t)(2u * (xb & MANT))) & sm) | (xb & ~sm));
+    float r = sqrtf(in), scaled = r * 0x1p-75f;
+    return float_of((bits_of(scaled) & sm) | (bits_of(r) & ~sm));
+}
 
 /* The gradient is zero and the state tiny: an element that may be dormant. */
 static inline unsigned maybe_dormant(float grad, float state)
 {
     return (unsigned)((grad == 0.0f) & tiny_bits(bits_of(state)));
+}
+
+/* The gradient is zero and the second state subnormal. */
+static inline unsigned deep_dormant(float grad, float second)
+{
+    uint32_t sb = bits_of(second);
+    return (unsigned)((grad == 0.0f) & ((sb & EXPONENT) == 0u) & ((sb & MANT) != 0u));
 }
 
 /* One parameter's update over elements [lo, lo + len): state holds nbuf arrays of n. */
@@ -158,19 +174,19 @@ typedef struct sgd_k {
 
 /*
  * One element of SGD with momentum, after the first step: p, buf at one index; grad its
- * gradient. Dormant: the gradient is zero and buf tiny. Then the parameter stays put where the
- * step provably cannot move it (|lr·buf| <= 2^20·2^-100 = 2^-80, |p| >= DORMANT_MIN_PARAM),
- * and a subnormal buf decays by subnormal_decay while its float path sees a zero; elsewhere the
- * element is left unchanged, and false returned, for the float operations.
+ * gradient. Dormant: the gradient is zero, buf tiny and |p| >= DORMANT_MIN_PARAM, so the step
+ * cannot move p (|lr·buf| <= 2^20·2^-100 = 2^-80, with dormant_ok); a subnormal buf decays by
+ * subnormal_decay while its float path sees a zero. Any other element takes the float
+ * operations.
  */
-NB_INLINE bool sgd_momentum_elem(const sgd_k *k, bool maximize, bool has_wd, bool dormant_path,
+NB_INLINE void sgd_momentum_elem(const sgd_k *k, bool maximize, bool has_wd, bool dormant_path,
                                  float *p, float *buf, float grad)
 {
     const float p0 = *p;
     float d = maximize ? -grad : grad;
     if (has_wd) d = fmaf(k->wd, p0, d); /* grad.add(param, alpha=weight_decay) */
     uint32_t bb = bits_of(*buf);
-    bool dormant = dormant_path & (d == 0.0f) & tiny_bits(bb);
+    bool dormant = dormant_path & (d == 0.0f) & tiny_bits(bb) & (fabsf(p0) >= DORMANT_MIN_PARAM);
     bool sub = dormant & ((bb & EXPONENT) == 0u);
     uint32_t dm = 0u - (uint32_t)dormant, sm = 0u - (uint32_t)sub;
     float b = float_of(bb & ~sm) * k->mu, z = k->keep * d;
@@ -182,16 +198,9 @@ NB_INLINE bool sgd_momentum_elem(const sgd_k *k, bool maximize, bool has_wd, boo
     float bf = dormant_path ? float_of(bits_of(b1) & ~dm) : b1;
     float de = k->nesterov ? fmaf(k->mu, bf, d) : bf;
     float p1 = fmaf(k->neg_lr, de, p0);
-    bool leave = false;
-    if (dormant_path) {
-        leave = dormant & !(fabsf(p0) >= DORMANT_MIN_PARAM);
-        uint32_t keep_p = dm | (0u - (uint32_t)leave), lm = 0u - (uint32_t)leave;
-        p1 = float_of((bits_of(p0) & keep_p) | (bits_of(p1) & ~keep_p));
-        b1 = float_of((bb & lm) | (bits_of(b1) & ~lm));
-    }
+    if (dormant_path) p1 = float_of((bits_of(p0) & dm) | (bits_of(p1) & ~dm));
     *p = p1;
     *buf = b1;
-    return !leave;
 }
 
 NB_INLINE void sgd_body(const sgd_k *k, bool maximize, bool has_wd, bool momentum,
@@ -201,12 +210,14 @@ NB_INLINE void sgd_body(const sgd_k *k, bool maximize, bool has_wd, bool momentu
     const float wd = k->wd, mu = k->mu, keep = k->keep, neg_lr = k->neg_lr;
     const bool fresh = k->fresh, nesterov = k->nesterov;
     if (momentum && !fresh && k->dormant_ok) {
-#define SGD_ELEM(dormant_path)                                                                     \
+#define SGD_ELEM(dormant_path, second_path)                                                        \
     sgd_momentum_elem(k, maximize, has_wd, dormant_path, p + i, buf + i, grad[i])
 #define SGD_MAYBE(i) maybe_dormant(grad[i], buf[i])
-        DORMANT_PASSES(n, SGD_ELEM, SGD_MAYBE)
+#define SGD_DEEP(i)  0u
+        DORMANT_LOOP(n, SGD_ELEM, SGD_MAYBE, SGD_DEEP)
 #undef SGD_ELEM
 #undef SGD_MAYBE
+#undef SGD_DEEP
         return;
     }
     for (int64_t i = 0; i < n; i++) {
@@ -246,68 +257,55 @@ typedef struct adam_k {
 
 /*
  * One element of Adam: p, m, v, vmax (NULL without amsgrad) at one index; grad its gradient.
- * Dormant: the gradient is zero and m tiny. Then the parameter stays put where the step
- * provably cannot move it (|step| <= |step_size|·2^-100 / denom <= 2^-79 for denom >=
- * denom_min, and |p| >= DORMANT_MIN_PARAM), and a subnormal m (or v) decays by
- * subnormal_decay while its float path sees a zero; elsewhere the element is left unchanged,
- * and false returned,
- * for the float operations.
+ * With v_path, a subnormal v whose gradient is zero decays by subnormal_decay and the square
+ * root takes subnormals by sqrt_nosub. With dormant_path, dormant: the gradient is zero, m tiny,
+ * |p| >= DORMANT_MIN_PARAM and denom >= denom_min, so the step cannot move p (|step| <=
+ * |step_size|·2^-100 / denom <= 2^-79); a subnormal m decays by subnormal_decay while its
+ * float path sees a zero. Any other element takes the float operations.
  */
-NB_INLINE bool adam_elem(const adam_k *k, bool decoupled, bool maximize, bool has_wd, bool amsgrad,
-                         bool dormant_path, float *p, float *m, float *v, float *vmax, float grad)
+NB_INLINE void adam_elem(const adam_k *k, bool decoupled, bool maximize, bool has_wd, bool amsgrad,
+                         bool dormant_path, bool v_path, float *p, float *m, float *v, float *vmax,
+                         float grad)
 {
     const float p0 = *p, m0 = *m;
     float pd = p0;
     if (decoupled) pd = pd * k->decay; /* AdamW: param.mul_(1 - lr * weight_decay) */
     float g = maximize ? -grad : grad;
     if (has_wd && !decoupled) g = fmaf(k->wd, pd, g);
-    uint32_t mb = bits_of(m0);
-    /* dormant: the step cannot move p; sub: m is subnormal too. Selects by masks on the
-     * bits, so that no float operation becomes conditional. */
-    bool dormant = dormant_path & (g == 0.0f) & tiny_bits(mb);
-    bool sub = dormant & ((mb & EXPONENT) == 0u);
-    uint32_t dm = 0u - (uint32_t)dormant, sm = 0u - (uint32_t)sub;
-    float mi = float_of(mb & ~sm);
-    float mbv = mi * k->b1, z = k->one_b1 * g;
-    float m1 = fmaf(k->one_b1, g, mbv);
-    /* vsub: v is subnormal too (after long dormancy: β2 decays it slowly). Its float path,
-     * and the denominator, which only decides whether p stays, see a zero: a lower bound. */
+    /* selects by masks on the bits, so that no float operation becomes conditional */
     uint32_t vb0 = bits_of(*v);
-    bool vsub = dormant & ((vb0 & EXPONENT) == 0u);
-    uint32_t vm = 0u - (uint32_t)vsub;
+    bool vz = v_path & (g == 0.0f) & ((vb0 & EXPONENT) == 0u);
+    uint32_t vm = 0u - (uint32_t)vz;
     float vb = float_of(vb0 & ~vm) * k->b2, g2 = k->one_b2 * g;
     float v1 = fmaf(g2, g, vb);
-    if (dormant_path) {
+    if (v_path) {
         float vd = subnormal_decay(vb0, k->b2, bits_of(g2 * g));
         v1 = float_of((bits_of(vd) & vm) | (bits_of(v1) & ~vm));
     }
     float second = v1, vmax1 = 0.0f;
     if (amsgrad) second = vmax1 = maximum(*vmax, v1);
-    if (dormant_path) second = float_of(bits_of(second) & ~vm);
-    float denom = sqrtf(second) / k->bc2_sqrt;
+    float denom = (v_path ? sqrt_nosub(second) : sqrtf(second)) / k->bc2_sqrt;
     denom = denom + k->eps;
-    float step = k->neg_step_size * float_of(bits_of(m1) & ~dm);
-    step = step / denom;
-    float p1 = pd + step;
-    bool leave = false;
+    uint32_t mb = bits_of(m0);
+    bool dormant = dormant_path & (g == 0.0f) & tiny_bits(mb) & (fabsf(pd) >= DORMANT_MIN_PARAM) &
+                   (denom >= k->denom_min);
+    bool sub = dormant & ((mb & EXPONENT) == 0u);
+    uint32_t dm = 0u - (uint32_t)dormant, sm = 0u - (uint32_t)sub;
+    float mi = float_of(mb & ~sm);
+    float mbv = mi * k->b1, z = k->one_b1 * g;
+    float m1 = fmaf(k->one_b1, g, mbv);
     if (dormant_path) {
-        bool stays = (fabsf(pd) >= DORMANT_MIN_PARAM) & (denom >= k->denom_min);
-        leave = dormant & !stays;
-        uint32_t lm = 0u - (uint32_t)leave;
         float md = subnormal_decay(mb, k->b1, bits_of(z));
         m1 = float_of((bits_of(md) & sm) | (bits_of(m1) & ~sm));
-        p1 = float_of((bits_of(pd) & dm) | (bits_of(p1) & ~dm));
-        /* left as they were, for the float operations */
-        p1 = float_of((bits_of(p0) & lm) | (bits_of(p1) & ~lm));
-        m1 = float_of((mb & lm) | (bits_of(m1) & ~lm));
-        v1 = float_of((vb0 & lm) | (bits_of(v1) & ~lm));
-        if (amsgrad) vmax1 = float_of((bits_of(*vmax) & lm) | (bits_of(vmax1) & ~lm));
     }
+    float step = k->neg_step_size * (dormant_path ? float_of(bits_of(m1) & ~dm) : m1);
+    step = step / denom;
+    float p1 = pd + step;
+    if (dormant_path) p1 = float_of((bits_of(pd) & dm) | (bits_of(p1) & ~dm));
     *p = p1;
     *m = m1;
     *v = v1;
     if (amsgrad) *vmax = vmax1;
-    return !leave;
 }
 
 NB_INLINE void adam_body(const adam_k *k, bool decoupled, bool maximize, bool has_wd,
@@ -317,17 +315,19 @@ NB_INLINE void adam_body(const adam_k *k, bool decoupled, bool maximize, bool ha
     const bool amsgrad = vmax != NULL;
     if (!k->dormant_ok) {
         for (int64_t i = 0; i < n; i++)
-            adam_elem(k, decoupled, maximize, has_wd, amsgrad, false, p + i, m + i, v + i,
+            adam_elem(k, decoupled, maximize, has_wd, amsgrad, false, false, p + i, m + i, v + i,
                       amsgrad ? vmax + i : NULL, grad[i]);
         return;
     }
-#define ADAM_ELEM(dormant_path)                                                                    \
-    adam_elem(k, decoupled, maximize, has_wd, amsgrad, dormant_path, p + i, m + i, v + i,          \
+#define ADAM_ELEM(dormant_path, v_path)                                                            \
+    adam_elem(k, decoupled, maximize, has_wd, amsgrad, dormant_path, v_path, p + i, m + i, v + i,  \
               amsgrad ? vmax + i : NULL, grad[i])
 #define ADAM_MAYBE(i) maybe_dormant(grad[i], m[i])
-    DORMANT_PASSES(n, ADAM_ELEM, ADAM_MAYBE)
+#define ADAM_DEEP(i)  deep_dormant(grad[i], v[i])
+    DORMANT_LOOP(n, ADAM_ELEM, ADAM_MAYBE, ADAM_DEEP)
 #undef ADAM_ELEM
 #undef ADAM_MAYBE
+#undef ADAM_DEEP
 }
 
 NB__CLONES static void adam_range(const void *kv, float *p, const float *grad, float *state,
