@@ -145,7 +145,9 @@ static inline float sqrt_nosub(float x)
     uint32_t xb = bits_of(x);
     uint32_t sm = 0u - (uint32_t)((xb & (SIGN_BIT | EXPONENT)) == 0u);
     float in = float_of((bits_of((float)(int32_t)(2u * (xb & MANT))) & sm) | (xb & ~sm));
-    float r = sqrtf(in), scaled = r * 0x1p-75f;
+    float r = sqrtf(in);
+    /* scaled from 1 where x was not subnormal: a small root times 2^-75 would be one */
+    float scaled = float_of((bits_of(r) & sm) | (bits_of(1.0f) & ~sm)) * 0x1p-75f;
     return float_of((bits_of(scaled) & sm) | (bits_of(r) & ~sm));
 }
 
