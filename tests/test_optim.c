@@ -1337,12 +1337,64 @@ static void adam_ref_step(dormant_ref *r, const float *grad)
     }
 }
 
+/* RMSprop: m is the square average, v the momentum buffer, vmax the gradient average. */
+static void rmsprop_ref_step(dormant_ref *r, const float *grad)
+{
+    const nb_optim_options *o = &r->o;
+    float alpha = (float)o->alpha, one_alpha = (float)(1.0 - o->alpha), eps = (float)o->eps;
+    float wd = (float)o->weight_decay, mu = (float)o->momentum, neg_lr = (float)-o->lr;
+    for (int64_t i = 0; i < r->n; i++) {
+        float g = o->maximize ? -grad[i] : grad[i];
+        if (o->weight_decay != 0.0) g = fmaf(wd, r->p[i], g);
+        float sa = r->m[i] * alpha, g2 = one_alpha * g;
+        r->m[i] = fmaf(g2, g, sa);
+        float avg;
+        if (o->centered) {
+            float ga = r->vmax[i] * alpha;
+            r->vmax[i] = fmaf(one_alpha, g, ga);
+            avg = sqrtf(fmaf(-r->vmax[i], r->vmax[i], r->m[i]));
+        } else {
+            avg = sqrtf(r->m[i]);
+        }
+        avg = avg + eps;
+        if (o->momentum > 0.0) {
+            float b = r->v[i] * mu, q = g / avg;
+            r->v[i] = b + q;
+            r->p[i] = fmaf(neg_lr, r->v[i], r->p[i]);
+        } else {
+            float q = neg_lr * g;
+            q = q / avg;
+            r->p[i] = r->p[i] + q;
+        }
+    }
+}
+
 static void dormant_ref_step(dormant_ref *r, const float *grad)
 {
     if (r->o.kind == NB_OPTIM_SGD)
         sgd_ref_step(r, grad);
+    else if (r->o.kind == NB_OPTIM_RMSPROP)
+        rmsprop_ref_step(r, grad);
     else
         adam_ref_step(r, grad);
+}
+
+/* The state dict's names of the reference's m, v and vmax for r's kind (NULL: not used). */
+static void state_names(const dormant_ref *r, const char *names[3])
+{
+    const nb_optim_options *o = &r->o;
+    if (o->kind == NB_OPTIM_SGD) {
+        names[0] = "state.0.momentum_buffer";
+        names[1] = names[2] = NULL;
+    } else if (o->kind == NB_OPTIM_RMSPROP) {
+        names[0] = "state.0.square_avg";
+        names[1] = o->momentum > 0.0 ? "state.0.momentum_buffer" : NULL;
+        names[2] = o->centered ? "state.0.grad_avg" : NULL;
+    } else {
+        names[0] = "state.0.exp_avg";
+        names[1] = "state.0.exp_avg_sq";
+        names[2] = o->amsgrad ? "state.0.max_exp_avg_sq" : NULL;
+    }
 }
 
 /* A value drawn from a list that has the edges the dormant paths care about. */
@@ -1367,34 +1419,33 @@ static bool same_float_bits(const float *a, const float *b, int64_t n, const cha
 /* The optimizer's state buffers (names as its state dict has them) against the reference's. */
 static bool same_state(const nb_optim *opt, const dormant_ref *r, int step)
 {
-    bool sgd = r->o.kind == NB_OPTIM_SGD, ok;
+    const char *names[3];
+    const float *ref[3] = {r->m, r->v, r->vmax};
+    state_names(r, names);
+    bool ok = true;
     nb_state_dict *d = nb_state_dict_new();
     assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
-    const char *first = sgd ? "state.0.momentum_buffer" : "state.0.exp_avg";
-    ok = same_float_bits(nb_tensor_data(nb_state_dict_get(d, first)), r->m, r->n, first, step);
-    if (ok && !sgd)
-        ok = same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), r->v, r->n,
-                             "exp_avg_sq", step);
-    if (ok && r->o.amsgrad)
-        ok = same_float_bits(nb_tensor_data(nb_state_dict_get(d, "state.0.max_exp_avg_sq")),
-                             r->vmax, r->n, "max_exp_avg_sq", step);
+    for (int b = 0; b < 3 && ok; b++)
+        if (names[b])
+            ok = same_float_bits(nb_tensor_data(nb_state_dict_get(d, names[b])), ref[b], r->n,
+                                 names[b], step);
     nb_state_dict_free(d);
     return ok;
 }
 
-/* Load the reference's state (and step count) into opt, which has taken a step. */
+/* Load the reference's state (and Adam's step count) into opt, which has taken a step. */
 static void load_state(nb_optim *opt, dormant_ref *r)
 {
-    size_t bytes = (size_t)r->n * sizeof(float);
+    const char *names[3];
+    const float *ref[3] = {r->m, r->v, r->vmax};
+    state_names(r, names);
     nb_state_dict *d = nb_state_dict_new();
     assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
-    if (r->o.kind == NB_OPTIM_SGD) {
-        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.momentum_buffer")), r->m, bytes);
-    } else {
-        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg")), r->m, bytes);
-        memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.exp_avg_sq")), r->v, bytes);
-        if (r->o.amsgrad)
-            memcpy(nb_tensor_data(nb_state_dict_get(d, "state.0.max_exp_avg_sq")), r->vmax, bytes);
+    for (int b = 0; b < 3; b++)
+        if (names[b])
+            memcpy(nb_tensor_data(nb_state_dict_get(d, names[b])), ref[b],
+                   (size_t)r->n * sizeof(float));
+    if (r->o.kind == NB_OPTIM_ADAM || r->o.kind == NB_OPTIM_ADAMW) {
         nb_tensor_data(nb_state_dict_get(d, "state.0.step"))[0] = 40.0f;
         r->step = 40.0;
     }
@@ -1411,7 +1462,8 @@ static nb_optim_options sgd_momentum(double momentum)
 }
 
 /*
- * Adam, AdamW and SGD with momentum from states full of subnormal, tiny and zero moments,
+ * Adam, AdamW, SGD with momentum and RMSprop from states full of subnormal, tiny and zero
+ * moments,
  * next to parameters at the edges of the bounds under which a dormant parameter is known not
  * to move (0, -0, subnormal, 2^-50 and around, infinite, NaN), with zero gradients of both
  * signs among small and ordinary ones: every parameter and moment after every step has the
@@ -1432,7 +1484,7 @@ static void test_dormant_state_exact(void **state)
     static const float seconds[] = {0.0f,   0x1p-149f, 0x9p-149f, 0x1p-120f, 1e-30f,
                                     1e-16f, 1e-8f,     1e-3f,     4.0f};
     static const float grads[] = {0.0f, 0.0f, 0.0f, 0.0f, 0x1p-149f, 1e-30f, 1e-4f, 0.5f};
-    nb_optim_options cases[13];
+    nb_optim_options cases[19];
     cases[0] = nb_optim_defaults(NB_OPTIM_ADAM);
     cases[1] = cases[0];
     cases[1].betas[0] = 0.5; /* products of odd mantissas are ties */
@@ -1458,6 +1510,21 @@ static void test_dormant_state_exact(void **state)
     cases[11] = sgd_momentum(0.9);
     cases[11].weight_decay = 1e-4;
     cases[12] = sgd_momentum(2.0); /* a momentum above 1 decays nothing */
+    cases[13] = nb_optim_defaults(NB_OPTIM_RMSPROP);
+    cases[14] = cases[13];
+    cases[14].alpha = 0.5;
+    cases[14].eps = 0.0;
+    cases[15] = cases[13];
+    cases[15].centered = true;
+    cases[15].alpha = 0.5; /* 0.99 leaves the drawn subnormals as they are */
+    cases[16] = cases[13];
+    cases[16].momentum = 0.9;
+    cases[17] = cases[15];
+    cases[17].momentum = 0.5;
+    cases[17].maximize = true;
+    cases[17].eps = -0.0; /* the root of -0, from a gradient average's square, shows */
+    cases[18] = cases[16];
+    cases[18].lr = 1e30;
     for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
         unsigned seed = 7u + (unsigned)c;
         float *p0 = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
@@ -1511,8 +1578,10 @@ static void test_dormant_state_exact(void **state)
 
     /* gradients that stop after the first steps: the moments decay into the subnormals and
      * stay there (q·2^-149 for the q that the decay rounds back to themselves) */
-    nb_optim_options runs[2] = {nb_optim_defaults(NB_OPTIM_ADAM), sgd_momentum(0.9)};
-    for (int c = 0; c < 2; c++) {
+    nb_optim_options runs[3] = {nb_optim_defaults(NB_OPTIM_ADAM), sgd_momentum(0.9),
+                                nb_optim_defaults(NB_OPTIM_RMSPROP)};
+    runs[2].alpha = 0.9;
+    for (int c = 0; c < 3; c++) {
         static float p0[LONG_N], g[LONG_N], rp[LONG_N], rm[LONG_N], rv[LONG_N];
         memset(rm, 0, sizeof rm);
         memset(rv, 0, sizeof rv);
@@ -1535,7 +1604,7 @@ static void test_dormant_state_exact(void **state)
         assert_true(same_state(opt, &r, LONG_STEPS));
         /* the run reached the state it is about */
         int64_t stuck = 0;
-        float mu = c == 0 ? 0.9f : (float)runs[c].momentum;
+        float mu = c == 0 ? 0.9f : c == 1 ? (float)runs[c].momentum : (float)runs[c].alpha;
         for (int i = 1; i < LONG_N; i += 2)
             stuck += fpclassify(rm[i]) == FP_SUBNORMAL && rm[i] * mu == rm[i];
         assert_int_equal(stuck, LONG_N / 2);

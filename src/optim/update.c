@@ -346,41 +346,102 @@ NB__CLONES static void adam_range(const void *kv, float *p, const float *grad, f
 typedef struct rmsprop_k {
     const nb_optim_options *o;
     float alpha, one_alpha, eps, wd, mu, neg_lr;
+    bool dormant_ok; /* 0 <= alpha, momentum <= 1 and |lr| <= 2^20 */
 } rmsprop_k;
+
+/* x (by its bits) is subnormal */
+static inline bool subnormal_bits(uint32_t b)
+{
+    return ((b & EXPONENT) == 0u) & ((b & MANT) != 0u);
+}
+
+/*
+ * One element of RMSprop: p, sq (square average), buf (momentum buffer) and avg_g (gradient
+ * average) at one index, the last two NULL when unused; grad its gradient. The loop stays
+ * scalar (its options are tests inside). Under a zero gradient its averages decay into the
+ * subnormals as Adam's do; with dormant_path each takes the dormant path when it is
+ * subnormal: subnormal_decay for the square average, the gradient average and the momentum
+ * buffer, sqrt_nosub for the root; for a subnormal gradient average a, fmaf(-a, a, s) is s
+ * itself (a·a < 2^-252 is below half a unit of any nonzero float) or -0 for s = 0; and with
+ * momentum, p stays put where |p| >= DORMANT_MIN_PARAM (|lr·buf| <= 2^20·2^-126). The bits are
+ * those of the float operations either way.
+ */
+NB_INLINE void rmsprop_elem(const rmsprop_k *k, bool dormant_path, float *p, float *sq, float *buf,
+                            float *avg_g, float grad)
+{
+    const nb_optim_options *o = k->o;
+    const float alpha = k->alpha, one_alpha = k->one_alpha;
+    float g = decayed(grad, *p, o, k->wd);
+    bool zero = dormant_path && g == 0.0f;
+    float g2 = one_alpha * g;
+    uint32_t sb = bits_of(*sq);
+    if (zero && subnormal_bits(sb)) {
+        *sq = subnormal_decay(sb, alpha, bits_of(g2 * g));
+    } else {
+        float sa = *sq * alpha;
+        *sq = fmaf(g2, g, sa);
+    }
+    float avg;
+    if (avg_g) {
+        uint32_t ab = bits_of(*avg_g);
+        if (zero && subnormal_bits(ab)) {
+            *avg_g = subnormal_decay(ab, alpha, bits_of(one_alpha * g));
+        } else {
+            float ga = *avg_g * alpha;
+            *avg_g = fmaf(one_alpha, g, ga);
+        }
+        if (dormant_path && subnormal_bits(bits_of(*avg_g)))
+            avg = sqrt_nosub(*sq != 0.0f ? *sq : -0.0f);
+        else
+            avg = sqrtf(fmaf(-*avg_g, *avg_g, *sq)); /* addcmul(.., value=-1) */
+    } else {
+        avg = dormant_path ? sqrt_nosub(*sq) : sqrtf(*sq);
+    }
+    avg = avg + k->eps;
+    if (buf) {
+        float q = g / avg;
+        uint32_t bb = bits_of(*buf);
+        if (zero && q == 0.0f && subnormal_bits(bb)) {
+            *buf = subnormal_decay(bb, k->mu, bits_of(q));
+            if (!(fabsf(*p) >= DORMANT_MIN_PARAM)) *p = fmaf(k->neg_lr, *buf, *p);
+        } else {
+            float b = *buf * k->mu;
+            *buf = b + q;
+            *p = fmaf(k->neg_lr, *buf, *p);
+        }
+    } else {
+        float q = k->neg_lr * g;
+        q = q / avg;
+        *p = *p + q;
+    }
+}
 
 NB__CLONES static void rmsprop_range(const void *kv, float *p, const float *grad, float *state,
                                      int64_t n, int64_t lo, int64_t len)
 {
     const rmsprop_k *k = kv;
-    const nb_optim_options *o = k->o;
-    const float alpha = k->alpha, one_alpha = k->one_alpha, eps = k->eps, wd = k->wd;
-    const float mu = k->mu, neg_lr = k->neg_lr;
-    float *sq = state, *next = sq + n;
-    float *buf = o->momentum > 0.0 ? next : NULL;
-    float *avg_g = o->centered ? (buf ? next + n : next) : NULL;
-    for (int64_t i = lo; i < lo + len; i++) {
-        float g = decayed(grad[i], p[i], o, wd);
-        float sa = sq[i] * alpha, g2 = one_alpha * g;
-        sq[i] = fmaf(g2, g, sa);
-        float avg;
-        if (avg_g) {
-            float ga = avg_g[i] * alpha;
-            avg_g[i] = fmaf(one_alpha, g, ga);
-            avg = sqrtf(fmaf(-avg_g[i], avg_g[i], sq[i])); /* addcmul(.., value=-1) */
-        } else {
-            avg = sqrtf(sq[i]);
-        }
-        avg = avg + eps;
-        if (buf) {
-            float b = buf[i] * mu, q = g / avg;
-            buf[i] = b + q;
-            p[i] = fmaf(neg_lr, buf[i], p[i]);
-        } else {
-            float q = neg_lr * g;
-            q = q / avg;
-            p[i] = p[i] + q;
-        }
+    float *sq = state + lo, *next = state + n;
+    float *buf = k->o->momentum > 0.0 ? next + lo : NULL;
+    float *avg_g = k->o->centered ? (buf ? next + n : next) + lo : NULL;
+    p += lo;
+    grad += lo;
+    if (!k->dormant_ok) {
+        for (int64_t i = 0; i < len; i++)
+            rmsprop_elem(k, false, p + i, sq + i, buf ? buf + i : NULL, avg_g ? avg_g + i : NULL,
+                         grad[i]);
+        return;
     }
+#define RMSPROP_ELEM(dormant_path, second_path)                                                    \
+    rmsprop_elem(k, dormant_path, p + i, sq + i, buf ? buf + i : NULL, avg_g ? avg_g + i : NULL,   \
+                 grad[i])
+#define RMSPROP_MAYBE(i)                                                                           \
+    (deep_dormant(grad[i], sq[i]) | (buf ? deep_dormant(grad[i], buf[i]) : 0u) |                   \
+     (avg_g ? deep_dormant(grad[i], avg_g[i]) : 0u))
+#define RMSPROP_DEEP(i) 0u
+    DORMANT_LOOP(len, RMSPROP_ELEM, RMSPROP_MAYBE, RMSPROP_DEEP)
+#undef RMSPROP_ELEM
+#undef RMSPROP_MAYBE
+#undef RMSPROP_DEEP
 }
 
 typedef struct adagrad_k {
@@ -481,7 +542,11 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
                                 (float)o->eps,
                                 (float)o->weight_decay,
                                 (float)o->momentum,
-                                (float)-o->lr};
+                                (float)-o->lr,
+                                false};
+        k.rmsprop.dormant_ok = k.rmsprop.alpha >= 0.0f && k.rmsprop.alpha <= 1.0f &&
+                               k.rmsprop.mu >= 0.0f && k.rmsprop.mu <= 1.0f &&
+                               fabsf(k.rmsprop.neg_lr) <= 0x1p20f;
         fn = rmsprop_range;
         break;
     case NB_OPTIM_ADAGRAD: {
