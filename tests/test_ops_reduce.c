@@ -786,10 +786,37 @@ static void test_out_of_memory(void **state)
     nb_release(x);
 }
 
+/* max_dim / min_dim along a dim of an empty tensor whose output is empty with 2^60 rows
+ * before the dim: shapes at once, no loop over the rows (forward or backward). */
+static void test_max_dim_empty_huge_outer(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_requires_grad_(nb_empty(NB_SHAPE((int64_t)1 << 60, 3, 0)), true);
+    assert_non_null(x);
+    for (int min = 0; min < 2; min++) {
+        nb_tensor *idx = NULL;
+        nb_tensor *y = min ? nb_min_dim(x, 1, false, &idx) : nb_max_dim(x, 1, false, &idx);
+        assert_non_null(y);
+        assert_int_equal(nb_tensor_ndim(y), 2);
+        assert_int_equal(nb_tensor_shape(y)[0], (int64_t)1 << 60);
+        assert_int_equal(nb_tensor_numel(y), 0);
+        assert_int_equal(nb_tensor_numel(idx), 0);
+        nb_tensor *l = nb_sum(y, NB_DIMS_ALL, false);
+        assert_int_equal(nb_backward(l, NULL, false), NB_OK);
+        assert_int_equal(nb_tensor_numel(nb_tensor_grad(x)), 0);
+        nb_release(l);
+        nb_release(y);
+        nb_release(idx);
+    }
+    nb_release(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reference, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_max_dim_empty_huge_outer, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_naive_dims, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_naive_one_dim, nbt_setup_counting,
                                         nbt_teardown_counting),

@@ -467,6 +467,7 @@ static nb_status max_dim_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **
     outer_inner(&c.in, st->mask, &outer, &inner);
     float *d = c.dst;
     if (!c.acc) memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
+    if (gy[0]->numel == 0) outer = 0; /* an empty output: inner 0, outer maybe huge */
     const float *g = nb__data(gy[0]), *k = nb__data(c.y);
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++)
@@ -498,9 +499,11 @@ static nb_tensor *max_dim(const char *fn, const nb_op *op, nb_tensor *x, int dim
         nb__drop(idx);
         return NULL;
     }
-    /* the values are the elements the indices point at */
+    /* the values are the elements the indices point at (none for an empty output, whose
+     * outer count can be huge while inner is 0) */
     int64_t outer, inner, size = x->ndim ? x->shape[d] : 1;
     outer_inner(&r.in, r.mask, &outer, &inner);
+    if (y->numel == 0) outer = 0;
     const float *v = nb__data(x), *k = nb__data(idx);
     float *o = nb__data(y);
     for (int64_t a = 0; a < outer; a++)
