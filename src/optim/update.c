@@ -74,6 +74,30 @@ static inline float float_of(uint32_t b)
 #define MANT     0x007fffffu
 #define EXPONENT 0x7f800000u
 
+/* All ones where b, for selects on bits that keep float operations unconditional */
+static inline uint32_t mask_of(bool b)
+{
+    return 0u - (uint32_t)b;
+}
+
+/* a where mask is set, else b */
+static inline float pick(uint32_t mask, float a, float b)
+{
+    return float_of((bits_of(a) & mask) | (bits_of(b) & ~mask));
+}
+
+/* x (by its bits) is subnormal */
+static inline bool subnormal_bits(uint32_t b)
+{
+    return ((b & EXPONENT) == 0u) & ((b & MANT) != 0u);
+}
+
+/* 0 <= c <= 1, the factors subnormal_decay takes */
+static inline bool in_unit(float c)
+{
+    return c >= 0.0f && c <= 1.0f;
+}
+
 /* x (by its bits) is nonzero and below 2^-100 in magnitude: small enough that its products
  * may be subnormal */
 static inline bool tiny_bits(uint32_t b)
@@ -93,13 +117,15 @@ static inline float subnormal_decay(uint32_t xb, float c, uint32_t zb)
 {
     uint32_t sign = xb & SIGN_BIT;
     uint32_t q = bits_of(fmaf((float)(int32_t)(xb & MANT), c, 0x1p23f)) & MANT;
-    uint32_t nz = 0u - (uint32_t)(q != 0u); /* a mask: z is used, so computed, everywhere */
+    uint32_t nz = mask_of(q != 0u); /* a mask: z is used, so computed, everywhere */
     return float_of(((sign | q) & nz) | (sign & zb & ~nz));
 }
 
 /* A parameter of magnitude at least this is not moved by a step of at most 2^-79: half its
  * unit in the last place, 2^-75 or more, is larger. */
 #define DORMANT_MIN_PARAM 0x1p-50f
+/* The largest |lr| for which lr times a tiny momentum buffer is at most 2^20·2^-100 = 2^-80 */
+#define DORMANT_MAX_LR 0x1p20f
 /* Elements per block of a loop with a dormant path */
 #define DORMANT_BLOCK 256
 
@@ -143,12 +169,11 @@ static float dormant_min(float step_size)
 static inline float sqrt_nosub(float x)
 {
     uint32_t xb = bits_of(x);
-    uint32_t sm = 0u - (uint32_t)((xb & (SIGN_BIT | EXPONENT)) == 0u);
-    float in = float_of((bits_of((float)(int32_t)(2u * (xb & MANT))) & sm) | (xb & ~sm));
-    float r = sqrtf(in);
+    uint32_t sm = mask_of((xb & (SIGN_BIT | EXPONENT)) == 0u);
+    float r = sqrtf(pick(sm, (float)(int32_t)(2u * (xb & MANT)), x));
     /* scaled from 1 where x was not subnormal: a small root times 2^-75 would be one */
-    float scaled = float_of((bits_of(r) & sm) | (bits_of(1.0f) & ~sm)) * 0x1p-75f;
-    return float_of((bits_of(scaled) & sm) | (bits_of(r) & ~sm));
+    float scaled = pick(sm, r, 1.0f) * 0x1p-75f;
+    return pick(sm, scaled, r);
 }
 
 /* The gradient is zero and the state tiny: an element that may be dormant. */
@@ -157,11 +182,10 @@ static inline unsigned maybe_dormant(float grad, float state)
     return (unsigned)((grad == 0.0f) & tiny_bits(bits_of(state)));
 }
 
-/* The gradient is zero and the second state subnormal. */
-static inline unsigned deep_dormant(float grad, float second)
+/* The gradient is zero and the state subnormal. */
+static inline unsigned zero_over_subnormal(float grad, float state)
 {
-    uint32_t sb = bits_of(second);
-    return (unsigned)((grad == 0.0f) & ((sb & EXPONENT) == 0u) & ((sb & MANT) != 0u));
+    return (unsigned)((grad == 0.0f) & subnormal_bits(bits_of(state)));
 }
 
 /* One parameter's update over elements [lo, lo + len): state holds nbuf arrays of n. */
@@ -171,7 +195,7 @@ typedef void (*range_fn)(const void *k, float *p, const float *grad, float *stat
 typedef struct sgd_k {
     float wd, mu, keep, neg_lr;
     bool maximize, has_wd, momentum, fresh, nesterov;
-    bool dormant_ok; /* 0 <= momentum <= 1 and |lr| <= 2^20: the dormant path's bounds hold */
+    bool dormant_ok; /* momentum in_unit and |lr| <= DORMANT_MAX_LR: the dormant bounds hold */
 } sgd_k;
 
 /*
@@ -190,17 +214,14 @@ NB_INLINE void sgd_momentum_elem(const sgd_k *k, bool maximize, bool has_wd, boo
     uint32_t bb = bits_of(*buf);
     bool dormant = dormant_path & (d == 0.0f) & tiny_bits(bb) & (fabsf(p0) >= DORMANT_MIN_PARAM);
     bool sub = dormant & ((bb & EXPONENT) == 0u);
-    uint32_t dm = 0u - (uint32_t)dormant, sm = 0u - (uint32_t)sub;
+    uint32_t dm = mask_of(dormant), sm = mask_of(sub);
     float b = float_of(bb & ~sm) * k->mu, z = k->keep * d;
     float b1 = fmaf(k->keep, d, b);
-    if (dormant_path) {
-        float bd = subnormal_decay(bb, k->mu, bits_of(z));
-        b1 = float_of((bits_of(bd) & sm) | (bits_of(b1) & ~sm));
-    }
+    if (dormant_path) b1 = pick(sm, subnormal_decay(bb, k->mu, bits_of(z)), b1);
     float bf = dormant_path ? float_of(bits_of(b1) & ~dm) : b1;
     float de = k->nesterov ? fmaf(k->mu, bf, d) : bf;
     float p1 = fmaf(k->neg_lr, de, p0);
-    if (dormant_path) p1 = float_of((bits_of(p0) & dm) | (bits_of(p1) & ~dm));
+    if (dormant_path) p1 = pick(dm, p0, p1);
     *p = p1;
     *buf = b1;
 }
@@ -276,14 +297,10 @@ NB_INLINE void adam_elem(const adam_k *k, bool decoupled, bool maximize, bool ha
     if (has_wd && !decoupled) g = fmaf(k->wd, pd, g);
     /* selects by masks on the bits, so that no float operation becomes conditional */
     uint32_t vb0 = bits_of(*v);
-    bool vz = v_path & (g == 0.0f) & ((vb0 & EXPONENT) == 0u);
-    uint32_t vm = 0u - (uint32_t)vz;
+    uint32_t vm = mask_of(v_path & (g == 0.0f) & ((vb0 & EXPONENT) == 0u));
     float vb = float_of(vb0 & ~vm) * k->b2, g2 = k->one_b2 * g;
     float v1 = fmaf(g2, g, vb);
-    if (v_path) {
-        float vd = subnormal_decay(vb0, k->b2, bits_of(g2 * g));
-        v1 = float_of((bits_of(vd) & vm) | (bits_of(v1) & ~vm));
-    }
+    if (v_path) v1 = pick(vm, subnormal_decay(vb0, k->b2, bits_of(g2 * g)), v1);
     float second = v1, vmax1 = 0.0f;
     if (amsgrad) second = vmax1 = maximum(*vmax, v1);
     float denom = (v_path ? sqrt_nosub(second) : sqrtf(second)) / k->bc2_sqrt;
@@ -292,18 +309,15 @@ NB_INLINE void adam_elem(const adam_k *k, bool decoupled, bool maximize, bool ha
     bool dormant = dormant_path & (g == 0.0f) & tiny_bits(mb) & (fabsf(pd) >= DORMANT_MIN_PARAM) &
                    (denom >= k->denom_min);
     bool sub = dormant & ((mb & EXPONENT) == 0u);
-    uint32_t dm = 0u - (uint32_t)dormant, sm = 0u - (uint32_t)sub;
+    uint32_t dm = mask_of(dormant), sm = mask_of(sub);
     float mi = float_of(mb & ~sm);
     float mbv = mi * k->b1, z = k->one_b1 * g;
     float m1 = fmaf(k->one_b1, g, mbv);
-    if (dormant_path) {
-        float md = subnormal_decay(mb, k->b1, bits_of(z));
-        m1 = float_of((bits_of(md) & sm) | (bits_of(m1) & ~sm));
-    }
+    if (dormant_path) m1 = pick(sm, subnormal_decay(mb, k->b1, bits_of(z)), m1);
     float step = k->neg_step_size * (dormant_path ? float_of(bits_of(m1) & ~dm) : m1);
     step = step / denom;
     float p1 = pd + step;
-    if (dormant_path) p1 = float_of((bits_of(pd) & dm) | (bits_of(p1) & ~dm));
+    if (dormant_path) p1 = pick(dm, pd, p1);
     *p = p1;
     *m = m1;
     *v = v1;
@@ -325,7 +339,7 @@ NB_INLINE void adam_body(const adam_k *k, bool decoupled, bool maximize, bool ha
     adam_elem(k, decoupled, maximize, has_wd, amsgrad, dormant_path, v_path, p + i, m + i, v + i,  \
               amsgrad ? vmax + i : NULL, grad[i])
 #define ADAM_MAYBE(i) maybe_dormant(grad[i], m[i])
-#define ADAM_DEEP(i)  deep_dormant(grad[i], v[i])
+#define ADAM_DEEP(i)  zero_over_subnormal(grad[i], v[i])
     DORMANT_LOOP(n, ADAM_ELEM, ADAM_MAYBE, ADAM_DEEP)
 #undef ADAM_ELEM
 #undef ADAM_MAYBE
@@ -346,14 +360,8 @@ NB__CLONES static void adam_range(const void *kv, float *p, const float *grad, f
 typedef struct rmsprop_k {
     const nb_optim_options *o;
     float alpha, one_alpha, eps, wd, mu, neg_lr;
-    bool dormant_ok; /* 0 <= alpha, momentum <= 1 and |lr| <= 2^20 */
+    bool dormant_ok; /* alpha, momentum in_unit and |lr| <= DORMANT_MAX_LR */
 } rmsprop_k;
-
-/* x (by its bits) is subnormal */
-static inline bool subnormal_bits(uint32_t b)
-{
-    return ((b & EXPONENT) == 0u) & ((b & MANT) != 0u);
-}
 
 /*
  * One element of RMSprop: p, sq (square average), buf (momentum buffer) and avg_g (gradient
@@ -435,8 +443,8 @@ NB__CLONES static void rmsprop_range(const void *kv, float *p, const float *grad
     rmsprop_elem(k, dormant_path, p + i, sq + i, buf ? buf + i : NULL, avg_g ? avg_g + i : NULL,   \
                  grad[i])
 #define RMSPROP_MAYBE(i)                                                                           \
-    (deep_dormant(grad[i], sq[i]) | (buf ? deep_dormant(grad[i], buf[i]) : 0u) |                   \
-     (avg_g ? deep_dormant(grad[i], avg_g[i]) : 0u))
+    (zero_over_subnormal(grad[i], sq[i]) | (buf ? zero_over_subnormal(grad[i], buf[i]) : 0u) |     \
+     (avg_g ? zero_over_subnormal(grad[i], avg_g[i]) : 0u))
 #define RMSPROP_DEEP(i) 0u
     DORMANT_LOOP(len, RMSPROP_ELEM, RMSPROP_MAYBE, RMSPROP_DEEP)
 #undef RMSPROP_ELEM
@@ -505,7 +513,7 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
                         s->fresh,
                         o->nesterov,
                         false};
-        k.sgd.dormant_ok = k.sgd.mu >= 0.0f && k.sgd.mu <= 1.0f && fabsf(k.sgd.neg_lr) <= 0x1p20f;
+        k.sgd.dormant_ok = in_unit(k.sgd.mu) && fabsf(k.sgd.neg_lr) <= DORMANT_MAX_LR;
         fn = sgd_range;
         break;
     case NB_OPTIM_ADAM:
@@ -528,8 +536,7 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
                           o->maximize,
                           o->weight_decay != 0.0,
                           o->amsgrad,
-                          (float)beta1 >= 0.0f && (float)beta1 <= 1.0f && (float)beta2 >= 0.0f &&
-                              (float)beta2 <= 1.0f};
+                          in_unit((float)beta1) && in_unit((float)beta2)};
         k.adam.denom_min = dormant_min(k.adam.neg_step_size);
         fn = adam_range;
         break;
@@ -544,9 +551,8 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
                                 (float)o->momentum,
                                 (float)-o->lr,
                                 false};
-        k.rmsprop.dormant_ok = k.rmsprop.alpha >= 0.0f && k.rmsprop.alpha <= 1.0f &&
-                               k.rmsprop.mu >= 0.0f && k.rmsprop.mu <= 1.0f &&
-                               fabsf(k.rmsprop.neg_lr) <= 0x1p20f;
+        k.rmsprop.dormant_ok = in_unit(k.rmsprop.alpha) && in_unit(k.rmsprop.mu) &&
+                               fabsf(k.rmsprop.neg_lr) <= DORMANT_MAX_LR;
         fn = rmsprop_range;
         break;
     case NB_OPTIM_ADAGRAD: {
