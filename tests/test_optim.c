@@ -1484,7 +1484,7 @@ static void test_dormant_state_exact(void **state)
     static const float seconds[] = {0.0f,   0x1p-149f, 0x9p-149f, 0x1p-120f, 1e-30f,
                                     1e-16f, 1e-8f,     1e-3f,     4.0f};
     static const float grads[] = {0.0f, 0.0f, 0.0f, 0.0f, 0x1p-149f, 1e-30f, 1e-4f, 0.5f};
-    nb_optim_options cases[19];
+    nb_optim_options cases[23];
     cases[0] = nb_optim_defaults(NB_OPTIM_ADAM);
     cases[1] = cases[0];
     cases[1].betas[0] = 0.5; /* products of odd mantissas are ties */
@@ -1525,6 +1525,17 @@ static void test_dormant_state_exact(void **state)
     cases[17].eps = -0.0; /* the root of -0, from a gradient average's square, shows */
     cases[18] = cases[16];
     cases[18].lr = 1e30;
+    cases[19] = nb_optim_defaults(NB_OPTIM_ADAMW);
+    cases[19].amsgrad = true;
+    cases[19].maximize = true;
+    cases[20] = cases[0];
+    cases[20].weight_decay = 1e-3; /* L2 decay with maximize, without amsgrad */
+    cases[20].maximize = true;
+    cases[21] = cases[13];
+    cases[21].weight_decay = 0.1;
+    cases[21].maximize = true;
+    cases[22] = cases[17];
+    cases[22].weight_decay = 1e-3;
     for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
         unsigned seed = 7u + (unsigned)c;
         float *p0 = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
