@@ -48,8 +48,8 @@ static const nb__binop pow_op = {
 /* y = max(a, b), NaN when either is, a on ties (std::max); da = g/2 on ties, else g unless
  * a < b; db likewise. A NaN compares false both ways, so it passes g to both (PyTorch). */
 NB__EW_KERNEL(maximum_fwd, V0 < V1 ? V1 : (V1 != V1 ? V1 : V0))
-NB__EW_KERNEL(maximum_ga, V1 == V2 ? V0 / 2.0f : (V1 < V2 ? 0.0f : V0))
-NB__EW_KERNEL(maximum_gb, V1 == V2 ? V0 / 2.0f : (V1 > V2 ? 0.0f : V0))
+NB__EW_KERNEL(maximum_ga, nb__select(V1 == V2, V0 / 2.0f, nb__select(V1 < V2, 0.0f, V0)))
+NB__EW_KERNEL(maximum_gb, nb__select(V1 == V2, V0 / 2.0f, nb__select(V1 > V2, 0.0f, V0)))
 static const nb__binop maximum_op = {NB__BINOP_NODE("MaximumBackward0"),
                                      maximum_fwd,
                                      maximum_ga,
@@ -61,8 +61,8 @@ static const nb__binop maximum_op = {NB__BINOP_NODE("MaximumBackward0"),
 
 /* y = min(a, b) likewise (std::min: a on ties) */
 NB__EW_KERNEL(minimum_fwd, V1 < V0 ? V1 : (V1 != V1 ? V1 : V0))
-NB__EW_KERNEL(minimum_ga, V1 == V2 ? V0 / 2.0f : (V1 > V2 ? 0.0f : V0))
-NB__EW_KERNEL(minimum_gb, V1 == V2 ? V0 / 2.0f : (V1 < V2 ? 0.0f : V0))
+NB__EW_KERNEL(minimum_ga, nb__select(V1 == V2, V0 / 2.0f, nb__select(V1 > V2, 0.0f, V0)))
+NB__EW_KERNEL(minimum_gb, nb__select(V1 == V2, V0 / 2.0f, nb__select(V1 < V2, 0.0f, V0)))
 static const nb__binop minimum_op = {NB__BINOP_NODE("MinimumBackward0"),
                                      minimum_fwd,
                                      minimum_ga,
@@ -511,7 +511,7 @@ nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b)
 }
 
 /* y = mask ? value : x (value in k[0]); dx = sum_to(mask ? 0 : g) */
-NB__EW_KERNEL(masked_fill_fwd, V1 != 0.0f ? k[0] : V0)
+NB__EW_KERNEL(masked_fill_fwd, nb__select(V1 != 0.0f, k[0], V0))
 
 static nb_status masked_fill_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {

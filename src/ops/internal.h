@@ -46,7 +46,9 @@ typedef void (*nb__ew_fn)(float *o, const float *const *in, const int64_t *s, in
 /**
  * Define kernel name computing o[i] = EXPR, where EXPR reads the operands as V0..V3 and the
  * scalars as k[0], k[1], ... The all-contiguous case gets its own loop, which the compiler
- * vectorises.
+ * vectorises, and so does a number as the second operand (a tensor op a scalar: stride 0),
+ * read into a local first: through its pointer, which the output might alias, the loop of a
+ * comparison stayed a branch per element.
  */
 #define NB__EW_KERNEL(name, EXPR)                                                                  \
     NB__CLONES static void name(float *o, const float *const *in, const int64_t *s, int64_t n,     \
@@ -56,6 +58,10 @@ typedef void (*nb__ew_fn)(float *o, const float *const *in, const int64_t *s, in
         const int64_t S0_ = s[0], S1_ = s[1], S2_ = s[2], S3_ = s[3];                              \
         (void)P0_, (void)P1_, (void)P2_, (void)P3_, (void)k;                                       \
         if (S0_ == 1 && S1_ == 1 && S2_ == 1 && S3_ == 1) {                                        \
+            for (int64_t i_ = 0; i_ < n; i_++) o[i_] = (EXPR);                                     \
+        } else if (S0_ == 1 && S1_ == 0 && S2_ == 1 && S3_ == 1) {                                 \
+            const float number_ = P1_[0];                                                          \
+            P1_ = &number_;                                                                        \
             for (int64_t i_ = 0; i_ < n; i_++) o[i_] = (EXPR);                                     \
         } else {                                                                                   \
             for (int64_t i_ = 0; i_ < n; i_++) o[i_] = (EXPR);                                     \

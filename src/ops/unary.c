@@ -250,7 +250,7 @@ static inline float clamp_value(float x, float lo, float hi)
 
 /* y = clamp(x, k0, k1); dx = g where k0 <= x <= k1 (the bounds included), else 0 (NaN: 0) */
 NB__EW_KERNEL(clamp_fwd, clamp_value(V0, k[0], k[1]))
-NB__EW_KERNEL(clamp_grad, V1 >= k[0] && V1 <= k[1] ? V0 : 0.0f)
+NB__EW_KERNEL(clamp_grad, nb__select((V1 >= k[0]) & (V1 <= k[1]), V0, 0.0f))
 static const nb__unop clamp_op = {NB__UNOP_NODE("ClampBackward1"), clamp_fwd, clamp_grad,
                                   NB__READ_A};
 
@@ -260,7 +260,7 @@ nb_tensor *nb_clamp(nb_tensor *x, float min, float max)
 }
 
 /* y = clamp(x, k0, k1); dx = 0 where x <= k0 or x >= k1 (the bounds excluded), else g */
-NB__EW_KERNEL(hardtanh_grad, V1 <= k[0] || V1 >= k[1] ? 0.0f : V0)
+NB__EW_KERNEL(hardtanh_grad, nb__select((V1 <= k[0]) | (V1 >= k[1]), 0.0f, V0))
 static const nb__unop hardtanh_op = {NB__UNOP_NODE("HardtanhBackward0"), clamp_fwd, hardtanh_grad,
                                      NB__READ_A};
 
@@ -272,8 +272,8 @@ nb_tensor *nb_hardtanh(nb_tensor *x, float min_val, float max_val)
 /* ---- activations -------------------------------------------------------------------------- */
 
 /* y = x if x > 0 else k0·x; dx = g if x > 0 else k0·g */
-NB__EW_KERNEL(leaky_relu_fwd, V0 > 0.0f ? V0 : V0 * k[0])
-NB__EW_KERNEL(leaky_relu_grad, V1 > 0.0f ? V0 : V0 * k[0])
+NB__EW_KERNEL(leaky_relu_fwd, nb__select(V0 > 0.0f, V0, V0 *k[0]))
+NB__EW_KERNEL(leaky_relu_grad, nb__select(V1 > 0.0f, V0, V0 *k[0]))
 static const nb__unop leaky_relu_op = {NB__UNOP_NODE("LeakyReluBackward0"), leaky_relu_fwd,
                                        leaky_relu_grad, NB__READ_A};
 
