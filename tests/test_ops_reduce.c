@@ -478,6 +478,100 @@ static void test_saved_output(void **state)
     nb_release(x);
 }
 
+/* The last dim's softmax as documented in softmax.c, one row: the first of the largest values
+ * (a NaN when the row has one, the last NaN), e^(x - m), the sum in 8 lanes reduced as a tree,
+ * then e·(1/S) or (x - m) - log S; and its backward for the upstream gradient g. */
+static void softmax_row_ref(const float *x, const float *g, int64_t n, bool log, float *y,
+                            float *dx)
+{
+    float m = x[0];
+    for (int64_t k = 1; k < n; k++) m = (x[k] > m || x[k] != x[k]) ? x[k] : m;
+    float lane[8] = {0};
+    for (int64_t k = 0; k < n; k++) {
+        y[k] = expf(x[k] - m);
+        lane[k & 7] += y[k];
+    }
+    for (int j = 0; j < 4; j++) lane[j] += lane[j + 4];
+    float sum = (lane[0] + lane[2]) + (lane[1] + lane[3]), l = logf(sum), r = 1.0f / sum;
+    for (int64_t k = 0; k < n; k++) y[k] = log ? (x[k] - m) - l : y[k] * r;
+    float t[8] = {0};
+    for (int64_t k = 0; k < n; k++) t[k & 7] = log ? t[k & 7] + g[k] : fmaf(g[k], y[k], t[k & 7]);
+    for (int j = 0; j < 4; j++) t[j] += t[j + 4];
+    float tt = (t[0] + t[2]) + (t[1] + t[3]);
+    for (int64_t k = 0; k < n; k++) dx[k] = log ? fmaf(-expf(y[k]), tt, g[k]) : (g[k] - tt) * y[k];
+}
+
+/* The same bits, or both NaN (which NaN a NaN operand passes on is the compiler's choice of
+ * operand order) */
+static bool same_or_nan(float a, float b)
+{
+    return memcmp(&a, &b, sizeof a) == 0 || (a != a && b != b);
+}
+
+/* Long rows along the last dim (its vector loops): the bits of softmax_row_ref, forward and
+ * backward, for random rows and rows whose max is a tie of +0 and -0, or holds a NaN, +inf or
+ * -inf, at lengths around the loops' blocks. */
+static void test_softmax_long_rows_exact(void **state)
+{
+    (void)state;
+    static const int64_t lens[] = {31, 32, 33, 47, 48, 100, 257, 1000};
+    for (size_t li = 0; li < ARRAY_LEN(lens); li++) {
+        const int64_t n = lens[li], rows = 7;
+        nb_tensor *r = nb_randn(NB_SHAPE(rows, n)), *x = nb_mul_scalar(r, 5.0f);
+        nb_tensor *g = nb_randn(NB_SHAPE(rows, n));
+        nb_release(r);
+        assert_non_null(x);
+        assert_non_null(g);
+        float *v = nb_tensor_data(x);
+        for (int64_t k = 0; k < n; k++) v[n + k] = -fabsf(v[n + k]) - 1.0f; /* row 1: max ±0 */
+        v[n + n / 3] = 0.0f;
+        v[n + n - 1] = -0.0f;
+        v[n + 2] = -0.0f;
+        v[2 * n + n / 2] = NAN;                                      /* row 2: a NaN inside */
+        v[3 * n + n - 1] = NAN;                                      /* row 3: a NaN in the tail */
+        v[3 * n] = -NAN;                                             /* ... and another first */
+        v[4 * n + 5] = INFINITY;                                     /* row 4: +inf */
+        for (int64_t k = 0; k < n; k += 3) v[5 * n + k] = -INFINITY; /* row 5: -inf among */
+        v[6 * n + n - 1] = 40.0f;                                    /* row 6: the max last */
+        assert_non_null(nb_requires_grad_(x, true));
+        for (int log = 0; log < 2; log++) {
+            nb_tensor *y = log ? nb_log_softmax(x, -1) : nb_softmax(x, 1);
+            assert_non_null(y);
+            nb_tensor *yg = nb_mul(y, g), *loss = nb_sum(yg, NB_DIMS_ALL, false);
+            assert_non_null(loss);
+            assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
+            float *want = malloc((size_t)n * sizeof(float)),
+                  *dwant = malloc((size_t)n * sizeof(float));
+            assert_non_null(want);
+            assert_non_null(dwant);
+            for (int64_t row = 0; row < rows; row++) {
+                softmax_row_ref(v + row * n, nb_tensor_data_const(g) + row * n, n, log != 0, want,
+                                dwant);
+                const float *got = nb_tensor_data_const(y) + row * n;
+                const float *dgot = nb_tensor_data_const(nb_tensor_grad(x)) + row * n;
+                for (int64_t k = 0; k < n; k++) {
+                    if (!same_or_nan(got[k], want[k]))
+                        fail_msg("%s, n %lld, row %lld, element %lld: %a, want %a",
+                                 log ? "log_softmax" : "softmax", (long long)n, (long long)row,
+                                 (long long)k, (double)got[k], (double)want[k]);
+                    if (!same_or_nan(dgot[k], dwant[k]))
+                        fail_msg("%s backward, n %lld, row %lld, element %lld: %a, want %a",
+                                 log ? "log_softmax" : "softmax", (long long)n, (long long)row,
+                                 (long long)k, (double)dgot[k], (double)dwant[k]);
+                }
+            }
+            free(want);
+            free(dwant);
+            assert_int_equal(nb_zero_grad(x, true), NB_OK);
+            nb_release(loss);
+            nb_release(yg);
+            nb_release(y);
+        }
+        nb_release(x);
+        nb_release(g);
+    }
+}
+
 /* The last-dim log-probabilities are those cross_entropy computes inside its fused node. */
 static void test_log_softmax_is_cross_entropys(void **state)
 {
@@ -818,6 +912,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_dim_empty_huge_outer, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_naive_dims, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_softmax_long_rows_exact, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_naive_one_dim, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_indices, nbt_setup_counting, nbt_teardown_counting),

@@ -61,6 +61,79 @@ static void softmax_slice(float *y, const float *x, int64_t n, int64_t s, bool l
 }
 
 /*
+ * Along the last dim, where slices are contiguous, the same steps in loops that vectorise
+ * (NB__CLONES; exp and log stay calls, one per element).
+ *
+ * The max in 16 lanes of the greater value. It may differ from slice_max's in two ways that
+ * softmax and log_softmax do not show. Two zeros of opposite signs as the max: the lanes may
+ * pick the other one than the loop's first, and x − m changes only for x = ±0, where
+ * e^(±0) = 1 and, with both zeros in the sum (S ≥ 2), (±0) − log S = −log S. A NaN in the
+ * slice: the lanes pass over it, and its e^(NaN − m) makes S, and so every output, NaN, as
+ * the loop's NaN max does (which NaN is the compiler's choice of operand order either way).
+ */
+static inline float contiguous_max(const float *x, int64_t n)
+{
+    enum { L = 16 };
+    if (n < 2 * L) return slice_max(x, n, 1);
+    float lane[L];
+    for (int j = 0; j < L; j++) lane[j] = x[j];
+    int64_t k = L;
+    for (; k + L <= n; k += L)
+        for (int j = 0; j < L; j++) lane[j] = nb__select(x[k + j] > lane[j], x[k + j], lane[j]);
+    float m = lane[0];
+    for (int j = 1; j < L; j++) m = nb__select(lane[j] > m, lane[j], m);
+    for (; k < n; k++) m = nb__select(x[k] > m, x[k], m);
+    return m;
+}
+
+/* slice_sum in lanes over a contiguous slice: whole blocks of 8, then the tail, so element k
+ * still goes into lane k mod 8 in order */
+static inline float contiguous_sum(const float *v, const float *w, int64_t n)
+{
+    float lane[8] = {0};
+    int64_t k = 0;
+    if (w)
+        for (; k + 8 <= n; k += 8)
+            for (int j = 0; j < 8; j++) lane[j] = fmaf(v[k + j], w[k + j], lane[j]);
+    else
+        for (; k + 8 <= n; k += 8)
+            for (int j = 0; j < 8; j++) lane[j] = lane[j] + v[k + j];
+    for (int j = 0; k < n; k++, j++) lane[j] = w ? fmaf(v[k], w[k], lane[j]) : lane[j] + v[k];
+    for (int j = 0; j < 4; j++) lane[j] += lane[j + 4];
+    return (lane[0] + lane[2]) + (lane[1] + lane[3]);
+}
+
+NB__CLONES static void softmax_last(float *y, const float *x, int64_t n, bool log)
+{
+    float m = contiguous_max(x, n);
+    for (int64_t k = 0; k < n; k++) y[k] = expf(x[k] - m);
+    float sum = contiguous_sum(y, NULL, n);
+    if (log) {
+        float l = logf(sum);
+        for (int64_t k = 0; k < n; k++) y[k] = (x[k] - m) - l;
+    } else {
+        float r = 1.0f / sum;
+        for (int64_t k = 0; k < n; k++) y[k] *= r;
+    }
+}
+
+NB__CLONES static void softmax_grad_last(float *d, const float *g, const float *y, int64_t n,
+                                         bool log, bool acc)
+{
+    float t = contiguous_sum(g, log ? NULL : y, n);
+    if (log) {
+        for (int64_t k = 0; k < n; k++) {
+            float v = fmaf(-expf(y[k]), t, g[k]);
+            d[k] = acc ? d[k] + v : v;
+        }
+    } else if (acc) {
+        for (int64_t k = 0; k < n; k++) d[k] = d[k] + (g[k] - t) * y[k];
+    } else {
+        for (int64_t k = 0; k < n; k++) d[k] = (g[k] - t) * y[k];
+    }
+}
+
+/*
  * One slice of the gradient, added into d when acc: softmax dx = (g − Σ g·y)·y, log_softmax
  * dx = g − e^y·Σ g (PyTorch's _softmax_backward_data, whose compiled loops fuse the products
  * into the sums: fmaf here).
@@ -93,7 +166,10 @@ static nb_status softmax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **
     for (int64_t o = 0; o < st->outer; o++) {
         for (int64_t i = 0; i < st->inner; i++) {
             int64_t at = o * st->size * st->inner + i;
-            softmax_grad_slice(d + at, g + at, out + at, st->size, st->inner, st->last, log, acc);
+            if (st->last)
+                softmax_grad_last(d + at, g + at, out + at, st->size, log, acc);
+            else
+                softmax_grad_slice(d + at, g + at, out + at, st->size, st->inner, false, log, acc);
         }
     }
     return NB_OK;
@@ -124,7 +200,10 @@ static nb_tensor *softmax(const char *fn, const nb_op *op, nb_tensor *x, int dim
     for (int64_t o = 0; o < st.outer && x->numel; o++) {
         for (int64_t i = 0; i < st.inner; i++) {
             int64_t at = o * st.size * st.inner + i;
-            softmax_slice(out + at, v + at, st.size, st.inner, st.last, log);
+            if (st.last)
+                softmax_last(out + at, v + at, st.size, log);
+            else
+                softmax_slice(out + at, v + at, st.size, st.inner, false, log);
         }
     }
     nb_node *n;
