@@ -572,6 +572,49 @@ static void test_softmax_long_rows_exact(void **state)
     }
 }
 
+/* amax and amin of long rows (their 16 lanes) against the loop, bit for bit: the first zero
+ * of a tie of +0 and -0, the NaN a row holds, infinities, a constant row. */
+static void test_amax_long_rows_exact(void **state)
+{
+    (void)state;
+    static const int64_t lens[] = {32, 33, 47, 100, 1000};
+    enum { ROWS = 9 };
+    for (size_t li = 0; li < ARRAY_LEN(lens); li++) {
+        const int64_t n = lens[li];
+        nb_tensor *x = nb_randn(NB_SHAPE(ROWS, n));
+        assert_non_null(x);
+        float *v = nb_tensor_data(x);
+        for (int64_t k = 0; k < n; k++) {
+            v[n + k] = -fabsf(v[n + k]) - 1.0f;        /* row 1: max a tie of zeros, -0 first */
+            v[2 * n + k] = fabsf(v[2 * n + k]) + 1.0f; /* row 2: min a tie of zeros, +0 first */
+            v[7 * n + k] = 0.25f;                      /* row 7: constant */
+        }
+        v[n + 3] = -0.0f, v[n + n - 2] = 0.0f, v[n + n / 2] = 0.0f;
+        v[2 * n + 20] = 0.0f, v[2 * n + n - 1] = -0.0f;
+        v[3 * n + n / 3] = NAN;                              /* row 3: a NaN inside */
+        v[4 * n] = -NAN, v[4 * n + n - 1] = NAN;             /* row 4: NaNs first and last */
+        v[5 * n + 17] = INFINITY, v[5 * n + 18] = -INFINITY; /* row 5: infinities */
+        v[6 * n + n - 1] = 1e30f, v[6 * n] = -1e30f;         /* row 6: the extremes at the ends */
+        v[8 * n + 31] = 7.0f, v[8 * n + n - 1] = 7.0f;       /* row 8: a tie of nonzero maxima */
+        for (int min = 0; min < 2; min++) {
+            nb_tensor *y = min ? nb_amin(x, NB_DIMS(1), false) : nb_amax(x, NB_DIMS(-1), false);
+            assert_non_null(y);
+            for (int r = 0; r < ROWS; r++) {
+                const float *row = v + r * n;
+                float m = row[0];
+                for (int64_t k = 1; k < n; k++)
+                    if ((min ? row[k] < m : row[k] > m) || row[k] != row[k]) m = row[k];
+                const float got = nb_tensor_data_const(y)[r];
+                if (memcmp(&got, &m, sizeof m) != 0)
+                    fail_msg("%s, n %lld, row %d: %a, want %a", min ? "amin" : "amax", (long long)n,
+                             r, (double)got, (double)m);
+            }
+            nb_release(y);
+        }
+        nb_release(x);
+    }
+}
+
 /* The last-dim log-probabilities are those cross_entropy computes inside its fused node. */
 static void test_log_softmax_is_cross_entropys(void **state)
 {
@@ -912,6 +955,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_dim_empty_huge_outer, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_naive_dims, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_amax_long_rows_exact, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_softmax_long_rows_exact, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_naive_one_dim, nbt_setup_counting,
