@@ -678,6 +678,57 @@ static void test_alloc_failure(void **state)
     nb_release(sweep_c);
 }
 
+/* x^e and its derivative for the exponents PyTorch special-cases, as it computes them */
+static float pow_special_ref(float x, float e, bool grad)
+{
+    if (e == 2.0f) return grad ? 2.0f * x : x * x;
+    if (e == 3.0f) return grad ? 3.0f * (x * x) : x * x * x;
+    if (e == 0.5f) return grad ? 0.5f * (1.0f / sqrtf(x)) : sqrtf(x);
+    if (e == -0.5f) return grad ? -0.5f * (float)pow((double)x, -1.5) : 1.0f / sqrtf(x);
+    if (e == -1.0f) return grad ? -1.0f * (float)(1.0 / (double)(x * x)) : 1.0f / x;
+    return grad ? -2.0f * (float)pow((double)x, -3.0) : (float)(1.0 / (double)(x * x));
+}
+
+/* nb_pow_scalar at each special-cased exponent (its own vector loops): the bits of PyTorch's
+ * special cases, forward and backward, over signs, zeros, infinities, NaN and tiny values. */
+static void test_pow_special_exponents(void **state)
+{
+    (void)state;
+    static const float exps[] = {2.0f, 3.0f, 0.5f, -0.5f, -1.0f, -2.0f};
+    static const float edges[] = {0.0f,     -0.0f,     1.0f, -1.0f,  0.5f,      -3.25f,
+                                  INFINITY, -INFINITY, NAN,  1e-30f, 0x1p-149f, 1e30f};
+    enum { N = 100 };
+    float v[N], gv[N];
+    for (int i = 0; i < N; i++) {
+        v[i] = i < (int)ARRAY_LEN(edges) ? edges[i] : (float)(i - 50) * 0.37f;
+        gv[i] = 1.0f + (float)i * 0.01f;
+    }
+    for (size_t e = 0; e < ARRAY_LEN(exps); e++) {
+        nb_tensor *x = nb_requires_grad_(nb_from_data(v, NB_SHAPE(N)), true);
+        nb_tensor *g = nb_from_data(gv, NB_SHAPE(N));
+        nb_tensor *y = nb_pow_scalar(x, exps[e]);
+        assert_non_null(y);
+        assert_string_equal(nb_node_name(nb_tensor_grad_fn(y)), "PowBackward0");
+        assert_int_equal(nb_backward(y, g, false), NB_OK);
+        const float *got = nb_tensor_data_const(y), *dgot = nb_tensor_data_const(nb_tensor_grad(x));
+        for (int i = 0; i < N; i++) {
+            float want = pow_special_ref(v[i], exps[e], false);
+            float dwant = gv[i] * pow_special_ref(v[i], exps[e], true);
+            bool same =
+                memcmp(&got[i], &want, sizeof want) == 0 || (got[i] != got[i] && want != want);
+            bool dsame = memcmp(&dgot[i], &dwant, sizeof dwant) == 0 ||
+                         (dgot[i] != dgot[i] && dwant != dwant);
+            if (!same || !dsame)
+                fail_msg("x^%g at x = %a: %a (want %a), grad %a (want %a)", (double)exps[e],
+                         (double)v[i], (double)got[i], (double)want, (double)dgot[i],
+                         (double)dwant);
+        }
+        nb_release(y);
+        nb_release(g);
+        nb_release(x);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +737,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nary_reference, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_node_names, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_pow_special_exponents, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_null_arguments, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),

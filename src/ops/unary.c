@@ -174,9 +174,31 @@ NB__EW_KERNEL(pow_scalar_grad,
 static const nb__unop pow_scalar_op = {NB__UNOP_NODE("PowBackward0"), pow_scalar_fwd,
                                        pow_scalar_grad, NB__READ_A};
 
+/* The same kernels with a special-cased exponent as a constant, so that pow_number's tests
+ * fold away and the loops vectorise (x^2 is square_op: its kernels are these for e = 2) */
+#define POW_OP(tag, E)                                                                             \
+    NB__EW_KERNEL(pow_##tag##_fwd, pow_number(V0, (E)))                                            \
+    NB__EW_KERNEL(pow_##tag##_grad, V0 *((float)(E)*pow_number(V1, (E)-1.0)))                      \
+    static const nb__unop pow_##tag##_op = {NB__UNOP_NODE("PowBackward0"), pow_##tag##_fwd,        \
+                                            pow_##tag##_grad, NB__READ_A};
+POW_OP(cube, 3.0)
+POW_OP(root, 0.5)
+POW_OP(rroot, -0.5)
+POW_OP(inverse, -1.0)
+POW_OP(inverse_square, -2.0)
+
 nb_tensor *nb_pow_scalar(nb_tensor *x, float exponent)
 {
-    return nb__unary("nb_pow_scalar", &pow_scalar_op, x, &exponent, 1);
+    static const struct {
+        float e;
+        const nb__unop *op;
+    } special[] = {{2.0f, &square_op},       {3.0f, &pow_cube_op},
+                   {0.5f, &pow_root_op},     {-0.5f, &pow_rroot_op},
+                   {-1.0f, &pow_inverse_op}, {-2.0f, &pow_inverse_square_op}};
+    const nb__unop *op = &pow_scalar_op;
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        if (exponent == special[i].e) op = special[i].op;
+    return nb__unary("nb_pow_scalar", op, x, &exponent, 1);
 }
 
 /* ---- trigonometric and sign ----------------------------------------------------------------- */
