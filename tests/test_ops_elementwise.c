@@ -729,6 +729,54 @@ static void test_pow_special_exponents(void **state)
     }
 }
 
+/* Runs with a number operand (stride 0) long enough to be handed to the kernel as chunks of
+ * its copies: a tensor with a number in either place, a [1] tensor broadcast, and gradients
+ * broadcast back from a sum and a mean, added into a gradient that is already there. */
+static void test_number_operand_runs(void **state)
+{
+    (void)state;
+    static const int64_t lens[] = {63, 64, 65, 255, 256, 257, 1000};
+    for (size_t li = 0; li < ARRAY_LEN(lens); li++) {
+        const int64_t n = lens[li];
+        nb_tensor *x = nb_requires_grad_(nb_randn(NB_SHAPE(n)), true);
+        nb_tensor *c = nb_from_data((const float[]){0.3f}, NB_SHAPE(1));
+        nb_tensor *gt = nb_gt_scalar(x, 0.3f), *sub = nb_sub_scalar(x, 0.3f);
+        nb_tensor *rsub = nb_sub(c, x), *div = nb_div(x, c);
+        assert_non_null(gt);
+        assert_non_null(sub);
+        assert_non_null(rsub);
+        assert_non_null(div);
+        const float *v = nb_tensor_data_const(x);
+        for (int64_t i = 0; i < n; i++) {
+            float want[4] = {v[i] > 0.3f ? 1.0f : 0.0f, v[i] - 0.3f, 0.3f - v[i], v[i] / 0.3f};
+            float got[4] = {nb_tensor_data_const(gt)[i], nb_tensor_data_const(sub)[i],
+                            nb_tensor_data_const(rsub)[i], nb_tensor_data_const(div)[i]};
+            if (memcmp(want, got, sizeof want) != 0)
+                fail_msg("n %lld, element %lld: gt %g sub %a rsub %a div %a", (long long)n,
+                         (long long)i, (double)got[0], (double)got[1], (double)got[2],
+                         (double)got[3]);
+        }
+        /* d/dx of sum(x) + 2·mean(x) + sum(x), the last two added into the first */
+        nb_tensor *s1 = nb_sum(x, NB_DIMS_ALL, false), *m = nb_mean(x, NB_DIMS_ALL, false);
+        nb_tensor *m2 = nb_mul_scalar(m, 2.0f), *s2 = nb_sum(x, NB_DIMS(0), false);
+        nb_tensor *t1 = nb_add(s1, m2), *loss = nb_add(t1, s2);
+        assert_non_null(loss);
+        assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
+        const float mean_g = 2.0f / (float)n;
+        for (int64_t i = 0; i < n; i++) {
+            float got = nb_tensor_data_const(nb_tensor_grad(x))[i];
+            /* the engine sums the three contributions in some order: each is exact */
+            float a = (1.0f + mean_g) + 1.0f, b = (1.0f + 1.0f) + mean_g,
+                  d = 1.0f + (mean_g + 1.0f);
+            if (got != a && got != b && got != d)
+                fail_msg("n %lld, grad[%lld] = %a, want %a", (long long)n, (long long)i,
+                         (double)got, (double)b);
+        }
+        nb_tensor *all[] = {loss, t1, s2, m2, m, s1, div, rsub, sub, gt, c, x};
+        for (size_t i = 0; i < ARRAY_LEN(all); i++) nb_release(all[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -738,6 +786,8 @@ int main(void)
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_node_names, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_pow_special_exponents, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_number_operand_runs, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_null_arguments, nbt_setup_counting,
                                         nbt_teardown_counting),

@@ -56,21 +56,35 @@ static int64_t shape_numel(const nb_shape *s)
 
 #define CHUNK 256
 
-/* One run of n elements; with acc, computed in chunks on the stack and added to out. */
-static void run(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
+void nb__ew_run(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
                 const int64_t *s, int64_t n)
 {
-    if (!acc) {
+    bool number = false, contiguous = true;
+    for (int j = 0; j < NB__EW_MAX; j++) {
+        if (!p[j]) continue;
+        number |= s[j] == 0;
+        contiguous &= s[j] == 0 || s[j] == 1;
+    }
+    const bool expand = number && contiguous && n >= 64;
+    if (!acc && !expand) {
         f(out, p, s, n, k);
         return;
     }
-    float tmp[CHUNK];
+    float tmp[CHUNK], copies[NB__EW_MAX][CHUNK];
+    int64_t ones[NB__EW_MAX] = {1, 1, 1, 1};
+    if (expand)
+        for (int j = 0; j < NB__EW_MAX; j++)
+            if (p[j] && s[j] == 0)
+                for (int i = 0; i < CHUNK; i++) copies[j][i] = p[j][0];
     for (int64_t at = 0; at < n; at += CHUNK) {
         int64_t len = n - at < CHUNK ? n - at : CHUNK;
         const float *q[NB__EW_MAX];
-        for (int j = 0; j < NB__EW_MAX; j++) q[j] = p[j] ? p[j] + at * s[j] : NULL;
-        f(tmp, q, s, len, k);
-        for (int64_t i = 0; i < len; i++) out[at + i] += tmp[i];
+        for (int j = 0; j < NB__EW_MAX; j++)
+            q[j] = !p[j] ? NULL : expand && s[j] == 0 ? copies[j] : p[j] + at * s[j];
+        float *dst = acc ? tmp : out + at;
+        f(dst, q, expand ? ones : s, len, k);
+        if (acc)
+            for (int64_t i = 0; i < len; i++) out[at + i] += tmp[i];
     }
 }
 
@@ -91,7 +105,7 @@ void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_sh
             flat = false;
     }
     if (flat) {
-        run(f, k, out, acc, p, s, numel);
+        nb__ew_run(f, k, out, acc, p, s, numel);
         return;
     }
     /* walk the outer dims like an odometer; the last dim is one run */
@@ -106,7 +120,7 @@ void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_sh
     for (int64_t at = 0; at < numel; at += inner) {
         const float *q[NB__EW_MAX] = {NULL};
         for (int j = 0; j < n; j++) q[j] = p[j] ? p[j] + off[j] : NULL;
-        run(f, k, out + at, acc, q, s, inner);
+        nb__ew_run(f, k, out + at, acc, q, s, inner);
         for (int d = nd - 2; d >= 0; d--) {
             for (int j = 0; j < n; j++) off[j] += p[j] ? st[j][d] : 0;
             if (++idx[d] < os->dims[d]) break;

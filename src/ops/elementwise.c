@@ -192,7 +192,7 @@ static nb_tensor *forward(const char *fn, nb__ew_fn f, nb_tensor *a, nb_tensor *
         if (!(out = nb__new(fn, a->ndim, a->shape))) return NULL;
         const float *p[NB__EW_MAX] = {nb__data(a), b ? nb__data(b) : &s, NULL, NULL};
         const int64_t st[NB__EW_MAX] = {1, b ? 1 : 0, 1, 1};
-        if (out->numel) f(nb__data(out), p, st, out->numel, NULL);
+        if (out->numel) nb__ew_run(f, NULL, nb__data(out), false, p, st, out->numel);
     } else {
         nb_shape as = nb__size(a), bs = nb__size(b), os;
         if (nb__broadcast_shape(fn, &as, &bs, &os) != NB_OK) return NULL;
