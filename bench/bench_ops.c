@@ -8,7 +8,7 @@
  * of nb_clone(X) in the same run. Forward, an elementwise op whose loop is vectorised runs
  * at 1-3 copies, one left scalar by a branch at 10-45, a function of libm (exp, tanh, ...)
  * at 20-170. The forward-and-backward column adds the sum, its backward, the gradients'
- * buffers and writes: 7-30 copies for a vectorised op.
+ * buffers and writes: 3-15 copies for a vectorised op.
  *
  *   bench-ops [--json] [--quick] [--threads 1,2] [--rows N] [--ops NAME,NAME...]
  */
