@@ -75,7 +75,7 @@ void nb__ew_run(nb__ew_fn f, const float *k, float *out, bool acc, const float *
     if (expand)
         for (int j = 0; j < NB__EW_MAX; j++)
             if (p[j] && s[j] == 0)
-                for (int i = 0; i < CHUNK; i++) copies[j][i] = p[j][0];
+                for (int64_t i = 0; i < n && i < CHUNK; i++) copies[j][i] = p[j][0];
     for (int64_t at = 0; at < n; at += CHUNK) {
         int64_t len = n - at < CHUNK ? n - at : CHUNK;
         const float *q[NB__EW_MAX];

@@ -73,6 +73,39 @@ static inline float nb__select(bool c, float a, float b)
 }
 
 /**
+ * The largest (smallest with min) of x[0..n), n >= 16, in 16 lanes of the greater (smaller)
+ * value: a loop that vectorises. A NaN is passed over; *nan says whether there was one. Among
+ * equal values it may keep a different one than a loop in order would (of +0 and -0, either).
+ * Call it with min a constant.
+ */
+static inline __attribute__((always_inline)) float nb__lane_extreme(const float *x, int64_t n,
+                                                                    bool min, bool *nan)
+{
+    enum { L = 16 };
+    float lane[L];
+    unsigned seen = 0;
+    for (int j = 0; j < L; j++) {
+        lane[j] = x[j];
+        seen |= (unsigned)(x[j] != x[j]);
+    }
+    int64_t k = L;
+    for (; k + L <= n; k += L)
+        for (int j = 0; j < L; j++) {
+            float v = x[k + j];
+            seen |= (unsigned)(v != v);
+            lane[j] = nb__select(min ? v < lane[j] : v > lane[j], v, lane[j]);
+        }
+    float e = lane[0];
+    for (int j = 1; j < L; j++) e = nb__select(min ? lane[j] < e : lane[j] > e, lane[j], e);
+    for (; k < n; k++) {
+        seen |= (unsigned)(x[k] != x[k]);
+        e = nb__select(min ? x[k] < e : x[k] > e, x[k], e);
+    }
+    *nan = seen != 0;
+    return e;
+}
+
+/**
  * out[0..n) = f over operands p with strides s (1, or 0 for a number), added to out with acc.
  * A number among contiguous operands is given to f as a run of copies of it, in chunks, so
  * that f takes its contiguous loop: through the pointer to the number, which out might alias,

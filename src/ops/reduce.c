@@ -327,49 +327,21 @@ nb_tensor *nb_mean(nb_tensor *x, nb_dims dims, bool keepdim)
 /* ---- amax, amin, and max, min over every element ---------------------------------------- */
 
 /*
- * The largest (smallest with min) of a row of n >= 16 in 16 lanes, into *m, where that is the
- * loop's answer: unless the row holds a NaN or the extreme is a zero (the loop's is the
- * first zero, of either sign), as equal nonzero floats have the same bits. Returns false
- * otherwise.
- */
-static inline __attribute__((always_inline)) bool lanes_extreme(const float *v, int64_t n, bool min,
-                                                                float *m)
-{
-    enum { L = 16 };
-    float lane[L];
-    unsigned nan = 0;
-    for (int j = 0; j < L; j++) {
-        lane[j] = v[j];
-        nan |= (unsigned)(v[j] != v[j]);
-    }
-    int64_t k = L;
-    for (; k + L <= n; k += L)
-        for (int j = 0; j < L; j++) {
-            float x = v[k + j];
-            nan |= (unsigned)(x != x);
-            lane[j] = nb__select(min ? x < lane[j] : x > lane[j], x, lane[j]);
-        }
-    float e = lane[0];
-    for (int j = 1; j < L; j++) e = nb__select(min ? lane[j] < e : lane[j] > e, lane[j], e);
-    for (; k < n; k++) {
-        nan |= (unsigned)(v[k] != v[k]);
-        e = nb__select(min ? v[k] < e : v[k] > e, v[k], e);
-    }
-    *m = e;
-    return !nan && e != 0.0f;
-}
-
-/*
  * The largest (smallest with min) of each row, NaN when the row holds one; among equal values
- * (0 and -0) the first, as PyTorch's amax keeps it. Rows of 32 and more take the lanes first.
+ * (0 and -0) the first, as PyTorch's amax keeps it. Rows of 32 and more take the lanes
+ * (nb__lane_extreme), whose answer is the loop's unless the row holds a NaN or the extreme is
+ * a zero (of either sign): equal nonzero floats have the same bits.
  */
 NB__CLONES static void extreme_rows(float *o, const float *x, int64_t rows, int64_t n, double min)
 {
     for (int64_t r = 0; r < rows; r++) {
         const float *v = x + r * n;
-        float m = v[0];
-        if (n >= 32 &&
-            (min != 0.0 ? lanes_extreme(v, n, true, &m) : lanes_extreme(v, n, false, &m))) {
+        bool nan = true;
+        float m = 0.0f;
+        if (n >= 32)
+            m = min != 0.0 ? nb__lane_extreme(v, n, true, &nan)
+                           : nb__lane_extreme(v, n, false, &nan);
+        if (!nan && m != 0.0f) {
             o[r] = m;
             continue;
         }

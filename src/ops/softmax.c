@@ -21,48 +21,38 @@ static float slice_max(const float *x, int64_t n, int64_t s)
     return m;
 }
 
-/*
- * Σ v (or Σ v·w, each product fused into the sum, when w is not NULL) over a slice, in float
- * and in the order PyTorch's CPU kernels add: along the last dim in 8 lanes (element k into
- * lane k mod 8, its vector loop) reduced as a tree, along another dim one after the other.
- * Summed so, nabla's softmax has PyTorch's bits wherever its exp does.
- */
-static float slice_sum(const float *v, const float *w, int64_t n, int64_t s, bool lanes)
+/* Σ v (or Σ v·w, each product fused into the sum, when w is not NULL) over a slice, one
+ * element after the other, in float: PyTorch's order along a dim other than the last. */
+static float slice_sum(const float *v, const float *w, int64_t n, int64_t s)
 {
-    float lane[8] = {0};
-    for (int64_t k = 0; k < n; k++) {
-        float *a = &lane[lanes ? k & 7 : 0];
-        *a = w ? fmaf(v[k * s], w[k * s], *a) : *a + v[k * s];
-    }
-    if (!lanes) return lane[0];
-    for (int j = 0; j < 4; j++) lane[j] += lane[j + 4];
-    return (lane[0] + lane[2]) + (lane[1] + lane[3]);
+    float a = 0.0f;
+    for (int64_t k = 0; k < n; k++) a = w ? fmaf(v[k * s], w[k * s], a) : a + v[k * s];
+    return a;
 }
 
 /*
- * One slice: with m its max, e = e^(x − m) and S = Σ e; softmax y = e·(1 / S) along the last
- * dim and e / S along another (PyTorch's two kernels), log_softmax y = (x − m) − log S.
- * Finite for any finite x; a slice of -inf only (or with +inf or NaN) gives NaN, as PyTorch's.
+ * One slice along a dim other than the last: with m its max, e = e^(x − m) and S = Σ e;
+ * softmax y = e / S, log_softmax y = (x − m) − log S. Finite for any finite x; a slice of
+ * -inf only (or with +inf or NaN) gives NaN, as PyTorch's.
  */
-static void softmax_slice(float *y, const float *x, int64_t n, int64_t s, bool last, bool log)
+static void softmax_slice(float *y, const float *x, int64_t n, int64_t s, bool log)
 {
     float m = slice_max(x, n, s);
     for (int64_t k = 0; k < n; k++) y[k * s] = expf(x[k * s] - m);
-    float sum = slice_sum(y, NULL, n, s, last);
+    float sum = slice_sum(y, NULL, n, s);
     if (log) {
         float l = logf(sum);
         for (int64_t k = 0; k < n; k++) y[k * s] = (x[k * s] - m) - l;
-    } else if (last) {
-        float r = 1.0f / sum;
-        for (int64_t k = 0; k < n; k++) y[k * s] *= r;
     } else {
         for (int64_t k = 0; k < n; k++) y[k * s] /= sum;
     }
 }
 
 /*
- * Along the last dim, where slices are contiguous, the same steps in loops that vectorise
- * (NB__CLONES; exp and log stay calls, one per element).
+ * Along the last dim, where slices are contiguous, PyTorch's vectorised kernels: the sums in
+ * 8 lanes (element k into lane k mod 8, its vector loop) reduced as a tree, and softmax
+ * y = e·(1 / S). Summed so, nabla's softmax has PyTorch's bits wherever its exp does. Loops
+ * that vectorise (NB__CLONES); exp and log stay calls, one per element.
  *
  * The max in 16 lanes of the greater value. It may differ from slice_max's in two ways that
  * softmax and log_softmax do not show. Two zeros of opposite signs as the max: the lanes may
@@ -73,17 +63,8 @@ static void softmax_slice(float *y, const float *x, int64_t n, int64_t s, bool l
  */
 static inline float contiguous_max(const float *x, int64_t n)
 {
-    enum { L = 16 };
-    if (n < 2 * L) return slice_max(x, n, 1);
-    float lane[L];
-    for (int j = 0; j < L; j++) lane[j] = x[j];
-    int64_t k = L;
-    for (; k + L <= n; k += L)
-        for (int j = 0; j < L; j++) lane[j] = nb__select(x[k + j] > lane[j], x[k + j], lane[j]);
-    float m = lane[0];
-    for (int j = 1; j < L; j++) m = nb__select(lane[j] > m, lane[j], m);
-    for (; k < n; k++) m = nb__select(x[k] > m, x[k], m);
-    return m;
+    bool nan;
+    return n < 32 ? slice_max(x, n, 1) : nb__lane_extreme(x, n, false, &nan);
 }
 
 /* slice_sum in lanes over a contiguous slice: whole blocks of 8, then the tail, so element k
@@ -139,9 +120,9 @@ NB__CLONES static void softmax_grad_last(float *d, const float *g, const float *
  * into the sums: fmaf here).
  */
 static void softmax_grad_slice(float *d, const float *g, const float *y, int64_t n, int64_t s,
-                               bool last, bool log, bool acc)
+                               bool log, bool acc)
 {
-    float t = slice_sum(g, log ? NULL : y, n, s, last);
+    float t = slice_sum(g, log ? NULL : y, n, s);
     for (int64_t k = 0; k < n; k++) {
         float v = log ? fmaf(-expf(y[k * s]), t, g[k * s]) : (g[k * s] - t) * y[k * s];
         d[k * s] = acc ? d[k * s] + v : v;
@@ -169,7 +150,7 @@ static nb_status softmax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **
             if (st->last)
                 softmax_grad_last(d + at, g + at, out + at, st->size, log, acc);
             else
-                softmax_grad_slice(d + at, g + at, out + at, st->size, st->inner, false, log, acc);
+                softmax_grad_slice(d + at, g + at, out + at, st->size, st->inner, log, acc);
         }
     }
     return NB_OK;
@@ -203,7 +184,7 @@ static nb_tensor *softmax(const char *fn, const nb_op *op, nb_tensor *x, int dim
             if (st.last)
                 softmax_last(out + at, v + at, st.size, log);
             else
-                softmax_slice(out + at, v + at, st.size, st.inner, false, log);
+                softmax_slice(out + at, v + at, st.size, st.inner, log);
         }
     }
     nb_node *n;

@@ -278,7 +278,7 @@ NB__CLONES static void sgd_range(const void *kv, float *p, const float *grad, fl
 typedef struct adam_k {
     float b1, b2, one_b1, one_b2, eps, wd, decay, neg_step_size, bc2_sqrt;
     float denom_min; /* a dormant element's parameter stays put when denom >= this */
-    bool decoupled, maximize, has_wd, amsgrad;
+    bool amsgrad;
     bool dormant_ok; /* 0 <= beta1, beta2 <= 1, as subnormal_decay needs */
     /* the options as masks: decoupled (AdamW), the sign bit to maximize, L2 weight decay */
     uint32_t decoupled_mask, negate_mask, l2_mask;
@@ -361,7 +361,7 @@ NB__CLONES static void adam_range(const void *kv, float *p, const float *grad, f
     float *m = state + lo, *v = state + n + lo;
     if (k->amsgrad)
         adam_body(k, true, true, p + lo, m, v, state + 2 * n + lo, grad + lo, len);
-    else if (k->decoupled || k->maximize || k->has_wd)
+    else if (k->decoupled_mask | k->negate_mask | k->l2_mask)
         adam_body(k, true, false, p + lo, m, v, NULL, grad + lo, len);
     else
         adam_body(k, false, false, p + lo, m, v, NULL, grad + lo, len);
@@ -557,9 +557,6 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
                           (float)-(o->lr / bias_correction1),
                           (float)sqrt(bias_correction2),
                           0.0f,
-                          kind == NB_OPTIM_ADAMW,
-                          o->maximize,
-                          o->weight_decay != 0.0,
                           o->amsgrad,
                           in_unit((float)beta1) && in_unit((float)beta2),
                           mask_of(kind == NB_OPTIM_ADAMW),
