@@ -4,7 +4,8 @@
  * the same bits with 1, 2 and 3 threads (also with OPENBLAS_CORETYPE=Haswell, whose kernels
  * do not give a block of a product the whole product's bits); a short training run of
  * nabla-train's step gives bit-identical weights at 1 and 2 threads; threads of the program that
- * share the pool, and changes of the thread count between calls, change nothing.
+ * share the pool, and changes of the thread count between calls, change nothing; one thread
+ * probes a shape it would cut once, whether one call has the blocks' bits.
  */
 #include <math.h>
 #include <pthread.h>
@@ -199,6 +200,65 @@ static void test_program_threads_share_pool(void **state)
     nb_set_num_threads(1);
 }
 
+/* Allocations of one nb_matmul of A [m, k] @ B [k, n] (fresh operands, made before counting),
+ * and the product into out. */
+static long matmul_allocs(int64_t m, int64_t k, int64_t n, float *out)
+{
+    nb_tensor *a = filled(m, k, 4), *b = filled(k, n, 5);
+    long before = nbt_alloc_count();
+    nb_tensor *c = nb_matmul(a, b);
+    long made = nbt_alloc_count() - before;
+    assert_non_null(c);
+    memcpy(out, nb_tensor_data(c), (size_t)(m * n) * sizeof(float));
+    nb_release(a);
+    nb_release(b);
+    nb_release(c);
+    return made;
+}
+
+/*
+ * One thread probes a shape it would cut once (its scratch is one more allocation on the
+ * first call), and keeps the verdict; more threads never probe; a probe whose scratch cannot
+ * be had leaves the product right and no error, and runs again on the next call. Each case
+ * has a shape of its own (9-10 MFLOP, cut in two), as verdicts last for the process.
+ */
+static void test_probe_once_per_shape(void **state)
+{
+    (void)state;
+    static float one[100 * 300], two[100 * 300];
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    long first = matmul_allocs(100, 150, 300, one);
+    long again = matmul_allocs(100, 150, 300, two);
+    assert_int_equal(first, again + 1);
+    assert_memory_equal(one, two, sizeof one);
+
+    assert_int_equal(nb_set_num_threads(2), NB_OK);
+    long first2 = matmul_allocs(100, 151, 300, one);
+    assert_int_equal(first2, matmul_allocs(100, 151, 300, two));
+    assert_int_equal(first2, again);
+
+    /* the probe's scratch is the call's last allocation: fail it */
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    nb_tensor *a = filled(100, 152, 4), *b = filled(152, 300, 5);
+    nbt_fail_alloc_after(again + 1);
+    nb_tensor *c = nb_matmul(a, b);
+    assert_true(nbt_alloc_failed());
+    assert_non_null(c);
+    assert_int_equal(nb_last_error()->code, NB_OK);
+    memcpy(one, nb_tensor_data(c), sizeof one);
+    nb_release(c);
+    nbt_fail_alloc_after(0);
+    nb_release(a);
+    nb_release(b);
+    assert_int_equal(matmul_allocs(100, 152, 300, two), again + 1);
+    assert_memory_equal(one, two, sizeof one);
+    assert_int_equal(matmul_allocs(100, 152, 300, two), again);
+    assert_int_equal(nb_set_num_threads(2), NB_OK);
+    assert_int_equal(matmul_allocs(100, 152, 300, two), again);
+    assert_memory_equal(one, two, sizeof one);
+    nb_set_num_threads(1);
+}
+
 static void test_num_threads(void **state)
 {
     (void)state;
@@ -214,7 +274,8 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {T(test_products_same_bits), T(test_training_same_bits),
-                                       T(test_program_threads_share_pool), T(test_num_threads)};
+                                       T(test_program_threads_share_pool),
+                                       T(test_probe_once_per_shape), T(test_num_threads)};
 #undef T
     return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
 }

@@ -7,19 +7,29 @@
  * A large product is cut into blocks of C's columns (rows, when it is taller than wide) by
  * its shape alone, never by the thread count, each block a single-threaded sgemm run by the
  * pool; one thread runs the same blocks in turn. That the bits of a block of C equal those
- * of the same part of the whole product is not something to rely on: it holds for
- * OpenBLAS's AVX-512 kernels here, but not for its Haswell and Zen (AVX2) kernels
+ * of the same part of the whole product is not something to assume: it holds for OpenBLAS's
+ * AVX-512 kernels here, but not for its Haswell and Zen (AVX2) kernels
  * (OPENBLAS_CORETYPE=Haswell, or valgrind's CPU, makes a 96 × 130 × 520 product differ
  * cut in two), so a cut that followed the thread count would change the weights with it.
  * Each block packs the other operand again, 2-4% of a product's time at one thread: the
  * price of bits that do not depend on the thread count, kept low by cutting few blocks.
+ *
+ * At one thread that price is not paid where it can be shown to buy nothing: the first time
+ * a shape is cut at one thread, a probe runs it both ways on scratch operands of random
+ * values with a wide spread of exponents (which make sums in another order round otherwise)
+ * and compares the bits. Where they are equal, the kernel computes every element of the
+ * blocks as the whole product does, so one thread calls sgemm on the whole product from then
+ * on, and more threads still run the blocks. Where they differ, or the probe could not run,
+ * the blocks are kept. The verdicts are kept per shape (and alpha, beta) for the process.
  */
 #include <limits.h>
 #include <pthread.h>
+#include <string.h>
 
 #include <cblas.h>
 
 #include "blas/blas.h"
+#include "core/internal.h"
 
 #ifdef NB_HAVE_OPENBLAS_SET_NUM_THREADS
 void openblas_set_num_threads(int num_threads); /* not every cblas.h declares it */
@@ -95,6 +105,107 @@ static void gemm_block(void *ctx, int64_t i)
               j->b, j->ldb, j->beta, j->c + lo * j->ldc, j->ldc);
 }
 
+/*
+ * The probes' verdicts: whether the whole product has the bits of its blocks, per shape,
+ * flags, parts, alpha and beta (the kernels' paths depend on these, never on the values or
+ * the leading dimensions). A shape not found, once the table is full, keeps its blocks.
+ */
+#define MAX_VERDICTS 64
+#define PROBE_MAX_FLOATS ((int64_t)4 << 20) /* scratch of at most 16 MiB */
+
+typedef struct verdict {
+    bool ta, tb, by_cols, same;
+    int64_t m, n, k, parts;
+    uint32_t alpha, beta; /* bits */
+} verdict;
+
+static pthread_mutex_t verdicts_lock = PTHREAD_MUTEX_INITIALIZER;
+static verdict verdicts[MAX_VERDICTS];
+static int n_verdicts;
+
+static uint32_t float_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static bool same_key(const verdict *v, const gemm_job *j)
+{
+    return v->ta == j->ta && v->tb == j->tb && v->by_cols == j->by_cols && v->m == j->m &&
+           v->n == j->n && v->k == j->k && v->parts == j->parts &&
+           v->alpha == float_bits(j->alpha) && v->beta == float_bits(j->beta);
+}
+
+/* Values in ±[1, 2)·2^e, e in [-8, 8), from a fixed sequence (xorshift64*). */
+static void fill_spread(float *x, int64_t n, uint64_t *state)
+{
+    for (int64_t i = 0; i < n; i++) {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        uint64_t r = *state * 0x2545F4914F6CDD1DULL;
+        uint32_t mant = (uint32_t)(r >> 41), e = (uint32_t)(r >> 37) & 15u, sign = (uint32_t)r & 1u;
+        uint32_t u = sign << 31 | (127u - 8u + e) << 23 | mant;
+        memcpy(&x[i], &u, sizeof u);
+    }
+}
+
+/* j's product by its blocks and whole, on scratch operands of j's shape: 1 for equal bits,
+ * 0 for not, -1 when the scratch could not be had. */
+static int probe(const gemm_job *j)
+{
+    int64_t na = j->m * j->k, nb = j->k * j->n, nc = j->m * j->n;
+    float *buf = nb__alloc((size_t)(na + nb + 2 * nc) * sizeof(float), 64);
+    if (!buf) return -1;
+    float *a = buf, *b = a + na, *c1 = b + nb, *c2 = c1 + nc;
+    uint64_t state = 0x9E3779B97F4A7C15ULL;
+    fill_spread(buf, na + nb + nc, &state);
+    memcpy(c2, c1, (size_t)nc * sizeof(float));
+    gemm_job t = *j;
+    t.a = a;
+    t.b = b;
+    t.c = c1;
+    t.lda = j->ta ? j->m : j->k;
+    t.ldb = j->tb ? j->k : j->n;
+    t.ldc = j->n;
+    for (int64_t i = 0; i < t.parts; i++) gemm_block(&t, i);
+    sgemm(t.ta, t.tb, t.m, t.n, t.k, t.alpha, a, t.lda, b, t.ldb, t.beta, c2, t.ldc);
+    int same = memcmp(c1, c2, (size_t)nc * sizeof(float)) == 0;
+    nb__free(buf);
+    return same;
+}
+
+/* The verdict for j's shape, or NULL; with verdicts_lock held. */
+static const verdict *find_verdict(const gemm_job *j)
+{
+    for (int i = 0; i < n_verdicts; i++)
+        if (same_key(&verdicts[i], j)) return &verdicts[i];
+    return NULL;
+}
+
+/* Whether one thread may run j as one sgemm call: its probe found the bits of its blocks.
+ * The first call for a shape runs the probe (outside the lock: two threads may both probe a
+ * new shape, and find the same). */
+static bool whole_gives_blocks(const gemm_job *j)
+{
+    pthread_mutex_lock(&verdicts_lock);
+    const verdict *v = find_verdict(j);
+    bool known = v || n_verdicts == MAX_VERDICTS, same = v && v->same;
+    pthread_mutex_unlock(&verdicts_lock);
+    if (known) return same;
+    double floats = (double)j->k * (double)(j->m + j->n) + 2.0 * (double)j->m * (double)j->n;
+    if (floats > (double)PROBE_MAX_FLOATS) return false;
+    int found = probe(j);
+    if (found < 0) return false; /* no verdict: the next call probes again */
+    pthread_mutex_lock(&verdicts_lock);
+    if (!find_verdict(j) && n_verdicts < MAX_VERDICTS)
+        verdicts[n_verdicts++] = (verdict){j->ta, j->tb, j->by_cols, found == 1, j->m, j->n, j->k,
+                                           j->parts, float_bits(j->alpha), float_bits(j->beta)};
+    pthread_mutex_unlock(&verdicts_lock);
+    return found == 1;
+}
+
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
@@ -111,7 +222,7 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
     double flops = 2.0 * (double)m * (double)n * (double)k;
     for (size_t i = 0; i < sizeof cut_flops / sizeof cut_flops[0]; i++)
         if (flops >= cut_flops[i] && len / (2 * j.parts) >= MIN_BLOCK) j.parts *= 2;
-    if (j.parts == 1)
+    if (j.parts == 1 || (nb__num_threads() == 1 && whole_gives_blocks(&j)))
         sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else
         nb__parallel_for(j.parts, gemm_block, &j);

@@ -15,7 +15,8 @@ bool nb__blas_fits(int64_t a, int64_t b, int64_t c);
  * C[m,n] = alpha·op(A)·op(B) + beta·C, op = transpose when ta / tb. A large product is cut
  * into blocks of C's columns (or rows, when it has more rows than columns) by its shape
  * alone, each a single-threaded sgemm on the pool (nb__parallel_for): the same calls, so the
- * same bits, at any thread count (blas.c).
+ * same bits, at any thread count. One thread makes one call where a probe of the shape found
+ * that it gives the blocks' bits (blas.c).
  */
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
