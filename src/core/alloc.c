@@ -189,6 +189,18 @@ void nb__free(void *ptr)
         current.free(ptr, current.ctx);
 }
 
+void nb__free_uncached(void *ptr)
+{
+    if (!ptr) return;
+    stats.frees++;
+    if (current.free != default_free) {
+        current.free(ptr, current.ctx);
+        return;
+    }
+    stats.system_frees++;
+    free((char *)ptr - HEADER);
+}
+
 void nb_alloc_stats_get(nb_alloc_stats *out)
 {
     if (!out) return;

@@ -61,6 +61,8 @@
 /** Allocate through the current allocator; NULL on failure (no error is set). */
 void *nb__alloc(size_t size, size_t align);
 void nb__free(void *ptr);
+/** nb__free for a block not to be kept in the default allocator's cache (scratch used once). */
+void nb__free_uncached(void *ptr);
 /** Allocate zeroed memory for an object; NULL on failure. */
 void *nb__calloc(size_t size);
 /** Grow *arr (elements of elem bytes, *cap of them) to hold at least need; false on OOM. */
