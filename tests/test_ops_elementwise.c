@@ -729,6 +729,53 @@ static void test_pow_special_exponents(void **state)
     }
 }
 
+/*
+ * nb_exp and nb_sigmoid against the C library's expf, bit for bit (nabla's e^x is glibc's
+ * algorithm in a form that vectorises): one float in 4 099 of all 2^32 (every exponent, both
+ * signs, NaNs with payloads) and the edges of each range: the overflow, underflow and least
+ * subnormal thresholds and their neighbours, +-0, +-inf, subnormal x.
+ */
+static void test_exp_bits_of_libm(void **state)
+{
+    (void)state;
+    static const float edges[] = {0.0f,          -0.0f,         INFINITY,     -INFINITY,
+                                  NAN,           0x1p-149f,     -0x1p-149f,   0x1.62e42ep6f,
+                                  -0x1.9fe368p6f, -0x1.9d1d9ep6f, 88.0f,        -88.0f,
+                                  -87.33655f,    1.0f,          -1.0f,        0x1.fffffep127f};
+    enum { STRIDE = 4099, E = sizeof edges / sizeof edges[0] };
+    const int64_t n = (int64_t)(0x100000000ull / STRIDE) + 1 + 3 * E;
+    float *v = malloc((size_t)n * sizeof(float));
+    assert_non_null(v);
+    int64_t at = 0;
+    for (uint64_t u = 0; u <= 0xffffffffull; u += STRIDE) {
+        uint32_t b = (uint32_t)u;
+        memcpy(&v[at++], &b, sizeof b);
+    }
+    for (int i = 0; i < E; i++) {
+        v[at++] = edges[i];
+        v[at++] = nextafterf(edges[i], INFINITY);
+        v[at++] = nextafterf(edges[i], -INFINITY);
+    }
+    assert_true(at <= n);
+    nb_tensor *x = nb_from_data(v, NB_SHAPE(at));
+    nb_tensor *e = nb_exp(x), *sg = nb_sigmoid(x);
+    assert_non_null(e);
+    assert_non_null(sg);
+    const float *got = nb_tensor_data_const(e), *sgot = nb_tensor_data_const(sg);
+    for (int64_t i = 0; i < at; i++) {
+        float want = expf(v[i]), swant = 1.0f / (1.0f + expf(-v[i]));
+        if (memcmp(&got[i], &want, sizeof want) != 0)
+            fail_msg("exp(%a): %a, expf gives %a", (double)v[i], (double)got[i], (double)want);
+        if (memcmp(&sgot[i], &swant, sizeof swant) != 0)
+            fail_msg("sigmoid(%a): %a, with expf %a", (double)v[i], (double)sgot[i],
+                     (double)swant);
+    }
+    nb_release(sg);
+    nb_release(e);
+    nb_release(x);
+    free(v);
+}
+
 /* Runs with a number operand (stride 0) long enough to be handed to the kernel as chunks of
  * its copies: a tensor with a number in either place, a [1] tensor broadcast, and gradients
  * broadcast back from a sum and a mean, added into a gradient that is already there. */
@@ -788,6 +835,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pow_special_exponents, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_number_operand_runs, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_exp_bits_of_libm, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_null_arguments, nbt_setup_counting,
                                         nbt_teardown_counting),

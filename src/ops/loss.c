@@ -112,9 +112,9 @@ NB__EW_KERNEL(kl_grad_x, -V2 *(V0 *k[0]))
 NB__EW_KERNEL(kl_grad_y, V0 *k[0] * ((V2 != 0.0f ? logf(V2) : 0.0f) + V2 / V2 - V1))
 
 /* log_target: e^y·(y − x); dx = −e^y·g; dy = e^y·(y − x + 1)·g */
-NB__EW_KERNEL(kl_log_fwd, expf(V1) * (V1 - V0))
-NB__EW_KERNEL(kl_log_grad_x, -expf(V2) * (V0 * k[0]))
-NB__EW_KERNEL(kl_log_grad_y, V0 *k[0] * expf(V2) * (V2 - V1 + 1.0f))
+NB__EW_KERNEL(kl_log_fwd, nb__expf(V1) * (V1 - V0))
+NB__EW_KERNEL(kl_log_grad_x, -nb__expf(V2) * (V0 * k[0]))
+NB__EW_KERNEL(kl_log_grad_y, V0 *k[0] * nb__expf(V2) * (V2 - V1 + 1.0f))
 
 typedef struct pw_loss {
     nb__ew_fn forward, grad_x, grad_y;
@@ -331,7 +331,7 @@ static nb_status expand_opt(const char *fn, const char *what, const nb_tensor *t
 
 static inline float log_sigmoid(float z)
 {
-    return fminf(z, 0.0f) - log1pf(expf(-fabsf(z)));
+    return fminf(z, 0.0f) - log1pf(nb__expf(-fabsf(z)));
 }
 
 static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
@@ -362,7 +362,7 @@ static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
         for (int64_t e = 0; e < x->numel; e++) {
             float g = G[per_elem ? e : 0], xv = X[e], yv = Y[e], v;
             if (i == 0) { /* d/dx: (σ(x) − y)·g, with pos_weight ((p·y + 1 − y)·σ(x) − p·y)·g */
-                float s = 1.0f / (1.0f + expf(-xv));
+                float s = 1.0f / (1.0f + nb__expf(-xv));
                 if (P) {
                     float t = P[e] * yv;
                     v = ((t + 1.0f - yv) * s - t) * g;
@@ -414,7 +414,7 @@ nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *targ
         /* the operations, in float, in the order of PyTorch's kernel */
         float x = X[e], y = Y[e];
         float max_val = fmaxf(-x, 0.0f);
-        float soft = logf(expf(-max_val) + expf(-x - max_val));
+        float soft = logf(nb__expf(-max_val) + nb__expf(-x - max_val));
         float l = P ? (1.0f - y) * x + ((P[e] - 1.0f) * y + 1.0f) * (soft + max_val)
                     : (1.0f - y) * x + max_val + soft;
         if (W) l *= W[e];
@@ -668,7 +668,7 @@ static void log_softmax_rows(const float *x, float *lp, int64_t rows, int64_t c)
         float mx = -INFINITY;
         for (int64_t j = 0; j < c; j++) mx = x[j] > mx || isnan(x[j]) ? x[j] : mx;
         float lane[8] = {0};
-        for (int64_t j = 0; j < c; j++) lane[j & 7] += expf(x[j] - mx);
+        for (int64_t j = 0; j < c; j++) lane[j & 7] += nb__expf(x[j] - mx);
         for (int j = 0; j < 4; j++) lane[j] += lane[j + 4];
         float sum = (lane[0] + lane[2]) + (lane[1] + lane[3]);
         float ls = logf(sum);
@@ -730,7 +730,7 @@ static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
             for (int64_t j = 0; j < k.c; j++) {
                 float q = st->probs ? g * ((yi[j] * st->keep + st->spread) * (W ? W[j] : 1.0f))
                                     : b * (W ? W[j] : 1.0f) + (j == c ? a : 0.0f);
-                float v = expf(li[j]) * s - q;
+                float v = nb__expf(li[j]) * s - q;
                 di[j] = acc ? di[j] + v : v;
             }
         }

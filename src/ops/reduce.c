@@ -658,12 +658,12 @@ static void lse_rows(float *o, const float *x, int64_t rows, int64_t n, double u
         const float *v = x + r * n;
         float m = n && !isinf(o[r]) ? o[r] : 0.0f;
         double s = 0.0;
-        for (int64_t i = 0; i < n; i++) s += (double)expf(v[i] - m);
+        for (int64_t i = 0; i < n; i++) s += (double)nb__expf(v[i] - m);
         o[r] = logf((float)s) + m;
     }
 }
 
-NB__EW_KERNEL(lse_grad_k, V0 *expf(V1 - V3))
+NB__EW_KERNEL(lse_grad_k, V0 *nb__expf(V1 - V3))
 
 /* LogsumexpBackward0: dx = g·e^(x − y), NaN where x and y are the same infinity (PyTorch). */
 static nb_status lse_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)

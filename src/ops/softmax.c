@@ -38,7 +38,7 @@ static float slice_sum(const float *v, const float *w, int64_t n, int64_t s)
 static void softmax_slice(float *y, const float *x, int64_t n, int64_t s, bool log)
 {
     float m = slice_max(x, n, s);
-    for (int64_t k = 0; k < n; k++) y[k * s] = expf(x[k * s] - m);
+    for (int64_t k = 0; k < n; k++) y[k * s] = nb__expf(x[k * s] - m);
     float sum = slice_sum(y, NULL, n, s);
     if (log) {
         float l = logf(sum);
@@ -87,7 +87,7 @@ static inline float contiguous_sum(const float *v, const float *w, int64_t n)
 NB__CLONES static void softmax_last(float *y, const float *x, int64_t n, bool log)
 {
     float m = contiguous_max(x, n);
-    for (int64_t k = 0; k < n; k++) y[k] = expf(x[k] - m);
+    for (int64_t k = 0; k < n; k++) y[k] = nb__expf(x[k] - m);
     float sum = contiguous_sum(y, NULL, n);
     if (log) {
         float l = logf(sum);
@@ -104,7 +104,7 @@ NB__CLONES static void softmax_grad_last(float *d, const float *g, const float *
     float t = contiguous_sum(g, log ? NULL : y, n);
     if (log) {
         for (int64_t k = 0; k < n; k++) {
-            float v = fmaf(-expf(y[k]), t, g[k]);
+            float v = fmaf(-nb__expf(y[k]), t, g[k]);
             d[k] = acc ? d[k] + v : v;
         }
     } else if (acc) {
@@ -124,7 +124,7 @@ static void softmax_grad_slice(float *d, const float *g, const float *y, int64_t
 {
     float t = slice_sum(g, log ? NULL : y, n, s);
     for (int64_t k = 0; k < n; k++) {
-        float v = log ? fmaf(-expf(y[k * s]), t, g[k * s]) : (g[k * s] - t) * y[k * s];
+        float v = log ? fmaf(-nb__expf(y[k * s]), t, g[k * s]) : (g[k * s] - t) * y[k * s];
         d[k * s] = acc ? d[k * s] + v : v;
     }
 }

@@ -16,7 +16,7 @@
 /* ---- the ops ----------------------------------------------------------------------------- */
 
 /* y = 1 / (1 + e^-x); dx = g·(1 - y)·y (PyTorch's order) */
-NB__EW_KERNEL(sigmoid_fwd, 1.0f / (1.0f + expf(-V0)))
+NB__EW_KERNEL(sigmoid_fwd, 1.0f / (1.0f + nb__expf(-V0)))
 NB__EW_KERNEL(sigmoid_grad, V0 *(1.0f - V2) * V2)
 static const nb__unop sigmoid_op = {NB__UNOP_NODE("SigmoidBackward0"), sigmoid_fwd, sigmoid_grad,
                                     NB__READ_OUT};
@@ -53,7 +53,7 @@ nb_tensor *nb_neg(nb_tensor *a)
 /* ---- exponentials and logarithms ---------------------------------------------------------- */
 
 /* y = e^x; dx = g·y */
-NB__EW_KERNEL(exp_fwd, expf(V0))
+NB__EW_KERNEL(exp_fwd, nb__expf(V0))
 NB__EW_KERNEL(exp_grad, V0 *V2)
 static const nb__unop exp_op = {NB__UNOP_NODE("ExpBackward0"), exp_fwd, exp_grad, NB__READ_OUT};
 
@@ -305,8 +305,8 @@ nb_tensor *nb_leaky_relu(nb_tensor *x, float negative_slope)
 }
 
 /* y = (e^x - 1)·k0 if x <= 0 else x; dx = g·k0·e^x if x <= 0 else g */
-NB__EW_KERNEL(elu_fwd, V0 <= 0.0f ? (expf(V0) - 1.0f) * k[0] : V0)
-NB__EW_KERNEL(elu_grad, V1 <= 0.0f ? V0 * k[0] * expf(V1) : V0)
+NB__EW_KERNEL(elu_fwd, V0 <= 0.0f ? (nb__expf(V0) - 1.0f) * k[0] : V0)
+NB__EW_KERNEL(elu_grad, V1 <= 0.0f ? V0 * k[0] * nb__expf(V1) : V0)
 static const nb__unop elu_op = {NB__UNOP_NODE("EluBackward0"), elu_fwd, elu_grad, NB__READ_A};
 
 nb_tensor *nb_elu(nb_tensor *x, float alpha)
@@ -325,7 +325,7 @@ nb_tensor *nb_elu(nb_tensor *x, float alpha)
 static inline float gelu_grad_value(float g, float x)
 {
     float cdf = 0.5f * (1.0f + erff(x * GELU_ALPHA));
-    float pdf = GELU_BETA * expf(x * x * -0.5f);
+    float pdf = GELU_BETA * nb__expf(x * x * -0.5f);
     return g * (cdf + x * pdf);
 }
 
@@ -363,11 +363,11 @@ nb_tensor *nb_gelu(nb_tensor *x, nb_gelu_approximate approximate)
 /* y = x·σ(x), σ(x) = 1 / (1 + e^-x); dx = g·σ·(1 + x·(1 - σ)) */
 static inline float silu_grad_value(float g, float x)
 {
-    float s = 1.0f / (1.0f + expf(-x));
+    float s = 1.0f / (1.0f + nb__expf(-x));
     return g * s * (1.0f + x * (1.0f - s));
 }
 
-NB__EW_KERNEL(silu_fwd, V0 / (1.0f + expf(-V0)))
+NB__EW_KERNEL(silu_fwd, V0 / (1.0f + nb__expf(-V0)))
 NB__EW_KERNEL(silu_grad, silu_grad_value(V0, V1))
 static const nb__unop silu_op = {NB__UNOP_NODE("SiluBackward0"), silu_fwd, silu_grad, NB__READ_A};
 
@@ -380,11 +380,11 @@ nb_tensor *nb_silu(nb_tensor *x)
  * dx = g there, else g·z / (z + 1) with z = e^(x·β) */
 static inline float softplus_grad_value(float g, float x, float beta, float threshold)
 {
-    float z = expf(x * beta);
+    float z = nb__expf(x * beta);
     return x * beta > threshold ? g : g * z / (z + 1.0f);
 }
 
-NB__EW_KERNEL(softplus_fwd, V0 *k[0] > k[1] ? V0 : log1pf(expf(V0 * k[0])) / k[0])
+NB__EW_KERNEL(softplus_fwd, V0 *k[0] > k[1] ? V0 : log1pf(nb__expf(V0 * k[0])) / k[0])
 NB__EW_KERNEL(softplus_grad, softplus_grad_value(V0, V1, k[0], k[1]))
 static const nb__unop softplus_op = {NB__UNOP_NODE("SoftplusBackward0"), softplus_fwd,
                                      softplus_grad, NB__READ_A};
@@ -398,12 +398,12 @@ nb_tensor *nb_softplus(nb_tensor *x, float beta, float threshold)
  * dx = g·(1 - z / (1 + z)) for x < 0, g·z / (1 + z) otherwise (PyTorch's arrangement) */
 static inline float logsigmoid_grad_value(float g, float x)
 {
-    float z = expf(-fabsf(x));
+    float z = nb__expf(-fabsf(x));
     bool negative = x < 0.0f;
     return ((negative ? 1.0f : 0.0f) - (negative ? 1.0f : -1.0f) * (z / (1.0f + z))) * g;
 }
 
-NB__EW_KERNEL(logsigmoid_fwd, (V0 < 0.0f ? V0 : 0.0f) - log1pf(expf(-fabsf(V0))))
+NB__EW_KERNEL(logsigmoid_fwd, (V0 < 0.0f ? V0 : 0.0f) - log1pf(nb__expf(-fabsf(V0))))
 NB__EW_KERNEL(logsigmoid_grad, logsigmoid_grad_value(V0, V1))
 static const nb__unop logsigmoid_op = {NB__UNOP_NODE("LogSigmoidBackward0"), logsigmoid_fwd,
                                        logsigmoid_grad, NB__READ_A};
