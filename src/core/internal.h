@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "nabla/tensor.h"
 
@@ -147,6 +148,21 @@ struct nb_tensor {
 };
 
 /* Reference counts change through const pointers (as a const object may still be shared). */
+/* The bits of a float and back, for selects that keep float operations unconditional. */
+static inline uint32_t nb__bits(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
+}
+
+static inline float nb__from_bits(uint32_t b)
+{
+    float x;
+    memcpy(&x, &b, sizeof x);
+    return x;
+}
+
 static inline nb_tensor *nb__unconst(const nb_tensor *t)
 {
     union {

@@ -75,21 +75,6 @@ static inline float nb__select(bool c, float a, float b)
     return c ? a : b;
 }
 
-/* The bits of a float and back, for selects that keep float operations unconditional. */
-static inline uint32_t nb__bits(float x)
-{
-    uint32_t b;
-    memcpy(&b, &x, sizeof b);
-    return b;
-}
-
-static inline float nb__from_bits(uint32_t b)
-{
-    float x;
-    memcpy(&x, &b, sizeof x);
-    return x;
-}
-
 /* a where c, else b, by the bits (a ternary on floats can stay a branch) */
 static inline float nb__pick(bool c, float a, float b)
 {

@@ -60,20 +60,6 @@ static inline float maximum(float a, float b)
 #define NB_INLINE static inline __attribute__((always_inline))
 #define CHUNK     16384
 
-static inline uint32_t bits_of(float x)
-{
-    uint32_t b;
-    memcpy(&b, &x, sizeof b);
-    return b;
-}
-
-static inline float float_of(uint32_t b)
-{
-    float x;
-    memcpy(&x, &b, sizeof x);
-    return x;
-}
-
 #define SIGN_BIT 0x80000000u
 #define MANT     0x007fffffu
 #define EXPONENT 0x7f800000u
@@ -87,7 +73,7 @@ static inline uint32_t mask_of(bool b)
 /* a where mask is set, else b */
 static inline float pick(uint32_t mask, float a, float b)
 {
-    return float_of((bits_of(a) & mask) | (bits_of(b) & ~mask));
+    return nb__from_bits((nb__bits(a) & mask) | (nb__bits(b) & ~mask));
 }
 
 /* x (by its bits) is subnormal */
@@ -120,9 +106,9 @@ static inline bool tiny_bits(uint32_t b)
 static inline float subnormal_decay(uint32_t xb, float c, uint32_t zb)
 {
     uint32_t sign = xb & SIGN_BIT;
-    uint32_t q = bits_of(fmaf((float)(int32_t)(xb & MANT), c, 0x1p23f)) & MANT;
+    uint32_t q = nb__bits(fmaf((float)(int32_t)(xb & MANT), c, 0x1p23f)) & MANT;
     uint32_t nz = mask_of(q != 0u); /* a mask: z is used, so computed, everywhere */
-    return float_of(((sign | q) & nz) | (sign & zb & ~nz));
+    return nb__from_bits(((sign | q) & nz) | (sign & zb & ~nz));
 }
 
 /* A parameter of magnitude at least this is not moved by a step of at most 2^-79: half its
@@ -172,7 +158,7 @@ static float dormant_min(float step_size)
  */
 static inline float sqrt_nosub(float x)
 {
-    uint32_t xb = bits_of(x);
+    uint32_t xb = nb__bits(x);
     uint32_t sm = mask_of((xb & (SIGN_BIT | EXPONENT)) == 0u);
     float r = sqrtf(pick(sm, (float)(int32_t)(2u * (xb & MANT)), x));
     /* scaled from 1 where x was not subnormal: a small root times 2^-75 would be one */
@@ -183,13 +169,13 @@ static inline float sqrt_nosub(float x)
 /* The gradient is zero and the state tiny: an element that may be dormant. */
 static inline unsigned maybe_dormant(float grad, float state)
 {
-    return (unsigned)((grad == 0.0f) & tiny_bits(bits_of(state)));
+    return (unsigned)((grad == 0.0f) & tiny_bits(nb__bits(state)));
 }
 
 /* The gradient is zero and the state subnormal. */
 static inline unsigned zero_over_subnormal(float grad, float state)
 {
-    return (unsigned)((grad == 0.0f) & subnormal_bits(bits_of(state)));
+    return (unsigned)((grad == 0.0f) & subnormal_bits(nb__bits(state)));
 }
 
 /* One parameter's update over elements [lo, lo + len): state holds nbuf arrays of n. */
@@ -215,14 +201,14 @@ NB_INLINE void sgd_momentum_elem(const sgd_k *k, bool maximize, bool has_wd, boo
     const float p0 = *p;
     float d = maximize ? -grad : grad;
     if (has_wd) d = fmaf(k->wd, p0, d); /* grad.add(param, alpha=weight_decay) */
-    uint32_t bb = bits_of(*buf);
+    uint32_t bb = nb__bits(*buf);
     bool dormant = dormant_path & (d == 0.0f) & tiny_bits(bb) & (fabsf(p0) >= DORMANT_MIN_PARAM);
     bool sub = dormant & ((bb & EXPONENT) == 0u);
     uint32_t dm = mask_of(dormant), sm = mask_of(sub);
-    float b = float_of(bb & ~sm) * k->mu, z = k->keep * d;
+    float b = nb__from_bits(bb & ~sm) * k->mu, z = k->keep * d;
     float b1 = fmaf(k->keep, d, b);
-    if (dormant_path) b1 = pick(sm, subnormal_decay(bb, k->mu, bits_of(z)), b1);
-    float bf = dormant_path ? float_of(bits_of(b1) & ~dm) : b1;
+    if (dormant_path) b1 = pick(sm, subnormal_decay(bb, k->mu, nb__bits(z)), b1);
+    float bf = dormant_path ? nb__from_bits(nb__bits(b1) & ~dm) : b1;
     float de = k->nesterov ? fmaf(k->mu, bf, d) : bf;
     float p1 = fmaf(k->neg_lr, de, p0);
     if (dormant_path) p1 = pick(dm, p0, p1);
@@ -301,29 +287,29 @@ NB_INLINE void adam_elem(const adam_k *k, bool options, bool amsgrad, bool dorma
     float pd = p0, g = grad;
     if (options) {
         pd = pick(k->decoupled_mask, p0 * k->decay, p0); /* param.mul_(1 - lr * weight_decay) */
-        g = float_of(bits_of(g) ^ k->negate_mask);       /* -grad */
+        g = nb__from_bits(nb__bits(g) ^ k->negate_mask);       /* -grad */
         g = pick(k->l2_mask, fmaf(k->wd, pd, g), g);     /* grad.add(param, alpha=weight_decay) */
     }
     /* selects by masks on the bits, so that no float operation becomes conditional */
-    uint32_t vb0 = bits_of(*v);
+    uint32_t vb0 = nb__bits(*v);
     uint32_t vm = mask_of(v_path & (g == 0.0f) & ((vb0 & EXPONENT) == 0u));
-    float vb = float_of(vb0 & ~vm) * k->b2, g2 = k->one_b2 * g;
+    float vb = nb__from_bits(vb0 & ~vm) * k->b2, g2 = k->one_b2 * g;
     float v1 = fmaf(g2, g, vb);
-    if (v_path) v1 = pick(vm, subnormal_decay(vb0, k->b2, bits_of(g2 * g)), v1);
+    if (v_path) v1 = pick(vm, subnormal_decay(vb0, k->b2, nb__bits(g2 * g)), v1);
     float second = v1, vmax1 = 0.0f;
     if (amsgrad) second = vmax1 = maximum(*vmax, v1);
     float denom = (v_path ? sqrt_nosub(second) : sqrtf(second)) / k->bc2_sqrt;
     denom = denom + k->eps;
-    uint32_t mb = bits_of(m0);
+    uint32_t mb = nb__bits(m0);
     bool dormant = dormant_path & (g == 0.0f) & tiny_bits(mb) & (fabsf(pd) >= DORMANT_MIN_PARAM) &
                    (denom >= k->denom_min);
     bool sub = dormant & ((mb & EXPONENT) == 0u);
     uint32_t dm = mask_of(dormant), sm = mask_of(sub);
-    float mi = float_of(mb & ~sm);
+    float mi = nb__from_bits(mb & ~sm);
     float mbv = mi * k->b1, z = k->one_b1 * g;
     float m1 = fmaf(k->one_b1, g, mbv);
-    if (dormant_path) m1 = pick(sm, subnormal_decay(mb, k->b1, bits_of(z)), m1);
-    float step = k->neg_step_size * (dormant_path ? float_of(bits_of(m1) & ~dm) : m1);
+    if (dormant_path) m1 = pick(sm, subnormal_decay(mb, k->b1, nb__bits(z)), m1);
+    float step = k->neg_step_size * (dormant_path ? nb__from_bits(nb__bits(m1) & ~dm) : m1);
     step = step / denom;
     float p1 = pd + step;
     if (dormant_path) p1 = pick(dm, pd, p1);
@@ -391,24 +377,24 @@ NB_INLINE void rmsprop_elem(const rmsprop_k *k, bool centered, bool momentum, bo
                             float *p, float *sq, float *buf, float *avg_g, float grad)
 {
     const float alpha = k->alpha, one_alpha = k->one_alpha, p0 = *p;
-    float g = float_of(bits_of(grad) ^ k->negate_mask); /* -grad */
+    float g = nb__from_bits(nb__bits(grad) ^ k->negate_mask); /* -grad */
     g = pick(k->l2_mask, fmaf(k->wd, p0, g), g);        /* grad.add(param, alpha=weight_decay) */
     const bool zero = dormant_path & (g == 0.0f);
     const float g2 = one_alpha * g;
-    const uint32_t sb = bits_of(*sq), ssm = mask_of(zero & subnormal_bits(sb));
-    float sa = float_of(sb & ~ssm) * alpha;
+    const uint32_t sb = nb__bits(*sq), ssm = mask_of(zero & subnormal_bits(sb));
+    float sa = nb__from_bits(sb & ~ssm) * alpha;
     float sq1 = fmaf(g2, g, sa);
-    if (dormant_path) sq1 = pick(ssm, subnormal_decay(sb, alpha, bits_of(g2 * g)), sq1);
+    if (dormant_path) sq1 = pick(ssm, subnormal_decay(sb, alpha, nb__bits(g2 * g)), sq1);
     *sq = sq1;
     float avg;
     if (centered) {
-        const uint32_t ab = bits_of(*avg_g), asm_ = mask_of(zero & subnormal_bits(ab));
-        float ga = float_of(ab & ~asm_) * alpha;
+        const uint32_t ab = nb__bits(*avg_g), asm_ = mask_of(zero & subnormal_bits(ab));
+        float ga = nb__from_bits(ab & ~asm_) * alpha;
         float ag1 = fmaf(one_alpha, g, ga);
-        if (dormant_path) ag1 = pick(asm_, subnormal_decay(ab, alpha, bits_of(one_alpha * g)), ag1);
+        if (dormant_path) ag1 = pick(asm_, subnormal_decay(ab, alpha, nb__bits(one_alpha * g)), ag1);
         *avg_g = ag1;
-        const uint32_t a1m = mask_of(dormant_path & subnormal_bits(bits_of(ag1)));
-        float an = float_of(bits_of(ag1) & ~a1m);
+        const uint32_t a1m = mask_of(dormant_path & subnormal_bits(nb__bits(ag1)));
+        float an = nb__from_bits(nb__bits(ag1) & ~a1m);
         float diff = fmaf(-an, an, sq1); /* addcmul(.., value=-1) */
         if (dormant_path) diff = pick(a1m, sq1 != 0.0f ? sq1 : -0.0f, diff);
         avg = dormant_path ? sqrt_nosub(diff) : sqrtf(diff);
@@ -418,15 +404,15 @@ NB_INLINE void rmsprop_elem(const rmsprop_k *k, bool centered, bool momentum, bo
     avg = avg + k->eps;
     if (momentum) {
         float q = g / avg;
-        const uint32_t bb = bits_of(*buf);
+        const uint32_t bb = nb__bits(*buf);
         const uint32_t bm = mask_of(zero & (q == 0.0f) & subnormal_bits(bb));
-        float b = float_of(bb & ~bm) * k->mu;
+        float b = nb__from_bits(bb & ~bm) * k->mu;
         float b1 = b + q;
-        if (dormant_path) b1 = pick(bm, subnormal_decay(bb, k->mu, bits_of(q)), b1);
+        if (dormant_path) b1 = pick(bm, subnormal_decay(bb, k->mu, nb__bits(q)), b1);
         *buf = b1;
         /* where p cannot move, a zero takes the subnormal b1's place: p + lr·0 is p */
         const uint32_t pm = bm & mask_of(fabsf(p0) >= DORMANT_MIN_PARAM);
-        *p = fmaf(k->neg_lr, float_of(bits_of(b1) & ~pm), p0);
+        *p = fmaf(k->neg_lr, nb__from_bits(nb__bits(b1) & ~pm), p0);
     } else {
         float q = k->neg_lr * g;
         q = q / avg;
