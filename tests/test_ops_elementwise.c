@@ -738,10 +738,10 @@ static void test_pow_special_exponents(void **state)
 static void test_exp_bits_of_libm(void **state)
 {
     (void)state;
-    static const float edges[] = {0.0f,          -0.0f,         INFINITY,     -INFINITY,
-                                  NAN,           0x1p-149f,     -0x1p-149f,   0x1.62e42ep6f,
-                                  -0x1.9fe368p6f, -0x1.9d1d9ep6f, 88.0f,        -88.0f,
-                                  -87.33655f,    1.0f,          -1.0f,        0x1.fffffep127f};
+    static const float edges[] = {
+        0.0f,       -0.0f,         INFINITY,       -INFINITY,      NAN,   0x1p-149f,
+        -0x1p-149f, 0x1.62e42ep6f, -0x1.9fe368p6f, -0x1.9d1d9ep6f, 88.0f, -88.0f,
+        -87.33655f, 1.0f,          -1.0f,          0x1.fffffep127f};
     enum { STRIDE = 4099, E = sizeof edges / sizeof edges[0] };
     const int64_t n = (int64_t)(0x100000000ull / STRIDE) + 1 + 3 * E;
     float *v = malloc((size_t)n * sizeof(float));
@@ -767,8 +767,7 @@ static void test_exp_bits_of_libm(void **state)
         if (memcmp(&got[i], &want, sizeof want) != 0)
             fail_msg("exp(%a): %a, expf gives %a", (double)v[i], (double)got[i], (double)want);
         if (memcmp(&sgot[i], &swant, sizeof swant) != 0)
-            fail_msg("sigmoid(%a): %a, with expf %a", (double)v[i], (double)sgot[i],
-                     (double)swant);
+            fail_msg("sigmoid(%a): %a, with expf %a", (double)v[i], (double)sgot[i], (double)swant);
     }
     nb_release(sg);
     nb_release(e);

@@ -110,7 +110,7 @@ static void gemm_block(void *ctx, int64_t i)
  * flags, parts, alpha and beta (the kernels' paths depend on these, never on the values or
  * the leading dimensions). A shape not found, once the table is full, keeps its blocks.
  */
-#define MAX_VERDICTS 64
+#define MAX_VERDICTS     64
 #define PROBE_MAX_FLOATS ((int64_t)4 << 20) /* scratch of at most 16 MiB */
 
 typedef struct verdict {
@@ -200,8 +200,9 @@ static bool whole_gives_blocks(const gemm_job *j)
     if (found < 0) return false; /* no verdict: the next call probes again */
     pthread_mutex_lock(&verdicts_lock);
     if (!find_verdict(j) && n_verdicts < MAX_VERDICTS)
-        verdicts[n_verdicts++] = (verdict){j->ta, j->tb, j->by_cols, found == 1, j->m, j->n, j->k,
-                                           j->parts, float_bits(j->alpha), float_bits(j->beta)};
+        verdicts[n_verdicts++] =
+            (verdict){j->ta, j->tb, j->by_cols, found == 1,           j->m,
+                      j->n,  j->k,  j->parts,   float_bits(j->alpha), float_bits(j->beta)};
     pthread_mutex_unlock(&verdicts_lock);
     return found == 1;
 }

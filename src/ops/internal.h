@@ -96,8 +96,7 @@ extern const uint64_t nb__exp_table[32];
 static inline float nb__expf(float x)
 {
     const double inv_ln2_n = 0x1.71547652b82fep+5, shift = 0x1.8p+52;
-    const double c0 = 0x1.c6af84b912394p-20, c1 = 0x1.ebfce50fac4f3p-13,
-                 c2 = 0x1.62e42ff0c52d6p-6;
+    const double c0 = 0x1.c6af84b912394p-20, c1 = 0x1.ebfce50fac4f3p-13, c2 = 0x1.62e42ff0c52d6p-6;
     const float hi = 0x1.62e42ep6f, lo = -0x1.9fe368p6f;
     float xc = nb__pick(x < lo, lo, nb__pick(x > hi, hi, x));
     double xd = (double)xc;

@@ -287,7 +287,7 @@ NB_INLINE void adam_elem(const adam_k *k, bool options, bool amsgrad, bool dorma
     float pd = p0, g = grad;
     if (options) {
         pd = pick(k->decoupled_mask, p0 * k->decay, p0); /* param.mul_(1 - lr * weight_decay) */
-        g = nb__from_bits(nb__bits(g) ^ k->negate_mask);       /* -grad */
+        g = nb__from_bits(nb__bits(g) ^ k->negate_mask); /* -grad */
         g = pick(k->l2_mask, fmaf(k->wd, pd, g), g);     /* grad.add(param, alpha=weight_decay) */
     }
     /* selects by masks on the bits, so that no float operation becomes conditional */
@@ -378,7 +378,7 @@ NB_INLINE void rmsprop_elem(const rmsprop_k *k, bool centered, bool momentum, bo
 {
     const float alpha = k->alpha, one_alpha = k->one_alpha, p0 = *p;
     float g = nb__from_bits(nb__bits(grad) ^ k->negate_mask); /* -grad */
-    g = pick(k->l2_mask, fmaf(k->wd, p0, g), g);        /* grad.add(param, alpha=weight_decay) */
+    g = pick(k->l2_mask, fmaf(k->wd, p0, g), g); /* grad.add(param, alpha=weight_decay) */
     const bool zero = dormant_path & (g == 0.0f);
     const float g2 = one_alpha * g;
     const uint32_t sb = nb__bits(*sq), ssm = mask_of(zero & subnormal_bits(sb));
@@ -391,7 +391,8 @@ NB_INLINE void rmsprop_elem(const rmsprop_k *k, bool centered, bool momentum, bo
         const uint32_t ab = nb__bits(*avg_g), asm_ = mask_of(zero & subnormal_bits(ab));
         float ga = nb__from_bits(ab & ~asm_) * alpha;
         float ag1 = fmaf(one_alpha, g, ga);
-        if (dormant_path) ag1 = pick(asm_, subnormal_decay(ab, alpha, nb__bits(one_alpha * g)), ag1);
+        if (dormant_path)
+            ag1 = pick(asm_, subnormal_decay(ab, alpha, nb__bits(one_alpha * g)), ag1);
         *avg_g = ag1;
         const uint32_t a1m = mask_of(dormant_path & subnormal_bits(nb__bits(ag1)));
         float an = nb__from_bits(nb__bits(ag1) & ~a1m);
