@@ -730,18 +730,21 @@ static void test_pow_special_exponents(void **state)
 }
 
 /*
- * nb_exp and nb_sigmoid against the C library's expf, bit for bit (nabla's e^x is glibc's
- * algorithm in a form that vectorises): one float in 4 099 of all 2^32 (every exponent, both
- * signs, NaNs with payloads) and the edges of each range: the overflow, underflow and least
- * subnormal thresholds and their neighbours, +-0, +-inf, subnormal x.
+ * nb_exp, nb_sigmoid and nb_tanh against the C library's expf and tanhf, bit for bit
+ * (nabla's are glibc's algorithms in a form that vectorises): one float in 4 099 of all 2^32
+ * (every exponent, both signs, NaNs with payloads) and the edges of each range with their
+ * neighbours: exp's overflow and underflow thresholds, tanh's 2^-55, 1 and 22, and the
+ * arguments where expm1f's reduction changes (k = 0, ±1, 22/23, 56/57).
  */
-static void test_exp_bits_of_libm(void **state)
+static void test_libm_bits(void **state)
 {
     (void)state;
     static const float edges[] = {
-        0.0f,       -0.0f,         INFINITY,       -INFINITY,      NAN,   0x1p-149f,
-        -0x1p-149f, 0x1.62e42ep6f, -0x1.9fe368p6f, -0x1.9d1d9ep6f, 88.0f, -88.0f,
-        -87.33655f, 1.0f,          -1.0f,          0x1.fffffep127f};
+        0.0f,       -0.0f,         INFINITY,       -INFINITY,       NAN,      0x1p-149f,
+        -0x1p-149f, 0x1.62e42ep6f, -0x1.9fe368p6f, -0x1.9d1d9ep6f,  88.0f,    -88.0f,
+        -87.33655f, 1.0f,          -1.0f,          0x1.fffffep127f, 0x1p-55f, -0x1p-55f,
+        22.0f,      -22.0f,        0x1.62e43p-3f,  0x1.0a2b24p-1f,  7.798f,   19.58f,
+        0x1p-26f,   0x1p-25f};
     enum { STRIDE = 4099, E = sizeof edges / sizeof edges[0] };
     const int64_t n = (int64_t)(0x100000000ull / STRIDE) + 1 + 3 * E;
     float *v = malloc((size_t)n * sizeof(float));
@@ -758,17 +761,22 @@ static void test_exp_bits_of_libm(void **state)
     }
     assert_true(at <= n);
     nb_tensor *x = nb_from_data(v, NB_SHAPE(at));
-    nb_tensor *e = nb_exp(x), *sg = nb_sigmoid(x);
+    nb_tensor *e = nb_exp(x), *sg = nb_sigmoid(x), *th = nb_tanh(x);
     assert_non_null(e);
     assert_non_null(sg);
-    const float *got = nb_tensor_data_const(e), *sgot = nb_tensor_data_const(sg);
+    assert_non_null(th);
+    const float *got = nb_tensor_data_const(e), *sgot = nb_tensor_data_const(sg),
+                *tgot = nb_tensor_data_const(th);
     for (int64_t i = 0; i < at; i++) {
-        float want = expf(v[i]), swant = 1.0f / (1.0f + expf(-v[i]));
+        float want = expf(v[i]), swant = 1.0f / (1.0f + expf(-v[i])), twant = tanhf(v[i]);
         if (memcmp(&got[i], &want, sizeof want) != 0)
             fail_msg("exp(%a): %a, expf gives %a", (double)v[i], (double)got[i], (double)want);
         if (memcmp(&sgot[i], &swant, sizeof swant) != 0)
             fail_msg("sigmoid(%a): %a, with expf %a", (double)v[i], (double)sgot[i], (double)swant);
+        if (memcmp(&tgot[i], &twant, sizeof twant) != 0)
+            fail_msg("tanh(%a): %a, tanhf gives %a", (double)v[i], (double)tgot[i], (double)twant);
     }
+    nb_release(th);
     nb_release(sg);
     nb_release(e);
     nb_release(x);
@@ -835,8 +843,7 @@ int main(void)
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_number_operand_runs, nbt_setup_counting,
                                         nbt_teardown_counting),
-        cmocka_unit_test_setup_teardown(test_exp_bits_of_libm, nbt_setup_counting,
-                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_libm_bits, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_null_arguments, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),

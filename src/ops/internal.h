@@ -10,6 +10,7 @@
 
 #include "autograd/internal.h"
 #include "nabla/ops.h"
+#include "ops/mathf.h"
 
 /* ---- broadcasting ---------------------------------------------------------------------- */
 
@@ -73,48 +74,6 @@ typedef void (*nb__ew_fn)(float *o, const float *const *in, const int64_t *s, in
 static inline float nb__select(bool c, float a, float b)
 {
     return c ? a : b;
-}
-
-/* a where c, else b, by the bits (a ternary on floats can stay a branch) */
-static inline float nb__pick(bool c, float a, float b)
-{
-    uint32_t m = 0u - (uint32_t)c;
-    return nb__from_bits((nb__bits(a) & m) | (nb__bits(b) & ~m));
-}
-
-extern const uint64_t nb__exp_table[32];
-
-/**
- * e^x with the bits of glibc's expf (2.28 and later, as its FMA build computes it: every
- * float checked, on glibc 2.36), in a form whose loops vectorise: in double, x·32/ln 2 is
- * split into k + r, |r| <= 1/2, and e^x = 2^(k/32) · p(r ln 2 / 32), 2^(k/32) from a table
- * of 32 and p of degree 3, rounded once to float. Every lane computes that on x clamped into
- * the range where it holds, and the ends are then selected in: +inf above 88.72, +0 below
- * -103.97. A NaN goes through as x + x would (its payload kept, quieted). The same bits on
- * every CPU: the multiply-adds are fma() (a call where the CPU has none).
- */
-static inline float nb__expf(float x)
-{
-    const double inv_ln2_n = 0x1.71547652b82fep+5, shift = 0x1.8p+52;
-    const double c0 = 0x1.c6af84b912394p-20, c1 = 0x1.ebfce50fac4f3p-13, c2 = 0x1.62e42ff0c52d6p-6;
-    const float hi = 0x1.62e42ep6f, lo = -0x1.9fe368p6f;
-    float xc = nb__pick(x < lo, lo, nb__pick(x > hi, hi, x));
-    double xd = (double)xc;
-    double z = fma(inv_ln2_n, xd, shift); /* k in its low bits */
-    uint64_t ki, tb;
-    memcpy(&ki, &z, sizeof ki);
-    double kd = z - shift;
-    double r = fma(inv_ln2_n, xd, -kd);
-    tb = nb__exp_table[ki & 31] + (ki << 47);
-    double t;
-    memcpy(&t, &tb, sizeof t);
-    double p = fma(c0, r, c1);
-    double r2 = r * r;
-    double y = fma(c2, r, 1.0);
-    y = fma(p, r2, y);
-    float e = (float)(y * t);
-    e = nb__pick(x > hi, INFINITY, e);
-    return nb__pick(x < lo, 0.0f, e);
 }
 
 /**

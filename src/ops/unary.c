@@ -224,7 +224,7 @@ nb_tensor *nb_cos(nb_tensor *x)
 }
 
 /* y = tanh x; dx = g·(1 - y²) */
-NB__EW_KERNEL(tanh_fwd, tanhf(V0))
+NB__EW_KERNEL(tanh_fwd, nb__tanhf(V0))
 NB__EW_KERNEL(tanh_grad, V0 *(1.0f - V2 * V2))
 static const nb__unop tanh_op = {NB__UNOP_NODE("TanhBackward0"), tanh_fwd, tanh_grad, NB__READ_OUT};
 
@@ -337,7 +337,7 @@ static const nb__unop gelu_op = {NB__UNOP_NODE("GeluBackward0"), gelu_fwd, gelu_
 static inline float gelu_tanh_grad_value(float g, float x)
 {
     float x_sq = x * x;
-    float t = tanhf(GELU_TANH_BETA * (x + GELU_TANH_KAPPA * (x_sq * x)));
+    float t = nb__tanhf(GELU_TANH_BETA * (x + GELU_TANH_KAPPA * (x_sq * x)));
     float left_derivative = 0.5f * (1.0f + t);
     float inner_derivative = GELU_TANH_BETA * (1.0f + 3.0f * GELU_TANH_KAPPA * x_sq);
     float right_derivative = 0.5f * x * (1.0f - t * t) * inner_derivative;
@@ -345,7 +345,8 @@ static inline float gelu_tanh_grad_value(float g, float x)
 }
 
 NB__EW_KERNEL(gelu_tanh_fwd,
-              0.5f * V0 * (1.0f + tanhf(GELU_TANH_BETA * (V0 + GELU_TANH_KAPPA * (V0 * V0 * V0)))))
+              0.5f * V0 *
+                  (1.0f + nb__tanhf(GELU_TANH_BETA * (V0 + GELU_TANH_KAPPA * (V0 * V0 * V0)))))
 NB__EW_KERNEL(gelu_tanh_grad, gelu_tanh_grad_value(V0, V1))
 static const nb__unop gelu_tanh_op = {NB__UNOP_NODE("GeluBackward0"), gelu_tanh_fwd, gelu_tanh_grad,
                                       NB__READ_A};

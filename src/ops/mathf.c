@@ -1,8 +1,8 @@
 /*
- * The table of nb__expf (ops/internal.h): entry i holds the bits of 2^(i/32), rounded to
+ * The table of nb__expf (ops/mathf.h): entry i holds the bits of 2^(i/32), rounded to
  * double, less i << 47, so that adding k << 47 for k = 32·e + i makes the bits of 2^(k/32).
  */
-#include "ops/internal.h"
+#include "ops/mathf.h"
 
 const uint64_t nb__exp_table[32] = {
     0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51,

@@ -1,0 +1,132 @@
+/*
+ * Float functions with the bits of glibc's (2.36), written so that the loops that call them
+ * vectorise: every lane computes every path of libm's code on its own bits, and selects
+ * (nb__pick) take each lane's result, where libm branches. Each one gives glibc's bits for
+ * every one of the 2^32 floats, in the baseline, AVX2 and AVX-512 copies (checked against
+ * the libm of Debian 12, whose expf is its FMA build on CPUs with FMA), and the same bits
+ * on any CPU.
+ */
+#ifndef NABLA_OPS_MATHF_H
+#define NABLA_OPS_MATHF_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/internal.h"
+
+/* a where c, else b, by the bits (a ternary on floats can stay a branch) */
+static inline float nb__pick(bool c, float a, float b)
+{
+    uint32_t m = 0u - (uint32_t)c;
+    return nb__from_bits((nb__bits(a) & m) | (nb__bits(b) & ~m));
+}
+
+extern const uint64_t nb__exp_table[32];
+
+/**
+ * e^x with the bits of glibc's expf (2.28 and later, as its FMA build computes it: every
+ * float checked, on glibc 2.36), in a form whose loops vectorise: in double, x·32/ln 2 is
+ * split into k + r, |r| <= 1/2, and e^x = 2^(k/32) · p(r ln 2 / 32), 2^(k/32) from a table
+ * of 32 and p of degree 3, rounded once to float. Every lane computes that on x clamped into
+ * the range where it holds, and the ends are then selected in: +inf above 88.72, +0 below
+ * -103.97. A NaN goes through as x + x would (its payload kept, quieted). The same bits on
+ * every CPU: the multiply-adds are fma() (a call where the CPU has none).
+ */
+static inline __attribute__((always_inline)) float nb__expf(float x)
+{
+    const double inv_ln2_n = 0x1.71547652b82fep+5, shift = 0x1.8p+52;
+    const double c0 = 0x1.c6af84b912394p-20, c1 = 0x1.ebfce50fac4f3p-13, c2 = 0x1.62e42ff0c52d6p-6;
+    const float hi = 0x1.62e42ep6f, lo = -0x1.9fe368p6f;
+    float xc = nb__pick(x < lo, lo, nb__pick(x > hi, hi, x));
+    double xd = (double)xc;
+    double z = fma(inv_ln2_n, xd, shift); /* k in its low bits */
+    uint64_t ki, tb;
+    memcpy(&ki, &z, sizeof ki);
+    double kd = z - shift;
+    double r = fma(inv_ln2_n, xd, -kd);
+    tb = nb__exp_table[ki & 31] + (ki << 47);
+    double t;
+    memcpy(&t, &tb, sizeof t);
+    double p = fma(c0, r, c1);
+    double r2 = r * r;
+    double y = fma(c2, r, 1.0);
+    y = fma(p, r2, y);
+    float e = (float)(y * t);
+    e = nb__pick(x > hi, INFINITY, e);
+    return nb__pick(x < lo, 0.0f, e);
+}
+
+/* a where c, else b, both evaluated (so the loop keeps no branch) */
+static inline int32_t ipick(bool c, int32_t a, int32_t b)
+{
+    int32_t m = -(int32_t)c;
+    return (a & m) | (b & ~m);
+}
+
+/*
+ * e^a - 1 as glibc's expm1f (fdlibm's) computes it, in float, for a in (-2, 0) or [2, 44)
+ * (what nb__tanhf asks): a = k ln 2 + r (k = 0 for |a| <= ln2 / 2, -1 down to -1.5 ln 2),
+ * r split into hi - lo with its rounding error c, a rational approximation of e^r - 1 in
+ * r²/2, then the result for k made as fdlibm makes it, 2^k put into the exponent bits. Its
+ * paths for k = 1 and for |a| < 2^-25 are not taken there (below 2^-25 the general one gives
+ * the same bits).
+ */
+static inline __attribute__((always_inline)) float nb__expm1f_part(float a)
+{
+    const float invln2 = 0x1.715476p+0f, ln2_hi = 0x1.62e3p-1f, ln2_lo = 0x1.2fefa2p-17f;
+    const float q1 = -0x1.111112p-5f, q2 = 0x1.a01a02p-10f, q3 = -0x1.4ce19ap-14f,
+                q4 = 0x1.0cfca8p-18f, q5 = -0x1.afdb76p-23f;
+    uint32_t ha = nb__bits(a) & 0x7fffffffu;
+    bool neg = a < 0.0f;
+    bool k0 = ha <= 0x3eb17218u, km1 = !k0 & (ha <= 0x3f851591u); /* km1: a < 0 here */
+    int32_t kg = (int32_t)(invln2 * a + nb__pick(neg, -0.5f, 0.5f));
+    float tg = (float)kg;
+    float hi = nb__pick(km1, a + ln2_hi, a - tg * ln2_hi);
+    float lo = nb__pick(km1, -ln2_lo, tg * ln2_lo);
+    int32_t k = ipick(k0, 0, ipick(km1, -1, kg));
+    float xr = hi - lo;
+    float c = (hi - xr) - lo;
+    xr = nb__pick(k0, a, xr);
+    float hfx = 0.5f * xr, hxs = xr * hfx;
+    float r1 = q5 * hxs + q4;
+    r1 = r1 * hxs + q3;
+    r1 = r1 * hxs + q2;
+    r1 = r1 * hxs + q1;
+    r1 = r1 * hxs + 1.0f;
+    float t = 3.0f - r1 * hfx;
+    float e = hxs * ((r1 - t) / (6.0f - xr * t));
+    float r0 = xr - (xr * e - hxs); /* k = 0 */
+    e = (xr * (e - c) - c) - hxs;
+    float rm1 = 0.5f * (xr - e) - 0.5f;                 /* k = -1 */
+    int32_t ks = ipick(k < 0, 0, ipick(k > 31, 31, k)); /* a shift count in every lane */
+    uint32_t scale = (uint32_t)k << 23;
+    float big = nb__from_bits(nb__bits(1.0f - (e - xr)) + scale) - 1.0f;        /* k < -1, k > 56 */
+    float mid = (xr - (e + nb__from_bits((uint32_t)(0x7f - ks) << 23))) + 1.0f; /* 22 < k */
+    mid = nb__from_bits(nb__bits(mid) + scale);
+    float low = nb__from_bits(0x3f800000u - (0x1000000u >> ks)) - (e - xr); /* 1 < k <= 22 */
+    low = nb__from_bits(nb__bits(low) + scale);
+    float rk = nb__pick((k <= -2) | (k > 56), big, nb__pick(k > 22, mid, low));
+    return nb__pick(k == 0, r0, nb__pick(k == -1, rm1, rk));
+}
+
+/*
+ * tanh x as glibc's tanhf (fdlibm's) computes it: -t / (t + 2), t = e^(-2|x|) - 1, below 1;
+ * 1 - 2 / (t + 2), t = e^(2|x|) - 1, from 1 to 22; 1 beyond (the sign put back); ±1 at ±inf
+ * and a NaN's own bits through 1 / x. (glibc's x·(1 + x) below 2^-55 is what the first
+ * formula gives there.)
+ */
+static inline __attribute__((always_inline)) float nb__tanhf(float x)
+{
+    uint32_t ix = nb__bits(x) & 0x7fffffffu;
+    bool sign = (nb__bits(x) >> 31) != 0, below1 = ix <= 0x3f7fffffu, beyond = ix > 0x41afffffu;
+    float ax = nb__pick(beyond, 1.0f, nb__from_bits(ix)); /* |x|, in nb__expm1f_part's range */
+    float t = nb__expm1f_part(nb__pick(below1, -2.0f * ax, ax + ax));
+    float z = nb__pick(below1, -t / (t + 2.0f), 1.0f - 2.0f / (t + 2.0f));
+    z = nb__pick(beyond, 1.0f - 1e-30f, z);
+    z = nb__pick(sign, -z, z);
+    float q = 1.0f / x;
+    return nb__pick(ix >= 0x7f800000u, nb__pick(sign, q - 1.0f, q + 1.0f), z);
+}
+
+#endif /* NABLA_OPS_MATHF_H */
