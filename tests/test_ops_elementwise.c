@@ -730,21 +730,23 @@ static void test_pow_special_exponents(void **state)
 }
 
 /*
- * nb_exp, nb_sigmoid and nb_tanh against the C library's expf and tanhf, bit for bit
- * (nabla's are glibc's algorithms in a form that vectorises): one float in 4 099 of all 2^32
- * (every exponent, both signs, NaNs with payloads) and the edges of each range with their
- * neighbours: exp's overflow and underflow thresholds, tanh's 2^-55, 1 and 22, and the
- * arguments where expm1f's reduction changes (k = 0, ±1, 22/23, 56/57).
+ * nb_exp, nb_sigmoid, nb_tanh and nb_gelu against the C library's expf, tanhf and erff, bit
+ * for bit (nabla's are glibc's algorithms in a form that vectorises): one float in 4 099 of
+ * all 2^32 (every exponent, both signs, NaNs with payloads) and the edges of each range with
+ * their neighbours: exp's overflow and underflow thresholds, tanh's 2^-55, 1 and 22, the
+ * arguments where expm1f's reduction changes (k = 0, ±1, 22/23, 56/57), and erf's region
+ * edges (2^-28, 0.84375, 1.25, 1/0.35, 6; gelu's input is x·√½, so these over √½).
  */
 static void test_libm_bits(void **state)
 {
     (void)state;
     static const float edges[] = {
-        0.0f,       -0.0f,         INFINITY,       -INFINITY,       NAN,      0x1p-149f,
-        -0x1p-149f, 0x1.62e42ep6f, -0x1.9fe368p6f, -0x1.9d1d9ep6f,  88.0f,    -88.0f,
-        -87.33655f, 1.0f,          -1.0f,          0x1.fffffep127f, 0x1p-55f, -0x1p-55f,
-        22.0f,      -22.0f,        0x1.62e43p-3f,  0x1.0a2b24p-1f,  7.798f,   19.58f,
-        0x1p-26f,   0x1p-25f};
+        0.0f,          -0.0f,         INFINITY,       -INFINITY,       NAN,           0x1p-149f,
+        -0x1p-149f,    0x1.62e42ep6f, -0x1.9fe368p6f, -0x1.9d1d9ep6f,  88.0f,         -88.0f,
+        -87.33655f,    1.0f,          -1.0f,          0x1.fffffep127f, 0x1p-55f,      -0x1p-55f,
+        22.0f,         -22.0f,        0x1.62e43p-3f,  0x1.0a2b24p-1f,  7.798f,        19.58f,
+        0x1p-26f,      0x1p-25f,      0x1p-119f,      0x1.6a09e6p-28f, 0x1.2dbd4p+0f, 0x1.c48c6p+0f,
+        0x1.0b3c9p+1f, 0x1.02aa8p+2f, 0x1.0f876cp+3f};
     enum { STRIDE = 4099, E = sizeof edges / sizeof edges[0] };
     const int64_t n = (int64_t)(0x100000000ull / STRIDE) + 1 + 3 * E;
     float *v = malloc((size_t)n * sizeof(float));
@@ -761,12 +763,13 @@ static void test_libm_bits(void **state)
     }
     assert_true(at <= n);
     nb_tensor *x = nb_from_data(v, NB_SHAPE(at));
-    nb_tensor *e = nb_exp(x), *sg = nb_sigmoid(x), *th = nb_tanh(x);
+    nb_tensor *e = nb_exp(x), *sg = nb_sigmoid(x), *th = nb_tanh(x), *ge = nb_gelu(x, NB_GELU_NONE);
     assert_non_null(e);
     assert_non_null(sg);
     assert_non_null(th);
+    assert_non_null(ge);
     const float *got = nb_tensor_data_const(e), *sgot = nb_tensor_data_const(sg),
-                *tgot = nb_tensor_data_const(th);
+                *tgot = nb_tensor_data_const(th), *ggot = nb_tensor_data_const(ge);
     for (int64_t i = 0; i < at; i++) {
         float want = expf(v[i]), swant = 1.0f / (1.0f + expf(-v[i])), twant = tanhf(v[i]);
         if (memcmp(&got[i], &want, sizeof want) != 0)
@@ -775,7 +778,11 @@ static void test_libm_bits(void **state)
             fail_msg("sigmoid(%a): %a, with expf %a", (double)v[i], (double)sgot[i], (double)swant);
         if (memcmp(&tgot[i], &twant, sizeof twant) != 0)
             fail_msg("tanh(%a): %a, tanhf gives %a", (double)v[i], (double)tgot[i], (double)twant);
+        float half = v[i] * 0.5f, cdf = 1.0f + erff(v[i] * 0x1.6a09e6p-1f), gwant = half * cdf;
+        if (memcmp(&ggot[i], &gwant, sizeof gwant) != 0)
+            fail_msg("gelu(%a): %a, with erff %a", (double)v[i], (double)ggot[i], (double)gwant);
     }
+    nb_release(ge);
     nb_release(th);
     nb_release(sg);
     nb_release(e);

@@ -129,4 +129,72 @@ static inline __attribute__((always_inline)) float nb__tanhf(float x)
     return nb__pick(ix >= 0x7f800000u, nb__pick(sign, q - 1.0f, q + 1.0f), z);
 }
 
+/* The odd polynomials of nb__erff, in Horner's order, each step as fdlibm rounds it */
+static inline __attribute__((always_inline)) float nb__horner(float z, const float *c, int n)
+{
+    float r = c[0];
+    for (int i = 1; i < n; i++) r = r * z + c[i];
+    return r;
+}
+
+/*
+ * erf x as glibc's erff (fdlibm's) computes it, in float: x + x·p(x²)/q(x²) below 0.84375
+ * (x + 0.128·x below 2^-28), ±(0.845 + p(|x| - 1)/q(|x| - 1)) below 1.25, then up to 6
+ * ±(1 - e^(-z² - 0.5625)·e^((z - |x|)(z + |x|) + R(1/x²)/S(1/x²)) / |x|), z being |x| with
+ * its 12 low bits cleared and R/S one of two rational functions split at 1/0.35, and ±1
+ * beyond. Every lane computes every region; e^ is nb__expf, glibc's expf.
+ */
+static inline __attribute__((always_inline)) float nb__erff(float x)
+{
+    static const float pp[] = {-0x1.8ead62p-16f, -0x1.7a2912p-8f, -0x1.d2a51ep-6f, -0x1.4cd7d6p-2f,
+                               0x1.06eba8p-3f};
+    static const float qq[] = {-0x1.09c434p-18f, 0x1.15dc92p-13f, 0x1.4d022cp-8f,
+                               0x1.0a54c6p-4f,   0x1.97779cp-2f,  1.0f};
+    static const float pa[] = {-0x1.1bf38p-9f, 0x1.22a366p-5f, -0x1.c63984p-4f, 0x1.45fca8p-2f,
+                               -0x1.7d241p-2f, 0x1.a8d00ap-2f, -0x1.359b8cp-9f};
+    static const float qa[] = {0x1.88b546p-7f,
+                               0x1.bedc26p-7f,
+                               0x1.02660ep-3f,
+                               0x1.2635cep-4f,
+                               0x1.14af0ap-1f,
+                               0x1.b3e662p-4f,
+                               1.0f};
+    static const float ra[] = {-0x1.3a0efcp+3f, -0x1.452656p+6f, -0x1.7135cep+7f, -0x1.44cb18p+7f,
+                               -0x1.f300aep+5f, -0x1.51e044p+3f, -0x1.63416ep-1f, -0x1.434126p-7f};
+    static const float sa[] = {-0x1.eeff2ep-5f, 0x1.a47ef8p+2f, 0x1.b28a3ep+6f,
+                               0x1.ad0216p+8f,  0x1.42b192p+9f, 0x1.b290dep+8f,
+                               0x1.1350c6p+7f,  0x1.3a6b9cp+4f, 1.0f};
+    static const float rb[] = {-0x1.e384eap+8f, -0x1.004616p+10f, -0x1.3ec882p+9f, -0x1.4145d4p+7f,
+                               -0x1.1c2096p+4f, -0x1.993ba8p-1f,  -0x1.434124p-7f};
+    static const float sb[] = {-0x1.670e24p+4f, 0x1.da874ep+8f, 0x1.3f219cp+11f, 0x1.8ffb76p+11f,
+                               0x1.802eb2p+10f, 0x1.45cae2p+8f, 0x1.e568b2p+4f,  1.0f};
+    const float efx = 0x1.06eba8p-3f, efx8 = 0x1.06eba8p+1f, erx = 0x1.b0ac16p-1f;
+    uint32_t ix = nb__bits(x) & 0x7fffffffu;
+    bool sign = (nb__bits(x) >> 31) != 0;
+    float ax = nb__from_bits(ix);
+    /* below 0.84375 */
+    float z = x * x;
+    float small = (nb__horner(z, pp, 5) / nb__horner(z, qq, 6)) * x + x;
+    small = nb__pick(ix <= 0x317fffffu, efx * x + x, small);
+    small = nb__pick((nb__bits(x) & 0x7c000000u) == 0u, 0.0625f * (16.0f * x + efx8 * x), small);
+    /* below 1.25 */
+    float s1 = ax - 1.0f;
+    float pq = nb__horner(s1, pa, 7) / nb__horner(s1, qa, 7);
+    float mid = nb__pick(sign, -erx - pq, erx + pq);
+    /* below 6 */
+    float s = 1.0f / (x * x);
+    bool near = ix <= 0x4036db6du;
+    float rr = nb__pick(near, nb__horner(s, ra, 8), nb__horner(s, rb, 7));
+    float ss = nb__pick(near, nb__horner(s, sa, 9), nb__horner(s, sb, 8));
+    float zt = nb__from_bits(ix & 0xfffff000u);
+    float e = nb__expf((zt - ax) * (zt + ax) + rr / ss) * nb__expf(-zt * zt - 0.5625f);
+    float far = nb__pick(sign, e / ax - 1.0f, 1.0f - e / ax);
+    float r = nb__pick(
+        ix <= 0x3f57ffffu, small,
+        nb__pick(ix <= 0x3f9fffffu, mid,
+                 nb__pick(ix <= 0x40bfffffu, far, nb__pick(sign, 1e-30f - 1.0f, 1.0f - 1e-30f))));
+    float q = 1.0f / x;
+    return nb__pick(ix > 0x7f7fffffu, (float)(1 - 2 * (int32_t)sign) + q, r);
+}
+
 #endif /* NABLA_OPS_MATHF_H */

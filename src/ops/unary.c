@@ -322,19 +322,19 @@ nb_tensor *nb_elu(nb_tensor *x, float alpha)
 #define GELU_TANH_KAPPA 0x1.6e4e26p-5f
 
 /* y = x·½·(1 + erf(x·√½)); dx = g·(Φ(x) + x·φ(x)) */
-static inline float gelu_grad_value(float g, float x)
+static inline __attribute__((always_inline)) float gelu_grad_value(float g, float x)
 {
-    float cdf = 0.5f * (1.0f + erff(x * GELU_ALPHA));
+    float cdf = 0.5f * (1.0f + nb__erff(x * GELU_ALPHA));
     float pdf = GELU_BETA * nb__expf(x * x * -0.5f);
     return g * (cdf + x * pdf);
 }
 
-NB__EW_KERNEL(gelu_fwd, V0 * 0.5f * (1.0f + erff(V0 * GELU_ALPHA)))
+NB__EW_KERNEL(gelu_fwd, V0 * 0.5f * (1.0f + nb__erff(V0 * GELU_ALPHA)))
 NB__EW_KERNEL(gelu_grad, gelu_grad_value(V0, V1))
 static const nb__unop gelu_op = {NB__UNOP_NODE("GeluBackward0"), gelu_fwd, gelu_grad, NB__READ_A};
 
 /* y = ½·x·(1 + tanh(u)), u = β·(x + κ·x³); dx = g·(½·(1 + tanh u) + ½·x·(1 - tanh² u)·u') */
-static inline float gelu_tanh_grad_value(float g, float x)
+static inline __attribute__((always_inline)) float gelu_tanh_grad_value(float g, float x)
 {
     float x_sq = x * x;
     float t = nb__tanhf(GELU_TANH_BETA * (x + GELU_TANH_KAPPA * (x_sq * x)));

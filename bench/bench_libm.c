@@ -1,0 +1,123 @@
+/*
+ * nabla's float functions with glibc's bits (src/ops/mathf.h: e^x, tanh, erf) against the C
+ * library's expf, tanhf and erff: the bits of every float compared (--all: all 2^32; by
+ * default one in 257; --quick one in 65 537), and ns per element of each over the floats
+ * compared and over 2^20 values spread evenly over [-6, 6] (where activations live; far
+ * out, libm returns early and nabla's loops compute every path). Exits 1 when any bits differ.
+ * Built with the library's floating-point flags and its CPU-specific copies, so it checks the copy
+ * this CPU runs. bench-libm [--all | --quick]
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ops/mathf.h"
+
+enum { CHUNK = 1 << 20 };
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+NB__CLONES static void nb_exp_run(const float *restrict x, float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = nb__expf(x[i]);
+}
+
+NB__CLONES static void nb_tanh_run(const float *restrict x, float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = nb__tanhf(x[i]);
+}
+
+NB__CLONES static void nb_erf_run(const float *restrict x, float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = nb__erff(x[i]);
+}
+
+static void libm_run(float (*f)(float), const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
+}
+
+typedef struct fn {
+    const char *name;
+    void (*nb)(const float *restrict, float *restrict, int64_t);
+    float (*libm)(float);
+} fn;
+
+int main(int argc, char **argv)
+{
+    uint64_t stride = 257;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--all"))
+            stride = 1;
+        else if (!strcmp(argv[i], "--quick"))
+            stride = 65537;
+        else {
+            fprintf(stderr, "usage: bench-libm [--all | --quick]\n");
+            return 2;
+        }
+    }
+    const fn fns[] = {
+        {"exp", nb_exp_run, expf}, {"tanh", nb_tanh_run, tanhf}, {"erf", nb_erf_run, erff}};
+    float *x = malloc(CHUNK * sizeof(float)), *a = malloc(CHUNK * sizeof(float)),
+          *b = malloc(CHUNK * sizeof(float));
+    if (!x || !a || !b) return 2;
+    int rc = 0;
+    printf("bench-libm: every %llu-th float of 2^32, nabla's against the C library's\n",
+           (unsigned long long)stride);
+    printf("%-6s %14s %10s %10s %8s %14s %10s %8s\n", "fn", "differ", "nabla ns", "libm ns",
+           "ratio", "[-6,6] nabla", "libm", "ratio");
+    for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
+        uint64_t differ = 0, count = 0, u = 0;
+        double t_nb = 0, t_libm = 0;
+        while (u <= 0xffffffffull) {
+            int64_t n = 0;
+            for (; n < CHUNK && u <= 0xffffffffull; n++, u += stride) {
+                uint32_t bits = (uint32_t)u;
+                memcpy(&x[n], &bits, sizeof bits);
+            }
+            double t0 = now();
+            fns[f].nb(x, a, n);
+            double t1 = now();
+            libm_run(fns[f].libm, x, b, n);
+            t_libm += now() - t1;
+            t_nb += t1 - t0;
+            for (int64_t i = 0; i < n; i++)
+                if (memcmp(&a[i], &b[i], sizeof a[i])) {
+                    if (differ < 5)
+                        printf("%s(%a): nabla %a, libm %a\n", fns[f].name, (double)x[i],
+                               (double)a[i], (double)b[i]);
+                    differ++;
+                }
+            count += (uint64_t)n;
+        }
+        for (int64_t i = 0; i < CHUNK; i++) x[i] = -6.0f + 12.0f * (float)i / (float)CHUNK;
+        double r_nb = 1e30, r_libm = 1e30;
+        for (int rep = 0; rep < 5; rep++) {
+            double t0 = now();
+            fns[f].nb(x, a, CHUNK);
+            double t1 = now();
+            libm_run(fns[f].libm, x, b, CHUNK);
+            double t2 = now();
+            r_nb = t1 - t0 < r_nb ? t1 - t0 : r_nb;
+            r_libm = t2 - t1 < r_libm ? t2 - t1 : r_libm;
+            differ += (uint64_t)(memcmp(a, b, CHUNK * sizeof(float)) != 0);
+        }
+        printf("%-6s %14llu %10.3f %10.3f %8.2f %14.3f %10.3f %8.2f\n", fns[f].name,
+               (unsigned long long)differ, t_nb / (double)count * 1e9, t_libm / (double)count * 1e9,
+               t_libm / t_nb, r_nb / CHUNK * 1e9, r_libm / CHUNK * 1e9, r_libm / r_nb);
+        if (differ) rc = 1;
+    }
+    free(x);
+    free(a);
+    free(b);
+    return rc;
+}
