@@ -329,12 +329,12 @@ static nb_status expand_opt(const char *fn, const char *what, const nb_tensor *t
     return NB_OK;
 }
 
-static inline float log_sigmoid(float z)
+static inline __attribute__((always_inline)) float log_sigmoid(float z)
 {
     return fminf(z, 0.0f) - log1pf(nb__expf(-fabsf(z)));
 }
 
-static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const char *fn = nb__engine_fn();
     nb_tensor *x = nb__saved(n, SLOT_INPUT), *y = nb__saved(n, SLOT_TARGET);
@@ -383,6 +383,26 @@ static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 
 static const nb_op bcel_op = {"BCEWithLogitsBackward0", bcel_backward, 4, sizeof(bcel_state), 0};
 
+/* The per-element losses of binary_cross_entropy_with_logits into L (when not NULL), and
+ * their sum in double, in order. */
+NB__CLONES static double bcel_losses(const float *X, const float *Y, const float *W, const float *P,
+                                     float *L, int64_t numel)
+{
+    double total = 0.0;
+    for (int64_t e = 0; e < numel; e++) {
+        /* the operations, in float, in the order of PyTorch's kernel */
+        float x = X[e], y = Y[e];
+        float max_val = fmaxf(-x, 0.0f);
+        float soft = logf(nb__expf(-max_val) + nb__expf(-x - max_val));
+        float l = P ? (1.0f - y) * x + ((P[e] - 1.0f) * y + 1.0f) * (soft + max_val)
+                    : (1.0f - y) * x + max_val + soft;
+        if (W) l *= W[e];
+        if (L) L[e] = l;
+        total += (double)l;
+    }
+    return total;
+}
+
 nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *target,
                                                nb_tensor *weight, nb_tensor *pos_weight,
                                                nb_reduction reduction)
@@ -409,18 +429,7 @@ nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *targ
     if (reduction == NB_NONE && !(loss = nb__new(fn, input->ndim, input->shape))) goto done;
     const float *X = nb__data(input), *Y = nb__data(target);
     float *L = loss ? nb__data(loss) : NULL;
-    double total = 0.0;
-    for (int64_t e = 0; e < input->numel; e++) {
-        /* the operations, in float, in the order of PyTorch's kernel */
-        float x = X[e], y = Y[e];
-        float max_val = fmaxf(-x, 0.0f);
-        float soft = logf(nb__expf(-max_val) + nb__expf(-x - max_val));
-        float l = P ? (1.0f - y) * x + ((P[e] - 1.0f) * y + 1.0f) * (soft + max_val)
-                    : (1.0f - y) * x + max_val + soft;
-        if (W) l *= W[e];
-        if (L) L[e] = l;
-        total += (double)l;
-    }
+    double total = bcel_losses(X, Y, W, P, L, input->numel);
     if (reduction == NB_NONE) {
         out = loss;
         loss = NULL;
@@ -661,7 +670,7 @@ nb_tensor *nb_nll_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight, i
  * of e^(x − max) in 8 lanes reduced as a tree, then (x − max) − log(sum). Rows of no value
  * (as many as 2^62 of them in [2^62, 0]) are not visited.
  */
-static void log_softmax_rows(const float *x, float *lp, int64_t rows, int64_t c)
+NB__CLONES static void log_softmax_rows(const float *x, float *lp, int64_t rows, int64_t c)
 {
     if (c == 0) return;
     for (int64_t r = 0; r < rows; r++, x += c, lp += c) {
@@ -696,7 +705,7 @@ enum { CE_LOGP, CE_TARGET, CE_WEIGHT };
  * class t: q = (1 − ε)·w[t]·onehot(t) + (ε/C)·w; probabilities: q = w·((1 − ε)·y + ε/C).
  * dy (probabilities) = −(1 − ε)·w·lp·g.
  */
-static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+NB__CLONES static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const ce_state *st = nb__state(n);
     nb_tensor *lpt = nb__saved(n, CE_LOGP), *t = nb__saved(n, CE_TARGET), *w = NULL;

@@ -650,7 +650,7 @@ nb_tensor *nb_std(nb_tensor *x, nb_dims dims, int64_t correction, bool keepdim)
  * Each row's log Σ e^x as m + log Σ e^(x − m), m the row's max, or 0 when that is ±inf (an
  * all -inf row gives -inf, a +inf gives +inf), as PyTorch's logsumexp; the sum in double.
  */
-static void lse_rows(float *o, const float *x, int64_t rows, int64_t n, double unused)
+NB__CLONES static void lse_rows(float *o, const float *x, int64_t rows, int64_t n, double unused)
 {
     (void)unused;
     extreme_rows(o, x, n ? rows : 0, n, 0.0);

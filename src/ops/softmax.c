@@ -35,7 +35,7 @@ static float slice_sum(const float *v, const float *w, int64_t n, int64_t s)
  * softmax y = e / S, log_softmax y = (x − m) − log S. Finite for any finite x; a slice of
  * -inf only (or with +inf or NaN) gives NaN, as PyTorch's.
  */
-static void softmax_slice(float *y, const float *x, int64_t n, int64_t s, bool log)
+NB__CLONES static void softmax_slice(float *y, const float *x, int64_t n, int64_t s, bool log)
 {
     float m = slice_max(x, n, s);
     for (int64_t k = 0; k < n; k++) y[k * s] = nb__expf(x[k * s] - m);
@@ -119,8 +119,8 @@ NB__CLONES static void softmax_grad_last(float *d, const float *g, const float *
  * dx = g − e^y·Σ g (PyTorch's _softmax_backward_data, whose compiled loops fuse the products
  * into the sums: fmaf here).
  */
-static void softmax_grad_slice(float *d, const float *g, const float *y, int64_t n, int64_t s,
-                               bool log, bool acc)
+NB__CLONES static void softmax_grad_slice(float *d, const float *g, const float *y, int64_t n,
+                                          int64_t s, bool log, bool acc)
 {
     float t = slice_sum(g, log ? NULL : y, n, s);
     for (int64_t k = 0; k < n; k++) {

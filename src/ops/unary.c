@@ -362,7 +362,7 @@ nb_tensor *nb_gelu(nb_tensor *x, nb_gelu_approximate approximate)
 }
 
 /* y = x·σ(x), σ(x) = 1 / (1 + e^-x); dx = g·σ·(1 + x·(1 - σ)) */
-static inline float silu_grad_value(float g, float x)
+static inline __attribute__((always_inline)) float silu_grad_value(float g, float x)
 {
     float s = 1.0f / (1.0f + nb__expf(-x));
     return g * s * (1.0f + x * (1.0f - s));
@@ -379,7 +379,8 @@ nb_tensor *nb_silu(nb_tensor *x)
 
 /* beta k0, threshold k1: y = x where x·β > threshold, else ln(1 + e^(x·β)) / β;
  * dx = g there, else g·z / (z + 1) with z = e^(x·β) */
-static inline float softplus_grad_value(float g, float x, float beta, float threshold)
+static inline __attribute__((always_inline)) float softplus_grad_value(float g, float x, float beta,
+                                                                       float threshold)
 {
     float z = nb__expf(x * beta);
     return x * beta > threshold ? g : g * z / (z + 1.0f);
@@ -397,7 +398,7 @@ nb_tensor *nb_softplus(nb_tensor *x, float beta, float threshold)
 
 /* y = min(x, 0) - ln(1 + z), z = e^-|x|: never exponentiates a positive number;
  * dx = g·(1 - z / (1 + z)) for x < 0, g·z / (1 + z) otherwise (PyTorch's arrangement) */
-static inline float logsigmoid_grad_value(float g, float x)
+static inline __attribute__((always_inline)) float logsigmoid_grad_value(float g, float x)
 {
     float z = nb__expf(-fabsf(x));
     bool negative = x < 0.0f;
