@@ -41,6 +41,16 @@ NB__CLONES static void nb_erf_run(const float *restrict x, float *restrict y, in
     for (int64_t i = 0; i < n; i++) y[i] = nb__erff(x[i]);
 }
 
+NB__CLONES static void nb_log_run(const float *restrict x, float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = nb__logf(x[i]);
+}
+
+NB__CLONES static void nb_log1p_run(const float *restrict x, float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = nb__log1pf(x[i]);
+}
+
 static void libm_run(float (*f)(float), const float *x, float *y, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
@@ -65,8 +75,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    const fn fns[] = {
-        {"exp", nb_exp_run, expf}, {"tanh", nb_tanh_run, tanhf}, {"erf", nb_erf_run, erff}};
+    const fn fns[] = {{"exp", nb_exp_run, expf},
+                      {"tanh", nb_tanh_run, tanhf},
+                      {"erf", nb_erf_run, erff},
+                      {"log", nb_log_run, logf},
+                      {"log1p", nb_log1p_run, log1pf}};
     float *x = malloc(CHUNK * sizeof(float)), *a = malloc(CHUNK * sizeof(float)),
           *b = malloc(CHUNK * sizeof(float));
     if (!x || !a || !b) return 2;

@@ -56,6 +56,10 @@ OP(sigmoid, nb_sigmoid(c->x))
 OP(exp, nb_exp(c->x))
 OP(tanh, nb_tanh(c->x))
 OP(gelu, nb_gelu(c->x, NB_GELU_NONE))
+OP(log, nb_log(c->y))
+OP(log1p, nb_log1p(c->y))
+OP(softplus, nb_softplus(c->x, 1.0f, 20.0f))
+OP(logsigmoid, nb_logsigmoid(c->x))
 OP(sum_rows, nb_sum(c->x, (nb_dims){1, {1}}, false))
 OP(sum_cols, nb_sum(c->x, (nb_dims){1, {0}}, false))
 OP(amax_rows, nb_amax(c->x, (nb_dims){1, {1}}, false))
@@ -87,6 +91,10 @@ static const struct {
     {"exp", op_exp, true},
     {"tanh", op_tanh, true},
     {"gelu", op_gelu, true},
+    {"log", op_log, true},
+    {"log1p", op_log1p, true},
+    {"softplus", op_softplus, true},
+    {"logsigmoid", op_logsigmoid, true},
     {"sum_rows", op_sum_rows, true},
     {"sum_cols", op_sum_cols, true},
     {"amax_rows", op_amax_rows, true},

@@ -695,8 +695,9 @@ static void test_pow_special_exponents(void **state)
 {
     (void)state;
     static const float exps[] = {2.0f, 3.0f, 0.5f, -0.5f, -1.0f, -2.0f};
-    static const float edges[] = {0.0f,     -0.0f,     1.0f, -1.0f,  0.5f,      -3.25f,
-                                  INFINITY, -INFINITY, NAN,  1e-30f, 0x1p-149f, 1e30f};
+    static const float edges[] = {
+        0.0f, -0.0f, 1.0f, -1.0f, 0.5f, -3.25f, INFINITY, -INFINITY, NAN, 1e-30f, 0x1p-149f, 1e30f,
+    };
     enum { N = 100 };
     float v[N], gv[N];
     for (int i = 0; i < N; i++) {
@@ -730,23 +731,27 @@ static void test_pow_special_exponents(void **state)
 }
 
 /*
- * nb_exp, nb_sigmoid, nb_tanh and nb_gelu against the C library's expf, tanhf and erff, bit
- * for bit (nabla's are glibc's algorithms in a form that vectorises): one float in 4 099 of
- * all 2^32 (every exponent, both signs, NaNs with payloads) and the edges of each range with
- * their neighbours: exp's overflow and underflow thresholds, tanh's 2^-55, 1 and 22, the
- * arguments where expm1f's reduction changes (k = 0, ±1, 22/23, 56/57), and erf's region
- * edges (2^-28, 0.84375, 1.25, 1/0.35, 6; gelu's input is x·√½, so these over √½).
+ * nb_exp, nb_sigmoid, nb_tanh, nb_gelu, nb_log, nb_log1p, nb_softplus and nb_logsigmoid
+ * against the C library's expf, tanhf, erff, logf and log1pf, bit for bit (nabla's are glibc's
+ * algorithms in a form that vectorises): one float in 4 099 of all 2^32 (every exponent, both
+ * signs, NaNs with payloads) and the edges of each range with their neighbours: exp's
+ * overflow and underflow thresholds, tanh's 2^-55, 1 and 22, the arguments where expm1f's
+ * reduction changes (k = 0, ±1, 22/23, 56/57), erf's region edges (2^-28, 0.84375, 1.25,
+ * 1/0.35, 6; gelu's input is x·√½, so these over √½), log's subnormals and table ends, and
+ * log1p's (2^-54, 2^-29, -0.2929, 0.4142, √2 - 1 as 1 + x rounds it, 2^53, -1).
  */
 static void test_libm_bits(void **state)
 {
     (void)state;
     static const float edges[] = {
-        0.0f,          -0.0f,         INFINITY,       -INFINITY,       NAN,           0x1p-149f,
-        -0x1p-149f,    0x1.62e42ep6f, -0x1.9fe368p6f, -0x1.9d1d9ep6f,  88.0f,         -88.0f,
-        -87.33655f,    1.0f,          -1.0f,          0x1.fffffep127f, 0x1p-55f,      -0x1p-55f,
-        22.0f,         -22.0f,        0x1.62e43p-3f,  0x1.0a2b24p-1f,  7.798f,        19.58f,
-        0x1p-26f,      0x1p-25f,      0x1p-119f,      0x1.6a09e6p-28f, 0x1.2dbd4p+0f, 0x1.c48c6p+0f,
-        0x1.0b3c9p+1f, 0x1.02aa8p+2f, 0x1.0f876cp+3f};
+        0.0f, -0.0f, INFINITY, -INFINITY, NAN, 0x1p-149f, -0x1p-149f, 0x1.62e42ep6f, -0x1.9fe368p6f,
+        -0x1.9d1d9ep6f, 88.0f, -88.0f, -87.33655f, 1.0f, -1.0f, 0x1.fffffep127f, 0x1p-55f,
+        -0x1p-55f, 22.0f, -22.0f, 0x1.62e43p-3f, 0x1.0a2b24p-1f, 7.798f, 19.58f, 0x1p-26f, 0x1p-25f,
+        0x1p-119f, 0x1.6a09e6p-28f, 0x1.2dbd4p+0f, 0x1.c48c6p+0f, 0x1.0b3c9p+1f, 0x1.02aa8p+2f,
+        0x1.0f876cp+3f,
+        /* log's and log1p's */
+        0x1p-126f, 0x1.66p-1f, 0x1.66p0f, 0x1p-54f, -0x1p-54f, 0x1p-29f, -0x1p-29f, -0x1.2bec3ep-2f,
+        0x1.a827aep-2f, 0x1.a827b8p-2f, 0x1p53f, 0x1p-20f, -0x1p-1f, 0x1p24f, 20.0f};
     enum { STRIDE = 4099, E = sizeof edges / sizeof edges[0] };
     const int64_t n = (int64_t)(0x100000000ull / STRIDE) + 1 + 3 * E;
     float *v = malloc((size_t)n * sizeof(float));
@@ -764,12 +769,20 @@ static void test_libm_bits(void **state)
     assert_true(at <= n);
     nb_tensor *x = nb_from_data(v, NB_SHAPE(at));
     nb_tensor *e = nb_exp(x), *sg = nb_sigmoid(x), *th = nb_tanh(x), *ge = nb_gelu(x, NB_GELU_NONE);
+    nb_tensor *lg = nb_log(x), *l1 = nb_log1p(x), *sp = nb_softplus(x, 1.0f, 20.0f),
+              *ls = nb_logsigmoid(x);
     assert_non_null(e);
     assert_non_null(sg);
     assert_non_null(th);
     assert_non_null(ge);
+    assert_non_null(lg);
+    assert_non_null(l1);
+    assert_non_null(sp);
+    assert_non_null(ls);
     const float *got = nb_tensor_data_const(e), *sgot = nb_tensor_data_const(sg),
                 *tgot = nb_tensor_data_const(th), *ggot = nb_tensor_data_const(ge);
+    const float *lgot = nb_tensor_data_const(lg), *l1got = nb_tensor_data_const(l1),
+                *spgot = nb_tensor_data_const(sp), *lsgot = nb_tensor_data_const(ls);
     for (int64_t i = 0; i < at; i++) {
         float want = expf(v[i]), swant = 1.0f / (1.0f + expf(-v[i])), twant = tanhf(v[i]);
         if (memcmp(&got[i], &want, sizeof want) != 0)
@@ -781,7 +794,25 @@ static void test_libm_bits(void **state)
         float half = v[i] * 0.5f, cdf = 1.0f + erff(v[i] * 0x1.6a09e6p-1f), gwant = half * cdf;
         if (memcmp(&ggot[i], &gwant, sizeof gwant) != 0)
             fail_msg("gelu(%a): %a, with erff %a", (double)v[i], (double)ggot[i], (double)gwant);
+        float lwant = logf(v[i]), l1want = log1pf(v[i]);
+        float spwant = v[i] > 20.0f ? v[i] : log1pf(expf(v[i]));
+        float lswant = (v[i] < 0.0f ? v[i] : 0.0f) - log1pf(expf(-fabsf(v[i])));
+        if (memcmp(&lgot[i], &lwant, sizeof lwant) != 0)
+            fail_msg("log(%a): %a, logf gives %a", (double)v[i], (double)lgot[i], (double)lwant);
+        if (memcmp(&l1got[i], &l1want, sizeof l1want) != 0)
+            fail_msg("log1p(%a): %a, log1pf gives %a", (double)v[i], (double)l1got[i],
+                     (double)l1want);
+        if (memcmp(&spgot[i], &spwant, sizeof spwant) != 0)
+            fail_msg("softplus(%a): %a, with log1pf %a", (double)v[i], (double)spgot[i],
+                     (double)spwant);
+        if (memcmp(&lsgot[i], &lswant, sizeof lswant) != 0)
+            fail_msg("logsigmoid(%a): %a, with log1pf %a", (double)v[i], (double)lsgot[i],
+                     (double)lswant);
     }
+    nb_release(ls);
+    nb_release(sp);
+    nb_release(l1);
+    nb_release(lg);
     nb_release(ge);
     nb_release(th);
     nb_release(sg);

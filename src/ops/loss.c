@@ -101,15 +101,16 @@ NB__EW_KERNEL(huber_grad, V1 - V2 <= -k[1]  ? -k[0] * V0 * k[1]
 /* −w·(y·log x + (1 − y)·log(1 − x)), each log clamped at −100;
  * dx = w·g·(x − y) / max((1 − x)·x, 1e-12); dy = −w·g·logit(x) */
 NB__EW_KERNEL(bce_fwd,
-              ((V1 - 1.0f) * fmaxf(log1pf(-V0), -100.0f) - V1 * fmaxf(logf(V0), -100.0f)) * V2)
+              ((V1 - 1.0f) * fmaxf(nb__log1pf(-V0), -100.0f) - V1 * fmaxf(nb__logf(V0), -100.0f)) *
+                  V2)
 NB__EW_KERNEL(bce_grad_x, V0 *(V1 - V2) / fmaxf((1.0f - V1) * V1, 1e-12f) * V3 * k[0])
-NB__EW_KERNEL(bce_grad_y, -logf(V1 / (1.0f - V1)) * V0 * V3 * k[0])
+NB__EW_KERNEL(bce_grad_y, -nb__logf(V1 / (1.0f - V1)) * V0 * V3 * k[0])
 
 /* y·log y − y·x (xlogy: 0 where y = 0); dx = −y·g; dy = g·(log y + y/y − x) (NaN at y = 0,
  * as PyTorch's xlogy backward gives) */
-NB__EW_KERNEL(kl_fwd, (V1 == 0.0f ? 0.0f : V1 * logf(V1)) - V1 * V0)
+NB__EW_KERNEL(kl_fwd, (V1 == 0.0f ? 0.0f : V1 * nb__logf(V1)) - V1 * V0)
 NB__EW_KERNEL(kl_grad_x, -V2 *(V0 *k[0]))
-NB__EW_KERNEL(kl_grad_y, V0 *k[0] * ((V2 != 0.0f ? logf(V2) : 0.0f) + V2 / V2 - V1))
+NB__EW_KERNEL(kl_grad_y, V0 *k[0] * ((V2 != 0.0f ? nb__logf(V2) : 0.0f) + V2 / V2 - V1))
 
 /* log_target: e^y·(y − x); dx = −e^y·g; dy = e^y·(y − x + 1)·g */
 NB__EW_KERNEL(kl_log_fwd, nb__expf(V1) * (V1 - V0))
@@ -331,7 +332,7 @@ static nb_status expand_opt(const char *fn, const char *what, const nb_tensor *t
 
 static inline __attribute__((always_inline)) float log_sigmoid(float z)
 {
-    return fminf(z, 0.0f) - log1pf(nb__expf(-fabsf(z)));
+    return fminf(z, 0.0f) - nb__log1pf(nb__expf(-fabsf(z)));
 }
 
 NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
@@ -393,7 +394,7 @@ NB__CLONES static double bcel_losses(const float *X, const float *Y, const float
         /* the operations, in float, in the order of PyTorch's kernel */
         float x = X[e], y = Y[e];
         float max_val = fmaxf(-x, 0.0f);
-        float soft = logf(nb__expf(-max_val) + nb__expf(-x - max_val));
+        float soft = nb__logf(nb__expf(-max_val) + nb__expf(-x - max_val));
         float l = P ? (1.0f - y) * x + ((P[e] - 1.0f) * y + 1.0f) * (soft + max_val)
                     : (1.0f - y) * x + max_val + soft;
         if (W) l *= W[e];

@@ -198,4 +198,95 @@ static inline __attribute__((always_inline)) float nb__erff(float x)
     return nb__pick(ix > 0x7f7fffffu, (float)(1 - 2 * (int32_t)sign) + q, r);
 }
 
+/* The table of nb__logf: for z in the i-th of 16 intervals of [0x1.66p-1, 0x1.66p0), 1/c (at 2i)
+ * and ln c (at 2i + 1) for a c near its centre, in double */
+extern const double nb__log_table[32];
+
+/*
+ * ln x with the bits of glibc's logf (2.27 and later, as its FMA build computes it: every
+ * float checked, on glibc 2.36): x = 2^k·z with z in [0x1.66p-1, 0x1.66p0) (subnormals scaled
+ * by 2^23 first), then in double ln x = k ln 2 + ln c + p(z/c - 1), 1/c and ln c from a table
+ * of 16 and p of degree 4, rounded once to float. Every lane computes that, then the ends are
+ * selected in: -inf at ±0, +inf at +inf, and (x - x) / (x - x) below 0 and at NaN (a
+ * NaN's payload kept, quieted).
+ */
+static inline __attribute__((always_inline)) float nb__logf(float x)
+{
+    const double ln2 = 0x1.62e42fefa39efp-1, a0 = -0x1.00ea348b88334p-2, a1 = 0x1.5575b0be00b6ap-2,
+                 a2 = -0x1.ffffef20a4123p-2;
+    uint32_t ix = nb__bits(x);
+    bool sub = ix - 1u < 0x007fffffu; /* positive subnormals */
+    uint32_t in = nb__bits(x * 0x1p23f) - (23u << 23);
+    ix = (uint32_t)ipick(sub, (int32_t)in, (int32_t)ix);
+    uint32_t tmp = ix - 0x3f330000u;
+    uint64_t i = (uint64_t)((tmp >> 19) & 15u) * 2u;
+    int32_t k = (int32_t)tmp >> 23;
+    uint32_t iz = ix - (tmp & 0xff800000u);
+    double z = (double)nb__from_bits(iz);
+    double r = fma(z, nb__log_table[i], -1.0);
+    double y0 = fma((double)k, ln2, nb__log_table[i + 1]);
+    double r2 = r * r;
+    double y = fma(a1, r, a2);
+    y = fma(a0, r2, y);
+    y = fma(y, r2, y0 + r);
+    float v = (float)y;
+    uint32_t ox = nb__bits(x);
+    v = nb__pick((ox & 0x7fffffffu) == 0u, -INFINITY, v);
+    v = nb__pick(ox == 0x7f800000u, INFINITY, v);
+    return nb__pick((ox > 0x80000000u) | ((ox > 0x7f800000u) & (ox < 0x80000000u)),
+                    (x - x) / (x - x), v);
+}
+
+/*
+ * ln(1 + x) as glibc's log1pf (fdlibm's) computes it, in float: f = x below 0.4142 and above
+ * -0.2929 (k = 0); otherwise 1 + x = 2^k·(1 + f), f in [√½ - 1, √2 - 1), with c the rounding
+ * error of 1 + x over 1 + x; then s = f / (2 + f) and ln(1 + f) = f - (f²/2 - s(f²/2 + R(s²)))
+ * plus k ln 2 (two parts) and c, or a shorter series where f's bits make it exact (1 + x a power
+ * of 2 by its mantissa). Below 2^-29, x - x²/2 (x below 2^-54); -inf at -1, NaN below, a NaN's
+ * own bits through x + x.
+ */
+static inline __attribute__((always_inline)) float nb__log1pf(float x)
+{
+    const float ln2_hi = 0x1.62e3p-1f, ln2_lo = 0x1.2fefa2p-17f;
+    const float lp1 = 0x1.555556p-1f, lp2 = 0x1.99999ap-2f, lp3 = 0x1.24924ap-2f,
+                lp4 = 0x1.c71c52p-3f, lp5 = 0x1.74664ap-3f, lp6 = 0x1.39a09ep-3f,
+                lp7 = 0x1.2f112ep-3f;
+    int32_t hx = (int32_t)nb__bits(x), ax = hx & 0x7fffffff;
+    bool k0 = (hx < 0x3ed413d7) & ((hx > 0) | (hx <= (int32_t)0xbe95f61fu));
+    /* 1 + x, its exponent and the rounding error, for the lanes with k != 0 */
+    bool huge = hx >= 0x5a000000;
+    float u = nb__pick(huge, x, 1.0f + x);
+    int32_t hu = (int32_t)nb__bits(u);
+    int32_t k = (hu >> 23) - 127;
+    float c = nb__pick(k > 0, 1.0f - (u - x), x - (u - 1.0f)) / u;
+    c = nb__pick(huge, 0.0f, c);
+    hu &= 0x007fffff;
+    bool up = hu >= 0x3504f7;
+    u = nb__from_bits((uint32_t)ipick(up, hu | 0x3f000000, hu | 0x3f800000));
+    k = ipick(up, k + 1, k);
+    hu = ipick(up, (0x00800000 - hu) >> 2, hu);
+    float f = nb__pick(k0, x, u - 1.0f);
+    k = ipick(k0, 0, k);
+    hu = ipick(k0, 1, hu);
+    float fk = (float)k;
+    float hfsq = 0.5f * f * f;
+    /* f with few bits (hu == 0) */
+    float rs = hfsq * (1.0f - 0.666666666666666666f * f);
+    float exact0 = nb__pick(k == 0, 0.0f, fk * ln2_hi + (c + fk * ln2_lo));
+    float shorter = nb__pick(k == 0, f - rs, fk * ln2_hi - ((rs - (fk * ln2_lo + c)) - f));
+    shorter = nb__pick(f == 0.0f, exact0, shorter);
+    /* the general case */
+    float s = f / (2.0f + f), z = s * s;
+    float r = z * (lp1 + z * (lp2 + z * (lp3 + z * (lp4 + z * (lp5 + z * (lp6 + z * lp7))))));
+    float gen = nb__pick(k == 0, f - (hfsq - s * (hfsq + r)),
+                         fk * ln2_hi - ((hfsq - (s * (hfsq + r) + (fk * ln2_lo + c))) - f));
+    float v = nb__pick(hu == 0, shorter, gen);
+    /* the ends */
+    float tiny = nb__pick(ax < 0x24800000, x, x - x * x * 0.5f);
+    v = nb__pick(ax < 0x31000000, tiny, v);
+    v = nb__pick(hx >= 0x7f800000, x + x, v);
+    v = nb__pick((hx < 0) & (ax >= 0x3f800000), (x - x) / (x - x), v);
+    return nb__pick(x == -1.0f, -INFINITY, v);
+}
+
 #endif /* NABLA_OPS_MATHF_H */

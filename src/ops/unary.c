@@ -74,7 +74,7 @@ nb_tensor *nb_expm1(nb_tensor *x)
 }
 
 /* y = ln x; dx = g / x */
-NB__EW_KERNEL(log_fwd, logf(V0))
+NB__EW_KERNEL(log_fwd, nb__logf(V0))
 NB__EW_KERNEL(log_grad, V0 / V1)
 static const nb__unop log_op = {NB__UNOP_NODE("LogBackward0"), log_fwd, log_grad, NB__READ_A};
 
@@ -94,7 +94,7 @@ nb_tensor *nb_log2(nb_tensor *x)
 }
 
 /* y = ln(1 + x), exact near 0; dx = g / (x + 1) */
-NB__EW_KERNEL(log1p_fwd, log1pf(V0))
+NB__EW_KERNEL(log1p_fwd, nb__log1pf(V0))
 NB__EW_KERNEL(log1p_grad, V0 / (V1 + 1.0f))
 static const nb__unop log1p_op = {NB__UNOP_NODE("Log1PBackward0"), log1p_fwd, log1p_grad,
                                   NB__READ_A};
@@ -383,10 +383,10 @@ static inline __attribute__((always_inline)) float softplus_grad_value(float g, 
                                                                        float threshold)
 {
     float z = nb__expf(x * beta);
-    return x * beta > threshold ? g : g * z / (z + 1.0f);
+    return nb__pick(x * beta > threshold, g, g * z / (z + 1.0f));
 }
 
-NB__EW_KERNEL(softplus_fwd, V0 *k[0] > k[1] ? V0 : log1pf(nb__expf(V0 * k[0])) / k[0])
+NB__EW_KERNEL(softplus_fwd, nb__pick(V0 *k[0] > k[1], V0, nb__log1pf(nb__expf(V0 *k[0])) / k[0]))
 NB__EW_KERNEL(softplus_grad, softplus_grad_value(V0, V1, k[0], k[1]))
 static const nb__unop softplus_op = {NB__UNOP_NODE("SoftplusBackward0"), softplus_fwd,
                                      softplus_grad, NB__READ_A};
@@ -405,7 +405,7 @@ static inline __attribute__((always_inline)) float logsigmoid_grad_value(float g
     return ((negative ? 1.0f : 0.0f) - (negative ? 1.0f : -1.0f) * (z / (1.0f + z))) * g;
 }
 
-NB__EW_KERNEL(logsigmoid_fwd, (V0 < 0.0f ? V0 : 0.0f) - log1pf(nb__expf(-fabsf(V0))))
+NB__EW_KERNEL(logsigmoid_fwd, (V0 < 0.0f ? V0 : 0.0f) - nb__log1pf(nb__expf(-fabsf(V0))))
 NB__EW_KERNEL(logsigmoid_grad, logsigmoid_grad_value(V0, V1))
 static const nb__unop logsigmoid_op = {NB__UNOP_NODE("LogSigmoidBackward0"), logsigmoid_fwd,
                                        logsigmoid_grad, NB__READ_A};
