@@ -1,8 +1,8 @@
 /*
- * nabla's float functions with glibc's bits (src/ops/mathf.h: e^x, tanh, erf) against the C
- * library's expf, tanhf and erff: the bits of every float compared (--all: all 2^32; by
- * default one in 257; --quick one in 65 537), and ns per element of each over the floats
- * compared and over 2^20 values spread evenly over [-6, 6] (where activations live; far
+ * nabla's float functions with glibc's bits (src/ops/mathf.h: e^x, tanh, erf, ln, ln(1 + x))
+ * against the C library's expf, tanhf, erff, logf and log1pf: the bits of every float compared
+ * (--all: all 2^32; by default one in 257; --quick one in 65 537), and ns per element of each over
+ * the floats compared and over 2^20 values spread evenly over [-6, 6] (where activations live; far
  * out, libm returns early and nabla's loops compute every path). Exits 1 when any bits differ.
  * Built with the library's floating-point flags and its CPU-specific copies, so it checks the copy
  * this CPU runs. bench-libm [--all | --quick]
