@@ -695,9 +695,8 @@ static void test_pow_special_exponents(void **state)
 {
     (void)state;
     static const float exps[] = {2.0f, 3.0f, 0.5f, -0.5f, -1.0f, -2.0f};
-    static const float edges[] = {
-        0.0f, -0.0f, 1.0f, -1.0f, 0.5f, -3.25f, INFINITY, -INFINITY, NAN, 1e-30f, 0x1p-149f, 1e30f,
-    };
+    static const float edges[] = {0.0f,     -0.0f,     1.0f, -1.0f,  0.5f,      -3.25f,
+                                  INFINITY, -INFINITY, NAN,  1e-30f, 0x1p-149f, 1e30f};
     enum { N = 100 };
     float v[N], gv[N];
     for (int i = 0; i < N; i++) {

@@ -214,10 +214,9 @@ static inline __attribute__((always_inline)) float nb__logf(float x)
 {
     const double ln2 = 0x1.62e42fefa39efp-1, a0 = -0x1.00ea348b88334p-2, a1 = 0x1.5575b0be00b6ap-2,
                  a2 = -0x1.ffffef20a4123p-2;
-    uint32_t ix = nb__bits(x);
-    bool sub = ix - 1u < 0x007fffffu; /* positive subnormals */
-    uint32_t in = nb__bits(x * 0x1p23f) - (23u << 23);
-    ix = (uint32_t)ipick(sub, (int32_t)in, (int32_t)ix);
+    uint32_t ox = nb__bits(x);
+    bool sub = ox - 1u < 0x007fffffu; /* positive subnormals, scaled to normal numbers */
+    uint32_t ix = (uint32_t)ipick(sub, (int32_t)(nb__bits(x * 0x1p23f) - (23u << 23)), (int32_t)ox);
     uint32_t tmp = ix - 0x3f330000u;
     uint64_t i = (uint64_t)((tmp >> 19) & 15u) * 2u;
     int32_t k = (int32_t)tmp >> 23;
@@ -230,11 +229,10 @@ static inline __attribute__((always_inline)) float nb__logf(float x)
     y = fma(a0, r2, y);
     y = fma(y, r2, y0 + r);
     float v = (float)y;
-    uint32_t ox = nb__bits(x);
     v = nb__pick((ox & 0x7fffffffu) == 0u, -INFINITY, v);
     v = nb__pick(ox == 0x7f800000u, INFINITY, v);
-    return nb__pick((ox > 0x80000000u) | ((ox > 0x7f800000u) & (ox < 0x80000000u)),
-                    (x - x) / (x - x), v);
+    /* below 0 (but -0) and NaN */
+    return nb__pick((ox > 0x7f800000u) & (ox != 0x80000000u), (x - x) / (x - x), v);
 }
 
 /*
