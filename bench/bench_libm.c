@@ -1,11 +1,12 @@
 /*
- * nabla's float functions with glibc's bits (src/ops/mathf.h: e^x, tanh, erf, ln, ln(1 + x))
- * against the C library's expf, tanhf, erff, logf and log1pf: the bits of every float compared
- * (--all: all 2^32; by default one in 257; --quick one in 65 537), and ns per element of each over
- * the floats compared and over 2^20 values spread evenly over [-6, 6] (where activations live; far
- * out, libm returns early and nabla's loops compute every path). Exits 1 when any bits differ.
- * Built with the library's floating-point flags and its CPU-specific copies, so it checks the copy
- * this CPU runs. bench-libm [--all | --quick]
+ * nabla's float functions with glibc's bits (src/ops/mathf.h: e^x, tanh, erf, ln, ln(1 + x),
+ * e^x - 1, log2) against the C library's expf, tanhf, erff, logf, log1pf, expm1f and log2f: the
+ * bits of every float compared (--all: all 2^32; by default one in 257; --quick one in 65 537),
+ * and ns per element of each over the floats compared and over 2^20 values spread evenly over
+ * [-6, 6] (where activations live; far out, libm returns early and nabla's loops compute every
+ * path). Exits 1 when any bits differ. Built with the library's floating-point flags and its
+ * CPU-specific copies, so it checks the copy this CPU runs.
+ * bench-libm [--all | --quick] [--fns exp,tanh,...]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -51,9 +52,57 @@ NB__CLONES static void nb_log1p_run(const float *restrict x, float *restrict y, 
     for (int64_t i = 0; i < n; i++) y[i] = nb__log1pf(x[i]);
 }
 
+NB__CLONES static void nb_expm1_run(const float *restrict x, float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = nb__expm1f(x[i]);
+}
+
+NB__CLONES static void nb_log2_run(const float *restrict x, float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = nb__log2f(x[i]);
+}
+
+/* sin or cos as nb_sin and nb_cos run them: blocks of 256 with all |x| < 120 without the large
+ * reduction */
+static inline __attribute__((always_inline)) void
+trig_run(const float *restrict x, float *restrict y, int64_t n, bool cosine)
+{
+    for (int64_t lo = 0; lo < n; lo += 256) {
+        int64_t hi = n - lo < 256 ? n : lo + 256;
+        if (nb__trig_small(x + lo, 1, hi - lo))
+            for (int64_t i = lo; i < hi; i++) y[i] = nb__sincosf(x[i], cosine, false);
+        else
+            for (int64_t i = lo; i < hi; i++) y[i] = nb__sincosf(x[i], cosine, true);
+    }
+}
+
+NB__CLONES static void nb_sin_run(const float *restrict x, float *restrict y, int64_t n)
+{
+    trig_run(x, y, n, false);
+}
+
+NB__CLONES static void nb_cos_run(const float *restrict x, float *restrict y, int64_t n)
+{
+    trig_run(x, y, n, true);
+}
+
 static void libm_run(float (*f)(float), const float *x, float *y, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
+}
+
+/* name is one of the comma-separated names in list */
+static bool listed(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && !strncmp(p, name, len)) return true;
+        if (!end) break;
+        p = end + 1;
+    }
+    return false;
 }
 
 typedef struct fn {
@@ -65,30 +114,37 @@ typedef struct fn {
 int main(int argc, char **argv)
 {
     uint64_t stride = 257;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--all"))
             stride = 1;
         else if (!strcmp(argv[i], "--quick"))
             stride = 65537;
+        else if (!strcmp(argv[i], "--fns") && i + 1 < argc)
+            only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench-libm [--all | --quick]\n");
+            fprintf(stderr, "usage: bench-libm [--all | --quick] [--fns LIST]\n");
             return 2;
         }
     }
-    const fn fns[] = {{"exp", nb_exp_run, expf},
-                      {"tanh", nb_tanh_run, tanhf},
-                      {"erf", nb_erf_run, erff},
-                      {"log", nb_log_run, logf},
-                      {"log1p", nb_log1p_run, log1pf}};
+    const fn fns[] = {{"exp", nb_exp_run, expf},       {"tanh", nb_tanh_run, tanhf},
+                      {"erf", nb_erf_run, erff},       {"log", nb_log_run, logf},
+                      {"log1p", nb_log1p_run, log1pf}, {"expm1", nb_expm1_run, expm1f},
+                      {"log2", nb_log2_run, log2f},    {"sin", nb_sin_run, sinf},
+                      {"cos", nb_cos_run, cosf}};
     float *x = malloc(CHUNK * sizeof(float)), *a = malloc(CHUNK * sizeof(float)),
           *b = malloc(CHUNK * sizeof(float));
     if (!x || !a || !b) return 2;
     int rc = 0;
     printf("bench-libm: every %llu-th float of 2^32, nabla's against the C library's\n",
            (unsigned long long)stride);
+#ifdef NB__MATHF_LIBM
+    printf("(this build has one baseline copy, whose functions call the C library's)\n");
+#endif
     printf("%-6s %14s %10s %10s %8s %14s %10s %8s\n", "fn", "differ", "nabla ns", "libm ns",
            "ratio", "[-6,6] nabla", "libm", "ratio");
     for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
+        if (only && !listed(only, fns[f].name)) continue;
         uint64_t differ = 0, count = 0, u = 0;
         double t_nb = 0, t_libm = 0;
         while (u <= 0xffffffffull) {

@@ -58,6 +58,10 @@ OP(tanh, nb_tanh(c->x))
 OP(gelu, nb_gelu(c->x, NB_GELU_NONE))
 OP(log, nb_log(c->y))
 OP(log1p, nb_log1p(c->y))
+OP(log2, nb_log2(c->y))
+OP(expm1, nb_expm1(c->x))
+OP(sin, nb_sin(c->x))
+OP(cos, nb_cos(c->x))
 OP(softplus, nb_softplus(c->x, 1.0f, 20.0f))
 OP(logsigmoid, nb_logsigmoid(c->x))
 OP(sum_rows, nb_sum(c->x, (nb_dims){1, {1}}, false))
@@ -93,6 +97,10 @@ static const struct {
     {"gelu", op_gelu, true},
     {"log", op_log, true},
     {"log1p", op_log1p, true},
+    {"log2", op_log2, true},
+    {"expm1", op_expm1, true},
+    {"sin", op_sin, true},
+    {"cos", op_cos, true},
     {"softplus", op_softplus, true},
     {"logsigmoid", op_logsigmoid, true},
     {"sum_rows", op_sum_rows, true},

@@ -737,7 +737,13 @@ static void test_pow_special_exponents(void **state)
  * overflow and underflow thresholds, tanh's 2^-55, 1 and 22, the arguments where expm1f's
  * reduction changes (k = 0, ±1, 22/23, 56/57), erf's region edges (2^-28, 0.84375, 1.25,
  * 1/0.35, 6; gelu's input is x·√½, so these over √½), log's subnormals and table ends, and
- * log1p's (2^-54, 2^-29, -0.2929, 0.4142, √2 - 1 as 1 + x rounds it, 2^53, -1).
+ * log1p's (2^-54, 2^-29, -0.2929, 0.4142, √2 - 1 as 1 + x rounds it, 2^53, -1), and
+ * expm1's (±27 ln 2, 0x1.62e43p6 and the overflow threshold below it, ±ln 2 / 2, ±1.5 ln 2,
+ * k = 1 around its -0.25 split, k = 22/23 and 56/57, ±2^-25), and sin's and cos's (±π/4,
+ * ±2^-12, ±120, multiples of π/2, large arguments). nb_expm1, nb_log2, nb_sin and nb_cos against
+ * expm1f, log2f, sinf and cosf the same way, and the gradients of nb_sin and nb_cos (cos x and
+ * -sin x times 1) against cosf and sinf. Runs of 256 values below 120 take sin's and cos's
+ * loops without the large reduction; others the whole one.
  */
 static void test_libm_bits(void **state)
 {
@@ -750,7 +756,11 @@ static void test_libm_bits(void **state)
         0x1.0f876cp+3f,
         /* log's and log1p's */
         0x1p-126f, 0x1.66p-1f, 0x1.66p0f, 0x1p-54f, -0x1p-54f, 0x1p-29f, -0x1p-29f, -0x1.2bec3ep-2f,
-        0x1.a827aep-2f, 0x1.a827b8p-2f, 0x1p53f, 0x1p-20f, -0x1p-1f, 0x1p24f, 20.0f};
+        0x1.a827aep-2f, 0x1.a827b8p-2f, 0x1p53f, 0x1p-20f, -0x1p-1f, 0x1p24f, 20.0f,
+        /* expm1's */
+        0x1.2b7088p+4f, -0x1.2b7088p+4f, 0x1.62e43p+6f, 0x1.62e3p+6f, -0x1.62e43p-2f,
+        -0x1.0a2b24p+0f, -0x1.0a2b24p-1f, 0x1.c5c86p-2f, 0x1.f310e4p+3f, 0x1.394d72p+5f, -0x1p-25f,
+        0x1p-25f};
     enum { STRIDE = 4099, E = sizeof edges / sizeof edges[0] };
     const int64_t n = (int64_t)(0x100000000ull / STRIDE) + 1 + 3 * E;
     float *v = malloc((size_t)n * sizeof(float));
@@ -770,6 +780,17 @@ static void test_libm_bits(void **state)
     nb_tensor *e = nb_exp(x), *sg = nb_sigmoid(x), *th = nb_tanh(x), *ge = nb_gelu(x, NB_GELU_NONE);
     nb_tensor *lg = nb_log(x), *l1 = nb_log1p(x), *sp = nb_softplus(x, 1.0f, 20.0f),
               *ls = nb_logsigmoid(x);
+    nb_tensor *em = nb_expm1(x), *l2 = nb_log2(x);
+    assert_non_null(em);
+    assert_non_null(l2);
+    nb_tensor *xs = nb_requires_grad_(nb_from_data(v, NB_SHAPE(at)), true);
+    nb_tensor *xc = nb_requires_grad_(nb_from_data(v, NB_SHAPE(at)), true);
+    nb_tensor *ones = nb_full(NB_SHAPE(at), 1.0f);
+    nb_tensor *sn = nb_sin(xs), *cs = nb_cos(xc);
+    assert_non_null(sn);
+    assert_non_null(cs);
+    assert_int_equal(nb_backward(sn, ones, false), NB_OK);
+    assert_int_equal(nb_backward(cs, ones, false), NB_OK);
     assert_non_null(e);
     assert_non_null(sg);
     assert_non_null(th);
@@ -782,6 +803,10 @@ static void test_libm_bits(void **state)
                 *tgot = nb_tensor_data_const(th), *ggot = nb_tensor_data_const(ge);
     const float *lgot = nb_tensor_data_const(lg), *l1got = nb_tensor_data_const(l1),
                 *spgot = nb_tensor_data_const(sp), *lsgot = nb_tensor_data_const(ls);
+    const float *emgot = nb_tensor_data_const(em), *l2got = nb_tensor_data_const(l2);
+    const float *sngot = nb_tensor_data_const(sn), *csgot = nb_tensor_data_const(cs),
+                *dsgot = nb_tensor_data_const(nb_tensor_grad(xs)),
+                *dcgot = nb_tensor_data_const(nb_tensor_grad(xc));
     for (int64_t i = 0; i < at; i++) {
         float want = expf(v[i]), swant = 1.0f / (1.0f + expf(-v[i])), twant = tanhf(v[i]);
         if (memcmp(&got[i], &want, sizeof want) != 0)
@@ -807,7 +832,31 @@ static void test_libm_bits(void **state)
         if (memcmp(&lsgot[i], &lswant, sizeof lswant) != 0)
             fail_msg("logsigmoid(%a): %a, with log1pf %a", (double)v[i], (double)lsgot[i],
                      (double)lswant);
+        float emwant = expm1f(v[i]), l2want = log2f(v[i]);
+        if (memcmp(&emgot[i], &emwant, sizeof emwant) != 0)
+            fail_msg("expm1(%a): %a, expm1f gives %a", (double)v[i], (double)emgot[i],
+                     (double)emwant);
+        if (memcmp(&l2got[i], &l2want, sizeof l2want) != 0)
+            fail_msg("log2(%a): %a, log2f gives %a", (double)v[i], (double)l2got[i],
+                     (double)l2want);
+        float snwant = sinf(v[i]), cswant = cosf(v[i]), dcwant = -snwant;
+        if (memcmp(&sngot[i], &snwant, sizeof snwant) != 0)
+            fail_msg("sin(%a): %a, sinf gives %a", (double)v[i], (double)sngot[i], (double)snwant);
+        if (memcmp(&csgot[i], &cswant, sizeof cswant) != 0)
+            fail_msg("cos(%a): %a, cosf gives %a", (double)v[i], (double)csgot[i], (double)cswant);
+        if (memcmp(&dsgot[i], &cswant, sizeof cswant) != 0)
+            fail_msg("sin'(%a): %a, cosf gives %a", (double)v[i], (double)dsgot[i], (double)cswant);
+        if (memcmp(&dcgot[i], &dcwant, sizeof dcwant) != 0)
+            fail_msg("cos'(%a): %a, -sinf gives %a", (double)v[i], (double)dcgot[i],
+                     (double)dcwant);
     }
+    nb_release(cs);
+    nb_release(sn);
+    nb_release(ones);
+    nb_release(xc);
+    nb_release(xs);
+    nb_release(l2);
+    nb_release(em);
     nb_release(ls);
     nb_release(sp);
     nb_release(l1);

@@ -47,7 +47,8 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NB_NO_CLONES) &&   \
     defined(__has_attribute)
 #if __has_attribute(target_clones)
-#define NB__CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#define NB__CLONES      __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#define NB__HAVE_CLONES 1
 #endif
 #endif
 #ifndef NB__CLONES

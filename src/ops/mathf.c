@@ -36,3 +36,22 @@ const double nb__log_table[32] = {
     0x1.767dcf5534862p-1,  0x1.4043057b6ee09p-2,
 };
 // clang-format on
+
+/* nb__log2_table: log2 c for each of the 16 intervals (ops/mathf.h) */
+const double nb__log2_table[16] = {
+    -0x1.efec65b963019p-2, -0x1.b0b6832d4fca4p-2,
+    -0x1.7418b0a1fb77bp-2, -0x1.39de91a6dcf7bp-2,
+    -0x1.01d9bf3f2b631p-2, -0x1.97c1d1b3b7afp-3,
+    -0x1.2f9e393af3c9fp-3, -0x1.960cbbf788d5cp-4,
+    -0x1.a6f9db6475fcep-5, 0x0p+0,
+    0x1.338ca9f24f53dp-4,  0x1.476a9543891bap-3,
+    0x1.e840b4ac4e4d2p-3,  0x1.40645f0c6651cp-2,
+    0x1.88e9c2c1b9ff8p-2,  0x1.ce0a44eb17bccp-2,
+};
+
+/* nb__inv_pio4: 4/π to 192 bits, each entry 8 bits on from the one before (ops/mathf.h) */
+const uint32_t nb__inv_pio4[24] = {
+    0xa2,       0xa2f9,     0xa2f983,   0xa2f9836e, 0xf9836e4e, 0x836e4e44, 0x6e4e4415, 0x4e441529,
+    0x441529fc, 0x1529fc27, 0x29fc2757, 0xfc2757d1, 0x2757d1f5, 0x57d1f534, 0xd1f534dd, 0xf534ddc0,
+    0x34ddc0db, 0xddc0db62, 0xc0db6295, 0xdb629599, 0x6295993c, 0x95993c43, 0x993c4390, 0x3c439041,
+};

@@ -63,7 +63,7 @@ nb_tensor *nb_exp(nb_tensor *x)
 }
 
 /* y = e^x - 1, exact near 0; dx = g·(y + 1) */
-NB__EW_KERNEL(expm1_fwd, expm1f(V0))
+NB__EW_KERNEL(expm1_fwd, nb__expm1f(V0))
 NB__EW_KERNEL(expm1_grad, V0 *(V2 + 1.0f))
 static const nb__unop expm1_op = {NB__UNOP_NODE("Expm1Backward0"), expm1_fwd, expm1_grad,
                                   NB__READ_OUT};
@@ -84,7 +84,7 @@ nb_tensor *nb_log(nb_tensor *x)
 }
 
 /* y = log2 x; dx = g / (x·ln 2), with ln 2 rounded to float: PyTorch multiplies by a number */
-NB__EW_KERNEL(log2_fwd, log2f(V0))
+NB__EW_KERNEL(log2_fwd, nb__log2f(V0))
 NB__EW_KERNEL(log2_grad, V0 / (V1 * 0x1.62e43p-1f))
 static const nb__unop log2_op = {NB__UNOP_NODE("Log2Backward0"), log2_fwd, log2_grad, NB__READ_A};
 
@@ -203,9 +203,38 @@ nb_tensor *nb_pow_scalar(nb_tensor *x, float exponent)
 
 /* ---- trigonometric and sign ----------------------------------------------------------------- */
 
+/*
+ * A kernel of sin or cos: o[i] = EXPR(large), with X the operand that holds x. Blocks of
+ * TRIG_BLOCK elements whose x are all below 120 in magnitude take the loop that leaves out
+ * nb__sincosf's reduction of large arguments (large false); others the whole one. Both give
+ * the same bits there, so where a block starts changes nothing.
+ */
+#define TRIG_BLOCK 256
+#define TRIG_KERNEL(name, X, EXPR)                                                                 \
+    NB__CLONES static void name(float *o, const float *const *in, const int64_t *s, int64_t n,     \
+                                const float *k)                                                    \
+    {                                                                                              \
+        const float *P0_ = in[0], *P1_ = in[1];                                                    \
+        const int64_t S0_ = s[0], S1_ = s[1];                                                      \
+        (void)P1_, (void)S1_, (void)k;                                                             \
+        for (int64_t lo_ = 0; lo_ < n; lo_ += TRIG_BLOCK) {                                        \
+            int64_t hi_ = n - lo_ < TRIG_BLOCK ? n : lo_ + TRIG_BLOCK;                             \
+            bool small_ = nb__trig_small(P##X##_ + lo_ * S##X##_, S##X##_, hi_ - lo_);             \
+            if (small_ && S0_ == 1 && S1_ == 1) {                                                  \
+                for (int64_t i_ = lo_; i_ < hi_; i_++) o[i_] = EXPR(false);                        \
+            } else if (small_) {                                                                   \
+                for (int64_t i_ = lo_; i_ < hi_; i_++) o[i_] = EXPR(false);                        \
+            } else {                                                                               \
+                for (int64_t i_ = lo_; i_ < hi_; i_++) o[i_] = EXPR(true);                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
 /* y = sin x; dx = g·cos x */
-NB__EW_KERNEL(sin_fwd, sinf(V0))
-NB__EW_KERNEL(sin_grad, V0 *cosf(V1))
+#define SIN_FWD(large)  nb__sincosf(V0, false, large)
+#define SIN_GRAD(large) V0 *nb__sincosf(V1, true, large)
+TRIG_KERNEL(sin_fwd, 0, SIN_FWD)
+TRIG_KERNEL(sin_grad, 1, SIN_GRAD)
 static const nb__unop sin_op = {NB__UNOP_NODE("SinBackward0"), sin_fwd, sin_grad, NB__READ_A};
 
 nb_tensor *nb_sin(nb_tensor *x)
@@ -214,8 +243,10 @@ nb_tensor *nb_sin(nb_tensor *x)
 }
 
 /* y = cos x; dx = g·(-sin x) */
-NB__EW_KERNEL(cos_fwd, cosf(V0))
-NB__EW_KERNEL(cos_grad, V0 * -sinf(V1))
+#define COS_FWD(large)  nb__sincosf(V0, true, large)
+#define COS_GRAD(large) V0 * -nb__sincosf(V1, false, large)
+TRIG_KERNEL(cos_fwd, 0, COS_FWD)
+TRIG_KERNEL(cos_grad, 1, COS_GRAD)
 static const nb__unop cos_op = {NB__UNOP_NODE("CosBackward0"), cos_fwd, cos_grad, NB__READ_A};
 
 nb_tensor *nb_cos(nb_tensor *x)
