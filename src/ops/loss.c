@@ -330,11 +330,6 @@ static nb_status expand_opt(const char *fn, const char *what, const nb_tensor *t
     return NB_OK;
 }
 
-static inline __attribute__((always_inline)) float log_sigmoid(float z)
-{
-    return fminf(z, 0.0f) - nb__log1pf(nb__expf(-fabsf(z)));
-}
-
 NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const char *fn = nb__engine_fn();
@@ -371,7 +366,7 @@ NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_t
                     v = (s - yv) * g;
                 }
             } else { /* d/dy: −x·g, with pos_weight (logσ(−x) − p·logσ(x))·g */
-                v = P ? (log_sigmoid(-xv) - log_sigmoid(xv) * P[e]) * g : -xv * g;
+                v = P ? (nb__log_sigmoidf(-xv) - nb__log_sigmoidf(xv) * P[e]) * g : -xv * g;
             }
             if (W) v *= W[e];
             d[e] = acc ? d[e] + v / scale : v / scale;

@@ -385,6 +385,14 @@ static inline __attribute__((always_inline)) float nb__log1pf(float x)
 #endif
 }
 
+/* ln σ(x) = min(x, 0) - ln(1 + e^-|x|), as PyTorch's CPU kernel computes it (0 for the min
+ * at NaN), from nb__expf and nb__log1pf: log_sigmoid's forward and the binary cross-entropy
+ * with logits */
+static inline __attribute__((always_inline)) float nb__log_sigmoidf(float x)
+{
+    return nb__pick(x < 0.0f, x, 0.0f) - nb__log1pf(nb__expf(-fabsf(x)));
+}
+
 /* a where the mask m is all ones, b where it is zero, by the bits, for doubles */
 static inline double nb__dblend(uint64_t m, double a, double b)
 {

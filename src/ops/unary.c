@@ -436,7 +436,7 @@ static inline __attribute__((always_inline)) float logsigmoid_grad_value(float g
     return ((negative ? 1.0f : 0.0f) - (negative ? 1.0f : -1.0f) * (z / (1.0f + z))) * g;
 }
 
-NB__EW_KERNEL(logsigmoid_fwd, (V0 < 0.0f ? V0 : 0.0f) - nb__log1pf(nb__expf(-fabsf(V0))))
+NB__EW_KERNEL(logsigmoid_fwd, nb__log_sigmoidf(V0))
 NB__EW_KERNEL(logsigmoid_grad, logsigmoid_grad_value(V0, V1))
 static const nb__unop logsigmoid_op = {NB__UNOP_NODE("LogSigmoidBackward0"), logsigmoid_fwd,
                                        logsigmoid_grad, NB__READ_A};
