@@ -1,74 +1,46 @@
 /*
  * nabla's float functions with glibc's bits (src/ops/mathf.h: e^x, tanh, erf, ln, ln(1 + x),
- * e^x - 1, log2) against the C library's expf, tanhf, erff, logf, log1pf, expm1f and log2f: the
- * bits of every float compared (--all: all 2^32; by default one in 257; --quick one in 65 537),
- * and ns per element of each over the floats compared and over 2^20 values spread evenly over
+ * e^x - 1, log2, sin, cos) against the C library's expf, tanhf, erff, logf, log1pf, expm1f,
+ * log2f, sinf and cosf: the bits of every float compared (--all: all 2^32; by default one in 257;
+ * --quick one in 65 537), and ns per element of each over the floats compared and over 2^20 values
+ * spread evenly over
  * [-6, 6] (where activations live; far out, libm returns early and nabla's loops compute every
  * path). Exits 1 when any bits differ. Built with the library's floating-point flags and its
  * CPU-specific copies, so it checks the copy this CPU runs.
  * bench-libm [--all | --quick] [--fns exp,tanh,...]
  */
-#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "ops/mathf.h"
 
 enum { CHUNK = 1 << 20 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+/* NAME_run(x, y, n): y[i] = EXPR(x[i]), in the CPU-specific copies the library's loops have */
+#define RUN(name, EXPR)                                                                            \
+    NB__CLONES static void name##_run(const float *restrict x, float *restrict y, int64_t n)       \
+    {                                                                                              \
+        for (int64_t i = 0; i < n; i++) y[i] = EXPR(x[i]);                                         \
+    }
+RUN(exp, nb__expf)
+RUN(tanh, nb__tanhf)
+RUN(erf, nb__erff)
+RUN(log, nb__logf)
+RUN(log1p, nb__log1pf)
+RUN(expm1, nb__expm1f)
+RUN(log2, nb__log2f)
 
-NB__CLONES static void nb_exp_run(const float *restrict x, float *restrict y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = nb__expf(x[i]);
-}
-
-NB__CLONES static void nb_tanh_run(const float *restrict x, float *restrict y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = nb__tanhf(x[i]);
-}
-
-NB__CLONES static void nb_erf_run(const float *restrict x, float *restrict y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = nb__erff(x[i]);
-}
-
-NB__CLONES static void nb_log_run(const float *restrict x, float *restrict y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = nb__logf(x[i]);
-}
-
-NB__CLONES static void nb_log1p_run(const float *restrict x, float *restrict y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = nb__log1pf(x[i]);
-}
-
-NB__CLONES static void nb_expm1_run(const float *restrict x, float *restrict y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = nb__expm1f(x[i]);
-}
-
-NB__CLONES static void nb_log2_run(const float *restrict x, float *restrict y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = nb__log2f(x[i]);
-}
-
-/* sin or cos as nb_sin and nb_cos run them: blocks of 256 with all |x| < 120 without the large
- * reduction */
+/* sin or cos as nb_sin and nb_cos run them: blocks whose |x| are all below 120 without the
+ * large reduction */
 static inline __attribute__((always_inline)) void
 trig_run(const float *restrict x, float *restrict y, int64_t n, bool cosine)
 {
-    for (int64_t lo = 0; lo < n; lo += 256) {
-        int64_t hi = n - lo < 256 ? n : lo + 256;
+    for (int64_t lo = 0; lo < n; lo += NB__TRIG_BLOCK) {
+        int64_t hi = n - lo < NB__TRIG_BLOCK ? n : lo + NB__TRIG_BLOCK;
         if (nb__trig_small(x + lo, 1, hi - lo))
             for (int64_t i = lo; i < hi; i++) y[i] = nb__sincosf(x[i], cosine, false);
         else
@@ -76,12 +48,12 @@ trig_run(const float *restrict x, float *restrict y, int64_t n, bool cosine)
     }
 }
 
-NB__CLONES static void nb_sin_run(const float *restrict x, float *restrict y, int64_t n)
+NB__CLONES static void sin_run(const float *restrict x, float *restrict y, int64_t n)
 {
     trig_run(x, y, n, false);
 }
 
-NB__CLONES static void nb_cos_run(const float *restrict x, float *restrict y, int64_t n)
+NB__CLONES static void cos_run(const float *restrict x, float *restrict y, int64_t n)
 {
     trig_run(x, y, n, true);
 }
@@ -89,20 +61,6 @@ NB__CLONES static void nb_cos_run(const float *restrict x, float *restrict y, in
 static void libm_run(float (*f)(float), const float *x, float *y, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
-}
-
-/* name is one of the comma-separated names in list */
-static bool listed(const char *list, const char *name)
-{
-    size_t len = strlen(name);
-    for (const char *p = list; *p;) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n == len && !strncmp(p, name, len)) return true;
-        if (!end) break;
-        p = end + 1;
-    }
-    return false;
 }
 
 typedef struct fn {
@@ -127,11 +85,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    const fn fns[] = {{"exp", nb_exp_run, expf},       {"tanh", nb_tanh_run, tanhf},
-                      {"erf", nb_erf_run, erff},       {"log", nb_log_run, logf},
-                      {"log1p", nb_log1p_run, log1pf}, {"expm1", nb_expm1_run, expm1f},
-                      {"log2", nb_log2_run, log2f},    {"sin", nb_sin_run, sinf},
-                      {"cos", nb_cos_run, cosf}};
+    const fn fns[] = {
+        {"exp", exp_run, expf},    {"tanh", tanh_run, tanhf},    {"erf", erf_run, erff},
+        {"log", log_run, logf},    {"log1p", log1p_run, log1pf}, {"expm1", expm1_run, expm1f},
+        {"log2", log2_run, log2f}, {"sin", sin_run, sinf},       {"cos", cos_run, cosf}};
     float *x = malloc(CHUNK * sizeof(float)), *a = malloc(CHUNK * sizeof(float)),
           *b = malloc(CHUNK * sizeof(float));
     if (!x || !a || !b) return 2;
@@ -144,7 +101,7 @@ int main(int argc, char **argv)
     printf("%-6s %14s %10s %10s %8s %14s %10s %8s\n", "fn", "differ", "nabla ns", "libm ns",
            "ratio", "[-6,6] nabla", "libm", "ratio");
     for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
-        if (only && !listed(only, fns[f].name)) continue;
+        if (!nbb_listed(only, fns[f].name)) continue;
         uint64_t differ = 0, count = 0, u = 0;
         double t_nb = 0, t_libm = 0;
         while (u <= 0xffffffffull) {
@@ -153,11 +110,11 @@ int main(int argc, char **argv)
                 uint32_t bits = (uint32_t)u;
                 memcpy(&x[n], &bits, sizeof bits);
             }
-            double t0 = now();
+            double t0 = nbb_now();
             fns[f].nb(x, a, n);
-            double t1 = now();
+            double t1 = nbb_now();
             libm_run(fns[f].libm, x, b, n);
-            t_libm += now() - t1;
+            t_libm += nbb_now() - t1;
             t_nb += t1 - t0;
             for (int64_t i = 0; i < n; i++)
                 if (memcmp(&a[i], &b[i], sizeof a[i])) {
@@ -171,11 +128,11 @@ int main(int argc, char **argv)
         for (int64_t i = 0; i < CHUNK; i++) x[i] = -6.0f + 12.0f * (float)i / (float)CHUNK;
         double r_nb = 1e30, r_libm = 1e30;
         for (int rep = 0; rep < 5; rep++) {
-            double t0 = now();
+            double t0 = nbb_now();
             fns[f].nb(x, a, CHUNK);
-            double t1 = now();
+            double t1 = nbb_now();
             libm_run(fns[f].libm, x, b, CHUNK);
-            double t2 = now();
+            double t2 = nbb_now();
             r_nb = t1 - t0 < r_nb ? t1 - t0 : r_nb;
             r_libm = t2 - t1 < r_libm ? t2 - t1 : r_libm;
             differ += (uint64_t)(memcmp(a, b, CHUNK * sizeof(float)) != 0);

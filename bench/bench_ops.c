@@ -143,20 +143,6 @@ static void usage(void)
     nbb_print_usage(stdout);
 }
 
-/* name is in the comma-separated list (NULL: every name) */
-static bool listed(const char *list, const char *name)
-{
-    if (!list) return true;
-    size_t len = strlen(name);
-    for (const char *p = list; *p;) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n == len && strncmp(p, name, n) == 0) return true;
-        p += n + (end ? 1 : 0);
-    }
-    return false;
-}
-
 static bool make_inputs(ops_ctx *c, int64_t rows)
 {
     nb_manual_seed(0);
@@ -215,7 +201,7 @@ int main(int argc, char **argv)
         c.backward = false;
         double copy_s = nbb_measure(run_op, &c, &opt).median_s;
         for (size_t o = 0; o < N_OPS; o++) {
-            if (!listed(only, ops[o].name)) continue;
+            if (!nbb_listed(only, ops[o].name)) continue;
             c.which = (int)o;
             c.backward = false;
             double fwd = nbb_measure(run_op, &c, &opt).median_s;

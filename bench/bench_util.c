@@ -29,6 +29,19 @@ double nbb_median(double *v, size_t n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+bool nbb_listed(const char *list, const char *name)
+{
+    if (!list) return true;
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && strncmp(p, name, n) == 0) return true;
+        p += n + (end ? 1 : 0);
+    }
+    return false;
+}
+
 const char *nbb_flag_value(int argc, char **argv, int *i, const char *flag, bool *missing)
 {
     const char *arg = argv[*i];

@@ -61,6 +61,9 @@ void nbb_print_usage(FILE *out);
  */
 int nbb_parse_int_list(const char *flag, const char *text, int lo, int hi, int *out, size_t cap);
 
+/* name is one of the names in the comma-separated list (a NULL list: every name) */
+bool nbb_listed(const char *list, const char *name);
+
 /*
  * If argv[*i] is flag, as "flag VALUE" or "flag=VALUE", return VALUE and advance *i past it;
  * otherwise NULL. A flag with no value prints a message and sets *missing.

@@ -499,7 +499,8 @@ static inline __attribute__((always_inline)) float nb__sincosf(float y, bool cos
 }
 
 /* Every x[i·stride], i < n, is below 120 in magnitude (and a number): nb__sincosf may leave
- * out its large reduction for them. */
+ * out its large reduction for them. sin's and cos's kernels ask it of blocks of NB__TRIG_BLOCK. */
+#define NB__TRIG_BLOCK 256
 static inline __attribute__((always_inline)) bool nb__trig_small(const float *x, int64_t stride,
                                                                  int64_t n)
 {

@@ -205,11 +205,11 @@ nb_tensor *nb_pow_scalar(nb_tensor *x, float exponent)
 
 /*
  * A kernel of sin or cos: o[i] = EXPR(large), with X the operand that holds x. Blocks of
- * TRIG_BLOCK elements whose x are all below 120 in magnitude take the loop that leaves out
- * nb__sincosf's reduction of large arguments (large false); others the whole one. Both give
- * the same bits there, so where a block starts changes nothing.
+ * NB__TRIG_BLOCK elements whose x are all below 120 in magnitude take the loop that leaves out
+ * nb__sincosf's reduction of large arguments (large false), in a loop of its own when every
+ * operand is contiguous, as NB__EW_KERNEL's; others the whole one. Both give the same bits
+ * there, so where a block starts changes nothing.
  */
-#define TRIG_BLOCK 256
 #define TRIG_KERNEL(name, X, EXPR)                                                                 \
     NB__CLONES static void name(float *o, const float *const *in, const int64_t *s, int64_t n,     \
                                 const float *k)                                                    \
@@ -217,8 +217,8 @@ nb_tensor *nb_pow_scalar(nb_tensor *x, float exponent)
         const float *P0_ = in[0], *P1_ = in[1];                                                    \
         const int64_t S0_ = s[0], S1_ = s[1];                                                      \
         (void)P1_, (void)S1_, (void)k;                                                             \
-        for (int64_t lo_ = 0; lo_ < n; lo_ += TRIG_BLOCK) {                                        \
-            int64_t hi_ = n - lo_ < TRIG_BLOCK ? n : lo_ + TRIG_BLOCK;                             \
+        for (int64_t lo_ = 0; lo_ < n; lo_ += NB__TRIG_BLOCK) {                                    \
+            int64_t hi_ = n - lo_ < NB__TRIG_BLOCK ? n : lo_ + NB__TRIG_BLOCK;                     \
             bool small_ = nb__trig_small(P##X##_ + lo_ * S##X##_, S##X##_, hi_ - lo_);             \
             if (small_ && S0_ == 1 && S1_ == 1) {                                                  \
                 for (int64_t i_ = lo_; i_ < hi_; i_++) o[i_] = EXPR(false);                        \
