@@ -60,6 +60,7 @@ OP(log, nb_log(c->y))
 OP(log1p, nb_log1p(c->y))
 OP(log2, nb_log2(c->y))
 OP(expm1, nb_expm1(c->x))
+OP(pow, nb_pow(c->y, c->x))
 OP(sin, nb_sin(c->x))
 OP(cos, nb_cos(c->x))
 OP(softplus, nb_softplus(c->x, 1.0f, 20.0f))
@@ -99,6 +100,7 @@ static const struct {
     {"log1p", op_log1p, true},
     {"log2", op_log2, true},
     {"expm1", op_expm1, true},
+    {"pow", op_pow, true},
     {"sin", op_sin, true},
     {"cos", op_cos, true},
     {"softplus", op_softplus, true},

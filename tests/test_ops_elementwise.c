@@ -852,6 +852,82 @@ static void test_libm_bits(void **state)
     free(v);
 }
 
+/*
+ * nb_pow against powf, bit for bit: one float in 4 099 as the base, each with three exponents
+ * (one of a list of special ones, one in [-8, 8], one that puts |x|^y between 2^-152 and
+ * 2^130, where powf overflows, underflows and rounds to subnormals), pairs of NaNs and
+ * signalling NaNs with the numbers whose powers are 1, and its gradients
+ * (b·a^(b-1) and y·ln a, times 1) against powf and logf.
+ */
+static void test_pow_bits(void **state)
+{
+    (void)state;
+    static const float special[] = {
+        0.0f,          -0.0f,          1.0f,        -1.0f,      2.0f,      -2.0f,
+        3.0f,          0.5f,           -0.5f,       2.5f,       -2.5f,     127.0f,
+        -149.0f,       INFINITY,       -INFINITY,   NAN,        0x1p-149f, 0x1.fffffep127f,
+        25.0f,         16777215.0f,    16777216.0f, 8388609.0f, 0x1.8p23f, 0x1.fffffep22f,
+        0x1.000002p0f, 0x1.fffffep-1f, 1e-3f,       -1e10f};
+    /* pairs by their bits: signalling and quiet NaNs with payloads, of either sign, against
+     * the exponents and bases whose results are 1 */
+    static const uint32_t pairs[][2] = {
+        {0x7f800001u, 0x00000000u}, {0xff800001u, 0x80000000u}, {0x3f800000u, 0x7f800001u},
+        {0x3f800000u, 0xff812345u}, {0x7f800001u, 0x3f800000u}, {0x40000000u, 0x7f800001u},
+        {0x7fc12345u, 0x7f800001u}, {0x7f812345u, 0x7fc00001u}, {0xffc00001u, 0x7fc00002u},
+        {0x3f800000u, 0x7fc00003u}, {0xbf800000u, 0x7f800000u}, {0xbf800000u, 0xff800000u},
+        {0x80000000u, 0xc0400000u}, {0xff800000u, 0x40400000u}, {0xff800000u, 0xc0400000u},
+        {0xffc00001u, 0x40400000u}, {0xffc00001u, 0xc0400000u}, {0x80000000u, 0x4b000001u}};
+    enum { STRIDE = 4099, DRAWS = 3, PAIRS = sizeof pairs / sizeof pairs[0] };
+    const int64_t m = (int64_t)(0x100000000ull / STRIDE) + 1, n = DRAWS * m + PAIRS;
+    float *a = malloc((size_t)n * sizeof(float)), *b = malloc((size_t)n * sizeof(float));
+    assert_non_null(a);
+    assert_non_null(b);
+    uint64_t h = 0x2545f4914f6cdd1dull; /* xorshift64 */
+    int64_t at = 0;
+    for (uint64_t u = 0; u <= 0xffffffffull; u += STRIDE) {
+        uint32_t bits = (uint32_t)u;
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        for (int d = 0; d < DRAWS; d++, at++) {
+            h ^= h << 13, h ^= h >> 7, h ^= h << 17;
+            double r = (double)(h >> 11) * 0x1p-53, l = log2(fabs((double)x));
+            a[at] = x;
+            b[at] = d == 0                    ? special[h % ARRAY_LEN(special)]
+                    : d == 1                  ? (float)(-8.0 + 16.0 * r)
+                    : l != 0.0 && isfinite(l) ? (float)((-152.0 + 282.0 * r) / l)
+                                              : (float)r;
+        }
+    }
+    for (int p = 0; p < PAIRS; p++, at++) {
+        memcpy(&a[at], &pairs[p][0], sizeof a[at]);
+        memcpy(&b[at], &pairs[p][1], sizeof b[at]);
+    }
+    assert_int_equal(at, n);
+    nb_tensor *ta = nb_requires_grad_(nb_from_data(a, NB_SHAPE(n)), true);
+    nb_tensor *tb = nb_requires_grad_(nb_from_data(b, NB_SHAPE(n)), true);
+    nb_tensor *y = nb_pow(ta, tb), *ones = nb_full(NB_SHAPE(n), 1.0f);
+    assert_non_null(y);
+    assert_int_equal(nb_backward(y, ones, false), NB_OK);
+    const float *got = nb_tensor_data_const(y), *da = nb_tensor_data_const(nb_tensor_grad(ta)),
+                *db = nb_tensor_data_const(nb_tensor_grad(tb));
+    for (int64_t i = 0; i < n; i++) {
+        float want = powf(a[i], b[i]);
+        float dwant = b[i] == 0.0f ? 0.0f : 1.0f * (b[i] * powf(a[i], b[i] - 1.0f));
+        float ewant = a[i] == 0.0f && b[i] >= 0.0f ? 0.0f : 1.0f * (want * logf(a[i]));
+        if (memcmp(&got[i], &want, sizeof want) || memcmp(&da[i], &dwant, sizeof want) ||
+            memcmp(&db[i], &ewant, sizeof want))
+            fail_msg("pow(%a, %a): %a, d/da %a, d/db %a; with powf %a, %a, %a", (double)a[i],
+                     (double)b[i], (double)got[i], (double)da[i], (double)db[i], (double)want,
+                     (double)dwant, (double)ewant);
+    }
+    nb_release(ones);
+    nb_release(y);
+    nb_release(tb);
+    nb_release(ta);
+    free(b);
+    free(a);
+}
+
 /* Runs with a number operand (stride 0) long enough to be handed to the kernel as chunks of
  * its copies: a tensor with a number in either place, a [1] tensor broadcast, and gradients
  * broadcast back from a sum and a mean, added into a gradient that is already there. */
@@ -913,6 +989,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_number_operand_runs, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_libm_bits, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_pow_bits, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_null_arguments, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),

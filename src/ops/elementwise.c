@@ -36,11 +36,11 @@ static const nb__binop div_op = {
     NB__BINOP_NODE("DivBackward0"), div_fwd, div_ga, div_gb, NB__READ_B,
     NB__READ_A | NB__READ_B,        0,       0};
 
-/* y = a^b (powf, as PyTorch's kernel for two tensors); da = 0 where b = 0, else
+/* y = a^b (powf's bits, as PyTorch's kernel for two tensors); da = 0 where b = 0, else
  * g·(b·a^(b - 1)); db = 0 where a = 0 and b >= 0, else g·(y·ln a) (NaN for a < 0) */
-NB__EW_KERNEL(pow_fwd, powf(V0, V1))
-NB__EW_KERNEL(pow_ga, V2 == 0.0f ? 0.0f : V0 * (V2 * powf(V1, V2 - 1.0f)))
-NB__EW_KERNEL(pow_gb, V0 *(V1 == 0.0f && V2 >= 0.0f ? 0.0f : V3 * nb__logf(V1)))
+NB__EW_KERNEL(pow_fwd, nb__powf(V0, V1))
+NB__EW_KERNEL(pow_ga, nb__pick(V2 == 0.0f, 0.0f, V0 *(V2 *nb__powf(V1, V2 - 1.0f))))
+NB__EW_KERNEL(pow_gb, V0 *nb__pick((V1 == 0.0f) & (V2 >= 0.0f), 0.0f, V3 *nb__logf(V1)))
 static const nb__binop pow_op = {
     NB__BINOP_NODE("PowBackward1"),         pow_fwd, pow_ga, pow_gb, NB__READ_A | NB__READ_B,
     NB__READ_A | NB__READ_B | NB__READ_OUT, 0,       0};

@@ -1,10 +1,11 @@
 /*
  * Float functions with the bits of glibc's (2.36), written so that the loops that call them
  * vectorise: every lane computes every path of libm's code on its own bits, and selects
- * (nb__pick) take each lane's result, where libm branches. Each one gives glibc's bits for
- * every one of the 2^32 floats, in the baseline, AVX2 and AVX-512 copies (checked against
- * the libm of Debian 12, whose expf, logf, log2f, sinf and cosf are its FMA builds on CPUs
- * with FMA), and the same bits on any CPU. Call them from code with CPU-specific copies
+ * (nb__pick) take each lane's result, where libm branches. Each one-argument function gives
+ * glibc's bits for every one of the 2^32 floats, in the baseline, AVX2 and AVX-512 copies
+ * (checked against the libm of Debian 12, whose expf, logf, log2f, sinf, cosf and powf are its
+ * FMA builds on CPUs with FMA), and the same bits on any CPU; nb__powf on every float as x with
+ * six exponents for each (bench-libm). Call them from code with CPU-specific copies
  * (NB__CLONES, or inlined into it): in the baseline copy fma() is a call and the loops stay
  * scalar, several times slower than libm (the copy only CPUs without AVX2 run).
  */
@@ -36,6 +37,21 @@ static inline float nb__pick(bool c, float a, float b)
 
 extern const uint64_t nb__exp_table[32];
 
+/* 2^(k/32)·p(r) for k in ki's low bits (its bits with `bias` added: 1 << 16 negates), p(r) =
+ * 1 + c2·r + c1·r² + c0·r³ evaluated as glibc's expf and powf evaluate it, in double */
+static inline __attribute__((always_inline)) double
+nb__exp_scaled(uint64_t ki, uint64_t bias, double r, double c0, double c1, double c2)
+{
+    uint64_t tb = nb__exp_table[ki & 31] + ((ki + bias) << 47);
+    double t;
+    memcpy(&t, &tb, sizeof t);
+    double p = fma(c0, r, c1);
+    double r2 = r * r;
+    double y = fma(c2, r, 1.0);
+    y = fma(p, r2, y);
+    return y * t;
+}
+
 /**
  * e^x with the bits of glibc's expf (2.28 and later, as its FMA build computes it: every
  * float checked, on glibc 2.36), in a form whose loops vectorise: in double, x·32/ln 2 is
@@ -56,18 +72,11 @@ static inline __attribute__((always_inline)) float nb__expf(float x)
     float xc = nb__pick(x < lo, lo, nb__pick(x > hi, hi, x));
     double xd = (double)xc;
     double z = fma(inv_ln2_n, xd, shift); /* k in its low bits */
-    uint64_t ki, tb;
+    uint64_t ki;
     memcpy(&ki, &z, sizeof ki);
     double kd = z - shift;
     double r = fma(inv_ln2_n, xd, -kd);
-    tb = nb__exp_table[ki & 31] + (ki << 47);
-    double t;
-    memcpy(&t, &tb, sizeof t);
-    double p = fma(c0, r, c1);
-    double r2 = r * r;
-    double y = fma(c2, r, 1.0);
-    y = fma(p, r2, y);
-    float e = (float)(y * t);
+    float e = (float)nb__exp_scaled(ki, 0, r, c0, c1, c2);
     e = nb__pick(x > hi, INFINITY, e);
     return nb__pick(x < lo, 0.0f, e);
 #endif
@@ -326,6 +335,87 @@ static inline __attribute__((always_inline)) float nb__log2f(float x)
     double p = fma(a3, r, y0);
     y = fma(y, r2, p);
     return nb__log_ends(x, (float)y);
+#endif
+}
+
+/* 0 where y (by its bits iy) is not an integer, 1 where it is odd, 2 where it is even; a
+ * finite y's answer (glibc's checkint) */
+static inline int32_t nb__pow_parity(uint32_t iy)
+{
+    int32_t e = (int32_t)((iy >> 23) & 0xffu);
+    /* the bit of 1 sits at 0x96 - e, for 0x7f <= e <= 0x96; clamped to 0..23 elsewhere */
+    uint32_t unit = 1u << ipick(e < 0x7f, 23, ipick(e > 0x96, 0, 0x96 - e));
+    int32_t r = ipick((iy & (unit - 1u)) != 0u, 0, ipick((iy & unit) != 0u, 1, 2));
+    return ipick(e < 0x7f, 0, ipick(e > 0x96, 2, r));
+}
+
+/* x (by its bits) is a signalling NaN */
+static inline bool nb__signalling(uint32_t ix)
+{
+    return 2u * (ix ^ 0x00400000u) > 2u * 0x7fc00000u;
+}
+
+/*
+ * x^y with the bits of glibc's powf (2.28 and later, as its FMA build computes it): in double,
+ * log2 |x| by log2f's reduction (nb__log_reduce) and a polynomial of degree 5, times y, then
+ * 2^(y log2 |x|) as expf's table of 2^(i/32) and a polynomial of degree 3 compute it, with the
+ * sign of x for an odd integer y, rounded once to float. Every lane computes that, then selects
+ * libm's ends in: ±inf above 2^127.99, ±2^-149 and ±0 near and below 2^-150; a NaN for a negative
+ * x and a y that is not an integer; x² (or 1 / x²), with its sign for an odd y, for x ±0, ±inf
+ * or NaN; and for y ±0, ±inf or NaN, 1 (y ±0, or x 1), x + y (a NaN, and a signalling NaN where
+ * the 1 would be), 1 (x ±1), 0 or inf (|x| below or above 1, by y's sign).
+ */
+static inline __attribute__((always_inline)) float nb__powf(float x, float y)
+{
+#ifdef NB__MATHF_LIBM
+    return powf(x, y);
+#else
+    const double a0 = 0x1.27616c9496e0bp-2, a1 = -0x1.71969a075c67ap-2, a2 = 0x1.ec70a6ca7baddp-2,
+                 a3 = -0x1.7154748bef6c8p-1, a4 = 0x1.71547652ab82bp0;
+    const double c0 = 0x1.c6af84b912394p-5, c1 = 0x1.ebfce50fac4f3p-3, c2 = 0x1.62e42ff0c52d6p-1;
+    const double shift = 0x1.8p+47; /* 1.5·2^52 / 32: k/32 in the low bits */
+    uint32_t ix = nb__bits(x), iy = nb__bits(y);
+    int32_t parity = nb__pow_parity(iy);
+    bool negative = (ix >> 31) & (parity == 1); /* the sign x^y takes */
+    uint32_t sign = (uint32_t)negative << 31;
+    /* log2 |x| */
+    int32_t k;
+    uint64_t i;
+    double r = nb__log_reduce(nb__from_bits(ix & 0x7fffffffu), &k, &i);
+    double y0 = nb__log2_table[i] + (double)k;
+    double r2 = r * r;
+    double p = fma(a0, r, a1);
+    double q = fma(a2, r, a3);
+    double r4 = r2 * r2;
+    double t = fma(a4, r, y0);
+    t = fma(q, r2, t);
+    double ylogx = (double)y * fma(p, r4, t);
+    /* 2^ylogx */
+    double kd = ylogx + shift;
+    uint64_t ki;
+    memcpy(&ki, &kd, sizeof ki);
+    kd -= shift;
+    float v = (float)nb__exp_scaled(ki, (uint64_t)negative << 16, ylogx - kd, c0, c1, c2);
+    v = nb__pick(ylogx > 0x1.fffffffd1d571p+6, nb__from_bits(sign | 0x7f800000u), v);
+    v = nb__pick(ylogx < -149.0, nb__from_bits(sign | 1u), v);
+    v = nb__pick(ylogx <= -150.0, nb__from_bits(sign), v);
+    /* (x - x) / (x - x) there: a finite x's 0 times inf, the same default NaN by a multiply */
+    v = nb__pick((ix >> 31) & (parity == 0), (x - x) * INFINITY, v);
+    /* x ±0, ±inf or NaN: x², or 1 / x², whose bits for ±0 and ±inf swap 0 and inf */
+    float x2 = x * x;
+    x2 = nb__pick(negative, -x2, x2);
+    float inv = nb__pick(x2 != x2, x2, nb__from_bits(nb__bits(x2) ^ 0x7f800000u));
+    v = nb__pick(2u * ix - 1u >= 2u * 0x7f800000u - 1u, nb__pick(iy >> 31, inv, x2), v);
+    /* y ±0, ±inf or NaN */
+    /* x + y where either is a NaN: x's NaN, quieted, else y's (as x86 adds them, whose
+     * operands a compiler may swap) */
+    float sum = nb__from_bits(((2u * ix > 2u * 0x7f800000u) ? ix : iy) | 0x00400000u);
+    float w = nb__pick((2u * ix < 2u * 0x3f800000u) == !(iy >> 31), 0.0f, y * y);
+    w = nb__pick(2u * ix == 2u * 0x3f800000u, 1.0f, w);
+    w = nb__pick((2u * ix > 2u * 0x7f800000u) | (2u * iy > 2u * 0x7f800000u), sum, w);
+    w = nb__pick(ix == 0x3f800000u, nb__pick(nb__signalling(iy), sum, 1.0f), w);
+    w = nb__pick(2u * iy == 0u, nb__pick(nb__signalling(ix), sum, 1.0f), w);
+    return nb__pick(2u * iy - 1u >= 2u * 0x7f800000u - 1u, w, v);
 #endif
 }
 

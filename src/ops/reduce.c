@@ -827,11 +827,12 @@ static void norm_rows(float *o, const float *x, int64_t rows, int64_t n, double 
 /* V0 g, V1 x, V3 y; k[0] = p - 1, k[1] = p - 2, k[2] = 1 - p (PyTorch's norm_backward) */
 NB__EW_KERNEL(norm1_k, SGN(V1) * V0)
 NB__EW_KERNEL(norm2_k, V0 *(V3 == 0.0f ? 0.0f : V1 / V3))
-NB__EW_KERNEL(norm_below1_k,
-              (V1 == 0.0f ? 0.0f : SGN(V1) * powf(fabsf(V1), k[0])) * V0 * powf(V3, k[2]))
-NB__EW_KERNEL(norm_below2_k,
-              SGN(V1) * powf(fabsf(V1), k[0]) * (V3 == 0.0f ? 0.0f : V0 / powf(V3, k[0])))
-NB__EW_KERNEL(norm_above2_k, V1 *powf(fabsf(V1), k[1]) * (V3 == 0.0f ? 0.0f : V0 / powf(V3, k[0])))
+NB__EW_KERNEL(norm_below1_k, nb__pick(V1 == 0.0f, 0.0f, SGN(V1) * nb__powf(fabsf(V1), k[0])) * V0 *
+                                 nb__powf(V3, k[2]))
+NB__EW_KERNEL(norm_below2_k, SGN(V1) * nb__powf(fabsf(V1), k[0]) *
+                                 nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
+NB__EW_KERNEL(norm_above2_k,
+              V1 *nb__powf(fabsf(V1), k[1]) * nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
 /* inf-norms: 1 where |x| is the slice's y or x is NaN; dx = sgn(x)·((g / count)·that) */
 NB__EW_KERNEL(pick_abs_k, (fabsf(V1) == V3 || V1 != V1) ? 1.0f : 0.0f)
 NB__EW_KERNEL(norm_inf_k, SGN(V1) * (V0 / V2 * ((fabsf(V1) == V3 || V1 != V1) ? 1.0f : 0.0f)))
