@@ -113,6 +113,16 @@ static float pow_exponent(int round, float x, uint64_t h)
     }
 }
 
+/* One row of the table: differ, ns per element over the floats compared (count of them, in
+ * t_nb and t_libm seconds) and over [-6, 6] (r_nb and r_libm seconds for CHUNK) */
+static void print_row(const char *name, uint64_t differ, uint64_t count, double t_nb, double t_libm,
+                      double r_nb, double r_libm)
+{
+    printf("%-6s %14llu %10.3f %10.3f %8.2f %14.3f %10.3f %8.2f\n", name,
+           (unsigned long long)differ, t_nb / (double)count * 1e9, t_libm / (double)count * 1e9,
+           t_libm / t_nb, r_nb / CHUNK * 1e9, r_libm / CHUNK * 1e9, r_libm / r_nb);
+}
+
 /* x[0..n) = the floats of bits *u, *u + stride, ... below 2^32, n at most CHUNK; *u moves on */
 static int64_t next_floats(float *x, uint64_t *u, uint64_t stride)
 {
@@ -168,9 +178,7 @@ static int pow_check(uint64_t stride, float *x, float *a, float *b, float *y)
         r_libm = t2 - t1 < r_libm ? t2 - t1 : r_libm;
         differ += (uint64_t)(memcmp(a, b, CHUNK * sizeof(float)) != 0);
     }
-    printf("%-6s %14llu %10.3f %10.3f %8.2f %14.3f %10.3f %8.2f\n", "pow",
-           (unsigned long long)differ, t_nb / (double)count * 1e9, t_libm / (double)count * 1e9,
-           t_libm / t_nb, r_nb / CHUNK * 1e9, r_libm / CHUNK * 1e9, r_libm / r_nb);
+    print_row("pow", differ, count, t_nb, t_libm, r_nb, r_libm);
     return differ != 0;
 }
 
@@ -249,9 +257,7 @@ int main(int argc, char **argv)
             r_libm = t2 - t1 < r_libm ? t2 - t1 : r_libm;
             differ += (uint64_t)(memcmp(a, b, CHUNK * sizeof(float)) != 0);
         }
-        printf("%-6s %14llu %10.3f %10.3f %8.2f %14.3f %10.3f %8.2f\n", fns[f].name,
-               (unsigned long long)differ, t_nb / (double)count * 1e9, t_libm / (double)count * 1e9,
-               t_libm / t_nb, r_nb / CHUNK * 1e9, r_libm / CHUNK * 1e9, r_libm / r_nb);
+        print_row(fns[f].name, differ, count, t_nb, t_libm, r_nb, r_libm);
         if (differ) rc = 1;
     }
     if (nbb_listed(only, "pow") && pow_check(stride, x, a, b, y)) rc = 1;

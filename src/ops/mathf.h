@@ -349,6 +349,12 @@ static inline int32_t nb__pow_parity(uint32_t iy)
     return ipick(e < 0x7f, 0, ipick(e > 0x96, 2, r));
 }
 
+/* x (by its bits) is ±0, ±inf or a NaN */
+static inline bool nb__zero_inf_nan(uint32_t ix)
+{
+    return 2u * ix - 1u >= 2u * 0x7f800000u - 1u;
+}
+
 /* x (by its bits) is a signalling NaN */
 static inline bool nb__signalling(uint32_t ix)
 {
@@ -378,6 +384,7 @@ static inline __attribute__((always_inline)) float nb__powf(float x, float y)
     int32_t parity = nb__pow_parity(iy);
     bool negative = (ix >> 31) & (parity == 1); /* the sign x^y takes */
     uint32_t sign = (uint32_t)negative << 31;
+    bool x_nan = 2u * ix > 2u * 0x7f800000u, y_nan = 2u * iy > 2u * 0x7f800000u;
     /* log2 |x| */
     int32_t k;
     uint64_t i;
@@ -405,17 +412,17 @@ static inline __attribute__((always_inline)) float nb__powf(float x, float y)
     float x2 = x * x;
     x2 = nb__pick(negative, -x2, x2);
     float inv = nb__pick(x2 != x2, x2, nb__from_bits(nb__bits(x2) ^ 0x7f800000u));
-    v = nb__pick(2u * ix - 1u >= 2u * 0x7f800000u - 1u, nb__pick(iy >> 31, inv, x2), v);
+    v = nb__pick(nb__zero_inf_nan(ix), nb__pick(iy >> 31, inv, x2), v);
     /* y ±0, ±inf or NaN */
     /* x + y where either is a NaN: x's NaN, quieted, else y's (as x86 adds them, whose
      * operands a compiler may swap) */
-    float sum = nb__from_bits(((2u * ix > 2u * 0x7f800000u) ? ix : iy) | 0x00400000u);
+    float sum = nb__from_bits((x_nan ? ix : iy) | 0x00400000u);
     float w = nb__pick((2u * ix < 2u * 0x3f800000u) == !(iy >> 31), 0.0f, y * y);
     w = nb__pick(2u * ix == 2u * 0x3f800000u, 1.0f, w);
-    w = nb__pick((2u * ix > 2u * 0x7f800000u) | (2u * iy > 2u * 0x7f800000u), sum, w);
+    w = nb__pick(x_nan | y_nan, sum, w);
     w = nb__pick(ix == 0x3f800000u, nb__pick(nb__signalling(iy), sum, 1.0f), w);
     w = nb__pick(2u * iy == 0u, nb__pick(nb__signalling(ix), sum, 1.0f), w);
-    return nb__pick(2u * iy - 1u >= 2u * 0x7f800000u - 1u, w, v);
+    return nb__pick(nb__zero_inf_nan(iy), w, v);
 #endif
 }
 
