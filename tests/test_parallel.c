@@ -5,7 +5,10 @@
  * do not give a block of a product the whole product's bits); a short training run of
  * nabla-train's step gives bit-identical weights at 1 and 2 threads; threads of the program that
  * share the pool, and changes of the thread count between calls, change nothing; one thread
- * probes a shape it would cut once, whether one call has the blocks' bits.
+ * probes a shape it would cut once, whether one call has the blocks' bits. Elementwise loops
+ * large enough to be cut into tasks (flat, with a number, broadcast by rows with rows that
+ * straddle tasks, sin with large arguments, gradients added into a gradient) are right and
+ * give the same bits at 1, 2 and 3 threads.
  */
 #include <math.h>
 #include <pthread.h>
@@ -107,6 +110,119 @@ static void test_products_same_bits(void **state)
             if (memcmp(&one, &other, sizeof one))
                 fail_msg("product %zu: %d threads differ from 1", i, t);
         }
+    }
+    nb_set_num_threads(1);
+}
+
+/* ---- elementwise loops cut into tasks --------------------------------------------------- */
+
+/* More elements than the loops cut (131 072), in rows of 1 000: tasks of 32 768 elements
+ * end inside rows. */
+#define EW_ROWS  300
+#define EW_COLS  1000
+#define EW_ELEMS (EW_ROWS * EW_COLS)
+#define EW_OUTS  8
+
+typedef struct ew_results {
+    float out[EW_OUTS][EW_ELEMS];
+} ew_results;
+
+static void keep(ew_results *r, int i, nb_tensor *t)
+{
+    assert_non_null(t);
+    assert_int_equal(nb_tensor_numel(t), EW_ELEMS);
+    memcpy(r->out[i], nb_tensor_data(t), sizeof r->out[i]);
+}
+
+/* x in [-200, 200) where a row's index is odd, so that sin's blocks mix both paths */
+static nb_tensor *spread(nb_tensor *u)
+{
+    float *d = nb_tensor_data(u);
+    for (int64_t i = 0; i < EW_ELEMS; i++) d[i] = (i / EW_COLS) % 2 ? 400.0f * d[i] - 200.0f : d[i];
+    return u;
+}
+
+/* The operands, in the current scope: a, b [300, 1000], row [1, 1000], col [300, 1],
+ * mid [30, 1000], x as spread makes it. */
+typedef struct ew_operands {
+    nb_tensor *a, *b, *row, *col, *mid, *x;
+} ew_operands;
+
+static ew_operands ew_operands_new(void)
+{
+    return (ew_operands){filled(EW_ROWS, EW_COLS, 3), filled(EW_ROWS, EW_COLS, 4),
+                         filled(1, EW_COLS, 5),       filled(EW_ROWS, 1, 6),
+                         filled(30, EW_COLS, 7),      spread(filled(EW_ROWS, EW_COLS, 8))};
+}
+
+static void run_elementwise(ew_results *r)
+{
+    nb_scope *sc = nb_scope_begin();
+    ew_operands o = ew_operands_new();
+    nb_tensor *a3 = nb_reshape(o.a, NB_SHAPE(30, 10, EW_COLS));
+    nb_tensor *mid = nb_reshape(o.mid, NB_SHAPE(30, 1, EW_COLS));
+    keep(r, 0, nb_add(o.a, o.b));
+    keep(r, 1, nb_mul(o.a, nb_scalar(0.25f)));
+    keep(r, 2, nb_add(o.a, o.row));
+    keep(r, 3, nb_sub(o.col, o.a));
+    keep(r, 4, nb_mul(a3, mid));
+    keep(r, 5, nb_sin(o.x));
+    /* x·x + x: x's gradient 2x + 1 added up from three gradients; row's through a broadcast */
+    nb_requires_grad_(o.x, true);
+    nb_requires_grad_(o.row, true);
+    nb_tensor *y = nb_add(nb_add(nb_mul(o.x, o.x), o.x), nb_mul(o.b, o.row));
+    assert_int_equal(nb_backward(nb_sum(y, NB_DIMS_ALL, false), NULL, false), NB_OK);
+    keep(r, 6, nb_tensor_grad(o.x));
+    memcpy(r->out[7], nb_tensor_data(nb_tensor_grad(o.row)), EW_COLS * sizeof(float));
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+/* each output against its definition, element by element */
+static void check_elementwise(const ew_results *r)
+{
+    nb_scope *sc = nb_scope_begin();
+    ew_operands o = ew_operands_new();
+    const float *A = nb_tensor_data(o.a), *B = nb_tensor_data(o.b), *R = nb_tensor_data(o.row),
+                *C = nb_tensor_data(o.col), *M = nb_tensor_data(o.mid), *X = nb_tensor_data(o.x);
+    for (int64_t i = 0; i < EW_ELEMS; i++) {
+        int64_t rr = i / EW_COLS, c = i % EW_COLS;
+        float want[6] = {
+            A[i] + B[i], A[i] * 0.25f, A[i] + R[c], C[rr] - A[i], A[i] * M[(rr / 10) * EW_COLS + c],
+            sinf(X[i])};
+        for (int k = 0; k < 6; k++)
+            if (memcmp(&r->out[k][i], &want[k], sizeof(float)))
+                fail_msg("elementwise output %d, element %lld: %a, want %a", k, (long long)i,
+                         (double)r->out[k][i], (double)want[k]);
+        /* the engine adds x's three gradients in an order of its own */
+        double dx = 2.0 * (double)X[i] + 1.0;
+        if (fabs((double)r->out[6][i] - dx) > 1e-6 * fabs(dx) + 1e-7)
+            fail_msg("x's gradient, element %lld: %g, want %g", (long long)i, (double)r->out[6][i],
+                     dx);
+    }
+    for (int64_t c = 0; c < EW_COLS; c++) {
+        double want = 0.0;
+        for (int64_t rr = 0; rr < EW_ROWS; rr++) want += (double)B[rr * EW_COLS + c];
+        if (fabs((double)r->out[7][c] - want) > 1e-4 * fabs(want))
+            fail_msg("the broadcast row's gradient, column %lld: %g, want %g", (long long)c,
+                     (double)r->out[7][c], want);
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+static void test_elementwise_same_bits(void **state)
+{
+    (void)state;
+    static ew_results one, other;
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    run_elementwise(&one);
+    check_elementwise(&one);
+    for (int t = 2; t <= 3; t++) {
+        assert_int_equal(nb_set_num_threads(t), NB_OK);
+        memset(&other, 0, sizeof other);
+        run_elementwise(&other);
+        for (int k = 0; k < EW_OUTS; k++)
+            if (memcmp(one.out[k], other.out[k], sizeof one.out[k]))
+                fail_msg("elementwise output %d: %d threads differ from 1", k, t);
     }
     nb_set_num_threads(1);
 }
@@ -273,9 +389,10 @@ static void test_num_threads(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {T(test_products_same_bits), T(test_training_same_bits),
-                                       T(test_program_threads_share_pool),
-                                       T(test_probe_once_per_shape), T(test_num_threads)};
+    const struct CMUnitTest tests[] = {
+        T(test_products_same_bits),   T(test_elementwise_same_bits),
+        T(test_training_same_bits),   T(test_program_threads_share_pool),
+        T(test_probe_once_per_shape), T(test_num_threads)};
 #undef T
     return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
 }

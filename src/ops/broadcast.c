@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "blas/blas.h"
 #include "ops/internal.h"
 
 nb_status nb__broadcast_shape(const char *fn, const nb_shape *a, const nb_shape *b, nb_shape *out)
@@ -56,8 +57,19 @@ static int64_t shape_numel(const nb_shape *s)
 
 #define CHUNK 256
 
-void nb__ew_run(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
-                const int64_t *s, int64_t n)
+/*
+ * Threads. A loop of EW_PARALLEL elements or more is cut into tasks of EW_TASK elements (of
+ * whole rows, for a broadcast) on the thread pool. The cut depends on the size alone, and a
+ * kernel's every output depends on its own element only, so the bits are the same at any
+ * thread count. Below EW_PARALLEL a loop runs on its caller: the main job's largest
+ * elementwise tensors (32 768 elements) stay there.
+ */
+#define EW_TASK     32768
+#define EW_PARALLEL 131072
+
+/* f over n elements on the calling thread */
+static void ew_seq(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
+                   const int64_t *s, int64_t n)
 {
     bool number = false, contiguous = true;
     for (int j = 0; j < NB__EW_MAX; j++) {
@@ -88,6 +100,87 @@ void nb__ew_run(nb__ew_fn f, const float *k, float *out, bool acc, const float *
     }
 }
 
+/*
+ * One elementwise loop on the pool: a flat run, or the rows of a broadcast, whose operand j
+ * advances by st[j][d] along output dim d. Tasks read operands that no task writes: out is
+ * an operand only element for element (an in-place op), as the ops reject other overlaps.
+ */
+typedef struct ew_job {
+    nb__ew_fn f;
+    const float *k;
+    float *out;
+    bool acc;
+    const float *p[NB__EW_MAX];
+    int64_t s[NB__EW_MAX];
+    int64_t n;     /* elements */
+    int64_t inner; /* a row's elements, with rows */
+    int64_t rows, task_rows;
+    int nd;
+    int64_t dims[NB_MAX_DIMS];
+    int64_t st[NB__EW_MAX][NB_MAX_DIMS];
+} ew_job;
+
+static void ew_flat_task(void *ctx, int64_t t)
+{
+    const ew_job *j = ctx;
+    int64_t lo = t * EW_TASK, len = j->n - lo < EW_TASK ? j->n - lo : EW_TASK;
+    const float *q[NB__EW_MAX];
+    for (int i = 0; i < NB__EW_MAX; i++) q[i] = j->p[i] ? j->p[i] + lo * j->s[i] : NULL;
+    ew_seq(j->f, j->k, j->out + lo, j->acc, q, j->s, len);
+}
+
+/* rows [r0, r1) of a broadcast, walking the outer dims like an odometer from row r0 */
+static void ew_rows(const ew_job *j, int64_t r0, int64_t r1)
+{
+    int nd = j->nd;
+    int64_t off[NB__EW_MAX] = {0}, idx[NB_MAX_DIMS] = {0};
+    int64_t rest = r0;
+    for (int d = nd - 2; d >= 0; d--) {
+        idx[d] = rest % j->dims[d];
+        rest /= j->dims[d];
+        for (int i = 0; i < NB__EW_MAX; i++) off[i] += j->p[i] ? idx[d] * j->st[i][d] : 0;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const float *q[NB__EW_MAX];
+        for (int i = 0; i < NB__EW_MAX; i++) q[i] = j->p[i] ? j->p[i] + off[i] : NULL;
+        ew_seq(j->f, j->k, j->out + r * j->inner, j->acc, q, j->s, j->inner);
+        for (int d = nd - 2; d >= 0; d--) {
+            for (int i = 0; i < NB__EW_MAX; i++) off[i] += j->p[i] ? j->st[i][d] : 0;
+            if (++idx[d] < j->dims[d]) break;
+            for (int i = 0; i < NB__EW_MAX; i++) off[i] -= j->p[i] ? j->st[i][d] * j->dims[d] : 0;
+            idx[d] = 0;
+        }
+    }
+}
+
+static void ew_rows_task(void *ctx, int64_t t)
+{
+    const ew_job *j = ctx;
+    int64_t r0 = t * j->task_rows, r1 = j->rows - r0 < j->task_rows ? j->rows : r0 + j->task_rows;
+    ew_rows(j, r0, r1);
+}
+
+/* j's loop and operands */
+static void ew_job_init(ew_job *j, nb__ew_fn f, const float *k, float *out, bool acc,
+                        const float *const *p, const int64_t *s, int64_t n)
+{
+    *j = (ew_job){.f = f, .k = k, .out = out, .acc = acc, .n = n};
+    memcpy(j->p, p, sizeof j->p);
+    memcpy(j->s, s, sizeof j->s);
+}
+
+void nb__ew_run(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
+                const int64_t *s, int64_t n)
+{
+    if (n < EW_PARALLEL) {
+        ew_seq(f, k, out, acc, p, s, n);
+        return;
+    }
+    ew_job j;
+    ew_job_init(&j, f, k, out, acc, p, s, n);
+    nb__parallel_for((n + EW_TASK - 1) / EW_TASK, ew_flat_task, &j);
+}
+
 void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_shape *os, int n,
                   const nb__operand *ops)
 {
@@ -108,33 +201,33 @@ void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_sh
         nb__ew_run(f, k, out, acc, p, s, numel);
         return;
     }
-    /* walk the outer dims like an odometer; the last dim is one run */
+    /* rows along the last dim, each one run; the outer dims advance each operand by its
+     * broadcast strides */
+    ew_job j;
     int nd = os->ndim;
-    int64_t st[NB__EW_MAX][NB_MAX_DIMS], off[NB__EW_MAX] = {0}, idx[NB_MAX_DIMS] = {0};
-    for (int j = 0; j < n; j++) {
-        if (!p[j]) continue;
-        nb__broadcast_strides(ops[j].shape, os, st[j]);
-        s[j] = st[j][nd - 1];
+    ew_job_init(&j, f, k, out, acc, p, s, numel);
+    for (int i = 0; i < n; i++) {
+        if (!p[i]) continue;
+        nb__broadcast_strides(ops[i].shape, os, j.st[i]);
+        j.s[i] = j.st[i][nd - 1];
     }
-    int64_t inner = os->dims[nd - 1];
-    for (int64_t at = 0; at < numel; at += inner) {
-        const float *q[NB__EW_MAX] = {NULL};
-        for (int j = 0; j < n; j++) q[j] = p[j] ? p[j] + off[j] : NULL;
-        nb__ew_run(f, k, out + at, acc, q, s, inner);
-        for (int d = nd - 2; d >= 0; d--) {
-            for (int j = 0; j < n; j++) off[j] += p[j] ? st[j][d] : 0;
-            if (++idx[d] < os->dims[d]) break;
-            for (int j = 0; j < n; j++) off[j] -= p[j] ? st[j][d] * os->dims[d] : 0;
-            idx[d] = 0;
-        }
+    j.nd = nd;
+    memcpy(j.dims, os->dims, (size_t)nd * sizeof *j.dims);
+    j.inner = os->dims[nd - 1];
+    j.rows = numel / j.inner;
+    if (numel < EW_PARALLEL) {
+        ew_rows(&j, 0, j.rows);
+        return;
     }
+    j.task_rows = (EW_TASK + j.inner - 1) / j.inner;
+    nb__parallel_for((j.rows + j.task_rows - 1) / j.task_rows, ew_rows_task, &j);
 }
 
 void nb__ew_unary(nb__ew_fn f, const float *k, const nb_tensor *x, nb_tensor *out)
 {
     const float *p[NB__EW_MAX] = {nb__data(x), NULL, NULL, NULL};
     static const int64_t s[NB__EW_MAX] = {1, 1, 1, 1};
-    if (x->numel) f(nb__data(out), p, s, x->numel, k);
+    if (x->numel) nb__ew_run(f, k, nb__data(out), false, p, s, x->numel);
 }
 
 /* ---- reductions to a shape ------------------------------------------------------------- */
