@@ -68,6 +68,8 @@ OP(logsigmoid, nb_logsigmoid(c->x))
 OP(sum_rows, nb_sum(c->x, (nb_dims){1, {1}}, false))
 OP(sum_cols, nb_sum(c->x, (nb_dims){1, {0}}, false))
 OP(amax_rows, nb_amax(c->x, (nb_dims){1, {1}}, false))
+OP(argmax_rows, nb_argmax(c->x, (nb_dims){1, {1}}, false))
+OP(max_dim_rows, nb_max_dim(c->x, 1, false, NULL))
 OP(var_rows, nb_var(c->x, (nb_dims){1, {1}}, 1, false))
 OP(softmax, nb_softmax(c->x, 1))
 OP(log_softmax, nb_log_softmax(c->x, 1))
@@ -108,6 +110,8 @@ static const struct {
     {"sum_rows", op_sum_rows, true},
     {"sum_cols", op_sum_cols, true},
     {"amax_rows", op_amax_rows, true},
+    {"argmax_rows", op_argmax_rows, false},
+    {"max_dim_rows", op_max_dim_rows, true},
     {"var_rows", op_var_rows, true},
     {"softmax", op_softmax, true},
     {"log_softmax", op_log_softmax, true},

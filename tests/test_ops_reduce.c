@@ -573,12 +573,14 @@ static void test_softmax_long_rows_exact(void **state)
 }
 
 /* amax and amin of long rows (their 16 lanes) against the loop, bit for bit: the first zero
- * of a tie of +0 and -0, the NaN a row holds, infinities, a constant row. */
+ * of a tie of +0 and -0, the NaN a row holds, infinities, a constant row. argmax, argmin,
+ * max_dim and min_dim against PyTorch's rule (the first index where !(v <= m), stopping at a
+ * NaN) on the same rows, values bit for bit. */
 static void test_amax_long_rows_exact(void **state)
 {
     (void)state;
     static const int64_t lens[] = {32, 33, 47, 100, 1000};
-    enum { ROWS = 9 };
+    enum { ROWS = 11 };
     for (size_t li = 0; li < ARRAY_LEN(lens); li++) {
         const int64_t n = lens[li];
         nb_tensor *x = nb_randn(NB_SHAPE(ROWS, n));
@@ -596,6 +598,8 @@ static void test_amax_long_rows_exact(void **state)
         v[5 * n + 17] = INFINITY, v[5 * n + 18] = -INFINITY; /* row 5: infinities */
         v[6 * n + n - 1] = 1e30f, v[6 * n] = -1e30f;         /* row 6: the extremes at the ends */
         v[8 * n + 31] = 7.0f, v[8 * n + n - 1] = 7.0f;       /* row 8: a tie of nonzero maxima */
+        v[9 * n + n - 1] = 9.0f, v[9 * n + n - 2] = NAN;     /* row 9: a NaN before the max */
+        v[10 * n + 5] = -9.0f, v[10 * n + n - 1] = -9.0f;    /* row 10: a tie of minima */
         for (int min = 0; min < 2; min++) {
             nb_tensor *y = min ? nb_amin(x, NB_DIMS(1), false) : nb_amax(x, NB_DIMS(-1), false);
             assert_non_null(y);
@@ -609,6 +613,31 @@ static void test_amax_long_rows_exact(void **state)
                     fail_msg("%s, n %lld, row %d: %a, want %a", min ? "amin" : "amax", (long long)n,
                              r, (double)got, (double)m);
             }
+            nb_release(y);
+            nb_tensor *idx,
+                *arg = min ? nb_argmin(x, NB_DIMS(1), false) : nb_argmax(x, NB_DIMS(-1), false);
+            y = min ? nb_min_dim(x, 1, false, &idx) : nb_max_dim(x, -1, false, &idx);
+            assert_non_null(arg);
+            assert_non_null(y);
+            for (int r = 0; r < ROWS; r++) {
+                const float *row = v + r * n;
+                int64_t want = 0;
+                for (int64_t k = 0; k < n; k++) {
+                    if (min ? !(row[k] >= row[want]) : !(row[k] <= row[want])) want = k;
+                    if (row[want] != row[want]) break;
+                }
+                const float got = nb_tensor_data_const(y)[r];
+                if (nb_tensor_data_const(arg)[r] != (float)want ||
+                    nb_tensor_data_const(idx)[r] != (float)want ||
+                    memcmp(&got, &row[want], sizeof got) != 0)
+                    fail_msg("%s, n %lld, row %d: index %g (%g), value %a, want %lld, %a",
+                             min ? "argmin" : "argmax", (long long)n, r,
+                             (double)nb_tensor_data_const(arg)[r],
+                             (double)nb_tensor_data_const(idx)[r], (double)got, (long long)want,
+                             (double)row[want]);
+            }
+            nb_release(arg);
+            nb_release(idx);
             nb_release(y);
         }
         nb_release(x);

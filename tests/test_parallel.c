@@ -8,7 +8,7 @@
  * probes a shape it would cut once, whether one call has the blocks' bits. Elementwise loops
  * large enough to be cut into tasks (flat, with a number, broadcast by rows with rows that
  * straddle tasks, sin with large arguments, gradients added into a gradient) are right and
- * give the same bits at 1, 2 and 3 threads.
+ * give the same bits at 1, 2 and 3 threads; so do reductions by rows over as many elements.
  */
 #include <math.h>
 #include <pthread.h>
@@ -227,6 +227,56 @@ static void test_elementwise_same_bits(void **state)
     nb_set_num_threads(1);
 }
 
+/* Reductions by rows, over as many elements: amax, argmax, var and logsumexp along the last
+ * dim, amax along the first (through a transposed copy), at 1, 2 and 3 threads; amax and
+ * argmax against their definitions. */
+static void run_rows(float out[5][EW_COLS])
+{
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *x = filled(EW_ROWS, EW_COLS, 9);
+    nb_tensor *y[5] = {nb_amax(x, NB_DIMS(1), false), nb_argmax(x, NB_DIMS(1), false),
+                       nb_var(x, NB_DIMS(1), 1, false), nb_logsumexp(x, NB_DIMS(1), false),
+                       nb_amax(x, NB_DIMS(0), false)};
+    for (int k = 0; k < 5; k++) {
+        assert_non_null(y[k]);
+        memcpy(out[k], nb_tensor_data(y[k]), (size_t)nb_tensor_numel(y[k]) * sizeof(float));
+    }
+    const float *v = nb_tensor_data(x);
+    for (int64_t r = 0; r < EW_ROWS; r++) {
+        int64_t at = 0;
+        for (int64_t c = 1; c < EW_COLS; c++)
+            at = v[r * EW_COLS + c] > v[r * EW_COLS + at] ? c : at;
+        if (out[0][r] != v[r * EW_COLS + at] || out[1][r] != (float)at)
+            fail_msg("row %lld: amax %g, argmax %g; want %g at %lld", (long long)r,
+                     (double)out[0][r], (double)out[1][r], (double)v[r * EW_COLS + at],
+                     (long long)at);
+    }
+    for (int64_t c = 0; c < EW_COLS; c++) {
+        float m = v[c];
+        for (int64_t r = 1; r < EW_ROWS; r++) m = v[r * EW_COLS + c] > m ? v[r * EW_COLS + c] : m;
+        if (out[4][c] != m)
+            fail_msg("column %lld: amax %g, want %g", (long long)c, (double)out[4][c], (double)m);
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+static void test_rows_same_bits(void **state)
+{
+    (void)state;
+    static float one[5][EW_COLS], other[5][EW_COLS];
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    run_rows(one);
+    for (int t = 2; t <= 3; t++) {
+        assert_int_equal(nb_set_num_threads(t), NB_OK);
+        memset(other, 0, sizeof other);
+        run_rows(other);
+        for (int k = 0; k < 5; k++)
+            if (memcmp(one[k], other[k], sizeof one[k]))
+                fail_msg("reduction %d: %d threads differ from 1", k, t);
+    }
+    nb_set_num_threads(1);
+}
+
 /* 12 steps of nabla-train's step (784-256-128-10, Adam, batch 100) on the committed subset;
  * the parameters into out. */
 #define N_PARAMS (784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10)
@@ -389,10 +439,13 @@ static void test_num_threads(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {
-        T(test_products_same_bits),   T(test_elementwise_same_bits),
-        T(test_training_same_bits),   T(test_program_threads_share_pool),
-        T(test_probe_once_per_shape), T(test_num_threads)};
+    const struct CMUnitTest tests[] = {T(test_products_same_bits),
+                                       T(test_elementwise_same_bits),
+                                       T(test_rows_same_bits),
+                                       T(test_training_same_bits),
+                                       T(test_program_threads_share_pool),
+                                       T(test_probe_once_per_shape),
+                                       T(test_num_threads)};
 #undef T
     return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
 }

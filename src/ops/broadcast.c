@@ -58,14 +58,13 @@ static int64_t shape_numel(const nb_shape *s)
 #define CHUNK 256
 
 /*
- * Threads. A loop of EW_PARALLEL elements or more is cut into tasks of EW_TASK elements (of
- * whole rows, for a broadcast) on the thread pool. The cut depends on the size alone, and a
- * kernel's every output depends on its own element only, so the bits are the same at any
- * thread count. Below EW_PARALLEL a loop runs on its caller: the main job's largest
+ * Threads. A loop of NB__PARALLEL_MIN elements or more is cut into tasks of NB__TASK_ELEMS
+ * elements (of whole rows, for a broadcast) on the thread pool. The cut depends on the size
+ * alone, and a kernel's every output depends on its own element only, so the bits are the
+ * same at any thread count. Smaller loops run on their caller: the main job's largest
  * elementwise tensors (32 768 elements) stay there.
  */
-#define EW_TASK     32768
-#define EW_PARALLEL 131072
+#define EW_TASK NB__TASK_ELEMS
 
 /* f over n elements on the calling thread */
 static void ew_seq(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
@@ -172,7 +171,7 @@ static void ew_job_init(ew_job *j, nb__ew_fn f, const float *k, float *out, bool
 void nb__ew_run(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
                 const int64_t *s, int64_t n)
 {
-    if (n < EW_PARALLEL) {
+    if (n < NB__PARALLEL_MIN) {
         ew_seq(f, k, out, acc, p, s, n);
         return;
     }
@@ -215,7 +214,7 @@ void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_sh
     memcpy(j.dims, os->dims, (size_t)nd * sizeof *j.dims);
     j.inner = os->dims[nd - 1];
     j.rows = numel / j.inner;
-    if (numel < EW_PARALLEL) {
+    if (numel < NB__PARALLEL_MIN) {
         ew_rows(&j, 0, j.rows);
         return;
     }

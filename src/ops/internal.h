@@ -32,6 +32,13 @@ bool nb__shape_eq(const nb_shape *a, const nb_shape *b);
 /** At most this many operands per elementwise kernel. */
 #define NB__EW_MAX 4
 
+/*
+ * Loops of NB__PARALLEL_MIN elements or more (elementwise ops, reductions by rows) run on the
+ * thread pool in tasks of about NB__TASK_ELEMS elements; smaller ones on their caller.
+ */
+#define NB__PARALLEL_MIN 131072
+#define NB__TASK_ELEMS   32768
+
 /**
  * An elementwise kernel: o[i] = f(in[0][i·s[0]], in[1][i·s[1]], ...) for i < n, with k the
  * op's scalar parameters. Strides are 1 or 0 (an operand broadcast along the run); unused
@@ -76,6 +83,25 @@ static inline float nb__select(bool c, float a, float b)
     return c ? a : b;
 }
 
+/*
+ * 8 floats, or 8 masks, as one value of GCC's and Clang's vector extension: an operation on
+ * them compiles to one instruction in the AVX2 and AVX-512 copies (the baseline copy takes
+ * them lane by lane). Loops whose scalar lanes GCC left as that many scalar chains (a
+ * reduction into an array of lanes) are written with them. Macros, not functions: a function
+ * that takes or returns such a value has an ABI that depends on the copy.
+ */
+typedef float nb__f8 __attribute__((vector_size(32)));
+typedef int32_t nb__m8 __attribute__((vector_size(32)));
+typedef uint64_t nb__q4 __attribute__((vector_size(32)));
+
+/* v = x[0..8), from any alignment */
+#define NB__LOAD8(v, x) memcpy(&(v), (x), sizeof(nb__f8))
+/* the lanes of a where mask m is set, of b elsewhere */
+#define NB__BLEND8(m, a, b) ((nb__f8)(((m) & (nb__m8)(a)) | (~(m) & (nb__m8)(b))))
+/* whether any lane of the mask variable m is set */
+#define NB__ANY8(m)                                                                                \
+    (((((nb__q4)(m))[0] | ((nb__q4)(m))[1]) | (((nb__q4)(m))[2] | ((nb__q4)(m))[3])) != 0)
+
 /**
  * The largest (smallest with min) of x[0..n), n >= 16, in 16 lanes of the greater (smaller)
  * value: a loop that vectorises. A NaN is passed over; *nan says whether there was one. Among
@@ -86,26 +112,29 @@ static inline __attribute__((always_inline)) float nb__lane_extreme(const float 
                                                                     bool min, bool *nan)
 {
     enum { L = 16 };
-    float lane[L];
-    unsigned seen = 0;
-    for (int j = 0; j < L; j++) {
-        lane[j] = x[j];
-        seen |= (unsigned)(x[j] != x[j]);
-    }
+    nb__f8 lo, hi, a, b;
+    NB__LOAD8(lo, x);
+    NB__LOAD8(hi, x + 8);
+    nb__m8 seen = (lo != lo) | (hi != hi);
     int64_t k = L;
-    for (; k + L <= n; k += L)
-        for (int j = 0; j < L; j++) {
-            float v = x[k + j];
-            seen |= (unsigned)(v != v);
-            lane[j] = nb__select(min ? v < lane[j] : v > lane[j], v, lane[j]);
-        }
-    float e = lane[0];
-    for (int j = 1; j < L; j++) e = nb__select(min ? lane[j] < e : lane[j] > e, lane[j], e);
+    for (; k + L <= n; k += L) {
+        NB__LOAD8(a, x + k);
+        NB__LOAD8(b, x + k + 8);
+        seen |= (a != a) | (b != b);
+        lo = NB__BLEND8(min ? a < lo : a > lo, a, lo);
+        hi = NB__BLEND8(min ? b < hi : b > hi, b, hi);
+    }
+    float e = lo[0];
+    for (int j = 1; j < L; j++) {
+        float v = j < 8 ? lo[j] : hi[j - 8];
+        e = nb__select(min ? v < e : v > e, v, e);
+    }
+    bool any = NB__ANY8(seen);
     for (; k < n; k++) {
-        seen |= (unsigned)(x[k] != x[k]);
+        any |= x[k] != x[k];
         e = nb__select(min ? x[k] < e : x[k] > e, x[k], e);
     }
-    *nan = seen != 0;
+    *nan = any;
     return e;
 }
 

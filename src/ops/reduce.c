@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "blas/blas.h"
 #include "ops/internal.h"
 
 /* Indices come back as float32, whose integers are exact up to 2^24. */
@@ -165,7 +166,27 @@ static const float *as_rows(const char *fn, const nb_tensor *x, const red *r, nb
 /* A row kernel: o[r] = f(x[r·n .. r·n + n − 1]) for r < rows, with the op's parameter. */
 typedef void (*row_fn)(float *o, const float *x, int64_t rows, int64_t n, double param);
 
-/* The result of r's shape with one value per row of x. */
+/* f over rows of x on the thread pool: tasks of task_rows rows */
+typedef struct rows_job {
+    row_fn f;
+    float *o;
+    const float *x;
+    int64_t rows, n, task_rows;
+    double param;
+} rows_job;
+
+static void rows_task(void *ctx, int64_t t)
+{
+    const rows_job *j = ctx;
+    int64_t r0 = t * j->task_rows, len = j->rows - r0 < j->task_rows ? j->rows - r0 : j->task_rows;
+    j->f(j->o + r0, j->x + r0 * j->n, len, j->n, j->param);
+}
+
+/*
+ * The result of r's shape with one value per row of x. Each row's value is its own row's
+ * alone, so rows of NB__PARALLEL_MIN elements or more in all go to the pool in tasks of whole
+ * rows, about NB__TASK_ELEMS elements each: the same bits at any thread count.
+ */
 static nb_tensor *run_rows(const char *fn, const nb_tensor *x, const red *r, row_fn f, double param)
 {
     nb_tensor *out = nb__new(fn, r->out.ndim, r->out.dims), *copy;
@@ -175,7 +196,13 @@ static nb_tensor *run_rows(const char *fn, const nb_tensor *x, const red *r, row
         nb__drop(out);
         return NULL;
     }
-    f(nb__data(out), rows, r->rows, r->n, param);
+    if (r->rows >= 2 && r->rows * r->n >= NB__PARALLEL_MIN) {
+        rows_job j = {f, nb__data(out), rows, r->rows, r->n, 0, param};
+        j.task_rows = (NB__TASK_ELEMS + r->n - 1) / r->n;
+        nb__parallel_for((r->rows + j.task_rows - 1) / j.task_rows, rows_task, &j);
+    } else {
+        f(nb__data(out), rows, r->rows, r->n, param);
+    }
     nb__drop(copy);
     return out;
 }
@@ -447,20 +474,51 @@ nb_tensor *nb_min(nb_tensor *x)
 /* ---- max, min along a dim (values and indices), argmax, argmin -------------------------- */
 
 /*
- * The index of each row's first maximum (minimum with min), or of its first NaN: PyTorch's
- * max/min/argmax/argmin kernels compare with !(v <= m) and stop at a NaN.
+ * The index of the first of x[0..n) equal to m, or of the first NaN when m is a NaN (n when
+ * none is): blocks of 16 tested in lanes, then the block that holds it element by element.
  */
-static void arg_rows(float *o, const float *x, int64_t rows, int64_t n, double min)
+static inline __attribute__((always_inline)) int64_t first_index(const float *x, int64_t n, float m)
+{
+    const bool nan = m != m;
+    const nb__f8 mv = {m, m, m, m, m, m, m, m};
+    const nb__m8 nm = {-nan, -nan, -nan, -nan, -nan, -nan, -nan, -nan};
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        nb__f8 a, b;
+        NB__LOAD8(a, x + k);
+        NB__LOAD8(b, x + k + 8);
+        nb__m8 hit = (a == mv) | (b == mv) | (nm & ((a != a) | (b != b)));
+        if (NB__ANY8(hit)) break;
+    }
+    for (; k < n; k++)
+        if ((x[k] == m) | (nan & (x[k] != x[k]))) return k;
+    return n;
+}
+
+/*
+ * The index of each row's first maximum (minimum with min), or of its first NaN: PyTorch's
+ * max/min/argmax/argmin kernels compare with !(v <= m) and stop at a NaN. That is the first
+ * element equal to the row's extreme (of +0 and -0, the first of either), or the first NaN:
+ * rows of 32 and more find the extreme in lanes (nb__lane_extreme), then its first index.
+ */
+NB__CLONES static void arg_rows(float *o, const float *x, int64_t rows, int64_t n, double min)
 {
     for (int64_t r = 0; r < rows; r++) {
         const float *v = x + r * n;
-        float m = v[0];
         int64_t k = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (min != 0.0 ? !(v[i] >= m) : !(v[i] <= m)) {
-                m = v[i];
-                k = i;
-                if (m != m) break;
+        if (n >= 32) {
+            bool nan;
+            float m = min != 0.0 ? nb__lane_extreme(v, n, true, &nan)
+                                 : nb__lane_extreme(v, n, false, &nan);
+            k = first_index(v, n, nan ? NAN : m);
+        } else {
+            float m = v[0];
+            for (int64_t i = 0; i < n; i++) {
+                if (min != 0.0 ? !(v[i] >= m) : !(v[i] <= m)) {
+                    m = v[i];
+                    k = i;
+                    if (m != m) break;
+                }
             }
         }
         o[r] = (float)k;
