@@ -127,7 +127,8 @@ static void run_tasks(int w)
     }
 }
 
-/* Whether thread-safe reads see no job after generation seen, and no stop. */
+/* Whether no job has been published since generation seen, and no stop asked (read without
+ * the lock). */
 static bool idle(unsigned long seen)
 {
     return atomic_load(&P.gen) == seen && !atomic_load(&P.stop);
