@@ -8,7 +8,8 @@
  * probes a shape it would cut once, whether one call has the blocks' bits. Elementwise loops
  * large enough to be cut into tasks (flat, with a number, broadcast by rows with rows that
  * straddle tasks, sin with large arguments, gradients added into a gradient) are right and
- * give the same bits at 1, 2 and 3 threads; so do reductions by rows over as many elements.
+ * give the same bits at 1, 2 and 3 threads; so do reductions by rows, softmax and log_softmax
+ * over as many elements.
  */
 #include <math.h>
 #include <pthread.h>
@@ -277,6 +278,62 @@ static void test_rows_same_bits(void **state)
     nb_set_num_threads(1);
 }
 
+/* softmax along the last dim and log_softmax along a middle one, and their gradients, over
+ * 300 000 elements: each slice as the same op gives it on that slice alone (a tensor too small
+ * to cut), and the same bits at 1, 2 and 3 threads. */
+#define SM_BLOCK (10 * EW_COLS)
+
+/* y = op(x) and x's gradient for the loss sum(y·w), x and w [n, 10, EW_COLS] */
+static void softmax_step(nb_tensor *x, nb_tensor *w, bool log, float *y, float *dx)
+{
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *leaf = nb_requires_grad_(nb_clone(x), true);
+    nb_tensor *out = log ? nb_log_softmax(leaf, 1) : nb_softmax(leaf, -1);
+    assert_non_null(out);
+    assert_int_equal(nb_backward(nb_sum(nb_mul(out, w), NB_DIMS_ALL, false), NULL, false), NB_OK);
+    memcpy(y, nb_tensor_data(out), (size_t)nb_tensor_numel(out) * sizeof(float));
+    memcpy(dx, nb_tensor_data(nb_tensor_grad(leaf)), (size_t)nb_tensor_numel(out) * sizeof(float));
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+typedef struct sm_results {
+    float y[2][EW_ELEMS], dx[2][EW_ELEMS];
+} sm_results;
+
+static void run_softmax(sm_results *r, bool check)
+{
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *x = nb_reshape(filled(EW_ROWS, EW_COLS, 10), NB_SHAPE(30, 10, EW_COLS));
+    nb_tensor *w = nb_reshape(filled(EW_ROWS, EW_COLS, 11), NB_SHAPE(30, 10, EW_COLS));
+    static float y1[SM_BLOCK], dx1[SM_BLOCK];
+    for (int log = 0; log < 2; log++) {
+        softmax_step(x, w, log, r->y[log], r->dx[log]);
+        for (int64_t b = 0; check && b < 30; b++) {
+            softmax_step(nb_slice(x, 0, b, b + 1, 1), nb_slice(w, 0, b, b + 1, 1), log, y1, dx1);
+            if (memcmp(y1, r->y[log] + b * SM_BLOCK, sizeof y1) ||
+                memcmp(dx1, r->dx[log] + b * SM_BLOCK, sizeof dx1))
+                fail_msg("%s, block %lld: not the block's own result",
+                         log ? "log_softmax" : "softmax", (long long)b);
+        }
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+static void test_softmax_same_bits(void **state)
+{
+    (void)state;
+    static sm_results one, other;
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    run_softmax(&one, true);
+    for (int t = 2; t <= 3; t++) {
+        assert_int_equal(nb_set_num_threads(t), NB_OK);
+        memset(&other, 0, sizeof other);
+        run_softmax(&other, false);
+        if (memcmp(&one, &other, sizeof one)) fail_msg("softmax: %d threads differ from 1", t);
+    }
+    nb_set_num_threads(1);
+}
+
 /* 12 steps of nabla-train's step (784-256-128-10, Adam, batch 100) on the committed subset;
  * the parameters into out. */
 #define N_PARAMS (784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10)
@@ -439,13 +496,11 @@ static void test_num_threads(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {T(test_products_same_bits),
-                                       T(test_elementwise_same_bits),
-                                       T(test_rows_same_bits),
-                                       T(test_training_same_bits),
-                                       T(test_program_threads_share_pool),
-                                       T(test_probe_once_per_shape),
-                                       T(test_num_threads)};
+    const struct CMUnitTest tests[] = {
+        T(test_products_same_bits),   T(test_elementwise_same_bits),
+        T(test_rows_same_bits),       T(test_softmax_same_bits),
+        T(test_training_same_bits),   T(test_program_threads_share_pool),
+        T(test_probe_once_per_shape), T(test_num_threads)};
 #undef T
     return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
 }

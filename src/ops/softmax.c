@@ -1,10 +1,13 @@
 /*
  * softmax and log_softmax along a dim, stable by the max-shift: x is read in place as
  * [outer, size, inner] slices (the slice's elements inner apart) and each output saves itself
- * for its backward.
+ * for its backward. Slices of NB__PARALLEL_MIN elements or more in all run on the pool in tasks
+ * of whole outer blocks: each output depends on its own slice alone, so the bits are the same
+ * at any thread count.
  */
 #include <math.h>
 
+#include "blas/blas.h"
 #include "ops/internal.h"
 
 /* SoftmaxBackward0 / LogSoftmaxBackward0: where the slices lie. Saved: the output. */
@@ -129,6 +132,54 @@ NB__CLONES static void softmax_grad_slice(float *d, const float *g, const float 
     }
 }
 
+/* The forward (g NULL) or the backward of outer blocks [o0, o1): y from x, or d from g and y. */
+typedef struct softmax_job {
+    const softmax_state *st;
+    float *out;
+    const float *in, *g;
+    bool log, acc;
+    int64_t task_outer; /* outer blocks per task */
+} softmax_job;
+
+static void softmax_blocks(const softmax_job *j, int64_t o0, int64_t o1)
+{
+    const softmax_state *st = j->st;
+    for (int64_t o = o0; o < o1; o++) {
+        for (int64_t i = 0; i < st->inner; i++) {
+            int64_t at = o * st->size * st->inner + i;
+            if (j->g && st->last)
+                softmax_grad_last(j->out + at, j->g + at, j->in + at, st->size, j->log, j->acc);
+            else if (j->g)
+                softmax_grad_slice(j->out + at, j->g + at, j->in + at, st->size, st->inner, j->log,
+                                   j->acc);
+            else if (st->last)
+                softmax_last(j->out + at, j->in + at, st->size, j->log);
+            else
+                softmax_slice(j->out + at, j->in + at, st->size, st->inner, j->log);
+        }
+    }
+}
+
+static void softmax_task(void *ctx, int64_t t)
+{
+    const softmax_job *j = ctx;
+    int64_t o0 = t * j->task_outer, left = j->st->outer - o0;
+    softmax_blocks(j, o0, o0 + (left < j->task_outer ? left : j->task_outer));
+}
+
+/* j over every outer block of numel elements, on the pool when they are many */
+static void softmax_run(softmax_job *j, int64_t numel)
+{
+    const softmax_state *st = j->st;
+    if (st->outer >= 2 && numel >= NB__PARALLEL_MIN) {
+        int64_t block = st->size * st->inner;
+        j->task_outer = (NB__TASK_ELEMS + block - 1) / block;
+        nb__parallel_for((st->outer + j->task_outer - 1) / j->task_outer, softmax_task, j);
+    } else {
+        softmax_blocks(j, 0, st->outer);
+    }
+}
+
 static nb_status softmax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
 static const nb_op softmax_op = {"SoftmaxBackward0", softmax_backward, 1, sizeof(softmax_state), 0};
 static const nb_op log_softmax_op = {"LogSoftmaxBackward0", softmax_backward, 1,
@@ -143,16 +194,8 @@ static nb_status softmax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **
     float *d = nb__grad_dst(n, gx, 0, &acc);
     if (!d) return NB_ENOMEM;
     if (y->numel == 0) return NB_OK; /* [0, 2^62] along dim 0: 2^62 empty slices, none visited */
-    const float *g = nb__data(gy[0]), *out = nb__data(y);
-    for (int64_t o = 0; o < st->outer; o++) {
-        for (int64_t i = 0; i < st->inner; i++) {
-            int64_t at = o * st->size * st->inner + i;
-            if (st->last)
-                softmax_grad_last(d + at, g + at, out + at, st->size, log, acc);
-            else
-                softmax_grad_slice(d + at, g + at, out + at, st->size, st->inner, log, acc);
-        }
-    }
+    softmax_job j = {st, d, nb__data(y), nb__data(gy[0]), log, acc, 0};
+    softmax_run(&j, y->numel);
     return NB_OK;
 }
 
@@ -175,18 +218,8 @@ static nb_tensor *softmax(const char *fn, const nb_op *op, nb_tensor *x, int dim
     }
     nb_tensor *y = nb__new(fn, x->ndim, x->shape);
     if (!y) return NULL;
-    bool log = op == &log_softmax_op;
-    const float *v = nb__data(x);
-    float *out = nb__data(y);
-    for (int64_t o = 0; o < st.outer && x->numel; o++) {
-        for (int64_t i = 0; i < st.inner; i++) {
-            int64_t at = o * st.size * st.inner + i;
-            if (st.last)
-                softmax_last(out + at, v + at, st.size, log);
-            else
-                softmax_slice(out + at, v + at, st.size, st.inner, log);
-        }
-    }
+    softmax_job j = {&st, nb__data(y), nb__data(x), NULL, op == &log_softmax_op, false, 0};
+    if (x->numel) softmax_run(&j, x->numel);
     nb_node *n;
     y = nb__finish(fn, op, y, 1, &x, &n);
     if (n) {
