@@ -8,8 +8,8 @@
  * probes a shape it would cut once, whether one call has the blocks' bits. Elementwise loops
  * large enough to be cut into tasks (flat, with a number, broadcast by rows with rows that
  * straddle tasks, sin with large arguments, gradients added into a gradient) are right and
- * give the same bits at 1, 2 and 3 threads; so do reductions by rows, softmax and log_softmax
- * over as many elements.
+ * give the same bits at 1, 2 and 3 threads; so do reductions by rows, sums over leading or
+ * trailing dims, softmax and log_softmax over as many elements.
  */
 #include <math.h>
 #include <pthread.h>
@@ -117,6 +117,19 @@ static void test_products_same_bits(void **state)
 
 /* ---- elementwise loops cut into tasks --------------------------------------------------- */
 
+/* run(other) at 2 and 3 threads gives the size bytes that one holds from a run at 1 thread */
+static void same_bits_as_one(const void *one, void *other, size_t size, void (*run)(void *),
+                             const char *what)
+{
+    for (int t = 2; t <= 3; t++) {
+        assert_int_equal(nb_set_num_threads(t), NB_OK);
+        memset(other, 0, size);
+        run(other);
+        if (memcmp(one, other, size)) fail_msg("%s: %d threads differ from 1", what, t);
+    }
+    nb_set_num_threads(1);
+}
+
 /* More elements than the loops cut (131 072), in rows of 1 000: tasks of 32 768 elements
  * end inside rows. */
 #define EW_ROWS  300
@@ -210,6 +223,11 @@ static void check_elementwise(const ew_results *r)
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
+static void run_elementwise_v(void *r)
+{
+    run_elementwise(r);
+}
+
 static void test_elementwise_same_bits(void **state)
 {
     (void)state;
@@ -217,15 +235,7 @@ static void test_elementwise_same_bits(void **state)
     assert_int_equal(nb_set_num_threads(1), NB_OK);
     run_elementwise(&one);
     check_elementwise(&one);
-    for (int t = 2; t <= 3; t++) {
-        assert_int_equal(nb_set_num_threads(t), NB_OK);
-        memset(&other, 0, sizeof other);
-        run_elementwise(&other);
-        for (int k = 0; k < EW_OUTS; k++)
-            if (memcmp(one.out[k], other.out[k], sizeof one.out[k]))
-                fail_msg("elementwise output %d: %d threads differ from 1", k, t);
-    }
-    nb_set_num_threads(1);
+    same_bits_as_one(&one, &other, sizeof one, run_elementwise_v, "the elementwise outputs");
 }
 
 /* Reductions by rows, over as many elements: amax, argmax, var and logsumexp along the last
@@ -261,21 +271,18 @@ static void run_rows(float out[5][EW_COLS])
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
+static void run_rows_v(void *out)
+{
+    run_rows(out);
+}
+
 static void test_rows_same_bits(void **state)
 {
     (void)state;
     static float one[5][EW_COLS], other[5][EW_COLS];
     assert_int_equal(nb_set_num_threads(1), NB_OK);
     run_rows(one);
-    for (int t = 2; t <= 3; t++) {
-        assert_int_equal(nb_set_num_threads(t), NB_OK);
-        memset(other, 0, sizeof other);
-        run_rows(other);
-        for (int k = 0; k < 5; k++)
-            if (memcmp(one[k], other[k], sizeof one[k]))
-                fail_msg("reduction %d: %d threads differ from 1", k, t);
-    }
-    nb_set_num_threads(1);
+    same_bits_as_one(one, other, sizeof one, run_rows_v, "the reductions by rows");
 }
 
 /* softmax along the last dim and log_softmax along a middle one, and their gradients, over
@@ -319,19 +326,79 @@ static void run_softmax(sm_results *r, bool check)
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
+static void run_softmax_v(void *r)
+{
+    run_softmax(r, false);
+}
+
 static void test_softmax_same_bits(void **state)
 {
     (void)state;
     static sm_results one, other;
     assert_int_equal(nb_set_num_threads(1), NB_OK);
     run_softmax(&one, true);
-    for (int t = 2; t <= 3; t++) {
-        assert_int_equal(nb_set_num_threads(t), NB_OK);
-        memset(&other, 0, sizeof other);
-        run_softmax(&other, false);
-        if (memcmp(&one, &other, sizeof one)) fail_msg("softmax: %d threads differ from 1", t);
+    same_bits_as_one(&one, &other, sizeof one, run_softmax_v, "softmax and log_softmax");
+}
+
+/* Sums over trailing dims (each output its own block's sum) and over leading dims (columns),
+ * over 300 000 elements: against their definitions (a column added row after row in float, as
+ * nb_sum does, bit for bit; a block's sum, which nabla takes in double, within 1e-6), and the
+ * same bits at 1, 2 and 3 threads. */
+enum { N_SUMS = 6 };
+static const int64_t sum_lens[N_SUMS] = {EW_ROWS, EW_COLS, 30, EW_COLS, EW_COLS, 10};
+
+static void run_sums(float out[N_SUMS][EW_COLS])
+{
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *x = filled(EW_ROWS, EW_COLS, 12), *x3 = nb_reshape(x, NB_SHAPE(30, 10, EW_COLS));
+    nb_tensor *y[N_SUMS] = {nb_sum(x, NB_DIMS(1), false),     nb_sum(x, NB_DIMS(0), false),
+                            nb_sum(x3, NB_DIMS(1, 2), false), nb_sum(x3, NB_DIMS(0, 1), false),
+                            nb_mean(x, NB_DIMS(0), true),     nb_sum(x3, NB_DIMS(0, 2), false)};
+    for (int k = 0; k < N_SUMS; k++) {
+        assert_non_null(y[k]);
+        assert_int_equal(nb_tensor_numel(y[k]), sum_lens[k]);
+        memcpy(out[k], nb_tensor_data(y[k]), (size_t)sum_lens[k] * sizeof(float));
     }
-    nb_set_num_threads(1);
+    const float *v = nb_tensor_data(x);
+    for (int64_t c = 0; c < EW_COLS; c++) {
+        float col = 0.0f;
+        for (int64_t r = 0; r < EW_ROWS; r++) col += v[r * EW_COLS + c];
+        if (memcmp(&out[1][c], &col, sizeof col) || memcmp(&out[3][c], &col, sizeof col) ||
+            out[4][c] != col / (float)EW_ROWS)
+            fail_msg("column %lld: sums %a, %a, mean %a; want %a", (long long)c, (double)out[1][c],
+                     (double)out[3][c], (double)out[4][c], (double)col);
+    }
+    for (int64_t r = 0; r < EW_ROWS; r++) {
+        double row = 0.0, block = 0.0;
+        for (int64_t c = 0; c < EW_COLS; c++) row += (double)v[r * EW_COLS + c];
+        for (int64_t c = 0; r < 30 && c < 10 * EW_COLS; c++)
+            block += (double)v[r * 10 * EW_COLS + c];
+        if (fabs((double)out[0][r] - row) > 1e-6 * fabs(row) + 1e-6 ||
+            (r < 30 && fabs((double)out[2][r] - block) > 1e-6 * fabs(block) + 1e-6))
+            fail_msg("row %lld: sum %g, want %g", (long long)r, (double)out[0][r], row);
+    }
+    for (int64_t m = 0; m < 10; m++) { /* the middle dim kept: the loop on one thread */
+        double mid = 0.0;
+        for (int64_t a = 0; a < 30; a++)
+            for (int64_t c = 0; c < EW_COLS; c++) mid += (double)v[(a * 10 + m) * EW_COLS + c];
+        if (fabs((double)out[5][m] - mid) > 1e-6 * fabs(mid) + 1e-6)
+            fail_msg("middle %lld: sum %g, want %g", (long long)m, (double)out[5][m], mid);
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+static void run_sums_v(void *out)
+{
+    run_sums(out);
+}
+
+static void test_sums_same_bits(void **state)
+{
+    (void)state;
+    static float one[N_SUMS][EW_COLS], other[N_SUMS][EW_COLS]; /* unused tails stay 0 */
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    run_sums(one);
+    same_bits_as_one(one, other, sizeof one, run_sums_v, "the sums");
 }
 
 /* 12 steps of nabla-train's step (784-256-128-10, Adam, batch 100) on the committed subset;
@@ -496,11 +563,15 @@ static void test_num_threads(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {
-        T(test_products_same_bits),   T(test_elementwise_same_bits),
-        T(test_rows_same_bits),       T(test_softmax_same_bits),
-        T(test_training_same_bits),   T(test_program_threads_share_pool),
-        T(test_probe_once_per_shape), T(test_num_threads)};
+    const struct CMUnitTest tests[] = {T(test_products_same_bits),
+                                       T(test_elementwise_same_bits),
+                                       T(test_rows_same_bits),
+                                       T(test_softmax_same_bits),
+                                       T(test_sums_same_bits),
+                                       T(test_training_same_bits),
+                                       T(test_program_threads_share_pool),
+                                       T(test_probe_once_per_shape),
+                                       T(test_num_threads)};
 #undef T
     return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
 }
