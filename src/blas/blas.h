@@ -41,9 +41,10 @@ typedef void (*nb__task_fn)(void *ctx, int64_t i);
 
 /**
  * fn(ctx, i) for every i in [0, n), on the pool's workers and the calling thread, returning
- * when all are done. The caller cuts the work into tasks from its size alone (never from the
- * thread count) and each task writes its own outputs, so the results are the same with any
- * number of threads. Runs every task on the caller when one thread is set, when n is 1, or
+ * when all are done. The caller cuts the work into tasks from its size alone (from the
+ * thread count only where every output comes out the same whatever the cut, as a column's
+ * sum added row after row) and each task writes its own outputs, so the results are the same
+ * with any number of threads. Runs every task on the caller when one thread is set, when n is 1, or
  * when the pool is running another job (another thread's, or this one's from inside a task).
  */
 void nb__parallel_for(int64_t n, nb__task_fn fn, void *ctx);

@@ -1,9 +1,10 @@
 /*
  * The thread pool: nb_get_num_threads() − 1 workers and the calling thread run the tasks of
  * one nb__parallel_for at a time. Work is cut into tasks by the caller from the size of the
- * work alone, never from the number of threads, and each task writes its own part of the
- * output, so the result is the same bits whichever thread runs which task, and with any
- * number of threads (one thread runs every task itself, in order).
+ * work alone (from the number of threads only where no output depends on the cut), and each
+ * task writes its own part of the output, so the result is the same bits whichever thread
+ * runs which task, and with any number of threads (one thread runs every task itself, in
+ * order).
  *
  * A worker that finds no task spins for a while (the next task of a training step comes
  * within microseconds, and waking a sleeping thread costs tens of them) and then sleeps on a

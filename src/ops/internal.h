@@ -142,7 +142,8 @@ static inline __attribute__((always_inline)) float nb__lane_extreme(const float 
  * out[0..n) = f over operands p with strides s (1, or 0 for a number), added to out with acc.
  * A number among contiguous operands is given to f as a run of copies of it, in chunks, so
  * that f takes its contiguous loop: through the pointer to the number, which out might alias,
- * f's own loop stayed scalar (a comparison with a number 25 times slower).
+ * f's own loop stayed scalar (a comparison with a number 25 times slower). From
+ * NB__PARALLEL_MIN elements, on the thread pool.
  */
 void nb__ew_run(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
                 const int64_t *s, int64_t n);
@@ -155,7 +156,8 @@ typedef struct nb__operand {
 
 /**
  * out (of shape os) = f(operands) elementwise, or out += f(...) when acc. Each operand's
- * shape broadcasts to os. No allocation.
+ * shape broadcasts to os. No allocation. From NB__PARALLEL_MIN elements, on the thread pool,
+ * in whole rows.
  */
 void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_shape *os, int n,
                   const nb__operand *ops);
@@ -167,6 +169,8 @@ void nb__ew_unary(nb__ew_fn f, const float *k, const nb_tensor *x, nb_tensor *ou
 /**
  * dst (of shape s) = Σ of g over the dims where g is broadcast against s, times scale (or
  * dst += that, when acc): the backward of broadcasting. g's shape must broadcast from s.
+ * From NB__PARALLEL_MIN elements of g, a sum over trailing or over leading dims only runs on
+ * the thread pool, split by outputs, each added in the same order as on one thread.
  */
 void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const nb_shape *gs,
                 float scale);
