@@ -169,8 +169,9 @@ static ew_operands ew_operands_new(void)
                          filled(30, EW_COLS, 7),      spread(filled(EW_ROWS, EW_COLS, 8))};
 }
 
-static void run_elementwise(ew_results *r)
+static void run_elementwise(void *out)
 {
+    ew_results *r = out;
     nb_scope *sc = nb_scope_begin();
     ew_operands o = ew_operands_new();
     nb_tensor *a3 = nb_reshape(o.a, NB_SHAPE(30, 10, EW_COLS));
@@ -223,11 +224,6 @@ static void check_elementwise(const ew_results *r)
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
-static void run_elementwise_v(void *r)
-{
-    run_elementwise(r);
-}
-
 static void test_elementwise_same_bits(void **state)
 {
     (void)state;
@@ -235,14 +231,15 @@ static void test_elementwise_same_bits(void **state)
     assert_int_equal(nb_set_num_threads(1), NB_OK);
     run_elementwise(&one);
     check_elementwise(&one);
-    same_bits_as_one(&one, &other, sizeof one, run_elementwise_v, "the elementwise outputs");
+    same_bits_as_one(&one, &other, sizeof one, run_elementwise, "the elementwise outputs");
 }
 
 /* Reductions by rows, over as many elements: amax, argmax, var and logsumexp along the last
  * dim, amax along the first (through a transposed copy), at 1, 2 and 3 threads; amax and
  * argmax against their definitions. */
-static void run_rows(float out[5][EW_COLS])
+static void run_rows(void *res)
 {
+    float(*out)[EW_COLS] = res;
     nb_scope *sc = nb_scope_begin();
     nb_tensor *x = filled(EW_ROWS, EW_COLS, 9);
     nb_tensor *y[5] = {nb_amax(x, NB_DIMS(1), false), nb_argmax(x, NB_DIMS(1), false),
@@ -271,18 +268,13 @@ static void run_rows(float out[5][EW_COLS])
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
-static void run_rows_v(void *out)
-{
-    run_rows(out);
-}
-
 static void test_rows_same_bits(void **state)
 {
     (void)state;
     static float one[5][EW_COLS], other[5][EW_COLS];
     assert_int_equal(nb_set_num_threads(1), NB_OK);
     run_rows(one);
-    same_bits_as_one(one, other, sizeof one, run_rows_v, "the reductions by rows");
+    same_bits_as_one(one, other, sizeof one, run_rows, "the reductions by rows");
 }
 
 /* softmax along the last dim and log_softmax along a middle one, and their gradients, over
@@ -347,8 +339,9 @@ static void test_softmax_same_bits(void **state)
 enum { N_SUMS = 6 };
 static const int64_t sum_lens[N_SUMS] = {EW_ROWS, EW_COLS, 30, EW_COLS, EW_COLS, 10};
 
-static void run_sums(float out[N_SUMS][EW_COLS])
+static void run_sums(void *res)
 {
+    float(*out)[EW_COLS] = res;
     nb_scope *sc = nb_scope_begin();
     nb_tensor *x = filled(EW_ROWS, EW_COLS, 12), *x3 = nb_reshape(x, NB_SHAPE(30, 10, EW_COLS));
     nb_tensor *y[N_SUMS] = {nb_sum(x, NB_DIMS(1), false),     nb_sum(x, NB_DIMS(0), false),
@@ -387,18 +380,13 @@ static void run_sums(float out[N_SUMS][EW_COLS])
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
-static void run_sums_v(void *out)
-{
-    run_sums(out);
-}
-
 static void test_sums_same_bits(void **state)
 {
     (void)state;
     static float one[N_SUMS][EW_COLS], other[N_SUMS][EW_COLS]; /* unused tails stay 0 */
     assert_int_equal(nb_set_num_threads(1), NB_OK);
     run_sums(one);
-    same_bits_as_one(one, other, sizeof one, run_sums_v, "the sums");
+    same_bits_as_one(one, other, sizeof one, run_sums, "the sums");
 }
 
 /* 12 steps of nabla-train's step (784-256-128-10, Adam, batch 100) on the committed subset;

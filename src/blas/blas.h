@@ -49,6 +49,15 @@ typedef void (*nb__task_fn)(void *ctx, int64_t i);
  */
 void nb__parallel_for(int64_t n, nb__task_fn fn, void *ctx);
 
+/** One part of a loop cut into ranges: items [lo, hi) of the work described by ctx. */
+typedef void (*nb__range_fn)(void *ctx, int64_t lo, int64_t hi);
+
+/**
+ * fn over [0, n) in ranges of per_task items (the last one shorter), as the tasks of one
+ * nb__parallel_for; one call on the caller when a single range holds them all.
+ */
+void nb__parallel_ranges(int64_t n, int64_t per_task, nb__range_fn fn, void *ctx);
+
 /** Make the pool fit threads threads (nb_set_num_threads): stops workers beyond it. */
 void nb__pool_resize(int threads);
 

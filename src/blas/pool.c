@@ -267,3 +267,26 @@ void nb__parallel_for(int64_t n, nb__task_fn fn, void *ctx)
     pthread_mutex_unlock(&P.lock);
     atomic_store(&P.busy, false);
 }
+
+typedef struct ranges {
+    nb__range_fn fn;
+    void *ctx;
+    int64_t n, per_task;
+} ranges;
+
+static void range_task(void *ctx, int64_t t)
+{
+    const ranges *r = ctx;
+    int64_t lo = t * r->per_task, left = r->n - lo;
+    r->fn(r->ctx, lo, lo + (left < r->per_task ? left : r->per_task));
+}
+
+void nb__parallel_ranges(int64_t n, int64_t per_task, nb__range_fn fn, void *ctx)
+{
+    if (n <= per_task) {
+        if (n > 0) fn(ctx, 0, n);
+        return;
+    }
+    ranges r = {fn, ctx, n, per_task};
+    nb__parallel_for((n + per_task - 1) / per_task, range_task, &r);
+}

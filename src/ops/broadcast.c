@@ -5,7 +5,6 @@
  */
 #include <string.h>
 
-#include "blas/blas.h"
 #include "ops/internal.h"
 
 nb_status nb__broadcast_shape(const char *fn, const nb_shape *a, const nb_shape *b, nb_shape *out)
@@ -58,13 +57,12 @@ static int64_t shape_numel(const nb_shape *s)
 #define CHUNK 256
 
 /*
- * Threads. A loop of NB__PARALLEL_MIN elements or more is cut into tasks of NB__TASK_ELEMS
- * elements (of whole rows, for a broadcast) on the thread pool. The cut depends on the size
- * alone, and a kernel's every output depends on its own element only, so the bits are the
- * same at any thread count. Smaller loops run on their caller: the main job's largest
- * elementwise tensors (32 768 elements) stay there.
+ * Threads. A loop of NB__PARALLEL_MIN elements or more is cut (nb__split) into tasks of
+ * NB__TASK_ELEMS elements (of whole rows, for a broadcast) on the thread pool. The cut depends
+ * on the size alone, and a kernel's every output depends on its own element only, so the
+ * bits are the same at any thread count. Smaller loops run on their caller: the main job's
+ * largest elementwise tensors (32 768 elements) stay there.
  */
-#define EW_TASK NB__TASK_ELEMS
 
 /* f over n elements on the calling thread */
 static void ew_seq(nb__ew_fn f, const float *k, float *out, bool acc, const float *const *p,
@@ -114,26 +112,25 @@ typedef struct ew_job {
     bool acc;
     const float *p[NB__EW_MAX];
     int64_t s[NB__EW_MAX];
-    int64_t n;     /* elements */
-    int64_t inner; /* a row's elements, with rows */
-    int64_t rows, task_rows;
+    int64_t inner; /* a row's elements, for rows */
     int nd;
     int64_t dims[NB_MAX_DIMS];
     int64_t st[NB__EW_MAX][NB_MAX_DIMS];
 } ew_job;
 
-static void ew_flat_task(void *ctx, int64_t t)
+/* elements [lo, hi) of a flat run */
+static void ew_flat(void *ctx, int64_t lo, int64_t hi)
 {
     const ew_job *j = ctx;
-    int64_t lo = t * EW_TASK, len = j->n - lo < EW_TASK ? j->n - lo : EW_TASK;
     const float *q[NB__EW_MAX];
     for (int i = 0; i < NB__EW_MAX; i++) q[i] = j->p[i] ? j->p[i] + lo * j->s[i] : NULL;
-    ew_seq(j->f, j->k, j->out + lo, j->acc, q, j->s, len);
+    ew_seq(j->f, j->k, j->out + lo, j->acc, q, j->s, hi - lo);
 }
 
 /* rows [r0, r1) of a broadcast, walking the outer dims like an odometer from row r0 */
-static void ew_rows(const ew_job *j, int64_t r0, int64_t r1)
+static void ew_rows(void *ctx, int64_t r0, int64_t r1)
 {
+    const ew_job *j = ctx;
     int nd = j->nd;
     int64_t off[NB__EW_MAX] = {0}, idx[NB_MAX_DIMS] = {0};
     int64_t rest = r0;
@@ -155,18 +152,11 @@ static void ew_rows(const ew_job *j, int64_t r0, int64_t r1)
     }
 }
 
-static void ew_rows_task(void *ctx, int64_t t)
-{
-    const ew_job *j = ctx;
-    int64_t r0 = t * j->task_rows, r1 = j->rows - r0 < j->task_rows ? j->rows : r0 + j->task_rows;
-    ew_rows(j, r0, r1);
-}
-
 /* j's loop and operands */
 static void ew_job_init(ew_job *j, nb__ew_fn f, const float *k, float *out, bool acc,
-                        const float *const *p, const int64_t *s, int64_t n)
+                        const float *const *p, const int64_t *s)
 {
-    *j = (ew_job){.f = f, .k = k, .out = out, .acc = acc, .n = n};
+    *j = (ew_job){.f = f, .k = k, .out = out, .acc = acc};
     memcpy(j->p, p, sizeof j->p);
     memcpy(j->s, s, sizeof j->s);
 }
@@ -179,8 +169,8 @@ void nb__ew_run(nb__ew_fn f, const float *k, float *out, bool acc, const float *
         return;
     }
     ew_job j;
-    ew_job_init(&j, f, k, out, acc, p, s, n);
-    nb__parallel_for((n + EW_TASK - 1) / EW_TASK, ew_flat_task, &j);
+    ew_job_init(&j, f, k, out, acc, p, s);
+    nb__split(n, 1, ew_flat, &j);
 }
 
 void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_shape *os, int n,
@@ -207,7 +197,7 @@ void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_sh
      * broadcast strides */
     ew_job j;
     int nd = os->ndim;
-    ew_job_init(&j, f, k, out, acc, p, s, numel);
+    ew_job_init(&j, f, k, out, acc, p, s);
     for (int i = 0; i < n; i++) {
         if (!p[i]) continue;
         nb__broadcast_strides(ops[i].shape, os, j.st[i]);
@@ -216,23 +206,14 @@ void nb__ew_apply(nb__ew_fn f, const float *k, float *out, bool acc, const nb_sh
     j.nd = nd;
     memcpy(j.dims, os->dims, (size_t)nd * sizeof *j.dims);
     j.inner = os->dims[nd - 1];
-    j.rows = numel / j.inner;
-    if (numel < NB__PARALLEL_MIN) {
-        ew_rows(&j, 0, j.rows);
-        return;
-    }
-    j.task_rows = (EW_TASK + j.inner - 1) / j.inner;
-    nb__parallel_for((j.rows + j.task_rows - 1) / j.task_rows, ew_rows_task, &j);
+    nb__split(numel / j.inner, j.inner, ew_rows, &j);
 }
 
 void nb__ew_unary(nb__ew_fn f, const float *k, const nb_tensor *x, nb_tensor *out)
 {
     const float *p[NB__EW_MAX] = {nb__data(x), NULL, NULL, NULL};
     static const int64_t s[NB__EW_MAX] = {1, 1, 1, 1};
-    if (x->numel >= NB__PARALLEL_MIN)
-        nb__ew_run(f, k, nb__data(out), false, p, s, x->numel);
-    else if (x->numel)
-        f(nb__data(out), p, s, x->numel, k);
+    if (x->numel) nb__ew_run(f, k, nb__data(out), false, p, s, x->numel);
 }
 
 /* ---- reductions to a shape ------------------------------------------------------------- */
@@ -262,23 +243,26 @@ typedef struct sum_job {
     float *dst;
     const float *g;
     float scale;
-    bool trailing;
-    int64_t n, block, inner, rows; /* outputs; trailing: g's block per output, its runs */
-    int64_t per_task;              /* outputs per task */
+    int64_t n;     /* outputs */
+    int64_t m;     /* g's elements per output: a block (trailing), or rows (leading) */
+    int64_t inner; /* trailing: the runs of a block */
 } sum_job;
 
-static void sum_task(void *ctx, int64_t t)
+/* outputs [lo, hi) of a sum over trailing dims */
+static void sum_blocks(void *ctx, int64_t lo, int64_t hi)
 {
     const sum_job *j = ctx;
-    int64_t lo = t * j->per_task, hi = j->n - lo < j->per_task ? j->n : lo + j->per_task;
-    if (j->trailing) {
-        for (int64_t r = lo; r < hi; r++)
-            for (int64_t at = r * j->block; at < (r + 1) * j->block; at += j->inner)
-                j->dst[r] += (float)nb__sum_contiguous(j->g + at, j->inner) * j->scale;
-        return;
-    }
-    for (int64_t m = 0; m < j->rows; m++) {
-        const float *row = j->g + m * j->n;
+    for (int64_t r = lo; r < hi; r++)
+        for (int64_t at = r * j->m; at < (r + 1) * j->m; at += j->inner)
+            j->dst[r] += (float)nb__sum_contiguous(j->g + at, j->inner) * j->scale;
+}
+
+/* outputs [lo, hi) of a sum over leading dims: columns of g [m, n] */
+static void sum_columns(void *ctx, int64_t lo, int64_t hi)
+{
+    const sum_job *j = ctx;
+    for (int64_t r = 0; r < j->m; r++) {
+        const float *row = j->g + r * j->n;
         for (int64_t c = lo; c < hi; c++) j->dst[c] += row[c] * j->scale;
     }
 }
@@ -324,17 +308,16 @@ void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const n
     int64_t inner = gs->dims[nd - 1];
     bool trailing;
     if (gn >= NB__PARALLEL_MIN && splits_by_outputs(gs, st, &trailing)) {
-        sum_job j = {dst, g, scale, trailing, n, gn / n, inner, gn / n, 0};
-        if (trailing) { /* whole blocks of about NB__TASK_ELEMS elements */
-            j.per_task = (NB__TASK_ELEMS + j.block - 1) / j.block;
+        sum_job j = {dst, g, scale, n, gn / n, inner};
+        if (trailing) {
+            nb__split(n, j.m, sum_blocks, &j);
         } else {
             /* one block of columns per thread: each task sweeps every row of g, and a column's
              * sum is added row after row whatever the cut, so the cut may follow the thread
              * count (blocks of 64 or 256 columns took 6-17% longer at one thread) */
             int64_t t = nb__num_threads();
-            j.per_task = (n + t - 1) / t;
+            nb__parallel_ranges(n, (n + t - 1) / t, sum_columns, &j);
         }
-        nb__parallel_for((n + j.per_task - 1) / j.per_task, sum_task, &j);
         return;
     }
     for (int64_t at = 0; at < gn; at += inner) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "autograd/internal.h"
+#include "blas/blas.h"
 #include "nabla/ops.h"
 #include "ops/mathf.h"
 
@@ -33,11 +34,25 @@ bool nb__shape_eq(const nb_shape *a, const nb_shape *b);
 #define NB__EW_MAX 4
 
 /*
- * Loops of NB__PARALLEL_MIN elements or more (elementwise ops, reductions by rows) run on the
- * thread pool in tasks of about NB__TASK_ELEMS elements; smaller ones on their caller.
+ * Loops of NB__PARALLEL_MIN elements or more (elementwise ops, reductions by rows, softmax,
+ * sums) run on the thread pool in tasks of about NB__TASK_ELEMS elements; smaller ones on
+ * their caller.
  */
 #define NB__PARALLEL_MIN 131072
 #define NB__TASK_ELEMS   32768
+
+/**
+ * fn over items [0, items) of item_elems elements each: on the thread pool, in ranges of whole
+ * items of about NB__TASK_ELEMS elements, when they hold NB__PARALLEL_MIN elements or more;
+ * else in one call on the caller. The cut depends on the sizes alone.
+ */
+static inline void nb__split(int64_t items, int64_t item_elems, nb__range_fn fn, void *ctx)
+{
+    if (items * item_elems < NB__PARALLEL_MIN)
+        fn(ctx, 0, items);
+    else
+        nb__parallel_ranges(items, (NB__TASK_ELEMS + item_elems - 1) / item_elems, fn, ctx);
+}
 
 /**
  * An elementwise kernel: o[i] = f(in[0][i·s[0]], in[1][i·s[1]], ...) for i < n, with k the

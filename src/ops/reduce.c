@@ -11,7 +11,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "blas/blas.h"
 #include "ops/internal.h"
 
 /* Indices come back as float32, whose integers are exact up to 2^24. */
@@ -166,20 +165,20 @@ static const float *as_rows(const char *fn, const nb_tensor *x, const red *r, nb
 /* A row kernel: o[r] = f(x[r·n .. r·n + n − 1]) for r < rows, with the op's parameter. */
 typedef void (*row_fn)(float *o, const float *x, int64_t rows, int64_t n, double param);
 
-/* f over rows of x on the thread pool: tasks of task_rows rows */
+/* f over rows of x */
 typedef struct rows_job {
     row_fn f;
     float *o;
     const float *x;
-    int64_t rows, n, task_rows;
+    int64_t n;
     double param;
 } rows_job;
 
-static void rows_task(void *ctx, int64_t t)
+/* rows [r0, r1) */
+static void rows_range(void *ctx, int64_t r0, int64_t r1)
 {
     const rows_job *j = ctx;
-    int64_t r0 = t * j->task_rows, len = j->rows - r0 < j->task_rows ? j->rows - r0 : j->task_rows;
-    j->f(j->o + r0, j->x + r0 * j->n, len, j->n, j->param);
+    j->f(j->o + r0, j->x + r0 * j->n, r1 - r0, j->n, j->param);
 }
 
 /*
@@ -196,13 +195,8 @@ static nb_tensor *run_rows(const char *fn, const nb_tensor *x, const red *r, row
         nb__drop(out);
         return NULL;
     }
-    if (r->rows >= 2 && r->rows * r->n >= NB__PARALLEL_MIN) {
-        rows_job j = {f, nb__data(out), rows, r->rows, r->n, 0, param};
-        j.task_rows = (NB__TASK_ELEMS + r->n - 1) / r->n;
-        nb__parallel_for((r->rows + j.task_rows - 1) / j.task_rows, rows_task, &j);
-    } else {
-        f(nb__data(out), rows, r->rows, r->n, param);
-    }
+    rows_job j = {f, nb__data(out), rows, r->n, param};
+    nb__split(r->rows, r->n, rows_range, &j);
     nb__drop(copy);
     return out;
 }

@@ -7,7 +7,6 @@
  */
 #include <math.h>
 
-#include "blas/blas.h"
 #include "ops/internal.h"
 
 /* SoftmaxBackward0 / LogSoftmaxBackward0: where the slices lie. Saved: the output. */
@@ -132,17 +131,18 @@ NB__CLONES static void softmax_grad_slice(float *d, const float *g, const float 
     }
 }
 
-/* The forward (g NULL) or the backward of outer blocks [o0, o1): y from x, or d from g and y. */
+/* The forward (g NULL) or the backward: y from x, or d from g and y. */
 typedef struct softmax_job {
     const softmax_state *st;
     float *out;
     const float *in, *g;
     bool log, acc;
-    int64_t task_outer; /* outer blocks per task */
 } softmax_job;
 
-static void softmax_blocks(const softmax_job *j, int64_t o0, int64_t o1)
+/* outer blocks [o0, o1) */
+static void softmax_blocks(void *ctx, int64_t o0, int64_t o1)
 {
+    const softmax_job *j = ctx;
     const softmax_state *st = j->st;
     for (int64_t o = o0; o < o1; o++) {
         for (int64_t i = 0; i < st->inner; i++) {
@@ -160,24 +160,10 @@ static void softmax_blocks(const softmax_job *j, int64_t o0, int64_t o1)
     }
 }
 
-static void softmax_task(void *ctx, int64_t t)
+/* j over every outer block */
+static void softmax_run(softmax_job *j)
 {
-    const softmax_job *j = ctx;
-    int64_t o0 = t * j->task_outer, left = j->st->outer - o0;
-    softmax_blocks(j, o0, o0 + (left < j->task_outer ? left : j->task_outer));
-}
-
-/* j over every outer block of numel elements, on the pool when they are many */
-static void softmax_run(softmax_job *j, int64_t numel)
-{
-    const softmax_state *st = j->st;
-    if (st->outer >= 2 && numel >= NB__PARALLEL_MIN) {
-        int64_t block = st->size * st->inner;
-        j->task_outer = (NB__TASK_ELEMS + block - 1) / block;
-        nb__parallel_for((st->outer + j->task_outer - 1) / j->task_outer, softmax_task, j);
-    } else {
-        softmax_blocks(j, 0, st->outer);
-    }
+    nb__split(j->st->outer, j->st->size * j->st->inner, softmax_blocks, j);
 }
 
 static nb_status softmax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
@@ -194,8 +180,8 @@ static nb_status softmax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **
     float *d = nb__grad_dst(n, gx, 0, &acc);
     if (!d) return NB_ENOMEM;
     if (y->numel == 0) return NB_OK; /* [0, 2^62] along dim 0: 2^62 empty slices, none visited */
-    softmax_job j = {st, d, nb__data(y), nb__data(gy[0]), log, acc, 0};
-    softmax_run(&j, y->numel);
+    softmax_job j = {st, d, nb__data(y), nb__data(gy[0]), log, acc};
+    softmax_run(&j);
     return NB_OK;
 }
 
@@ -218,8 +204,8 @@ static nb_tensor *softmax(const char *fn, const nb_op *op, nb_tensor *x, int dim
     }
     nb_tensor *y = nb__new(fn, x->ndim, x->shape);
     if (!y) return NULL;
-    softmax_job j = {&st, nb__data(y), nb__data(x), NULL, op == &log_softmax_op, false, 0};
-    if (x->numel) softmax_run(&j, x->numel);
+    softmax_job j = {&st, nb__data(y), nb__data(x), NULL, op == &log_softmax_op, false};
+    if (x->numel) softmax_run(&j);
     nb_node *n;
     y = nb__finish(fn, op, y, 1, &x, &n);
     if (n) {

@@ -494,11 +494,10 @@ typedef struct update_job {
     int64_t n;
 } update_job;
 
-static void update_chunk(void *ctx, int64_t c)
+static void update_range(void *ctx, int64_t lo, int64_t hi)
 {
     const update_job *j = ctx;
-    int64_t lo = c * CHUNK, len = j->n - lo < CHUNK ? j->n - lo : CHUNK;
-    j->fn(j->k, j->p, j->grad, j->state, j->n, lo, len);
+    j->fn(j->k, j->p, j->grad, j->state, j->n, lo, hi - lo);
 }
 
 void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_slot *s,
@@ -580,5 +579,5 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
     }
     if (!fn) return;
     update_job j = {fn, &k, p, s->state, grad, n};
-    nb__parallel_for((n + CHUNK - 1) / CHUNK, update_chunk, &j);
+    nb__parallel_ranges(n, CHUNK, update_range, &j);
 }
