@@ -73,6 +73,7 @@ OP(max_dim_rows, nb_max_dim(c->x, 1, false, NULL))
 OP(var_rows, nb_var(c->x, (nb_dims){1, {1}}, 1, false))
 OP(softmax, nb_softmax(c->x, 1))
 OP(log_softmax, nb_log_softmax(c->x, 1))
+OP(bce_logits, nb_binary_cross_entropy_with_logits(c->x, c->y, NULL, NULL, NB_MEAN))
 
 static const struct {
     const char *name;
@@ -115,6 +116,7 @@ static const struct {
     {"var_rows", op_var_rows, true},
     {"softmax", op_softmax, true},
     {"log_softmax", op_log_softmax, true},
+    {"bce_logits", op_bce_logits, true},
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 

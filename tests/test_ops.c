@@ -932,6 +932,104 @@ static void test_bce_reference(void **state)
     }
 }
 
+/*
+ * The loss and its gradients come in blocks of several elements, the last one padded: on 21
+ * elements (whole blocks and a part) every loss and gradient has the bits of the same
+ * element computed alone (a 1-element input, all padding but one lane), which the reference
+ * cases pin to PyTorch; for every mix of weight and pos_weight (both broadcast over rows) and
+ * every reduction, and again on a second backward that adds into the grads.
+ */
+static void release4(nb_tensor *a, nb_tensor *b, nb_tensor *c, nb_tensor *d)
+{
+    nb_release(a);
+    nb_release(b);
+    nb_release(c);
+    nb_release(d);
+}
+
+static void bce_alone(float x, float y, const float *w, const float *p, float g, float *loss,
+                      float *gx, float *gy)
+{
+    nb_tensor *tx = leaf(nb_from_data(&x, NB_SHAPE(1)), true);
+    nb_tensor *ty = leaf(nb_from_data(&y, NB_SHAPE(1)), true);
+    nb_tensor *tw = w ? nb_from_data(w, NB_SHAPE(1)) : NULL;
+    nb_tensor *tp = p ? nb_from_data(p, NB_SHAPE(1)) : NULL;
+    nb_tensor *l = nb_binary_cross_entropy_with_logits(tx, ty, tw, tp, NB_NONE);
+    assert_non_null(l);
+    *loss = nb_tensor_data_const(l)[0];
+    nb_tensor *tg = nb_from_data(&g, NB_SHAPE(1));
+    assert_int_equal(nb_backward(l, tg, false), NB_OK);
+    *gx = nb_tensor_data_const(nb_tensor_grad(tx))[0];
+    *gy = nb_tensor_data_const(nb_tensor_grad(ty))[0];
+    release4(tg, l, tx, ty);
+    release4(tw, tp, NULL, NULL);
+}
+
+static void assert_same_bits(const char *what, int cfg, int64_t e, float got, float want)
+{
+    if (memcmp(&got, &want, sizeof got) != 0)
+        fail_msg("case %d, %s element %lld: got %a, want %a", cfg, what, (long long)e, (double)got,
+                 (double)want);
+}
+
+static void test_bce_blocks(void **state)
+{
+    (void)state;
+    enum { R = 3, C = 7, N = R * C };
+    float x[N], y[N], w[C], p[C], g[N];
+    static const float edge[] = {1e4f, -1e4f, 30.0f, -30.0f, 0.0f, -0.0f, 1e-30f};
+    for (int e = 0; e < N; e++) {
+        x[e] = e < 7 ? edge[e] : (float)(e % 5) * 0.75f - 1.6f + (float)e * 0.01f;
+        y[e] = (float)(e % 4) / 3.0f;
+        g[e] = 0.5f * (float)(e + 1);
+    }
+    for (int c = 0; c < C; c++) {
+        w[c] = 0.25f + 0.5f * (float)c;
+        p[c] = 3.0f - 0.375f * (float)c;
+    }
+    for (int cfg = 0; cfg < 12; cfg++) {
+        bool has_w = cfg & 1, has_p = cfg & 2;
+        nb_reduction red = cfg / 4 == 0 ? NB_NONE : cfg / 4 == 1 ? NB_SUM : NB_MEAN;
+        nb_tensor *tx = leaf(nb_from_data(x, NB_SHAPE(R, C)), true);
+        nb_tensor *ty = leaf(nb_from_data(y, NB_SHAPE(R, C)), true);
+        nb_tensor *tw = has_w ? nb_from_data(w, NB_SHAPE(C)) : NULL;
+        nb_tensor *tp = has_p ? nb_from_data(p, NB_SHAPE(C)) : NULL;
+        float want_l[N], want_gx[N], want_gy[N];
+        double total = 0.0;
+        for (int e = 0; e < N; e++) {
+            /* a reduced loss passes one gradient, g[0], to every element */
+            float ge = red == NB_NONE ? g[e] : g[0];
+            bce_alone(x[e], y[e], has_w ? &w[e % C] : NULL, has_p ? &p[e % C] : NULL, ge,
+                      &want_l[e], &want_gx[e], &want_gy[e]);
+            total += (double)want_l[e];
+            if (red == NB_MEAN) {
+                want_gx[e] /= (float)N;
+                want_gy[e] /= (float)N;
+            }
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            nb_tensor *l = nb_binary_cross_entropy_with_logits(tx, ty, tw, tp, red);
+            assert_non_null(l);
+            const float *ld = nb_tensor_data_const(l);
+            if (red == NB_NONE)
+                for (int e = 0; e < N; e++) assert_same_bits("loss", cfg, e, ld[e], want_l[e]);
+            else
+                assert_same_bits("loss", cfg, 0, ld[0],
+                                 red == NB_SUM ? (float)total : (float)total / (float)N);
+            nb_tensor *tg = nb_from_data(g, red == NB_NONE ? NB_SHAPE(R, C) : NB_SHAPE0);
+            assert_int_equal(nb_backward(l, tg, false), NB_OK);
+            const float *gx = nb_tensor_data_const(nb_tensor_grad(tx));
+            const float *gy = nb_tensor_data_const(nb_tensor_grad(ty));
+            for (int e = 0; e < N; e++) { /* the second pass adds the same again */
+                assert_same_bits("input grad", cfg, e, gx[e], want_gx[e] * (float)(pass + 1));
+                assert_same_bits("target grad", cfg, e, gy[e], want_gy[e] * (float)(pass + 1));
+            }
+            release4(tg, l, NULL, NULL);
+        }
+        release4(tx, ty, tw, tp);
+    }
+}
+
 static void test_bce_errors(void **state)
 {
     (void)state;
@@ -1141,6 +1239,7 @@ int main(void)
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_bce_reference, nbt_setup_counting,
                                         nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_bce_blocks, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_bce_errors, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_split, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_seed_graph, nbt_setup_counting, nbt_teardown_counting),

@@ -330,6 +330,29 @@ static nb_status expand_opt(const char *fn, const char *what, const nb_tensor *t
     return NB_OK;
 }
 
+/*
+ * The loss and its gradients are computed BCEL_LANES elements at a time, in loops of that
+ * fixed length that vectorise; the last block is padded with zeros, so a few logits take one
+ * pass of the vector code rather than a scalar loop. The padding's results are never stored
+ * or summed.
+ */
+#define BCEL_LANES 8
+
+/* The inputs of one block: pointers into the tensors for a whole block, else the first m
+ * elements copied into buf's rows and the rest zero. NULL stays NULL. */
+static void bcel_block(const float *const *src, int n_src, int64_t e0, int64_t m,
+                       float (*buf)[BCEL_LANES], const float **out)
+{
+    for (int s = 0; s < n_src; s++) {
+        if (!src[s] || m == BCEL_LANES) {
+            out[s] = src[s] ? src[s] + e0 : NULL;
+            continue;
+        }
+        for (int j = 0; j < BCEL_LANES; j++) buf[s][j] = j < m ? src[s][e0 + j] : 0.0f;
+        out[s] = buf[s];
+    }
+}
+
 NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const char *fn = nb__engine_fn();
@@ -345,8 +368,10 @@ NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_t
     if (rc == NB_OK) rc = expand_opt(fn, "pos_weight", p, x, &P, &pe);
     nb_reduction red = ((const bcel_state *)nb__state(n))->reduction;
     float scale = red == NB_MEAN ? (float)x->numel : 1.0f;
-    const float *X = nb__data(x), *Y = nb__data(y), *G = nb__data(gy[0]);
-    bool per_elem = red == NB_NONE;
+    const float *G = nb__data(gy[0]);
+    float g0[BCEL_LANES]; /* a reduced loss's one gradient, in every lane */
+    for (int j = 0; j < BCEL_LANES; j++) g0[j] = G[0];
+    const float *src[5] = {nb__data(x), nb__data(y), P, W, red == NB_NONE ? G : NULL};
     for (int i = 0; i < 2 && rc == NB_OK; i++) {
         if (!nb__needs_grad(n, i)) continue;
         bool acc;
@@ -355,21 +380,30 @@ NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_t
             rc = NB_ENOMEM;
             break;
         }
-        for (int64_t e = 0; e < x->numel; e++) {
-            float g = G[per_elem ? e : 0], xv = X[e], yv = Y[e], v;
-            if (i == 0) { /* d/dx: (σ(x) − y)·g, with pos_weight ((p·y + 1 − y)·σ(x) − p·y)·g */
-                float s = 1.0f / (1.0f + nb__expf(-xv));
-                if (P) {
-                    float t = P[e] * yv;
-                    v = ((t + 1.0f - yv) * s - t) * g;
-                } else {
-                    v = (s - yv) * g;
+        for (int64_t e0 = 0; e0 < x->numel; e0 += BCEL_LANES) {
+            int64_t m = x->numel - e0 < BCEL_LANES ? x->numel - e0 : BCEL_LANES;
+            float buf[5][BCEL_LANES], v[BCEL_LANES];
+            const float *b[5];
+            bcel_block(src, 5, e0, m, buf, b);
+            const float *bx = b[0], *by = b[1], *bp = b[2], *bw = b[3], *bg = b[4] ? b[4] : g0;
+            if (i == 0 && !bp) /* d/dx: (σ(x) − y)·g */
+                for (int j = 0; j < BCEL_LANES; j++)
+                    v[j] = 1.0f / (1.0f + nb__expf(-bx[j])) - by[j];
+            else if (i == 0) /* with pos_weight: ((p·y + 1 − y)·σ(x) − p·y)·g */
+                for (int j = 0; j < BCEL_LANES; j++) {
+                    float s = 1.0f / (1.0f + nb__expf(-bx[j])), t = bp[j] * by[j];
+                    v[j] = (t + 1.0f - by[j]) * s - t;
                 }
-            } else { /* d/dy: −x·g, with pos_weight (logσ(−x) − p·logσ(x))·g */
-                v = P ? (nb__log_sigmoidf(-xv) - nb__log_sigmoidf(xv) * P[e]) * g : -xv * g;
-            }
-            if (W) v *= W[e];
-            d[e] = acc ? d[e] + v / scale : v / scale;
+            else if (!bp) /* d/dy: −x·g */
+                for (int j = 0; j < BCEL_LANES; j++) v[j] = -bx[j];
+            else /* with pos_weight: (logσ(−x) − p·logσ(x))·g */
+                for (int j = 0; j < BCEL_LANES; j++)
+                    v[j] = nb__log_sigmoidf(-bx[j]) - nb__log_sigmoidf(bx[j]) * bp[j];
+            for (int j = 0; j < BCEL_LANES; j++) v[j] *= bg[j];
+            if (bw)
+                for (int j = 0; j < BCEL_LANES; j++) v[j] *= bw[j];
+            float *de = d + e0;
+            for (int64_t j = 0; j < m; j++) de[j] = acc ? de[j] + v[j] / scale : v[j] / scale;
         }
     }
     nb__release(we);
@@ -385,16 +419,33 @@ NB__CLONES static double bcel_losses(const float *X, const float *Y, const float
                                      float *L, int64_t numel)
 {
     double total = 0.0;
-    for (int64_t e = 0; e < numel; e++) {
-        /* the operations, in float, in the order of PyTorch's kernel */
-        float x = X[e], y = Y[e];
-        float max_val = fmaxf(-x, 0.0f);
-        float soft = nb__logf(nb__expf(-max_val) + nb__expf(-x - max_val));
-        float l = P ? (1.0f - y) * x + ((P[e] - 1.0f) * y + 1.0f) * (soft + max_val)
-                    : (1.0f - y) * x + max_val + soft;
-        if (W) l *= W[e];
-        if (L) L[e] = l;
-        total += (double)l;
+    const float *src[4] = {X, Y, P, W};
+    for (int64_t e0 = 0; e0 < numel; e0 += BCEL_LANES) {
+        int64_t m = numel - e0 < BCEL_LANES ? numel - e0 : BCEL_LANES;
+        float buf[4][BCEL_LANES], l[BCEL_LANES];
+        const float *b[4];
+        bcel_block(src, 4, e0, m, buf, b);
+        const float *bx = b[0], *by = b[1], *bp = b[2], *bw = b[3];
+        /* the operations, in float, in the order of PyTorch's kernel; max(−x, 0) by a select
+         * (0 at a NaN, as fmaxf) */
+        if (!bp)
+            for (int j = 0; j < BCEL_LANES; j++) {
+                float x = bx[j], max_val = nb__pick(x < 0.0f, -x, 0.0f);
+                float soft = nb__logf(nb__expf(-max_val) + nb__expf(-x - max_val));
+                l[j] = (1.0f - by[j]) * x + max_val + soft;
+            }
+        else
+            for (int j = 0; j < BCEL_LANES; j++) {
+                float x = bx[j], y = by[j], max_val = nb__pick(x < 0.0f, -x, 0.0f);
+                float soft = nb__logf(nb__expf(-max_val) + nb__expf(-x - max_val));
+                l[j] = (1.0f - y) * x + ((bp[j] - 1.0f) * y + 1.0f) * (soft + max_val);
+            }
+        if (bw)
+            for (int j = 0; j < BCEL_LANES; j++) l[j] *= bw[j];
+        for (int64_t j = 0; j < m; j++) {
+            if (L) L[e0 + j] = l[j];
+            total += (double)l[j];
+        }
     }
     return total;
 }
