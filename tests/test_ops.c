@@ -829,6 +829,66 @@ static void test_matmul_values(void **state)
     }
 }
 
+/*
+ * Vector-matrix and matrix-vector products, forward and backward, on both sides of the sizes
+ * below which nabla runs its own loops instead of sgemv and sger (blas.c: outer products up
+ * to 4096 elements; Wᵀx up to 64 with at most twice as many rows as columns): x[k]·W[k, n]
+ * and V[n, k]·x, then loss = Σ g·(x·W) + Σ h·(V·x), against sums in double. x feeds both
+ * products, so its second gradient adds into the first (beta = 1).
+ */
+static void test_matvec_paths(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][2] = {{5, 3},  {3, 10}, {10, 3},  {8, 8},   {16, 4}, {4, 16},
+                                        {4, 17}, {33, 2}, {64, 64}, {65, 64}, {1, 64}, {64, 1}};
+    nb_manual_seed(7);
+    for (size_t c = 0; c < ARRAY_LEN(shapes); c++) {
+        int64_t k = shapes[c][0], n = shapes[c][1];
+        nb_tensor *x = leaf(nb_randn(NB_SHAPE(k)), true), *w = leaf(nb_randn(NB_SHAPE(k, n)), true);
+        nb_tensor *v = leaf(nb_randn(NB_SHAPE(n, k)), true);
+        nb_tensor *g = nb_randn(NB_SHAPE(n)), *h = nb_randn(NB_SHAPE(n));
+        nb_scope *scope = nb_scope_begin(); /* the graph's tensors */
+        nb_tensor *xw = nb_matmul(x, w), *vx = nb_matmul(v, x);
+        nb_tensor *loss = nb_add(nb_sum(nb_mul(xw, g), NB_DIMS_ALL, false),
+                                 nb_sum(nb_mul(vx, h), NB_DIMS_ALL, false));
+        if (!loss) fail_msg("case %zu: %s", c, nb_last_error()->message);
+        assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
+        const float *X = nb_tensor_data_const(x), *W = nb_tensor_data_const(w);
+        const float *V = nb_tensor_data_const(v), *G = nb_tensor_data_const(g);
+        const float *H = nb_tensor_data_const(h);
+        const float *gx = nb_tensor_data_const(nb_tensor_grad(x));
+        const float *gw = nb_tensor_data_const(nb_tensor_grad(w));
+        const float *gv = nb_tensor_data_const(nb_tensor_grad(v));
+        double tol = 1e-5 * (double)k;
+        for (int64_t j = 0; j < n;
+             j++) { /* (x·W)[j] = Σ_i x[i] W[i, j]; (V·x)[j] = Σ_i V[j, i] x[i] */
+            double want_xw = 0.0, want_vx = 0.0;
+            for (int64_t i = 0; i < k; i++) {
+                want_xw += (double)X[i] * (double)W[i * n + j];
+                want_vx += (double)V[j * k + i] * (double)X[i];
+            }
+            assert_close(nb_tensor_data_const(xw) + j, &(float){(float)want_xw}, 1, tol, tol);
+            assert_close(nb_tensor_data_const(vx) + j, &(float){(float)want_vx}, 1, tol, tol);
+        }
+        for (int64_t i = 0; i < k; i++) { /* dx = W·g + Vᵀ·h, dW = x ⊗ g, dV = h ⊗ x */
+            double want = 0.0;
+            for (int64_t j = 0; j < n; j++) {
+                want += (double)W[i * n + j] * (double)G[j] + (double)V[j * k + i] * (double)H[j];
+                /* one product each: exact */
+                assert_close(gw + i * n + j, &(float){X[i] * G[j]}, 1, 0.0, 0.0);
+                assert_close(gv + j * k + i, &(float){H[j] * X[i]}, 1, 0.0, 0.0);
+            }
+            assert_close(gx + i, &(float){(float)want}, 1, tol, tol);
+        }
+        assert_int_equal(nb_scope_end(scope), NB_OK);
+        nb_release(x);
+        nb_release(w);
+        nb_release(v);
+        nb_release(g);
+        nb_release(h);
+    }
+}
+
 static void test_matmul_errors(void **state)
 {
     (void)state;
@@ -1234,6 +1294,8 @@ int main(void)
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_reductions, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_matmul_values, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_matvec_paths, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_matmul_errors, nbt_setup_counting,
                                         nbt_teardown_counting),

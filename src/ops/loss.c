@@ -337,6 +337,9 @@ static nb_status expand_opt(const char *fn, const char *what, const nb_tensor *t
  * or summed.
  */
 #define BCEL_LANES 8
+/* the blocks' arrays on whole vectors: a vector load that straddles two cache lines costs
+ * two */
+#define BCEL_ALIGNED __attribute__((aligned(32)))
 
 /* The inputs of one block: pointers into the tensors for a whole block, else the first m
  * elements copied into buf's rows and the rest zero. NULL stays NULL. */
@@ -369,7 +372,7 @@ NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_t
     nb_reduction red = ((const bcel_state *)nb__state(n))->reduction;
     float scale = red == NB_MEAN ? (float)x->numel : 1.0f;
     const float *G = nb__data(gy[0]);
-    float g0[BCEL_LANES]; /* a reduced loss's one gradient, in every lane */
+    BCEL_ALIGNED float g0[BCEL_LANES]; /* a reduced loss's one gradient, in every lane */
     for (int j = 0; j < BCEL_LANES; j++) g0[j] = G[0];
     const float *src[5] = {nb__data(x), nb__data(y), P, W, red == NB_NONE ? G : NULL};
     for (int i = 0; i < 2 && rc == NB_OK; i++) {
@@ -382,7 +385,8 @@ NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_t
         }
         for (int64_t e0 = 0; e0 < x->numel; e0 += BCEL_LANES) {
             int64_t m = x->numel - e0 < BCEL_LANES ? x->numel - e0 : BCEL_LANES;
-            float buf[5][BCEL_LANES], v[BCEL_LANES];
+            BCEL_ALIGNED float buf[5][BCEL_LANES];
+            BCEL_ALIGNED float v[BCEL_LANES];
             const float *b[5];
             bcel_block(src, 5, e0, m, buf, b);
             const float *bx = b[0], *by = b[1], *bp = b[2], *bw = b[3], *bg = b[4] ? b[4] : g0;
@@ -422,7 +426,8 @@ NB__CLONES static double bcel_losses(const float *X, const float *Y, const float
     const float *src[4] = {X, Y, P, W};
     for (int64_t e0 = 0; e0 < numel; e0 += BCEL_LANES) {
         int64_t m = numel - e0 < BCEL_LANES ? numel - e0 : BCEL_LANES;
-        float buf[4][BCEL_LANES], l[BCEL_LANES];
+        BCEL_ALIGNED float buf[4][BCEL_LANES];
+        BCEL_ALIGNED float l[BCEL_LANES];
         const float *b[4];
         bcel_block(src, 4, e0, m, buf, b);
         const float *bx = b[0], *by = b[1], *bp = b[2], *bw = b[3];
