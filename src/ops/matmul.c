@@ -46,6 +46,17 @@ static nb_status plan(const char *fn, const nb_shape *a, const nb_shape *b, mm_p
     int64_t kb = b->dims[b->ndim >= 2 ? b->ndim - 2 : 0];
     p->n = b->ndim >= 2 ? b->dims[b->ndim - 1] : 1;
     if (p->k != kb) return mm_error(fn, a, b, p->k, kb);
+    if (a->ndim <= 2 && b->ndim <= 2) { /* no batch dims: one product (the common case) */
+        p->batch.ndim = 0;
+        p->nbatch = p->m == 0 || p->n == 0 ? 0 : 1;
+        p->fold = true;
+        p->out.ndim = 0;
+        if (a->ndim == 2) p->out.dims[p->out.ndim++] = p->m;
+        if (b->ndim == 2) p->out.dims[p->out.ndim++] = p->n;
+        if (!nb__blas_fits(p->m, p->n, p->k))
+            return nb__error(NB_ERANGE, fn, "matrix sizes exceed the range of BLAS's int");
+        return NB_OK;
+    }
 
     nb_shape ba, bb;
     set_shape(&ba, a->ndim > 2 ? a->ndim - 2 : 0, a->dims);
