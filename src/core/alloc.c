@@ -133,20 +133,42 @@ static const bool cache_enabled = false;
 static const bool cache_enabled = true;
 #endif
 
-static inline void free_impl(void *ptr)
+/* Whether bc has room for a block of h's class and size. */
+static inline bool cache_takes(const block_cache *bc, block_header h)
 {
-    char *raw = (char *)ptr - HEADER;
-    block_header h = *(block_header *)(void *)raw;
-    block_cache *bc = !cache_enabled || h.cls < 0 ? NULL : cache ? cache : thread_cache();
-    if (bc && bc->count[h.cls] < CACHE_MAX_PER_CLASS && bc->bytes + h.size <= CACHE_MAX_BYTES) {
-        *(void **)ptr = bc->head[h.cls];
-        bc->head[h.cls] = ptr;
-        bc->count[h.cls]++;
-        bc->bytes += h.size;
+    return bc->count[h.cls] < CACHE_MAX_PER_CLASS && bc->bytes + h.size <= CACHE_MAX_BYTES;
+}
+
+static inline void cache_push(block_cache *bc, void *ptr, block_header h)
+{
+    *(void **)ptr = bc->head[h.cls];
+    bc->head[h.cls] = ptr;
+    bc->count[h.cls]++;
+    bc->bytes += h.size;
+}
+
+/* A free that the thread's cache does not take at once: the cache is still to be made, is
+ * full, or the block is not cacheable. Out of line, so the common path saves no registers. */
+static __attribute__((noinline)) void free_slow(void *ptr, block_header h)
+{
+    block_cache *bc = !cache_enabled || h.cls < 0 ? NULL : thread_cache();
+    if (bc && cache_takes(bc, h)) {
+        cache_push(bc, ptr, h);
         return;
     }
     stats.system_frees++;
-    free(raw);
+    free((char *)ptr - HEADER);
+}
+
+static inline void free_impl(void *ptr)
+{
+    block_header h = *(const block_header *)(const void *)((char *)ptr - HEADER);
+    block_cache *bc = cache;
+    if (cache_enabled && h.cls >= 0 && bc && cache_takes(bc, h)) {
+        cache_push(bc, ptr, h);
+        return;
+    }
+    free_slow(ptr, h);
 }
 
 static void *default_alloc(size_t size, size_t align, void *ctx)
