@@ -1,11 +1,11 @@
 /*
  * bench-ops — the cost of single ops, per element, against a copy of the same tensor.
  *
- * Each row times one op on X [rows, 2048] (X and Y from a fixed seed, Y in [0.5, 1.5)):
- * the forward alone in no-grad mode, then the forward, a sum and the backward with X, Y and
- * the bias requiring grad, each in a scope of its own. Times are medians per call
- * (nbb_measure) over the number of elements of X, and `x copy` is that time over the time
- * of nb_clone(X) in the same run. Forward, an elementwise op whose loop is vectorised runs
+ * Each row times one op on X [rows, 2048] (X, Y and P from a fixed seed, Y in [0.5, 1.5), P in
+ * [0, 1) for binary_cross_entropy): the forward alone in no-grad mode, then the forward, a sum
+ * and the backward with X, Y, P and the bias requiring grad, each in a scope of its own. Times are
+ * medians per call (nbb_measure) over the number of elements of X, and `x copy` is that time over
+ * the time of nb_clone(X) in the same run. Forward, an elementwise op whose loop is vectorised runs
  * at 1-3 copies, one left scalar by a branch at 10-45, a function of libm (exp, tanh, ...)
  * at 20-170. The forward-and-backward column adds the sum, its backward, the gradients'
  * buffers and writes: 3-15 copies for a vectorised op.
@@ -23,7 +23,7 @@
 #define COLS 2048
 
 typedef struct ops_ctx {
-    nb_tensor *x, *y, *bias, *mask;
+    nb_tensor *x, *y, *bias, *mask, *p; /* p: probabilities in [0, 1) */
     int which;
     bool backward;
     bool failed;
@@ -74,6 +74,8 @@ OP(var_rows, nb_var(c->x, (nb_dims){1, {1}}, 1, false))
 OP(softmax, nb_softmax(c->x, 1))
 OP(log_softmax, nb_log_softmax(c->x, 1))
 OP(bce_logits, nb_binary_cross_entropy_with_logits(c->x, c->y, NULL, NULL, NB_MEAN))
+OP(bce, nb_binary_cross_entropy(c->p, c->mask, NULL, NB_MEAN))
+OP(kl_div, nb_kl_div(c->x, c->y, NB_MEAN, false))
 
 static const struct {
     const char *name;
@@ -117,6 +119,8 @@ static const struct {
     {"softmax", op_softmax, true},
     {"log_softmax", op_log_softmax, true},
     {"bce_logits", op_bce_logits, true},
+    {"bce", op_bce, true},
+    {"kl_div", op_kl_div, true},
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 
@@ -132,6 +136,7 @@ static void run_op(void *p)
         nb_zero_grad(c->x, true);
         nb_zero_grad(c->y, true);
         nb_zero_grad(c->bias, true);
+        nb_zero_grad(c->p, true);
         nb_tensor *loss = nb_sum(ops[c->which].fn(c), NB_DIMS_ALL, false);
         if (!loss || nb_backward(loss, NULL, false) != NB_OK) c->failed = true;
     } else {
@@ -155,14 +160,13 @@ static bool make_inputs(ops_ctx *c, int64_t rows)
 {
     nb_manual_seed(0);
     c->x = nb_randn(NB_SHAPE(rows, COLS));
-    nb_tensor *u = nb_rand(NB_SHAPE(rows, COLS));
-    c->y = u ? nb_add_scalar(u, 0.5f) : NULL;
-    nb_release(u);
+    c->p = nb_rand(NB_SHAPE(rows, COLS));
+    c->y = c->p ? nb_add_scalar(c->p, 0.5f) : NULL;
     c->bias = nb_randn(NB_SHAPE(COLS));
     c->mask = c->y ? nb_gt_scalar(c->x, 0.0f) : NULL;
     if (!c->x || !c->y || !c->bias || !c->mask) return false;
     return nb_requires_grad_(c->x, true) && nb_requires_grad_(c->y, true) &&
-           nb_requires_grad_(c->bias, true);
+           nb_requires_grad_(c->bias, true) && nb_requires_grad_(c->p, true);
 }
 
 int main(int argc, char **argv)
@@ -247,5 +251,6 @@ int main(int argc, char **argv)
     nb_release(c.y);
     nb_release(c.bias);
     nb_release(c.mask);
+    nb_release(c.p);
     return ok ? 0 : 1;
 }

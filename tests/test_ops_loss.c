@@ -198,6 +198,101 @@ static void test_no_grad(void **state)
 
 /* ---- dropout ----------------------------------------------------------------------------- */
 
+/* ---- the vector loops against the element alone ------------------------------------------ */
+
+typedef nb_tensor *(*pw_fn)(nb_tensor *x, nb_tensor *y);
+static nb_tensor *pw_bce(nb_tensor *x, nb_tensor *y)
+{
+    return nb_binary_cross_entropy(x, y, NULL, NB_NONE);
+}
+static nb_tensor *pw_kl(nb_tensor *x, nb_tensor *y)
+{
+    return nb_kl_div(x, y, NB_NONE, false);
+}
+static nb_tensor *pw_kl_log(nb_tensor *x, nb_tensor *y)
+{
+    return nb_kl_div(x, y, NB_NONE, true);
+}
+static nb_tensor *pw_mse(nb_tensor *x, nb_tensor *y)
+{
+    return nb_mse_loss(x, y, NB_NONE);
+}
+static nb_tensor *pw_l1(nb_tensor *x, nb_tensor *y)
+{
+    return nb_l1_loss(x, y, NB_NONE);
+}
+static nb_tensor *pw_smooth_l1(nb_tensor *x, nb_tensor *y)
+{
+    return nb_smooth_l1_loss(x, y, NB_NONE, 0.5);
+}
+static nb_tensor *pw_huber(nb_tensor *x, nb_tensor *y)
+{
+    return nb_huber_loss(x, y, NB_NONE, 0.5);
+}
+
+/* loss(x, y) with reduction none and its backward with gradient g: *l, *gx, *gy (n each) */
+static void pw_run(pw_fn f, const float *x, const float *y, const float *g, int64_t n, float *l,
+                   float *gx, float *gy)
+{
+    nb_tensor *tx = nb_requires_grad_(nb_from_data(x, NB_SHAPE(n)), true);
+    nb_tensor *ty = nb_requires_grad_(nb_from_data(y, NB_SHAPE(n)), true);
+    nb_tensor *tg = nb_from_data(g, NB_SHAPE(n));
+    nb_tensor *loss = f(tx, ty);
+    if (!loss) fail_msg("%s", nb_last_error()->message);
+    assert_int_equal(nb_backward(loss, tg, false), NB_OK);
+    memcpy(l, nb_tensor_data_const(loss), (size_t)n * sizeof *l);
+    memcpy(gx, nb_tensor_data_const(nb_tensor_grad(tx)), (size_t)n * sizeof *gx);
+    memcpy(gy, nb_tensor_data_const(nb_tensor_grad(ty)), (size_t)n * sizeof *gy);
+    nb_release(loss);
+    nb_release(tg);
+    nb_release(tx);
+    nb_release(ty);
+}
+
+/*
+ * Every pointwise loss on 75 elements (vector loops and their tails) gives, for each element,
+ * the bits of that element computed alone (the scalar tail), which the reference cases pin to
+ * PyTorch: the loss and both gradients, with the special values in both parts (probabilities
+ * 0 and 1, where the logs are clamped at -100; targets 0, where kl_div's xlogy is 0).
+ */
+static void test_pointwise_vector_paths(void **state)
+{
+    (void)state;
+    enum { N = 75 };
+    static const struct {
+        const char *name;
+        pw_fn f;
+        bool probabilities; /* inputs in [0, 1] */
+    } losses[] = {
+        {"bce", pw_bce, true},     {"kl_div", pw_kl, false}, {"kl_div log", pw_kl_log, false},
+        {"mse", pw_mse, false},    {"l1", pw_l1, false},     {"smooth_l1", pw_smooth_l1, false},
+        {"huber", pw_huber, false}};
+    float x[N], y[N], g[N], l[N], gx[N], gy[N];
+    for (size_t c = 0; c < ARRAY_LEN(losses); c++) {
+        for (int e = 0; e < N; e++) {
+            float u = (float)((e * 37) % N) / (float)(N - 1); /* 0 and 1 among them */
+            x[e] = losses[c].probabilities ? u : 4.0f * u - 2.0f;
+            y[e] = e % 5 == 0 ? 0.0f : (float)((e * 11) % N) / (float)N;
+            g[e] = 0.25f * (float)(e % 7) - 0.5f;
+        }
+        pw_run(losses[c].f, x, y, g, N, l, gx, gy);
+        for (int e = 0; e < N; e++) {
+            float l1, gx1, gy1;
+            pw_run(losses[c].f, &x[e], &y[e], &g[e], 1, &l1, &gx1, &gy1);
+            const float got[3] = {l[e], gx[e], gy[e]}, want[3] = {l1, gx1, gy1};
+            for (int k = 0; k < 3; k++)
+                if (memcmp(&got[k], &want[k], sizeof(float)) != 0 &&
+                    !(isnan(got[k]) && isnan(want[k])))
+                    fail_msg("%s element %d (x %a, y %a): %s %a, alone %a", losses[c].name, e,
+                             (double)x[e], (double)y[e],
+                             k == 0   ? "loss"
+                             : k == 1 ? "input grad"
+                                      : "target grad",
+                             (double)got[k], (double)want[k]);
+        }
+    }
+}
+
 static void test_dropout_reference(void **state)
 {
     (void)state;
@@ -729,6 +824,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reference_accumulating, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_no_grad, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_pointwise_vector_paths, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_dropout_reference, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_dropout_special, nbt_setup_counting,

@@ -98,19 +98,22 @@ NB__EW_KERNEL(huber_grad, V1 - V2 <= -k[1]  ? -k[0] * V0 * k[1]
                           : V1 - V2 >= k[1] ? k[0] * V0 * k[1]
                                             : k[0] * (V1 - V2) * V0)
 
+/* max(v, lo) by a select, as std::max (v where v is NaN): fmaxf keeps a loop scalar */
+#define MAX_SEL(v, lo) nb__pick((v) < (lo), (lo), (v))
+
 /* −w·(y·log x + (1 − y)·log(1 − x)), each log clamped at −100;
  * dx = w·g·(x − y) / max((1 − x)·x, 1e-12); dy = −w·g·logit(x) */
-NB__EW_KERNEL(bce_fwd,
-              ((V1 - 1.0f) * fmaxf(nb__log1pf(-V0), -100.0f) - V1 * fmaxf(nb__logf(V0), -100.0f)) *
-                  V2)
-NB__EW_KERNEL(bce_grad_x, V0 *(V1 - V2) / fmaxf((1.0f - V1) * V1, 1e-12f) * V3 * k[0])
+NB__EW_KERNEL(bce_fwd, ((V1 - 1.0f) * MAX_SEL(nb__log1pf(-V0), -100.0f) -
+                        V1 * MAX_SEL(nb__logf(V0), -100.0f)) *
+                           V2)
+NB__EW_KERNEL(bce_grad_x, V0 *(V1 - V2) / MAX_SEL((1.0f - V1) * V1, 1e-12f) * V3 * k[0])
 NB__EW_KERNEL(bce_grad_y, -nb__logf(V1 / (1.0f - V1)) * V0 * V3 * k[0])
 
 /* y·log y − y·x (xlogy: 0 where y = 0); dx = −y·g; dy = g·(log y + y/y − x) (NaN at y = 0,
  * as PyTorch's xlogy backward gives) */
-NB__EW_KERNEL(kl_fwd, (V1 == 0.0f ? 0.0f : V1 * nb__logf(V1)) - V1 * V0)
+NB__EW_KERNEL(kl_fwd, nb__pick(V1 == 0.0f, 0.0f, V1 *nb__logf(V1)) - V1 * V0)
 NB__EW_KERNEL(kl_grad_x, -V2 *(V0 *k[0]))
-NB__EW_KERNEL(kl_grad_y, V0 *k[0] * ((V2 != 0.0f ? nb__logf(V2) : 0.0f) + V2 / V2 - V1))
+NB__EW_KERNEL(kl_grad_y, V0 *k[0] * (nb__pick(V2 != 0.0f, nb__logf(V2), 0.0f) + V2 / V2 - V1))
 
 /* log_target: e^y·(y − x); dx = −e^y·g; dy = e^y·(y − x + 1)·g */
 NB__EW_KERNEL(kl_log_fwd, nb__expf(V1) * (V1 - V0))
