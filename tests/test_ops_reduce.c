@@ -644,6 +644,51 @@ static void test_amax_long_rows_exact(void **state)
     }
 }
 
+/*
+ * logsumexp along rows longer than its blocks of 512 exps (and a part of one): against the sum
+ * in double of the same float exps, rounded once, within 1 ulp; rows holding -inf (its exp
+ * is 0), a +inf (the result +inf) and only -inf (the result -inf).
+ */
+static void test_logsumexp_long_rows(void **state)
+{
+    (void)state;
+    static const int64_t lens[] = {511, 512, 513, 1500};
+    enum { ROWS = 4 };
+    for (size_t li = 0; li < ARRAY_LEN(lens); li++) {
+        const int64_t n = lens[li];
+        nb_tensor *x = nb_randn(NB_SHAPE(ROWS, n));
+        assert_non_null(x);
+        float *v = nb_tensor_data(x);
+        for (int64_t k = 0; k < ROWS * n; k++) v[k] *= 4.0f;
+        v[n + 3] = -INFINITY, v[n + n - 1] = -INFINITY;           /* row 1: -inf terms */
+        v[2 * n + n / 2] = INFINITY;                              /* row 2: +inf */
+        for (int64_t k = 0; k < n; k++) v[3 * n + k] = -INFINITY; /* row 3: all -inf */
+        nb_tensor *y = nb_logsumexp(x, NB_DIMS(1), false);
+        assert_non_null(y);
+        const float *got = nb_tensor_data_const(y);
+        for (int r = 0; r < ROWS; r++) {
+            const float *row = v + r * n;
+            float m = row[0];
+            for (int64_t k = 1; k < n; k++) m = row[k] > m ? row[k] : m;
+            float want;
+            if (isinf(m)) {
+                want = m;
+            } else {
+                double s = 0.0;
+                for (int64_t k = 0; k < n; k++) s += (double)expf(row[k] - m);
+                want = logf((float)s) + m;
+            }
+            if (isinf(want)
+                    ? got[r] != want
+                    : !(fabsf(got[r] - want) <= nextafterf(fabsf(want), INFINITY) - fabsf(want)))
+                fail_msg("n %lld, row %d: %a, want %a", (long long)n, r, (double)got[r],
+                         (double)want);
+        }
+        nb_release(y);
+        nb_release(x);
+    }
+}
+
 /* The last-dim log-probabilities are those cross_entropy computes inside its fused node. */
 static void test_log_softmax_is_cross_entropys(void **state)
 {
@@ -984,6 +1029,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_dim_empty_huge_outer, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_naive_dims, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_logsumexp_long_rows, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_amax_long_rows_exact, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_softmax_long_rows_exact, nbt_setup_counting,

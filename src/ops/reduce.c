@@ -700,17 +700,26 @@ nb_tensor *nb_std(nb_tensor *x, nb_dims dims, int64_t correction, bool keepdim)
 
 /*
  * Each row's log Σ e^x as m + log Σ e^(x − m), m the row's max, or 0 when that is ±inf (an
- * all -inf row gives -inf, a +inf gives +inf), as PyTorch's logsumexp; the sum in double.
+ * all -inf row gives -inf, a +inf gives +inf), as PyTorch's logsumexp; the sum in double:
+ * the exps of LSE_BLOCK elements at a time in a vector loop, each block summed by
+ * nb__sum_contiguous (one running sum would wait on each add), the blocks in order.
  */
+#define LSE_BLOCK 512
+
 NB__CLONES static void lse_rows(float *o, const float *x, int64_t rows, int64_t n, double unused)
 {
     (void)unused;
+    float e[LSE_BLOCK];
     extreme_rows(o, x, n ? rows : 0, n, 0.0);
     for (int64_t r = 0; r < rows; r++) {
         const float *v = x + r * n;
         float m = n && !isinf(o[r]) ? o[r] : 0.0f;
         double s = 0.0;
-        for (int64_t i = 0; i < n; i++) s += (double)nb__expf(v[i] - m);
+        for (int64_t b = 0; b < n; b += LSE_BLOCK) {
+            int64_t len = n - b < LSE_BLOCK ? n - b : LSE_BLOCK;
+            for (int64_t i = 0; i < len; i++) e[i] = nb__expf(v[b + i] - m);
+            s += nb__sum_contiguous(e, len);
+        }
         o[r] = logf((float)s) + m;
     }
 }

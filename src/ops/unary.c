@@ -336,8 +336,8 @@ nb_tensor *nb_leaky_relu(nb_tensor *x, float negative_slope)
 }
 
 /* y = (e^x - 1)·k0 if x <= 0 else x; dx = g·k0·e^x if x <= 0 else g */
-NB__EW_KERNEL(elu_fwd, V0 <= 0.0f ? (nb__expf(V0) - 1.0f) * k[0] : V0)
-NB__EW_KERNEL(elu_grad, V1 <= 0.0f ? V0 * k[0] * nb__expf(V1) : V0)
+NB__EW_KERNEL(elu_fwd, nb__pick(V0 <= 0.0f, (nb__expf(V0) - 1.0f) * k[0], V0))
+NB__EW_KERNEL(elu_grad, nb__pick(V1 <= 0.0f, V0 *k[0] * nb__expf(V1), V0))
 static const nb__unop elu_op = {NB__UNOP_NODE("EluBackward0"), elu_fwd, elu_grad, NB__READ_A};
 
 nb_tensor *nb_elu(nb_tensor *x, float alpha)
