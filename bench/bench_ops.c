@@ -24,6 +24,7 @@
 
 typedef struct ops_ctx {
     nb_tensor *x, *y, *bias, *mask, *p; /* p: probabilities in [0, 1) */
+    nb_tensor *cls;                     /* a class index per row of X */
     int which;
     bool backward;
     bool failed;
@@ -76,6 +77,9 @@ OP(log_softmax, nb_log_softmax(c->x, 1))
 OP(bce_logits, nb_binary_cross_entropy_with_logits(c->x, c->y, NULL, NULL, NB_MEAN))
 OP(bce, nb_binary_cross_entropy(c->p, c->mask, NULL, NB_MEAN))
 OP(kl_div, nb_kl_div(c->x, c->y, NB_MEAN, false))
+OP(cross_entropy, nb_cross_entropy(c->x, c->cls, NULL, -100, NB_MEAN, 0.0))
+OP(logsumexp, nb_logsumexp(c->x, (nb_dims){1, {1}}, false))
+OP(elu, nb_elu(c->x, 1.0f))
 
 static const struct {
     const char *name;
@@ -121,6 +125,9 @@ static const struct {
     {"bce_logits", op_bce_logits, true},
     {"bce", op_bce, true},
     {"kl_div", op_kl_div, true},
+    {"cross_entropy", op_cross_entropy, true},
+    {"logsumexp", op_logsumexp, true},
+    {"elu", op_elu, true},
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 
@@ -164,7 +171,9 @@ static bool make_inputs(ops_ctx *c, int64_t rows)
     c->y = c->p ? nb_add_scalar(c->p, 0.5f) : NULL;
     c->bias = nb_randn(NB_SHAPE(COLS));
     c->mask = c->y ? nb_gt_scalar(c->x, 0.0f) : NULL;
-    if (!c->x || !c->y || !c->bias || !c->mask) return false;
+    c->cls = nb_empty(NB_SHAPE(rows));
+    if (!c->x || !c->y || !c->bias || !c->mask || !c->cls) return false;
+    for (int64_t r = 0; r < rows; r++) nb_tensor_data(c->cls)[r] = (float)(r * 7 % COLS);
     return nb_requires_grad_(c->x, true) && nb_requires_grad_(c->y, true) &&
            nb_requires_grad_(c->bias, true) && nb_requires_grad_(c->p, true);
 }
@@ -252,5 +261,6 @@ int main(int argc, char **argv)
     nb_release(c.bias);
     nb_release(c.mask);
     nb_release(c.p);
+    nb_release(c.cls);
     return ok ? 0 : 1;
 }

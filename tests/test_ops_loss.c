@@ -293,6 +293,67 @@ static void test_pointwise_vector_paths(void **state)
     }
 }
 
+/*
+ * cross_entropy's gradient on rows of 37 classes (its row loops' vector part and tail) against
+ * the formula in double, dx = g·(softmax·Σq − q) with q the distribution the loss weighs −lp
+ * with: for class indices (1 − ε)·w[t]·onehot(t) + (ε/C)·w, for probabilities
+ * w·((1 − ε)·y + ε/C); g the output's gradient over the total weight of the targets (class
+ * indices) or N (probabilities) for the mean. Every mix of a weight, label smoothing and
+ * probabilities, with the mean and with none (a gradient per sample); a second backward adds
+ * the same again.
+ */
+static void test_cross_entropy_wide_rows(void **state)
+{
+    (void)state;
+    enum { N = 5, C = 37 };
+    float x[N * C], y[N * C], w[C], t[N] = {3, 36, 0, 17, 31}, go[N] = {0.5f, -1, 2, 0.25f, 1};
+    for (int i = 0; i < N * C; i++) {
+        x[i] = 3.0f * sinf(0.37f * (float)i);
+        y[i] = (float)((i * 7) % 11) / 55.0f;
+    }
+    for (int j = 0; j < C; j++) w[j] = 0.5f + (float)(j % 5) * 0.25f;
+    for (int cfg = 0; cfg < 16; cfg++) {
+        bool has_w = cfg & 1, probs = cfg & 2, mean = cfg & 8;
+        double eps = cfg & 4 ? 0.1 : 0.0;
+        nb_tensor *tx = nb_requires_grad_(nb_from_data(x, NB_SHAPE(N, C)), true);
+        nb_tensor *tt = probs ? nb_from_data(y, NB_SHAPE(N, C)) : nb_from_data(t, NB_SHAPE(N));
+        nb_tensor *tw = has_w ? nb_from_data(w, NB_SHAPE(C)) : NULL;
+        nb_tensor *g = mean ? nb_scalar(go[0]) : nb_from_data(go, NB_SHAPE(N));
+        double denom = 0.0, want[N * C];
+        for (int i = 0; i < N; i++) denom += probs ? 1.0 : has_w ? (double)w[(int)t[i]] : 1.0;
+        for (int i = 0; i < N; i++) {
+            const float *xi = x + i * C;
+            double m = xi[0], z = 0.0, q[C], sq = 0.0;
+            for (int j = 1; j < C; j++) m = (double)xi[j] > m ? (double)xi[j] : m;
+            for (int j = 0; j < C; j++) z += exp((double)xi[j] - m);
+            for (int j = 0; j < C; j++) {
+                double wj = has_w ? (double)w[j] : 1.0;
+                q[j] = probs ? wj * ((1.0 - eps) * (double)y[i * C + j] + eps / C)
+                             : (j == (int)t[i] ? (1.0 - eps) * wj : 0.0) + eps / C * wj;
+                sq += q[j];
+            }
+            double gi = mean ? (double)go[0] / denom : (double)go[i];
+            for (int j = 0; j < C; j++)
+                want[i * C + j] = gi * (exp((double)xi[j] - m) / z * sq - q[j]);
+        }
+        for (int pass = 1; pass <= 2; pass++) {
+            nb_tensor *loss = nb_cross_entropy(tx, tt, tw, -100, mean ? NB_MEAN : NB_NONE, eps);
+            if (!loss) fail_msg("case %d: %s", cfg, nb_last_error()->message);
+            assert_int_equal(nb_backward(loss, g, false), NB_OK);
+            const float *dx = nb_tensor_data_const(nb_tensor_grad(tx));
+            for (int i = 0; i < N * C; i++)
+                if (!(fabs((double)dx[i] - pass * want[i]) <= 2e-6 * pass * (1.0 + fabs(want[i]))))
+                    fail_msg("case %d, pass %d, element %d: %.9g, want %.9g", cfg, pass, i,
+                             (double)dx[i], pass * want[i]);
+            nb_release(loss);
+        }
+        nb_release(g);
+        nb_release(tx);
+        nb_release(tt);
+        nb_release(tw);
+    }
+}
+
 static void test_dropout_reference(void **state)
 {
     (void)state;
@@ -825,6 +886,8 @@ int main(void)
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_no_grad, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_pointwise_vector_paths, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_cross_entropy_wide_rows, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_dropout_reference, nbt_setup_counting,
                                         nbt_teardown_counting),

@@ -191,6 +191,13 @@ void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const n
                 float scale);
 /** The sum of x[0..n-1], accumulated in double. */
 double nb__sum_contiguous(const float *x, int64_t n);
+/**
+ * lp = log_softmax of each of rows rows of c contiguous values, as nb_log_softmax along the
+ * last dim computes it (PyTorch's kernel: the max, the sum of e^(x − max) in 8 lanes reduced
+ * as a tree, then (x − max) − log(sum)); on the pool for large inputs, the same bits at any
+ * thread count. Rows of no value are not visited.
+ */
+void nb__log_softmax_rows(const float *x, float *lp, int64_t rows, int64_t c);
 
 /* ---- recording and writing gradients ---------------------------------------------------- */
 

@@ -721,26 +721,6 @@ nb_tensor *nb_nll_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight, i
 /* ---- cross_entropy: log_softmax and the NLL in one node ----------------------------------- */
 
 /*
- * lp = log_softmax of each row of c values, as PyTorch's kernel computes it: the max, the sum
- * of e^(x − max) in 8 lanes reduced as a tree, then (x − max) − log(sum). Rows of no value
- * (as many as 2^62 of them in [2^62, 0]) are not visited.
- */
-NB__CLONES static void log_softmax_rows(const float *x, float *lp, int64_t rows, int64_t c)
-{
-    if (c == 0) return;
-    for (int64_t r = 0; r < rows; r++, x += c, lp += c) {
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < c; j++) mx = x[j] > mx || isnan(x[j]) ? x[j] : mx;
-        float lane[8] = {0};
-        for (int64_t j = 0; j < c; j++) lane[j & 7] += nb__expf(x[j] - mx);
-        for (int j = 0; j < 4; j++) lane[j] += lane[j + 4];
-        float sum = (lane[0] + lane[2]) + (lane[1] + lane[3]);
-        float ls = logf(sum);
-        for (int64_t j = 0; j < c; j++) lp[j] = (x[j] - mx) - ls;
-    }
-}
-
-/*
  * The node of cross_entropy. Saved: the log-probabilities, the target, the weight. Named as
  * the last op PyTorch records: NllLossBackward0 (class indices), AddBackward0 (with label
  * smoothing), DivBackward1 / NegBackward0 (probabilities, mean / otherwise).
@@ -760,6 +740,24 @@ enum { CE_LOGP, CE_TARGET, CE_WEIGHT };
  * class t: q = (1 − ε)·w[t]·onehot(t) + (ε/C)·w; probabilities: q = w·((1 − ε)·y + ε/C).
  * dy (probabilities) = −(1 − ε)·w·lp·g.
  */
+/*
+ * One sample's row of dx: v = e^lp·s − q, q = b·w[j] plus a at the target class c (class
+ * indices) or g·(y·(1 − ε) + ε/C)·w[j] (probabilities), w[j] = 1 without a weight; added into
+ * d when add.
+ */
+static inline __attribute__((always_inline)) void
+ce_row(float *d, const float *lp, const float *y, const float *W, int64_t nc, int64_t c, float s,
+       float a, float b, float g, const ce_state *st, bool probs, bool has_w, bool add)
+{
+    for (int64_t j = 0; j < nc; j++) {
+        float w = has_w ? W[j] : 1.0f;
+        float q =
+            probs ? g * ((y[j] * st->keep + st->spread) * w) : b * w + nb__pick(j == c, a, 0.0f);
+        float v = nb__expf(lp[j]) * s - q;
+        d[j] = add ? d[j] + v : v;
+    }
+}
+
 NB__CLONES static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const ce_state *st = nb__state(n);
@@ -791,12 +789,17 @@ NB__CLONES static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_ten
                 b = g * st->spread;
                 s = a + b * wsum;
             }
-            for (int64_t j = 0; j < k.c; j++) {
-                float q = st->probs ? g * ((yi[j] * st->keep + st->spread) * (W ? W[j] : 1.0f))
-                                    : b * (W ? W[j] : 1.0f) + (j == c ? a : 0.0f);
-                float v = nb__expf(li[j]) * s - q;
-                di[j] = acc ? di[j] + v : v;
-            }
+            /* the row's loop in a copy for each case, so that each vectorises */
+#define CE_ROW(probs, has_w, add) ce_row(di, li, yi, W, k.c, c, s, a, b, g, st, probs, has_w, add)
+            if (st->probs && W)
+                acc ? CE_ROW(true, true, true) : CE_ROW(true, true, false);
+            else if (st->probs)
+                acc ? CE_ROW(true, false, true) : CE_ROW(true, false, false);
+            else if (W)
+                acc ? CE_ROW(false, true, true) : CE_ROW(false, true, false);
+            else
+                acc ? CE_ROW(false, false, true) : CE_ROW(false, false, false);
+#undef CE_ROW
         }
     }
     if (st->probs && nb__needs_grad(n, 1)) {
@@ -910,7 +913,7 @@ nb_tensor *nb_cross_entropy(nb_tensor *input, nb_tensor *target, nb_tensor *weig
                    0.0f};
     nb_tensor *lpt = nb__new(fn, input->ndim, input->shape), *out = NULL;
     if (!lpt) return NULL;
-    log_softmax_rows(nb__data(input), nb__data(lpt), k.n, k.c);
+    nb__log_softmax_rows(nb__data(input), nb__data(lpt), k.n, k.c);
     const float *W = weight ? nb__data(weight) : NULL;
     out = probs ? ce_probs(fn, nb__data(lpt), target, W, k, input->ndim, &st)
                 : ce_classes(fn, nb__data(lpt), target, W, k, input->ndim, &st);

@@ -166,6 +166,14 @@ static void softmax_run(softmax_job *j)
     nb__split(j->st->outer, j->st->size * j->st->inner, softmax_blocks, j);
 }
 
+void nb__log_softmax_rows(const float *x, float *lp, int64_t rows, int64_t c)
+{
+    if (rows == 0 || c == 0) return;
+    softmax_state st = {rows, c, 1, true};
+    softmax_job j = {&st, lp, x, NULL, true, false};
+    softmax_run(&j);
+}
+
 static nb_status softmax_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
 static const nb_op softmax_op = {"SoftmaxBackward0", softmax_backward, 1, sizeof(softmax_state), 0};
 static const nb_op log_softmax_op = {"LogSoftmaxBackward0", softmax_backward, 1,
