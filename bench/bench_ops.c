@@ -80,6 +80,7 @@ OP(kl_div, nb_kl_div(c->x, c->y, NB_MEAN, false))
 OP(cross_entropy, nb_cross_entropy(c->x, c->cls, NULL, -100, NB_MEAN, 0.0))
 OP(logsumexp, nb_logsumexp(c->x, (nb_dims){1, {1}}, false))
 OP(elu, nb_elu(c->x, 1.0f))
+OP(layer_norm, nb_layer_norm(c->x, (nb_shape){1, {COLS}}, NULL, NULL, 1e-5))
 
 static const struct {
     const char *name;
@@ -128,6 +129,7 @@ static const struct {
     {"cross_entropy", op_cross_entropy, true},
     {"logsumexp", op_logsumexp, true},
     {"elu", op_elu, true},
+    {"layer_norm", op_layer_norm, true},
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 

@@ -98,6 +98,26 @@ typedef struct ln_state {
     int64_t n, rows;
 } ln_state;
 
+/* The forward of rows rows of n: y, and each row's mean and rstd. In CPU-specific copies:
+ * the multiply-adds are fmaf, a call in the baseline code. */
+NB__CLONES static void ln_rows(const float *X, const float *W, const float *B, float *Y,
+                               float *mean, float *rstd, int64_t rows, int64_t n, float e)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        const float *xi = X + i * n;
+        float *yi = Y + i * n, mu, var;
+        row_moments(xi, n, &mu, &var);
+        float a = 1.0f / sqrtf(var + e), b = -a * mu;
+        if (W && B)
+            for (int64_t j = 0; j < n; j++) yi[j] = fmaf(fmaf(xi[j], a, b), W[j], B[j]);
+        else
+            for (int64_t j = 0; j < n; j++)
+                yi[j] = fmaf(fmaf(xi[j], a, b), W ? W[j] : 1.0f, B ? B[j] : 0.0f);
+        mean[i] = mu;
+        rstd[i] = a;
+    }
+}
+
 enum { LN_X, LN_WEIGHT, LN_STATS };
 
 /*
@@ -229,16 +249,7 @@ nb_tensor *nb_layer_norm(nb_tensor *x, nb_shape normalized_shape, nb_tensor *wei
     const float *X = nb__data(x), *W = weight ? nb__data(weight) : NULL;
     const float *B = bias ? nb__data(bias) : NULL;
     float *Y = nb__data(out), *mean = nb__data(stats), *rstd = mean + rows, e = (float)eps;
-    for (int64_t i = 0; i < rows; i++) {
-        const float *xi = X + i * n;
-        float *yi = Y + i * n, mu, var;
-        row_moments(xi, n, &mu, &var);
-        float a = 1.0f / sqrtf(var + e), b = -a * mu;
-        for (int64_t j = 0; j < n; j++)
-            yi[j] = fmaf(fmaf(xi[j], a, b), W ? W[j] : 1.0f, B ? B[j] : 0.0f);
-        mean[i] = mu;
-        rstd[i] = a;
-    }
+    ln_rows(X, W, B, Y, mean, rstd, rows, n, e);
     nb_node *node;
     out = nb__finish(fn, &ln_op, out, 3, (nb_tensor *[]){x, weight, bias}, &node);
     if (node) {
