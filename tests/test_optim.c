@@ -1624,6 +1624,59 @@ static void test_dormant_state_exact(void **state)
     }
 }
 
+/*
+ * Adam's denominator divides each root by the step's bias correction, a float constant that
+ * update.c divides by through its inverse in double: from fresh states, with gradients of
+ * random bits over 60 binades, every parameter and moment of 6 steps (6 constants per case)
+ * has the bits of the plain division (adam_ref_step). A float inverse (x times 1/c rounded to
+ * float) gives other bits for 18% of quotients.
+ */
+static void test_adam_root_quotient_bits(void **state)
+{
+    (void)state;
+    enum { N = 1 << 16, STEPS = 6 };
+    nb_optim_options cases[4];
+    cases[0] = nb_optim_defaults(NB_OPTIM_ADAM);
+    cases[1] = cases[0];
+    cases[1].betas[1] = 0.3;
+    cases[2] = nb_optim_defaults(NB_OPTIM_ADAMW);
+    cases[2].amsgrad = true;
+    cases[3] = cases[0];
+    cases[3].betas[1] = 0.77;
+    cases[3].eps = 0.0;
+    static float p0[N], g[N], rp[N], rm[N], rv[N], rvmax[N];
+    for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
+        uint64_t seed = 0x9e3779b97f4a7c15u * (c + 1);
+        memset(rm, 0, sizeof rm);
+        memset(rv, 0, sizeof rv);
+        memset(rvmax, 0, sizeof rvmax);
+        for (int64_t i = 0; i < N; i++) p0[i] = rp[i] = 0.5f - (float)i / N;
+        dormant_ref r = {cases[c], rp, rm, rv, rvmax, N, 0.0};
+        nb_tensor *w = param(p0, NB_SHAPE(N));
+        nb_optim *opt = nb_optim_new(&w, 1, &cases[c]);
+        assert_non_null(opt);
+        bool ok = true;
+        for (int t = 0; t < STEPS && ok; t++) {
+            for (int64_t i = 0; i < N; i++) {
+                seed = seed * 6364136223846793005u + 1442695040888963407u;
+                uint32_t bits = (uint32_t)(seed >> 32);
+                /* sign, an exponent in 2^-50..2^9, a random significand */
+                uint32_t e = 77u + (bits >> 23) % 60u;
+                bits = (bits & 0x807fffffu) | (e << 23);
+                memcpy(&g[i], &bits, sizeof g[i]);
+            }
+            set_grad(w, g);
+            assert_int_equal(nb_optim_step(opt), NB_OK);
+            adam_ref_step(&r, g);
+            ok = same_float_bits(nb_tensor_data(w), rp, N, "param", t) && same_state(opt, &r, t);
+        }
+        if (!ok) print_error("case %zu\n", c);
+        assert_true(ok);
+        nb_optim_free(opt);
+        nb_release(w);
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
@@ -1648,6 +1701,7 @@ int main(void)
         T(test_header_example),
         T(test_end_to_end_match_pytorch),
         T(test_dormant_state_exact),
+        T(test_adam_root_quotient_bits),
     };
     return cmocka_run_group_tests_name("optim", tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include "core/internal.h"
 #include "core/rng.h"
 #include "data/internal.h"
+#include "ops/mathf.h"
 
 typedef enum epoch_state {
     EPOCH_NONE,    /* no epoch has begun */
@@ -207,16 +208,19 @@ static void take(nb_dataloader *dl, int64_t b)
     dl->pos += b;
 }
 
-/* ToTensor: byte -> float, divided by 255; then Normalize: (x - mean) / std. */
+/* ToTensor: byte -> float, divided by 255 (by nb__div_by_inverse: k / 255 is 0 or a normal
+ * float, so its bits without the divider); then Normalize: (x - mean) / std, a division, as
+ * its quotient can be subnormal for some mean and std. */
 NB__CLONES static void to_float(const uint8_t *restrict src, float *restrict dst, int64_t n,
                                 bool normalize, float mean, float std)
 {
+    const double inv255 = 1.0 / 255.0;
     if (!normalize) {
-        for (int64_t j = 0; j < n; j++) dst[j] = (float)src[j] / 255.0f;
+        for (int64_t j = 0; j < n; j++) dst[j] = nb__div_by_inverse((float)src[j], inv255);
         return;
     }
     for (int64_t j = 0; j < n; j++) {
-        float x = (float)src[j] / 255.0f;
+        float x = nb__div_by_inverse((float)src[j], inv255);
         dst[j] = (x - mean) / std;
     }
 }

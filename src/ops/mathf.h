@@ -35,6 +35,22 @@ static inline float nb__pick(bool c, float a, float b)
     return nb__from_bits((nb__bits(a) & m) | (nb__bits(b) & ~m));
 }
 
+/*
+ * x / c rounded to float, for a float c whose inverse in double is inv (1.0 / (double)c): the
+ * product x·inv in double, rounded to float. Where the quotient is zero, infinite, NaN or a
+ * normal float (|x / c| >= 2^-126), that is the division's bits: the double product is within
+ * 2^-52 of x/c (relative), while a quotient is at least 2^-49 from every midpoint M of two
+ * normal floats it is not equal to (x − M·c is a multiple of the last bit of M·c), and it
+ * equals none (an odd 25-bit significand times c's has more bits than x's), so both round to
+ * the same float. A subnormal quotient can be a midpoint, so a caller must rule those out. A
+ * division by a loop constant so becomes a multiplication and two conversions, and leaves
+ * the divider (one vector division per 8-10 cycles) to the divisions that remain.
+ */
+static inline float nb__div_by_inverse(float x, double inv)
+{
+    return (float)((double)x * inv);
+}
+
 extern const uint64_t nb__exp_table[32];
 
 /* 2^(k/32)·p(r) for k in ki's low bits (its bits with `bias` added: 1 << 16 negates), p(r) =

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "blas/blas.h"
+#include "ops/mathf.h"
 #include "optim/internal.h"
 
 /* g, negated when maximizing, with L2 weight decay: grad.add(param, alpha=weight_decay) */
@@ -263,7 +264,8 @@ NB__CLONES static void sgd_range(const void *kv, float *p, const float *grad, fl
 
 typedef struct adam_k {
     float b1, b2, one_b1, one_b2, eps, wd, decay, neg_step_size, bc2_sqrt;
-    float denom_min; /* a dormant element's parameter stays put when denom >= this */
+    double inv_bc2_sqrt; /* 1 / bc2_sqrt, for nb__div_by_inverse */
+    float denom_min;     /* a dormant element's parameter stays put when denom >= this */
     bool amsgrad;
     bool dormant_ok; /* 0 <= beta1, beta2 <= 1, as subnormal_decay needs */
     /* the options as masks: decoupled (AdamW), the sign bit to maximize, L2 weight decay */
@@ -298,7 +300,9 @@ NB_INLINE void adam_elem(const adam_k *k, bool options, bool amsgrad, bool dorma
     if (v_path) v1 = pick(vm, subnormal_decay(vb0, k->b2, nb__bits(g2 * g)), v1);
     float second = v1, vmax1 = 0.0f;
     if (amsgrad) second = vmax1 = maximum(*vmax, v1);
-    float denom = (v_path ? sqrt_nosub(second) : sqrtf(second)) / k->bc2_sqrt;
+    /* root / bc2_sqrt: a root is 0 or at least 2^-75 and bc2_sqrt at most 1, so the quotient is
+     * never subnormal and nb__div_by_inverse gives the division's bits */
+    float denom = nb__div_by_inverse(v_path ? sqrt_nosub(second) : sqrtf(second), k->inv_bc2_sqrt);
     denom = denom + k->eps;
     uint32_t mb = nb__bits(m0);
     bool dormant = dormant_path & (g == 0.0f) & tiny_bits(mb) & (fabsf(pd) >= DORMANT_MIN_PARAM) &
@@ -542,12 +546,14 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
                           (float)(1.0 - o->lr * o->weight_decay),
                           (float)-(o->lr / bias_correction1),
                           (float)sqrt(bias_correction2),
+                          0.0,
                           0.0f,
                           o->amsgrad,
                           in_unit((float)beta1) && in_unit((float)beta2),
                           mask_of(kind == NB_OPTIM_ADAMW),
                           o->maximize ? SIGN_BIT : 0u,
                           mask_of(kind != NB_OPTIM_ADAMW && o->weight_decay != 0.0)};
+        k.adam.inv_bc2_sqrt = 1.0 / (double)k.adam.bc2_sqrt;
         k.adam.denom_min = dormant_min(k.adam.neg_step_size);
         fn = adam_range;
         break;
