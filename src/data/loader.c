@@ -13,7 +13,6 @@
 #include "core/internal.h"
 #include "core/rng.h"
 #include "data/internal.h"
-#include "ops/mathf.h"
 
 typedef enum epoch_state {
     EPOCH_NONE,    /* no epoch has begun */
@@ -208,21 +207,30 @@ static void take(nb_dataloader *dl, int64_t b)
     dl->pos += b;
 }
 
-/* ToTensor: byte -> float, divided by 255 (by nb__div_by_inverse: k / 255 is 0 or a normal
- * float, so its bits without the divider); then Normalize: (x - mean) / std, a division, as
- * its quotient can be subnormal for some mean and std. */
+/*
+ * k / 255 for a byte k, without the divider (a vector division per 8-10 cycles bounded the
+ * conversion): q = k·r for r = 1/255 in float, then one correction by the remainder (exact
+ * in a fused multiply-add), Markstein's. That is the division's bits for each of the 256
+ * bytes (test_batch_values compares every byte value with PyTorch's), not for every float.
+ * 22.8 -> 18.4 us for a shuffled batch of 128 Fashion-MNIST images (Intel Xeon).
+ */
+static inline float byte_over_255(uint8_t k)
+{
+    const float x = (float)k, r = 1.0f / 255.0f;
+    const float q = x * r;
+    const float e = fmaf(-q, 255.0f, x);
+    return fmaf(e, r, q);
+}
+
+/* ToTensor: byte -> float, divided by 255; then Normalize: (x - mean) / std. */
 NB__CLONES static void to_float(const uint8_t *restrict src, float *restrict dst, int64_t n,
                                 bool normalize, float mean, float std)
 {
-    const double inv255 = 1.0 / 255.0;
     if (!normalize) {
-        for (int64_t j = 0; j < n; j++) dst[j] = nb__div_by_inverse((float)src[j], inv255);
+        for (int64_t j = 0; j < n; j++) dst[j] = byte_over_255(src[j]);
         return;
     }
-    for (int64_t j = 0; j < n; j++) {
-        float x = nb__div_by_inverse((float)src[j], inv255);
-        dst[j] = (x - mean) / std;
-    }
+    for (int64_t j = 0; j < n; j++) dst[j] = (byte_over_255(src[j]) - mean) / std;
 }
 
 /* The batch last taken into x [batch_n, example_size] and y [batch_n]. */
