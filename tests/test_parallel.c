@@ -9,7 +9,7 @@
  * large enough to be cut into tasks (flat, with a number, broadcast by rows with rows that
  * straddle tasks, sin with large arguments, gradients added into a gradient) are right and
  * give the same bits at 1, 2 and 3 threads; so do reductions by rows, sums over leading or
- * trailing dims, softmax and log_softmax over as many elements.
+ * trailing dims, softmax and log_softmax, cross_entropy's gradients over as many elements.
  */
 #include <math.h>
 #include <pthread.h>
@@ -389,6 +389,74 @@ static void test_sums_same_bits(void **state)
     same_bits_as_one(one, other, sizeof one, run_sums, "the sums");
 }
 
+/* cross_entropy's gradients over 300 000 logits in rows of 100 classes: with class indices
+ * (a weight, label smoothing, ignored samples) and with probabilities (a weight, the target's
+ * gradient too), summed. Each block of 300 rows has the bits the same loss gives on those
+ * rows alone (a tensor too small to cut), and the whole the same bits at 1, 2 and 3 threads. */
+enum { CE_CLASSES = 100, CE_ROWS = EW_ELEMS / CE_CLASSES, CE_BLOCK = 300 };
+
+typedef struct ce_results {
+    float dx[2][EW_ELEMS], dy[EW_ELEMS], loss[2];
+} ce_results;
+
+/* the loss of x's rows [lo, hi) and its gradients into r at those rows */
+static void ce_rows_step(nb_tensor *x, nb_tensor *cls, nb_tensor *prob, nb_tensor *w, int64_t lo,
+                         int64_t hi, ce_results *r)
+{
+    nb_scope *sc = nb_scope_begin();
+    for (int probs = 0; probs < 2; probs++) {
+        nb_tensor *leaf = nb_requires_grad_(nb_clone(nb_slice(x, 0, lo, hi, 1)), true);
+        nb_tensor *y = probs ? nb_requires_grad_(nb_clone(nb_slice(prob, 0, lo, hi, 1)), true)
+                             : nb_slice(cls, 0, lo, hi, 1);
+        nb_tensor *l = nb_cross_entropy(leaf, y, w, -100, NB_SUM, probs ? 0.0 : 0.1);
+        assert_non_null(l);
+        assert_int_equal(nb_backward(l, NULL, false), NB_OK);
+        r->loss[probs] = nb_tensor_data(l)[0];
+        memcpy(r->dx[probs] + lo * CE_CLASSES, nb_tensor_data(nb_tensor_grad(leaf)),
+               (size_t)((hi - lo) * CE_CLASSES) * sizeof(float));
+        if (probs)
+            memcpy(r->dy + lo * CE_CLASSES, nb_tensor_data(nb_tensor_grad(y)),
+                   (size_t)((hi - lo) * CE_CLASSES) * sizeof(float));
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+static void run_ce(ce_results *r, bool check)
+{
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *x = nb_reshape(filled(EW_ROWS, EW_COLS, 13), NB_SHAPE(CE_ROWS, CE_CLASSES));
+    nb_tensor *prob =
+        nb_softmax(nb_reshape(filled(EW_ROWS, EW_COLS, 14), NB_SHAPE(CE_ROWS, CE_CLASSES)), 1);
+    nb_tensor *w = nb_reshape(filled(1, CE_CLASSES, 15), NB_SHAPE(CE_CLASSES));
+    nb_tensor *cls = nb_zeros(NB_SHAPE(CE_ROWS));
+    for (int64_t i = 0; i < CE_ROWS; i++)
+        nb_tensor_data(cls)[i] = i % 13 == 0 ? -100.0f : (float)((i * 7) % CE_CLASSES);
+    ce_rows_step(x, cls, prob, w, 0, CE_ROWS, r);
+    static ce_results part;
+    for (int64_t b = 0; check && b < CE_ROWS; b += CE_BLOCK) {
+        ce_rows_step(x, cls, prob, w, b, b + CE_BLOCK, &part);
+        size_t at = (size_t)(b * CE_CLASSES), len = (size_t)(CE_BLOCK * CE_CLASSES) * sizeof(float);
+        if (memcmp(part.dx[0] + at, r->dx[0] + at, len) ||
+            memcmp(part.dx[1] + at, r->dx[1] + at, len) || memcmp(part.dy + at, r->dy + at, len))
+            fail_msg("cross_entropy, rows %lld..: not those rows' own gradients", (long long)b);
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+static void run_ce_v(void *r)
+{
+    run_ce(r, false);
+}
+
+static void test_cross_entropy_same_bits(void **state)
+{
+    (void)state;
+    static ce_results one, other;
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    run_ce(&one, true);
+    same_bits_as_one(&one, &other, sizeof one, run_ce_v, "cross_entropy's gradients");
+}
+
 /* 12 steps of nabla-train's step (784-256-128-10, Adam, batch 100) on the committed subset;
  * the parameters into out. */
 #define N_PARAMS (784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10)
@@ -551,15 +619,12 @@ static void test_num_threads(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {T(test_products_same_bits),
-                                       T(test_elementwise_same_bits),
-                                       T(test_rows_same_bits),
-                                       T(test_softmax_same_bits),
-                                       T(test_sums_same_bits),
-                                       T(test_training_same_bits),
-                                       T(test_program_threads_share_pool),
-                                       T(test_probe_once_per_shape),
-                                       T(test_num_threads)};
+    const struct CMUnitTest tests[] = {
+        T(test_products_same_bits),   T(test_elementwise_same_bits),
+        T(test_rows_same_bits),       T(test_softmax_same_bits),
+        T(test_sums_same_bits),       T(test_cross_entropy_same_bits),
+        T(test_training_same_bits),   T(test_program_threads_share_pool),
+        T(test_probe_once_per_shape), T(test_num_threads)};
 #undef T
     return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
 }

@@ -758,60 +758,104 @@ ce_row(float *d, const float *lp, const float *y, const float *W, int64_t nc, in
     }
 }
 
-NB__CLONES static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+/* What ce_backward's rows read: rows [lo, hi) of dx (ce_dx_rows) or of dy (ce_dy_rows). */
+typedef struct ce_rows {
+    const ce_state *st;
+    float *d;
+    const float *lp, *T, *W, *G;
+    int64_t c;
+    float gs, wsum; /* the gradient of each sample without rows; Σ w over the classes */
+    bool rows, acc; /* a gradient per sample (no reduction); add into d */
+} ce_rows;
+
+NB__CLONES static void ce_dx_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const ce_rows *r = ctx;
+    const ce_state *st = r->st;
+    const float *W = r->W;
+    for (int64_t i = lo; i < hi; i++) {
+        const float *li = r->lp + i * r->c, *yi = r->T + i * r->c;
+        float *di = r->d + i * r->c, g = r->rows ? r->G[i] : r->gs, s = 0.0f, a = 0.0f, b = 0.0f;
+        int64_t c = -1;
+        if (st->probs) { /* s = Σ q */
+            for (int64_t j = 0; j < r->c; j++)
+                s += (yi[j] * st->keep + st->spread) * (W ? W[j] : 1.0f);
+            s *= g;
+        } else if ((c = (int64_t)r->T[i]) != st->ignore_index) {
+            a = g * st->keep * (W ? W[c] : 1.0f);
+            b = g * st->spread;
+            s = a + b * r->wsum;
+        }
+        /* the row's loop in a copy for each case, so that each vectorises */
+#define CE_ROW(probs, has_w, add) ce_row(di, li, yi, W, r->c, c, s, a, b, g, st, probs, has_w, add)
+        if (st->probs && W)
+            r->acc ? CE_ROW(true, true, true) : CE_ROW(true, true, false);
+        else if (st->probs)
+            r->acc ? CE_ROW(true, false, true) : CE_ROW(true, false, false);
+        else if (W)
+            r->acc ? CE_ROW(false, true, true) : CE_ROW(false, true, false);
+        else
+            r->acc ? CE_ROW(false, false, true) : CE_ROW(false, false, false);
+#undef CE_ROW
+    }
+}
+
+/* One sample's row of dy = −(1 − ε)·w·lp·g, added into d when add. */
+static inline __attribute__((always_inline)) void
+ce_dy_row(float *d, const float *lp, const float *W, int64_t nc, float g, bool has_w, bool add)
+{
+    for (int64_t j = 0; j < nc; j++) {
+        float v = -lp[j] * (has_w ? W[j] : 1.0f) * g;
+        d[j] = add ? d[j] + v : v;
+    }
+}
+
+NB__CLONES static void ce_dy_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const ce_rows *r = ctx;
+    for (int64_t i = lo; i < hi; i++) {
+        float g = (r->rows ? r->G[i] : r->gs) * r->st->keep, *di = r->d + i * r->c;
+        const float *li = r->lp + i * r->c;
+        if (r->W)
+            r->acc ? ce_dy_row(di, li, r->W, r->c, g, true, true)
+                   : ce_dy_row(di, li, r->W, r->c, g, true, false);
+        else
+            r->acc ? ce_dy_row(di, li, NULL, r->c, g, false, true)
+                   : ce_dy_row(di, li, NULL, r->c, g, false, false);
+    }
+}
+
+/* Each row of dx and dy depends on its own sample alone: the rows run on the pool when there
+ * are NB__PARALLEL_MIN elements or more, with the same bits at any thread count. */
+static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const ce_state *st = nb__state(n);
     nb_tensor *lpt = nb__saved(n, CE_LOGP), *t = nb__saved(n, CE_TARGET), *w = NULL;
     if (!lpt || !t) return nb__last_code();
     if (nb__has_saved(n, CE_WEIGHT) && !(w = nb__saved(n, CE_WEIGHT))) return nb__last_code();
     classes k = {lpt->ndim == 2 ? lpt->shape[0] : 1, lpt->shape[lpt->ndim - 1]};
-    const float *lp = nb__data(lpt), *T = nb__data(t), *W = w ? nb__data(w) : NULL;
     const float *G = nb__data(gy[0]);
-    bool rows = st->reduction == NB_NONE, acc;
-    float gs = st->reduction == NB_MEAN ? G[0] / st->denom : G[0];
+    ce_rows r = {st,
+                 NULL,
+                 nb__data(lpt),
+                 nb__data(t),
+                 w ? nb__data(w) : NULL,
+                 G,
+                 k.c,
+                 st->reduction == NB_MEAN ? G[0] / st->denom : G[0],
+                 0.0f,
+                 st->reduction == NB_NONE,
+                 false};
     /* the samples to visit: none when the input is empty, though n or c alone may be 2^62 */
     const int64_t visit = k.c > 0 ? k.n : 0;
     if (nb__needs_grad(n, 0)) {
-        float *d = nb__grad_dst(n, gx, 0, &acc);
-        if (!d) return NB_ENOMEM;
-        float wsum = 0.0f; /* Σ w over the classes */
-        for (int64_t j = 0; visit > 0 && j < k.c; j++) wsum += W ? W[j] : 1.0f;
-        for (int64_t i = 0; i < visit; i++) {
-            const float *li = lp + i * k.c, *yi = T + i * k.c;
-            float *di = d + i * k.c, g = rows ? G[i] : gs, s = 0.0f, a = 0.0f, b = 0.0f;
-            int64_t c = -1;
-            if (st->probs) { /* s = Σ q */
-                for (int64_t j = 0; j < k.c; j++)
-                    s += (yi[j] * st->keep + st->spread) * (W ? W[j] : 1.0f);
-                s *= g;
-            } else if ((c = (int64_t)T[i]) != st->ignore_index) {
-                a = g * st->keep * (W ? W[c] : 1.0f);
-                b = g * st->spread;
-                s = a + b * wsum;
-            }
-            /* the row's loop in a copy for each case, so that each vectorises */
-#define CE_ROW(probs, has_w, add) ce_row(di, li, yi, W, k.c, c, s, a, b, g, st, probs, has_w, add)
-            if (st->probs && W)
-                acc ? CE_ROW(true, true, true) : CE_ROW(true, true, false);
-            else if (st->probs)
-                acc ? CE_ROW(true, false, true) : CE_ROW(true, false, false);
-            else if (W)
-                acc ? CE_ROW(false, true, true) : CE_ROW(false, true, false);
-            else
-                acc ? CE_ROW(false, false, true) : CE_ROW(false, false, false);
-#undef CE_ROW
-        }
+        if (!(r.d = nb__grad_dst(n, gx, 0, &r.acc))) return NB_ENOMEM;
+        for (int64_t j = 0; visit > 0 && j < k.c; j++) r.wsum += r.W ? r.W[j] : 1.0f;
+        if (visit > 0) nb__split(visit, k.c, ce_dx_rows, &r);
     }
     if (st->probs && nb__needs_grad(n, 1)) {
-        float *d = nb__grad_dst(n, gx, 1, &acc);
-        if (!d) return NB_ENOMEM;
-        for (int64_t i = 0; i < visit; i++) {
-            float g = (rows ? G[i] : gs) * st->keep;
-            for (int64_t j = 0; j < k.c; j++) {
-                float v = -lp[i * k.c + j] * (W ? W[j] : 1.0f) * g;
-                d[i * k.c + j] = acc ? d[i * k.c + j] + v : v;
-            }
-        }
+        if (!(r.d = nb__grad_dst(n, gx, 1, &r.acc))) return NB_ENOMEM;
+        if (visit > 0) nb__split(visit, k.c, ce_dy_rows, &r);
     }
     return NB_OK;
 }
