@@ -332,21 +332,27 @@ static void test_softmax_same_bits(void **state)
     same_bits_as_one(&one, &other, sizeof one, run_softmax_v, "softmax and log_softmax");
 }
 
-/* Sums over trailing dims (each output its own block's sum) and over leading dims (columns),
- * over 300 000 elements: against their definitions (a column added row after row in float, as
- * nb_sum does, bit for bit; a block's sum, which nabla takes in double, within 1e-6), and the
- * same bits at 1, 2 and 3 threads. */
-enum { N_SUMS = 6 };
-static const int64_t sum_lens[N_SUMS] = {EW_ROWS, EW_COLS, 30, EW_COLS, EW_COLS, 10};
+/* Sums over trailing dims (each output its own block's sum), over leading dims (columns) and
+ * over middle dims (slices of the first, with the last dim kept or reduced), over 300 000
+ * elements: against their definitions
+ * (a column added row after row in float, as nb_sum does, bit for bit; a block's sum, which
+ * nabla takes in double, within 1e-6), and the same bits at 1, 2 and 3 threads. */
+enum { N_SUMS = 8 };
+static const int64_t sum_lens[N_SUMS] = {EW_ROWS, EW_COLS, 30, EW_COLS, EW_COLS, 10, 1000, 100};
 
 static void run_sums(void *res)
 {
     float(*out)[EW_COLS] = res;
     nb_scope *sc = nb_scope_begin();
     nb_tensor *x = filled(EW_ROWS, EW_COLS, 12), *x3 = nb_reshape(x, NB_SHAPE(30, 10, EW_COLS));
-    nb_tensor *y[N_SUMS] = {nb_sum(x, NB_DIMS(1), false),     nb_sum(x, NB_DIMS(0), false),
-                            nb_sum(x3, NB_DIMS(1, 2), false), nb_sum(x3, NB_DIMS(0, 1), false),
-                            nb_mean(x, NB_DIMS(0), true),     nb_sum(x3, NB_DIMS(0, 2), false)};
+    nb_tensor *y[N_SUMS] = {nb_sum(x, NB_DIMS(1), false),
+                            nb_sum(x, NB_DIMS(0), false),
+                            nb_sum(x3, NB_DIMS(1, 2), false),
+                            nb_sum(x3, NB_DIMS(0, 1), false),
+                            nb_mean(x, NB_DIMS(0), true),
+                            nb_sum(x3, NB_DIMS(0, 2), false),
+                            nb_sum(nb_reshape(x, NB_SHAPE(10, 300, 100)), NB_DIMS(1), false),
+                            nb_sum(nb_reshape(x, NB_SHAPE(10, 30, 10, 100)), NB_DIMS(1, 3), false)};
     for (int k = 0; k < N_SUMS; k++) {
         assert_non_null(y[k]);
         assert_int_equal(nb_tensor_numel(y[k]), sum_lens[k]);
@@ -370,6 +376,24 @@ static void run_sums(void *res)
             (r < 30 && fabs((double)out[2][r] - block) > 1e-6 * fabs(block) + 1e-6))
             fail_msg("row %lld: sum %g, want %g", (long long)r, (double)out[0][r], row);
     }
+    for (int64_t a = 0; a < 10; a++) /* the middle dim reduced: slices of the first */
+        for (int64_t c = 0; c < 100; c++) {
+            float mid = 0.0f;
+            for (int64_t b = 0; b < 300; b++) mid += v[(a * 300 + b) * 100 + c];
+            if (memcmp(&out[6][a * 100 + c], &mid, sizeof mid))
+                fail_msg("[10, 300, 100] over dim 1, (%lld, %lld): %a, want %a", (long long)a,
+                         (long long)c, (double)out[6][a * 100 + c], (double)mid);
+        }
+    for (int64_t a = 0; a < 10; a++) /* dims 1 and 3 reduced: runs summed, slices of dim 0 */
+        for (int64_t c = 0; c < 10; c++) {
+            double sum = 0.0;
+            for (int64_t b = 0; b < 30; b++)
+                for (int64_t e = 0; e < 100; e++)
+                    sum += (double)v[((a * 30 + b) * 10 + c) * 100 + e];
+            if (fabs((double)out[7][a * 10 + c] - sum) > 1e-6 * fabs(sum) + 1e-6)
+                fail_msg("[10, 30, 10, 100] over dims 1, 3, (%lld, %lld): %g, want %g",
+                         (long long)a, (long long)c, (double)out[7][a * 10 + c], sum);
+        }
     for (int64_t m = 0; m < 10; m++) { /* the middle dim kept: the loop on one thread */
         double mid = 0.0;
         for (int64_t a = 0; a < 30; a++)

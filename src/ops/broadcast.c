@@ -287,6 +287,51 @@ static bool splits_by_outputs(const nb_shape *gs, const int64_t *st, bool *trail
     return !kept_after_reduced || !reduced_after_kept;
 }
 
+/*
+ * A large sum with kept dims on both sides of a reduced one, whose first dim (of those longer
+ * than 1) is kept: its indices [lo, hi) of that dim, each a slice of g whose outputs no other
+ * index writes. A slice's runs are added in nb__sum_to's order, so on the pool each output
+ * gets the same sum as on one thread.
+ */
+typedef struct sum_slices_job {
+    float *dst;
+    const float *g;
+    const nb_shape *gs;
+    const int64_t *st; /* the output's strides in g's dims */
+    float scale;
+    int d0; /* the dim split */
+} sum_slices_job;
+
+static void sum_slices(void *ctx, int64_t lo, int64_t hi)
+{
+    const sum_slices_job *j = ctx;
+    /* locals, so that the stores into dst cannot be taken to change them */
+    float *const dst = j->dst;
+    const float *const g = j->g, scale = j->scale;
+    const int64_t *const st = j->st, *const dims = j->gs->dims;
+    const int nd = j->gs->ndim, d0 = j->d0;
+    const int64_t inner = dims[nd - 1], slice = shape_numel(j->gs) / dims[d0];
+    const bool kept_run = st[nd - 1] != 0;
+    for (int64_t a = lo; a < hi; a++) {
+        int64_t idx[NB_MAX_DIMS] = {0}, off = a * st[d0];
+        for (int64_t at = a * slice; at < (a + 1) * slice; at += inner) {
+            const float *row = g + at;
+            float *d = dst + off;
+            if (kept_run) {
+                for (int64_t i = 0; i < inner; i++) d[i] += row[i] * scale;
+            } else {
+                d[0] += (float)nb__sum_contiguous(row, inner) * scale;
+            }
+            for (int i = nd - 2; i > d0; i--) {
+                off += st[i];
+                if (++idx[i] < dims[i]) break;
+                off -= st[i] * dims[i];
+                idx[i] = 0;
+            }
+        }
+    }
+}
+
 void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const nb_shape *gs,
                 float scale)
 {
@@ -318,6 +363,13 @@ void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const n
             int64_t t = nb__num_threads();
             nb__parallel_ranges(n, (n + t - 1) / t, sum_columns, &j);
         }
+        return;
+    }
+    int d0 = 0;
+    while (d0 < nd - 1 && gs->dims[d0] == 1) d0++;
+    if (gn >= NB__PARALLEL_MIN && d0 < nd - 1 && st[d0] != 0) { /* kept on both sides: by d0 */
+        sum_slices_job j = {dst, g, gs, st, scale, d0};
+        nb__split(gs->dims[d0], gn / gs->dims[d0], sum_slices, &j);
         return;
     }
     for (int64_t at = 0; at < gn; at += inner) {
