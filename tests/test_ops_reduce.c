@@ -572,6 +572,86 @@ static void test_softmax_long_rows_exact(void **state)
     }
 }
 
+/* One slice along a dim other than the last (elements s apart), as softmax.c documents it:
+ * the max one element after the other (the last NaN), e^(x - m), the sum one element after the
+ * other, then e / S or (x - m) - log S; and its backward for the upstream gradient g. */
+static void softmax_slice_ref(const float *x, const float *g, int64_t n, int64_t s, bool log,
+                              float *y, float *dx)
+{
+    float m = x[0], sum = 0.0f, t = 0.0f;
+    for (int64_t k = 1; k < n; k++) m = (x[k * s] > m || x[k * s] != x[k * s]) ? x[k * s] : m;
+    for (int64_t k = 0; k < n; k++) sum += y[k * s] = expf(x[k * s] - m);
+    float l = logf(sum);
+    for (int64_t k = 0; k < n; k++) y[k * s] = log ? (x[k * s] - m) - l : y[k * s] / sum;
+    for (int64_t k = 0; k < n; k++) t = log ? t + g[k * s] : fmaf(g[k * s], y[k * s], t);
+    for (int64_t k = 0; k < n; k++)
+        dx[k * s] = log ? fmaf(-expf(y[k * s]), t, g[k * s]) : (g[k * s] - t) * y[k * s];
+}
+
+/* Along the middle dim of [3, n, w] (the slices taken 64 side by side): the bits of
+ * softmax_slice_ref, forward and backward, for widths around the block of 64 and slices with
+ * NaN, +-inf and zeros of both signs. */
+static void test_softmax_middle_dim_exact(void **state)
+{
+    (void)state;
+    static const int64_t lens[] = {1, 2, 17, 300}, widths[] = {2, 5, 63, 64, 65, 130};
+    for (size_t li = 0; li < ARRAY_LEN(lens); li++)
+        for (size_t wi = 0; wi < ARRAY_LEN(widths); wi++) {
+            const int64_t n = lens[li], w = widths[wi], total = 3 * n * w;
+            nb_tensor *r = nb_randn(NB_SHAPE(3, n, w)), *x = nb_mul_scalar(r, 5.0f);
+            nb_tensor *g = nb_randn(NB_SHAPE(3, n, w));
+            nb_release(r);
+            assert_non_null(x);
+            assert_non_null(g);
+            float *v = nb_tensor_data(x);
+            for (int64_t i = 0; i < total; i++) {
+                if (i % 41 == 7) v[i] = NAN;
+                if (i % 37 == 3) v[i] = INFINITY;
+                if (i % 31 == 5) v[i] = -INFINITY;
+                if (i % 29 == 1) v[i] = -0.0f;
+                if (i % 23 == 2) v[i] = 0.0f;
+            }
+            assert_non_null(nb_requires_grad_(x, true));
+            float *want = malloc((size_t)total * sizeof(float)),
+                  *dwant = malloc((size_t)total * sizeof(float));
+            assert_non_null(want);
+            assert_non_null(dwant);
+            for (int log = 0; log < 2; log++) {
+                nb_tensor *y = log ? nb_log_softmax(x, 1) : nb_softmax(x, -2);
+                assert_non_null(y);
+                nb_tensor *yg = nb_mul(y, g), *loss = nb_sum(yg, NB_DIMS_ALL, false);
+                assert_non_null(loss);
+                assert_int_equal(nb_backward(loss, NULL, false), NB_OK);
+                for (int64_t o = 0; o < 3; o++)
+                    for (int64_t j = 0; j < w; j++) {
+                        int64_t at = o * n * w + j;
+                        softmax_slice_ref(v + at, nb_tensor_data_const(g) + at, n, w, log != 0,
+                                          want + at, dwant + at);
+                    }
+                const float *got = nb_tensor_data_const(y);
+                const float *dgot = nb_tensor_data_const(nb_tensor_grad(x));
+                for (int64_t i = 0; i < total; i++) {
+                    if (!same_or_nan(got[i], want[i]))
+                        fail_msg("%s, [3, %lld, %lld], element %lld: %a, want %a",
+                                 log ? "log_softmax" : "softmax", (long long)n, (long long)w,
+                                 (long long)i, (double)got[i], (double)want[i]);
+                    if (!same_or_nan(dgot[i], dwant[i]))
+                        fail_msg("%s backward, [3, %lld, %lld], element %lld: %a, want %a",
+                                 log ? "log_softmax" : "softmax", (long long)n, (long long)w,
+                                 (long long)i, (double)dgot[i], (double)dwant[i]);
+                }
+                assert_int_equal(nb_zero_grad(x, true), NB_OK);
+                nb_release(loss);
+                nb_release(yg);
+                nb_release(y);
+            }
+            free(want);
+            free(dwant);
+            nb_release(x);
+            nb_release(g);
+        }
+}
+
 /* amax and amin of long rows (their 16 lanes) against the loop, bit for bit: the first zero
  * of a tie of +0 and -0, the NaN a row holds, infinities, a constant row. argmax, argmin,
  * max_dim and min_dim against PyTorch's rule (the first index where !(v <= m), stopping at a
@@ -1032,6 +1112,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logsumexp_long_rows, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_amax_long_rows_exact, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_softmax_middle_dim_exact, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_softmax_long_rows_exact, nbt_setup_counting,
                                         nbt_teardown_counting),

@@ -277,17 +277,20 @@ static void test_rows_same_bits(void **state)
     same_bits_as_one(one, other, sizeof one, run_rows, "the reductions by rows");
 }
 
-/* softmax along the last dim and log_softmax along a middle one, and their gradients, over
- * 300 000 elements: each slice as the same op gives it on that slice alone (a tensor too small
- * to cut), and the same bits at 1, 2 and 3 threads. */
+/* softmax along the last dim, log_softmax along a middle one and softmax along the first (one
+ * outer block of 16 blocks of columns), and their gradients, over 300 000 elements: each slice
+ * as the same op gives it on that slice alone (a tensor too small to cut), and the same bits at
+ * 1, 2 and 3 threads. */
 #define SM_BLOCK (10 * EW_COLS)
+enum { SM_OPS = 3, SM_COL0 = 100, SM_COLS = 65 };
 
-/* y = op(x) and x's gradient for the loss sum(y·w), x and w [n, 10, EW_COLS] */
-static void softmax_step(nb_tensor *x, nb_tensor *w, bool log, float *y, float *dx)
+/* y = op(x) and x's gradient for the loss sum(y·w): op 0 softmax along the last dim, 1
+ * log_softmax along dim 1, 2 softmax along dim 0 */
+static void softmax_step(nb_tensor *x, nb_tensor *w, int op, float *y, float *dx)
 {
     nb_scope *sc = nb_scope_begin();
     nb_tensor *leaf = nb_requires_grad_(nb_clone(x), true);
-    nb_tensor *out = log ? nb_log_softmax(leaf, 1) : nb_softmax(leaf, -1);
+    nb_tensor *out = op == 1 ? nb_log_softmax(leaf, 1) : nb_softmax(leaf, op == 0 ? -1 : 0);
     assert_non_null(out);
     assert_int_equal(nb_backward(nb_sum(nb_mul(out, w), NB_DIMS_ALL, false), NULL, false), NB_OK);
     memcpy(y, nb_tensor_data(out), (size_t)nb_tensor_numel(out) * sizeof(float));
@@ -296,7 +299,7 @@ static void softmax_step(nb_tensor *x, nb_tensor *w, bool log, float *y, float *
 }
 
 typedef struct sm_results {
-    float y[2][EW_ELEMS], dx[2][EW_ELEMS];
+    float y[SM_OPS][EW_ELEMS], dx[SM_OPS][EW_ELEMS];
 } sm_results;
 
 static void run_softmax(sm_results *r, bool check)
@@ -305,15 +308,31 @@ static void run_softmax(sm_results *r, bool check)
     nb_tensor *x = nb_reshape(filled(EW_ROWS, EW_COLS, 10), NB_SHAPE(30, 10, EW_COLS));
     nb_tensor *w = nb_reshape(filled(EW_ROWS, EW_COLS, 11), NB_SHAPE(30, 10, EW_COLS));
     static float y1[SM_BLOCK], dx1[SM_BLOCK];
-    for (int log = 0; log < 2; log++) {
-        softmax_step(x, w, log, r->y[log], r->dx[log]);
+    for (int op = 0; op < 2; op++) {
+        softmax_step(x, w, op, r->y[op], r->dx[op]);
         for (int64_t b = 0; check && b < 30; b++) {
-            softmax_step(nb_slice(x, 0, b, b + 1, 1), nb_slice(w, 0, b, b + 1, 1), log, y1, dx1);
-            if (memcmp(y1, r->y[log] + b * SM_BLOCK, sizeof y1) ||
-                memcmp(dx1, r->dx[log] + b * SM_BLOCK, sizeof dx1))
+            softmax_step(nb_slice(x, 0, b, b + 1, 1), nb_slice(w, 0, b, b + 1, 1), op, y1, dx1);
+            if (memcmp(y1, r->y[op] + b * SM_BLOCK, sizeof y1) ||
+                memcmp(dx1, r->dx[op] + b * SM_BLOCK, sizeof dx1))
                 fail_msg("%s, block %lld: not the block's own result",
-                         log ? "log_softmax" : "softmax", (long long)b);
+                         op ? "log_softmax" : "softmax", (long long)b);
         }
+    }
+    /* along dim 0 of [EW_ROWS, EW_COLS]: columns 100..164 (across blocks of 64) alone */
+    nb_tensor *x2 = nb_reshape(x, NB_SHAPE(EW_ROWS, EW_COLS)),
+              *w2 = nb_reshape(w, NB_SHAPE(EW_ROWS, EW_COLS));
+    softmax_step(x2, w2, 2, r->y[2], r->dx[2]);
+    if (check) {
+        static float yc[EW_ROWS * SM_COLS], dxc[EW_ROWS * SM_COLS];
+        softmax_step(nb_clone(nb_slice(x2, 1, SM_COL0, SM_COL0 + SM_COLS, 1)),
+                     nb_clone(nb_slice(w2, 1, SM_COL0, SM_COL0 + SM_COLS, 1)), 2, yc, dxc);
+        for (int64_t i = 0; i < EW_ROWS; i++)
+            if (memcmp(yc + i * SM_COLS, r->y[2] + i * EW_COLS + SM_COL0,
+                       SM_COLS * sizeof(float)) ||
+                memcmp(dxc + i * SM_COLS, r->dx[2] + i * EW_COLS + SM_COL0,
+                       SM_COLS * sizeof(float)))
+                fail_msg("softmax along dim 0, row %lld: not the columns' own result",
+                         (long long)i);
     }
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }

@@ -2,8 +2,9 @@
  * softmax and log_softmax along a dim, stable by the max-shift: x is read in place as
  * [outer, size, inner] slices (the slice's elements inner apart) and each output saves itself
  * for its backward. Slices of NB__PARALLEL_MIN elements or more in all run on the pool in tasks
- * of whole outer blocks: each output depends on its own slice alone, so the bits are the same
- * at any thread count.
+ * of whole slices (along the last dim) or of blocks of up to 64 slices side by side (along
+ * another): each output depends on its own slice alone, so the bits are the same at any
+ * thread count.
  */
 #include <math.h>
 
@@ -23,30 +24,39 @@ static float slice_max(const float *x, int64_t n, int64_t s)
     return m;
 }
 
-/* Σ v (or Σ v·w, each product fused into the sum, when w is not NULL) over a slice, one
- * element after the other, in float: PyTorch's order along a dim other than the last. */
-static float slice_sum(const float *v, const float *w, int64_t n, int64_t s)
-{
-    float a = 0.0f;
-    for (int64_t k = 0; k < n; k++) a = w ? fmaf(v[k * s], w[k * s], a) : a + v[k * s];
-    return a;
-}
-
 /*
- * One slice along a dim other than the last: with m its max, e = e^(x − m) and S = Σ e;
- * softmax y = e / S, log_softmax y = (x − m) − log S. Finite for any finite x; a slice of
- * -inf only (or with +inf or NaN) gives NaN, as PyTorch's.
+ * Along a dim other than the last, slices lie inner apart: w ≤ COLS of them side by side
+ * (columns j of x [n, s] from the block's first), each computed as it would be alone: m its
+ * max, e = e^(x − m), S = Σ e one element after the other (PyTorch's order along a dim other
+ * than the last), softmax y = e / S, log_softmax y = (x − m) − log S. The loops go row by row
+ * across the columns, along contiguous memory, so they vectorise. Finite for any finite x; a
+ * slice of -inf only (or with +inf or NaN) gives NaN, as PyTorch's.
  */
-NB__CLONES static void softmax_slice(float *y, const float *x, int64_t n, int64_t s, bool log)
+enum { COLS = 64 };
+
+NB__CLONES static void softmax_cols(float *y, const float *x, int64_t n, int64_t s, int64_t w,
+                                    bool log)
 {
-    float m = slice_max(x, n, s);
-    for (int64_t k = 0; k < n; k++) y[k * s] = nb__expf(x[k * s] - m);
-    float sum = slice_sum(y, NULL, n, s);
+    float m[COLS], sum[COLS];
+    for (int64_t j = 0; j < w; j++) m[j] = x[j];
+    for (int64_t k = 1; k < n; k++)
+        for (int64_t j = 0; j < w; j++) { /* slice_max's choice, as a select */
+            float v = x[k * s + j];
+            m[j] = nb__pick(v > m[j] || v != v, v, m[j]);
+        }
+    for (int64_t j = 0; j < w; j++) sum[j] = 0.0f;
+    for (int64_t k = 0; k < n; k++)
+        for (int64_t j = 0; j < w; j++) {
+            y[k * s + j] = nb__expf(x[k * s + j] - m[j]);
+            sum[j] += y[k * s + j];
+        }
     if (log) {
-        float l = logf(sum);
-        for (int64_t k = 0; k < n; k++) y[k * s] = (x[k * s] - m) - l;
+        for (int64_t j = 0; j < w; j++) sum[j] = logf(sum[j]);
+        for (int64_t k = 0; k < n; k++)
+            for (int64_t j = 0; j < w; j++) y[k * s + j] = (x[k * s + j] - m[j]) - sum[j];
     } else {
-        for (int64_t k = 0; k < n; k++) y[k * s] /= sum;
+        for (int64_t k = 0; k < n; k++)
+            for (int64_t j = 0; j < w; j++) y[k * s + j] /= sum[j];
     }
 }
 
@@ -69,8 +79,9 @@ static inline float contiguous_max(const float *x, int64_t n)
     return n < 32 ? slice_max(x, n, 1) : nb__lane_extreme(x, n, false, &nan);
 }
 
-/* slice_sum in lanes over a contiguous slice: whole blocks of 8, then the tail, so element k
- * still goes into lane k mod 8 in order */
+/* Σ v (or Σ v·w, each product fused into the sum, when w is not NULL) over a contiguous
+ * slice, in 8 lanes: whole blocks of 8, then the tail, so element k goes into lane k mod 8 in
+ * order */
 static inline float contiguous_sum(const float *v, const float *w, int64_t n)
 {
     float lane[8] = {0};
@@ -117,18 +128,25 @@ NB__CLONES static void softmax_grad_last(float *d, const float *g, const float *
 }
 
 /*
- * One slice of the gradient, added into d when acc: softmax dx = (g − Σ g·y)·y, log_softmax
- * dx = g − e^y·Σ g (PyTorch's _softmax_backward_data, whose compiled loops fuse the products
- * into the sums: fmaf here).
+ * The gradient of w ≤ COLS slices side by side, as softmax_cols takes them, added into d when
+ * acc: softmax dx = (g − Σ g·y)·y, log_softmax dx = g − e^y·Σ g (PyTorch's
+ * _softmax_backward_data, whose compiled loops fuse the products into the sums: fmaf here),
+ * each sum one element after the other.
  */
-NB__CLONES static void softmax_grad_slice(float *d, const float *g, const float *y, int64_t n,
-                                          int64_t s, bool log, bool acc)
+NB__CLONES static void softmax_grad_cols(float *d, const float *g, const float *y, int64_t n,
+                                         int64_t s, int64_t w, bool log, bool acc)
 {
-    float t = slice_sum(g, log ? NULL : y, n, s);
-    for (int64_t k = 0; k < n; k++) {
-        float v = log ? fmaf(-nb__expf(y[k * s]), t, g[k * s]) : (g[k * s] - t) * y[k * s];
-        d[k * s] = acc ? d[k * s] + v : v;
-    }
+    float t[COLS];
+    for (int64_t j = 0; j < w; j++) t[j] = 0.0f;
+    for (int64_t k = 0; k < n; k++)
+        for (int64_t j = 0; j < w; j++)
+            t[j] = log ? t[j] + g[k * s + j] : fmaf(g[k * s + j], y[k * s + j], t[j]);
+    for (int64_t k = 0; k < n; k++)
+        for (int64_t j = 0; j < w; j++) {
+            int64_t e = k * s + j;
+            float v = log ? fmaf(-nb__expf(y[e]), t[j], g[e]) : (g[e] - t[j]) * y[e];
+            d[e] = acc ? d[e] + v : v;
+        }
 }
 
 /* The forward (g NULL) or the backward: y from x, or d from g and y. */
@@ -139,31 +157,40 @@ typedef struct softmax_job {
     bool log, acc;
 } softmax_job;
 
-/* outer blocks [o0, o1) */
-static void softmax_blocks(void *ctx, int64_t o0, int64_t o1)
+/* The blocks of columns of one outer block: 1 along the last dim (a slice is contiguous),
+ * else inner / COLS rounded up. */
+static int64_t col_blocks(const softmax_state *st)
+{
+    return st->last ? 1 : (st->inner + COLS - 1) / COLS;
+}
+
+/* units [u0, u1): unit u is block u mod col_blocks of outer block u / col_blocks */
+static void softmax_units(void *ctx, int64_t u0, int64_t u1)
 {
     const softmax_job *j = ctx;
     const softmax_state *st = j->st;
-    for (int64_t o = o0; o < o1; o++) {
-        for (int64_t i = 0; i < st->inner; i++) {
-            int64_t at = o * st->size * st->inner + i;
-            if (j->g && st->last)
-                softmax_grad_last(j->out + at, j->g + at, j->in + at, st->size, j->log, j->acc);
-            else if (j->g)
-                softmax_grad_slice(j->out + at, j->g + at, j->in + at, st->size, st->inner, j->log,
-                                   j->acc);
-            else if (st->last)
-                softmax_last(j->out + at, j->in + at, st->size, j->log);
-            else
-                softmax_slice(j->out + at, j->in + at, st->size, st->inner, j->log);
-        }
+    const int64_t nb = col_blocks(st);
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t o = u / nb, i = (u % nb) * COLS;
+        int64_t at = o * st->size * st->inner + i, w = st->inner - i < COLS ? st->inner - i : COLS;
+        if (j->g && st->last)
+            softmax_grad_last(j->out + at, j->g + at, j->in + at, st->size, j->log, j->acc);
+        else if (j->g)
+            softmax_grad_cols(j->out + at, j->g + at, j->in + at, st->size, st->inner, w, j->log,
+                              j->acc);
+        else if (st->last)
+            softmax_last(j->out + at, j->in + at, st->size, j->log);
+        else
+            softmax_cols(j->out + at, j->in + at, st->size, st->inner, w, j->log);
     }
 }
 
-/* j over every outer block */
+/* j over every unit: a slice (the last dim) or a block of at most COLS slices side by side */
 static void softmax_run(softmax_job *j)
 {
-    nb__split(j->st->outer, j->st->size * j->st->inner, softmax_blocks, j);
+    const softmax_state *st = j->st;
+    const int64_t nb = col_blocks(st);
+    nb__split(st->outer * nb, st->size * (st->inner < COLS ? st->inner : COLS), softmax_units, j);
 }
 
 void nb__log_softmax_rows(const float *x, float *lp, int64_t rows, int64_t c)
