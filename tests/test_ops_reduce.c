@@ -508,6 +508,20 @@ static bool same_or_nan(float a, float b)
     return memcmp(&a, &b, sizeof a) == 0 || (a != a && b != b);
 }
 
+/* got and dgot against want and dwant, n values each, by same_or_nan; what names the case */
+static void expect_softmax_bits(const char *what, bool log, const float *got, const float *want,
+                                const float *dgot, const float *dwant, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++) {
+        if (!same_or_nan(got[k], want[k]))
+            fail_msg("%s, %s, element %lld: %a, want %a", log ? "log_softmax" : "softmax", what,
+                     (long long)k, (double)got[k], (double)want[k]);
+        if (!same_or_nan(dgot[k], dwant[k]))
+            fail_msg("%s backward, %s, element %lld: %a, want %a", log ? "log_softmax" : "softmax",
+                     what, (long long)k, (double)dgot[k], (double)dwant[k]);
+    }
+}
+
 /* Long rows along the last dim (its vector loops): the bits of softmax_row_ref, forward and
  * backward, for random rows and rows whose max is a tie of +0 and -0, or holds a NaN, +inf or
  * -inf, at lengths around the loops' blocks. */
@@ -547,18 +561,10 @@ static void test_softmax_long_rows_exact(void **state)
             for (int64_t row = 0; row < rows; row++) {
                 softmax_row_ref(v + row * n, nb_tensor_data_const(g) + row * n, n, log != 0, want,
                                 dwant);
-                const float *got = nb_tensor_data_const(y) + row * n;
-                const float *dgot = nb_tensor_data_const(nb_tensor_grad(x)) + row * n;
-                for (int64_t k = 0; k < n; k++) {
-                    if (!same_or_nan(got[k], want[k]))
-                        fail_msg("%s, n %lld, row %lld, element %lld: %a, want %a",
-                                 log ? "log_softmax" : "softmax", (long long)n, (long long)row,
-                                 (long long)k, (double)got[k], (double)want[k]);
-                    if (!same_or_nan(dgot[k], dwant[k]))
-                        fail_msg("%s backward, n %lld, row %lld, element %lld: %a, want %a",
-                                 log ? "log_softmax" : "softmax", (long long)n, (long long)row,
-                                 (long long)k, (double)dgot[k], (double)dwant[k]);
-                }
+                char what[64];
+                snprintf(what, sizeof what, "n %lld, row %lld", (long long)n, (long long)row);
+                expect_softmax_bits(what, log != 0, nb_tensor_data_const(y) + row * n, want,
+                                    nb_tensor_data_const(nb_tensor_grad(x)) + row * n, dwant, n);
             }
             free(want);
             free(dwant);
@@ -628,18 +634,10 @@ static void test_softmax_middle_dim_exact(void **state)
                         softmax_slice_ref(v + at, nb_tensor_data_const(g) + at, n, w, log != 0,
                                           want + at, dwant + at);
                     }
-                const float *got = nb_tensor_data_const(y);
-                const float *dgot = nb_tensor_data_const(nb_tensor_grad(x));
-                for (int64_t i = 0; i < total; i++) {
-                    if (!same_or_nan(got[i], want[i]))
-                        fail_msg("%s, [3, %lld, %lld], element %lld: %a, want %a",
-                                 log ? "log_softmax" : "softmax", (long long)n, (long long)w,
-                                 (long long)i, (double)got[i], (double)want[i]);
-                    if (!same_or_nan(dgot[i], dwant[i]))
-                        fail_msg("%s backward, [3, %lld, %lld], element %lld: %a, want %a",
-                                 log ? "log_softmax" : "softmax", (long long)n, (long long)w,
-                                 (long long)i, (double)dgot[i], (double)dwant[i]);
-                }
+                char what[64];
+                snprintf(what, sizeof what, "[3, %lld, %lld]", (long long)n, (long long)w);
+                expect_softmax_bits(what, log != 0, nb_tensor_data_const(y), want,
+                                    nb_tensor_data_const(nb_tensor_grad(x)), dwant, total);
                 assert_int_equal(nb_zero_grad(x, true), NB_OK);
                 nb_release(loss);
                 nb_release(yg);
