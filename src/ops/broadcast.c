@@ -288,10 +288,11 @@ static bool splits_by_outputs(const nb_shape *gs, const int64_t *st, bool *trail
 }
 
 /*
- * A large sum with kept dims on both sides of a reduced one, whose first dim (of those longer
- * than 1) is kept: its indices [lo, hi) of that dim, each a slice of g whose outputs no other
- * index writes. A slice's runs are added in nb__sum_to's order, so on the pool each output
- * gets the same sum as on one thread.
+ * nb__sum_to's general loop, over indices [lo, hi) of g's dim d0 (the first longer than 1 of
+ * all but the last; the dims before it are 1): g's runs of inner, one after the other, each
+ * added into its outputs elementwise (a kept run) or summed into one. Where d0 is kept, no two
+ * of its indices write the same output, so ranges of them can run on the pool and each output
+ * still gets the sum of one thread.
  */
 typedef struct sum_slices_job {
     float *dst;
@@ -348,7 +349,7 @@ void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const n
     if (!acc && n > 0) memset(dst, 0, (size_t)n * sizeof *dst);
     if (gn == 0) return;
     int nd = gs->ndim;
-    int64_t st[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0}, off = 0;
+    int64_t st[NB_MAX_DIMS];
     nb__broadcast_strides(s, gs, st);
     int64_t inner = gs->dims[nd - 1];
     bool trailing;
@@ -365,28 +366,13 @@ void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const n
         }
         return;
     }
-    int d0 = 0;
-    while (d0 < nd - 1 && gs->dims[d0] == 1) d0++;
-    if (gn >= NB__PARALLEL_MIN && d0 < nd - 1 && st[d0] != 0) { /* kept on both sides: by d0 */
-        sum_slices_job j = {dst, g, gs, st, scale, d0};
+    int d0 = 0; /* g has 2 dims or more here: a 1-D g sums to itself or to one value */
+    while (d0 < nd - 2 && gs->dims[d0] == 1) d0++;
+    sum_slices_job j = {dst, g, gs, st, scale, d0};
+    if (gn >= NB__PARALLEL_MIN && gs->dims[d0] > 1 && st[d0] != 0) /* kept on both sides */
         nb__split(gs->dims[d0], gn / gs->dims[d0], sum_slices, &j);
-        return;
-    }
-    for (int64_t at = 0; at < gn; at += inner) {
-        const float *row = g + at;
-        float *d = dst + off;
-        if (st[nd - 1]) { /* the run is kept: add it elementwise (vectorised) */
-            for (int64_t i = 0; i < inner; i++) d[i] += row[i] * scale;
-        } else { /* the run is summed into one value */
-            d[0] += (float)nb__sum_contiguous(row, inner) * scale;
-        }
-        for (int i = nd - 2; i >= 0; i--) {
-            off += st[i];
-            if (++idx[i] < gs->dims[i]) break;
-            off -= st[i] * gs->dims[i];
-            idx[i] = 0;
-        }
-    }
+    else
+        sum_slices(&j, 0, gs->dims[d0]);
 }
 
 /* ---- recording and writing gradients ---------------------------------------------------- */

@@ -263,8 +263,8 @@ NB__CLONES static void sgd_range(const void *kv, float *p, const float *grad, fl
 }
 
 typedef struct adam_k {
-    float b1, b2, one_b1, one_b2, eps, wd, decay, neg_step_size, bc2_sqrt;
-    double inv_bc2_sqrt; /* 1 / bc2_sqrt, for nb__div_by_inverse */
+    float b1, b2, one_b1, one_b2, eps, wd, decay, neg_step_size;
+    double inv_bc2_sqrt; /* 1 / bc2_sqrt (√bc2 rounded to float), for nb__div_by_inverse */
     float denom_min;     /* a dormant element's parameter stays put when denom >= this */
     bool amsgrad;
     bool dormant_ok; /* 0 <= beta1, beta2 <= 1, as subnormal_decay needs */
@@ -545,15 +545,13 @@ void nb__optim_update(nb_optim_kind kind, const nb_optim_options *o, nb__optim_s
                           (float)o->weight_decay,
                           (float)(1.0 - o->lr * o->weight_decay),
                           (float)-(o->lr / bias_correction1),
-                          (float)sqrt(bias_correction2),
-                          0.0,
+                          1.0 / (double)(float)sqrt(bias_correction2),
                           0.0f,
                           o->amsgrad,
                           in_unit((float)beta1) && in_unit((float)beta2),
                           mask_of(kind == NB_OPTIM_ADAMW),
                           o->maximize ? SIGN_BIT : 0u,
                           mask_of(kind != NB_OPTIM_ADAMW && o->weight_decay != 0.0)};
-        k.adam.inv_bc2_sqrt = 1.0 / (double)k.adam.bc2_sqrt;
         k.adam.denom_min = dormant_min(k.adam.neg_step_size);
         fn = adam_range;
         break;
