@@ -117,14 +117,17 @@ static void test_products_same_bits(void **state)
 
 /* ---- elementwise loops cut into tasks --------------------------------------------------- */
 
-/* run(other) at 2 and 3 threads gives the size bytes that one holds from a run at 1 thread */
-static void same_bits_as_one(const void *one, void *other, size_t size, void (*run)(void *),
+/* run(one, true) at 1 thread, then run(other, false) at 2 and 3 threads gives the size bytes
+ * that one holds (a runner may make its slower checks on the first run only) */
+static void same_bits_as_one(void *one, void *other, size_t size, void (*run)(void *, bool),
                              const char *what)
 {
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+    run(one, true);
     for (int t = 2; t <= 3; t++) {
         assert_int_equal(nb_set_num_threads(t), NB_OK);
         memset(other, 0, size);
-        run(other);
+        run(other, false);
         if (memcmp(one, other, size)) fail_msg("%s: %d threads differ from 1", what, t);
     }
     nb_set_num_threads(1);
@@ -169,7 +172,9 @@ static ew_operands ew_operands_new(void)
                          filled(30, EW_COLS, 7),      spread(filled(EW_ROWS, EW_COLS, 8))};
 }
 
-static void run_elementwise(void *out)
+static void check_elementwise(const ew_results *r);
+
+static void run_elementwise(void *out, bool first)
 {
     ew_results *r = out;
     nb_scope *sc = nb_scope_begin();
@@ -190,6 +195,7 @@ static void run_elementwise(void *out)
     keep(r, 6, nb_tensor_grad(o.x));
     memcpy(r->out[7], nb_tensor_data(nb_tensor_grad(o.row)), EW_COLS * sizeof(float));
     assert_int_equal(nb_scope_end(sc), NB_OK);
+    if (first) check_elementwise(r);
 }
 
 /* each output against its definition, element by element */
@@ -228,17 +234,15 @@ static void test_elementwise_same_bits(void **state)
 {
     (void)state;
     static ew_results one, other;
-    assert_int_equal(nb_set_num_threads(1), NB_OK);
-    run_elementwise(&one);
-    check_elementwise(&one);
     same_bits_as_one(&one, &other, sizeof one, run_elementwise, "the elementwise outputs");
 }
 
 /* Reductions by rows, over as many elements: amax, argmax, var and logsumexp along the last
  * dim, amax along the first (through a transposed copy), at 1, 2 and 3 threads; amax and
  * argmax against their definitions. */
-static void run_rows(void *res)
+static void run_rows(void *res, bool first)
 {
+    (void)first; /* checked on every run */
     float(*out)[EW_COLS] = res;
     nb_scope *sc = nb_scope_begin();
     nb_tensor *x = filled(EW_ROWS, EW_COLS, 9);
@@ -272,8 +276,6 @@ static void test_rows_same_bits(void **state)
 {
     (void)state;
     static float one[5][EW_COLS], other[5][EW_COLS];
-    assert_int_equal(nb_set_num_threads(1), NB_OK);
-    run_rows(one);
     same_bits_as_one(one, other, sizeof one, run_rows, "the reductions by rows");
 }
 
@@ -302,8 +304,9 @@ typedef struct sm_results {
     float y[SM_OPS][EW_ELEMS], dx[SM_OPS][EW_ELEMS];
 } sm_results;
 
-static void run_softmax(sm_results *r, bool check)
+static void run_softmax(void *res, bool check)
 {
+    sm_results *r = res;
     nb_scope *sc = nb_scope_begin();
     nb_tensor *x = nb_reshape(filled(EW_ROWS, EW_COLS, 10), NB_SHAPE(30, 10, EW_COLS));
     nb_tensor *w = nb_reshape(filled(EW_ROWS, EW_COLS, 11), NB_SHAPE(30, 10, EW_COLS));
@@ -337,18 +340,11 @@ static void run_softmax(sm_results *r, bool check)
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
-static void run_softmax_v(void *r)
-{
-    run_softmax(r, false);
-}
-
 static void test_softmax_same_bits(void **state)
 {
     (void)state;
     static sm_results one, other;
-    assert_int_equal(nb_set_num_threads(1), NB_OK);
-    run_softmax(&one, true);
-    same_bits_as_one(&one, &other, sizeof one, run_softmax_v, "softmax and log_softmax");
+    same_bits_as_one(&one, &other, sizeof one, run_softmax, "softmax and log_softmax");
 }
 
 /* Sums over trailing dims (each output its own block's sum), over leading dims (columns) and
@@ -359,8 +355,9 @@ static void test_softmax_same_bits(void **state)
 enum { N_SUMS = 8 };
 static const int64_t sum_lens[N_SUMS] = {EW_ROWS, EW_COLS, 30, EW_COLS, EW_COLS, 10, 1000, 100};
 
-static void run_sums(void *res)
+static void run_sums(void *res, bool first)
 {
+    (void)first; /* checked on every run */
     float(*out)[EW_COLS] = res;
     nb_scope *sc = nb_scope_begin();
     nb_tensor *x = filled(EW_ROWS, EW_COLS, 12), *x3 = nb_reshape(x, NB_SHAPE(30, 10, EW_COLS));
@@ -427,8 +424,6 @@ static void test_sums_same_bits(void **state)
 {
     (void)state;
     static float one[N_SUMS][EW_COLS], other[N_SUMS][EW_COLS]; /* unused tails stay 0 */
-    assert_int_equal(nb_set_num_threads(1), NB_OK);
-    run_sums(one);
     same_bits_as_one(one, other, sizeof one, run_sums, "the sums");
 }
 
@@ -464,8 +459,9 @@ static void ce_rows_step(nb_tensor *x, nb_tensor *cls, nb_tensor *prob, nb_tenso
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
-static void run_ce(ce_results *r, bool check)
+static void run_ce(void *res, bool check)
 {
+    ce_results *r = res;
     nb_scope *sc = nb_scope_begin();
     nb_tensor *x = nb_reshape(filled(EW_ROWS, EW_COLS, 13), NB_SHAPE(CE_ROWS, CE_CLASSES));
     nb_tensor *prob =
@@ -486,18 +482,11 @@ static void run_ce(ce_results *r, bool check)
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
-static void run_ce_v(void *r)
-{
-    run_ce(r, false);
-}
-
 static void test_cross_entropy_same_bits(void **state)
 {
     (void)state;
     static ce_results one, other;
-    assert_int_equal(nb_set_num_threads(1), NB_OK);
-    run_ce(&one, true);
-    same_bits_as_one(&one, &other, sizeof one, run_ce_v, "cross_entropy's gradients");
+    same_bits_as_one(&one, &other, sizeof one, run_ce, "cross_entropy's gradients");
 }
 
 /* 12 steps of nabla-train's step (784-256-128-10, Adam, batch 100) on the committed subset;
