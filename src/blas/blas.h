@@ -20,6 +20,28 @@ bool nb__blas_fits(int64_t a, int64_t b, int64_t c);
  */
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/** One product's arguments, as nb__gemm takes them. */
+typedef struct nb__gemm_args {
+    bool ta, tb;
+    int64_t m, n, k;
+    float alpha;
+    const float *a;
+    int64_t lda;
+    const float *b;
+    int64_t ldb;
+    float beta;
+    float *c;
+    int64_t ldc;
+} nb__gemm_args;
+
+/**
+ * Two independent products (C of one neither read nor written by the other), as nb__gemm
+ * each, run on the pool together. When both have about the same size, each is cut into half
+ * the blocks it would have alone (one block where it would have two), so that each thread
+ * packs less: the cut still follows the shapes alone, never the thread count. Either may be
+ * NULL, for one product alone.
+ */
+void nb__gemm_pair(const nb__gemm_args *x, const nb__gemm_args *y);
 /** y = alpha·op(A)·x + beta·y for A[m,n] row-major. */
 void nb__gemv(bool ta, int64_t m, int64_t n, float alpha, const float *a, int64_t lda,
               const float *x, float beta, float *y);

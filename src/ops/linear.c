@@ -33,27 +33,29 @@ static nb_status addmm_backward(nb_node *node, nb_tensor *const *gy, nb_tensor *
     if ((need2 && !a) || (need1 && !b)) return nb__last_code();
     const float *G = nb__data(gy[0]);
     int64_t m = st->m, k = st->k, n = st->n;
+    nb__gemm_args g1, g2;
     bool acc;
     if (need1) {
         float *d = nb__grad_dst(node, gx, e1, &acc);
         if (!d) return NB_ENOMEM;
         if (st->trans_b) /* dx = α·dy·W, W [n, k] */
-            nb__gemm(false, false, m, k, n, st->alpha, G, n, nb__data(b), k, acc ? 1.0f : 0.0f, d,
-                     k);
+            g1 = (nb__gemm_args){
+                false, false, m, k, n, st->alpha, G, n, nb__data(b), k, acc ? 1.0f : 0.0f, d, k};
         else /* dA = α·dC·Bᵀ, B [k, n] */
-            nb__gemm(false, true, m, k, n, st->alpha, G, n, nb__data(b), n, acc ? 1.0f : 0.0f, d,
-                     k);
+            g1 = (nb__gemm_args){
+                false, true, m, k, n, st->alpha, G, n, nb__data(b), n, acc ? 1.0f : 0.0f, d, k};
     }
     if (need2) {
         float *d = nb__grad_dst(node, gx, e2, &acc);
         if (!d) return NB_ENOMEM;
         if (st->trans_b) /* dW = α·dyᵀ·x, [n, k] */
-            nb__gemm(true, false, n, k, m, st->alpha, G, n, nb__data(a), k, acc ? 1.0f : 0.0f, d,
-                     k);
+            g2 = (nb__gemm_args){
+                true, false, n, k, m, st->alpha, G, n, nb__data(a), k, acc ? 1.0f : 0.0f, d, k};
         else /* dB = α·Aᵀ·dC, [k, n] */
-            nb__gemm(true, false, k, n, m, st->alpha, nb__data(a), k, G, n, acc ? 1.0f : 0.0f, d,
-                     n);
+            g2 = (nb__gemm_args){
+                true, false, k, n, m, st->alpha, nb__data(a), k, G, n, acc ? 1.0f : 0.0f, d, n};
     }
+    nb__gemm_pair(need1 ? &g1 : NULL, need2 ? &g2 : NULL);
     /* d input = β·dy summed over the dims input was broadcast along (linear: the column sums
      * of dy, one vectorised row add per row) */
     if (st->has_input && nb__needs_grad(node, 0)) return nb__grad_sum(node, gx, 0, gy[0], st->beta);

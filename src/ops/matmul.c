@@ -156,8 +156,9 @@ static nb_status matmul_backward(nb_node *node, nb_tensor *const *gy, nb_tensor 
         if (dB) nb__gemv(true, m, k, 1.0f, A, k, G, beta_b, dB); /* dx = Wᵀ·dz */
     } else if (p.fold) {
         int64_t M = p.nbatch * m;
-        if (dA) nb__gemm(false, true, M, k, n, 1.0f, G, n, B, n, beta_a, dA, k); /* dA = dC·Bᵀ */
-        if (dB) nb__gemm(true, false, k, n, M, 1.0f, A, k, G, n, beta_b, dB, n); /* dB = Aᵀ·dC */
+        nb__gemm_args ga = {false, true, M, k, n, 1.0f, G, n, B, n, beta_a, dA, k}; /* dC·Bᵀ */
+        nb__gemm_args gb = {true, false, k, n, M, 1.0f, A, k, G, n, beta_b, dB, n}; /* Aᵀ·dC */
+        nb__gemm_pair(dA ? &ga : NULL, dB ? &gb : NULL);
     } else {
         /* per batch; broadcast batches of an operand sum into its one gradient (beta = 1) */
         for (int64_t i = 0; i < p.nbatch; i++) {
