@@ -352,8 +352,9 @@ static void test_softmax_same_bits(void **state)
  * elements: against their definitions
  * (a column added row after row in float, as nb_sum does, bit for bit; a block's sum, which
  * nabla takes in double, within 1e-6), and the same bits at 1, 2 and 3 threads. */
-enum { N_SUMS = 8 };
-static const int64_t sum_lens[N_SUMS] = {EW_ROWS, EW_COLS, 30, EW_COLS, EW_COLS, 10, 1000, 100};
+enum { N_SUMS = 10 };
+static const int64_t sum_lens[N_SUMS] = {EW_ROWS, EW_COLS, 30,  EW_COLS, EW_COLS,
+                                         10,      1000,    100, 1,       1};
 
 static void run_sums(void *res, bool first)
 {
@@ -368,7 +369,9 @@ static void run_sums(void *res, bool first)
                             nb_mean(x, NB_DIMS(0), true),
                             nb_sum(x3, NB_DIMS(0, 2), false),
                             nb_sum(nb_reshape(x, NB_SHAPE(10, 300, 100)), NB_DIMS(1), false),
-                            nb_sum(nb_reshape(x, NB_SHAPE(10, 30, 10, 100)), NB_DIMS(1, 3), false)};
+                            nb_sum(nb_reshape(x, NB_SHAPE(10, 30, 10, 100)), NB_DIMS(1, 3), false),
+                            nb_sum(x, NB_DIMS_ALL, false),
+                            nb_mean(x3, NB_DIMS_ALL, true)};
     for (int k = 0; k < N_SUMS; k++) {
         assert_non_null(y[k]);
         assert_int_equal(nb_tensor_numel(y[k]), sum_lens[k]);
@@ -410,6 +413,11 @@ static void run_sums(void *res, bool first)
                 fail_msg("[10, 30, 10, 100] over dims 1, 3, (%lld, %lld): %g, want %g",
                          (long long)a, (long long)c, (double)out[7][a * 10 + c], sum);
         }
+    double all = 0.0; /* every element, in chunks on the pool: within rounding of the sum */
+    for (int64_t i = 0; i < EW_ELEMS; i++) all += (double)v[i];
+    if (fabs((double)out[8][0] - all) > 1e-7 * all ||
+        fabs((double)out[9][0] - all / EW_ELEMS) > 1e-7 * all / EW_ELEMS)
+        fail_msg("all: sum %.9g, mean %.9g, want %.9g", (double)out[8][0], (double)out[9][0], all);
     for (int64_t m = 0; m < 10; m++) { /* the middle dim kept: the loop on one thread */
         double mid = 0.0;
         for (int64_t a = 0; a < 30; a++)
@@ -487,6 +495,83 @@ static void test_cross_entropy_same_bits(void **state)
     (void)state;
     static ce_results one, other;
     same_bits_as_one(&one, &other, sizeof one, run_ce, "cross_entropy's gradients");
+}
+
+/* binary_cross_entropy_with_logits over 300 000 logits: without and with a weight and a
+ * pos_weight (negative ones too), NaN, ±inf, ±0 and large logits among them. Each loss bit for
+ * bit as PyTorch's kernel computes it (in float, with the C library's expf and logf, which
+ * nabla's match bit for bit), the mean and sum of finite logits within rounding of the
+ * losses' sum in double; losses, means, sums and both gradients the same at 1, 2 and 3
+ * threads. */
+typedef struct bcel_results {
+    float loss[2][EW_ELEMS], dx[2][EW_ELEMS], dy[2][EW_ELEMS], red[2][2];
+} bcel_results;
+
+static float bcel_want(float x, float y, const float *p, const float *w)
+{
+    float max_val = x < 0.0f ? -x : 0.0f;
+    float soft = logf(expf(-max_val) + expf(-x - max_val));
+    float l = p ? (1.0f - y) * x + ((*p - 1.0f) * y + 1.0f) * (soft + max_val)
+                : (1.0f - y) * x + max_val + soft;
+    return w ? l * *w : l;
+}
+
+static void run_bcel(void *res, bool check)
+{
+    bcel_results *r = res;
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *x = filled(EW_ROWS, EW_COLS, 21), *xf = filled(EW_ROWS, EW_COLS, 21);
+    nb_tensor *y = filled(EW_ROWS, EW_COLS, 22), *p = filled(EW_ROWS, EW_COLS, 23);
+    nb_tensor *w = filled(EW_ROWS, EW_COLS, 24);
+    float *X = nb_tensor_data(x), *XF = nb_tensor_data(xf), *P = nb_tensor_data(p);
+    const float *Y = nb_tensor_data(y), *W = nb_tensor_data(w);
+    static const float special[] = {NAN, INFINITY, -INFINITY, -0.0f, 0.0f, -100.0f, 100.0f};
+    for (int64_t i = 0; i < EW_ELEMS; i++) {
+        X[i] = XF[i] = 40.0f * X[i] - 20.0f;
+        P[i] = 3.0f * P[i] - 1.0f;
+        if (i % 1009 < 7) X[i] = special[i % 1009];
+    }
+    for (int pw = 0; pw < 2; pw++) {
+        nb_tensor *wt = pw ? w : NULL, *pt = pw ? p : NULL;
+        nb_tensor *l = nb_binary_cross_entropy_with_logits(x, y, wt, pt, NB_NONE);
+        assert_non_null(l);
+        memcpy(r->loss[pw], nb_tensor_data(l), sizeof r->loss[pw]);
+        for (int64_t i = 0; check && i < EW_ELEMS; i++) {
+            float want = bcel_want(X[i], Y[i], pw ? &P[i] : NULL, pw ? &W[i] : NULL);
+            float got = r->loss[pw][i];
+            if (!(isnan(want) && isnan(got)) && memcmp(&want, &got, sizeof got))
+                fail_msg("loss %lld (x %a, pos_weight %d): %a, want %a", (long long)i, (double)X[i],
+                         pw, (double)got, (double)want);
+        }
+        for (int red = 0; red < 2; red++) {
+            nb_tensor *xl = nb_requires_grad_(nb_clone(xf), true);
+            nb_tensor *yl = nb_requires_grad_(nb_clone(y), true);
+            nb_tensor *m =
+                nb_binary_cross_entropy_with_logits(xl, yl, wt, pt, red ? NB_SUM : NB_MEAN);
+            assert_non_null(m);
+            r->red[pw][red] = nb_tensor_data(m)[0];
+            if (red == 0) {
+                assert_int_equal(nb_backward(m, NULL, false), NB_OK);
+                memcpy(r->dx[pw], nb_tensor_data(nb_tensor_grad(xl)), sizeof r->dx[pw]);
+                memcpy(r->dy[pw], nb_tensor_data(nb_tensor_grad(yl)), sizeof r->dy[pw]);
+            }
+        }
+        double sum = 0.0;
+        for (int64_t i = 0; check && i < EW_ELEMS; i++)
+            sum += (double)bcel_want(XF[i], Y[i], pw ? &P[i] : NULL, pw ? &W[i] : NULL);
+        if (check && (fabs((double)r->red[pw][1] - sum) > 1e-6 * fabs(sum) ||
+                      fabs((double)r->red[pw][0] - sum / EW_ELEMS) > 1e-6 * fabs(sum / EW_ELEMS)))
+            fail_msg("pos_weight %d: mean %.9g, sum %.9g, want the sum %.9g", pw,
+                     (double)r->red[pw][0], (double)r->red[pw][1], sum);
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+static void test_bce_logits_same_bits(void **state)
+{
+    (void)state;
+    static bcel_results one, other;
+    same_bits_as_one(&one, &other, sizeof one, run_bcel, "binary_cross_entropy_with_logits");
 }
 
 /* 12 steps of nabla-train's step (784-256-128-10, Adam, batch 100) on the committed subset;
@@ -651,12 +736,17 @@ static void test_num_threads(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {
-        T(test_products_same_bits),   T(test_elementwise_same_bits),
-        T(test_rows_same_bits),       T(test_softmax_same_bits),
-        T(test_sums_same_bits),       T(test_cross_entropy_same_bits),
-        T(test_training_same_bits),   T(test_program_threads_share_pool),
-        T(test_probe_once_per_shape), T(test_num_threads)};
+    const struct CMUnitTest tests[] = {T(test_products_same_bits),
+                                       T(test_elementwise_same_bits),
+                                       T(test_rows_same_bits),
+                                       T(test_softmax_same_bits),
+                                       T(test_sums_same_bits),
+                                       T(test_cross_entropy_same_bits),
+                                       T(test_bce_logits_same_bits),
+                                       T(test_training_same_bits),
+                                       T(test_program_threads_share_pool),
+                                       T(test_probe_once_per_shape),
+                                       T(test_num_threads)};
 #undef T
     return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
 }

@@ -231,6 +231,52 @@ double nb__sum_contiguous(const float *x, int64_t n)
     return (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) + tail;
 }
 
+/*
+ * A sum over [0, n) of NB__PARALLEL_MIN or more, in chunks whose size follows n alone
+ * (NB__TASK_ELEMS, or more so that there are at most SUM_MAX_CHUNKS, a multiple of 64), each
+ * summed by fn on the pool and the chunks' sums added in order: the same bits at any thread
+ * count.
+ */
+#define SUM_MAX_CHUNKS 1024
+
+typedef struct chunk_job {
+    nb__chunk_fn fn;
+    void *ctx;
+    int64_t n, per;
+    double *part;
+} chunk_job;
+
+static void chunk_task(void *ctx, int64_t t)
+{
+    const chunk_job *j = ctx;
+    int64_t lo = t * j->per, hi = j->n - lo < j->per ? j->n : lo + j->per;
+    j->part[t] = j->fn(j->ctx, lo, hi);
+}
+
+double nb__sum_chunks(int64_t n, nb__chunk_fn fn, void *ctx)
+{
+    if (n < NB__PARALLEL_MIN) return fn(ctx, 0, n);
+    int64_t per = NB__TASK_ELEMS, least = (n + SUM_MAX_CHUNKS - 1) / SUM_MAX_CHUNKS;
+    if (least > per) per = (least + 63) / 64 * 64;
+    double part[SUM_MAX_CHUNKS];
+    chunk_job j = {fn, ctx, n, per, part};
+    int64_t chunks = (n + per - 1) / per;
+    nb__parallel_for(chunks, chunk_task, &j);
+    double s = 0.0;
+    for (int64_t t = 0; t < chunks; t++) s += part[t];
+    return s;
+}
+
+static double sum_chunk(void *ctx, int64_t lo, int64_t hi)
+{
+    return nb__sum_contiguous(*(const float **)ctx + lo, hi - lo);
+}
+
+double nb__sum_all(const float *x, int64_t n)
+{
+    return nb__sum_chunks(n, sum_chunk, &x);
+}
+
 NB__EW_KERNEL(scaled_copy, V0 *k[0])
 
 /*
@@ -342,7 +388,7 @@ void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const n
         return;
     }
     if (n == 1) { /* everything into one value, in double */
-        float v = (float)nb__sum_contiguous(g, gn) * scale;
+        float v = (float)nb__sum_all(g, gn) * scale;
         dst[0] = acc ? dst[0] + v : v;
         return;
     }

@@ -189,8 +189,21 @@ void nb__ew_unary(nb__ew_fn f, const float *k, const nb_tensor *x, nb_tensor *ou
  */
 void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const nb_shape *gs,
                 float scale);
-/** The sum of x[0..n-1], accumulated in double. */
+/** The sum of x[0..n-1], accumulated in double (8 partial sums, added as a tree). */
 double nb__sum_contiguous(const float *x, int64_t n);
+
+/** The sum, in double, of the part [lo, hi) of the work described by ctx. */
+typedef double (*nb__chunk_fn)(void *ctx, int64_t lo, int64_t hi);
+
+/**
+ * fn's sums over chunks of [0, n), added in order: one chunk on the caller below
+ * NB__PARALLEL_MIN, else chunks of NB__TASK_ELEMS or more (a multiple of 64, at most 1024
+ * chunks) on the thread pool. The chunks follow n alone: the same bits at any thread count.
+ */
+double nb__sum_chunks(int64_t n, nb__chunk_fn fn, void *ctx);
+
+/** The sum of x[0..n-1] in double: nb__sum_contiguous over nb__sum_chunks's chunks. */
+double nb__sum_all(const float *x, int64_t n);
 /**
  * lp = log_softmax of each of rows rows of c contiguous values, as nb_log_softmax along the
  * last dim computes it (PyTorch's kernel: the max, the sum of e^(x − max) in 8 lanes reduced

@@ -62,7 +62,7 @@ static nb_status check_broadcasts(const char *fn, const char *what, const nb_ten
 /* The reduced value of n per-element losses, summed in double: Σ, Σ / n or Σ / batch. */
 static float reduce_total(const float *l, int64_t n, nb_reduction r, int64_t batch)
 {
-    float total = (float)nb__sum_contiguous(l, n);
+    float total = (float)nb__sum_all(l, n);
     if (r == NB_MEAN) total /= (float)n;
     if (r == NB_BATCHMEAN) total /= (float)batch;
     return total;
@@ -359,7 +359,51 @@ static void bcel_block(const float *const *src, int n_src, int64_t e0, int64_t m
     }
 }
 
-NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
+/* One gradient of binary_cross_entropy_with_logits, for blocks of elements on the pool. */
+typedef struct bcel_grad {
+    const float *src[5]; /* x, y, pos_weight, weight, the per-element upstream gradient */
+    const float *g0;     /* a reduced loss's one gradient, in every lane */
+    float *d;
+    float scale;
+    int64_t numel;
+    int input; /* 0: d/dx, 1: d/dy */
+    bool acc;
+} bcel_grad;
+
+/* the gradient at elements [lo, hi)·BCEL_LANES */
+NB__CLONES static void bcel_grad_blocks(void *ctx, int64_t lo, int64_t hi)
+{
+    const bcel_grad *c = ctx;
+    float *const d = c->d;
+    const float scale = c->scale;
+    for (int64_t e0 = lo * BCEL_LANES; e0 < hi * BCEL_LANES && e0 < c->numel; e0 += BCEL_LANES) {
+        int64_t m = c->numel - e0 < BCEL_LANES ? c->numel - e0 : BCEL_LANES;
+        BCEL_ALIGNED float buf[5][BCEL_LANES];
+        BCEL_ALIGNED float v[BCEL_LANES];
+        const float *b[5];
+        bcel_block(c->src, 5, e0, m, buf, b);
+        const float *bx = b[0], *by = b[1], *bp = b[2], *bw = b[3], *bg = b[4] ? b[4] : c->g0;
+        if (c->input == 0 && !bp) /* d/dx: (σ(x) − y)·g */
+            for (int j = 0; j < BCEL_LANES; j++) v[j] = 1.0f / (1.0f + nb__expf(-bx[j])) - by[j];
+        else if (c->input == 0) /* with pos_weight: ((p·y + 1 − y)·σ(x) − p·y)·g */
+            for (int j = 0; j < BCEL_LANES; j++) {
+                float sg = 1.0f / (1.0f + nb__expf(-bx[j])), t = bp[j] * by[j];
+                v[j] = (t + 1.0f - by[j]) * sg - t;
+            }
+        else if (!bp) /* d/dy: −x·g */
+            for (int j = 0; j < BCEL_LANES; j++) v[j] = -bx[j];
+        else /* with pos_weight: (logσ(−x) − p·logσ(x))·g */
+            for (int j = 0; j < BCEL_LANES; j++)
+                v[j] = nb__log_sigmoidf(-bx[j]) - nb__log_sigmoidf(bx[j]) * bp[j];
+        for (int j = 0; j < BCEL_LANES; j++) v[j] *= bg[j];
+        if (bw)
+            for (int j = 0; j < BCEL_LANES; j++) v[j] *= bw[j];
+        float *de = d + e0;
+        for (int64_t j = 0; j < m; j++) de[j] = c->acc ? de[j] + v[j] / scale : v[j] / scale;
+    }
+}
+
+static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
     const char *fn = nb__engine_fn();
     nb_tensor *x = nb__saved(n, SLOT_INPUT), *y = nb__saved(n, SLOT_TARGET);
@@ -373,45 +417,24 @@ NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_t
     nb_status rc = expand_opt(fn, "weight", w, x, &W, &we);
     if (rc == NB_OK) rc = expand_opt(fn, "pos_weight", p, x, &P, &pe);
     nb_reduction red = ((const bcel_state *)nb__state(n))->reduction;
-    float scale = red == NB_MEAN ? (float)x->numel : 1.0f;
     const float *G = nb__data(gy[0]);
-    BCEL_ALIGNED float g0[BCEL_LANES]; /* a reduced loss's one gradient, in every lane */
+    BCEL_ALIGNED float g0[BCEL_LANES];
     for (int j = 0; j < BCEL_LANES; j++) g0[j] = G[0];
-    const float *src[5] = {nb__data(x), nb__data(y), P, W, red == NB_NONE ? G : NULL};
+    bcel_grad c = {{nb__data(x), nb__data(y), P, W, red == NB_NONE ? G : NULL},
+                   g0,
+                   NULL,
+                   red == NB_MEAN ? (float)x->numel : 1.0f,
+                   x->numel,
+                   0,
+                   false};
     for (int i = 0; i < 2 && rc == NB_OK; i++) {
         if (!nb__needs_grad(n, i)) continue;
-        bool acc;
-        float *d = nb__grad_dst(n, gx, i, &acc);
-        if (!d) {
+        if (!(c.d = nb__grad_dst(n, gx, i, &c.acc))) {
             rc = NB_ENOMEM;
             break;
         }
-        for (int64_t e0 = 0; e0 < x->numel; e0 += BCEL_LANES) {
-            int64_t m = x->numel - e0 < BCEL_LANES ? x->numel - e0 : BCEL_LANES;
-            BCEL_ALIGNED float buf[5][BCEL_LANES];
-            BCEL_ALIGNED float v[BCEL_LANES];
-            const float *b[5];
-            bcel_block(src, 5, e0, m, buf, b);
-            const float *bx = b[0], *by = b[1], *bp = b[2], *bw = b[3], *bg = b[4] ? b[4] : g0;
-            if (i == 0 && !bp) /* d/dx: (σ(x) − y)·g */
-                for (int j = 0; j < BCEL_LANES; j++)
-                    v[j] = 1.0f / (1.0f + nb__expf(-bx[j])) - by[j];
-            else if (i == 0) /* with pos_weight: ((p·y + 1 − y)·σ(x) − p·y)·g */
-                for (int j = 0; j < BCEL_LANES; j++) {
-                    float s = 1.0f / (1.0f + nb__expf(-bx[j])), t = bp[j] * by[j];
-                    v[j] = (t + 1.0f - by[j]) * s - t;
-                }
-            else if (!bp) /* d/dy: −x·g */
-                for (int j = 0; j < BCEL_LANES; j++) v[j] = -bx[j];
-            else /* with pos_weight: (logσ(−x) − p·logσ(x))·g */
-                for (int j = 0; j < BCEL_LANES; j++)
-                    v[j] = nb__log_sigmoidf(-bx[j]) - nb__log_sigmoidf(bx[j]) * bp[j];
-            for (int j = 0; j < BCEL_LANES; j++) v[j] *= bg[j];
-            if (bw)
-                for (int j = 0; j < BCEL_LANES; j++) v[j] *= bw[j];
-            float *de = d + e0;
-            for (int64_t j = 0; j < m; j++) de[j] = acc ? de[j] + v[j] / scale : v[j] / scale;
-        }
+        c.input = i;
+        nb__split((x->numel + BCEL_LANES - 1) / BCEL_LANES, BCEL_LANES, bcel_grad_blocks, &c);
     }
     nb__release(we);
     nb__release(pe);
@@ -420,40 +443,60 @@ NB__CLONES static nb_status bcel_backward(nb_node *n, nb_tensor *const *gy, nb_t
 
 static const nb_op bcel_op = {"BCEWithLogitsBackward0", bcel_backward, 4, sizeof(bcel_state), 0};
 
-/* The per-element losses of binary_cross_entropy_with_logits into L (when not NULL), and
- * their sum in double, in order. */
-NB__CLONES static double bcel_losses(const float *X, const float *Y, const float *W, const float *P,
-                                     float *L, int64_t numel)
+/* The inputs and the per-element losses (or NULL) of binary_cross_entropy_with_logits. */
+typedef struct bcel_fwd {
+    const float *src[4]; /* x, y, pos_weight, weight */
+    float *L;
+} bcel_fwd;
+
+/* Losses summed by runs of this many (a multiple of BCEL_LANES), each in a buffer when they
+ * are not kept */
+#define BCEL_RUN 512
+
+/*
+ * The losses of elements [lo, hi) (lo a multiple of BCEL_LANES) into L, when it is not NULL,
+ * else their sum in double: nb__sum_contiguous over runs of BCEL_RUN, the runs in order.
+ */
+NB__CLONES static double bcel_losses(void *ctx, int64_t lo, int64_t hi)
 {
+    const bcel_fwd *c = ctx;
+    BCEL_ALIGNED float run[BCEL_RUN];
     double total = 0.0;
-    const float *src[4] = {X, Y, P, W};
-    for (int64_t e0 = 0; e0 < numel; e0 += BCEL_LANES) {
-        int64_t m = numel - e0 < BCEL_LANES ? numel - e0 : BCEL_LANES;
-        BCEL_ALIGNED float buf[4][BCEL_LANES];
-        BCEL_ALIGNED float l[BCEL_LANES];
-        const float *b[4];
-        bcel_block(src, 4, e0, m, buf, b);
-        const float *bx = b[0], *by = b[1], *bp = b[2], *bw = b[3];
-        /* the operations, in float, in the order of PyTorch's kernel; max(−x, 0) by a select
-         * (0 at a NaN, as fmaxf) */
-        if (!bp)
-            for (int j = 0; j < BCEL_LANES; j++) {
-                float x = bx[j], max_val = nb__pick(x < 0.0f, -x, 0.0f);
-                float soft = nb__logf(nb__expf(-max_val) + nb__expf(-x - max_val));
-                l[j] = (1.0f - by[j]) * x + max_val + soft;
-            }
-        else
-            for (int j = 0; j < BCEL_LANES; j++) {
-                float x = bx[j], y = by[j], max_val = nb__pick(x < 0.0f, -x, 0.0f);
-                float soft = nb__logf(nb__expf(-max_val) + nb__expf(-x - max_val));
-                l[j] = (1.0f - y) * x + ((bp[j] - 1.0f) * y + 1.0f) * (soft + max_val);
-            }
-        if (bw)
-            for (int j = 0; j < BCEL_LANES; j++) l[j] *= bw[j];
-        for (int64_t j = 0; j < m; j++) {
-            if (L) L[e0 + j] = l[j];
-            total += (double)l[j];
+    for (int64_t r0 = lo; r0 < hi; r0 += BCEL_RUN) {
+        int64_t rn = hi - r0 < BCEL_RUN ? hi - r0 : BCEL_RUN;
+        float *out = c->L ? c->L + r0 : run;
+        for (int64_t e0 = r0; e0 < r0 + rn; e0 += BCEL_LANES) {
+            int64_t m = r0 + rn - e0 < BCEL_LANES ? r0 + rn - e0 : BCEL_LANES;
+            BCEL_ALIGNED float buf[4][BCEL_LANES];
+            BCEL_ALIGNED float l[BCEL_LANES];
+            const float *b[4];
+            bcel_block(c->src, 4, e0, m, buf, b);
+            const float *bx = b[0], *by = b[1], *bp = b[2], *bw = b[3];
+            /* PyTorch's kernel, in float, in its order: max(−x, 0) by a select (0 at a NaN, as
+             * fmaxf), then log(e^(−max) + e^(−x − max)). One of those two exponents is 0
+             * (then its e^ is 1) unless x is NaN or −inf, where their sum is NaN as the other
+             * is: so e^(their sum) + 1 has the same bits, with one exp. */
+            if (!bp)
+                for (int j = 0; j < BCEL_LANES; j++) {
+                    float x = bx[j], max_val = nb__pick(x < 0.0f, -x, 0.0f);
+                    float soft = nb__logf(1.0f + nb__expf(-max_val + (-x - max_val)));
+                    l[j] = (1.0f - by[j]) * x + max_val + soft;
+                }
+            else
+                for (int j = 0; j < BCEL_LANES; j++) {
+                    float x = bx[j], y = by[j], max_val = nb__pick(x < 0.0f, -x, 0.0f);
+                    float soft = nb__logf(1.0f + nb__expf(-max_val + (-x - max_val)));
+                    l[j] = (1.0f - y) * x + ((bp[j] - 1.0f) * y + 1.0f) * (soft + max_val);
+                }
+            if (bw)
+                for (int j = 0; j < BCEL_LANES; j++) l[j] *= bw[j];
+            float *o = out + (e0 - r0);
+            if (m == BCEL_LANES)
+                for (int j = 0; j < BCEL_LANES; j++) o[j] = l[j];
+            else
+                for (int64_t j = 0; j < m; j++) o[j] = l[j];
         }
+        if (!c->L) total += nb__sum_contiguous(run, rn);
     }
     return total;
 }
@@ -484,7 +527,8 @@ nb_tensor *nb_binary_cross_entropy_with_logits(nb_tensor *input, nb_tensor *targ
     if (reduction == NB_NONE && !(loss = nb__new(fn, input->ndim, input->shape))) goto done;
     const float *X = nb__data(input), *Y = nb__data(target);
     float *L = loss ? nb__data(loss) : NULL;
-    double total = bcel_losses(X, Y, W, P, L, input->numel);
+    bcel_fwd c = {{X, Y, P, W}, L};
+    double total = nb__sum_chunks(input->numel, bcel_losses, &c);
     if (reduction == NB_NONE) {
         out = loss;
         loss = NULL;
