@@ -574,6 +574,83 @@ static void test_bce_logits_same_bits(void **state)
     same_bits_as_one(&one, &other, sizeof one, run_bcel, "binary_cross_entropy_with_logits");
 }
 
+/* layer_norm over rows of 1 000 (300 000 elements), with a weight and a bias, and the
+ * gradients of all three for an upstream gradient: the output and dx of each block of 50
+ * rows have the bits those rows give alone (a tensor too small to cut), dw and db are within
+ * rounding of their sums over the rows in double, and everything is the same at 1, 2 and 3
+ * threads. */
+enum { LN_BLOCK = 50 };
+
+typedef struct ln_results {
+    float y[EW_ELEMS], dx[EW_ELEMS], dw[EW_COLS], db[EW_COLS];
+} ln_results;
+
+/* rows [lo, hi) of x through layer_norm and backward into r at those rows; dw and db too */
+static void ln_rows_step(nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_tensor *g, int64_t lo,
+                         int64_t hi, ln_results *r)
+{
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *xl = nb_requires_grad_(nb_clone(nb_slice(x, 0, lo, hi, 1)), true);
+    nb_tensor *wl = nb_requires_grad_(nb_clone(w), true),
+              *bl = nb_requires_grad_(nb_clone(b), true);
+    nb_tensor *y = nb_layer_norm(xl, NB_SHAPE(EW_COLS), wl, bl, 1e-5);
+    assert_non_null(y);
+    assert_int_equal(nb_backward(y, nb_slice(g, 0, lo, hi, 1), false), NB_OK);
+    size_t at = (size_t)(lo * EW_COLS), len = (size_t)((hi - lo) * EW_COLS) * sizeof(float);
+    memcpy(r->y + at, nb_tensor_data(y), len);
+    memcpy(r->dx + at, nb_tensor_data(nb_tensor_grad(xl)), len);
+    memcpy(r->dw, nb_tensor_data(nb_tensor_grad(wl)), sizeof r->dw);
+    memcpy(r->db, nb_tensor_data(nb_tensor_grad(bl)), sizeof r->db);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+static void run_ln(void *res, bool check)
+{
+    ln_results *r = res;
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *x = filled(EW_ROWS, EW_COLS, 31), *g = filled(EW_ROWS, EW_COLS, 32);
+    nb_tensor *w = nb_reshape(filled(1, EW_COLS, 33), NB_SHAPE(EW_COLS));
+    nb_tensor *b = nb_reshape(filled(1, EW_COLS, 34), NB_SHAPE(EW_COLS));
+    ln_rows_step(x, w, b, g, 0, EW_ROWS, r);
+    static ln_results part;
+    for (int64_t lo = 0; check && lo < EW_ROWS; lo += LN_BLOCK) {
+        ln_rows_step(x, w, b, g, lo, lo + LN_BLOCK, &part);
+        size_t at = (size_t)(lo * EW_COLS), len = (size_t)(LN_BLOCK * EW_COLS) * sizeof(float);
+        if (memcmp(part.y + at, r->y + at, len) || memcmp(part.dx + at, r->dx + at, len))
+            fail_msg("layer_norm, rows %lld..: not those rows' own output and dx", (long long)lo);
+    }
+    const float *X = nb_tensor_data(x), *G = nb_tensor_data(g);
+    static double mean[EW_ROWS], rstd[EW_ROWS];
+    for (int64_t i = 0; check && i < EW_ROWS; i++) {
+        double m = 0.0, v = 0.0;
+        for (int64_t k = 0; k < EW_COLS; k++) m += (double)X[i * EW_COLS + k];
+        m /= EW_COLS;
+        for (int64_t k = 0; k < EW_COLS; k++)
+            v += ((double)X[i * EW_COLS + k] - m) * ((double)X[i * EW_COLS + k] - m);
+        mean[i] = m;
+        rstd[i] = 1.0 / sqrt(v / EW_COLS + 1e-5);
+    }
+    for (int64_t j = 0; check && j < EW_COLS; j++) {
+        double dw = 0.0, db = 0.0;
+        for (int64_t i = 0; i < EW_ROWS; i++) {
+            dw += (double)G[i * EW_COLS + j] * ((double)X[i * EW_COLS + j] - mean[i]) * rstd[i];
+            db += (double)G[i * EW_COLS + j];
+        }
+        if (fabs((double)r->dw[j] - dw) > 1e-5 * (fabs(dw) + 1.0) ||
+            fabs((double)r->db[j] - db) > 1e-5 * fabs(db))
+            fail_msg("layer_norm, column %lld: dw %g, db %g; want %g, %g", (long long)j,
+                     (double)r->dw[j], (double)r->db[j], dw, db);
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+static void test_layer_norm_same_bits(void **state)
+{
+    (void)state;
+    static ln_results one, other;
+    same_bits_as_one(&one, &other, sizeof one, run_ln, "layer_norm");
+}
+
 /* 12 steps of nabla-train's step (784-256-128-10, Adam, batch 100) on the committed subset;
  * the parameters into out. */
 #define N_PARAMS (784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10)
@@ -736,17 +813,13 @@ static void test_num_threads(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {T(test_products_same_bits),
-                                       T(test_elementwise_same_bits),
-                                       T(test_rows_same_bits),
-                                       T(test_softmax_same_bits),
-                                       T(test_sums_same_bits),
-                                       T(test_cross_entropy_same_bits),
-                                       T(test_bce_logits_same_bits),
-                                       T(test_training_same_bits),
-                                       T(test_program_threads_share_pool),
-                                       T(test_probe_once_per_shape),
-                                       T(test_num_threads)};
+    const struct CMUnitTest tests[] = {
+        T(test_products_same_bits),   T(test_elementwise_same_bits),
+        T(test_rows_same_bits),       T(test_softmax_same_bits),
+        T(test_sums_same_bits),       T(test_cross_entropy_same_bits),
+        T(test_bce_logits_same_bits), T(test_layer_norm_same_bits),
+        T(test_training_same_bits),   T(test_program_threads_share_pool),
+        T(test_probe_once_per_shape), T(test_num_threads)};
 #undef T
     return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
 }

@@ -34,49 +34,52 @@ static void add_moments(int64_t m0_add, float m1_add, float m2_add, int64_t *m0,
     *m0 = n;
 }
 
-/* The same for LANES lanes that share their counts (AddMomentsVec). */
-static void add_moments_vec(int64_t m0_add, const float *m1_add, const float *m2_add, int64_t *m0,
-                            float *m1, float *m2)
-{
-    int64_t n = *m0 + m0_add;
-    float c = n == 0 ? 0.0f : (float)m0_add / (float)n;
-    for (int l = 0; l < LANES; l++) {
-        float delta = m1_add[l] - m1[l];
-        m1[l] += c * delta;
-        m2[l] += m2_add[l] + delta * delta * c * (float)*m0;
-    }
-    *m0 = n;
-}
+/* The same for LANES lanes that share their counts (AddMomentsVec), lane by lane as
+ * add_moments. A macro: a function taking vectors has an ABI that depends on the copy. */
+#define ADD_MOMENTS_VEC(m0_add, m1_add, m2_add, m0, m1, m2)                                        \
+    do {                                                                                           \
+        int64_t n_ = (m0) + (m0_add);                                                              \
+        float c_ = n_ == 0 ? 0.0f : (float)(m0_add) / (float)n_;                                   \
+        nb__f8 delta_ = (m1_add) - (m1);                                                           \
+        (m1) += c_ * delta_;                                                                       \
+        (m2) += (m2_add) + delta_ * delta_ * c_ * (float)(m0);                                     \
+        (m0) = n_;                                                                                 \
+    } while (0)
 
-/* Mean and (biased) variance of x[0..n-1], PyTorch's RowwiseMoments. */
-static void row_moments(const float *x, int64_t n, float *mean, float *var)
+/* Mean and (biased) variance of x[0..n-1], PyTorch's RowwiseMoments: each lane's operations
+ * in its order, in vectors of LANES (inlined into the CPU-specific copies of its callers;
+ * without contraction, the bits are the same in each). */
+static inline __attribute__((always_inline)) void row_moments(const float *x, int64_t n,
+                                                              float *mean, float *var)
 {
     int64_t nv = n / LANES, chunks = (nv + CHUNK - 1) / CHUNK, depth = ceil_log2(chunks);
-    int64_t m0s[DEPTH] = {0};
-    float m1s[DEPTH][LANES] = {{0}}, m2s[DEPTH][LANES] = {{0}};
+    int64_t m0s[DEPTH];
+    nb__f8 m1s[DEPTH], m2s[DEPTH];
+    for (int64_t j = 0; j < depth; j++) {
+        m0s[j] = 0;
+        m1s[j] = m2s[j] = (nb__f8){0};
+    }
     for (int64_t i = 0; i < chunks; i++) {
         const float *xc = x + i * CHUNK * LANES;
         int64_t m0 = nv - i * CHUNK < CHUNK ? nv - i * CHUNK : CHUNK;
-        float m1[LANES] = {0}, m2[LANES] = {0};
+        nb__f8 m1 = {0}, m2 = {0}, v;
         for (int64_t j = 0; j < m0; j++) {
             float c = 1.0f / (float)(j + 1);
-            for (int l = 0; l < LANES; l++) {
-                float v = xc[j * LANES + l], delta = v - m1[l];
-                m1[l] += delta * c;
-                m2[l] += delta * (v - m1[l]);
-            }
+            NB__LOAD8(v, xc + j * LANES);
+            nb__f8 delta = v - m1;
+            m1 += delta * c;
+            m2 += delta * (v - m1);
         }
-        add_moments_vec(m0, m1, m2, &m0s[0], m1s[0], m2s[0]);
+        ADD_MOMENTS_VEC(m0, m1, m2, m0s[0], m1s[0], m2s[0]);
         /* the cascade: a full pair of blocks at one level moves up to the next */
         for (int64_t j = 1, mask = i + 1; j < depth && (mask & 1) == 0; j++, mask >>= 1) {
-            add_moments_vec(m0s[j - 1], m1s[j - 1], m2s[j - 1], &m0s[j], m1s[j], m2s[j]);
+            ADD_MOMENTS_VEC(m0s[j - 1], m1s[j - 1], m2s[j - 1], m0s[j], m1s[j], m2s[j]);
             m0s[j - 1] = 0;
-            memset(m1s[j - 1], 0, sizeof m1s[j - 1]);
-            memset(m2s[j - 1], 0, sizeof m2s[j - 1]);
+            m1s[j - 1] = m2s[j - 1] = (nb__f8){0};
         }
     }
     for (int64_t j = 1; j < depth; j++)
-        add_moments_vec(m0s[j], m1s[j], m2s[j], &m0s[0], m1s[0], m2s[0]);
+        ADD_MOMENTS_VEC(m0s[j], m1s[j], m2s[j], m0s[0], m1s[0], m2s[0]);
     int64_t m0 = 0;
     float m1 = 0.0f, m2 = 0.0f;
     for (int64_t i = nv * LANES; i < n; i++) {
@@ -98,37 +101,142 @@ typedef struct ln_state {
     int64_t n, rows;
 } ln_state;
 
-/* The forward of rows rows of n: y, and each row's mean and rstd. In CPU-specific copies:
- * the multiply-adds are fmaf, a call in the baseline code. */
-NB__CLONES static void ln_rows(const float *X, const float *W, const float *B, float *Y,
-                               float *mean, float *rstd, int64_t rows, int64_t n, float e)
+/* The forward of rows of n: y, and each row's mean and rstd. */
+typedef struct ln_fwd {
+    const float *X, *W, *B;
+    float *Y, *mean, *rstd;
+    int64_t n;
+    float e;
+} ln_fwd;
+
+/* rows [lo, hi). In CPU-specific copies: the multiply-adds are fmaf, a call in the baseline
+ * code. */
+NB__CLONES static void ln_rows(void *ctx, int64_t lo, int64_t hi)
 {
-    for (int64_t i = 0; i < rows; i++) {
-        const float *xi = X + i * n;
-        float *yi = Y + i * n, mu, var;
+    const ln_fwd *c = ctx;
+    const float *const W = c->W, *const B = c->B;
+    const int64_t n = c->n;
+    for (int64_t i = lo; i < hi; i++) {
+        const float *xi = c->X + i * n;
+        float *yi = c->Y + i * n, mu, var;
         row_moments(xi, n, &mu, &var);
-        float a = 1.0f / sqrtf(var + e), b = -a * mu;
+        float a = 1.0f / sqrtf(var + c->e), b = -a * mu;
         if (W && B)
             for (int64_t j = 0; j < n; j++) yi[j] = fmaf(fmaf(xi[j], a, b), W[j], B[j]);
         else
             for (int64_t j = 0; j < n; j++)
                 yi[j] = fmaf(fmaf(xi[j], a, b), W ? W[j] : 1.0f, B ? B[j] : 0.0f);
-        mean[i] = mu;
-        rstd[i] = a;
+        c->mean[i] = mu;
+        c->rstd[i] = a;
     }
 }
 
 enum { LN_X, LN_WEIGHT, LN_STATS };
 
+/* The backward's operands: g [rows, n], x, the weight (or NULL), each row's mean and rstd;
+ * the gradients to write (or NULL) and whether they accumulate. */
+typedef struct ln_bwd {
+    const float *G, *X, *W, *mean, *rstd;
+    float *dx, *dw, *db;
+    int64_t n, rows;
+    bool acc_x, acc_w, acc_b;
+} ln_bwd;
+
+/* Σ gw·x and Σ gw over a row, gw = g·w (or g): whole groups of LN_SUMS elements in LN_SUMS
+ * partial sums (element j in j mod LN_SUMS) added as a tree, then the rest in order. */
+#define LN_SUMS 8
+
+static inline __attribute__((always_inline)) float tree8(nb__f8 v)
+{
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+/* dx of rows [lo, hi): each row's own, so the same bits at any cut */
+NB__CLONES static void ln_dx_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const ln_bwd *c = ctx;
+    const float *const W = c->W;
+    const int64_t n = c->n, nv = n / LN_SUMS * LN_SUMS;
+    const float scale = 1.0f / (float)n;
+    for (int64_t i = lo; i < hi; i++) {
+        const float *g = c->G + i * n, *x = c->X + i * n;
+        float *di = c->dx + i * n, s, sb;
+        nb__f8 ds = {0}, dbs = {0}, gv, xv, wv;
+        if (W) {
+            for (int64_t j = 0; j < nv; j += LN_SUMS) {
+                NB__LOAD8(gv, g + j);
+                NB__LOAD8(xv, x + j);
+                NB__LOAD8(wv, W + j);
+                nb__f8 gw = gv * wv;
+                ds += gw * xv;
+                dbs += gw;
+            }
+            s = tree8(ds);
+            sb = tree8(dbs);
+            for (int64_t j = nv; j < n; j++) {
+                s += g[j] * W[j] * x[j];
+                sb += g[j] * W[j];
+            }
+        } else {
+            for (int64_t j = 0; j < nv; j += LN_SUMS) {
+                NB__LOAD8(gv, g + j);
+                NB__LOAD8(xv, x + j);
+                ds += gv * xv;
+                dbs += gv;
+            }
+            s = tree8(ds);
+            sb = tree8(dbs);
+            for (int64_t j = nv; j < n; j++) {
+                s += g[j] * x[j];
+                sb += g[j];
+            }
+        }
+        float a = c->rstd[i], b = (sb * c->mean[i] - s) * a * a * a * scale;
+        float cc = -b * c->mean[i] - sb * a * scale;
+        if (W && c->acc_x)
+            for (int64_t j = 0; j < n; j++) di[j] += a * (g[j] * W[j]) + b * x[j] + cc;
+        else if (W)
+            for (int64_t j = 0; j < n; j++) di[j] = a * (g[j] * W[j]) + b * x[j] + cc;
+        else if (c->acc_x)
+            for (int64_t j = 0; j < n; j++) di[j] += a * g[j] + b * x[j] + cc;
+        else
+            for (int64_t j = 0; j < n; j++) di[j] = a * g[j] + b * x[j] + cc;
+    }
+}
+
+/* dw and db at columns [lo, hi): each column added row after row, the same at any cut */
+NB__CLONES static void ln_dwb_cols(void *ctx, int64_t lo, int64_t hi)
+{
+    const ln_bwd *c = ctx;
+    float *const dw = c->dw, *const db = c->db;
+    const int64_t n = c->n;
+    if (dw && !c->acc_w)
+        for (int64_t j = lo; j < hi; j++) dw[j] = 0.0f;
+    if (db && !c->acc_b)
+        for (int64_t j = lo; j < hi; j++) db[j] = 0.0f;
+    for (int64_t i = 0; i < c->rows; i++) {
+        const float *g = c->G + i * n;
+        if (dw) {
+            const float *x = c->X + i * n;
+            float a = c->rstd[i], b = -a * c->mean[i];
+            for (int64_t j = lo; j < hi; j++) dw[j] += g[j] * (a * x[j] + b);
+        }
+        if (db)
+            for (int64_t j = lo; j < hi; j++) db[j] += g[j];
+    }
+}
+
 /*
  * With a = rstd, x̂ = a·(x − mean): dw = Σ_rows g·x̂, db = Σ_rows g, and per row
  * dx = a·g·w + b'·x + c, b' = (Σ g·w·mean − Σ g·w·x)·a³/N, c = −b'·mean − Σ g·w·a/N
- * (PyTorch's layer_norm_backward_frame).
+ * (PyTorch's layer_norm_backward_frame). From NB__PARALLEL_MIN elements on the pool: dx by
+ * rows, dw and db by blocks of columns (one per thread: every block sweeps all the rows).
  */
 static nb_status ln_backward(nb_node *node, nb_tensor *const *gy, nb_tensor **gx)
 {
     const ln_state *st = nb__state(node);
     bool need_x = nb__needs_grad(node, 0), need_w = nb__needs_grad(node, 1);
+    bool need_b = nb__needs_grad(node, 2);
     nb_tensor *xt = NULL, *stats = NULL, *wt = NULL;
     if (need_x || need_w) { /* bias alone needs only g */
         if (!(xt = nb__saved(node, LN_X)) || !(stats = nb__saved(node, LN_STATS)))
@@ -137,50 +245,29 @@ static nb_status ln_backward(nb_node *node, nb_tensor *const *gy, nb_tensor **gx
             return nb__last_code();
     }
     int64_t n = st->n, rows = st->rows;
-    const float *X = xt ? nb__data(xt) : NULL, *G = nb__data(gy[0]), *W = wt ? nb__data(wt) : NULL;
-    const float *mean = stats ? nb__data(stats) : NULL, *rstd = mean ? mean + rows : NULL;
-    bool acc;
-    if (need_w || nb__needs_grad(node, 2)) {
-        float *dw = NULL, *db = NULL;
-        if (need_w) {
-            if (!(dw = nb__grad_dst(node, gx, 1, &acc))) return NB_ENOMEM;
-            if (!acc) memset(dw, 0, (size_t)n * sizeof *dw);
-        }
-        if (nb__needs_grad(node, 2)) {
-            if (!(db = nb__grad_dst(node, gx, 2, &acc))) return NB_ENOMEM;
-            if (!acc) memset(db, 0, (size_t)n * sizeof *db);
-        }
-        for (int64_t i = 0; i < rows; i++) {
-            const float *g = G + i * n;
-            if (dw) {
-                const float *x = X + i * n;
-                float a = rstd[i], b = -a * mean[i];
-                for (int64_t j = 0; j < n; j++) dw[j] += g[j] * (a * x[j] + b);
-            }
-            if (db)
-                for (int64_t j = 0; j < n; j++) db[j] += g[j];
-        }
+    const float *mean = stats ? nb__data(stats) : NULL;
+    ln_bwd c = {nb__data(gy[0]),
+                xt ? nb__data(xt) : NULL,
+                wt ? nb__data(wt) : NULL,
+                mean,
+                mean ? mean + rows : NULL,
+                NULL,
+                NULL,
+                NULL,
+                n,
+                rows,
+                false,
+                false,
+                false};
+    if (need_w && !(c.dw = nb__grad_dst(node, gx, 1, &c.acc_w))) return NB_ENOMEM;
+    if (need_b && !(c.db = nb__grad_dst(node, gx, 2, &c.acc_b))) return NB_ENOMEM;
+    if (need_x && !(c.dx = nb__grad_dst(node, gx, 0, &c.acc_x))) return NB_ENOMEM;
+    bool large = rows * n >= NB__PARALLEL_MIN;
+    if (c.dw || c.db) {
+        int64_t t = large ? nb__num_threads() : 1;
+        nb__parallel_ranges(n, (n + t - 1) / t, ln_dwb_cols, &c);
     }
-    if (need_x) {
-        float *d = nb__grad_dst(node, gx, 0, &acc);
-        if (!d) return NB_ENOMEM;
-        float scale = 1.0f / (float)n;
-        for (int64_t i = 0; i < rows; i++) {
-            const float *g = G + i * n, *x = X + i * n;
-            float *di = d + i * n, ds = 0.0f, dbs = 0.0f;
-            for (int64_t j = 0; j < n; j++) {
-                float gw = W ? g[j] * W[j] : g[j];
-                ds += gw * x[j];
-                dbs += gw;
-            }
-            float a = rstd[i], b = (dbs * mean[i] - ds) * a * a * a * scale;
-            float c = -b * mean[i] - dbs * a * scale;
-            for (int64_t j = 0; j < n; j++) {
-                float v = a * (W ? g[j] * W[j] : g[j]) + b * x[j] + c;
-                di[j] = acc ? di[j] + v : v;
-            }
-        }
-    }
+    if (c.dx) nb__split(rows, n, ln_dx_rows, &c);
     return NB_OK;
 }
 
@@ -249,7 +336,8 @@ nb_tensor *nb_layer_norm(nb_tensor *x, nb_shape normalized_shape, nb_tensor *wei
     const float *X = nb__data(x), *W = weight ? nb__data(weight) : NULL;
     const float *B = bias ? nb__data(bias) : NULL;
     float *Y = nb__data(out), *mean = nb__data(stats), *rstd = mean + rows, e = (float)eps;
-    ln_rows(X, W, B, Y, mean, rstd, rows, n, e);
+    ln_fwd job = {X, W, B, Y, mean, rstd, n, e};
+    nb__split(rows, n, ln_rows, &job); /* each row its own: the same bits at any cut */
     nb_node *node;
     out = nb__finish(fn, &ln_op, out, 3, (nb_tensor *[]){x, weight, bias}, &node);
     if (node) {
