@@ -81,6 +81,10 @@ OP(cross_entropy, nb_cross_entropy(c->x, c->cls, NULL, -100, NB_MEAN, 0.0))
 OP(logsumexp, nb_logsumexp(c->x, (nb_dims){1, {1}}, false))
 OP(elu, nb_elu(c->x, 1.0f))
 OP(layer_norm, nb_layer_norm(c->x, (nb_shape){1, {COLS}}, NULL, NULL, 1e-5))
+OP(sum_all, nb_sum(c->x, NB_DIMS_ALL, false))
+OP(mse, nb_mse_loss(c->x, c->y, NB_MEAN))
+OP(pow_scalar, nb_pow_scalar(c->y, 2.5f))
+OP(dropout, nb_dropout(c->x, 0.5, true))
 
 static const struct {
     const char *name;
@@ -130,6 +134,10 @@ static const struct {
     {"logsumexp", op_logsumexp, true},
     {"elu", op_elu, true},
     {"layer_norm", op_layer_norm, true},
+    {"sum_all", op_sum_all, true},
+    {"mse", op_mse, true},
+    {"pow_scalar", op_pow_scalar, true},
+    {"dropout", op_dropout, true},
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 

@@ -397,6 +397,51 @@ static void test_dropout_reference(void **state)
     nb_generator_free(gen);
 }
 
+/*
+ * Large masks, against the definition: after pre single draws (so that the masks start at
+ * several places of mt19937's 624-word blocks), dropout of n elements equals x·(1/(1 − p)) where
+ * the low 53 bits of the next random64 (two nb_generator_random words, the first high), times
+ * 2^-53, are below 1 − p, else 0; and the generator then gives the words that follow those
+ * 2n.
+ */
+static void test_dropout_long_masks(void **state)
+{
+    (void)state;
+    enum { N = 3001 };
+    static float xs[N];
+    for (int i = 0; i < N; i++) xs[i] = (float)(i % 17) - 8.25f;
+    nb_tensor *x = nb_from_data(xs, NB_SHAPE(N));
+    static const int pres[] = {0, 1, 311, 623, 624, 1000};
+    static const double ps[] = {0.5, 0.1, 0.9, 1.0 / 3.0};
+    for (size_t a = 0; a < ARRAY_LEN(pres); a++)
+        for (size_t b = 0; b < ARRAY_LEN(ps); b++) {
+            nb_generator *g = nb_generator_new(7 + a), *h = nb_generator_new(7 + a);
+            for (int i = 0; i < pres[a]; i++) {
+                nb_generator_random(g);
+                nb_generator_random(h);
+            }
+            nb_tensor *y = nb_dropout_gen(x, ps[b], true, g);
+            assert_non_null(y);
+            const float *yv = nb_tensor_data_const(y);
+            double keep = 1.0 - ps[b];
+            float scale = 1.0f / (float)keep;
+            for (int i = 0; i < N; i++) {
+                uint64_t hi = nb_generator_random(h), lo = nb_generator_random(h);
+                uint64_t r = (hi << 32 | lo) & ((UINT64_C(1) << 53) - 1);
+                float want = xs[i] * ((double)r * 0x1p-53 < keep ? scale : 0.0f);
+                if (memcmp(&yv[i], &want, sizeof want))
+                    fail_msg("dropout p %g after %d draws, element %d: %a, want %a", ps[b], pres[a],
+                             i, (double)yv[i], (double)want);
+            }
+            for (int i = 0; i < 3; i++)
+                assert_int_equal(nb_generator_random(g), nb_generator_random(h));
+            nb_release(y);
+            nb_generator_free(g);
+            nb_generator_free(h);
+        }
+    nb_release(x);
+}
+
 static void test_dropout_special(void **state)
 {
     (void)state;
@@ -890,6 +935,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cross_entropy_wide_rows, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_dropout_reference, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_dropout_long_masks, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_dropout_special, nbt_setup_counting,
                                         nbt_teardown_counting),

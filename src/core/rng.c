@@ -97,6 +97,32 @@ static uint32_t gen_u32(nb_generator *g)
     return y;
 }
 
+/* n draws into out: the values gen_u32 gives n calls in turn, leaving the same state, with
+ * the tempering in a loop that vectorises. */
+NB__CLONES static void gen_u32_n(nb_generator *g, uint32_t *out, int64_t n)
+{
+    while (n > 0) {
+        if (g->left == 1) {
+            gen_regenerate(g);
+            g->left = MT_N + 1; /* as before a draw: one more than the words left */
+        }
+        int64_t take = g->left - 1 < n ? g->left - 1 : n;
+        const uint32_t *w = g->state + g->next;
+        for (int64_t i = 0; i < take; i++) {
+            uint32_t y = w[i];
+            y ^= y >> 11;
+            y ^= (y << 7) & 0x9d2c5680u;
+            y ^= (y << 15) & 0xefc60000u;
+            y ^= y >> 18;
+            out[i] = y;
+        }
+        g->next += (int)take;
+        g->left -= (int)take;
+        out += take;
+        n -= take;
+    }
+}
+
 /* Two draws, the first one high: PyTorch's random64(). */
 static uint64_t gen_u64(nb_generator *g)
 {
@@ -399,6 +425,35 @@ uint64_t nb__generator_random64(nb_generator *gen)
     uint64_t v = gen_u64(g);
     gen_unlock(g);
     return v;
+}
+
+/* out[i] = one where w's i-th random64 (two words, the first high) has its low 53 bits below
+ * bound, else 0 */
+NB__CLONES static void bernoulli_words(const uint32_t *w, float *out, int64_t n, uint64_t bound,
+                                       float one)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t r = ((uint64_t)w[2 * i] << 32 | w[2 * i + 1]) & ((UINT64_C(1) << 53) - 1);
+        out[i] = r < bound ? one : 0.0f;
+    }
+}
+
+#define BERNOULLI_BLOCK 512
+
+void nb__generator_bernoulli(nb_generator *gen, float *out, int64_t n, double p, float one)
+{
+    /* u = r·2^-53 < p, r an integer below 2^53, is r < p·2^53 (exact: a power of two), that
+     * is r < ⌈p·2^53⌉ */
+    uint64_t bound = p <= 0.0 ? 0 : p >= 1.0 ? UINT64_C(1) << 53 : (uint64_t)ceil(p * 0x1p53);
+    nb_generator *g = or_default(gen);
+    uint32_t w[2 * BERNOULLI_BLOCK];
+    gen_lock(g);
+    for (int64_t i = 0; i < n; i += BERNOULLI_BLOCK) {
+        int64_t m = n - i < BERNOULLI_BLOCK ? n - i : BERNOULLI_BLOCK;
+        gen_u32_n(g, w, 2 * m);
+        bernoulli_words(w, out + i, m, bound, one);
+    }
+    gen_unlock(g);
 }
 
 void nb__randperm(nb_generator *gen, int64_t n, int64_t *out)

@@ -16,6 +16,13 @@
 uint64_t nb__generator_random64(nb_generator *gen);
 
 /**
+ * PyTorch's CPU bernoulli_(p) without MKL, times one: out[i] = one where the low 53 bits of
+ * the i-th random64() of gen (NULL: the default generator), times 2^-53, are below p, else
+ * 0; n draws in order, all under gen's lock.
+ */
+void nb__generator_bernoulli(nb_generator *gen, float *out, int64_t n, double p, float one);
+
+/**
  * torch.randperm(n, generator=gen) into out[0..n-1] (NULL gen: the default generator):
  * out = 0..n-1, then for i = 0 .. n-2 swap out[i] with out[i + random() % (n - i)], all
  * under gen's lock. With out NULL, the same draws are made and nothing is written (a

@@ -44,11 +44,7 @@ static nb_tensor *dropout(const char *fn, nb_tensor *x, double p, bool training,
     if (!noise) return NULL;
     const double keep = 1.0 - p;
     const float scale = 1.0f / (float)keep; /* noise.div_(1 − p) in float */
-    float *m = nb__data(noise);
-    for (int64_t i = 0; i < x->numel; i++) {
-        uint64_t r = nb__generator_random64(gen);
-        m[i] = (double)(r & ((UINT64_C(1) << 53) - 1)) * 0x1p-53 < keep ? scale : 0.0f;
-    }
+    nb__generator_bernoulli(gen, nb__data(noise), x->numel, keep, scale);
     nb_tensor *out = nb__binary(fn, &drop_op, x, noise);
     nb__drop(noise);
     return out;
