@@ -13,8 +13,8 @@
  * cut in two), so a cut that followed the thread count would change the weights with it.
  * Each block packs the other operand again, 2-4% of a product's time at one thread: the
  * price of bits that do not depend on the thread count, kept low by cutting few blocks. A
- * backward's two products of one size go to the pool as one job (nb__gemm_pair), each cut
- * into half its blocks, so that two threads each run one whole product.
+ * backward's two products of one size go to the pool as one job (nb__gemm_pair), each run
+ * whole where the probe below allows it, so that two threads each run one whole product.
  *
  * At one thread that price is not paid where it can be shown to buy nothing: the first time
  * a shape is cut at one thread, a probe runs it both ways on scratch operands of random
@@ -292,14 +292,15 @@ void nb__gemm_pair(const nb__gemm_args *x, const nb__gemm_args *y)
     gemm_pair p = {{make_job(x), make_job(y)}};
     plan_job(&p.job[0]);
     plan_job(&p.job[1]);
-    /* two products of one size: each half the blocks it would have alone, the pair then as
-     * many tasks as one of them alone (each block packs the other operand again) */
+    /* two products of one size, of two blocks each: one runs whole where its probe found the
+     * whole product's bits equal to its blocks' (as one thread runs it), so that each thread
+     * can take one whole product rather than both packing the same operand for their halves.
+     * The bits stay those of the product's shape alone, paired or not. */
     double fx = (double)x->m * (double)x->n * (double)x->k;
     double fy = (double)y->m * (double)y->n * (double)y->k;
-    if (p.job[0].parts == p.job[1].parts && fx <= 1.25 * fy && fy <= 1.25 * fx) {
-        p.job[0].parts = p.job[0].parts > 1 ? p.job[0].parts / 2 : 1;
-        p.job[1].parts = p.job[1].parts > 1 ? p.job[1].parts / 2 : 1;
-    }
+    if (p.job[0].parts == 2 && p.job[1].parts == 2 && fx <= 1.25 * fy && fy <= 1.25 * fx)
+        for (int i = 0; i < 2; i++)
+            if (whole_gives_blocks(&p.job[i])) p.job[i].parts = 1;
     if (nb__num_threads() == 1 || 2.0 * (fx + fy) < PAIR_FLOPS) { /* in turn */
         run_job(&p.job[0]);
         run_job(&p.job[1]);

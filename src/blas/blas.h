@@ -36,10 +36,10 @@ typedef struct nb__gemm_args {
 
 /**
  * Two independent products (C of one neither read nor written by the other), as nb__gemm
- * each, run on the pool together. When both have about the same size, each is cut into half
- * the blocks it would have alone (one block where it would have two), so that each thread
- * packs less: the cut still follows the shapes alone, never the thread count. Either may be
- * NULL, for one product alone.
+ * each, run on the pool together. When they have about the same flops and two blocks each,
+ * each runs as one sgemm where the probe found that its whole product has its blocks' bits,
+ * so that each thread packs less; the bits are those of each product alone, whatever the
+ * thread count. Either may be NULL, for one product alone.
  */
 void nb__gemm_pair(const nb__gemm_args *x, const nb__gemm_args *y);
 /** y = alpha·op(A)·x + beta·y for A[m,n] row-major. */

@@ -444,7 +444,9 @@ void nb__generator_bernoulli(nb_generator *gen, float *out, int64_t n, double p,
 {
     /* u = r·2^-53 < p, r an integer below 2^53, is r < p·2^53 (exact: a power of two), that
      * is r < ⌈p·2^53⌉ */
-    uint64_t bound = p <= 0.0 ? 0 : p >= 1.0 ? UINT64_C(1) << 53 : (uint64_t)ceil(p * 0x1p53);
+    uint64_t bound = !(p > 0.0) ? 0 /* NaN too: no draw is below it */
+                     : p >= 1.0 ? UINT64_C(1) << 53
+                                : (uint64_t)ceil(p * 0x1p53);
     nb_generator *g = or_default(gen);
     uint32_t w[2 * BERNOULLI_BLOCK];
     gen_lock(g);

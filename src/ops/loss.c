@@ -473,9 +473,9 @@ NB__CLONES static double bcel_losses(void *ctx, int64_t lo, int64_t hi)
             bcel_block(c->src, 4, e0, m, buf, b);
             const float *bx = b[0], *by = b[1], *bp = b[2], *bw = b[3];
             /* PyTorch's kernel, in float, in its order: max(−x, 0) by a select (0 at a NaN, as
-             * fmaxf), then log(e^(−max) + e^(−x − max)). One of those two exponents is 0
-             * (then its e^ is 1) unless x is NaN or −inf, where their sum is NaN as the other
-             * is: so e^(their sum) + 1 has the same bits, with one exp. */
+             * fmaxf), then log(e^(−max) + e^(−x − max)). One of those two exponents is ±0
+             * (then its e^ is 1) unless x is −inf, where the other is NaN and so is their sum:
+             * e^(their sum) + 1 has the same bits, with one exp. */
             if (!bp)
                 for (int j = 0; j < BCEL_LANES; j++) {
                     float x = bx[j], max_val = nb__pick(x < 0.0f, -x, 0.0f);

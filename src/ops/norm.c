@@ -146,10 +146,8 @@ typedef struct ln_bwd {
  * partial sums (element j in j mod LN_SUMS) added as a tree, then the rest in order. */
 #define LN_SUMS 8
 
-static inline __attribute__((always_inline)) float tree8(nb__f8 v)
-{
-    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
-}
+/* the lanes of an nb__f8 added as a tree (a macro: see nb__f8) */
+#define TREE8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
 
 /* dx of rows [lo, hi): each row's own, so the same bits at any cut */
 NB__CLONES static void ln_dx_rows(void *ctx, int64_t lo, int64_t hi)
@@ -171,8 +169,8 @@ NB__CLONES static void ln_dx_rows(void *ctx, int64_t lo, int64_t hi)
                 ds += gw * xv;
                 dbs += gw;
             }
-            s = tree8(ds);
-            sb = tree8(dbs);
+            s = TREE8(ds);
+            sb = TREE8(dbs);
             for (int64_t j = nv; j < n; j++) {
                 s += g[j] * W[j] * x[j];
                 sb += g[j] * W[j];
@@ -184,8 +182,8 @@ NB__CLONES static void ln_dx_rows(void *ctx, int64_t lo, int64_t hi)
                 ds += gv * xv;
                 dbs += gv;
             }
-            s = tree8(ds);
-            sb = tree8(dbs);
+            s = TREE8(ds);
+            sb = TREE8(dbs);
             for (int64_t j = nv; j < n; j++) {
                 s += g[j] * x[j];
                 sb += g[j];
