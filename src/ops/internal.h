@@ -184,8 +184,8 @@ void nb__ew_unary(nb__ew_fn f, const float *k, const nb_tensor *x, nb_tensor *ou
 /**
  * dst (of shape s) = Σ of g over the dims where g is broadcast against s, times scale (or
  * dst += that, when acc): the backward of broadcasting. g's shape must broadcast from s.
- * From NB__PARALLEL_MIN elements of g, a sum over trailing or over leading dims only runs on
- * the thread pool, split by outputs, each added in the same order as on one thread.
+ * From NB__PARALLEL_MIN elements of g it runs on the thread pool, split by outputs, each
+ * added in the same order as on one thread; into one value, by nb__sum_chunks.
  */
 void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const nb_shape *gs,
                 float scale);
