@@ -144,15 +144,14 @@ NB_API void nb_alloc_stats_get(nb_alloc_stats *out);
  * Set the process-wide number of threads nabla computes with (at least 1): its pool of n − 1
  * workers and the calling thread run the large matrix products, cut into blocks of the
  * result by their shape alone (each a single-threaded BLAS call), the optimizers' updates,
- * and, of 131 072 elements or more, elementwise ops, softmax, log_softmax and cross_entropy,
- * reductions by rows and sums along dims (not into one value, nor those that reduce the
- * first dim and a dim after a kept one), cut into parts whose outputs each depend on their own
- * inputs alone; results are bit-identical for every n. nabla sets OpenBLAS to one
- * thread of its own (openblas_set_num_threads(1), when the BLAS library provides it) before
- * its first BLAS call; with another BLAS, set that library to one thread. Idle workers spin
- * briefly, then sleep. Call it while no other thread is inside a nabla call that computes.
- * PyTorch: torch.set_num_threads.
- * Ownership: none. Errors: NB_EINVAL when n < 1 (nothing changes).
+ * and, of 131 072 elements or more, elementwise ops, softmax, log_softmax, cross_entropy,
+ * binary_cross_entropy_with_logits, layer_norm, reductions by rows and sums (along dims, or
+ * into one value by chunks that follow the size alone), cut into parts whose outputs each
+ * depend on their own inputs alone; results are bit-identical for every n. nabla sets OpenBLAS to
+ * one thread of its own (openblas_set_num_threads(1), when the BLAS library provides it) before its
+ * first BLAS call; with another BLAS, set that library to one thread. Idle workers spin briefly,
+ * then sleep. Call it while no other thread is inside a nabla call that computes. PyTorch:
+ * torch.set_num_threads. Ownership: none. Errors: NB_EINVAL when n < 1 (nothing changes).
  */
 NB_API nb_status nb_set_num_threads(int n);
 

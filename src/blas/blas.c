@@ -224,16 +224,10 @@ static gemm_job make_job(const nb__gemm_args *g)
                       g->ldc, 1,     g->alpha,     g->beta, g->a, g->b, g->c};
 }
 
-/* Whether g is a product with nothing to multiply: no C, or k = 0 (C = beta·C, which BLAS
- * may skip). Such a product is done here. */
+/* Whether g has nothing to multiply: no C, or k = 0 (C = beta·C, which BLAS may skip) */
 static bool trivial(const nb__gemm_args *g)
 {
-    if (g->m == 0 || g->n == 0) return true;
-    if (g->k != 0) return false;
-    for (int64_t i = 0; i < g->m; i++)
-        for (int64_t j = 0; j < g->n; j++)
-            g->c[i * g->ldc + j] = g->beta == 0.0f ? 0.0f : g->beta * g->c[i * g->ldc + j];
-    return true;
+    return g->m == 0 || g->n == 0 || g->k == 0;
 }
 
 static void run_job(gemm_job *j)
@@ -245,15 +239,25 @@ static void run_job(gemm_job *j)
         nb__parallel_for(j->parts, gemm_block, j);
 }
 
+/* g alone, as nb__gemm */
+static void gemm_one(const nb__gemm_args *g)
+{
+    if (trivial(g)) {
+        for (int64_t i = 0; i < g->m && g->n > 0; i++)
+            for (int64_t j = 0; j < g->n; j++)
+                g->c[i * g->ldc + j] = g->beta == 0.0f ? 0.0f : g->beta * g->c[i * g->ldc + j];
+        return;
+    }
+    pthread_once(&blas_once, blas_init);
+    gemm_job j = make_job(g);
+    plan_job(&j);
+    run_job(&j);
+}
+
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
-    nb__gemm_args g = {ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
-    if (trivial(&g)) return;
-    pthread_once(&blas_once, blas_init);
-    gemm_job j = make_job(&g);
-    plan_job(&j);
-    run_job(&j);
+    gemm_one(&(nb__gemm_args){ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
 }
 
 /*
@@ -278,14 +282,9 @@ static void pair_block(void *ctx, int64_t i)
 
 void nb__gemm_pair(const nb__gemm_args *x, const nb__gemm_args *y)
 {
-    bool tx = !x || trivial(x), ty = !y || trivial(y);
-    if (tx || ty) {
-        if (!tx)
-            nb__gemm(x->ta, x->tb, x->m, x->n, x->k, x->alpha, x->a, x->lda, x->b, x->ldb, x->beta,
-                     x->c, x->ldc);
-        if (!ty)
-            nb__gemm(y->ta, y->tb, y->m, y->n, y->k, y->alpha, y->a, y->lda, y->b, y->ldb, y->beta,
-                     y->c, y->ldc);
+    if (!x || !y || trivial(x) || trivial(y)) {
+        if (x) gemm_one(x);
+        if (y) gemm_one(y);
         return;
     }
     pthread_once(&blas_once, blas_init);

@@ -86,15 +86,18 @@ static void gen_regenerate(nb_generator *g)
     g->next = 0;
 }
 
-static uint32_t gen_u32(nb_generator *g)
+static inline uint32_t temper(uint32_t y)
 {
-    if (--g->left == 0) gen_regenerate(g);
-    uint32_t y = g->state[g->next++];
     y ^= y >> 11;
     y ^= (y << 7) & 0x9d2c5680u;
     y ^= (y << 15) & 0xefc60000u;
-    y ^= y >> 18;
-    return y;
+    return y ^ (y >> 18);
+}
+
+static uint32_t gen_u32(nb_generator *g)
+{
+    if (--g->left == 0) gen_regenerate(g);
+    return temper(g->state[g->next++]);
 }
 
 /* n draws into out: the values gen_u32 gives n calls in turn, leaving the same state, with
@@ -108,14 +111,7 @@ NB__CLONES static void gen_u32_n(nb_generator *g, uint32_t *out, int64_t n)
         }
         int64_t take = g->left - 1 < n ? g->left - 1 : n;
         const uint32_t *w = g->state + g->next;
-        for (int64_t i = 0; i < take; i++) {
-            uint32_t y = w[i];
-            y ^= y >> 11;
-            y ^= (y << 7) & 0x9d2c5680u;
-            y ^= (y << 15) & 0xefc60000u;
-            y ^= y >> 18;
-            out[i] = y;
-        }
+        for (int64_t i = 0; i < take; i++) out[i] = temper(w[i]);
         g->next += (int)take;
         g->left -= (int)take;
         out += take;

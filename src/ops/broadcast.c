@@ -430,8 +430,7 @@ void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const n
             /* one block of columns per thread: each task sweeps every row of g, and a column's
              * sum is added row after row whatever the cut, so the cut may follow the thread
              * count (blocks of 64 or 256 columns took 6-17% longer at one thread) */
-            int64_t t = nb__num_threads();
-            nb__parallel_ranges(n, (n + t - 1) / t, sum_columns, &j);
+            nb__split_per_thread(n, gn / n, sum_columns, &j);
         }
         return;
     }
@@ -452,8 +451,7 @@ void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const n
          * depends on the cut, so the cut may follow the thread count (tasks of 32 768
          * elements took 1.5 times as long at one thread, reading g in short runs; one
          * thread runs the loop above, the same adds in g's order) */
-        int64_t t = nb__num_threads();
-        nb__parallel_ranges(sub.dims[0], (sub.dims[0] + t - 1) / t, sum_outer, &o);
+        nb__split_per_thread(sub.dims[0], gn / sub.dims[0], sum_outer, &o);
     }
 }
 

@@ -55,6 +55,19 @@ static inline void nb__split(int64_t items, int64_t item_elems, nb__range_fn fn,
 }
 
 /**
+ * fn over items [0, items) for loops whose every output comes out the same whatever the cut
+ * (a column's sum added row after row): one range per thread when they hold
+ * NB__PARALLEL_MIN elements or more, else one call on the caller. Each range may sweep all of
+ * the input, so a cut finer than the threads would only repeat that sweep.
+ */
+static inline void nb__split_per_thread(int64_t items, int64_t item_elems, nb__range_fn fn,
+                                        void *ctx)
+{
+    int64_t t = items * item_elems < NB__PARALLEL_MIN ? 1 : nb__num_threads();
+    nb__parallel_ranges(items, (items + t - 1) / t, fn, ctx);
+}
+
+/**
  * An elementwise kernel: o[i] = f(in[0][i·s[0]], in[1][i·s[1]], ...) for i < n, with k the
  * op's scalar parameters. Strides are 1 or 0 (an operand broadcast along the run); unused
  * operands have a NULL pointer, which the kernel never reads. Define kernels with

@@ -260,11 +260,7 @@ static nb_status ln_backward(nb_node *node, nb_tensor *const *gy, nb_tensor **gx
     if (need_w && !(c.dw = nb__grad_dst(node, gx, 1, &c.acc_w))) return NB_ENOMEM;
     if (need_b && !(c.db = nb__grad_dst(node, gx, 2, &c.acc_b))) return NB_ENOMEM;
     if (need_x && !(c.dx = nb__grad_dst(node, gx, 0, &c.acc_x))) return NB_ENOMEM;
-    bool large = rows * n >= NB__PARALLEL_MIN;
-    if (c.dw || c.db) {
-        int64_t t = large ? nb__num_threads() : 1;
-        nb__parallel_ranges(n, (n + t - 1) / t, ln_dwb_cols, &c);
-    }
+    if (c.dw || c.db) nb__split_per_thread(n, rows, ln_dwb_cols, &c);
     if (c.dx) nb__split(rows, n, ln_dx_rows, &c);
     return NB_OK;
 }
