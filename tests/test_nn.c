@@ -249,6 +249,66 @@ static void test_containers(void **state)
     nb_module_free(NULL);
 }
 
+/* A failed container frees what it was given once each; a module cannot contain itself. */
+static void test_container_ownership(void **state)
+{
+    (void)state;
+    nb_error_clear();
+    nb_module *a = nb_module_relu();
+    nb_module *twice[2] = {a, a};
+    assert_null(nb_module_sequential(twice, 2)); /* frees a once */
+    assert_error(NB_EINVAL, "nb_module_sequential: module 1 is also module 0");
+    a = nb_module_relu();
+    assert_null(NB_SEQUENTIAL(a, a));
+    assert_error(NB_EINVAL, "nb_module_sequential: module 1 is also module 0");
+    a = nb_module_relu();
+    assert_null(NB_SEQUENTIAL(a, nb_module_linear(-1, 1, true), a)); /* a NULL, then a again */
+    assert_error(NB_EINVAL, "nb_module_linear: in_features (-1) and out_features (1) must be >= 0");
+    /* a module listed with its own child, in either order: the parent frees the child */
+    nb_module *in = NB_SEQUENTIAL(nb_module_linear(2, 2, true));
+    nb_module *with_child[2] = {in, nb_module_child(in, 0)};
+    assert_null(nb_module_sequential(with_child, 2));
+    assert_error(NB_EINVAL, "nb_module_sequential: module 1 already belongs to a container");
+    in = NB_SEQUENTIAL(nb_module_linear(2, 2, true));
+    nb_module *child_first[2] = {nb_module_child(in, 0), in};
+    assert_null(nb_module_sequential(child_first, 2));
+    assert_error(NB_EINVAL, "nb_module_sequential: module 0 already belongs to a container");
+
+    /* seq into itself, or into its own descendant: refused, and nothing is freed */
+    nb_module *s = NB_SEQUENTIAL(nb_module_relu());
+    assert_int_equal(nb_module_append(s, s), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_module_append: the module is the Sequential");
+    assert_int_equal(nb_module_set_child(s, 0, s), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_module_set_child: the module is the Sequential");
+    in = NB_SEQUENTIAL(nb_module_linear(3, 2, true));
+    nb_module *out = NB_SEQUENTIAL(in, nb_module_relu());
+    assert_int_equal(nb_module_append(in, out), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_module_append: the module holds the Sequential");
+    assert_int_equal(nb_module_set_child(in, 0, out), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_module_set_child: the module holds the Sequential");
+    assert_int_equal(nb_module_set_child(in, 7, out),
+                     NB_EINVAL); /* the index is not checked first */
+    assert_error(NB_EINVAL, "nb_module_set_child: the module holds the Sequential");
+    assert_int_equal(nb_module_num_children(s), 1);
+    assert_int_equal(nb_module_num_children(in), 1);
+    assert_int_equal(nb_module_num_children(out), 2);
+    assert_int_equal(nb_module_parameters(out, NULL, 0), 2);
+    nb_tensor *x = nb_ones(NB_SHAPE(4, 3));
+    nb_tensor *y = nb_module_forward(out, x);
+    assert_non_null(y);
+    assert_int_equal(nb_tensor_numel(y), 8);
+    nb_release(y);
+    nb_release(x);
+    /* a child moved between containers is refused while it has a parent */
+    nb_module *other = NB_SEQUENTIAL(nb_module_relu());
+    assert_int_equal(nb_module_append(other, in), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_module_append: the module already belongs to a container");
+    assert_int_equal(nb_module_num_children(out), 2);
+    nb_module_free(other);
+    nb_module_free(out);
+    nb_module_free(s);
+}
+
 /* ---- gradcheck of every layer's forward, with respect to its input and its parameters --- */
 
 typedef struct layer_case {
@@ -557,9 +617,16 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_init_identity),   T(test_forward_and_freeze),     T(test_state_dict_round_trip),
-        T(test_containers),      T(test_alloc_failures),         T(test_state_dict_alloc_failures),
-        T(test_layer_gradcheck), T(test_layer_modes_and_errors), T(test_header_example),
+        T(test_init_identity),
+        T(test_forward_and_freeze),
+        T(test_state_dict_round_trip),
+        T(test_containers),
+        T(test_container_ownership),
+        T(test_alloc_failures),
+        T(test_state_dict_alloc_failures),
+        T(test_layer_gradcheck),
+        T(test_layer_modes_and_errors),
+        T(test_header_example),
     };
 #undef T
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);

@@ -33,7 +33,8 @@ typedef struct nb__module_kind {
 struct nb_module {
     const nb__module_kind *kind;
     bool training;
-    bool owned; /* a child of a container */
+    nb_module *parent;    /* the container it is a child of, or NULL */
+    nb_module *next_free; /* a failed constructor's list of the modules it frees */
     int n_params;
     const char *param_names[NB__MODULE_PARAMS];
     nb_tensor *params[NB__MODULE_PARAMS]; /* strong; leaves that require grad */

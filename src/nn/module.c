@@ -2,6 +2,7 @@
  * Modules: their lifetime, Sequential, forward, parameters, state dicts and repr. What a
  * layer computes and how it draws its parameters is in layers.c.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,39 @@ static void module_destroy(nb_module *m)
 
 void nb_module_free(nb_module *m)
 {
-    if (m && !m->owned) module_destroy(m);
+    if (m && !m->parent) module_destroy(m);
+}
+
+/*
+ * Free the modules a failed container was given: each one that is no other's child, once
+ * (the list may name one twice, or name a child of another one in it). Which ones is decided
+ * before the first is freed, as freeing one frees its children.
+ */
+static void free_given(nb_module *const *modules, int n)
+{
+    nb_module *doomed = NULL;
+    for (int k = n - 1; k >= 0; k--) {
+        nb_module *m = modules[k];
+        bool listed_before = false;
+        for (int j = 0; j < k && !listed_before; j++) listed_before = modules[j] == m;
+        if (m && !m->parent && !listed_before) {
+            m->next_free = doomed;
+            doomed = m;
+        }
+    }
+    while (doomed) {
+        nb_module *next = doomed->next_free;
+        module_destroy(doomed);
+        doomed = next;
+    }
+}
+
+/* Whether m is c or holds c among its descendants. */
+static bool holds(const nb_module *m, const nb_module *c)
+{
+    for (; c; c = c->parent)
+        if (c == m) return true;
+    return false;
 }
 
 /* ---- Sequential ------------------------------------------------------------------------- */
@@ -118,26 +151,28 @@ static bool is_sequential(const nb_module *m)
     return m->kind == &sequential_kind;
 }
 
-/* Take m as the last child of seq. Consumes m. */
-static nb_status adopt(const char *fn, nb_module *seq, nb_module *m)
+/* Room in seq for n children in all. */
+static nb_status reserve(const char *fn, nb_module *seq, int n)
 {
-    if (m->owned) return nb__error(NB_EINVAL, fn, "the module already belongs to a container");
-    if (seq->n_children == seq->cap_children) {
-        int cap = seq->cap_children ? 2 * seq->cap_children : 8;
-        nb_module **c = nb__alloc((size_t)cap * sizeof *c, 16);
-        if (!c) {
-            module_destroy(m);
-            return nb__oom(fn);
-        }
-        if (seq->n_children) memcpy(c, seq->children, (size_t)seq->n_children * sizeof *c);
-        nb__free(seq->children);
-        seq->children = c;
-        seq->cap_children = cap;
-    }
-    m->owned = true;
-    m->training = seq->training;
-    seq->children[seq->n_children++] = m;
+    if (n <= seq->cap_children) return NB_OK;
+    int cap = seq->cap_children ? seq->cap_children : 8;
+    while (cap < n) cap = cap > INT_MAX / 2 ? n : 2 * cap;
+    nb_module **c = nb__alloc((size_t)cap * sizeof *c, 16);
+    if (!c) return nb__oom(fn);
+    if (seq->n_children) memcpy(c, seq->children, (size_t)seq->n_children * sizeof *c);
+    nb__free(seq->children);
+    seq->children = c;
+    seq->cap_children = cap;
     return NB_OK;
+}
+
+/* Make m child i of seq (i <= n_children, with room for it). */
+static void take(nb_module *seq, int i, nb_module *m)
+{
+    m->parent = seq;
+    m->training = seq->training;
+    seq->children[i] = m;
+    if (i == seq->n_children) seq->n_children++;
 }
 
 nb_module *nb_module_sequential(nb_module *const *modules, int n)
@@ -151,64 +186,69 @@ nb_module *nb_module_sequential(nb_module *const *modules, int n)
     for (int i = 0; i < n && rc == NB_OK; i++) {
         if (!modules[i])
             rc = nb__null(fn, "modules");
-        else if (modules[i]->owned)
+        else if (modules[i]->parent)
             rc = nb__error(NB_EINVAL, fn, "module %d already belongs to a container", i);
         for (int j = 0; j < i && rc == NB_OK; j++)
             if (modules[j] == modules[i])
                 rc = nb__error(NB_EINVAL, fn, "module %d is also module %d", i, j);
     }
     nb_module *seq = rc == NB_OK ? nb__module_new(fn, &sequential_kind) : NULL;
-    int i = 0;
-    for (; seq && i < n; i++)
-        if (adopt(fn, seq, modules[i]) != NB_OK) break;
-    if (seq && i == n) return seq;
-    /* failed: every module given is freed (the adopted ones with seq) */
-    for (int k = seq ? i + 1 : 0; k < n; k++)
-        if (modules[k] && !modules[k]->owned) {
-            bool dup = false;
-            for (int j = 0; j < k && !dup; j++) dup = modules[j] == modules[k];
-            if (!dup) module_destroy(modules[k]);
-        }
-    if (seq) module_destroy(seq);
-    return NULL;
+    if (seq && reserve(fn, seq, n) != NB_OK) {
+        module_destroy(seq);
+        seq = NULL;
+    }
+    if (!seq) {
+        free_given(modules, n);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) take(seq, i, modules[i]);
+    return seq;
+}
+
+/* The checks nb_module_append and nb_module_set_child share. */
+static nb_status check_child(const char *fn, const nb_module *seq, const nb_module *m)
+{
+    nb_status rc =
+        !seq                  ? nb__error(NB_EINVAL, fn, "argument 'seq' is NULL")
+        : !m                  ? nb__null(fn, "m")
+        : !is_sequential(seq) ? nb__error(NB_EINVAL, fn, "%s is not a Sequential", seq->kind->name)
+        : m->parent ? nb__error(NB_EINVAL, fn, "the module already belongs to a container")
+        : holds(m, seq)
+            ? nb__error(NB_EINVAL, fn, "the module %s the Sequential", m == seq ? "is" : "holds")
+            : NB_OK;
+    return rc;
+}
+
+/* A child that was refused is freed, unless it belongs to a container or holds seq. */
+static nb_status refuse(nb_status rc, const nb_module *seq, nb_module *m)
+{
+    if (m && !m->parent && !holds(m, seq)) module_destroy(m);
+    return rc;
 }
 
 nb_status nb_module_append(nb_module *seq, nb_module *m)
 {
     static const char fn[] = "nb_module_append";
-    nb_status rc = !seq ? nb__error(NB_EINVAL, fn, "argument 'seq' is NULL")
-                   : !m ? nb__null(fn, "m")
-                   : !is_sequential(seq)
-                       ? nb__error(NB_EINVAL, fn, "%s is not a Sequential", seq->kind->name)
-                       : NB_OK;
-    if (rc != NB_OK) {
-        if (m && !m->owned && m != seq) module_destroy(m);
-        return rc;
-    }
-    return adopt(fn, seq, m);
+    nb_status rc = check_child(fn, seq, m);
+    if (rc == NB_OK && seq->n_children == INT_MAX)
+        rc = nb__error(NB_ERANGE, fn, "the Sequential already has %d modules", INT_MAX);
+    if (rc == NB_OK) rc = reserve(fn, seq, seq->n_children + 1);
+    if (rc != NB_OK) return refuse(rc, seq, m);
+    take(seq, seq->n_children, m);
+    return NB_OK;
 }
 
 nb_status nb_module_set_child(nb_module *seq, int i, nb_module *m)
 {
     static const char fn[] = "nb_module_set_child";
-    nb_status rc =
-        !seq                  ? nb__error(NB_EINVAL, fn, "argument 'seq' is NULL")
-        : !m                  ? nb__null(fn, "m")
-        : !is_sequential(seq) ? nb__error(NB_EINVAL, fn, "%s is not a Sequential", seq->kind->name)
-        : m->owned ? nb__error(NB_EINVAL, fn, "the module already belongs to a container")
-                   : NB_OK;
-    int k = seq && i < 0 ? i + seq->n_children : i;
+    nb_status rc = check_child(fn, seq, m);
+    int k = rc == NB_OK && i < 0 ? i + seq->n_children : i;
     if (rc == NB_OK && (k < 0 || k >= seq->n_children))
         rc =
             nb__error(NB_EINVAL, fn, "index %d is out of range for %d modules", i, seq->n_children);
-    if (rc != NB_OK) {
-        if (m && !m->owned && m != seq) module_destroy(m);
-        return rc;
-    }
+    if (rc != NB_OK) return refuse(rc, seq, m);
     module_destroy(seq->children[k]);
-    m->owned = true;
-    m->training = seq->training;
-    seq->children[k] = m;
+    take(seq, k, m);
     return NB_OK;
 }
 
@@ -255,23 +295,26 @@ void nb_sequential_build_add(nb_module *m)
     }
     build_frame *f = &frames[depth - 1];
     if (f->failure == NB_OK && !m) f->failure = nb__null(fn, "modules");
-    if (f->failure == NB_OK && f->n == f->cap) {
+    if (!m) return;
+    if (f->n == f->cap) {
         int cap = f->cap ? 2 * f->cap : 8;
         nb_module **items = nb__alloc((size_t)cap * sizeof *items, 16);
-        if (!items) {
-            f->failure = nb__oom(fn);
-        } else {
+        if (items) {
             if (f->n) memcpy(items, f->items, (size_t)f->n * sizeof *items);
             nb__free(f->items);
             f->items = items;
             f->cap = cap;
+        } else if (f->failure == NB_OK) {
+            f->failure = nb__oom(fn);
         }
     }
-    if (f->failure != NB_OK) {
-        nb_module_free(m);
+    if (f->n < f->cap) { /* kept also after a failure, so that the end frees each one once */
+        f->items[f->n++] = m;
         return;
     }
-    f->items[f->n++] = m;
+    bool listed = false;
+    for (int i = 0; i < f->n && !listed; i++) listed = f->items[i] == m;
+    if (!listed) nb_module_free(m);
 }
 
 nb_module *nb_sequential_build_end(void)
@@ -285,11 +328,10 @@ nb_module *nb_sequential_build_end(void)
     if (depth == 0) return NULL;
     build_frame f = frames[--depth];
     nb_module *seq = NULL;
-    if (f.failure == NB_OK) {
+    if (f.failure == NB_OK)
         seq = nb_module_sequential(f.items, f.n); /* takes the items, also on failure */
-    } else {
-        for (int i = 0; i < f.n; i++) nb_module_free(f.items[i]);
-    }
+    else
+        free_given(f.items, f.n);
     nb__free(f.items);
     return seq;
 }
