@@ -12,9 +12,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -615,7 +617,8 @@ static void test_load_errors(void **state)
 
     const char *nowhere = tmp_path("no-dir/images");
     assert_int_equal(nb_idx_save(ds, nowhere, lp), NB_EIO);
-    snprintf(want, sizeof want, "nb_idx_save: cannot create '%s': No such file or directory",
+    snprintf(want, sizeof want,
+             "nb_idx_save: cannot create a temporary file next to '%s': No such file or directory",
              nowhere);
     assert_message(NB_EIO, want);
     assert_int_equal(nb_idx_save(ds, NULL, lp), NB_EINVAL);
@@ -651,6 +654,100 @@ static nb_dataset *indexed_dataset(int64_t n, uint32_t d)
     free(lb);
     assert_non_null(ds);
     return ds;
+}
+
+/* The number of entries of the temporary directory whose names start with prefix. */
+static int count_entries(const char *prefix)
+{
+    DIR *d = opendir(tmpdir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += !strncmp(e->d_name, prefix, strlen(prefix));
+    closedir(d);
+    return n;
+}
+
+static void assert_file_is(const char *path, const bytes *want)
+{
+    static bytes now;
+    read_file(path, &now);
+    assert_int_equal(now.n, want->n);
+    assert_memory_equal(now.b, want->b, want->n);
+}
+
+/*
+ * nb_idx_save over old files, failing at every byte of the new images (the file size limit
+ * makes write fail with EFBIG past k bytes), or at the labels: both old files stay as they
+ * were and no temporary file is left. A path that is not a regular file is refused and left
+ * alone; a symbolic link is followed and kept.
+ */
+static void test_idx_save_replaces(void **state)
+{
+    (void)state;
+    static bytes im, lb, gim, glb, old_im, old_lb;
+    good_images(&im);
+    good_labels(&lb);
+    nb_dataset *ds = nb_idx_load_memory(im.b, im.n, lb.b, lb.n), *old = indexed_dataset(10, 3);
+    assert_non_null(ds);
+    char ip[512], lp[512], want[1200];
+    /* the gzip files the save makes, to compare with */
+    assert_int_equal(nb_idx_save(ds, tmp_path("gz-images.gz"), tmp_path("gz-labels.gz")), NB_OK);
+    read_file(tmp_path("gz-images.gz"), &gim);
+    read_file(tmp_path("gz-labels.gz"), &glb);
+    struct rlimit saved;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    for (int gz = 0; gz < 2; gz++) {
+        snprintf(ip, sizeof ip, "%s", tmp_path(gz ? "keep-images.gz" : "keep-images"));
+        snprintf(lp, sizeof lp, "%s", tmp_path(gz ? "keep-labels.gz" : "keep-labels"));
+        assert_int_equal(nb_idx_save(old, ip, lp), NB_OK);
+        read_file(ip, &old_im);
+        read_file(lp, &old_lb);
+        const bytes *new_im = gz ? &gim : &im, *new_lb = gz ? &glb : &lb;
+        for (size_t k = 0; k < new_im->n; k++) {
+            struct rlimit lim = {(rlim_t)k, saved.rlim_max};
+            assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+            nb_error_clear();
+            nb_status st = nb_idx_save(ds, ip, lp);
+            assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+            assert_int_equal(st, NB_EIO);
+            snprintf(want, sizeof want, "nb_idx_save: cannot write '%s': File too large", ip);
+            assert_message(NB_EIO, want);
+            assert_file_is(ip, &old_im);
+            assert_file_is(lp, &old_lb);
+            assert_int_equal(count_entries("keep-"), 2);
+        }
+        /* labels that cannot be written: the new images, written already, are dropped */
+        const char *dir = tmp_path("keep-dir");
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_int_equal(nb_idx_save(ds, ip, dir), NB_EIO);
+        snprintf(want, sizeof want, "nb_idx_save: '%s' exists and is not a regular file", dir);
+        assert_message(NB_EIO, want);
+        assert_int_equal(nb_idx_save(ds, dir, lp), NB_EIO);
+        assert_message(NB_EIO, want);
+        struct stat sb;
+        assert_int_equal(stat(dir, &sb), 0);
+        assert_true(S_ISDIR(sb.st_mode));
+        assert_int_equal(rmdir(dir), 0);
+        assert_file_is(ip, &old_im);
+        assert_file_is(lp, &old_lb);
+        assert_int_equal(count_entries("keep-"), 2);
+        /* with no limit the save replaces both; through a link, the link's target */
+        const char *link = tmp_path(gz ? "keep-link.gz" : "keep-link"); /* gzip by this name */
+        assert_int_equal(symlink(ip, link), 0);
+        assert_int_equal(nb_idx_save(ds, link, lp), NB_OK);
+        assert_int_equal(lstat(link, &sb), 0);
+        assert_true(S_ISLNK(sb.st_mode));
+        assert_int_equal(unlink(link), 0);
+        assert_file_is(ip, new_im);
+        assert_file_is(lp, new_lb);
+        assert_int_equal(count_entries("keep-"), 2);
+        assert_int_equal(remove(ip), 0);
+        assert_int_equal(remove(lp), 0);
+    }
+    signal(SIGXFSZ, prev);
+    nb_dataset_free(old);
+    nb_dataset_free(ds);
 }
 
 /* Each row of x is the example its index names, through table; y holds its label. */
@@ -1364,6 +1461,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idx_round_trip, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_idx_save_replaces, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_bad_files, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_bad_gzip, nbt_setup_counting, nbt_teardown_counting),

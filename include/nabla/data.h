@@ -91,11 +91,15 @@ NB_API nb_dataset *nb_mnist_load(const char *dir, bool train);
 
 /**
  * Write ds as two IDX files (unsigned byte): images [count, image shape...] and labels
- * [count]; a path ending in ".gz" is written gzip-compressed. A file that could not be
- * written completely is removed. PyTorch: none (torchvision only reads IDX).
+ * [count]; a path ending in ".gz" is written gzip-compressed. Each file is written to a
+ * temporary file next to it, synced and renamed over the old one (as nb_safetensors_save),
+ * both before either is renamed: a save that fails writing leaves both old files as they
+ * were, and only a failed rename of the labels can leave new images beside old labels.
+ * A symbolic link is followed. PyTorch: none (torchvision only reads IDX).
  * Ownership: ds is borrowed.
  * Errors: NB_EINVAL for NULL ds or path; NB_ERANGE when a size does not fit the format's
- * uint32; NB_EIO when a file cannot be created or written; NB_ENOMEM.
+ * uint32; NB_EIO when a path exists and is not a regular file, or a file cannot be created,
+ * written, synced or renamed; NB_ENOMEM.
  */
 NB_API nb_status nb_idx_save(const nb_dataset *ds, const char *images_path,
                              const char *labels_path);

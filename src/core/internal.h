@@ -270,4 +270,29 @@ void nb__scope_resume(nb_scope *token);
 /** Set by nb_set_num_threads; read by loops that parallelise. */
 int nb__num_threads(void);
 
+/** The system's text for errno value err, into buf (n bytes). Returns buf. */
+const char *nb__errno_str(int err, char *buf, size_t n);
+
+/*
+ * A file written in place of path (core/file.c): a temporary file next to it, synced and
+ * renamed over it by commit, so a failed save leaves the old file as it was. A symbolic link
+ * at path is followed; a target that exists and is not a regular file is refused. Every
+ * opened one ends with commit or abort (abort is harmless after either).
+ */
+#define NB__PATH_MAX 4096 /* PATH_MAX on Linux; core/file.c checks it */
+typedef struct nb__file_out {
+    int fd;
+    const char *path;   /* as the caller named it, for messages */
+    const char *target; /* path, or what a symbolic link at path points to */
+    char *tmp;          /* the temporary file's name */
+    uint64_t written;   /* bytes that reached the file */
+    char resolved[NB__PATH_MAX];
+} nb__file_out;
+
+nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path);
+/** An nb_write_fn: 0, or the errno value of the write that failed. */
+int nb__file_out_write(void *f, const void *data, size_t size);
+nb_status nb__file_out_commit(nb__file_out *f, const char *fn);
+void nb__file_out_abort(nb__file_out *f);
+
 #endif /* NABLA_CORE_INTERNAL_H */

@@ -546,7 +546,7 @@ nb_dataset *nb_mnist_load(const char *dir, bool train)
 typedef struct sink {
     const char *fn;
     const char *path;
-    FILE *file;
+    nb__file_out file;
     bool gzip;
     bool z_ready;
     z_stream z;
@@ -555,10 +555,12 @@ typedef struct sink {
 
 static nb_status sink_write_raw(sink *k, const void *p, size_t n)
 {
-    errno = 0;
-    if (n && fwrite(p, 1, n, k->file) != n)
+    int rc = nb__file_out_write(&k->file, p, n);
+    if (rc) {
+        char why[128];
         return nb__error(NB_EIO, k->fn, "cannot write '%s': %s", k->path,
-                         strerror(errno ? errno : EIO));
+                         nb__errno_str(rc, why, sizeof why));
+    }
     return NB_OK;
 }
 
@@ -601,6 +603,7 @@ static bool ends_with(const char *s, const char *suffix)
 static nb_status sink_open(sink *k, const char *fn, const char *path)
 {
     memset(k, 0, sizeof *k);
+    k->file.fd = -1; /* nothing to abort yet */
     k->fn = fn;
     k->path = path;
     k->gzip = ends_with(path, ".gz");
@@ -614,31 +617,24 @@ static nb_status sink_open(sink *k, const char *fn, const char *path)
         if (rc != Z_OK) return nb__oom(fn);
         k->z_ready = true;
     }
-    errno = 0;
-    k->file = fopen(path, "wb");
-    if (!k->file)
-        return nb__error(NB_EIO, fn, "cannot create '%s': %s", path, strerror(errno ? errno : EIO));
-    return NB_OK;
+    return nb__file_out_open(&k->file, fn, path);
 }
 
-/* Finish the file when ok; a file that was not written completely is removed. */
-static nb_status sink_close(sink *k, nb_status st)
+/* End the stream; a file that was not written completely is dropped. */
+static nb_status sink_finish(sink *k, nb_status st)
 {
     if (st == NB_OK && k->gzip) st = sink_deflate(k, Z_FINISH);
     if (k->z_ready) deflateEnd(&k->z);
     nb__free(k->out);
-    if (k->file) {
-        errno = 0;
-        if (fclose(k->file) != 0 && st == NB_OK)
-            st = nb__error(NB_EIO, k->fn, "cannot write '%s': %s", k->path,
-                           strerror(errno ? errno : EIO));
-        if (st != NB_OK) remove(k->path);
-    }
+    if (st != NB_OK) nb__file_out_abort(&k->file);
     return st;
 }
 
-/* One IDX file of unsigned bytes: [dims[0], ..., dims[ndim-1]] then data. */
-static nb_status write_idx(const char *fn, const char *path, int ndim, const int64_t *dims,
+/*
+ * One IDX file of unsigned bytes, [dims[0], ..., dims[ndim-1]] then data, written to k's
+ * temporary file: nb__file_out_commit puts it in place.
+ */
+static nb_status write_idx(sink *k, const char *fn, const char *path, int ndim, const int64_t *dims,
                            const uint8_t *data, size_t size)
 {
     uint8_t h[4 + 4 * (NB_MAX_DIMS + 1)] = {0, 0, IDX_UBYTE, (uint8_t)ndim};
@@ -650,11 +646,10 @@ static nb_status write_idx(const char *fn, const char *path, int ndim, const int
         b[2] = (uint8_t)(v >> 8);
         b[3] = (uint8_t)v;
     }
-    sink k;
-    nb_status st = sink_open(&k, fn, path);
-    if (st == NB_OK) st = sink_write(&k, h, 4 + 4 * (size_t)ndim);
-    if (st == NB_OK) st = sink_write(&k, data, size);
-    return sink_close(&k, st);
+    nb_status st = sink_open(k, fn, path);
+    if (st == NB_OK) st = sink_write(k, h, 4 + 4 * (size_t)ndim);
+    if (st == NB_OK) st = sink_write(k, data, size);
+    return sink_finish(k, st);
 }
 
 nb_status nb_idx_save(const nb_dataset *ds, const char *images_path, const char *labels_path)
@@ -674,8 +669,15 @@ nb_status nb_idx_save(const nb_dataset *ds, const char *images_path, const char 
                              nb__shape_str(shape, ds->ndim + 1, dims));
         }
     }
-    nb_status st = write_idx(fn, images_path, ds->ndim + 1, dims, ds->images,
+    /* both files are written before either replaces an old one */
+    sink im, lb;
+    nb_status st = write_idx(&im, fn, images_path, ds->ndim + 1, dims, ds->images,
                              (size_t)ds->count * (size_t)ds->example_size);
     if (st != NB_OK) return st;
-    return write_idx(fn, labels_path, 1, dims, ds->labels, (size_t)ds->count);
+    st = write_idx(&lb, fn, labels_path, 1, dims, ds->labels, (size_t)ds->count);
+    if (st == NB_OK) st = nb__file_out_commit(&im.file, fn);
+    if (st == NB_OK) st = nb__file_out_commit(&lb.file, fn);
+    nb__file_out_abort(&im.file);
+    nb__file_out_abort(&lb.file);
+    return st;
 }

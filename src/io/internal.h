@@ -1,6 +1,6 @@
 /*
  * Internal definitions shared by the io layer's source files: jansson's allocations routed
- * through nabla's allocator, and system error text. Never installed.
+ * through nabla's allocator,. Never installed.
  */
 #ifndef NABLA_IO_INTERNAL_H
 #define NABLA_IO_INTERNAL_H
@@ -21,8 +21,5 @@ void nb__json_begin(void);
 void nb__json_end(void);
 /** Whether an allocation failed inside the current bracket (jansson reports no cause). */
 bool nb__json_failed(void);
-
-/** The system's text for errno value err, into buf (n bytes). Returns buf. */
-const char *nb__errno_str(int err, char *buf, size_t n);
 
 #endif /* NABLA_IO_INTERNAL_H */

@@ -71,10 +71,3 @@ bool nb__json_failed(void)
 {
     return failed;
 }
-
-const char *nb__errno_str(int err, char *buf, size_t n)
-{
-    /* the XSI strerror_r (no _GNU_SOURCE here): thread-safe, writes into buf */
-    if (strerror_r(err, buf, n) != 0) snprintf(buf, n, "error %d", err);
-    return buf;
-}

@@ -1,21 +1,14 @@
 /*
  * Writing safetensors checkpoints. The whole header is made (and every name checked) before
  * the first byte is written, so a dict that cannot be saved writes nothing. A save to a path
- * goes to a temporary file next to it that is synced and then renamed over the path: rename
- * within one directory is atomic, so a reader sees the old file or the new one, never a
- * part, and a save that fails leaves the old file as it was.
+ * replaces the file as a whole (nb__file_out: a temporary file renamed over it), so a reader
+ * sees the old file or the new one, never a part, and a save that fails leaves the old file
+ * as it was.
  */
-#define _XOPEN_SOURCE 700 /* realpath */
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -204,69 +197,6 @@ nb_status nb_safetensors_save_to(const nb_state_dict *d, nb_write_fn writer, voi
 
 /* ---- saving to a file ------------------------------------------------------------------ */
 
-typedef struct file_sink {
-    int fd;
-    uint64_t written; /* what reached the file, short writes included */
-} file_sink;
-
-static int write_fd(void *ctx, const void *data, size_t size)
-{
-    file_sink *f = ctx;
-    const unsigned char *p = data;
-    while (size > 0) {
-        size_t want = size < ((size_t)1 << 30) ? size : (size_t)1 << 30;
-        ssize_t n = write(f->fd, p, want);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno;
-        p += n;
-        size -= (size_t)n;
-        f->written += (uint64_t)n;
-    }
-    return 0;
-}
-
-/* The file to replace: path itself, or the file a symbolic link at path points to. */
-static const char *resolve(const char *path, char *buf)
-{
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(path, buf)) return buf;
-    return path;
-}
-
-/* Create target.<pid>.<n>.tmp, new, in target's directory; its name goes into tmp. */
-static int create_temp(const char *target, char *tmp, size_t size)
-{
-    static atomic_uint counter;
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        snprintf(tmp, size, "%s.%ld.%u.tmp", target, (long)getpid(), atomic_fetch_add(&counter, 1));
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST) break;
-    }
-    return fd;
-}
-
-/*
- * Make the rename itself durable. Best effort: by now the new file is in place, and a file
- * system that cannot sync a directory (EINVAL) has nothing to report that the caller could
- * act on.
- */
-static void sync_dir(const char *target, char *buf)
-{
-    strcpy(buf, target);
-    char *slash = strrchr(buf, '/');
-    if (!slash)
-        strcpy(buf, ".");
-    else if (slash == buf)
-        buf[1] = '\0'; /* a file in the root directory */
-    else
-        *slash = '\0';
-    int fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
 nb_status nb_safetensors_save(const nb_state_dict *d, const char *path)
 {
     static const char fn[] = "nb_safetensors_save";
@@ -276,59 +206,20 @@ nb_status nb_safetensors_save(const nb_state_dict *d, const char *path)
     size_t len;
     nb_status st = make_header(fn, d, &header, &len);
     if (st != NB_OK) return st;
-
-    char resolved[PATH_MAX], why[128];
-    const char *target = resolve(path, resolved);
-    struct stat sb;
-    size_t tmp_size = strlen(target) + 48;
-    char *tmp = NULL;
-    int fd = -1;
-    if (stat(target, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        st = nb__error(NB_EIO, fn, "'%s' exists and is not a regular file", path);
-        goto done;
+    nb__file_out out;
+    st = nb__file_out_open(&out, fn, path);
+    if (st == NB_OK) {
+        uint64_t done;
+        int rc = write_all(d, header, len, nb__file_out_write, &out, &done);
+        char why[128];
+        if (rc)
+            st = nb__error(NB_EIO, fn, "writing '%s' failed after %llu of %llu bytes: %s", path,
+                           (ull)out.written, (ull)total_bytes(d, len),
+                           nb__errno_str(rc, why, sizeof why));
+        else
+            st = nb__file_out_commit(&out, fn);
     }
-    if (!(tmp = nb__alloc(tmp_size, 1))) {
-        st = nb__oom(fn);
-        goto done;
-    }
-    if ((fd = create_temp(target, tmp, tmp_size)) < 0) {
-        st = nb__error(NB_EIO, fn, "cannot create a temporary file next to '%s': %s", path,
-                       nb__errno_str(errno, why, sizeof why));
-        goto done;
-    }
-    file_sink sink = {fd, 0};
-    uint64_t done_bytes;
-    int rc = write_all(d, header, len, write_fd, &sink, &done_bytes);
-    if (rc) {
-        st = nb__error(NB_EIO, fn, "writing '%s' failed after %llu of %llu bytes: %s", path,
-                       (ull)sink.written, (ull)total_bytes(d, len),
-                       nb__errno_str(rc, why, sizeof why));
-        goto done;
-    }
-    if (fsync(fd) != 0) {
-        st = nb__error(NB_EIO, fn, "cannot sync '%s' to disk: %s", path,
-                       nb__errno_str(errno, why, sizeof why));
-        goto done;
-    }
-    rc = close(fd);
-    fd = -1;
-    if (rc != 0 || rename(tmp, target) != 0) {
-        st = nb__error(NB_EIO, fn, "%s '%s' failed: %s",
-                       rc ? "closing the temporary file for" : "renaming the temporary file over",
-                       path, nb__errno_str(errno, why, sizeof why));
-        unlink(tmp);
-        goto done;
-    }
-    sync_dir(target, tmp);
-    nb__free(tmp);
-    nb__free(header);
-    return NB_OK;
-done:
-    if (fd >= 0) { /* the temporary file is ours: remove it */
-        close(fd);
-        unlink(tmp);
-    }
-    nb__free(tmp);
+    nb__file_out_abort(&out);
     nb__free(header);
     return st;
 }

@@ -1,0 +1,134 @@
+/*
+ * Writing a file in place of another: what is written goes to a temporary file next to the
+ * target, which is synced and then renamed over it. Rename within one directory is atomic,
+ * so a reader sees the old file or the new one, never a part, and a save that fails leaves
+ * the old file as it was (and removes only its own temporary file). A target that exists and
+ * is not a regular file (a directory, a device, a pipe) is refused rather than replaced.
+ */
+#define _XOPEN_SOURCE 700 /* realpath, strerror_r */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+_Static_assert(PATH_MAX <= NB__PATH_MAX, "realpath needs PATH_MAX bytes");
+
+const char *nb__errno_str(int err, char *buf, size_t n)
+{
+    /* the XSI strerror_r (no _GNU_SOURCE here): thread-safe, writes into buf */
+    if (strerror_r(err, buf, n) != 0) snprintf(buf, n, "error %d", err);
+    return buf;
+}
+
+/* Create target.<pid>.<n>.tmp, new, in target's directory; its name goes into tmp. */
+static int create_temp(const char *target, char *tmp, size_t size)
+{
+    static atomic_uint counter;
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        snprintf(tmp, size, "%s.%ld.%u.tmp", target, (long)getpid(), atomic_fetch_add(&counter, 1));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    return fd;
+}
+
+nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path)
+{
+    char why[128];
+    struct stat st;
+    *f = (nb__file_out){.fd = -1, .path = path, .target = path};
+    /* the file to replace: path itself, or the file a symbolic link at path points to */
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(path, f->resolved))
+        f->target = f->resolved;
+    if (stat(f->target, &st) == 0 && !S_ISREG(st.st_mode))
+        return nb__error(NB_EIO, fn, "'%s' exists and is not a regular file", path);
+    size_t size = strlen(f->target) + 48;
+    if (!(f->tmp = nb__alloc(size, 1))) return nb__oom(fn);
+    if ((f->fd = create_temp(f->target, f->tmp, size)) < 0) {
+        nb_status rc = nb__error(NB_EIO, fn, "cannot create a temporary file next to '%s': %s",
+                                 path, nb__errno_str(errno, why, sizeof why));
+        nb__file_out_abort(f);
+        return rc;
+    }
+    return NB_OK;
+}
+
+int nb__file_out_write(void *ctx, const void *data, size_t size)
+{
+    nb__file_out *f = ctx;
+    const unsigned char *p = data;
+    while (size > 0) {
+        size_t want = size < ((size_t)1 << 30) ? size : (size_t)1 << 30;
+        ssize_t n = write(f->fd, p, want);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno ? errno : EIO;
+        p += n;
+        size -= (size_t)n;
+        f->written += (uint64_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Make the rename itself durable. Best effort: by now the new file is in place, and a file
+ * system that cannot sync a directory (EINVAL) has nothing to report that the caller could
+ * act on.
+ */
+static void sync_dir(char *buf)
+{
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        strcpy(buf, ".");
+    else if (slash == buf)
+        buf[1] = '\0'; /* a file in the root directory */
+    else
+        *slash = '\0';
+    int fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    (void)fsync(fd);
+    close(fd);
+}
+
+nb_status nb__file_out_commit(nb__file_out *f, const char *fn)
+{
+    char why[128];
+    nb_status rc = NB_OK;
+    if (fsync(f->fd) != 0) {
+        rc = nb__error(NB_EIO, fn, "cannot sync '%s' to disk: %s", f->path,
+                       nb__errno_str(errno, why, sizeof why));
+    } else {
+        int closed = close(f->fd);
+        f->fd = -1;
+        if (closed != 0 || rename(f->tmp, f->target) != 0)
+            rc = nb__error(NB_EIO, fn, "%s '%s' failed: %s",
+                           closed ? "closing the temporary file for"
+                                  : "renaming the temporary file over",
+                           f->path, nb__errno_str(errno, why, sizeof why));
+    }
+    if (rc != NB_OK) {
+        nb__file_out_abort(f);
+        return rc;
+    }
+    strcpy(f->tmp, f->target); /* the directory's name is in the target's */
+    sync_dir(f->tmp);
+    nb__free(f->tmp);
+    f->tmp = NULL;
+    return NB_OK;
+}
+
+void nb__file_out_abort(nb__file_out *f)
+{
+    if (f->fd >= 0) close(f->fd);
+    if (f->tmp) unlink(f->tmp); /* the temporary file is ours: remove it */
+    nb__free(f->tmp);
+    f->fd = -1;
+    f->tmp = NULL;
+}
