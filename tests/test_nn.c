@@ -249,6 +249,54 @@ static void test_containers(void **state)
     nb_module_free(NULL);
 }
 
+/* n containers around m, each holding the one inside: n + 1 levels. */
+static nb_module *nest(nb_module *m, int n)
+{
+    for (int i = 0; i < n && m; i++) m = nb_module_sequential(&m, 1);
+    return m;
+}
+
+/* Containers nest at most 1024 levels deep, so the walks over a model stay on the stack. */
+static void test_container_depth(void **state)
+{
+    (void)state;
+    nb_error_clear();
+    nb_module *deep = nest(nb_module_linear(2, 2, true), 1023);
+    assert_non_null(deep);
+    nb_tensor *x = nb_ones(NB_SHAPE(3, 2));
+    nb_tensor *y = nb_module_forward(deep, x);
+    assert_non_null(y);
+    nb_release(y);
+    assert_int_equal(nb_module_parameters(deep, NULL, 0), 2);
+    assert_null(nb_module_sequential(&deep, 1)); /* frees deep */
+    assert_error(NB_ERANGE,
+                 "nb_module_sequential: module 0 would nest containers deeper than 1024 levels");
+    nb_module *top = NB_SEQUENTIAL(nb_module_relu());
+    assert_int_equal(nb_module_append(top, nest(nb_module_relu(), 1023)), NB_ERANGE);
+    assert_error(NB_ERANGE,
+                 "nb_module_append: the module would nest containers deeper than 1024 levels");
+    assert_int_equal(nb_module_append(top, nest(nb_module_relu(), 1022)), NB_OK); /* 1024 */
+    assert_int_equal(nb_module_append(top, nest(nb_module_relu(), 1022)), NB_OK);
+    nb_module *inner = nb_module_child(top, 1); /* the innermost container, at level 1023 */
+    while (nb_module_num_children(nb_module_child(inner, 0)) > 0) inner = nb_module_child(inner, 0);
+    assert_int_equal(nb_module_append(inner, nb_module_sigmoid()), NB_OK); /* not deeper */
+    assert_int_equal(nb_module_append(inner, NB_SEQUENTIAL(nb_module_relu())), NB_ERANGE);
+    assert_error(NB_ERANGE,
+                 "nb_module_append: the module would nest containers deeper than 1024 levels");
+    /* replacing the deep children makes top shallow again: 1022 more levels fit around it */
+    assert_int_equal(nb_module_set_child(top, 1, nb_module_relu()), NB_OK);
+    assert_int_equal(nb_module_set_child(top, 2, nb_module_tanh()), NB_OK);
+    top = nest(top, 1022);
+    assert_non_null(top);
+    y = nb_module_forward(top, x);
+    assert_non_null(y);
+    nb_release(y);
+    assert_null(nest(top, 1));
+    assert_error(NB_ERANGE,
+                 "nb_module_sequential: module 0 would nest containers deeper than 1024 levels");
+    nb_release(x);
+}
+
 /* A failed container frees what it was given once each; a module cannot contain itself. */
 static void test_container_ownership(void **state)
 {
@@ -617,15 +665,11 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_init_identity),
-        T(test_forward_and_freeze),
-        T(test_state_dict_round_trip),
-        T(test_containers),
-        T(test_container_ownership),
-        T(test_alloc_failures),
-        T(test_state_dict_alloc_failures),
-        T(test_layer_gradcheck),
-        T(test_layer_modes_and_errors),
+        T(test_init_identity),         T(test_forward_and_freeze),
+        T(test_state_dict_round_trip), T(test_containers),
+        T(test_container_ownership),   T(test_container_depth),
+        T(test_alloc_failures),        T(test_state_dict_alloc_failures),
+        T(test_layer_gradcheck),       T(test_layer_modes_and_errors),
         T(test_header_example),
     };
 #undef T

@@ -114,7 +114,7 @@ NB_API nb_module *nb_module_flatten(int start_dim, int end_dim);
  * Ownership: a new module, the caller's; the children become the container's.
  * Errors: NULL with NB_EINVAL for n < 0, NULL modules with n > 0, a child that already
  * belongs to a container, a module given twice, or a NULL child (keeping a pending error);
- * NB_ENOMEM.
+ * NB_ERANGE for containers nested deeper than 1024 levels; NB_ENOMEM.
  */
 NB_API nb_module *nb_module_sequential(nb_module *const *modules, int n);
 /**
@@ -178,8 +178,8 @@ NB_API nb_module *nb_sequential_build_end(void);
  * Ownership: seq takes m, also when it fails, except when m is seq or holds it (a module
  * cannot contain itself: then m stays the caller's).
  * Errors: NB_EINVAL for NULL seq or m (keeping a pending error), seq not a Sequential, m
- * already in a container, or m being seq or holding it; NB_ERANGE for INT_MAX children;
- * NB_ENOMEM.
+ * already in a container, or m being seq or holding it; NB_ERANGE for INT_MAX children or
+ * containers nested deeper than 1024 levels; NB_ENOMEM.
  */
 NB_API nb_status nb_module_append(nb_module *seq, nb_module *m);
 /**
@@ -187,7 +187,8 @@ NB_API nb_status nb_module_append(nb_module *seq, nb_module *m);
  * PyTorch: seq[i] = m. Ownership: seq takes m, also when it fails, except when m is seq or
  * holds it (then m stays the caller's).
  * Errors: NB_EINVAL for NULL seq or m, seq not a Sequential, i out of range, m already in
- * a container, or m being seq or holding it.
+ * a container, or m being seq or holding it; NB_ERANGE for containers nested deeper than
+ * 1024 levels.
  */
 NB_API nb_status nb_module_set_child(nb_module *seq, int i, nb_module *m);
 /**

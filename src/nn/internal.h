@@ -34,6 +34,7 @@ struct nb_module {
     const nb__module_kind *kind;
     bool training;
     nb_module *parent;    /* the container it is a child of, or NULL */
+    int height;           /* levels of modules from it down, itself included */
     nb_module *next_free; /* a failed constructor's list of the modules it frees */
     int n_params;
     const char *param_names[NB__MODULE_PARAMS];

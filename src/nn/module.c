@@ -71,6 +71,7 @@ nb_module *nb__module_new(const char *fn, const nb__module_kind *kind)
     }
     m->kind = kind;
     m->training = true;
+    m->height = 1;
     return m;
 }
 
@@ -123,6 +124,20 @@ static void free_given(nb_module *const *modules, int n)
     }
 }
 
+/*
+ * Containers nest at most this deep, so that the walks over a model (free, forward,
+ * parameters, repr), which recurse, stay well inside a thread's stack.
+ */
+#define MAX_NESTING 1024
+
+/* Levels from the top of m's model down to m, m included. */
+static int level_of(const nb_module *m)
+{
+    int n = 0;
+    for (; m; m = m->parent) n++;
+    return n;
+}
+
 /* Whether m is c or holds c among its descendants. */
 static bool holds(const nb_module *m, const nb_module *c)
 {
@@ -166,13 +181,25 @@ static nb_status reserve(const char *fn, nb_module *seq, int n)
     return NB_OK;
 }
 
-/* Make m child i of seq (i <= n_children, with room for it). */
+/* Make m child i of seq (i <= n_children, with room for it); the heights above follow. */
 static void take(nb_module *seq, int i, nb_module *m)
 {
     m->parent = seq;
     m->training = seq->training;
     seq->children[i] = m;
-    if (i == seq->n_children) seq->n_children++;
+    if (i == seq->n_children) { /* added: the heights above can only grow */
+        seq->n_children++;
+        int h = m->height + 1;
+        for (nb_module *p = seq; p && p->height < h; p = p->parent, h++) p->height = h;
+        return;
+    }
+    for (nb_module *p = seq; p; p = p->parent) { /* replaced: the heights may also shrink */
+        int h = 0;
+        for (int k = 0; k < p->n_children; k++)
+            if (p->children[k]->height > h) h = p->children[k]->height;
+        if (p->height == h + 1) break;
+        p->height = h + 1;
+    }
 }
 
 nb_module *nb_module_sequential(nb_module *const *modules, int n)
@@ -191,6 +218,9 @@ nb_module *nb_module_sequential(nb_module *const *modules, int n)
         for (int j = 0; j < i && rc == NB_OK; j++)
             if (modules[j] == modules[i])
                 rc = nb__error(NB_EINVAL, fn, "module %d is also module %d", i, j);
+        if (rc == NB_OK && modules[i]->height >= MAX_NESTING)
+            rc = nb__error(NB_ERANGE, fn, "module %d would nest containers deeper than %d levels",
+                           i, MAX_NESTING);
     }
     nb_module *seq = rc == NB_OK ? nb__module_new(fn, &sequential_kind) : NULL;
     if (seq && reserve(fn, seq, n) != NB_OK) {
@@ -215,6 +245,9 @@ static nb_status check_child(const char *fn, const nb_module *seq, const nb_modu
         : m->parent ? nb__error(NB_EINVAL, fn, "the module already belongs to a container")
         : holds(m, seq)
             ? nb__error(NB_EINVAL, fn, "the module %s the Sequential", m == seq ? "is" : "holds")
+        : level_of(seq) + m->height > MAX_NESTING
+            ? nb__error(NB_ERANGE, fn, "the module would nest containers deeper than %d levels",
+                        MAX_NESTING)
             : NB_OK;
     return rc;
 }
