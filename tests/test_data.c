@@ -742,6 +742,14 @@ static void test_idx_save_replaces(void **state)
         assert_file_is(ip, new_im);
         assert_file_is(lp, new_lb);
         assert_int_equal(count_entries("keep-"), 2);
+        /* a link to a file not there yet (relative): the file is made, the link stays */
+        assert_int_equal(remove(ip), 0);
+        assert_int_equal(symlink(gz ? "keep-images.gz" : "keep-images", link), 0);
+        assert_int_equal(nb_idx_save(ds, link, lp), NB_OK);
+        assert_int_equal(lstat(link, &sb), 0);
+        assert_true(S_ISLNK(sb.st_mode));
+        assert_int_equal(unlink(link), 0);
+        assert_file_is(ip, new_im);
         assert_int_equal(remove(ip), 0);
         assert_int_equal(remove(lp), 0);
     }
@@ -1072,10 +1080,16 @@ static void test_loader_errors(void **state)
     assert_int_equal(nb_dataloader_next(NULL, &x, &y), NB_EINVAL);
     assert_message(NB_EINVAL, "nb_dataloader_next: argument 'dl' is NULL");
     dl = nb_dataloader_new(ds, NULL);
+    nb_tensor *stale = nb_scalar(0); /* the other output is set to NULL all the same */
+    y = stale;
     assert_int_equal(nb_dataloader_next(dl, NULL, &y), NB_EINVAL);
     assert_message(NB_EINVAL, "nb_dataloader_next: argument 'images' is NULL");
+    assert_null(y);
+    x = stale;
     assert_int_equal(nb_dataloader_next(dl, &x, NULL), NB_EINVAL);
     assert_message(NB_EINVAL, "nb_dataloader_next: argument 'labels' is NULL");
+    assert_null(x);
+    nb_release(stale);
     assert_int_equal(nb_dataloader_num_batches(NULL), -1);
     assert_null(nb_dataloader_batch_indices(NULL, NULL));
     nb_dataloader_free(dl);

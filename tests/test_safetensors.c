@@ -820,6 +820,34 @@ static void test_save_errors(void **state)
     assert_dicts_equal(d, back);
     nb_state_dict_free(back);
     assert_int_equal(dir_entries(dir, NULL, 0), 2);
+
+    /* a link to a file not there yet, through a second link: the file is made, links stay */
+    assert_int_equal(unlink(target), 0);
+    char hop[300];
+    snprintf(hop, sizeof hop, "%s/hop.safetensors", dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink("hop.safetensors", path), 0);
+    assert_int_equal(symlink(target, hop), 0); /* absolute */
+    assert_int_equal(nb_safetensors_save(d, path), NB_OK);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(lstat(hop, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    back = nb_safetensors_load(target);
+    assert_non_null(back);
+    assert_dicts_equal(d, back);
+    nb_state_dict_free(back);
+    assert_int_equal(dir_entries(dir, NULL, 0), 3);
+    /* links in a circle: refused, nothing written */
+    assert_int_equal(unlink(hop), 0);
+    assert_int_equal(symlink("link.safetensors", hop), 0);
+    assert_int_equal(nb_safetensors_save(d, path), NB_EIO);
+    snprintf(want, sizeof want,
+             "nb_safetensors_save: cannot resolve '%s': Too many levels of symbolic links", path);
+    assert_error(NB_EIO, want);
+    assert_int_equal(dir_entries(dir, NULL, 0), 3);
+    assert_int_equal(unlink(hop), 0);
+    assert_int_equal(unlink(path), 0);
     nb_state_dict_free(d);
     rm_dir(dir);
 }

@@ -95,7 +95,8 @@ NB_API nb_dataset *nb_mnist_load(const char *dir, bool train);
  * temporary file next to it, synced and renamed over the old one (as nb_safetensors_save),
  * both before either is renamed: a save that fails writing leaves both old files as they
  * were, and only a failed rename of the labels can leave new images beside old labels.
- * A symbolic link is followed. PyTorch: none (torchvision only reads IDX).
+ * A symbolic link is followed (also to a file not there yet).
+ * PyTorch: none (torchvision only reads IDX).
  * Ownership: ds is borrowed.
  * Errors: NB_EINVAL for NULL ds or path; NB_ERANGE when a size does not fit the format's
  * uint32; NB_EIO when a path exists and is not a regular file, or a file cannot be created,
@@ -263,7 +264,7 @@ NB_API int64_t nb_dataloader_next(nb_dataloader *dl, nb_tensor **images, nb_tens
  * allocates nothing: images holds batch_size rows (shape [batch_size, example_size] or any
  * shape with dim 0 batch_size and as many elements), labels is [batch_size]. The first B
  * rows (and labels) are written and both versions bumped; a shorter last batch leaves the
- * rows past B as they were: use nb_slice(images, 0, B) then, or drop_last.
+ * rows past B as they were: use nb_slice(images, 0, 0, B, 1) then, or drop_last.
  * Returns B, 0 at the end of the epoch, or a negative nb_status. PyTorch: next(iterator)
  * (with pinned, reused buffers).
  * Ownership: images and labels are borrowed and changed in place.

@@ -91,9 +91,9 @@ typedef int (*nb_write_fn)(void *ctx, const void *data, size_t size);
  * less the umask), which is flushed to disk with fsync and then renamed over path (and the
  * directory synced). A save that fails at any point — a full file system, a write error, out
  * of memory — removes the temporary file and leaves whatever was at path untouched. When path
- * is a symbolic link, the file it points to is replaced (the link stays; a dangling link is
- * itself replaced). A file that replaces an older one gets the new file's mode, not the old
- * one's.
+ * is a symbolic link, the file it points to is replaced (the link stays; a link to a file not
+ * there yet makes that file, as open(path, "wb") does, and links in a circle are NB_EIO).
+ * A file that replaces an older one gets the new file's mode, not the old one's.
  * PyTorch: safetensors.torch.save_file(state_dict, path, metadata).
  * Ownership: d and path are borrowed; nothing is kept.
  * Errors: NB_EINVAL for NULL d (a pending error is kept, as for a NULL tensor: d is usually

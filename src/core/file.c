@@ -40,14 +40,52 @@ static int create_temp(const char *target, char *tmp, size_t size)
     return fd;
 }
 
+/* dst = src (n bytes of room); 0 or ENAMETOOLONG. */
+static int copy_path(char *dst, const char *src, size_t n)
+{
+    size_t len = strlen(src);
+    if (len >= n) return ENAMETOOLONG;
+    memcpy(dst, src, len + 1);
+    return 0;
+}
+
+/*
+ * The file a save to path replaces, into out: path itself, or what a symbolic link at path
+ * leads to, also when that does not exist yet (the save then creates it, as open does).
+ * Returns 0 or an errno value (ELOOP for links that lead in a circle).
+ */
+static int resolve(const char *path, char out[NB__PATH_MAX])
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) return copy_path(out, path, NB__PATH_MAX);
+    if (realpath(path, out)) return 0;
+    char link[NB__PATH_MAX];
+    int err = copy_path(out, path, NB__PATH_MAX);
+    for (int hops = 0; !err && hops < 40; hops++) { /* a link to a missing file: by hand */
+        ssize_t n = readlink(out, link, sizeof link);
+        if (n < 0 || (size_t)n >= sizeof link) return n < 0 ? errno : ENAMETOOLONG;
+        link[n] = '\0';
+        char *slash = strrchr(out, '/');
+        if (link[0] == '/' || !slash) {
+            err = copy_path(out, link, NB__PATH_MAX);
+        } else { /* relative to the link's directory */
+            size_t dir = (size_t)(slash - out) + 1;
+            err = copy_path(out + dir, link, NB__PATH_MAX - dir);
+        }
+        if (!err && (lstat(out, &st) != 0 || !S_ISLNK(st.st_mode))) return 0;
+    }
+    return err ? err : ELOOP;
+}
+
 nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path)
 {
     char why[128];
     struct stat st;
-    *f = (nb__file_out){.fd = -1, .path = path, .target = path};
-    /* the file to replace: path itself, or the file a symbolic link at path points to */
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(path, f->resolved))
-        f->target = f->resolved;
+    *f = (nb__file_out){.fd = -1, .path = path, .target = f->resolved};
+    int err = resolve(path, f->resolved);
+    if (err)
+        return nb__error(NB_EIO, fn, "cannot resolve '%s': %s", path,
+                         nb__errno_str(err, why, sizeof why));
     if (stat(f->target, &st) == 0 && !S_ISREG(st.st_mode))
         return nb__error(NB_EIO, fn, "'%s' exists and is not a regular file", path);
     size_t size = strlen(f->target) + 48;

@@ -266,9 +266,10 @@ static nb_status check_next(const char *fn, const nb_dataloader *dl)
 int64_t nb_dataloader_next(nb_dataloader *dl, nb_tensor **images, nb_tensor **labels)
 {
     static const char fn[] = "nb_dataloader_next";
+    if (images) *images = NULL; /* NULL on every error, also when the other one is NULL */
+    if (labels) *labels = NULL;
     if (!images || !labels)
         return nb__error(NB_EINVAL, fn, "argument '%s' is NULL", images ? "labels" : "images");
-    *images = *labels = NULL;
     nb_status st = check_next(fn, dl);
     if (st != NB_OK) return st;
     const int64_t b = peek(dl);
