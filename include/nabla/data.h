@@ -44,7 +44,8 @@ typedef struct nb_dataloader nb_dataloader;
  * unsigned byte, the only one MNIST uses and the only one nabla reads), the number of
  * dimensions, each dimension as a big-endian uint32, then the data, row-major. An image
  * file has 2 to NB_MAX_DIMS dimensions ([count, 28, 28]); a label file has one ([count]).
- * A file may be gzip-compressed (recognised by its first bytes, not its name).
+ * A file may be gzip-compressed (recognised by its first bytes, not its name), of several
+ * members as gunzip reads them, with zero bytes after a member skipped as Python's gzip does.
  *
  * The loaders below fail, with one line naming the function and the file, on:
  * NB_EIO: a file that cannot be opened or read ("cannot open 'path': <strerror>");

@@ -142,9 +142,19 @@ static nb_status z_read(source *s, uint8_t *buf, size_t n, size_t *got)
         int rc = inflate(&s->z, Z_NO_FLUSH);
         done += want - s->z.avail_out;
         if (rc == Z_STREAM_END) {
-            /* a gzip file may hold several members, as gunzip reads them */
-            st = z_refill(s, &more);
-            if (st != NB_OK) return st;
+            /*
+             * A gzip file may hold several members, as gunzip reads them, and zero bytes
+             * after one, which Python's gzip skips (some tools pad to a block size).
+             */
+            for (;;) {
+                st = z_refill(s, &more);
+                if (st != NB_OK) return st;
+                while (s->z.avail_in > 0 && *s->z.next_in == 0) {
+                    s->z.next_in++;
+                    s->z.avail_in--;
+                }
+                if (s->z.avail_in > 0 || !more) break;
+            }
             if (!more)
                 s->z_done = true;
             else if (inflateReset(&s->z) != Z_OK)
