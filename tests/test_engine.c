@@ -433,6 +433,85 @@ static void test_grad_accumulates_in_place(void **state)
     nb_release(x);
 }
 
+/*
+ * A .grad that the backward also reads (the incoming gradient, a saved tensor, or the leaf's
+ * own storage) is added to after the backward, as PyTorch's AccumulateGrad does, never
+ * written while it is read. The numbers are PyTorch 1.13's for the same calls, but for the
+ * .grad that is a view made under no-grad, which PyTorch refuses once x is written: nabla
+ * adds after, as for the detached one.
+ */
+static void test_grad_aliasing(void **state)
+{
+    (void)state;
+    nb_scope *sc = nb_scope_begin();
+    /* x.grad as the incoming gradient: x.grad += flip(x.grad) */
+    nb_tensor *x = nb_requires_grad_(nb_from_data((float[]){1, 2, 3}, NB_SHAPE(3)), true);
+    nb_tensor *y = nb_flip(x, NB_DIMS_ALL);
+    assert_int_equal(nb_backward(y, nb_from_data((float[]){1, 2, 3}, NB_SHAPE(3)), true), NB_OK);
+    assert_int_equal(nb_backward(y, nb_tensor_grad(x), true), NB_OK);
+    assert_data(nb_tensor_grad(x), (float[]){4, 4, 4}, 3);
+    /* a.grad as the incoming gradient of a @ a */
+    nb_tensor *a = nb_requires_grad_(nb_from_data((float[]){1, 2, 3, 4}, NB_SHAPE(2, 2)), true);
+    nb_tensor *z = nb_matmul(a, a);
+    assert_int_equal(nb_backward(z, nb_ones(NB_SHAPE(2, 2)), true), NB_OK);
+    assert_int_equal(nb_backward(z, nb_tensor_grad(a), true), NB_OK);
+    assert_data(nb_tensor_grad(a), (float[]){70, 126, 94, 166}, 4);
+    /* w.grad sharing w's storage (detached, or a view made under no-grad) */
+    nb_tensor *w = nb_requires_grad_(nb_from_data((float[]){1, 2, 3}, NB_SHAPE(3)), true);
+    assert_int_equal(nb_tensor_set_grad(w, nb_detach(w)), NB_OK);
+    assert_int_equal(nb_backward(nb_sum(nb_mul(w, w), NB_DIMS_ALL, false), NULL, false), NB_OK);
+    assert_data(nb_tensor_grad(w), (float[]){3, 6, 9}, 3);
+    nb_tensor *v = nb_requires_grad_(nb_from_data((float[]){1, 2, 3, 4}, NB_SHAPE(4)), true), *view;
+    NB_NO_GRAD
+    {
+        view = nb_reshape(v, NB_SHAPE(4));
+    }
+    assert_int_equal(nb_tensor_set_grad(v, view), NB_OK);
+    assert_int_equal(nb_backward(nb_sum(nb_mul(v, v), NB_DIMS_ALL, false), NULL, false), NB_OK);
+    assert_data(nb_tensor_grad(v), (float[]){3, 6, 9, 12}, 4);
+    /* a .grad that a node saved: g = 2·x·c with c = x.grad itself */
+    nb_tensor *p = nb_requires_grad_(nb_from_data((float[]){1, 2}, NB_SHAPE(2)), true);
+    assert_int_equal(nb_tensor_set_grad(p, nb_from_data((float[]){3, 5}, NB_SHAPE(2))), NB_OK);
+    nb_tensor *q = nb_sum(nb_mul(p, nb_tensor_grad(p)), NB_DIMS_ALL, false);
+    assert_int_equal(nb_backward(q, NULL, false), NB_OK);
+    assert_data(nb_tensor_grad(p), (float[]){6, 10}, 2);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+/* A leaf whose requires_grad was turned off after the graph was made gets no .grad. */
+static void test_grad_skips_leaf_turned_off(void **state)
+{
+    (void)state;
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *x = nb_requires_grad_(nb_ones(NB_SHAPE(3)), true);
+    nb_tensor *w = nb_requires_grad_(nb_ones(NB_SHAPE(3)), true);
+    nb_tensor *y = nb_sum(nb_mul(nb_mul_scalar(x, 2), w), NB_DIMS_ALL, false);
+    assert_non_null(nb_requires_grad_(x, false));
+    assert_int_equal(nb_backward(y, NULL, true), NB_OK);
+    assert_null(nb_tensor_grad(x));
+    assert_data(nb_tensor_grad(w), (float[]){2, 2, 2}, 3);
+    /* also when it has a .grad already: it stays as it was */
+    assert_int_equal(nb_tensor_set_grad(x, nb_zeros(NB_SHAPE(3))), NB_OK);
+    assert_int_equal(nb_backward(y, NULL, false), NB_OK);
+    assert_data(nb_tensor_grad(x), (float[]){0, 0, 0}, 3);
+    assert_data(nb_tensor_grad(w), (float[]){4, 4, 4}, 3);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+/* A chain of a million tensors, each the .grad of the one before, is freed without recursion. */
+static void test_long_grad_chain(void **state)
+{
+    (void)state;
+    nb_tensor *head = nb_zeros(NB_SHAPE(1)), *cur = head;
+    for (int i = 0; i < 1000000; i++) {
+        nb_tensor *g = nb_zeros(NB_SHAPE(1));
+        assert_int_equal(nb_tensor_set_grad(cur, g), NB_OK);
+        nb_release(g);
+        cur = g;
+    }
+    nb_release(head);
+}
+
 /* ---- formatting and pictures -------------------------------------------------------------- */
 
 static void test_format_and_dot(void **state)
@@ -472,6 +551,9 @@ int main(void)
         T(test_relu_nan),
         T(test_grad_retains),
         T(test_grad_accumulates_in_place),
+        T(test_grad_aliasing),
+        T(test_grad_skips_leaf_turned_off),
+        T(test_long_grad_chain),
         T(test_format_and_dot),
     };
 #undef T

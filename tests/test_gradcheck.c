@@ -207,6 +207,11 @@ static void test_gradcheck_catches(void **state)
     assert_non_null(strstr(nb_last_error()->message, "numeric "));
     assert_int_equal(nb_gradcheck(same, NULL, &x, 1, NULL), NB_OK);
     assert_null(nb_tensor_grad(x)); /* .grad untouched */
+    NB_NO_GRAD
+    { /* the analytic pass turns grad mode on, and the caller's mode comes back */
+        assert_int_equal(nb_gradcheck(same, NULL, &x, 1, NULL), NB_OK);
+        assert_false(nb_is_grad_enabled());
+    }
 
     nb_tensor *c = nb_randn(NB_SHAPE(2));
     assert_int_equal(nb_gradcheck(same, NULL, &c, 1, NULL), NB_EINVAL);

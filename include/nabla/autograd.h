@@ -95,16 +95,20 @@ NB_API nb_status nb_zero_grad(nb_tensor *t, bool set_to_none);
 /**
  * Backpropagate from root: accumulate d(root)/d(leaf), weighted by grad (the vector of the
  * vector-Jacobian product: leaf.grad += Jᵀ·grad), into the .grad of every leaf that requires
- * grad and every tensor that retains grad. An existing .grad is added to in place (its
- * version is bumped), as PyTorch does. grad may be NULL for a one-element root (taken as
- * 1; a NULL grad while an error is pending fails with that error). Unless retain_graph, the saved
- * tensors of the graph are freed on the way and a second backward through it fails. Works whatever
- * the grad mode. PyTorch: Tensor.backward(grad, retain_graph) / torch.autograd.backward. Ownership:
- * the .grad tensors made belong to their tensors, not to any open scope. Errors: NB_EINVAL for NULL
- * root; NB_ESTATE when root does not require grad, when grad is NULL for a root with more than one
- * element, when the graph's saved tensors were freed, or when a saved tensor was changed in place;
- * NB_ESHAPE when grad's shape differs from root's; NB_ENOMEM. After an error in the walk, some
- * .grad may already have been accumulated.
+ * grad and every tensor that retains grad (a leaf whose requires_grad was turned off after
+ * the graph was made is skipped, as PyTorch's AccumulateGrad does). An existing .grad is
+ * added to in place (its version is bumped), as PyTorch does; when the backward also reads
+ * it (it is grad itself, a saved tensor, or shares the leaf's storage), after the gradient
+ * is computed. grad may be NULL for a one-element root (taken as 1; a NULL grad while an
+ * error is pending fails with that error). Unless retain_graph, the saved tensors of the
+ * graph are freed on the way and a second backward through it fails. Works whatever the
+ * grad mode.
+ * PyTorch: Tensor.backward(grad, retain_graph) / torch.autograd.backward.
+ * Ownership: the .grad tensors made belong to their tensors, not to any open scope.
+ * Errors: NB_EINVAL for NULL root; NB_ESTATE when root does not require grad, when grad is
+ * NULL for a root with more than one element, when the graph's saved tensors were freed, or
+ * when a saved tensor was changed in place; NB_ESHAPE when grad's shape differs from root's;
+ * NB_ENOMEM. After an error in the walk, some .grad may already have been accumulated.
  */
 NB_API nb_status nb_backward(nb_tensor *root, const nb_tensor *grad, bool retain_graph);
 

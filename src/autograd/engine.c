@@ -150,6 +150,7 @@ static nb_status accumulate(nb_tensor **slot, nb_tensor *g)
 static nb_status accumulate_leaf(nb_tensor *leaf, nb_tensor *g)
 {
     nb__autograd *ag = nb__ag(leaf);
+    if (!ag->requires_grad) return NB_OK; /* turned off since the graph was made: skipped */
     if (!ag->grad) {
         ag->grad = exclusive(g) ? nb_retain(g) : nb_clone(g);
         return ag->grad ? NB_OK : nb__oom(engine_fn);
@@ -295,7 +296,13 @@ static void lend(const run_state *st, nb_node *n, nb_tensor **gx, bool *leaf_len
         nb_tensor **slot = &c->out[n->next[i].input_nr].buffer;
         nb_tensor *cand = NULL;
         if (c->variable && st->n_capture == 0 && nb__ag(c->variable)->grad) {
-            cand = nb__ag(c->variable)->grad;
+            /*
+             * Only a .grad nobody else holds or shares storage with: one that is also the
+             * incoming gradient, a saved tensor or the leaf itself (a .grad set to a view
+             * of it) would be read after it was written. Otherwise it is added to after.
+             */
+            nb__autograd *ag = nb__ag(c->variable);
+            cand = ag->requires_grad && exclusive(ag->grad) ? ag->grad : NULL;
             for (int k = 0; k < i; k++)
                 if (gx[k] == cand) cand = NULL;
             if (cand) leaf_lent[i] = true;

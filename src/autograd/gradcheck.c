@@ -118,7 +118,9 @@ nb_status nb_gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs, i
     if (!s) return nb__last_code();
     nb_status rc = NB_OK;
     nb_tensor *grads[64] = {NULL}, *r = NULL;
+    bool prev = nb_set_grad_enabled(true); /* the analytic pass records a graph, as documented */
     nb_tensor *out = f(inputs, ctx);
+    nb_set_grad_enabled(prev);
     if (!out) {
         rc = nb__pending() != NB_OK ? nb__pending()
                                     : nb__error(NB_EINVAL, fn, "the function returned NULL");

@@ -10,10 +10,25 @@ static const nb_op accumulate_op = {"AccumulateGrad", NULL, 0, 0, 0};
 
 /* ---- the meta core sees ---------------------------------------------------------------- */
 
+static const nb__meta_ops meta_ops;
+
 static void meta_free(nb_tensor *t)
 {
     nb__autograd *ag = nb__ag(t);
-    nb__release(ag->grad);
+    /*
+     * A .grad can have a .grad of its own, and so on: free such a chain in a loop, taking
+     * each link's reference to the next before the link goes, so the depth stays bounded.
+     */
+    nb_tensor *grad = ag->grad;
+    ag->grad = NULL;
+    while (grad && grad->refcount == 1 && grad->meta && grad->meta->ops == &meta_ops &&
+           nb__ag(grad)->grad) {
+        nb_tensor *next = nb__ag(grad)->grad;
+        nb__ag(grad)->grad = NULL;
+        nb__release(grad);
+        grad = next;
+    }
+    nb__release(grad);
     nb_node *g = ag->grad_fn;
     if (g) {
         if (g->out[ag->output_nr].retained == t) g->out[ag->output_nr].retained = NULL;
