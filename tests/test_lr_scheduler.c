@@ -176,8 +176,9 @@ static void test_state_round_trip(void **state)
     } bad[] = {
         {"last_epoch", "seven", "invalid value \"seven\" for 'last_epoch'"},
         {"last_epoch", "7.5", "invalid value \"7.5\" for 'last_epoch'"},
-        {"base_lrs.0", "-1", "invalid value \"-1\" for 'base_lrs.0'"},
-        {"last_lr.1", "inf", "invalid value \"inf\" for 'last_lr.1'"},
+        {"last_epoch", "-1", "invalid value \"-1\" for 'last_epoch'"},
+        {"base_lrs.0", "nan", "invalid value \"nan\" for 'base_lrs.0'"},
+        {"last_lr.1", "1e999", "invalid value \"1e999\" for 'last_lr.1'"},
         {"base_lrs.2", "0.1", "the state dict has more than 2 groups"},
         {"scheduler", "", "the state dict is of a , this scheduler is a CosineAnnealingLR"},
     };
@@ -212,6 +213,63 @@ static void test_state_round_trip(void **state)
 }
 
 /* The first scheduler records initial_lr; a second one on the same optimizer keeps it. */
+/* Save the optimizer's and the scheduler's state dicts and load them into themselves. */
+static void reload(nb_optim *opt, nb_lr_scheduler *sched)
+{
+    nb_state_dict *d = nb_state_dict_new(), *sd = nb_state_dict_new();
+    assert_int_equal(nb_optim_state_dict(opt, d), NB_OK);
+    assert_int_equal(nb_lr_scheduler_state_dict(sched, sd), NB_OK);
+    assert_int_equal(nb_optim_load_state_dict(opt, d), NB_OK);
+    assert_int_equal(nb_lr_scheduler_load_state_dict(sched, sd), NB_OK);
+    nb_state_dict_free(d);
+    nb_state_dict_free(sd);
+}
+
+/*
+ * Whatever lr a schedule reaches loads back: LinearLR's recursive products round to a tiny
+ * negative lr (-7.4014868308343745e-19 after 3 steps from 0.01 to 0, PyTorch's value too),
+ * ExponentialLR decays into the subnormals and a large gamma overflows to inf.
+ */
+static void test_state_any_lr(void **state)
+{
+    (void)state;
+    nb_tensor *w = nb_requires_grad_(nb_ones(NB_SHAPE(3)), true);
+    nb_optim_options o = nb_optim_defaults(NB_OPTIM_SGD);
+    o.lr = 1.0;
+    nb_optim *opt = nb_optim_new(&w, 1, &o);
+    nb_lr_scheduler *lin = nb_linear_lr_new(opt, 0.01, 0.0, 3);
+    for (int e = 0; e < 3; e++) assert_int_equal(nb_lr_scheduler_step(lin), NB_OK);
+    assert_true(nb_optim_get_lr(opt, 0) == -7.4014868308343745e-19);
+    reload(opt, lin);
+    assert_true(nb_optim_get_lr(opt, 0) == -7.4014868308343745e-19);
+    nb_lr_scheduler_free(lin);
+    nb_lr_scheduler *ex = nb_exponential_lr_new(opt, 0.1);
+    assert_int_equal(nb_optim_set_lr(opt, 0, 1.0), NB_OK);
+    for (int e = 0; e < 310; e++) assert_int_equal(nb_lr_scheduler_step(ex), NB_OK);
+    double tiny = nb_optim_get_lr(opt, 0);
+    assert_true(tiny > 0 && tiny < 2.2250738585072014e-308); /* subnormal */
+    reload(opt, ex);
+    assert_true(nb_optim_get_lr(opt, 0) == tiny);
+    assert_int_equal(nb_lr_scheduler_step(ex), NB_OK);
+    assert_true(nb_optim_get_lr(opt, 0) == tiny * 0.1);
+    nb_lr_scheduler_free(ex);
+    ex = nb_exponential_lr_new(opt, 1e300);
+    assert_int_equal(nb_optim_set_lr(opt, 0, 1e10), NB_OK);
+    assert_int_equal(nb_lr_scheduler_step(ex), NB_OK);
+    assert_true(isinf(nb_optim_get_lr(opt, 0)));
+    reload(opt, ex);
+    assert_true(isinf(nb_optim_get_lr(opt, 0)));
+    nb_lr_scheduler_free(ex);
+    /* a t_max whose double does not fit int64: the first steps of the cosine stay at lr */
+    assert_int_equal(nb_optim_set_lr(opt, 0, 0.1), NB_OK);
+    nb_lr_scheduler *cos = nb_cosine_annealing_lr_new(opt, INT64_MAX, 0.0);
+    assert_int_equal(nb_lr_scheduler_step(cos), NB_OK);
+    assert_true(nb_optim_get_lr(opt, 0) == 0.1);
+    nb_lr_scheduler_free(cos);
+    nb_optim_free(opt);
+    nb_release(w);
+}
+
 static void test_initial_lr(void **state)
 {
     (void)state;
@@ -370,6 +428,7 @@ int main(void)
         T(test_sequences_match_pytorch),
         T(test_closed_forms),
         T(test_state_round_trip),
+        T(test_state_any_lr),
         T(test_initial_lr),
         T(test_errors),
         T(test_alloc_failures),

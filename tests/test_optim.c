@@ -486,6 +486,31 @@ static void test_parameter_errors(void **state)
     assert_int_equal(nb_optim_add_param_group(opt, again, 2, NULL), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_optim_add_param_group: some parameters appear in more than one "
                             "parameter group (params[1])");
+    /* the same checks over many parameters, where repeats are found by sorting */
+    enum { MANY = 3000 };
+    nb_optim *opt2 = nb_optim_new(&w, 1, &o);
+    assert_non_null(opt2);
+    nb_tensor **many = malloc(MANY * sizeof *many);
+    assert_non_null(many);
+    for (int i = 0; i < MANY; i++) many[i] = nb_requires_grad_(nb_zeros(NB_SHAPE(1)), true);
+    nb_tensor *keep = many[2999];
+    many[2999] = many[1234];
+    assert_null(nb_optim_new(many, MANY, &o));
+    assert_error(NB_EINVAL, "nb_optim_new: params[1234] and params[2999] are the same tensor: "
+                            "a parameter may appear only once");
+    many[2999] = keep;
+    keep = many[2000];
+    many[2000] = w; /* w is in opt already */
+    assert_int_equal(nb_optim_add_param_group(opt2, many + 1, MANY - 1, NULL), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_optim_add_param_group: some parameters appear in more than one "
+                            "parameter group (params[1999])");
+    many[2000] = b;
+    assert_int_equal(nb_optim_add_param_group(opt2, many, MANY, NULL), NB_OK);
+    assert_int_equal(nb_optim_group_size(opt2, 1), MANY);
+    many[2000] = keep;
+    for (int i = 0; i < MANY; i++) nb_release(many[i]);
+    free(many);
+    nb_optim_free(opt2);
     assert_int_equal(nb_optim_add_param_group(NULL, &b, 1, NULL), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_optim_add_param_group: argument 'opt' is NULL");
     assert_int_equal(nb_optim_add_param_group(opt, &b, 0, NULL), NB_EINVAL);
@@ -750,10 +775,14 @@ static const load_error load_errors[] = {
      "nb_optim_load_state_dict: invalid value \"fast\" for 'param_groups.0.alpha'"},
     {NULL, 0, 0, "param_groups.0.centered", "yes", NB_EINVAL,
      "nb_optim_load_state_dict: invalid value \"yes\" for 'param_groups.0.centered'"},
-    {NULL, 0, 0, "param_groups.1.lr", "-1", NB_EINVAL,
-     "nb_optim_load_state_dict: invalid learning rate: -1"},
-    {NULL, 0, 0, "param_groups.0.initial_lr", "inf", NB_EINVAL,
-     "nb_optim_load_state_dict: invalid value \"inf\" for 'param_groups.0.initial_lr'"},
+    {NULL, 0, 0, "param_groups.1.lr", "nan", NB_EINVAL,
+     "nb_optim_load_state_dict: invalid value \"nan\" for 'param_groups.1.lr'"},
+    {NULL, 0, 0, "param_groups.1.lr", "1e999", NB_EINVAL,
+     "nb_optim_load_state_dict: invalid value \"1e999\" for 'param_groups.1.lr'"},
+    {NULL, 0, 0, "param_groups.0.initial_lr", "nan", NB_EINVAL,
+     "nb_optim_load_state_dict: invalid value \"nan\" for 'param_groups.0.initial_lr'"},
+    {NULL, 0, 0, "param_groups.0.eps", "-1e-310", NB_EINVAL,
+     "nb_optim_load_state_dict: invalid epsilon value: -1e-310"},
     {NULL, 0, 0, "param_groups.0.centered", "false", NB_EINVAL,
      "nb_optim_load_state_dict: unexpected entry 'state.0.grad_avg' (RMSprop with these "
      "options keeps no such state)"},
@@ -768,6 +797,9 @@ static const load_error load_errors[] = {
      "nb_optim_load_state_dict: unexpected entry 'state.2.step' (the optimizer has 2 "
      "parameters)"},
     {"state.x.step", 0, 0, NULL, NULL, NB_EINVAL, "unexpected entry 'state.x.step'"},
+    {"state.00.square_avg", 1, 7, NULL, NULL, NB_EINVAL,
+     "nb_optim_load_state_dict: unexpected entry 'state.00.square_avg' (the optimizer has 2 "
+     "parameters)"},
     {"state.0.exp_avg", 1, 2, NULL, NULL, NB_EINVAL,
      "nb_optim_load_state_dict: unexpected entry 'state.0.exp_avg' (RMSprop with these options "
      "keeps no such state)"},
@@ -955,6 +987,32 @@ static void test_clip_matches_pytorch(void **state)
     assert_true(total == 0.0f);
     assert_int_equal(nb_clip_grad_norm_(&t, 0, 1.0, 2.0, true, NULL), NB_OK);
     nb_release(t);
+    /*
+     * PyTorch's kernel takes the order as a float: 1e39 is the inf norm, 1e-46 the p = 0
+     * "norm" that counts nonzero values (torch.nn.utils.clip_grad_norm_ gives 9 and 2 here,
+     * and the same grads after).
+     */
+    nb_tensor *ab[2] = {nb_requires_grad_(nb_zeros(NB_SHAPE(3)), true),
+                        nb_requires_grad_(nb_zeros(NB_SHAPE(2)), true)};
+    nb_tensor *ga = nb_from_data((float[]){3, -4, 9}, NB_SHAPE(3)),
+              *gb = nb_from_data((float[]){0, 2}, NB_SHAPE(2));
+    assert_int_equal(nb_tensor_set_grad(ab[0], ga), NB_OK);
+    assert_int_equal(nb_clip_grad_norm_(ab, 1, 1.0, 1e39, false, &total), NB_OK);
+    assert_true(total == 9.0f);
+    const float *g = nb_tensor_data(nb_tensor_grad(ab[0]));
+    float coef = 1.0f / (9.0f + 1e-6f);
+    assert_true(g[0] == 3 * coef && g[1] == -4 * coef && g[2] == 9 * coef);
+    float *ra = nb_tensor_data(ga);
+    ra[0] = 3, ra[1] = -4, ra[2] = 9;
+    assert_int_equal(nb_tensor_set_grad(ab[1], gb), NB_OK);
+    assert_int_equal(nb_clip_grad_norm_(ab, 2, 1.0, 1e-46, false, &total), NB_OK);
+    assert_true(total == 2.0f);
+    coef = 1.0f / (2.0f + 1e-6f);
+    assert_true(nb_tensor_data(nb_tensor_grad(ab[1]))[1] == 2 * coef);
+    nb_release(ga);
+    nb_release(gb);
+    nb_release(ab[0]);
+    nb_release(ab[1]);
 }
 
 /* The float32 reductions of torch.norm for every tail length, through clip_grad_norm_. */

@@ -267,8 +267,9 @@ NB_API nb_status nb_optim_state_dict(const nb_optim *opt, nb_state_dict *out);
  * Ownership: the tensors of in are copied; in is unchanged.
  * Errors: NB_EINVAL for NULL opt or in; for a state dict of another kind, another number of
  * groups or another group size; a missing entry; a value that does not parse or fails the
- * checks of nb_optim_new; an entry under "state." that this optimizer has no use for (a
- * parameter number out of range, a buffer its options do not use); NB_ESHAPE for a state
+ * checks of nb_optim_new (but lr and initial_lr may be any number except NaN: a scheduler can
+ * take the lr below 0 by rounding, or to inf); an entry under "state." that this optimizer has no
+ * use for (a parameter number out of range, a buffer its options do not use); NB_ESHAPE for a state
  * tensor whose shape is not its parameter's; NB_ENOMEM. opt is unchanged on error.
  */
 NB_API nb_status nb_optim_load_state_dict(nb_optim *opt, const nb_state_dict *in);
@@ -287,7 +288,8 @@ NB_API nb_status nb_optim_load_state_dict(nb_optim *opt, const nb_state_dict *in
  * (1 / (total + 1e-6))·max_norm, clamped to 1 and always multiplied. When error_if_nonfinite
  * and the total is NaN or infinite, nothing is changed and an error is returned.
  * The total norm goes to *total_norm (which may be NULL), also with the non-finite error; 0
- * when no tensor has a gradient.
+ * when no tensor has a gradient. As in PyTorch's kernel, norm_type is taken as a float: one
+ * too large for a float is the inf norm, one that rounds to 0 counts the nonzero values.
  * PyTorch: torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type, error_if_nonfinite).
  * Ownership: the grads are changed in place (their versions bumped).
  * Errors: NB_EINVAL for NULL params, a NULL params[i] (a pending error is kept), n < 0,
@@ -413,7 +415,8 @@ NB_API nb_status nb_lr_scheduler_state_dict(const nb_lr_scheduler *s, nb_state_d
  * PyTorch: scheduler.load_state_dict(state_dict).
  * Ownership: none.
  * Errors: NB_EINVAL for NULL s or in, another class, a missing entry or one that does not
- * parse, another number of groups; s is unchanged on error.
+ * parse (an lr may be any number except NaN; last_epoch a whole number >= 0), another number
+ * of groups; s is unchanged on error.
  */
 NB_API nb_status nb_lr_scheduler_load_state_dict(nb_lr_scheduler *s, const nb_state_dict *in);
 

@@ -53,7 +53,9 @@ static double next_lr(const nb_lr_scheduler *s, size_t g, double lr)
     case COSINE_LR: {
         const double t = (double)s->period, base = s->base_lrs[g];
         if (e == 0) return lr;
-        if ((e - 1 - s->period) % (2 * s->period) == 0)
+        /* below 2·t_max in magnitude, a multiple of it is 0: 2·t_max may not fit int64 */
+        const int64_t d = e - 1 - s->period;
+        if (s->period > INT64_MAX / 2 ? d == 0 : d % (2 * s->period) == 0)
             return lr + (base - s->eta_min) * (1.0 - cos(PI / t)) / 2.0;
         return (1.0 + cos(PI * (double)e / t)) / (1.0 + cos(PI * (double)(e - 1) / t)) *
                    (lr - s->eta_min) +
@@ -290,11 +292,17 @@ nb_status nb_lr_scheduler_state_dict(const nb_lr_scheduler *s, nb_state_dict *ou
     return rc;
 }
 
-static nb_status read_double(const char *fn, const nb_state_dict *in, const char *key, double *v)
+/*
+ * An entry of the state dict: a number, and for last_epoch a finite one >= 0. A learning
+ * rate may be any number but NaN, as a schedule can reach any (LinearLR's products round to
+ * tiny negative values, a large gamma overflows to inf) and its state dict must load back.
+ */
+static nb_status read_double(const char *fn, const nb_state_dict *in, const char *key, double *v,
+                             bool lr)
 {
     const char *text = nb_state_dict_metadata(in, key);
     if (!text) return nb__error(NB_EINVAL, fn, "missing entry '%s'", key);
-    if (!nb__optim_parse_double(text, v) || !(*v >= 0.0) || isinf(*v))
+    if (!nb__optim_parse_double(text, v) || isnan(*v) || (!lr && (*v < 0.0 || isinf(*v))))
         return nb__error(NB_EINVAL, fn, "invalid value \"%s\" for '%s'", text, key);
     return NB_OK;
 }
@@ -314,7 +322,7 @@ nb_status nb_lr_scheduler_load_state_dict(nb_lr_scheduler *s, const nb_state_dic
     if (nb_state_dict_metadata(in, key))
         return nb__error(NB_EINVAL, fn, "the state dict has more than %zu groups", s->ngroups);
     double epoch, v;
-    nb_status rc = read_double(fn, in, "last_epoch", &epoch);
+    nb_status rc = read_double(fn, in, "last_epoch", &epoch, false);
     if (rc == NB_OK && (epoch != floor(epoch) || epoch > (double)INT32_MAX))
         rc = nb__error(NB_EINVAL, fn, "invalid value \"%s\" for 'last_epoch'",
                        nb_state_dict_metadata(in, "last_epoch"));
@@ -322,9 +330,9 @@ nb_status nb_lr_scheduler_load_state_dict(nb_lr_scheduler *s, const nb_state_dic
     for (int pass = 0; pass < 2 && rc == NB_OK; pass++) {
         for (size_t g = 0; g < s->ngroups && rc == NB_OK; g++) {
             snprintf(key, sizeof key, "base_lrs.%zu", g);
-            if ((rc = read_double(fn, in, key, &v)) == NB_OK && pass) s->base_lrs[g] = v;
+            if ((rc = read_double(fn, in, key, &v, true)) == NB_OK && pass) s->base_lrs[g] = v;
             snprintf(key, sizeof key, "last_lr.%zu", g);
-            if (rc == NB_OK && (rc = read_double(fn, in, key, &v)) == NB_OK && pass)
+            if (rc == NB_OK && (rc = read_double(fn, in, key, &v, true)) == NB_OK && pass)
                 s->last_lr[g] = v;
         }
     }

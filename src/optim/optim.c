@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "optim/internal.h"
@@ -203,11 +204,55 @@ static nb_status init_adagrad(const char *fn, nb__optim_slot *slots, int n,
 
 /* ---- creation and groups --------------------------------------------------------------- */
 
-static bool holds(const nb_optim *opt, const nb_tensor *t)
+/* A parameter and where it is: its index in the new list, or -1 for one the optimizer has. */
+typedef struct param_ref {
+    const nb_tensor *t;
+    int index;
+} param_ref;
+
+static int ref_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; opt && i < opt->nslots; i++)
-        if (opt->slots[i].param == t) return true;
-    return false;
+    const param_ref *x = a, *y = b;
+    uintptr_t p = (uintptr_t)x->t, q = (uintptr_t)y->t;
+    if (p != q) return p < q ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Below this many parameters in all, repeats are looked for pair by pair (no allocation). */
+#define PAIRWISE_MAX 256
+
+/*
+ * For each new params[i], into first[i]: the index of its first occurrence in params (i when
+ * none before it), or -1 when the optimizer already has it. Sorting makes this n log n.
+ */
+static nb_status find_repeats(const char *fn, const nb_optim *opt, nb_tensor *const *params, int n,
+                              int *first)
+{
+    size_t held = opt ? opt->nslots : 0, total = held + (size_t)n;
+    if (total <= PAIRWISE_MAX) {
+        for (int i = 0; i < n; i++) {
+            first[i] = i;
+            for (size_t k = 0; k < held && first[i] >= 0; k++)
+                if (opt->slots[k].param == params[i]) first[i] = -1;
+            for (int j = 0; j < i && first[i] == i; j++)
+                if (params[j] == params[i]) first[i] = j;
+        }
+        return NB_OK;
+    }
+    param_ref *r = nb__alloc(total * sizeof *r, 16);
+    if (!r) return nb__oom(fn);
+    for (size_t k = 0; k < held; k++) r[k] = (param_ref){opt->slots[k].param, -1};
+    for (int i = 0; i < n; i++) r[held + (size_t)i] = (param_ref){params[i], i};
+    qsort(r, total, sizeof *r, ref_cmp);
+    for (size_t k = 0; k < total;) { /* a run of one tensor: held first, then in order */
+        size_t end = k + 1;
+        while (end < total && r[end].t == r[k].t) end++;
+        for (size_t m = k; m < end; m++)
+            if (r[m].index >= 0) first[r[m].index] = r[k].index;
+        k = end;
+    }
+    nb__free(r);
+    return NB_OK;
 }
 
 static nb_status check_params(const char *fn, const nb_optim *opt, nb_tensor *const *params, int n)
@@ -222,22 +267,26 @@ static nb_status check_params(const char *fn, const nb_optim *opt, nb_tensor *co
     }
     if (n <= 0)
         return nb__error(NB_EINVAL, fn, "optimizer got an empty parameter list (n = %d)", n);
-    for (int i = 0; i < n; i++) {
+    int small[PAIRWISE_MAX],
+        *first = n <= PAIRWISE_MAX ? small : nb__alloc((size_t)n * sizeof *first, 16);
+    if (!first) return nb__oom(fn);
+    nb_status rc = find_repeats(fn, opt, params, n, first);
+    for (int i = 0; i < n && rc == NB_OK; i++) {
         if (!nb_tensor_is_leaf(params[i]) && !nb_tensor_retains_grad(params[i]))
-            return nb__error(NB_EINVAL, fn, "params[%d]: can't optimize a non-leaf tensor", i);
-        for (int j = 0; j < i; j++)
-            if (params[j] == params[i])
-                return nb__error(NB_EINVAL, fn,
-                                 "params[%d] and params[%d] are the same tensor: a parameter "
-                                 "may appear only once",
-                                 j, i);
-        if (holds(opt, params[i]))
-            return nb__error(NB_EINVAL, fn,
-                             "some parameters appear in more than one parameter group "
-                             "(params[%d])",
-                             i);
+            rc = nb__error(NB_EINVAL, fn, "params[%d]: can't optimize a non-leaf tensor", i);
+        else if (first[i] >= 0 && first[i] < i)
+            rc = nb__error(NB_EINVAL, fn,
+                           "params[%d] and params[%d] are the same tensor: a parameter "
+                           "may appear only once",
+                           first[i], i);
+        else if (first[i] < 0)
+            rc = nb__error(NB_EINVAL, fn,
+                           "some parameters appear in more than one parameter group "
+                           "(params[%d])",
+                           i);
     }
-    return NB_OK;
+    if (first != small) nb__free(first);
+    return rc;
 }
 
 static nb_status check_group(const char *fn, const nb_optim *opt, nb_tensor *const *params, int n,

@@ -27,7 +27,8 @@ bool nb__optim_parse_double(const char *s, double *v)
     char *end;
     errno = 0;
     *v = strtod(s, &end);
-    return *s && !*end && errno == 0;
+    /* ERANGE also comes with every subnormal, which reads back exactly: only overflow fails */
+    return *s && !*end && (errno == 0 || (errno == ERANGE && !isinf(*v)));
 }
 
 static nb_status set_double(const char *fn, nb_state_dict *out, const char *key, double v)
@@ -171,13 +172,26 @@ static nb_status load_group(const char *fn, const nb_optim *opt, size_t gi, cons
             return nb__error(NB_EINVAL, fn, "invalid value \"%s\" for '%s'", v, key);
         }
     }
+    /*
+     * lr (and initial_lr) may be any number but NaN: a scheduler can take it anywhere
+     * (LinearLR's products round to tiny negative values, a large gamma overflows to inf),
+     * and an optimizer's own state dict must load back, as in PyTorch. The other options are
+     * checked as by nb_optim_new.
+     */
+    const double lr = g->o.lr;
+    if (isnan(lr)) {
+        snprintf(key, sizeof key, "param_groups.%zu.lr", gi);
+        return nb__error(NB_EINVAL, fn, "invalid value \"%s\" for '%s'",
+                         nb_state_dict_metadata(in, key), key);
+    }
+    g->o.lr = 0.0;
     nb_status rc = nb__optim_check_options(fn, &g->o);
+    g->o.lr = lr;
     if (rc != NB_OK) return rc;
     snprintf(key, sizeof key, "param_groups.%zu.initial_lr", gi);
     const char *v = nb_state_dict_metadata(in, key);
     g->has_initial_lr = v != NULL;
-    if (v && (!nb__optim_parse_double(v, &g->initial_lr) || !(g->initial_lr >= 0.0) ||
-              isinf(g->initial_lr)))
+    if (v && (!nb__optim_parse_double(v, &g->initial_lr) || isnan(g->initial_lr)))
         return nb__error(NB_EINVAL, fn, "invalid value \"%s\" for '%s'", v, key);
     return NB_OK;
 }
@@ -198,7 +212,8 @@ static nb_status check_state_names(const char *fn, const nb_optim *opt,
         if (strncmp(name, "state.", 6)) continue;
         const char *c = name + 6;
         size_t i = 0;
-        bool digits = *c >= '0' && *c <= '9';
+        /* a number as written: digits, without a leading 0 ("state.00.x" is no slot's) */
+        bool digits = *c >= '0' && *c <= '9' && !(c[0] == '0' && c[1] >= '0' && c[1] <= '9');
         for (; *c >= '0' && *c <= '9' && i <= opt->nslots; c++) i = i * 10 + (size_t)(*c - '0');
         if (!digits || *c != '.' || i >= opt->nslots)
             return nb__error(NB_EINVAL, fn,
