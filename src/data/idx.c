@@ -647,8 +647,9 @@ static nb_status sink_finish(sink *k, nb_status st)
 static nb_status write_idx(sink *k, const char *fn, const char *path, int ndim, const int64_t *dims,
                            const uint8_t *data, size_t size)
 {
-    uint8_t h[4 + 4 * (NB_MAX_DIMS + 1)] = {0, 0, IDX_UBYTE, (uint8_t)ndim};
-    for (int i = 0; i < ndim; i++) {
+    const uint8_t nd = (uint8_t)ndim; /* at most NB_MAX_DIMS + 1; the format's count is a byte */
+    uint8_t h[4 + 4 * UINT8_MAX] = {0, 0, IDX_UBYTE, nd};
+    for (int i = 0; i < nd; i++) {
         uint32_t v = (uint32_t)dims[i];
         uint8_t *b = h + 4 + 4 * i;
         b[0] = (uint8_t)(v >> 24);
@@ -657,7 +658,7 @@ static nb_status write_idx(sink *k, const char *fn, const char *path, int ndim, 
         b[3] = (uint8_t)v;
     }
     nb_status st = sink_open(k, fn, path);
-    if (st == NB_OK) st = sink_write(k, h, 4 + 4 * (size_t)ndim);
+    if (st == NB_OK) st = sink_write(k, h, 4 + 4 * (size_t)nd);
     if (st == NB_OK) st = sink_write(k, data, size);
     return sink_finish(k, st);
 }
