@@ -193,6 +193,18 @@ static void test_state_dict_round_trip(void **state)
     assert_error(NB_ESTATE,
                  "nb_module_load_state_dict: Unexpected key(s) in state_dict: \"7.weight\".");
     assert_int_equal(nb_module_load_state_dict(b, d, false), NB_OK);
+    assert_int_equal(nb_state_dict_remove(d, "7.weight"), NB_OK);
+    static const char *const not_ours[] = {" 0.weight", "+0.weight", "00.weight", "0. 0.weight"};
+    for (size_t i = 0; i < sizeof not_ours / sizeof not_ours[0]; i++) {
+        char want[128];
+        assert_int_equal(nb_state_dict_set(d, not_ours[i], wrong), NB_OK);
+        assert_int_equal(nb_module_load_state_dict(b, d, true), NB_ESTATE);
+        snprintf(want, sizeof want,
+                 "nb_module_load_state_dict: Unexpected key(s) in state_dict: \"%s\".",
+                 not_ours[i]);
+        assert_error(NB_ESTATE, want);
+        assert_int_equal(nb_state_dict_remove(d, not_ours[i]), NB_OK);
+    }
     assert_int_equal(nb_module_load_state_dict(NULL, d, false), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_module_load_state_dict: argument 'm' is NULL");
     nb_release(wrong);

@@ -561,11 +561,10 @@ static bool has_param(const nb_module *m, const char *name)
 {
     for (int i = 0; i < m->n_params; i++)
         if (!strcmp(m->param_names[i], name)) return true;
+    if (!(name[0] >= '0' && name[0] <= '9')) return false; /* strtol would skip " ", take "+" */
     char *end;
     long k = strtol(name, &end, 10);
-    if (end == name || *end != '.' || k < 0 || k >= m->n_children || name[0] == '+' ||
-        name[0] == '-' || (name[0] == '0' && end - name > 1))
-        return false;
+    if (*end != '.' || k >= m->n_children || (name[0] == '0' && end - name > 1)) return false;
     return has_param(m->children[k], end + 1);
 }
 
