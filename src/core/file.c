@@ -81,8 +81,8 @@ nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path)
 {
     char why[128];
     struct stat st;
-    *f = (nb__file_out){.fd = -1, .path = path, .target = f->resolved};
-    int err = resolve(path, f->resolved);
+    *f = (nb__file_out){.fd = -1, .path = path};
+    int err = resolve(path, f->target);
     if (err)
         return nb__error(NB_EIO, fn, "cannot resolve '%s': %s", path,
                          nb__errno_str(err, why, sizeof why));

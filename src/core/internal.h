@@ -282,11 +282,10 @@ const char *nb__errno_str(int err, char *buf, size_t n);
 #define NB__PATH_MAX 4096 /* PATH_MAX on Linux; core/file.c checks it */
 typedef struct nb__file_out {
     int fd;
-    const char *path;   /* as the caller named it, for messages */
-    const char *target; /* path, or what a symbolic link at path points to */
-    char *tmp;          /* the temporary file's name */
-    uint64_t written;   /* bytes that reached the file */
-    char resolved[NB__PATH_MAX];
+    const char *path;          /* as the caller named it, for messages */
+    char *tmp;                 /* the temporary file's name */
+    uint64_t written;          /* bytes that reached the file */
+    char target[NB__PATH_MAX]; /* path, or what a symbolic link at path leads to */
 } nb__file_out;
 
 nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path);

@@ -130,6 +130,12 @@ static void free_given(nb_module *const *modules, int n)
  */
 #define MAX_NESTING 1024
 
+/* Whether m as a child of a container at level (1 for a model's top) nests too deep. */
+static bool too_deep(int level, const nb_module *m)
+{
+    return level + m->height > MAX_NESTING;
+}
+
 /* Levels from the top of m's model down to m, m included. */
 static int level_of(const nb_module *m)
 {
@@ -218,7 +224,7 @@ nb_module *nb_module_sequential(nb_module *const *modules, int n)
         for (int j = 0; j < i && rc == NB_OK; j++)
             if (modules[j] == modules[i])
                 rc = nb__error(NB_EINVAL, fn, "module %d is also module %d", i, j);
-        if (rc == NB_OK && modules[i]->height >= MAX_NESTING)
+        if (rc == NB_OK && too_deep(1, modules[i]))
             rc = nb__error(NB_ERANGE, fn, "module %d would nest containers deeper than %d levels",
                            i, MAX_NESTING);
     }
@@ -245,7 +251,7 @@ static nb_status check_child(const char *fn, const nb_module *seq, const nb_modu
         : m->parent ? nb__error(NB_EINVAL, fn, "the module already belongs to a container")
         : holds(m, seq)
             ? nb__error(NB_EINVAL, fn, "the module %s the Sequential", m == seq ? "is" : "holds")
-        : level_of(seq) + m->height > MAX_NESTING
+        : too_deep(level_of(seq), m)
             ? nb__error(NB_ERANGE, fn, "the module would nest containers deeper than %d levels",
                         MAX_NESTING)
             : NB_OK;

@@ -55,8 +55,11 @@ bool nb__optim_has_step(nb_optim_kind kind);
 /** Allocate a parameter's state for nbuf buffers (not initialised); NULL on OOM. */
 float *nb__optim_alloc_state(const nb_tensor *param, int nbuf);
 
-/** Check options o for fn with the rules of nb_optim_new; NB_OK or the recorded error. */
-nb_status nb__optim_check_options(const char *fn, const nb_optim_options *o);
+/**
+ * Check options o for fn with the rules of nb_optim_new; NB_OK or the recorded error. With
+ * any_lr, lr is not checked (a loaded state dict's lr may be any number a schedule reached).
+ */
+nb_status nb__optim_check_options(const char *fn, const nb_optim_options *o, bool any_lr);
 
 /** A hyperparameter of nb_optim_options: its state-dict name, where it is, who uses it. */
 typedef struct nb__optim_field {

@@ -108,7 +108,7 @@ static const char *what_of(const char *name)
     return NULL;
 }
 
-nb_status nb__optim_check_options(const char *fn, const nb_optim_options *o)
+nb_status nb__optim_check_options(const char *fn, const nb_optim_options *o, bool any_lr)
 {
     if (!known_kind(o->kind)) return nb__error(NB_EINVAL, fn, "unknown optimizer kind %d", o->kind);
     const char *kind = nb_optim_kind_name(o->kind);
@@ -121,7 +121,7 @@ nb_status nb__optim_check_options(const char *fn, const nb_optim_options *o)
                                  f->name, kind);
             continue;
         }
-        if (f->is_bool) continue;
+        if (f->is_bool || (any_lr && f->offset == FIELD(lr))) continue;
         if (o->kind == NB_OPTIM_SGD && f->offset == FIELD(lr) && isnan(v))
             return nb__error(NB_EINVAL, fn, "SGD has no default learning rate: set lr");
         if (!isfinite(v)) return nb__error(NB_EINVAL, fn, "option '%s' is %g", f->name, v);
@@ -218,8 +218,8 @@ static int ref_cmp(const void *a, const void *b)
     return (x->index > y->index) - (x->index < y->index);
 }
 
-/* Below this many parameters in all, repeats are looked for pair by pair (no allocation). */
-#define PAIRWISE_MAX 256
+/* Up to this many parameters (held and new), the lists below live on the stack. */
+#define ON_STACK 256
 
 /*
  * For each new params[i], into first[i]: the index of its first occurrence in params (i when
@@ -229,17 +229,7 @@ static nb_status find_repeats(const char *fn, const nb_optim *opt, nb_tensor *co
                               int *first)
 {
     size_t held = opt ? opt->nslots : 0, total = held + (size_t)n;
-    if (total <= PAIRWISE_MAX) {
-        for (int i = 0; i < n; i++) {
-            first[i] = i;
-            for (size_t k = 0; k < held && first[i] >= 0; k++)
-                if (opt->slots[k].param == params[i]) first[i] = -1;
-            for (int j = 0; j < i && first[i] == i; j++)
-                if (params[j] == params[i]) first[i] = j;
-        }
-        return NB_OK;
-    }
-    param_ref *r = nb__alloc(total * sizeof *r, 16);
+    param_ref small[ON_STACK], *r = total <= ON_STACK ? small : nb__alloc(total * sizeof *r, 16);
     if (!r) return nb__oom(fn);
     for (size_t k = 0; k < held; k++) r[k] = (param_ref){opt->slots[k].param, -1};
     for (int i = 0; i < n; i++) r[held + (size_t)i] = (param_ref){params[i], i};
@@ -251,7 +241,7 @@ static nb_status find_repeats(const char *fn, const nb_optim *opt, nb_tensor *co
             if (r[m].index >= 0) first[r[m].index] = r[k].index;
         k = end;
     }
-    nb__free(r);
+    if (r != small) nb__free(r);
     return NB_OK;
 }
 
@@ -267,8 +257,7 @@ static nb_status check_params(const char *fn, const nb_optim *opt, nb_tensor *co
     }
     if (n <= 0)
         return nb__error(NB_EINVAL, fn, "optimizer got an empty parameter list (n = %d)", n);
-    int small[PAIRWISE_MAX],
-        *first = n <= PAIRWISE_MAX ? small : nb__alloc((size_t)n * sizeof *first, 16);
+    int small[ON_STACK], *first = n <= ON_STACK ? small : nb__alloc((size_t)n * sizeof *first, 16);
     if (!first) return nb__oom(fn);
     nb_status rc = find_repeats(fn, opt, params, n, first);
     for (int i = 0; i < n && rc == NB_OK; i++) {
@@ -295,7 +284,7 @@ static nb_status check_group(const char *fn, const nb_optim *opt, nb_tensor *con
     nb_status rc = check_params(fn, opt, params, n);
     if (rc != NB_OK) return rc;
     if (!o) return nb__error(NB_EINVAL, fn, "argument 'options' is NULL");
-    if ((rc = nb__optim_check_options(fn, o)) != NB_OK) return rc;
+    if ((rc = nb__optim_check_options(fn, o, false)) != NB_OK) return rc;
     if (opt && o->kind != opt->kind)
         return nb__error(NB_EINVAL, fn, "options of kind %s for an optimizer of kind %s",
                          nb_optim_kind_name(o->kind), nb_optim_kind_name(opt->kind));

@@ -178,15 +178,12 @@ static nb_status load_group(const char *fn, const nb_optim *opt, size_t gi, cons
      * and an optimizer's own state dict must load back, as in PyTorch. The other options are
      * checked as by nb_optim_new.
      */
-    const double lr = g->o.lr;
-    if (isnan(lr)) {
+    if (isnan(g->o.lr)) {
         snprintf(key, sizeof key, "param_groups.%zu.lr", gi);
         return nb__error(NB_EINVAL, fn, "invalid value \"%s\" for '%s'",
                          nb_state_dict_metadata(in, key), key);
     }
-    g->o.lr = 0.0;
-    nb_status rc = nb__optim_check_options(fn, &g->o);
-    g->o.lr = lr;
+    nb_status rc = nb__optim_check_options(fn, &g->o, true);
     if (rc != NB_OK) return rc;
     snprintf(key, sizeof key, "param_groups.%zu.initial_lr", gi);
     const char *v = nb_state_dict_metadata(in, key);
