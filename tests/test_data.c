@@ -783,6 +783,59 @@ static void test_idx_save_replaces(void **state)
     nb_dataset_free(ds);
 }
 
+/*
+ * nb_idx_save with both paths naming one file, in any spelling (the same string, another path
+ * to it, a symbolic or hard link, or a file not there yet): refused, before anything is
+ * written, where the labels would otherwise replace the images just saved.
+ */
+static void test_idx_save_same_file(void **state)
+{
+    (void)state;
+    static bytes old_im;
+    nb_dataset *ds = indexed_dataset(4, 2), *old = indexed_dataset(3, 5);
+    char ip[512], other[512], want[1200], cwd[4096];
+    snprintf(ip, sizeof ip, "%s", tmp_path("same-images"));
+    assert_int_equal(nb_idx_save(old, ip, tmp_path("same-labels")), NB_OK);
+    read_file(ip, &old_im);
+    const char *spellings[4] = {ip, other, tmp_path("same-link"), tmp_path("same-hard")};
+    snprintf(other, sizeof other, "%s/./same-images", tmpdir);
+    assert_int_equal(symlink(ip, spellings[2]), 0);
+    assert_int_equal(link(ip, spellings[3]), 0);
+    for (int k = 0; k < 4; k++) {
+        for (int swap = 0; swap < 2; swap++) {
+            const char *a = swap ? spellings[k] : ip, *b = swap ? ip : spellings[k];
+            nb_error_clear();
+            assert_int_equal(nb_idx_save(ds, a, b), NB_EINVAL);
+            snprintf(want, sizeof want, "nb_idx_save: '%s' and '%s' are the same file", a, b);
+            assert_message(NB_EINVAL, want);
+            assert_file_is(ip, &old_im);
+            assert_int_equal(count_entries("same-"), 4);
+        }
+    }
+    /* a file not there yet, by its full name and by a name relative to the directory */
+    const char *fresh = tmp_path("same-new");
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(tmpdir), 0);
+    assert_int_equal(nb_idx_save(ds, fresh, "same-new"), NB_EINVAL);
+    assert_int_equal(nb_idx_save(ds, "same-new", "./same-new"), NB_EINVAL);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(count_entries("same-"), 4);
+    /* different files in one directory, and one name in two directories, are saved */
+    assert_int_equal(nb_idx_save(ds, fresh, tmp_path("same-new-labels")), NB_OK);
+    const char *sub = tmp_path("same-dir");
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(other, sizeof other, "%s/same-dir/same-new", tmpdir);
+    assert_int_equal(nb_idx_save(ds, fresh, other), NB_OK);
+    assert_int_equal(remove(other), 0);
+    assert_int_equal(rmdir(sub), 0);
+    const char *made[] = {"same-images", "same-labels", "same-link",
+                          "same-hard",   "same-new",    "same-new-labels"};
+    for (size_t k = 0; k < sizeof made / sizeof *made; k++)
+        assert_int_equal(remove(tmp_path(made[k])), 0);
+    nb_dataset_free(old);
+    nb_dataset_free(ds);
+}
+
 /* Each row of x is the example its index names, through table; y holds its label. */
 static void assert_batch(const nb_dataset *ds, const nb_tensor *x, const nb_tensor *y,
                          const int64_t *idx, int64_t b, const uint32_t *table)
@@ -1502,6 +1555,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idx_round_trip, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_idx_save_replaces, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_idx_save_same_file, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_bad_files, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_bad_gzip, nbt_setup_counting, nbt_teardown_counting),

@@ -99,9 +99,10 @@ NB_API nb_dataset *nb_mnist_load(const char *dir, bool train);
  * A symbolic link is followed (also to a file not there yet).
  * PyTorch: none (torchvision only reads IDX).
  * Ownership: ds is borrowed.
- * Errors: NB_EINVAL for NULL ds or path; NB_ERANGE when a size does not fit the format's
- * uint32; NB_EIO when a path exists and is not a regular file, or a file cannot be created,
- * written, synced or renamed; NB_ENOMEM.
+ * Errors: NB_EINVAL for NULL ds or path, or two paths to one file (checked before anything
+ * is written); NB_ERANGE when a size does not fit the format's uint32; NB_EIO when a path
+ * exists and is not a regular file, or a file cannot be created, written, synced or renamed;
+ * NB_ENOMEM.
  */
 NB_API nb_status nb_idx_save(const nb_dataset *ds, const char *images_path,
                              const char *labels_path);

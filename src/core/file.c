@@ -77,6 +77,35 @@ static int resolve(const char *path, char out[NB__PATH_MAX])
     return err ? err : ELOOP;
 }
 
+/* The directory part of a resolved target, into dir: "." for a bare name. */
+static void dir_of(const char *target, char dir[NB__PATH_MAX])
+{
+    strcpy(dir, target);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/name" is in the root directory */
+}
+
+bool nb__same_file(const char *a, const char *b)
+{
+    char ta[NB__PATH_MAX], tb[NB__PATH_MAX];
+    if (resolve(a, ta) != 0 || resolve(b, tb) != 0) return false; /* the open reports it */
+    struct stat sa, sb;
+    int ea = stat(ta, &sa), eb = stat(tb, &sb);
+    if (ea == 0 && eb == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea == 0 || eb == 0) return false;
+    /* neither is there yet: the same name in the same directory */
+    const char *na = strrchr(ta, '/'), *nb = strrchr(tb, '/');
+    if (strcmp(na ? na + 1 : ta, nb ? nb + 1 : tb) != 0) return false;
+    char da[NB__PATH_MAX], db[NB__PATH_MAX];
+    dir_of(ta, da);
+    dir_of(tb, db);
+    return stat(da, &sa) == 0 && stat(db, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path)
 {
     char why[128];

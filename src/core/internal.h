@@ -293,5 +293,10 @@ nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path);
 int nb__file_out_write(void *f, const void *data, size_t size);
 nb_status nb__file_out_commit(nb__file_out *f, const char *fn);
 void nb__file_out_abort(nb__file_out *f);
+/**
+ * Whether saves to paths a and b would write the same file (through links, other spellings
+ * of the path, hard links; for files not there yet, the same name in the same directory).
+ */
+bool nb__same_file(const char *a, const char *b);
 
 #endif /* NABLA_CORE_INTERNAL_H */

@@ -670,6 +670,9 @@ nb_status nb_idx_save(const nb_dataset *ds, const char *images_path, const char 
     if (!images_path || !labels_path)
         return nb__error(NB_EINVAL, fn, "argument '%s' is NULL",
                          images_path ? "labels_path" : "images_path");
+    if (nb__same_file(images_path, labels_path))
+        return nb__error(NB_EINVAL, fn, "'%s' and '%s' are the same file", images_path,
+                         labels_path);
     int64_t dims[NB_MAX_DIMS + 1];
     dims[0] = ds->count;
     memcpy(dims + 1, ds->dims, (size_t)ds->ndim * sizeof *dims);
