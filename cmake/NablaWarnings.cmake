@@ -17,5 +17,10 @@ function(nabla_enable_sanitizers)
         string(REPLACE ";" "," _san "${NB_SANITIZE}")
         add_compile_options(-fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
         add_link_options(-fsanitize=${_san})
+        # ThreadSanitizer's runtime is not ready when the loader runs the resolvers of
+        # target_clones (ifuncs), which then crash: one baseline copy of each loop instead.
+        if("thread" IN_LIST NB_SANITIZE)
+            add_compile_definitions(NB_NO_CLONES)
+        endif()
     endif()
 endfunction()
