@@ -379,7 +379,8 @@ NB_API nb_tensor *nb_logsumexp(nb_tensor *x, nb_dims dims, bool keepdim);
  * y = Π x over every element (nb_prod, 0-d) or along dim (nb_prod_dim), multiplied in float
  * from the first element; 1 for an empty slice. dx = g·y / x when x holds no zero; otherwise
  * g times the product of the slice's other elements (so one zero's element gets that product
- * and the rest 0; two zeros give 0 everywhere), as PyTorch.
+ * and the rest 0; two zeros give 0 everywhere), as PyTorch; nb_prod with two zeros or more
+ * gives +0 everywhere, even where x holds NaN or infinity (PyTorch's zeros_like).
  * PyTorch: torch.prod(x) / torch.prod(x, dim, keepdim); nodes ProdBackward0 / ProdBackward1.
  * Ownership: new reference. Errors: as the reductions above.
  * @{

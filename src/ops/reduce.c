@@ -209,6 +209,7 @@ typedef struct reduce_state {
     unsigned mask; /* bit d: dim d of the input was reduced */
     float count;   /* elements reduced into each output, as mean and var divide by it */
     bool mean;     /* sum and mean share a backward */
+    bool all;      /* prod over every element (ProdBackward0) */
     int dim;       /* the dim of max/min along a dim */
     int64_t n;     /* elements reduced into each output */
     double param;  /* var/std: the correction; norm: p */
@@ -797,8 +798,9 @@ static nb_status prod_exclusive(const nb_tensor *x, const float *g, float *d, bo
 
 /*
  * ProdBackward0 / ProdBackward1, as PyTorch's prod_backward: with no zero anywhere in x,
- * dx = g·(y / x); with one, every slice takes the exclusive products (prod_exclusive). A 0-d
- * x passes g through.
+ * dx = g·(y / x); with one, every slice takes the exclusive products (prod_exclusive), except
+ * that the product of every element with two zeros or more gives +0 everywhere (whatever NaN
+ * or infinity x holds). A 0-d x passes g through.
  */
 static nb_status prod_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
@@ -807,11 +809,13 @@ static nb_status prod_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
     nb_status rc = grad_begin(n, gx, true, true, &c);
     if (rc != NB_OK) return rc;
     const float *v = nb__data(c.x), *g = nb__data(gy[0]);
-    bool zero = false;
-    for (int64_t i = 0; i < c.x->numel; i++) zero |= v[i] == 0.0f;
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < c.x->numel; i++) zeros += v[i] == 0.0f;
     if (c.in.ndim == 0) {
         c.dst[0] = c.acc ? c.dst[0] + g[0] : g[0];
-    } else if (!zero) {
+    } else if (st->all && zeros > 1) {
+        for (int64_t i = 0; i < c.x->numel; i++) c.dst[i] = c.acc ? c.dst[i] + 0.0f : 0.0f;
+    } else if (zeros == 0) {
         grad_apply(&c, prod_grad_k, NULL, gy[0], NULL);
     } else {
         int64_t outer, inner;
@@ -828,7 +832,8 @@ static nb_tensor *prod(const char *fn, const nb_op *op, nb_tensor *x, unsigned m
 {
     red r = red_of(x, mask, keepdim);
     nb_tensor *y = run_rows(fn, x, &r, prod_rows, 0.0);
-    return record(fn, op, x, y, true, y, (reduce_state){.mask = r.mask, .n = r.n});
+    reduce_state st = {.mask = r.mask, .n = r.n, .all = op == &prod_all_op};
+    return record(fn, op, x, y, true, y, st);
 }
 
 nb_tensor *nb_prod(nb_tensor *x)
