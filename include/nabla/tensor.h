@@ -467,7 +467,8 @@ NB_API nb_tensor *nb_permute(nb_tensor *t, nb_dims dims);
 NB_API int nb_split(nb_tensor *t, int64_t split_size, int dim, nb_tensor **out, int cap);
 /**
  * Split t along dim into at most chunks pieces of ceil(size / chunks) elements, as nb_split
- * (so there may be fewer than chunks pieces). PyTorch: torch.chunk(t, chunks, dim); node
+ * (so there may be fewer than chunks pieces); a size-0 dim gives chunks empty pieces, whose
+ * node is SplitWithSizesBackward0 as PyTorch's. PyTorch: torch.chunk(t, chunks, dim); node
  * SplitBackward0. Returns the number of pieces, or a negative nb_status.
  * Ownership: as nb_split. Errors: as nb_split, and NB_EINVAL for chunks <= 0.
  */

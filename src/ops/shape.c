@@ -486,10 +486,18 @@ static nb_status split_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx
 static const nb_op split_op = {"SplitBackward0", split_backward, 0, sizeof(split_state), 0};
 static const nb_op split_view_op = {"SplitBackward0", split_backward, 0, sizeof(split_state),
                                     NB__OP_VIEW};
+/* chunk of a size-0 dim: PyTorch splits it with sizes, chunks pieces of 0 */
+static const nb_op split_sizes_op = {"SplitWithSizesBackward0", split_backward, 0,
+                                     sizeof(split_state), 0};
+static const nb_op split_sizes_view_op = {"SplitWithSizesBackward0", split_backward, 0,
+                                          sizeof(split_state), NB__OP_VIEW};
 
-/* The pieces of split_size along dim into out (cap of them); the count, or a negative status. */
-static int split(const char *fn, nb_tensor *x, int64_t split_size, int dim, nb_tensor **out,
-                 int cap)
+/*
+ * The pieces of split_size along dim into out (cap of them); the count, or a negative status.
+ * A size-0 dim gives one empty piece, or empties of them (nb_chunk's chunks) when not 0.
+ */
+static int split(const char *fn, nb_tensor *x, int64_t split_size, int dim, int empties,
+                 nb_tensor **out, int cap)
 {
     int d = nb__wrap_dim(dim, x->ndim);
     if (x->ndim == 0 || d < 0) {
@@ -503,7 +511,8 @@ static int split(const char *fn, nb_tensor *x, int64_t split_size, int dim, nb_t
                          "split_size can only be 0 if dimension size is 0, but got split_size "
                          "%lld for a dimension of size %lld",
                          (long long)split_size, (long long)size);
-    int64_t count = size == 0 ? 1 : (size - 1) / split_size + 1; /* both may be huge */
+    /* both may be huge */
+    int64_t count = size == 0 ? (empties ? empties : 1) : (size - 1) / split_size + 1;
     if (count > INT32_MAX / 2)
         return nb__error(NB_ERANGE, fn, "%lld pieces are too many", (long long)count);
     if (!out && cap == 0) return (int)count; /* measuring */
@@ -530,8 +539,9 @@ static int split(const char *fn, nb_tensor *x, int64_t split_size, int dim, nb_t
         if (!(out[made] = p)) break;
     }
     nb_node *n = NULL;
-    if (made == count &&
-        nb__record(fn, d == 0 ? &split_view_op : &split_op, 1, &x, made, out, 0, &n) == NB_OK) {
+    const nb_op *op = size == 0 && empties ? (d == 0 ? &split_sizes_view_op : &split_sizes_op)
+                                           : (d == 0 ? &split_view_op : &split_op);
+    if (made == count && nb__record(fn, op, 1, &x, made, out, 0, &n) == NB_OK) {
         if (n) *(split_state *)nb__state(n) = (split_state){d, split_size};
         return made;
     }
@@ -545,7 +555,7 @@ static int split(const char *fn, nb_tensor *x, int64_t split_size, int dim, nb_t
 int nb_split(nb_tensor *x, int64_t split_size, int dim, nb_tensor **out, int cap)
 {
     if (!x) return nb__null("nb_split", "x");
-    return split("nb_split", x, split_size, dim, out, cap);
+    return split("nb_split", x, split_size, dim, 0, out, cap);
 }
 
 int nb_chunk(nb_tensor *x, int chunks, int dim, nb_tensor **out, int cap)
@@ -557,8 +567,9 @@ int nb_chunk(nb_tensor *x, int chunks, int dim, nb_tensor **out, int cap)
                          chunks);
     int d = nb__wrap_dim(dim, x->ndim);
     int64_t size = x->ndim > 0 && d >= 0 ? x->shape[d] : 0;
-    /* PyTorch: pieces of ceil(size / chunks), so there may be fewer than chunks */
-    return split(fn, x, size == 0 ? 0 : (size - 1) / chunks + 1, dim, out, cap);
+    /* PyTorch: pieces of ceil(size / chunks), so there may be fewer than chunks; a size-0
+     * dim gives chunks empty pieces */
+    return split(fn, x, size == 0 ? 0 : (size - 1) / chunks + 1, dim, chunks, out, cap);
 }
 
 /* ---- joining: cat and stack ----------------------------------------------------------------

@@ -257,6 +257,10 @@ def cases():
                  grads=[values(2, 2), None]))
     c.append(run(Case("chunk [3, 4] in 2 dim -1", "CHUNK", -1, (2,)),
                  lambda a: torch.chunk(a, 2, -1), [(values(3, 4), True)]))
+    c.append(run(Case("chunk [0, 3] in 3 dim 0: three empty pieces", "CHUNK", 0, (3,)),
+                 lambda a: torch.chunk(a, 3, 0), [(values(0, 3), True)]))
+    c.append(run(Case("chunk [2, 0] in 2 dim 1: two empty pieces", "CHUNK", 1, (2,)),
+                 lambda a: torch.chunk(a, 2, 1), [(values(2, 0), True)]))
     return c
 
 

@@ -911,6 +911,18 @@ static const shape_ref_case shape_ref_cases[] = {
      {{2, {3, 2}, shape_ref_d369}, {2, {3, 2}, shape_ref_d370}},
      {{2, {3, 4}, shape_ref_d371}},
      true},
+    {"chunk [0, 3] in 3 dim 0: three empty pieces", "SplitWithSizesBackward0", SHAPE_REF_CHUNK, 0, 1, {3},
+     1, {{2, {0, 3}, NULL}},
+     1u, 3, {{2, {0, 3}, NULL}, {2, {0, 3}, NULL}, {2, {0, 3}, NULL}},
+     {{2, {0, 3}, NULL}, {2, {0, 3}, NULL}, {2, {0, 3}, NULL}},
+     {{2, {0, 3}, NULL}},
+     true},
+    {"chunk [2, 0] in 2 dim 1: two empty pieces", "SplitWithSizesBackward0", SHAPE_REF_CHUNK, 1, 1, {2},
+     1, {{2, {2, 0}, NULL}},
+     1u, 2, {{2, {2, 0}, NULL}, {2, {2, 0}, NULL}},
+     {{2, {2, 0}, NULL}, {2, {2, 0}, NULL}},
+     {{2, {2, 0}, NULL}},
+     true},
 };
 
 #endif
