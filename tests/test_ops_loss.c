@@ -250,6 +250,48 @@ static void pw_run(pw_fn f, const float *x, const float *y, const float *g, int6
 }
 
 /*
+ * The target's gradient where it is 0: l1 at x = y and x NaN, PyTorch's -(sgn(x - y)·g)
+ * (SubBackward0 after AbsBackward0), so -0 for g > 0; bce at x = 1/2, PyTorch's
+ * (log(1 - x) - log(x))·g, so +0 for g > 0. Checked with /usr/bin/python3 (torch 1.13):
+ * y.grad after F.l1_loss(x, y, reduction="none").backward(g), F.binary_cross_entropy likewise.
+ */
+static void test_target_grad_signed_zeros(void **state)
+{
+    (void)state;
+    const float g_pos[] = {1.0f, 1.0f, 1.0f}, g_neg[] = {-1.0f, -1.0f, -1.0f};
+    const float *gs[] = {g_pos, g_neg};
+    for (int s = 0; s < 2; s++) {
+        bool neg = s == 1;
+        nb_tensor *x = nb_from_data((const float[]){2.0f, NAN, 0.5f}, NB_SHAPE(3));
+        nb_tensor *y =
+            nb_requires_grad_(nb_from_data((const float[]){2.0f, 1.0f, 0.5f}, NB_SHAPE(3)), true);
+        nb_tensor *g = nb_from_data(gs[s], NB_SHAPE(3));
+        nb_tensor *l = nb_l1_loss(x, y, NB_NONE);
+        assert_int_equal(nb_backward(l, g, false), NB_OK);
+        const float *d = nb_tensor_data_const(nb_tensor_grad(y));
+        for (int i = 0; i < 2; i++) {
+            assert_true(d[i] == 0.0f);
+            assert_int_equal(signbit(d[i]) != 0, !neg);
+        }
+        nb_release(l);
+        nb_zero_grad(y, true);
+        nb_tensor *p = nb_from_data((const float[]){0.5f, 0.5f, 0.5f}, NB_SHAPE(3));
+        l = nb_binary_cross_entropy(p, y, NULL, NB_NONE);
+        assert_int_equal(nb_backward(l, g, false), NB_OK);
+        d = nb_tensor_data_const(nb_tensor_grad(y));
+        for (int i = 0; i < 3; i++) {
+            assert_true(d[i] == 0.0f);
+            assert_int_equal(signbit(d[i]) != 0, neg);
+        }
+        nb_release(l);
+        nb_release(p);
+        nb_release(g);
+        nb_release(y);
+        nb_release(x);
+    }
+}
+
+/*
  * Every pointwise loss on 75 elements (vector loops and their tails) gives, for each element,
  * the bits of that element computed alone (the scalar tail), which the reference cases pin to
  * PyTorch: the loss and both gradients, with the special values in both parts (probabilities
@@ -930,6 +972,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reference_accumulating, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_no_grad, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_target_grad_signed_zeros, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_pointwise_vector_paths, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_cross_entropy_wide_rows, nbt_setup_counting,

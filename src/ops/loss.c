@@ -79,9 +79,11 @@ static float reduce_total(const float *l, int64_t n, nb_reduction r, int64_t bat
 NB__EW_KERNEL(mse_fwd, (V0 - V1) * (V0 - V1))
 NB__EW_KERNEL(mse_grad, k[0] * (V1 - V2) * V0)
 
-/* |x − y|; dx = sgn(x − y)·g (PyTorch's AbsBackward0 after SubBackward0) */
+/* |x − y|; dx = sgn(x − y)·g (PyTorch's AbsBackward0 after SubBackward0), dy = −dx (so −0
+ * where x = y and g > 0) */
 NB__EW_KERNEL(l1_fwd, fabsf(V0 - V1))
 NB__EW_KERNEL(l1_grad, ((float)(V1 > V2) - (float)(V1 < V2)) * (V0 * k[0]))
+NB__EW_KERNEL(l1_grad_y, -(((float)(V1 > V2) - (float)(V1 < V2)) * (V0 * k[0])))
 
 /* z = |x − y|: z < β ? z²/(2β) : z − β/2; dx = g·clamp((x − y)/β, −1, 1), in PyTorch's
  * three cases (a zero β takes the outer ones) */
@@ -102,12 +104,13 @@ NB__EW_KERNEL(huber_grad, V1 - V2 <= -k[1]  ? -k[0] * V0 * k[1]
 #define MAX_SEL(v, lo) nb__pick((v) < (lo), (lo), (v))
 
 /* −w·(y·log x + (1 − y)·log(1 − x)), each log clamped at −100;
- * dx = w·g·(x − y) / max((1 − x)·x, 1e-12); dy = −w·g·logit(x) */
+ * dx = w·g·(x − y) / max((1 − x)·x, 1e-12); dy = −w·g·logit(x), as PyTorch's
+ * (log(1 − x) − log x)·g·w (+0 at x = 1/2 for g > 0) */
 NB__EW_KERNEL(bce_fwd, ((V1 - 1.0f) * MAX_SEL(nb__log1pf(-V0), -100.0f) -
                         V1 * MAX_SEL(nb__logf(V0), -100.0f)) *
                            V2)
 NB__EW_KERNEL(bce_grad_x, V0 *(V1 - V2) / MAX_SEL((1.0f - V1) * V1, 1e-12f) * V3 * k[0])
-NB__EW_KERNEL(bce_grad_y, -nb__logf(V1 / (1.0f - V1)) * V0 * V3 * k[0])
+NB__EW_KERNEL(bce_grad_y, (nb__logf(1.0f - V1) - nb__logf(V1)) * V0 * V3 * k[0])
 
 /* y·log y − y·x (xlogy: 0 where y = 0); dx = −y·g; dy = g·(log y + y/y − x) (NaN at y = 0,
  * as PyTorch's xlogy backward gives) */
@@ -177,7 +180,7 @@ static const nb_op sum_node = PW_NODE("SumBackward0");
 static const nb_op div_node = PW_NODE("DivBackward0");
 
 static const pw_loss mse_op = {mse_fwd, mse_grad, NULL, 2.0, {&mse_node, &mse_node, &mse_node}};
-static const pw_loss l1_op = {l1_fwd, l1_grad, NULL, 1.0, {&abs_node, &mean_node, &sum_node}};
+static const pw_loss l1_op = {l1_fwd, l1_grad, l1_grad_y, 1.0, {&abs_node, &mean_node, &sum_node}};
 static const pw_loss smooth_l1_op = {
     smooth_l1_fwd, smooth_l1_grad, NULL, 1.0, {&smooth_l1_node, &smooth_l1_node, &smooth_l1_node}};
 static const pw_loss huber_op = {
