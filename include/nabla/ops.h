@@ -704,14 +704,17 @@ NB_API nb_tensor *nb_nll_loss(nb_tensor *input, nb_tensor *target, nb_tensor *we
  * lp = log_softmax(input) along the classes, by max-shift: finite for logits of ±1e4.
  * The backward is fused: dx = softmax·Σq − q per sample for the distribution q the loss weighs
  * −lp with (class t: (1 − ε)·w[t]·onehot(t) + (ε/C)·w; probabilities: w·((1 − ε)·y + ε/C)),
- * times g (÷ the mean's denominator); probabilities get dy = −(1 − ε)·w·lp·g.
+ * times g (÷ the mean's denominator); probabilities get dy = −(1 − ε)·w·lp·g, and a weight
+ * that requires grad dw = Σ_i −g_i·lp[i]·y'[i], y' = (1 − ε)·y + ε/C (with class indices
+ * the weight must be a constant, as PyTorch's nll_loss has no gradient for it).
  * As PyTorch, only ε > 0 smooths (a negative or NaN label_smoothing is none); ε > 1 is refused.
  * PyTorch: torch.nn.functional.cross_entropy(input, target, weight, ignore_index=, reduction=,
  * label_smoothing=), which records log_softmax and then the loss (LogSoftmaxBackward0, then
  * NllLossBackward0 or the elementwise ops of the other forms). nabla records one node, with
  * edges to input and target, named as PyTorch's last: NllLossBackward0 (class indices),
  * AddBackward0 (class indices with label smoothing), DivBackward1 (probabilities, mean) or
- * NegBackward0 (probabilities, sum or none).
+ * NegBackward0 (probabilities, sum or none); with probabilities and a weight that requires
+ * grad, an edge to the weight as well.
  * Ownership: new reference.
  * Errors: as nb_nll_loss (for class indices), and NB_EINVAL for label_smoothing > 1
  * ("nb_cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: 1.5") or an

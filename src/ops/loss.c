@@ -571,7 +571,9 @@ typedef struct classes {
     int64_t n, c;
 } classes;
 
-static nb_status check_weight(const char *fn, const char *op, const nb_tensor *weight, int64_t c)
+/* weight (or NULL) must be [c]; a constant unless differentiable says otherwise. */
+static nb_status check_weight(const char *fn, const char *op, const nb_tensor *weight, int64_t c,
+                              bool differentiable)
 {
     if (weight && (weight->ndim != 1 || weight->shape[0] != c)) {
         char s[NB__SHAPE_STR];
@@ -580,7 +582,7 @@ static nb_status check_weight(const char *fn, const char *op, const nb_tensor *w
                          "classes but got weight tensor of shape: %s",
                          (long long)c, nb__shape_str(s, weight->ndim, weight->shape));
     }
-    return check_constant(fn, op, "weight", weight);
+    return differentiable ? NB_OK : check_constant(fn, op, "weight", weight);
 }
 
 static nb_status check_input_rank(const char *fn, const nb_tensor *input)
@@ -747,7 +749,7 @@ nb_tensor *nb_nll_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight, i
     if (!weight && nb__pending()) return NULL;
     if (check_reduction(fn, reduction, false) != NB_OK || check_input_rank(fn, input) != NB_OK ||
         check_class_target(fn, "nll_loss", input, target, ignore_index, &k) != NB_OK ||
-        check_weight(fn, "nll_loss", weight, k.c) != NB_OK)
+        check_weight(fn, "nll_loss", weight, k.c, false) != NB_OK)
         return NULL;
     float tw;
     nb_tensor *out = nll_value(fn, nb__data(input), target, weight ? nb__data(weight) : NULL, k,
@@ -872,6 +874,25 @@ NB__CLONES static void ce_dy_rows(void *ctx, int64_t lo, int64_t hi)
     }
 }
 
+/*
+ * dw (probabilities) = Σ_i −g_i·(lp[i]·y'[i]), y' = (1 − ε)·y + ε/C (y itself without
+ * smoothing), as the product by the weight in PyTorch's composed loss, the rows added in order
+ * (on the calling thread: dw has one value per class).
+ */
+static void ce_dw(const ce_rows *r, int64_t n)
+{
+    const ce_state *st = r->st;
+    for (int64_t j = 0; j < r->c; j++) {
+        float sum = 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            const float g = -(r->rows ? r->G[i] : r->gs), t = r->T[i * r->c + j];
+            float y = st->spread != 0.0f ? t * st->keep + st->spread : t;
+            sum += g * (r->lp[i * r->c + j] * y);
+        }
+        r->d[j] = r->acc ? r->d[j] + sum : sum;
+    }
+}
+
 /* Each row of dx and dy depends on its own sample alone: the rows run on the pool when there
  * are NB__PARALLEL_MIN elements or more, with the same bits at any thread count. */
 static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
@@ -903,6 +924,10 @@ static nb_status ce_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
     if (st->probs && nb__needs_grad(n, 1)) {
         if (!(r.d = nb__grad_dst(n, gx, 1, &r.acc))) return NB_ENOMEM;
         if (visit > 0) nb__split(visit, k.c, ce_dy_rows, &r);
+    }
+    if (st->probs && n->num_inputs > 2 && nb__needs_grad(n, 2)) {
+        if (!(r.d = nb__grad_dst(n, gx, 2, &r.acc))) return NB_ENOMEM;
+        ce_dw(&r, k.n);
     }
     return NB_OK;
 }
@@ -988,7 +1013,8 @@ nb_tensor *nb_cross_entropy(nb_tensor *input, nb_tensor *target, nb_tensor *weig
     }
     if (!probs && check_class_target(fn, "cross_entropy", input, target, ignore_index, &k) != NB_OK)
         return NULL;
-    if (check_weight(fn, "cross_entropy", weight, k.c) != NB_OK) return NULL;
+    /* with probabilities PyTorch composes the loss of ops, the weight's product among them */
+    if (check_weight(fn, "cross_entropy", weight, k.c, probs) != NB_OK) return NULL;
     if (label_smoothing > 1.0) {
         nb__error(NB_EINVAL, fn, "label_smoothing must be between 0.0 and 1.0. Got: %g",
                   label_smoothing);
@@ -1012,7 +1038,8 @@ nb_tensor *nb_cross_entropy(nb_tensor *input, nb_tensor *target, nb_tensor *weig
                       : smooth ? &ce_add_op
                                : &ce_nll_op;
     nb_node *node;
-    out = nb__finish(fn, op, out, 2, (nb_tensor *[]){input, target}, &node);
+    out = nb__finish(fn, op, out, probs && weight ? 3 : 2, (nb_tensor *[]){input, target, weight},
+                     &node);
     if (node) {
         *(ce_state *)nb__state(node) = st;
         if (nb__save(fn, node, CE_LOGP, lpt) != NB_OK ||

@@ -257,6 +257,13 @@ def class_cases(g):
                       lambda a, t, ww, r=r: ce(a, t, ww, r), reduction=red(r)))
         c.append(Case(f"ce probs 1-D {r}", "CE", [logits[1], probs[3], w], [1, 1, 0],
                       lambda a, t, ww, r=r: ce(a, t, ww, r), reduction=red(r)))
+        # the weight's gradient: PyTorch composes this loss of ops, the weight's product too
+        for ls in (0.0, 0.15):
+            c.append(Case(f"ce probs weight grad ls {ls} {r}", "CE", [logits, probs, w],
+                          [1, 1, 1], lambda a, t, ww, r=r, ls=ls: ce(a, t, ww, r, ls=ls),
+                          reduction=red(r), p0=ls))
+        c.append(Case(f"ce probs 1-D weight grad alone {r}", "CE", [logits[1], probs[3], w],
+                      [0, 0, 1], lambda a, t, ww, r=r: ce(a, t, ww, r), reduction=red(r)))
     return c
 
 
