@@ -263,6 +263,19 @@ static void test_seed_graph_names(void **state)
     assert_int_equal(count(text, "labelloc"), 0);
     assert_int_equal(count_edges(text), SEED_EDGES);
     free(text);
+
+    /* a NULL name is no name: a later entry for the same tensor names it */
+    nb_tensor *again[] = {s.z, s.z, s.w, s.w, s.loss};
+    const char *some[] = {NULL, "z", NULL, "w", NULL};
+    o = (nb_dot_options){.tensors = again, .names = some, .n_names = 5};
+    text = dot_text(s.loss, &o, NB_OK);
+    assert_well_formed(text);
+    assert_int_equal(count_labels(text, "AddBackward0\\n= z (3)\""), 1);
+    assert_int_equal(count_labels(text, "w\\n(5, 3)\""), 1);
+    assert_int_equal(count_labels(text, "()\""), 1); /* the root, unnamed */
+    assert_int_equal(count_labels(text, "BCEWithLogitsBackward0\""), 1);
+    assert_int_equal(count_nodes(text), 8);
+    free(text);
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 

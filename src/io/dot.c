@@ -47,7 +47,7 @@ static int set_add(ptr_set *s, const void *p)
 static const char *name_of(const nb_tensor *t, const nb_dot_options *o)
 {
     for (int i = 0; o && i < o->n_names && o->tensors && o->names; i++)
-        if (o->tensors[i] == t) return o->names[i];
+        if (o->tensors[i] == t && o->names[i]) return o->names[i];
     return NULL;
 }
 
