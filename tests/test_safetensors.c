@@ -487,6 +487,8 @@ static const file_case cases[] = {
      NB_EINVAL, "tensor \"a\": \"dtype\" is missing or not a string"},
     {"bad-dtype-unknown", "{\"a\":" ENTRY("F33", "[1]", "0", "4") "}", 4, HDR, NB_EINVAL,
      "tensor \"a\": unknown dtype \"F33\""},
+    {"bad-name-control", "{\"a\\rb\\u001b[2Kc\\nd\\te\":" ENTRY("F33", "[1]", "0", "4") "}", 4, HDR,
+     NB_EINVAL, "tensor \"a b [2Kc d e\": unknown dtype \"F33\""},
     {"bad-dtype-lowercase", "{\"a\":" ENTRY("f32", "[1]", "0", "4") "}", 4, HDR, NB_EINVAL,
      "tensor \"a\": unknown dtype \"f32\""},
     {"bad-dtype-i64", "{\"num_batches_tracked\":" ENTRY("I64", "[]", "0", "8") "}", 8, HDR,

@@ -65,9 +65,10 @@ nb_status nb__error(nb_status code, const char *fn, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(tls_error.text + n, (size_t)(MESSAGE_MAX - n), fmt, ap);
     va_end(ap);
-    /* one line, always */
+    /* one line, always: no line break nor other control character (a tensor name read from
+     * a file may hold a carriage return or a terminal escape) */
     for (char *p = tls_error.text; *p; p++)
-        if (*p == '\n') *p = ' ';
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
     tls_error.pub.code = code;
     tls_error.pub.message = tls_error.text;
     error_unread = true;
