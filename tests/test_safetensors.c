@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sched.h>
@@ -244,6 +245,45 @@ static void test_round_trip_many(void **state)
     }
     round_trip(d);
     nb_state_dict_free(d);
+}
+
+/*
+ * A header of 200 000 metadata keys and 200 000 empty tensors (15 MB, under the header
+ * limit) loads in linear time: each key and name goes into the dict without a search through
+ * those before it (which took minutes here, and would take hours for the millions of entries
+ * a 100 MB header can hold).
+ */
+static void test_load_many_entries(void **state)
+{
+    (void)state;
+    enum { N = 200000 };
+    size_t cap = 64 + (size_t)N * 80, n = 8;
+    unsigned char *b = malloc(cap);
+    assert_non_null(b);
+    n += (size_t)snprintf((char *)b + n, cap - n, "{\"__metadata__\":{");
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf((char *)b + n, cap - n, "%s\"k%06d\":\"\"", i ? "," : "", i);
+    b[n++] = '}';
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf((char *)b + n, cap - n,
+                              ",\"t%06d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                              i);
+    b[n++] = '}';
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)(n - 8) >> (8 * i));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    nb_state_dict *d = nb_safetensors_load_buffer(b, n);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    free(b);
+    if (!d) fail_msg("%s", nb_last_error()->message);
+    assert_int_equal(nb_state_dict_size(d), N);
+    assert_string_equal(nb_state_dict_name(d, 0), "t000000");
+    assert_string_equal(nb_state_dict_name(d, N - 1), "t199999");
+    assert_int_equal(nb_state_dict_metadata_size(d), N);
+    assert_string_equal(nb_state_dict_metadata_key(d, N - 1), "k199999");
+    nb_state_dict_free(d);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (s > 30) fail_msg("loading %d keys and %d tensors took %.1f s", N, N, s);
 }
 
 static void test_round_trip_large(void **state)
@@ -1158,16 +1198,27 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_exact_bytes),       T(test_empty_dict),
-        T(test_round_trip_shapes), T(test_round_trip_metadata_and_names),
-        T(test_round_trip_many),   T(test_round_trip_large),
-        T(test_load_in_scope),     T(test_torch_sequential),
-        T(test_torch_dtypes),      T(test_write_for_torch),
-        T(test_convert_large),     T(test_bad_files),
-        T(test_header_order),      T(test_corpus_in_sync),
-        T(test_load_errors),       T(test_save_errors),
-        T(test_save_header_limit), T(test_writer_failure_sweep),
-        T(test_save_fsize_sweep),  T(test_save_full_fs),
+        T(test_exact_bytes),
+        T(test_empty_dict),
+        T(test_round_trip_shapes),
+        T(test_round_trip_metadata_and_names),
+        T(test_round_trip_many),
+        T(test_load_many_entries),
+        T(test_round_trip_large),
+        T(test_load_in_scope),
+        T(test_torch_sequential),
+        T(test_torch_dtypes),
+        T(test_write_for_torch),
+        T(test_convert_large),
+        T(test_bad_files),
+        T(test_header_order),
+        T(test_corpus_in_sync),
+        T(test_load_errors),
+        T(test_save_errors),
+        T(test_save_header_limit),
+        T(test_writer_failure_sweep),
+        T(test_save_fsize_sweep),
+        T(test_save_full_fs),
         T(test_alloc_failures),
     };
 #undef T

@@ -75,6 +75,12 @@ nb_status nb_state_dict_set(nb_state_dict *d, const char *name, nb_tensor *t)
         nb__release(old);
         return NB_OK;
     }
+    return nb__state_dict_append(d, name, t);
+}
+
+nb_status nb__state_dict_append(nb_state_dict *d, const char *name, nb_tensor *t)
+{
+    static const char fn[] = "nb_state_dict_set";
     char *copy = copy_str(name);
     if (!copy || !nb__grow((void **)&d->items, sizeof *d->items, &d->cap, d->count + 1)) {
         nb__free(copy);
@@ -128,15 +134,23 @@ nb_status nb_state_dict_set_metadata(nb_state_dict *d, const char *key, const ch
     if (!d) return nb__error(NB_EINVAL, fn, "argument 'd' is NULL");
     if (!key || !value)
         return nb__error(NB_EINVAL, fn, "argument '%s' is NULL", key ? "value" : "key");
-    char *v = copy_str(value);
-    if (!v) return nb__oom(fn);
     for (size_t i = 0; i < d->meta_count; i++) {
         if (!strcmp(d->meta[i].key, key)) {
+            char *v = copy_str(value);
+            if (!v) return nb__oom(fn);
             nb__free(d->meta[i].value);
             d->meta[i].value = v;
             return NB_OK;
         }
     }
+    return nb__state_dict_append_metadata(d, key, value);
+}
+
+nb_status nb__state_dict_append_metadata(nb_state_dict *d, const char *key, const char *value)
+{
+    static const char fn[] = "nb_state_dict_set_metadata";
+    char *v = copy_str(value);
+    if (!v) return nb__oom(fn);
     char *k = copy_str(key);
     if (!k || !nb__grow((void **)&d->meta, sizeof *d->meta, &d->meta_cap, d->meta_count + 1)) {
         nb__free(k);

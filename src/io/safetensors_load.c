@@ -346,14 +346,15 @@ static nb_status build(const source *s, json_t *root, const entry *e, size_t n, 
     if (!d) goto oom;
     json_object_foreach(meta, key, value)
     {
-        if (nb_state_dict_set_metadata(d, key, json_string_value(value)) != NB_OK) goto oom;
+        if (nb__state_dict_append_metadata(d, key, json_string_value(value)) != NB_OK) goto oom;
     }
     for (size_t i = 0; i < n; i++) {
         /* the shape was checked: only memory can run out */
         nb_tensor *t = nb_empty(nb_shape_make(e[i].ndim, e[i].dims));
         if (!t) goto oom;
         nb_status st = read_tensor(s, &e[i], data_start, t, &chunk);
-        if (st == NB_OK && nb_state_dict_set(d, e[i].name, t) != NB_OK) st = nb__oom(fn);
+        /* the header's keys are distinct (JSON_REJECT_DUPLICATES): no search, no O(n^2) */
+        if (st == NB_OK && nb__state_dict_append(d, e[i].name, t) != NB_OK) st = nb__oom(fn);
         nb__drop(t); /* the dict holds the only reference */
         if (st != NB_OK) goto fail;
     }
