@@ -178,3 +178,8 @@ const char *nb_state_dict_metadata_key(const nb_state_dict *d, int64_t i)
 {
     return d && i >= 0 && (size_t)i < d->meta_count ? d->meta[i].key : NULL;
 }
+
+const char *nb__state_dict_metadata_value(const nb_state_dict *d, int64_t i)
+{
+    return d && i >= 0 && (size_t)i < d->meta_count ? d->meta[i].value : NULL;
+}

@@ -277,6 +277,8 @@ int nb__num_threads(void);
 nb_status nb__state_dict_append(nb_state_dict *d, const char *name, nb_tensor *t);
 /** The same for nb_state_dict_set_metadata and a key that d does not hold. */
 nb_status nb__state_dict_append_metadata(nb_state_dict *d, const char *key, const char *value);
+/** The value of metadata entry i (nb_state_dict_metadata_key's), without a search by key. */
+const char *nb__state_dict_metadata_value(const nb_state_dict *d, int64_t i);
 
 /** The system's text for errno value err, into buf (n bytes). Returns buf. */
 const char *nb__errno_str(int err, char *buf, size_t n);

@@ -40,7 +40,7 @@ static json_t *metadata_json(const char *fn, const nb_state_dict *d, nb_status *
     }
     for (int64_t i = 0; i < nb_state_dict_metadata_size(d); i++) {
         const char *key = nb_state_dict_metadata_key(d, i);
-        json_t *value = json_string(nb_state_dict_metadata(d, key));
+        json_t *value = json_string(nb__state_dict_metadata_value(d, i));
         if (!value && !nb__json_failed()) {
             *st = nb__error(NB_EINVAL, fn, "the value of metadata key %lld is not valid UTF-8",
                             (long long)i);
