@@ -858,6 +858,9 @@ static void test_save_errors(void **state)
              path);
     assert_error(NB_EIO, want);
     assert_int_equal(dir_entries(dir, NULL, 0), 0);
+    /* an empty path names no file, as for open(""): refused before anything is written */
+    assert_int_equal(nb_safetensors_save(d, ""), NB_EIO);
+    assert_error(NB_EIO, "nb_safetensors_save: cannot resolve '': No such file or directory");
 
     /* a symbolic link: the file it points to is replaced, the link stays */
     char target[300];

@@ -52,11 +52,12 @@ static int copy_path(char *dst, const char *src, size_t n)
 /*
  * The file a save to path replaces, into out: path itself, or what a symbolic link at path
  * leads to, also when that does not exist yet (the save then creates it, as open does).
- * Returns 0 or an errno value (ELOOP for links that lead in a circle).
+ * Returns 0 or an errno value (ELOOP for links that lead in a circle, ENOENT for "").
  */
 static int resolve(const char *path, char out[NB__PATH_MAX])
 {
     struct stat st;
+    if (!path[0]) return ENOENT; /* as open(""): not a file in the current directory */
     if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) return copy_path(out, path, NB__PATH_MAX);
     if (realpath(path, out)) return 0;
     char link[NB__PATH_MAX];
