@@ -322,6 +322,36 @@ static void test_load_many_entries(void **state)
         fail_msg("saving %d entries took %.3f s, %d took %.3f s", N, save, N / 8, small_save);
 }
 
+/*
+ * A file whose name is as long as the file system allows (255 bytes), saved over and over: the
+ * temporary file next to it takes a short name where the name plus its suffix would be too
+ * long, and none is left behind. Names of 230 to 255 bytes cover both kinds.
+ */
+static void test_save_long_name(void **state)
+{
+    (void)state;
+    char *dir = make_dir(), name[256], path[600];
+    nb_state_dict *d = nb_state_dict_new();
+    add(d, "w", NB_SHAPE(3), 2.5f);
+    for (int len = 230; len <= 255; len += 5) {
+        memset(name, 'n', (size_t)len);
+        name[len] = '\0';
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        for (int again = 0; again < 2; again++) { /* creates it, then replaces it */
+            if (nb_safetensors_save(d, path) != NB_OK)
+                fail_msg("name of %d bytes: %s", len, nb_last_error()->message);
+            assert_only_file(dir, name);
+        }
+        nb_state_dict *back = nb_safetensors_load(path);
+        if (!back) fail_msg("%s", nb_last_error()->message);
+        assert_dicts_equal(d, back);
+        nb_state_dict_free(back);
+        assert_int_equal(unlink(path), 0);
+    }
+    nb_state_dict_free(d);
+    rm_dir(dir);
+}
+
 static void test_round_trip_large(void **state)
 {
     (void)state;
@@ -1237,27 +1267,17 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_exact_bytes),
-        T(test_empty_dict),
-        T(test_round_trip_shapes),
-        T(test_round_trip_metadata_and_names),
-        T(test_round_trip_many),
-        T(test_load_many_entries),
-        T(test_round_trip_large),
-        T(test_load_in_scope),
-        T(test_torch_sequential),
-        T(test_torch_dtypes),
-        T(test_write_for_torch),
-        T(test_convert_large),
-        T(test_bad_files),
-        T(test_header_order),
-        T(test_corpus_in_sync),
-        T(test_load_errors),
-        T(test_save_errors),
-        T(test_save_header_limit),
-        T(test_writer_failure_sweep),
-        T(test_save_fsize_sweep),
-        T(test_save_full_fs),
+        T(test_exact_bytes),       T(test_empty_dict),
+        T(test_round_trip_shapes), T(test_round_trip_metadata_and_names),
+        T(test_round_trip_many),   T(test_load_many_entries),
+        T(test_save_long_name),    T(test_round_trip_large),
+        T(test_load_in_scope),     T(test_torch_sequential),
+        T(test_torch_dtypes),      T(test_write_for_torch),
+        T(test_convert_large),     T(test_bad_files),
+        T(test_header_order),      T(test_corpus_in_sync),
+        T(test_load_errors),       T(test_save_errors),
+        T(test_save_header_limit), T(test_writer_failure_sweep),
+        T(test_save_fsize_sweep),  T(test_save_full_fs),
         T(test_alloc_failures),
     };
 #undef T

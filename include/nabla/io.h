@@ -87,12 +87,13 @@ typedef int (*nb_write_fn)(void *ctx, const void *data, size_t size);
 
 /**
  * Write d's tensors (as F32) and metadata to the file at path, atomically: the bytes go to a
- * new temporary file in the same directory (path + ".<pid>.<n>.tmp", created with mode 0666
- * less the umask), which is flushed to disk with fsync and then renamed over path (and the
- * directory synced). A save that fails at any point — a full file system, a write error, out
- * of memory — removes the temporary file and leaves whatever was at path untouched. When path
- * is a symbolic link, the file it points to is replaced (the link stays; a link to a file not
- * there yet makes that file, as open(path, "wb") does, and links in a circle are NB_EIO).
+ * new temporary file in the same directory (path + ".<pid>.<n>.tmp", or ".nabla.<pid>.<n>.tmp"
+ * where that name would be too long; created with mode 0666 less the umask), which is
+ * flushed to disk with fsync and then renamed over path (and the directory synced). A save
+ * that fails at any point — a full file system, a write error, out of memory — removes the
+ * temporary file and leaves whatever was at path untouched. When path is a symbolic link,
+ * the file it points to is replaced (the link stays; a link to a file not there yet makes
+ * that file, as open(path, "wb") does, and links in a circle are NB_EIO).
  * A file that replaces an older one gets the new file's mode, not the old one's.
  * PyTorch: safetensors.torch.save_file(state_dict, path, metadata).
  * Ownership: d and path are borrowed; nothing is kept.

@@ -27,15 +27,29 @@ const char *nb__errno_str(int err, char *buf, size_t n)
     return buf;
 }
 
-/* Create target.<pid>.<n>.tmp, new, in target's directory; its name goes into tmp. */
+/*
+ * Create target.<pid>.<n>.tmp, new, in target's directory; its name goes into tmp. Where that
+ * name is longer than the file system allows (a target's name of 240 bytes or so), the
+ * temporary file is .nabla.<pid>.<n>.tmp in the same directory instead.
+ */
 static int create_temp(const char *target, char *tmp, size_t size)
 {
     static atomic_uint counter;
+    const char *slash = strrchr(target, '/');
+    const int dir = slash ? (int)(slash - target) + 1 : 0; /* the directory's part, with '/' */
+    bool short_name = false;
     int fd = -1;
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        snprintf(tmp, size, "%s.%ld.%u.tmp", target, (long)getpid(), atomic_fetch_add(&counter, 1));
+        unsigned n = atomic_fetch_add(&counter, 1);
+        if (short_name)
+            snprintf(tmp, size, "%.*s.nabla.%ld.%u.tmp", dir, target, (long)getpid(), n);
+        else
+            snprintf(tmp, size, "%s.%ld.%u.tmp", target, (long)getpid(), n);
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST) break;
+        if (fd < 0 && errno == ENAMETOOLONG && !short_name)
+            short_name = true;
+        else if (fd < 0 && errno != EEXIST)
+            break;
     }
     return fd;
 }
