@@ -5,6 +5,7 @@
  * from r. Padding repeats the order from its start however many times it takes, so index
  * k of the padded order is order[k mod size].
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "dist/internal.h"
@@ -41,7 +42,10 @@ nb_dist_sampler *nb_dist_sampler_new(int64_t size, int num_replicas, int rank,
                      num_replicas - 1);
         return NULL;
     }
-    nb_dist_sampler *s = nb_alloc(sizeof *s, 0);
+    /* the order and the indices take 8 bytes an entry, which size_t must count */
+    nb_dist_sampler *s = NULL;
+    if ((uint64_t)size > SIZE_MAX / sizeof *s->order) goto oom;
+    s = nb_alloc(sizeof *s, 0);
     if (!s) goto oom;
     memset(s, 0, sizeof *s);
     s->size = size;

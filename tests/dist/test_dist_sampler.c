@@ -184,6 +184,18 @@ static void test_errors(void **state)
     assert_memory_equal(nb_dist_sampler_indices(s, NULL), before, sizeof before);
     nb_dist_sampler_free(s);
     nb_dist_sampler_free(NULL);
+    /* more indices than size_t counts the bytes of: no memory for them, whatever the
+       options (the byte counts wrapped to small blocks, which the indices overran) */
+    const int64_t huge[] = {((int64_t)1 << 61) + 1, ((int64_t)1 << 62) + 3, INT64_MAX};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        for (int shuffle = 0; shuffle < 2; shuffle++) {
+            nb_dist_sampler_options h = {.shuffle = shuffle};
+            assert_null(nb_dist_sampler_new(huge[i], 1, 0, &h));
+            assert_error(NB_ENOMEM, "nb_dist_sampler_new: out of memory");
+            assert_null(nb_dist_sampler_new(huge[i], 2, 1, &h));
+            assert_error(NB_ENOMEM, "nb_dist_sampler_new: out of memory");
+        }
+    }
     /* without shuffle the seed is not used */
     o.shuffle = false;
     s = nb_dist_sampler_new(7, 2, 0, &o);
