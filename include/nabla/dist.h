@@ -42,7 +42,9 @@
  * others first and, if they are in another call, returns an error everywhere instead of
  * finalizing), or exit: a rank that exits without finalizing makes mpirun end the job.
  * nb_dist_options.timeout_s bounds the wait for ranks that never come (a hang, a deadlock):
- * past it the job ends with a message.
+ * past it the job ends with a message. After MPI was finalised (by the program, or by the
+ * last nb_dist_finalize), every collective fails with NB_ESTATE "...: MPI was finalized
+ * already".
  *
  * Threads: call these functions from one thread at a time (MPI_THREAD_SERIALIZED).
  * This header includes <mpi.h>; the umbrella nabla/nabla.h does not include it.
@@ -102,8 +104,10 @@ typedef struct nb_dist_options {
  * MPI_COMM_WORLD, so nabla's messages never mix with the program's. Collective: every rank
  * calls it. options NULL: the defaults. Run without mpirun, the process is a group of one.
  * PyTorch: torch.distributed.init_process_group("mpi").
- * Ownership: the caller's; end it with nb_dist_finalize() (which finalises MPI only if this
- * call initialised it) or nb_dist_abort().
+ * Ownership: the caller's; end it with nb_dist_finalize() or nb_dist_abort(). When nabla
+ * initialised MPI (here, or in an earlier nb_dist_init, even one that failed), the last of
+ * nb_dist_init's groups to be finalised finalises MPI; MPI the program initialised stays
+ * the program's.
  * Errors: NULL with NB_EINVAL for a bucket_cap_mb or timeout_s that is negative, not finite
  * or too big; NB_ESTATE when MPI was finalised already; NB_EIO when MPI fails; NB_ENOMEM.
  */
@@ -121,7 +125,8 @@ NB_API nb_dist *nb_dist_from_comm(MPI_Comm comm, const nb_dist_options *options)
 
 /**
  * Leave the group: agree with the other ranks that they are leaving too, free d, and
- * finalise MPI if nb_dist_init initialised it. Collective. When the other ranks are in
+ * finalise MPI if nabla initialised it and d is the last open group of nb_dist_init.
+ * Collective. When the other ranks are in
  * another call of this header (this rank is leaving on an error path), every rank gets an
  * error and MPI is not finalised, so nobody is left waiting: end the program, or call
  * nb_dist_abort(). PyTorch: torch.distributed.destroy_process_group().

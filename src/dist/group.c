@@ -16,6 +16,12 @@
 #define BUCKET_CAP_MB_MAX 8191.0
 #define MESSAGE_MAX       512
 
+/* MPI as nb_dist_init initialised it (the calls come from one thread at a time): whether
+   nabla did and has not finalised it yet, even when that nb_dist_init failed, and how many
+   of nb_dist_init's groups are open; the last of them to leave finalises MPI. */
+static bool mpi_ours;
+static int mpi_groups;
+
 static const char *op_name(int64_t op)
 {
     switch (op) {
@@ -145,6 +151,9 @@ static void local_cause(const char *fn, char *out, size_t size)
 
 nb_status nb__dist_agree(nb_dist *d, const nb__dist_call *c, int64_t *min_have)
 {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return nb__dist_fail(d, NB_ESTATE, c->fn, "MPI was finalized already");
     /* a rank that failed by itself tells the others, unless the job ends here */
     if (c->local != NB_OK && d->o.abort_on_error) nb__dist_die(d);
     int64_t h[H_N] = {
@@ -270,8 +279,11 @@ nb_dist *nb_dist_init(int *argc, char ***argv, const nb_dist_options *options)
             nb__dist_mpi_error(NULL, fn, "MPI_Init_thread", rc);
             return NULL;
         }
+        mpi_ours = true;
     }
-    return join(fn, NB__DIST_INIT, MPI_COMM_WORLD, &o, !inited);
+    nb_dist *d = join(fn, NB__DIST_INIT, MPI_COMM_WORLD, &o, mpi_ours);
+    if (d && d->owns_mpi) mpi_groups++;
+    return d;
 }
 
 nb_dist *nb_dist_from_comm(MPI_Comm comm, const nb_dist_options *options)
@@ -312,11 +324,15 @@ nb_status nb_dist_finalize(nb_dist *d)
     nb_status st = nb__dist_agree(d, &c, NULL);
     /* the others are elsewhere: the communicator cannot be freed nor MPI finalised, or a
        rank would wait for ever; the process must end (or abort) with MPI as it is */
+    const bool last = d->owns_mpi && --mpi_groups == 0;
     if (st == NB_OK) {
         int rc = MPI_Comm_free(&d->comm);
         if (rc != MPI_SUCCESS) st = nb__dist_mpi_error(NULL, fn, "MPI_Comm_free", rc);
-        if (rc == MPI_SUCCESS && d->owns_mpi && (rc = MPI_Finalize()) != MPI_SUCCESS)
-            st = nb__dist_mpi_error(NULL, fn, "MPI_Finalize", rc);
+        if (rc == MPI_SUCCESS && last) {
+            mpi_ours = false;
+            if ((rc = MPI_Finalize()) != MPI_SUCCESS)
+                st = nb__dist_mpi_error(NULL, fn, "MPI_Finalize", rc);
+        }
     }
     nb__dist_free_buffers(d);
     nb_free(d);

@@ -7,6 +7,9 @@
  *   dist-job abort-on-error  abort_on_error; rank 1 passes a bad argument to the average
  *   dist-job hang            timeout_s 2; rank 1 stops answering (sleeps a minute)
  *   dist-job exit            rank 1 exits in the middle of the run
+ *   dist-job init-retry      nb_dist_init with bad options, then with good ones
+ *   dist-job init-twice      two groups of nb_dist_init, finalised in the order made
+ *   dist-job after-finalize  the program finalises its MPI while a group is open
  * Failures come at step 3, on rank 1; the program prints "rank R: <error>" when it gets one.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -39,6 +42,61 @@ static nb_status misbehave(void *ctx, dm_model *m, int step, dm_phase phase)
     return NB_OK;
 }
 
+/* The first nb_dist_init initialises MPI and fails: the second's group finalises MPI. */
+static int init_retry(int *argc, char ***argv)
+{
+    nb_dist_options bad = {.bucket_cap_mb = -1};
+    if (nb_dist_init(argc, argv, &bad)) return 1;
+    nb_dist *d = nb_dist_init(argc, argv, NULL);
+    if (!d) {
+        fprintf(stderr, "%s\n", nb_last_error()->message);
+        return 1;
+    }
+    const int rank = nb_dist_rank(d);
+    nb_status st = nb_dist_finalize(d);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    printf("rank %d: nb_dist_finalize %s, MPI finalized: %d\n", rank, nb_status_name(st),
+           finalized);
+    return st == NB_OK && finalized ? 0 : 1;
+}
+
+/* Two groups of nb_dist_init: the first to leave leaves MPI to the other, the last
+   finalises it. */
+static int init_twice(int *argc, char ***argv)
+{
+    nb_dist *a = nb_dist_init(argc, argv, NULL), *b = a ? nb_dist_init(argc, argv, NULL) : NULL;
+    if (!b) {
+        fprintf(stderr, "%s\n", nb_last_error()->message);
+        return 1;
+    }
+    const int rank = nb_dist_rank(b);
+    nb_status st = nb_dist_finalize(a);
+    int early = 1, finalized = 0;
+    MPI_Finalized(&early);
+    if (st == NB_OK && !early) st = nb_dist_barrier(b);
+    nb_status end = nb_dist_finalize(b);
+    MPI_Finalized(&finalized);
+    printf("rank %d: %s, %s, MPI finalized: %d then %d\n", rank, nb_status_name(st),
+           nb_status_name(end), early, finalized);
+    return st == NB_OK && end == NB_OK && !early && finalized ? 0 : 1;
+}
+
+/* The program owns MPI and finalises it with a group open: the group's calls fail. */
+static int after_finalize(int *argc, char ***argv)
+{
+    MPI_Init(argc, argv);
+    nb_dist *d = nb_dist_from_comm(MPI_COMM_WORLD, NULL);
+    if (!d) return 1;
+    const int rank = nb_dist_rank(d);
+    MPI_Finalize();
+    nb_status st = nb_dist_barrier(d);
+    printf("rank %d: %s\n", rank, nb_last_error()->message);
+    nb_status end = nb_dist_finalize(d);
+    printf("rank %d: %s\n", rank, nb_last_error()->message);
+    return st == NB_ESTATE && end == NB_ESTATE ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "train", *out = NULL;
@@ -47,6 +105,9 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--deterministic")) o.deterministic = true;
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
     }
+    if (!strcmp(mode, "init-retry")) return init_retry(&argc, &argv);
+    if (!strcmp(mode, "init-twice")) return init_twice(&argc, &argv);
+    if (!strcmp(mode, "after-finalize")) return after_finalize(&argc, &argv);
     o.abort_on_error = !strcmp(mode, "abort-on-error");
     if (!strcmp(mode, "hang")) o.timeout_s = 2;
     nb_set_num_threads(1);
