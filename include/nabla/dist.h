@@ -118,7 +118,8 @@ NB_API nb_dist *nb_dist_init(int *argc, char ***argv, const nb_dist_options *opt
  * the program, which also finalises it); nabla works on a duplicate. Collective over comm.
  * PyTorch: torch.distributed.new_group(ranks).
  * Ownership: the caller's; comm stays the program's.
- * Errors: NULL with NB_EINVAL for MPI_COMM_NULL or bad options (as nb_dist_init);
+ * Errors: NULL with NB_EINVAL for MPI_COMM_NULL, an intercommunicator or bad options (as
+ * nb_dist_init);
  * NB_ESTATE when MPI is not initialised or was finalised; NB_EIO; NB_ENOMEM.
  */
 NB_API nb_dist *nb_dist_from_comm(MPI_Comm comm, const nb_dist_options *options);

@@ -302,6 +302,18 @@ nb_dist *nb_dist_from_comm(MPI_Comm comm, const nb_dist_options *options)
         nb_error_set(NB_EINVAL, fn, "comm is MPI_COMM_NULL");
         return NULL;
     }
+    /* every rank of an intercommunicator finds it one (its collectives join two groups) */
+    int inter = 0;
+    int rc = MPI_Comm_test_inter(comm, &inter);
+    if (rc != MPI_SUCCESS) {
+        nb__dist_mpi_error(NULL, fn, "MPI_Comm_test_inter", rc);
+        return NULL;
+    }
+    if (inter) {
+        nb_error_set(NB_EINVAL, fn,
+                     "comm is an intercommunicator (an intracommunicator is needed)");
+        return NULL;
+    }
     return join(fn, NB__DIST_FROM_COMM, comm, &o, false);
 }
 

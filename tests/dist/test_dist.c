@@ -90,6 +90,18 @@ static void test_group(void **state)
     nb_release(t);
     assert_null(nb_dist_from_comm(MPI_COMM_NULL, NULL));
     assert_error(NB_EINVAL, "nb_dist_from_comm: comm is MPI_COMM_NULL");
+    /* an intercommunicator between the even and the odd ranks: refused on each (its
+       collectives ended the job in MPI) */
+    if (world_size >= 2) {
+        MPI_Comm half, inter;
+        MPI_Comm_split(MPI_COMM_WORLD, world_rank % 2, world_rank, &half);
+        MPI_Intercomm_create(half, 0, MPI_COMM_WORLD, 1 - world_rank % 2, 7, &inter);
+        assert_null(nb_dist_from_comm(inter, NULL));
+        assert_error(NB_EINVAL, "nb_dist_from_comm: comm is an intercommunicator (an "
+                                "intracommunicator is needed)");
+        MPI_Comm_free(&inter);
+        MPI_Comm_free(&half);
+    }
     /* MPI is the program's here: nb_dist_init adopts it and finalises nothing */
     d = nb_dist_init(NULL, NULL, NULL);
     assert_non_null(d);
