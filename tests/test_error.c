@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nabla/extend.h>
+
 #include "testutil.h"
 
 /* The last error is exactly this code and message. */
@@ -173,6 +175,43 @@ static nb_tensor *non_leaf(nb_tensor **leaf)
     assert_non_null(y);
     assert_false(nb_tensor_is_leaf(y));
     return y;
+}
+
+/* Whether s is well-formed UTF-8 (every sequence whole; the text here holds no overlongs). */
+static bool whole_utf8(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int need = *p >= 0xF0 ? 3 : *p >= 0xE0 ? 2 : *p >= 0xC0 ? 1 : 0;
+        if (*p >= 0x80 && *p < 0xC0) return false;
+        p++;
+        for (int k = 0; k < need; k++, p++)
+            if ((*p & 0xC0) != 0x80) return false;
+    }
+    return true;
+}
+
+/*
+ * A message longer than the 511 bytes kept is cut before a character the cut would split, so
+ * that it stays UTF-8: characters of 2, 3 and 4 bytes, the cut at each of their bytes.
+ */
+static void test_long_message_utf8(void **state)
+{
+    (void)state;
+    const char *chars[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    char text[1200];
+    for (int c = 0; c < 3; c++) {
+        const size_t width = strlen(chars[c]);
+        text[0] = '\0';
+        while (strlen(text) + width < sizeof text) strcat(text, chars[c]);
+        for (int pad = 0; pad < 4; pad++) {
+            nb_error_set(NB_EINVAL, "my_op", "%.*s%s", pad, "xxx", text);
+            const char *m = nb_last_error()->message;
+            if (!whole_utf8(m)) fail_msg("%zu-byte characters, pad %d: cut inside one", width, pad);
+            assert_true(strlen(m) <= 511);
+            assert_true(strlen(m) > 511 - width); /* no more dropped than the split one */
+            assert_int_equal(strncmp(m, "my_op: ", 7), 0);
+        }
+    }
 }
 
 static void test_warning_handler(void **state)
@@ -601,6 +640,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_names, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_messages, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_long_message_utf8, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_warning_handler, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_thread_local, nbt_setup_counting,

@@ -51,8 +51,10 @@ typedef enum nb_status {
 
 /** The last error of the calling thread. */
 typedef struct nb_error {
-    nb_status code;      /**< NB_OK when no error has been recorded since the last clear */
-    const char *message; /**< one line, "function: cause"; "" when code is NB_OK */
+    nb_status code; /**< NB_OK when no error has been recorded since the last clear */
+    /** one line, "function: cause", without control characters, at most 511 bytes (a longer
+        one is cut before the character that would be split); "" when code is NB_OK */
+    const char *message;
 } nb_error;
 
 /**

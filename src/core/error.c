@@ -57,14 +57,31 @@ const char *nb_status_name(nb_status status)
     return "NB_E?";
 }
 
+/*
+ * A message cut at MESSAGE_MAX - 1 bytes: drop the start of a UTF-8 character the cut left
+ * without its last bytes, so that the message stays valid UTF-8 (a name read from a file may
+ * be anything).
+ */
+static void cut_whole_character(char *text)
+{
+    size_t len = strlen(text), start = len;
+    while (start > 0 && len - start < 3 && ((unsigned char)text[start - 1] & 0xC0) == 0x80)
+        start--; /* continuation bytes */
+    if (start == 0) return;
+    const unsigned char lead = (unsigned char)text[start - 1];
+    const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (len - (start - 1) < need) text[start - 1] = '\0';
+}
+
 nb_status nb__error(nb_status code, const char *fn, const char *fmt, ...)
 {
     int n = snprintf(tls_error.text, MESSAGE_MAX, "%s: ", fn);
     if (n < 0 || n >= MESSAGE_MAX) n = 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_error.text + n, (size_t)(MESSAGE_MAX - n), fmt, ap);
+    int m = vsnprintf(tls_error.text + n, (size_t)(MESSAGE_MAX - n), fmt, ap);
     va_end(ap);
+    if (m >= MESSAGE_MAX - n) cut_whole_character(tls_error.text);
     /* one line, always: no line break nor other control character (a tensor name read from
      * a file may hold a carriage return or a terminal escape) */
     for (char *p = tls_error.text; *p; p++)
