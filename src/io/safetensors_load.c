@@ -36,8 +36,8 @@ static void from_f16(float *dst, const unsigned char *src, size_t n)
         uint32_t h = (uint32_t)src[2 * i] | (uint32_t)src[2 * i + 1] << 8;
         uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
         uint32_t bits;
-        if (exp == 0x1f) { /* inf and NaN, payload kept */
-            bits = sign | 0x7f800000u | mant << 13;
+        if (exp == 0x1f) { /* inf; a NaN keeps its payload and is quiet, as torch's (F16C's) */
+            bits = sign | 0x7f800000u | mant << 13 | (mant ? 0x00400000u : 0u);
         } else if (exp != 0) { /* rebias 15 → 127 */
             bits = sign | (exp + 112) << 23 | mant << 13;
         } else if (mant == 0) {

@@ -62,8 +62,15 @@ def write_safetensors(path, header_order, data_order, tensors, metadata):
 
 
 def bits(t):
+    """t's values as float32 bit patterns, as torch converts them (NaN payloads included)."""
     f = t.detach().to(torch.float32).reshape(-1)
-    return [struct.unpack("<I", struct.pack("<f", v))[0] for v in f.tolist()]
+    return [v & 0xFFFFFFFF for v in f.view(torch.int32).tolist()]
+
+
+def from_bits(patterns, dtype):
+    """A 16-bit float tensor of the given bit patterns (NaNs with payloads, signalling ones)."""
+    raw = torch.tensor([p - 0x10000 if p >= 0x8000 else p for p in patterns], dtype=torch.int16)
+    return raw.view(dtype)
 
 
 def c_tensors(prefix, order, tensors):
@@ -103,6 +110,10 @@ def main():
         "bf16.weight": w.to(torch.bfloat16),
         "f64.weight": w.to(torch.float64) / 3.0,
         "f32.scalar": torch.tensor(-1.5, dtype=torch.float32),
+        # NaNs with payloads, signalling and quiet, of either sign: torch quiets F16's
+        "half.nans": from_bits([0x7C01, 0x7D00, 0xFC01, 0x7E00, 0x7DFF, 0xFE01, 0x7FFF],
+                               torch.float16),
+        "bf16.nans": from_bits([0x7F81, 0x7FC1, 0xFF81, 0x7FFF, 0xFFC0], torch.bfloat16),
     }
     dt_data = sorted(dt)
     dt_header = list(reversed(dt_data))

@@ -32,20 +32,24 @@ static const char *const st_ref_state_order[] = {"0.weight", "0.bias", "2.weight
 /* torch_dtypes.safetensors, in header order (the data section is in reverse); no metadata */
 static const uint32_t st_ref_dtypes_0[] = {0xbb756000u, 0x3e896000u, 0xbed2c000u, 0xbebc6000u, 0xbe454000u, 0x3e094000u, 0xbc224000u, 0x3ecb0000u, 0xbd35c000u, 0x3e078000u, 0xbe1ac000u, 0xbdc94000u};
 static const uint32_t st_ref_dtypes_1[] = {0x00000000u, 0x80000000u, 0x3f800000u, 0xc0200000u, 0x3dccc000u, 0x3eaaa000u, 0x477fe000u, 0x7f800000u, 0x38800000u, 0x33800000u, 0x37280000u, 0xb3800000u, 0x7f800000u, 0x00000000u, 0x00000000u, 0x7f800000u, 0x7f800000u, 0xff800000u, 0x7fc00000u};
-static const uint32_t st_ref_dtypes_2[] = {0xbaa38d55u, 0x3db71b28u, 0xbe0c7764u, 0xbdfb3355u, 0xbd83774du, 0x3d370fe5u, 0xbb5869abu, 0x3e0751dfu, 0xbc725495u, 0x3d34a465u, 0xbd4e4f90u, 0xbd06304bu};
-static const uint32_t st_ref_dtypes_3[] = {0x00000000u, 0x80000000u, 0x3f800000u, 0xc0200000u, 0x3dcccccdu, 0x3eaaaaabu, 0x477fe000u, 0x477ff000u, 0x38800000u, 0x33800000u, 0x3727c5acu, 0xb300d959u, 0x7f61b1e6u, 0x000116c2u, 0x00000000u, 0x7f800000u, 0x7f800000u, 0xff800000u, 0x7fc00000u};
-static const uint32_t st_ref_dtypes_4[] = {0xbfc00000u};
-static const uint32_t st_ref_dtypes_5[] = {0xbb750000u, 0x3e890000u, 0xbed30000u, 0xbebc0000u, 0xbe450000u, 0x3e090000u, 0xbc220000u, 0x3ecb0000u, 0xbd360000u, 0x3e070000u, 0xbe1b0000u, 0xbdc90000u};
-static const uint32_t st_ref_dtypes_6[] = {0x00000000u, 0x80000000u, 0x3f800000u, 0xc0200000u, 0x3dcd0000u, 0x3eab0000u, 0x47800000u, 0x47800000u, 0x38800000u, 0x33800000u, 0x37280000u, 0xb3010000u, 0x7f620000u, 0x00010000u, 0x00000000u, 0x7f800000u, 0x7f800000u, 0xff800000u, 0x7fc00000u};
+static const uint32_t st_ref_dtypes_2[] = {0x7fc02000u, 0x7fe00000u, 0xffc02000u, 0x7fc00000u, 0x7fffe000u, 0xffc02000u, 0x7fffe000u};
+static const uint32_t st_ref_dtypes_3[] = {0xbaa38d55u, 0x3db71b28u, 0xbe0c7764u, 0xbdfb3355u, 0xbd83774du, 0x3d370fe5u, 0xbb5869abu, 0x3e0751dfu, 0xbc725495u, 0x3d34a465u, 0xbd4e4f90u, 0xbd06304bu};
+static const uint32_t st_ref_dtypes_4[] = {0x00000000u, 0x80000000u, 0x3f800000u, 0xc0200000u, 0x3dcccccdu, 0x3eaaaaabu, 0x477fe000u, 0x477ff000u, 0x38800000u, 0x33800000u, 0x3727c5acu, 0xb300d959u, 0x7f61b1e6u, 0x000116c2u, 0x00000000u, 0x7f800000u, 0x7f800000u, 0xff800000u, 0x7fc00000u};
+static const uint32_t st_ref_dtypes_5[] = {0xbfc00000u};
+static const uint32_t st_ref_dtypes_6[] = {0xbb750000u, 0x3e890000u, 0xbed30000u, 0xbebc0000u, 0xbe450000u, 0x3e090000u, 0xbc220000u, 0x3ecb0000u, 0xbd360000u, 0x3e070000u, 0xbe1b0000u, 0xbdc90000u};
+static const uint32_t st_ref_dtypes_7[] = {0x00000000u, 0x80000000u, 0x3f800000u, 0xc0200000u, 0x3dcd0000u, 0x3eab0000u, 0x47800000u, 0x47800000u, 0x38800000u, 0x33800000u, 0x37280000u, 0xb3010000u, 0x7f620000u, 0x00010000u, 0x00000000u, 0x7f800000u, 0x7f800000u, 0xff800000u, 0x7fc00000u};
+static const uint32_t st_ref_dtypes_8[] = {0x7f810000u, 0x7fc10000u, 0xff810000u, 0x7fff0000u, 0xffc00000u};
 static const st_ref_tensor st_ref_dtypes[] = {
     {"half.weight", "F16", 2, {3, 4}, 12, st_ref_dtypes_0},
     {"half.special", "F16", 1, {19, 0}, 19, st_ref_dtypes_1},
-    {"f64.weight", "F64", 2, {3, 4}, 12, st_ref_dtypes_2},
-    {"f64.special", "F64", 1, {19, 0}, 19, st_ref_dtypes_3},
-    {"f32.scalar", "F32", 0, {0, 0}, 1, st_ref_dtypes_4},
-    {"bf16.weight", "BF16", 2, {3, 4}, 12, st_ref_dtypes_5},
-    {"bf16.special", "BF16", 1, {19, 0}, 19, st_ref_dtypes_6},
+    {"half.nans", "F16", 1, {7, 0}, 7, st_ref_dtypes_2},
+    {"f64.weight", "F64", 2, {3, 4}, 12, st_ref_dtypes_3},
+    {"f64.special", "F64", 1, {19, 0}, 19, st_ref_dtypes_4},
+    {"f32.scalar", "F32", 0, {0, 0}, 1, st_ref_dtypes_5},
+    {"bf16.weight", "BF16", 2, {3, 4}, 12, st_ref_dtypes_6},
+    {"bf16.special", "BF16", 1, {19, 0}, 19, st_ref_dtypes_7},
+    {"bf16.nans", "BF16", 1, {5, 0}, 5, st_ref_dtypes_8},
 };
-#define ST_REF_DTYPES_N 7
+#define ST_REF_DTYPES_N 9
 
 #endif
