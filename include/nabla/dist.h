@@ -205,9 +205,11 @@ NB_API nb_status nb_dist_broadcast_state_dict(nb_dist *d, nb_state_dict *sd, int
  * skipped and keep their .grad. A parameter without a .grad on some ranks counts as zeros
  * there (DDP with find_unused_parameters): when at least one rank has its gradient, every
  * rank ends with the average as its .grad (a new tensor where it had none); when no rank
- * has one, it keeps no .grad. Every rank passes the same parameters in the same order
- * (number, sizes and requires_grad checked). Collective; with one rank the gradients are
- * unchanged. PyTorch: DistributedDataParallel's gradient synchronisation in backward.
+ * has one, it keeps no .grad. A parameter listed more than once is averaged once, as DDP
+ * keeps each parameter once. Every rank passes the same parameters in the same order
+ * (number, sizes, requires_grad and repeats checked). Collective; with one rank the
+ * gradients are unchanged. PyTorch: DistributedDataParallel's gradient synchronisation in
+ * backward.
  * Ownership: params are borrowed; their gradients change in place (versions bumped).
  * Errors: NB_EINVAL for NULL d (this rank does not take part), NULL params with n > 0, a
  * NULL params[i] (the pending error is kept, and sent), n < 0, a parameter that is not a

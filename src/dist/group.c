@@ -324,6 +324,8 @@ void nb__dist_free_buffers(nb_dist *d)
     nb_free(d->scratch);
     nb_free(d->segs);
     nb_free(d->flags);
+    nb_free(d->repeat);
+    nb_free(d->order);
     nb_free(d->temps);
     nb_free(d->counts);
 }

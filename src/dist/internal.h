@@ -52,6 +52,10 @@ struct nb_dist {
     int64_t segs_cap;
     unsigned char *flags; /* per parameter: has a gradient */
     int64_t flags_cap;
+    unsigned char *repeat; /* per parameter: listed before (its gradient goes once) */
+    int64_t repeat_cap;
+    struct nb__dist_param_at *order; /* the parameters sorted, to find the repeats */
+    int64_t order_cap;
     nb_tensor **temps; /* zero gradients for parameters that have none here */
     int64_t temps_cap;
     int *counts, *displs, *rcounts, *rdispls; /* size entries each, for v-collectives */

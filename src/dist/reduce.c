@@ -8,7 +8,9 @@
  * only then agrees with the other ranks (dist/internal.h): after the agreement nothing can
  * fail but MPI itself, so no rank is left in a collective the others never reach.
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dist/internal.h"
@@ -264,6 +266,37 @@ static nb_status reserve_temps(nb_dist *d, const char *fn, int64_t n)
     return NB_OK;
 }
 
+/* A parameter and its place in the list, sorted by address then place. */
+struct nb__dist_param_at {
+    uintptr_t p;
+    int i;
+};
+
+static int by_address(const void *a, const void *b)
+{
+    const struct nb__dist_param_at *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/*
+ * d->repeat[i]: params[i] is listed before i, so that its gradient is averaged once, as DDP
+ * keeps a parameter once (averaging it again, in a later bucket, would average the average).
+ */
+static nb_status find_repeats(nb_dist *d, const char *fn, nb_tensor *const *params, int n)
+{
+    unsigned char *r = reserve(d->repeat, &d->repeat_cap, n, sizeof *r);
+    if (!r) return nb_error_set(NB_ENOMEM, fn, "out of memory");
+    d->repeat = r;
+    struct nb__dist_param_at *o = reserve(d->order, &d->order_cap, n, sizeof *o);
+    if (!o) return nb_error_set(NB_ENOMEM, fn, "out of memory");
+    d->order = o;
+    for (int i = 0; i < n; i++) o[i] = (struct nb__dist_param_at){(uintptr_t)params[i], i};
+    if (n > 1) qsort(o, (size_t)n, sizeof *o, by_address);
+    for (int k = 0; k < n; k++) r[o[k].i] = k > 0 && o[k].p == o[k - 1].p;
+    return NB_OK;
+}
+
 /*
  * This rank's side of a gradient average: the checks, the digest of the parameters, how
  * many that require grad have a gradient here, and zero gradients for those that have none
@@ -274,6 +307,7 @@ static nb_status plan_grads(nb_dist *d, const char *fn, nb_tensor *const *params
                             nb__dist_call *c, int64_t *n_req)
 {
     nb_status st = check_list(fn, "params", params, n);
+    if (st == NB_OK) st = find_repeats(d, fn, params, n);
     if (st != NB_OK) return st;
     uint64_t h = nb__dist_digest(NB__DIST_DIGEST0, (uint64_t)n);
     int64_t total = 0;
@@ -283,8 +317,9 @@ static nb_status plan_grads(nb_dist *d, const char *fn, nb_tensor *const *params
             return nb_error_set(NB_EINVAL, fn,
                                 "params[%d] is not a leaf and does not retain its grad", i);
         const bool req = nb_tensor_requires_grad(p);
-        h = nb__dist_digest(nb__dist_digest_shape(h, p), req);
-        if (!req) continue;
+        /* the repeats are part of the list every rank must pass alike */
+        h = nb__dist_digest(nb__dist_digest(nb__dist_digest_shape(h, p), req), d->repeat[i]);
+        if (!req || d->repeat[i]) continue;
         ++*n_req;
         total += nb_tensor_numel(p);
         if (nb_tensor_grad(p)) c->have++;
@@ -297,7 +332,7 @@ static nb_status plan_grads(nb_dist *d, const char *fn, nb_tensor *const *params
     if (!f) return nb_error_set(NB_ENOMEM, fn, "out of memory");
     d->flags = f;
     for (int i = 0; i < n && c->have < *n_req; i++)
-        if (nb_tensor_requires_grad(params[i]) && !nb_tensor_grad(params[i]) &&
+        if (nb_tensor_requires_grad(params[i]) && !d->repeat[i] && !nb_tensor_grad(params[i]) &&
             (st = zero_grad_for(d, fn, params[i], i)) != NB_OK)
             return st;
     return NB_OK;
@@ -309,7 +344,8 @@ static nb_status average_grads(nb_dist *d, const char *fn, nb_tensor *const *par
 {
     unsigned char *used = d->flags;
     for (int i = 0; i < n; i++)
-        used[i] = nb_tensor_requires_grad(params[i]) && (all_have || nb_tensor_grad(params[i]));
+        used[i] = nb_tensor_requires_grad(params[i]) && !d->repeat[i] &&
+                  (all_have || nb_tensor_grad(params[i]));
     /* some rank lacks a gradient: a parameter takes part when any rank has one */
     if (!all_have) {
         int rc = MPI_Allreduce(MPI_IN_PLACE, used, n, MPI_UNSIGNED_CHAR, MPI_MAX, d->comm);

@@ -352,6 +352,60 @@ static void test_allreduce_grads(void **state)
     }
 }
 
+/*
+ * A parameter listed twice has its gradient averaged once, as DDP keeps each parameter once:
+ * [a, b, a, u, u] gives the gradients [a, b, u] gives, bit for bit, with buckets that put a's
+ * second listing in another bucket (averaging it again there changes last bits with 3
+ * ranks). u has a gradient on rank 0 only. The repeats must be the same on every rank.
+ */
+static void test_repeated_params(void **state)
+{
+    (void)state;
+    enum { A = 64, B = 5, U = 7 };
+    for (int det = 0; det < 2; det++) {
+        nb_dist_options o = {.deterministic = det, .bucket_cap_mb = 256.0 / (1024 * 1024)};
+        nb_dist *d = group(&o);
+        nb_tensor *got[2][3];
+        for (int twice = 0; twice < 2; twice++) {
+            nb_tensor *a = nb_requires_grad_(nb_zeros(NB_SHAPE(A)), true);
+            nb_tensor *b = nb_requires_grad_(nb_zeros(NB_SHAPE(B)), true);
+            nb_tensor *u = nb_requires_grad_(nb_zeros(NB_SHAPE(U)), true);
+            nb_tensor *ga = rank_values(world_rank, NB_SHAPE(A)), *gb = nb_full(NB_SHAPE(B), 0.1f);
+            nb_tensor *gu = rank_values(world_rank, NB_SHAPE(U));
+            assert_int_equal(nb_tensor_set_grad(a, ga), NB_OK);
+            assert_int_equal(nb_tensor_set_grad(b, gb), NB_OK);
+            if (world_rank == 0) assert_int_equal(nb_tensor_set_grad(u, gu), NB_OK);
+            nb_tensor *once[] = {a, b, u}, *repeated[] = {a, b, a, u, u};
+            if (twice)
+                assert_int_equal(nb_dist_allreduce_grads(d, repeated, 5), NB_OK);
+            else
+                assert_int_equal(nb_dist_allreduce_grads(d, once, 3), NB_OK);
+            for (int i = 0; i < 3; i++) got[twice][i] = nb_retain(nb_tensor_grad(once[i]));
+            nb_tensor *release[] = {a, b, u, ga, gb, gu};
+            for (size_t i = 0; i < sizeof release / sizeof release[0]; i++) nb_release(release[i]);
+        }
+        const int64_t sizes[] = {A, B, U};
+        for (int i = 0; i < 3; i++) {
+            if (memcmp(nb_tensor_data_const(got[0][i]), nb_tensor_data_const(got[1][i]),
+                       (size_t)sizes[i] * sizeof(float)) != 0)
+                fail_msg("deterministic %d: parameter %d's average differs when listed twice", det,
+                         i);
+            nb_release(got[0][i]);
+            nb_release(got[1][i]);
+        }
+        /* repeats that differ between the ranks are a mismatch, not a wrong average */
+        if (world_size > 1) {
+            nb_tensor *p = nb_requires_grad_(nb_zeros(NB_SHAPE(3)), true);
+            nb_tensor *q = nb_requires_grad_(nb_zeros(NB_SHAPE(3)), true);
+            nb_tensor *list[] = {p, world_rank == 0 ? p : q};
+            assert_int_equal(nb_dist_allreduce_grads(d, list, 2), NB_ESHAPE);
+            nb_release(p);
+            nb_release(q);
+        }
+        assert_int_equal(nb_dist_finalize(d), NB_OK);
+    }
+}
+
 static void test_grads_errors(void **state)
 {
     (void)state;
@@ -627,6 +681,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_broadcast_errors, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_allreduce_grads, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_repeated_params, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_grads_errors, nbt_setup_counting,
                                         nbt_teardown_counting),
