@@ -11,6 +11,8 @@
 
 #include "testutil.h"
 
+#include "data/range_ref.h"
+
 /* ---- helpers --------------------------------------------------------------------------- */
 
 static void check_shape(const nb_tensor *t, nb_shape want, const char *file, int line)
@@ -246,6 +248,29 @@ static void test_linspace(void **state)
 
     assert_null(nb_linspace(0, 1, -1));
     assert_error(NB_EINVAL, "nb_linspace: number of steps must be non-negative, got -1");
+}
+
+/* Every case of data/range_ref.h (torch.arange / torch.linspace in float32, bit for bit):
+ * PyTorch's kernels fill runs of 16 elements from a base per 8, the rest one at a time. */
+static void test_range_bits(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof range_ref_cases / sizeof *range_ref_cases; i++) {
+        const range_ref_case *c = &range_ref_cases[i];
+        nb_tensor *t = c->op == RANGE_REF_ARANGE ? nb_arange(c->start, c->end, c->c)
+                                                 : nb_linspace(c->start, c->end, (int64_t)c->c);
+        assert_shape(t, NB_SHAPE(c->numel));
+        const float *d = nb_tensor_data_const(t);
+        for (int64_t k = 0; k < c->numel; k++) {
+            uint32_t b;
+            memcpy(&b, &d[k], sizeof b);
+            if (b != c->bits[k])
+                fail_msg("%s(%g, %g, %g)[%lld]: 0x%08x, PyTorch 0x%08x",
+                         c->op == RANGE_REF_ARANGE ? "arange" : "linspace", c->start, c->end, c->c,
+                         (long long)k, (unsigned)b, (unsigned)c->bits[k]);
+        }
+        nb_release(t);
+    }
 }
 
 static void test_like_and_clone(void **state)
@@ -1109,6 +1134,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_creation, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_arange, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_linspace, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_range_bits, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_like_and_clone, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_alignment, nbt_setup_counting, nbt_teardown_counting),

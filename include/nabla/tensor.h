@@ -157,14 +157,17 @@ NB_API nb_tensor *nb_scalar(float value);
 NB_API nb_tensor *nb_from_data(const float *data, nb_shape shape);
 /**
  * 1-D values x[i] = start + i·step, up to but excluding end; ceil((end-start)/step)
- * elements, computed in double as torch.arange does. PyTorch: torch.arange.
+ * elements, computed in double as torch.arange does, with the bits of its CPU kernel (which
+ * fills runs of 16 from a float base per 8 elements; bit for bit up to 32768 elements, past
+ * which PyTorch's bits depend on its thread count). PyTorch: torch.arange.
  * Errors: NB_EINVAL when step is 0, or its sign disagrees with end - start, or a bound is
  * not finite; NB_ERANGE for too many elements.
  */
 NB_API nb_tensor *nb_arange(double start, double end, double step);
 /**
  * steps values evenly spaced from start to end inclusive:
- * x[i] = start + i·(end-start)/(steps-1) (the second half counted back from end, as PyTorch).
+ * x[i] = start + i·(end-start)/(steps-1) (the second half counted back from end), computed
+ * in float as torch.linspace does, with the bits of its CPU kernel (as nb_arange).
  * PyTorch: torch.linspace. Errors: NB_EINVAL when steps < 0.
  */
 NB_API nb_tensor *nb_linspace(double start, double end, int64_t steps);

@@ -264,6 +264,15 @@ nb_tensor *nb_from_data(const float *data, nb_shape shape)
     return t;
 }
 
+/*
+ * arange and linspace give the bits of PyTorch's CPU kernels (their AVX2 build, one thread:
+ * past 32768 elements PyTorch splits the range among its threads, which changes the bits):
+ * runs of RANGE_RUN elements are filled as vectors of RANGE_VEC, each from one base value,
+ * and the elements after the last whole run one at a time.
+ */
+#define RANGE_VEC 8
+#define RANGE_RUN (2 * RANGE_VEC)
+
 nb_tensor *nb_arange(double start, double end, double step)
 {
     static const char fn[] = "nb_arange";
@@ -287,8 +296,15 @@ nb_tensor *nb_arange(double start, double end, double step)
     int64_t n = (int64_t)count;
     nb_tensor *t = nb__new(fn, 1, &n);
     if (!t) return NULL;
+    /* as PyTorch's kernel: runs of RANGE_RUN elements in vectors of RANGE_VEC, each from a
+       base start + i·step rounded to float, then base + k·step in double; the rest one by one */
     float *d = nb__data(t);
-    for (int64_t i = 0; i < n; i++) d[i] = (float)(start + (double)i * step);
+    int64_t runs = n - n % RANGE_RUN;
+    for (int64_t i = 0; i < runs; i += RANGE_VEC) {
+        float base = (float)(start + step * (double)i);
+        for (int k = 0; k < RANGE_VEC; k++) d[i + k] = (float)((double)base + k * step);
+    }
+    for (int64_t i = runs; i < n; i++) d[i] = (float)(start + step * (double)i);
     return t;
 }
 
@@ -305,12 +321,17 @@ nb_tensor *nb_linspace(double start, double end, int64_t steps)
     float *d = nb__data(t);
     if (steps == 1) d[0] = (float)start;
     if (steps > 1) {
-        /* as PyTorch: the first half counts up from start, the second down from end */
-        double step = (end - start) / (double)(steps - 1);
-        int64_t half = steps / 2;
-        for (int64_t i = 0; i < steps; i++)
-            d[i] = i < half ? (float)(start + step * (double)i)
-                            : (float)(end - step * (double)(steps - i - 1));
+        /* as PyTorch's kernel, in float: the first half counts up from start, the second down
+           from end (fused), a vector of RANGE_VEC from the base of its first element */
+        const float s = (float)start, e = (float)end;
+        const float step = (e - s) / (float)(steps - 1);
+        const int64_t half = steps / 2, runs = steps - steps % RANGE_RUN;
+        for (int64_t i = 0; i < steps; i++) {
+            int64_t base = i < runs ? i - i % RANGE_VEC : i;
+            float v = base < half ? fmaf(step, (float)base, s)
+                                  : fmaf(-step, (float)(steps - base - 1), e);
+            d[i] = base == i ? v : v + (float)(i - base) * step;
+        }
     }
     return t;
 }
