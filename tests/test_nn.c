@@ -74,6 +74,24 @@ static nb_module *make_every(void)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* xavier of a tensor whose fans are both 0 fails as PyTorch's (float division by zero): the
+ * normal form drew nothing and succeeded, the uniform one blamed an infinite range. */
+static void test_init_xavier_zero_fans(void **state)
+{
+    (void)state;
+    nb_tensor *t = nb_zeros(NB_SHAPE(0, 0, 3));
+    assert_int_equal(nb_init_xavier_normal_(t, 1.0, NULL), NB_EINVAL);
+    assert_error(NB_EINVAL,
+                 "nb_init_xavier_normal_: fan_in + fan_out is 0: float division by zero");
+    assert_int_equal(nb_init_xavier_uniform_(t, 1.0, NULL), NB_EINVAL);
+    assert_error(NB_EINVAL, "nb_init_xavier_uniform_: fan_in + fan_out is 0");
+    nb_release(t);
+    t = nb_zeros(NB_SHAPE(0, 4)); /* one fan is enough: nothing to draw, as in PyTorch */
+    assert_int_equal(nb_init_xavier_normal_(t, 1.0, NULL), NB_OK);
+    assert_int_equal(nb_init_xavier_uniform_(t, 1.0, NULL), NB_OK);
+    nb_release(t);
+}
+
 static void test_init_identity(void **state)
 {
     (void)state;
@@ -677,11 +695,17 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_init_identity),         T(test_forward_and_freeze),
-        T(test_state_dict_round_trip), T(test_containers),
-        T(test_container_ownership),   T(test_container_depth),
-        T(test_alloc_failures),        T(test_state_dict_alloc_failures),
-        T(test_layer_gradcheck),       T(test_layer_modes_and_errors),
+        T(test_init_identity),
+        T(test_init_xavier_zero_fans),
+        T(test_forward_and_freeze),
+        T(test_state_dict_round_trip),
+        T(test_containers),
+        T(test_container_ownership),
+        T(test_container_depth),
+        T(test_alloc_failures),
+        T(test_state_dict_alloc_failures),
+        T(test_layer_gradcheck),
+        T(test_layer_modes_and_errors),
         T(test_header_example),
     };
 #undef T

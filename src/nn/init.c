@@ -104,6 +104,8 @@ static nb_status xavier(const char *fn, nb_tensor *t, double gain, bool normal, 
     nb_status rc = start(fn, t, gen);
     if (rc == NB_OK) rc = fans(fn, t, &fan_in, &fan_out);
     if (rc != NB_OK) return rc;
+    if (fan_in + fan_out == 0) /* PyTorch: ZeroDivisionError */
+        return nb__error(NB_EINVAL, fn, "fan_in + fan_out is 0: float division by zero");
     double std = gain * sqrt(2.0 / (fan_in + fan_out));
     if (normal) return draw(fn, t, true, 0.0, std, gen);
     double a = sqrt(3.0) * std;
