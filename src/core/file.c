@@ -164,16 +164,11 @@ int nb__file_out_write(void *ctx, const void *data, size_t size)
  * system that cannot sync a directory (EINVAL) has nothing to report that the caller could
  * act on.
  */
-static void sync_dir(char *buf)
+static void sync_dir(const char *target)
 {
-    char *slash = strrchr(buf, '/');
-    if (!slash)
-        strcpy(buf, ".");
-    else if (slash == buf)
-        buf[1] = '\0'; /* a file in the root directory */
-    else
-        *slash = '\0';
-    int fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char dir[NB__PATH_MAX];
+    dir_of(target, dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return;
     (void)fsync(fd);
     close(fd);
@@ -199,8 +194,7 @@ nb_status nb__file_out_commit(nb__file_out *f, const char *fn)
         nb__file_out_abort(f);
         return rc;
     }
-    strcpy(f->tmp, f->target); /* the directory's name is in the target's */
-    sync_dir(f->tmp);
+    sync_dir(f->target);
     nb__free(f->tmp);
     f->tmp = NULL;
     return NB_OK;

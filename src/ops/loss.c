@@ -784,6 +784,12 @@ typedef struct ce_state {
 
 enum { CE_LOGP, CE_TARGET, CE_WEIGHT };
 
+/* A probability target as the loss weighs it: (1 − ε)·y + ε/C, y itself without smoothing. */
+static inline float ce_smoothed(const ce_state *st, float y)
+{
+    return st->spread != 0.0f ? y * st->keep + st->spread : y;
+}
+
 /*
  * dx = softmax·Σq − q per sample, q the distribution the loss weighs −lp with, times g:
  * class t: q = (1 − ε)·w[t]·onehot(t) + (ε/C)·w; probabilities: q = w·((1 − ε)·y + ε/C).
@@ -881,13 +887,11 @@ NB__CLONES static void ce_dy_rows(void *ctx, int64_t lo, int64_t hi)
  */
 static void ce_dw(const ce_rows *r, int64_t n)
 {
-    const ce_state *st = r->st;
     for (int64_t j = 0; j < r->c; j++) {
         float sum = 0.0f;
         for (int64_t i = 0; i < n; i++) {
-            const float g = -(r->rows ? r->G[i] : r->gs), t = r->T[i * r->c + j];
-            float y = st->spread != 0.0f ? t * st->keep + st->spread : t;
-            sum += g * (r->lp[i * r->c + j] * y);
+            const float g = -(r->rows ? r->G[i] : r->gs);
+            sum += g * (r->lp[i * r->c + j] * ce_smoothed(r->st, r->T[i * r->c + j]));
         }
         r->d[j] = r->acc ? r->d[j] + sum : sum;
     }
@@ -983,8 +987,7 @@ static nb_tensor *ce_probs(const char *fn, const float *lp, const nb_tensor *tar
     for (int64_t i = 0; i < k.n && (rows || k.c > 0); i++) {
         float s = 0.0f;
         for (int64_t j = 0; j < k.c; j++) {
-            float y = st->spread != 0.0f ? T[i * k.c + j] * st->keep + st->spread : T[i * k.c + j];
-            s += lp[i * k.c + j] * y * (W ? W[j] : 1.0f);
+            s += lp[i * k.c + j] * ce_smoothed(st, T[i * k.c + j]) * (W ? W[j] : 1.0f);
         }
         if (rows) o[i] = -s;
         total += (double)s;
