@@ -591,8 +591,11 @@ static void test_linalg_errors(void **state)
     ASSERT_FAILS(nb_linear(t, w45, NULL), NB_ESHAPE,
                  "nb_linear: mat1 and mat2 shapes cannot be multiplied (6x4 and 5x4)");
     ASSERT_FAILS(nb_linear(x23, w43, b5), NB_ESHAPE,
-                 "nb_linear: bias must have shape [4] (out_features), got [5]");
-    ASSERT_FAILS(nb_linear(x23, w43, x23), NB_ESHAPE, "got [2, 3]");
+                 "nb_linear: shapes [5] and [2, 4] cannot be broadcast (5 != 4 at dimension 1)");
+    ASSERT_FAILS(nb_linear(x23, w43, x23), NB_ESHAPE, "shapes [2, 3] and [2, 4] cannot be");
+    ASSERT_FAILS(nb_linear(x23, w43, i214), NB_ESHAPE,
+                 "nb_linear: bias of shape [2, 1, 4] cannot be broadcast to the output's shape "
+                 "[2, 4]");
     /* a NULL bias while an error is pending is that failed result */
     nb_error_clear();
     assert_null(nb_linear(NULL, w43, b4));
@@ -611,7 +614,7 @@ static void test_linalg_errors(void **state)
     ASSERT_FAILS(nb_addmm(v3, x23, m34, 1, 1), NB_ESHAPE,
                  "nb_addmm: shapes [3] and [2, 4] cannot be broadcast (3 != 4 at dimension 1)");
     ASSERT_FAILS(nb_addmm(i214, x23, m34, 1, 1), NB_ESHAPE,
-                 "nb_addmm: input of shape [2, 1, 4] cannot be broadcast to the product's shape "
+                 "nb_addmm: input of shape [2, 1, 4] cannot be broadcast to the output's shape "
                  "[2, 4]");
 
     nb_tensor *a = nb_ones(NB_SHAPE(2, 3, 4)), *b = nb_ones(NB_SHAPE(3, 4, 5));

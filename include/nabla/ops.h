@@ -543,10 +543,12 @@ NB_API nb_tensor *nb_addmm(nb_tensor *input, nb_tensor *mat1, nb_tensor *mat2, f
 
 /**
  * The affine map of a layer, y = x·Wᵀ + b, for x [..., in] (any rank >= 1), weight W
- * [out, in] and bias b [out] or NULL (none): y [..., out]. The bias is broadcast into y, then
- * one sgemm (Wᵀ through a transpose flag) adds x·Wᵀ with beta = 1; x's leading dims are one
- * matrix of rows, never copied. dx = g·W (sgemm N,N), dW = gᵀ·x (sgemm T,N), db = column
- * sums of g; each adds into the engine's lent buffer when it has one.
+ * [out, in] and bias b or NULL (none): y [..., out]. b is a layer's [out] or any shape that
+ * broadcasts to y's (0-d, [1], [rows, out], ...; db sums g over the dims b was broadcast along;
+ * see docs/ops.md for PyTorch's 3-D x, which broadcasts b to the rows instead). b is copied
+ * into y, then one sgemm (Wᵀ through a transpose flag) adds x·Wᵀ with beta = 1; x's leading
+ * dims are one matrix of rows, never copied. dx = g·W (sgemm N,N), dW = gᵀ·x (sgemm T,N),
+ * db = column sums of g; each adds into the engine's lent buffer when it has one.
  * PyTorch: torch.nn.functional.linear; node AddmmBackward0 with a bias, MmBackward0 without,
  * for every rank of x (edges: bias, x, W; or x, W). PyTorch records these for 2-D x only; for
  * other ranks it shows the ops linear decomposes into (1-D: AddBackward0 / SqueezeBackward3;
@@ -555,8 +557,8 @@ NB_API nb_tensor *nb_addmm(nb_tensor *input, nb_tensor *mat1, nb_tensor *mat2, f
  * Ownership: new reference.
  * Errors: NULL with NB_EINVAL for NULL x or weight (a NULL bias while an error is pending fails
  * with that error); NB_ESHAPE for a 0-d x or a weight that is not 2-D, in-sizes that differ
- * ("nb_linear: mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)"), or a bias that is
- * not [out]; NB_ERANGE when a size exceeds BLAS's int; NB_ENOMEM.
+ * ("nb_linear: mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)"), or a bias that does
+ * not broadcast to y's shape; NB_ERANGE when a size exceeds BLAS's int; NB_ENOMEM.
  */
 NB_API nb_tensor *nb_linear(nb_tensor *x, nb_tensor *weight, nb_tensor *bias);
 

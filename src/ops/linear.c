@@ -113,6 +113,21 @@ static void mm_size_error(const char *fn, int64_t m, int64_t k, int64_t k2, int6
               (long long)m, (long long)k, (long long)k2, (long long)n);
 }
 
+/* NB_OK when t (linear's bias, addmm's input: the tensor the product is added to) broadcasts
+ * to the output's shape (ndim, dims) without growing it; else NB_ESHAPE (the sizes that differ, or
+ * t's role when it has more dims). */
+static nb_status added_check(const char *fn, const char *role, const nb_tensor *t, int ndim,
+                             const int64_t *dims)
+{
+    nb_shape ts = nb__size(t), os = nb__shape(ndim, dims), bs;
+    if (nb__broadcast_shape(fn, &ts, &os, &bs) != NB_OK) return NB_ESHAPE;
+    if (nb__shape_eq(&bs, &os)) return NB_OK;
+    char a[NB__SHAPE_STR], b[NB__SHAPE_STR];
+    nb__error(NB_ESHAPE, fn, "%s of shape %s cannot be broadcast to the output's shape %s", role,
+              nb__shape_str(a, ts.ndim, ts.dims), nb__shape_str(b, ndim, dims));
+    return NB_ESHAPE;
+}
+
 nb_tensor *nb_linear(nb_tensor *x, nb_tensor *weight, nb_tensor *bias)
 {
     static const char fn[] = "nb_linear";
@@ -136,15 +151,10 @@ nb_tensor *nb_linear(nb_tensor *x, nb_tensor *weight, nb_tensor *bias)
         mm_size_error(fn, m, k, weight->shape[1], n);
         return NULL;
     }
-    if (bias && (bias->ndim != 1 || bias->shape[0] != n)) {
-        char s[NB__SHAPE_STR];
-        nb__error(NB_ESHAPE, fn, "bias must have shape [%lld] (out_features), got %s", (long long)n,
-                  nb__shape_str(s, bias->ndim, bias->shape));
-        return NULL;
-    }
     int64_t dims[NB_MAX_DIMS];
     for (int i = 0; i < x->ndim - 1; i++) dims[i] = x->shape[i];
     dims[x->ndim - 1] = n;
+    if (bias && added_check(fn, "bias", bias, x->ndim, dims) != NB_OK) return NULL;
     addmm_state st = {m, k, n, 1.0f, 1.0f, true, bias != NULL};
     return addmm_apply(fn, bias, x, weight, &st, x->ndim, dims);
 }
@@ -167,14 +177,7 @@ nb_tensor *nb_addmm(nb_tensor *input, nb_tensor *mat1, nb_tensor *mat2, float be
         return NULL;
     }
     int64_t dims[2] = {m, n};
-    nb_shape is = nb__size(input), os = nb__shape(2, dims), bs;
-    if (nb__broadcast_shape(fn, &is, &os, &bs) != NB_OK) return NULL;
-    if (!nb__shape_eq(&bs, &os)) {
-        char a[NB__SHAPE_STR], b[NB__SHAPE_STR];
-        nb__error(NB_ESHAPE, fn, "input of shape %s cannot be broadcast to the product's shape %s",
-                  nb__shape_str(a, is.ndim, is.dims), nb__shape_str(b, 2, dims));
-        return NULL;
-    }
+    if (added_check(fn, "input", input, 2, dims) != NB_OK) return NULL;
     addmm_state st = {m, k, n, alpha, beta, false, true};
     return addmm_apply(fn, input, mat1, mat2, &st, 2, dims);
 }

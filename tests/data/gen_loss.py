@@ -123,6 +123,22 @@ def linalg_cases(g):
 
 # ---- pointwise losses ------------------------------------------------------------------------
 
+def linear_bias_cases():
+    """linear with a bias that broadcasts to the output: 0-d, [1], a column, a whole matrix
+    (its own generator, so the other cases keep their values)."""
+    g = torch.Generator().manual_seed(4321)
+    W = randn(5, 4, gen=g)
+    c = []
+    for xs, bs in (((3, 4), ()), ((3, 4), (1,)), ((3, 4), (3, 5)), ((3, 4), (1, 5)),
+                   ((3, 4), (3, 1)), ((4,), (1,)), ((4,), ()), ((2, 3, 4), ()),
+                   ((2, 3, 4), (1, 5)), ((2, 1, 3, 4), (3, 5)), ((2, 1, 3, 4), (2, 1, 1, 5)),
+                   ((0, 4), ())):
+        x, b = randn(*xs, gen=g), randn(*bs, gen=g)
+        c.append(Case(f"linear {len(xs)}-D x {list(xs)}, bias {list(bs)}", "LINEAR", [x, W, b],
+                      [1, 1, 1], lambda x, w, b: F.linear(x, w, b), node="AddmmBackward0"))
+    return c
+
+
 def pointwise_cases(g):
     c = []
     x = t32([[1e4, -1e4, 0.5, -0.0, 2.0, -3.0], [0.25, 1.75, -0.6, 0.1, 5.0, -2.5]])
@@ -389,7 +405,8 @@ def emit(cases, drops, out):
 def main():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1234)
-    cases = linalg_cases(g) + pointwise_cases(g) + class_cases(g) + layer_norm_cases(g)
+    cases = (linalg_cases(g) + pointwise_cases(g) + class_cases(g) + layer_norm_cases(g) +
+             linear_bias_cases())
     drops = dropout_cases()
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "loss_ref.h"), "w") as out:
