@@ -1,4 +1,7 @@
 /* State dicts: order, replacement, removal, metadata, errors, allocation failure. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <time.h>
+
 #include "testutil.h"
 
 static void test_order_and_lookup(void **state)
@@ -88,6 +91,73 @@ static void test_errors(void **state)
     nb_state_dict_free(d);
 }
 
+/*
+ * A dict of n entries and n metadata keys built by name, read back by name, then with every
+ * seventh entry removed (the index follows the moved entries); the seconds of the thread's CPU
+ * time it took.
+ */
+static double build_many(int n, nb_tensor *const *pool)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    nb_state_dict *d = nb_state_dict_new();
+    assert_non_null(d);
+    char name[32], value[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "layers.%d.weight", i);
+        assert_int_equal(nb_state_dict_set(d, name, pool[i % 4]), NB_OK);
+        snprintf(value, sizeof value, "%d", i);
+        assert_int_equal(nb_state_dict_set_metadata(d, name, value), NB_OK);
+    }
+    for (int i = 0; i < n; i += 3) { /* replaced in place, found again */
+        snprintf(name, sizeof name, "layers.%d.weight", i);
+        assert_int_equal(nb_state_dict_set(d, name, pool[(i + 1) % 4]), NB_OK);
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "layers.%d.weight", i);
+        assert_ptr_equal(nb_state_dict_get(d, name), pool[(i + (i % 3 == 0)) % 4]);
+        snprintf(value, sizeof value, "%d", i);
+        assert_string_equal(nb_state_dict_metadata(d, name), value);
+    }
+    assert_int_equal(nb_state_dict_size(d), n);
+    assert_int_equal(nb_state_dict_metadata_size(d), n);
+    for (int i = 0; i < 8 && i * 7 < n; i++) {
+        snprintf(name, sizeof name, "layers.%d.weight", i * 7);
+        assert_int_equal(nb_state_dict_remove(d, name), NB_OK);
+        assert_null(nb_state_dict_get(d, name));
+    }
+    for (int64_t i = 0; i < nb_state_dict_size(d); i++)
+        assert_ptr_equal(nb_state_dict_get(d, nb_state_dict_name(d, i)),
+                         nb_state_dict_tensor(d, i));
+    assert_null(nb_state_dict_get(d, "layers.weight"));
+    nb_state_dict_free(d);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+}
+
+/*
+ * Setting and getting by name take constant time, so a dict built by hand entry by entry is
+ * linear: a search per call made 40 000 entries take 64 times as long as 5 000. Checked as the
+ * ratio of the thread's CPU time, each size's best of three runs in turn, against a bound of
+ * 24 (linear gives about 8), as test_load_many_entries does for files.
+ */
+static void test_many_entries(void **state)
+{
+    (void)state;
+    enum { N = 40000 };
+    nb_tensor *pool[4] = {nb_ones(NB_SHAPE(1)), nb_zeros(NB_SHAPE(2)), nb_scalar(3),
+                          nb_ones(NB_SHAPE(0))};
+    double small = 1e30, big = 1e30;
+    for (int run = 0; run < 3; run++) {
+        double s = build_many(N / 8, pool), b = build_many(N, pool);
+        small = s < small ? s : small;
+        big = b < big ? b : big;
+    }
+    if (big > 24 * small + 0.05)
+        fail_msg("%d entries took %.3f s, %d took %.3f s", N, big, N / 8, small);
+    for (int i = 0; i < 4; i++) nb_release(pool[i]);
+}
+
 /* Every allocation of building a dict can fail cleanly, leaving it as it was. */
 static void test_alloc_failures(void **state)
 {
@@ -136,6 +206,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_alloc_failures, nbt_setup_counting,
                                         nbt_teardown_counting),
+        cmocka_unit_test(test_many_entries),
     };
     return cmocka_run_group_tests_name("dict", tests, NULL, NULL);
 }
