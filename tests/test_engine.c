@@ -20,6 +20,13 @@ static void assert_data(nb_tensor *t, const float *want, int64_t n)
                      (double)want[i]);
 }
 
+static uint32_t bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
 /* ---- in-place writes ----------------------------------------------------------------------- */
 
 static void test_inplace_alias(void **state)
@@ -434,6 +441,118 @@ static void test_grad_accumulates_in_place(void **state)
 }
 
 /*
+ * PyTorch sums a leaf's gradients before adding them to its .grad, and adds each gradient to a
+ * node's partial sum once it is whole, so 1 + (2^-24 + 2^-24) is 1 + 2^-23 where adding each
+ * 2^-24 in turn would round back to 1. The values are tests/data/gen_accumulation.py's; the
+ * .grad's version moves once per backward, as there.
+ */
+static void test_accumulation_order(void **state)
+{
+    (void)state;
+    const float c = 0x1p-24f, want[2] = {0x1.000002p+0f, 0x1.000002p+0f};
+    nb_scope *sc = nb_scope_begin();
+    /* a .grad of 1 from a first backward, then two gradients through a broadcast */
+    nb_tensor *x = nb_requires_grad_(nb_ones(NB_SHAPE(2)), true);
+    assert_int_equal(nb_backward(nb_sum(x, NB_DIMS_ALL, false), NULL, false), NB_OK);
+    nb_tensor *y = nb_sum(nb_mul(x, nb_full(NB_SHAPE(2, 2), c)), NB_DIMS_ALL, false);
+    assert_int_equal(nb_backward(y, NULL, false), NB_OK);
+    assert_data(nb_tensor_grad(x), want, 2);
+    /* a .grad of 1, then two uses of the leaf */
+    nb_tensor *x1 = nb_requires_grad_(nb_ones(NB_SHAPE(1)), true);
+    assert_int_equal(nb_backward(nb_sum(x1, NB_DIMS_ALL, false), NULL, false), NB_OK);
+    y = nb_sum(nb_add(nb_mul_scalar(x1, c), nb_mul_scalar(x1, c)), NB_DIMS_ALL, false);
+    assert_int_equal(nb_backward(y, NULL, false), NB_OK);
+    assert_data(nb_tensor_grad(x1), want, 1);
+    /* a weight's .grad of 1, then two products with it */
+    nb_tensor *w = nb_requires_grad_(nb_ones(NB_SHAPE(1, 1)), true);
+    assert_int_equal(nb_backward(nb_sum(w, NB_DIMS_ALL, false), NULL, false), NB_OK);
+    nb_tensor *b = nb_full(NB_SHAPE(1, 1), c);
+    y = nb_sum(nb_add(nb_matmul(b, w), nb_matmul(b, w)), NB_DIMS_ALL, false);
+    assert_int_equal(nb_backward(y, NULL, false), NB_OK);
+    assert_data(nb_tensor_grad(w), want, 1);
+    /* no .grad before: a non-leaf's partial sum of 1, then a broadcast gradient added to it */
+    nb_tensor *x2 = nb_requires_grad_(nb_ones(NB_SHAPE(2)), true);
+    nb_tensor *h = nb_mul_scalar(x2, 1);
+    nb_tensor *p = nb_mul(h, nb_full(NB_SHAPE(2, 2), c)); /* made first, so it runs last */
+    y = nb_add(nb_sum(p, NB_DIMS_ALL, false), nb_sum(nb_mul_scalar(h, 1), NB_DIMS_ALL, false));
+    assert_int_equal(nb_backward(y, NULL, false), NB_OK);
+    assert_data(nb_tensor_grad(x2), want, 2);
+    /* three gradients reach x: its .grad's version moves once */
+    uint64_t v0 = nb_tensor_version(nb_tensor_grad(x));
+    y = nb_sum(nb_add(nb_mul_scalar(x, 2), nb_add(nb_mul_scalar(x, 3), nb_exp(x))), NB_DIMS_ALL,
+               false);
+    assert_int_equal(nb_backward(y, NULL, false), NB_OK);
+    assert_int_equal(nb_tensor_version(nb_tensor_grad(x)) - v0, 1);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+/*
+ * The same holds where the gradient is a GEMM over many blocks of k or a sum over many rows:
+ * a second backward onto the .grad r of the first gives r + r exactly (each block or row added
+ * to r in turn would round differently), and a backward onto zero_grad's zeros gives the bits
+ * of one onto no .grad.
+ */
+static void test_accumulation_order_long_sums(void **state)
+{
+    (void)state;
+    enum { ROWS = 4099, IN = 5, OUT = 3 };
+    nb_manual_seed(3);
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *x = nb_randn(NB_SHAPE(ROWS, IN)), *gy = nb_randn(NB_SHAPE(ROWS, OUT));
+    nb_tensor *w = nb_requires_grad_(nb_randn(NB_SHAPE(IN, OUT)), true);
+    nb_tensor *bias = nb_requires_grad_(nb_randn(NB_SHAPE(OUT)), true);
+    nb_tensor *params[2] = {w, bias}, *first[2];
+    float fresh[2][IN * OUT];
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) /* zeros, then one backward: the bits of the first round */
+            for (int i = 0; i < 2; i++) assert_int_equal(nb_zero_grad(params[i], false), NB_OK);
+        nb_tensor *y = nb_add(nb_matmul(x, w), bias);
+        assert_int_equal(nb_backward(y, gy, false), NB_OK);
+        for (int i = 0; i < 2; i++) {
+            nb_tensor *g = nb_tensor_grad(params[i]);
+            const float *d = nb_tensor_data_const(g);
+            int64_t n = nb_tensor_numel(g);
+            if (round == 0) {
+                first[i] = g;
+                memcpy(fresh[i], d, (size_t)n * sizeof *d);
+                continue;
+            }
+            assert_ptr_equal(g, first[i]); /* added in place */
+            for (int64_t k = 0; k < n; k++) {
+                float want = round == 1 ? fresh[i][k] + fresh[i][k] : fresh[i][k];
+                if (bits_of(d[k]) != bits_of(want))
+                    fail_msg("round %d, %s[%lld]: %a, want %a", round, i ? "bias" : "w",
+                             (long long)k, (double)d[k], (double)want);
+            }
+        }
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+    nb_release(w);
+    nb_release(bias);
+}
+
+/* A node that nb_grad only captures does not run, so its retained grad stays NULL, as
+ * PyTorch's retain_grad hook (which runs with the node); a node on the way gets it. */
+static void test_grad_capture_leaves_retained(void **state)
+{
+    (void)state;
+    const float v[] = {1, 2, 3}, three[] = {3, 3, 3};
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *x = nb_requires_grad_(nb_from_data(v, NB_SHAPE(3)), true);
+    nb_tensor *h = nb_mul(x, x), *r = NULL;
+    assert_int_equal(nb_retain_grad(h), NB_OK);
+    nb_tensor *y = nb_sum(nb_mul_scalar(h, 3), NB_DIMS_ALL, false);
+    assert_int_equal(nb_grad(&y, 1, &h, 1, NULL, &(nb_grad_options){true, false}, &r), NB_OK);
+    assert_data(r, three, 3);
+    assert_null(nb_tensor_grad(h));
+    nb_release(r);
+    assert_int_equal(nb_grad(&y, 1, &x, 1, NULL, &(nb_grad_options){true, false}, &r), NB_OK);
+    assert_data(nb_tensor_grad(h), three, 3);
+    nb_release(r);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+/*
  * A .grad that the backward also reads (the incoming gradient, a saved tensor, or the leaf's
  * own storage) is added to after the backward, as PyTorch's AccumulateGrad does, never
  * written while it is read. The numbers are PyTorch 1.13's for the same calls, but for the
@@ -551,6 +670,9 @@ int main(void)
         T(test_relu_nan),
         T(test_grad_retains),
         T(test_grad_accumulates_in_place),
+        T(test_accumulation_order),
+        T(test_accumulation_order_long_sums),
+        T(test_grad_capture_leaves_retained),
         T(test_grad_aliasing),
         T(test_grad_skips_leaf_turned_off),
         T(test_long_grad_chain),

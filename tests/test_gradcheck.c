@@ -195,7 +195,19 @@ static nb_tensor *constant(nb_tensor *const *x, void *ctx)
     return nb_ones(*(const nb_shape *)ctx);
 }
 
-/* The tolerance catches a derivative 0.5% off; every error is reported with its message. */
+/* Changes ctx after the product saved it: the analytic pass fails. */
+static nb_tensor *changes_saved(nb_tensor *const *x, void *ctx)
+{
+    nb_tensor *y = nb_mul(x[0], ctx);
+    NB_NO_GRAD
+    {
+        nb_add_scalar_(ctx, 0.0f);
+    }
+    return y;
+}
+
+/* The tolerance catches a derivative 0.5% off; every error is reported with its message, which
+ * names nb_gradcheck also where its backward fails. */
 static void test_gradcheck_catches(void **state)
 {
     (void)state;
@@ -232,6 +244,11 @@ static void test_gradcheck_catches(void **state)
     assert_int_equal(nb_gradcheck(same, NULL, &y, 1, NULL), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_gradcheck: input 0 is not a leaf");
     nb_release(y);
+    nb_tensor *k = nb_ones(NB_SHAPE(3, 4));
+    assert_int_equal(nb_gradcheck(changes_saved, k, &x, 1, NULL), NB_ESTATE);
+    nb_release(k);
+    assert_error(NB_ESTATE, "nb_gradcheck: one of the variables needed for gradient computation "
+                            "has been modified by an inplace operation");
     nb_release(c);
     nb_release(x);
 }

@@ -281,10 +281,20 @@ static bool edge_used(const nb_node *n, int i)
     return c && c->needed;
 }
 
+/* Whether t holds the zeros nb_zero_grad filled it with, unchanged since. */
+static bool zeroed(const nb_tensor *t)
+{
+    return t->storage->zeroed == t->storage->version + 1;
+}
+
 /*
- * Lend gx[i] the buffer its gradient will be added to, so the backward accumulates into it
- * (beta = 1, +=) instead of making a tensor: a leaf's .grad itself (outside nb_grad), or the
- * next node's partial sum when nobody else sees it. A buffer is lent to one edge only.
+ * Lend gx[i] a leaf's .grad, so the backward writes its gradient straight into it (beta = 1,
+ * +=) instead of making a tensor. PyTorch sums a leaf's gradients first and adds the sum to
+ * .grad once, and adds each gradient to a node's partial sum once it is whole; writing into a
+ * buffer as a GEMM over several blocks of k or a row-by-row sum does would round otherwise. So
+ * only a .grad of zeros (zero_grad's, untouched since) is lent, to the edge that brings the
+ * leaf's one gradient: there the sum is that gradient, and adding it to zeros gives its bits.
+ * Outside nb_grad only.
  */
 static void lend(const run_state *st, nb_node *n, nb_tensor **gx, bool *leaf_lent)
 {
@@ -293,24 +303,17 @@ static void lend(const run_state *st, nb_node *n, nb_tensor **gx, bool *leaf_len
         leaf_lent[i] = false;
         if (!edge_used(n, i)) continue;
         nb_node *c = n->next[i].node;
-        nb_tensor **slot = &c->out[n->next[i].input_nr].buffer;
-        nb_tensor *cand = NULL;
-        if (c->variable && st->n_capture == 0 && nb__ag(c->variable)->grad) {
-            /*
-             * Only a .grad nobody else holds or shares storage with: one that is also the
-             * incoming gradient, a saved tensor or the leaf itself (a .grad set to a view
-             * of it) would be read after it was written. Otherwise it is added to after.
-             */
-            nb__autograd *ag = nb__ag(c->variable);
-            cand = ag->requires_grad && exclusive(ag->grad) ? ag->grad : NULL;
-            for (int k = 0; k < i; k++)
-                if (gx[k] == cand) cand = NULL;
-            if (cand) leaf_lent[i] = true;
-        } else if (*slot && exclusive(*slot)) {
-            cand = *slot;
-            *slot = NULL;
+        if (!c->variable || st->n_capture != 0 || c->deps != 1 || c->out[0].buffer) continue;
+        /*
+         * Only a .grad nobody else holds or shares storage with: one that is also the
+         * incoming gradient, a saved tensor or the leaf itself (a .grad set to a view of it)
+         * would be read after it was written.
+         */
+        nb__autograd *ag = nb__ag(c->variable);
+        if (ag->grad && ag->requires_grad && zeroed(ag->grad) && exclusive(ag->grad)) {
+            gx[i] = ag->grad;
+            leaf_lent[i] = true;
         }
-        gx[i] = cand;
     }
 }
 
@@ -352,13 +355,15 @@ static nb_status node_step(run_state *st, nb_node *n, nb_tensor **gy, nb_tensor 
         if (!g || st->capture_out[i]) continue;
         if (!(st->capture_out[i] = nb_clone(g))) rc = nb__oom(engine_fn);
     }
-    for (int j = 0; n->has_retained && j < n_out && rc == NB_OK; j++) {
+    /* a node that nb_grad only captures does not run, so its retained grads stay as they are */
+    bool will_run = any && (st->n_capture == 0 || leads_to_target(n));
+    for (int j = 0; will_run && n->has_retained && j < n_out && rc == NB_OK; j++) {
         nb_tensor *r = n->out[j].retained;
         if (!r || !gy[j]) continue;
         nb_tensor *copy = nb_clone(gy[j]);
         rc = copy ? accumulate(&nb__ag(r)->grad, copy) : nb__oom(engine_fn);
     }
-    bool ran = rc == NB_OK && any && (st->n_capture == 0 || leads_to_target(n));
+    bool ran = rc == NB_OK && will_run;
     if (ran) {
         lend(st, n, gx, leaf_lent);
         rc = n->op->backward(n, gy, gx);
@@ -496,7 +501,14 @@ nb_status nb_grad(nb_tensor *const *outputs, int n_outputs, nb_tensor *const *in
                   const nb_tensor *const *grad_outputs, const nb_grad_options *options,
                   nb_tensor **results)
 {
-    const char *fn = results ? "nb_grad" : "nb_backward";
+    return nb__grad(results ? "nb_grad" : "nb_backward", outputs, n_outputs, inputs, n_inputs,
+                    grad_outputs, options, results);
+}
+
+nb_status nb__grad(const char *fn, nb_tensor *const *outputs, int n_outputs,
+                   nb_tensor *const *inputs, int n_inputs, const nb_tensor *const *grad_outputs,
+                   const nb_grad_options *options, nb_tensor **results)
+{
     nb_grad_options opt = options ? *options : (nb_grad_options){false, false};
     if (!outputs || n_outputs < 1) return nb__error(NB_EINVAL, fn, "no outputs to differentiate");
     for (int i = 0; i < n_outputs; i++)

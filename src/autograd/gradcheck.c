@@ -139,7 +139,7 @@ nb_status nb_gradcheck(nb_gradcheck_fn f, void *ctx, nb_tensor *const *inputs, i
     }
     const nb_tensor *ro = r;
     nb_grad_options go = {false, true};
-    rc = nb_grad(&out, 1, checked, n_checked, &ro, &go, grads);
+    rc = nb__grad(fn, &out, 1, checked, n_checked, &ro, &go, grads);
     if (rc != NB_OK) goto done;
     worst w = {0, -1, 0, 0, 0};
     for (int i = 0, c = 0; i < n && rc == NB_OK; i++) {

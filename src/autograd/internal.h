@@ -168,8 +168,13 @@ static inline nb_shape nb__input_shape(const nb_node *n, int i)
 {
     return nb__output_shape(n->next[i].node, n->next[i].input_nr);
 }
-/** The name of the running engine entry point ("nb_backward" or "nb_grad"), for errors. */
+/** The name of the running engine entry point ("nb_backward", "nb_grad" or the public function
+ * that called nb__grad), for errors. */
 const char *nb__engine_fn(void);
+/** nb_grad, its errors naming fn (the public function the user called). */
+nb_status nb__grad(const char *fn, nb_tensor *const *outputs, int n_outputs,
+                   nb_tensor *const *inputs, int n_inputs, const nb_tensor *const *grad_outputs,
+                   const nb_grad_options *options, nb_tensor **results);
 
 /* ---- engine helpers shared by node.c and engine.c -------------------------------------- */
 

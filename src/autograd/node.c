@@ -429,6 +429,8 @@ nb_status nb_zero_grad(nb_tensor *t, bool set_to_none)
     } else {
         memset(nb__data(g), 0, (size_t)g->numel * sizeof(float));
         g->storage->version++;
+        /* the engine may let a backward write its gradient straight into these zeros */
+        g->storage->zeroed = g->storage->version + 1;
     }
     return NB_OK;
 }

@@ -109,6 +109,8 @@ typedef struct nb_storage {
     int64_t numel; /* capacity in elements */
     int64_t refcount;
     uint64_t version; /* bumped by every in-place change */
+    uint64_t zeroed;  /* version + 1 when nb_zero_grad filled it with zeros, so unchanged since
+                         while it still is; otherwise anything else (the engine's test) */
 } nb_storage;
 
 /*

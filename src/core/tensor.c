@@ -171,6 +171,7 @@ nb_tensor *nb__new(const char *fn, int ndim, const int64_t *dims)
     s->numel = numel;
     s->refcount = 0; /* the tensor's reference is the first */
     s->version = 0;
+    s->zeroed = 0;
     nb_tensor *t = embedded_tensor(s);
     /* what init does not set (a memset of the whole object costs more than these stores) */
     for (int i = 0; i < NB_MAX_DIMS; i++) t->shape[i] = 0;
