@@ -4,7 +4,7 @@
  * An optimizer updates its parameters in place from their .grad with the update rules of
  * torch.optim in PyTorch 1.13: the order of operations of its single-tensor ("for-loop")
  * implementations and their float32 rounding, so that the same gradients give the same
- * parameters, bit for bit. A training step:
+ * parameters, bit for bit (a NaN's sign and payload excepted: docs/optim.md). A training step:
  *
  *     nb_tensor *x = nb_ones(NB_SHAPE(8, 4)), *y = nb_zeros(NB_SHAPE(8, 3));
  *     nb_tensor *w = nb_requires_grad_(nb_randn(NB_SHAPE(4, 3)), true);
