@@ -553,6 +553,7 @@ static const file_case cases[] = {
      "{\"h\":" ENTRY("F16", "[2]", "0", "4") ",\"b\":" ENTRY(
          "BF16", "[2]", "4", "8") ",\"d\":" ENTRY("F64", "[1]", "8", "16") "}",
      16, HDR, NB_OK, NULL},
+    {"ok-metadata-null", "{\"__metadata__\":null,\"a\":" F32_8 "}", 8, HDR, NB_OK, NULL},
     {"ok-extra-keys",
      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"extra\":[1]}}", 4, HDR,
      NB_OK, NULL},
@@ -781,6 +782,14 @@ static void test_header_order(void **state)
     assert_non_null(d);
     assert_string_equal(nb_state_dict_metadata_key(d, 0), "format");
     assert_string_equal(nb_state_dict_metadata(d, "x"), "\xc3\xa9\n");
+    nb_state_dict_free(d);
+    free(b);
+
+    b = case_bytes(find_case("ok-metadata-null"), &len); /* null: no metadata */
+    d = nb_safetensors_load_buffer(b, len);
+    assert_non_null(d);
+    assert_int_equal(nb_state_dict_metadata_size(d), 0);
+    assert_int_equal(nb_state_dict_size(d), 1);
     nb_state_dict_free(d);
     free(b);
 }

@@ -62,13 +62,13 @@ NB_API nb_status nb_graph_dot(const nb_tensor *t, FILE *f, const nb_dot_options 
  * or a read past the input): the header length must fit in the input and be at most
  * 100 000 000; the header must be JSON (jansson's message with its line and column) holding
  * one object, whose keys are distinct; "__metadata__", when present, is an object of string
- * values; every other key is a non-empty tensor name mapping to an object with "dtype" (a
- * string), "shape" (an array of at most 8 non-negative integers) and "data_offsets" (two
- * non-negative integers begin <= end), other keys of that object being ignored. The dtype
- * is F32, or F16, BF16 or F64, which are converted to float32 on load (F16 and BF16
- * exactly, F64 rounded to nearest; PyTorch users save all three); the other safetensors
- * dtypes (BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F8_E5M2, F8_E4M3) are named and
- * rejected, and any other string is an unknown dtype. The product of the shape times the
+ * values (or null: no metadata, as the safetensors library reads it); every other key is a
+ * non-empty tensor name mapping to an object with "dtype" (a string), "shape" (an array of at most
+ * 8 non-negative integers) and "data_offsets" (two non-negative integers begin <= end), other keys
+ * of that object being ignored. The dtype is F32, or F16, BF16 or F64, which are converted to
+ * float32 on load (F16 and BF16 exactly, F64 rounded to nearest; PyTorch users save all three); the
+ * other safetensors dtypes (BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F8_E5M2, F8_E4M3) are named
+ * and rejected, and any other string is an unknown dtype. The product of the shape times the
  * dtype's size must equal end - begin, and the ranges, taken in order of begin, must tile the
  * data section exactly: no range past its end, no overlap, no gap, no unused byte at the end.
  * Tensors come out in the order the header lists them (which may differ from their order in

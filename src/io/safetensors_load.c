@@ -235,6 +235,7 @@ static nb_status parse_entry(const char *fn, entry *e, const json_t *info, uint6
 
 static nb_status check_metadata(const char *fn, json_t *meta)
 {
+    if (json_is_null(meta)) return NB_OK; /* no metadata, as the format's own reader takes it */
     if (!json_is_object(meta))
         return nb__error(NB_EINVAL, fn, "\"__metadata__\" is not a JSON object");
     const char *key;
