@@ -884,6 +884,39 @@ static const struct {
     {"nb_log_softmax", w_log_softmax, "LogSoftmaxBackward0"},
 };
 
+/*
+ * A norm whose y^(p-1) leaves float's range although y (summed in double) does not: the
+ * gradient sgn(x)·|x|^(p-1)·g / y^(p-1) is finite, as computed in double here, where the float
+ * formula gave 0·inf = NaN. A row of ordinary values beside it keeps the bits it has alone.
+ */
+static void test_norm_grad_extreme(void **state)
+{
+    (void)state;
+    const float v[3][3] = {{1e-30f, 2e-30f, 1e-45f}, {1e20f, -1e20f, 3.0f}, {1.0f, -2.0f, 3.0f}};
+    const float ps[] = {1.5f, 3.0f, 4.5f};
+    for (int j = 0; j < 3; j++) {
+        nb_scope *sc = nb_scope_begin();
+        nb_tensor *alone = nb_requires_grad_(nb_from_data(v[2], NB_SHAPE(3)), true);
+        assert_int_equal(nb_backward(nb_norm(alone, ps[j], NB_DIMS_ALL, false), NULL, false),
+                         NB_OK);
+        nb_tensor *x = nb_requires_grad_(nb_from_data(&v[0][0], NB_SHAPE(3, 3)), true);
+        nb_tensor *y = nb_norm(x, ps[j], NB_DIMS(1), false);
+        assert_int_equal(nb_backward(y, nb_ones(NB_SHAPE(3)), false), NB_OK);
+        const float *g = nb_tensor_data_const(nb_tensor_grad(x));
+        const float *yv = nb_tensor_data_const(y);
+        for (int r = 0; r < 2; r++)
+            for (int i = 0; i < 3; i++) {
+                double q = (double)ps[j] - 1.0, xi = (double)v[r][i];
+                double want = (xi > 0 ? 1 : -1) * pow(fabs(xi), q) / pow((double)yv[r], q);
+                if (!(fabs((double)g[r * 3 + i] - want) <= 1e-6 * fabs(want) + 1e-38))
+                    fail_msg("p %g, row %d, element %d: %a, want %a", (double)ps[j], r, i,
+                             (double)g[r * 3 + i], want);
+            }
+        assert_memory_equal(g + 6, nb_tensor_data_const(nb_tensor_grad(alone)), 3 * sizeof *g);
+        assert_int_equal(nb_scope_end(sc), NB_OK);
+    }
+}
+
 static void test_null_and_nodes(void **state)
 {
     (void)state;
@@ -1121,6 +1154,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_saved_output, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_log_softmax_is_cross_entropys, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_norm_grad_extreme, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_null_and_nodes, nbt_setup_counting,
                                         nbt_teardown_counting),

@@ -899,6 +899,41 @@ NB__EW_KERNEL(norm_below2_k, SGN(V1) * nb__powf(fabsf(V1), k[0]) *
                                  nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
 NB__EW_KERNEL(norm_above2_k,
               V1 *nb__powf(fabsf(V1), k[1]) * nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
+/*
+ * Where y^(p−1) leaves float's range (0 or inf) although y does not, the float formula above
+ * gives 0·inf = NaN for a finite gradient: y, summed in double, is finite where PyTorch's float
+ * sum made it 0 or inf. These rows take the formula in double (k[3] = p); the others keep the
+ * float formula's bits. Only run when norm_far_rows finds such a y.
+ */
+static float norm_far(float g, float x, float y, float p)
+{
+    double ax = fabs((double)x), q = (double)p - 1.0;
+    return (float)((double)SGN(x) * pow(ax, q) * ((double)g / pow((double)y, q)));
+}
+
+static bool norm_far_y(float y, float q)
+{
+    float d = nb__powf(y, q);
+    return y != 0.0f && !isinf(y) && (d == 0.0f || isinf(d));
+}
+
+NB__EW_KERNEL(norm_below2_far_k, norm_far_y(V3, k[0])
+                                     ? norm_far(V0, V1, V3, k[3])
+                                     : SGN(V1) * nb__powf(fabsf(V1), k[0]) *
+                                           nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
+NB__EW_KERNEL(norm_above2_far_k, norm_far_y(V3, k[0])
+                                     ? norm_far(V0, V1, V3, k[3])
+                                     : V1 *nb__powf(fabsf(V1), k[1]) *
+                                           nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
+
+/* Whether one of the n norms y needs norm_far (p > 1, q = p − 1). */
+static bool norm_far_rows(const float *y, int64_t n, float q)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (norm_far_y(y[i], q)) return true;
+    return false;
+}
+
 /* inf-norms: 1 where |x| is the slice's y or x is NaN; dx = sgn(x)·((g / count)·that) */
 NB__EW_KERNEL(pick_abs_k, (fabsf(V1) == V3 || V1 != V1) ? 1.0f : 0.0f)
 NB__EW_KERNEL(norm_inf_k, SGN(V1) * (V0 / V2 * ((fabsf(V1) == V3 || V1 != V1) ? 1.0f : 0.0f)))
@@ -906,7 +941,8 @@ NB__EW_KERNEL(norm_inf_k, SGN(V1) * (V0 / V2 * ((fabsf(V1) == V3 || V1 != V1) ? 
 /*
  * NormBackward1, PyTorch's norm_backward case by case: p = 0 gives no gradient; p = 1
  * sgn(x)·g; p = 2 g·x / y (0 where y = 0); inf-norms share g among the extremes; other p
- * sgn(x)·|x|^(p−1)·g / y^(p−1), with PyTorch's masks at x = 0 (p < 1) and y = 0.
+ * sgn(x)·|x|^(p−1)·g / y^(p−1), with PyTorch's masks at x = 0 (p < 1) and y = 0 (in double
+ * where y^(p−1) is out of float's range: norm_far).
  */
 static nb_status norm_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
 {
@@ -921,7 +957,9 @@ static nb_status norm_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
                   : p < 1.0  ? norm_below1_k
                   : p < 2.0  ? norm_below2_k
                              : norm_above2_k;
-    float k[3] = {(float)(p - 1.0), (float)(p - 2.0), (float)(1.0 - p)};
+    float k[4] = {(float)(p - 1.0), (float)(p - 2.0), (float)(1.0 - p), (float)p};
+    if (p > 1.0 && p != 2.0 && norm_far_rows(nb__data(c.y), c.y->numel, k[0]))
+        f = p < 2.0 ? norm_below2_far_k : norm_above2_far_k;
     grad_apply(&c, f, k, gy[0], NULL);
     return NB_OK;
 }
