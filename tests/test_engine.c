@@ -527,8 +527,6 @@ static void test_accumulation_order_long_sums(void **state)
         }
     }
     assert_int_equal(nb_scope_end(sc), NB_OK);
-    nb_release(w);
-    nb_release(bias);
 }
 
 /* A node that nb_grad only captures does not run, so its retained grad stays NULL, as
