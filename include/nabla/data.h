@@ -94,8 +94,11 @@ NB_API nb_dataset *nb_mnist_load(const char *dir, bool train);
  * Write ds as two IDX files (unsigned byte): images [count, image shape...] and labels
  * [count]; a path ending in ".gz" is written gzip-compressed. Each file is written to a
  * temporary file next to it, synced and renamed over the old one (as nb_safetensors_save),
- * both before either is renamed: a save that fails writing leaves both old files as they
- * were, and only a failed rename of the labels can leave new images beside old labels.
+ * both before either is renamed: a save that fails writing or syncing leaves both old files
+ * as they were, and when the labels' rename fails the images go back to the old ones (kept
+ * under a second name by a hard link meanwhile), or away where there were none, so the pair
+ * on disk is the old one or the new one (on a file system without hard links, a failed
+ * rename of the labels can leave new images beside old labels).
  * A symbolic link is followed (also to a file not there yet).
  * PyTorch: none (torchvision only reads IDX).
  * Ownership: ds is borrowed.

@@ -28,30 +28,43 @@ const char *nb__errno_str(int err, char *buf, size_t n)
 }
 
 /*
- * Create target.<pid>.<n>.tmp, new, in target's directory; its name goes into tmp. Where that
- * name is longer than the file system allows (a target's name of 240 bytes or so), the
- * temporary file is .nabla.<pid>.<n>.tmp in the same directory instead.
+ * A new name target.<pid>.<n>.tmp in target's directory, into tmp, made by make(name, ctx),
+ * which creates it or fails with errno EEXIST when it is taken. Where that name is longer
+ * than the file system allows (a target's name of 240 bytes or so), the name is
+ * .nabla.<pid>.<n>.tmp in the same directory instead. Returns what make returned.
  */
-static int create_temp(const char *target, char *tmp, size_t size)
+static int unique_name(const char *target, char *tmp, size_t size,
+                       int (*make)(const char *name, void *ctx), void *ctx)
 {
     static atomic_uint counter;
     const char *slash = strrchr(target, '/');
     const int dir = slash ? (int)(slash - target) + 1 : 0; /* the directory's part, with '/' */
     bool short_name = false;
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+    int rc = -1;
+    for (int tries = 0; rc < 0 && tries < 100; tries++) {
         unsigned n = atomic_fetch_add(&counter, 1);
         if (short_name)
             snprintf(tmp, size, "%.*s.nabla.%ld.%u.tmp", dir, target, (long)getpid(), n);
         else
             snprintf(tmp, size, "%s.%ld.%u.tmp", target, (long)getpid(), n);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno == ENAMETOOLONG && !short_name)
+        rc = make(tmp, ctx);
+        if (rc < 0 && errno == ENAMETOOLONG && !short_name)
             short_name = true;
-        else if (fd < 0 && errno != EEXIST)
+        else if (rc < 0 && errno != EEXIST)
             break;
     }
-    return fd;
+    return rc;
+}
+
+static int make_file(const char *name, void *ctx)
+{
+    (void)ctx;
+    return open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+}
+
+static int make_link(const char *name, void *ctx)
+{
+    return link(ctx, name);
 }
 
 /* dst = src (n bytes of room); 0 or ENAMETOOLONG. */
@@ -134,7 +147,7 @@ nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path)
         return nb__error(NB_EIO, fn, "'%s' exists and is not a regular file", path);
     size_t size = strlen(f->target) + 48;
     if (!(f->tmp = nb__alloc(size, 1))) return nb__oom(fn);
-    if ((f->fd = create_temp(f->target, f->tmp, size)) < 0) {
+    if ((f->fd = unique_name(f->target, f->tmp, size, make_file, NULL)) < 0) {
         nb_status rc = nb__error(NB_EIO, fn, "cannot create a temporary file next to '%s': %s",
                                  path, nb__errno_str(errno, why, sizeof why));
         nb__file_out_abort(f);
@@ -174,7 +187,8 @@ static void sync_dir(const char *target)
     close(fd);
 }
 
-nb_status nb__file_out_commit(nb__file_out *f, const char *fn)
+/* fsync and close f's temporary file; on failure, f is aborted. */
+static nb_status file_out_sync(nb__file_out *f, const char *fn)
 {
     char why[128];
     nb_status rc = NB_OK;
@@ -184,20 +198,77 @@ nb_status nb__file_out_commit(nb__file_out *f, const char *fn)
     } else {
         int closed = close(f->fd);
         f->fd = -1;
-        if (closed != 0 || rename(f->tmp, f->target) != 0)
-            rc = nb__error(NB_EIO, fn, "%s '%s' failed: %s",
-                           closed ? "closing the temporary file for"
-                                  : "renaming the temporary file over",
-                           f->path, nb__errno_str(errno, why, sizeof why));
+        if (closed != 0)
+            rc = nb__error(NB_EIO, fn, "closing the temporary file for '%s' failed: %s", f->path,
+                           nb__errno_str(errno, why, sizeof why));
     }
-    if (rc != NB_OK) {
-        nb__file_out_abort(f);
-        return rc;
+    if (rc != NB_OK) nb__file_out_abort(f);
+    return rc;
+}
+
+/*
+ * What a file's old version became while a group is put in place: kept under a second name
+ * (a hard link) so that it can be renamed back, absent (the group made it), or unknown (the
+ * file system would not link it: it cannot be put back).
+ */
+typedef enum { OLD_KEPT, OLD_NONE, OLD_UNKNOWN } old_state;
+
+typedef struct old_file {
+    old_state state;
+    char name[NB__PATH_MAX + 48];
+} old_file;
+
+/* Put file i of a group back as it was before the group's renames. */
+static void restore(const nb__file_out *f, old_file *old)
+{
+    if (old->state == OLD_KEPT && rename(old->name, f->target) == 0)
+        old->state = OLD_NONE; /* the kept name is gone with the rename */
+    else if (old->state == OLD_NONE)
+        (void)unlink(f->target);
+}
+
+nb_status nb__file_out_commit_all(nb__file_out *const *f, int n, const char *fn)
+{
+    char why[128];
+    nb_status rc = NB_OK;
+    old_file old[NB__FILE_GROUP];
+    int renamed = 0;
+    for (int i = 0; i < n && rc == NB_OK; i++) rc = file_out_sync(f[i], fn);
+    for (int i = 0; i < n; i++) { /* one file alone needs nothing to go back to */
+        old[i].state = OLD_UNKNOWN;
+        if (n == 1 || rc != NB_OK) continue;
+        if (unique_name(f[i]->target, old[i].name, sizeof old[i].name, make_link, f[i]->target) ==
+            0)
+            old[i].state = OLD_KEPT;
+        else if (errno == ENOENT)
+            old[i].state = OLD_NONE;
     }
-    sync_dir(f->target);
-    nb__free(f->tmp);
-    f->tmp = NULL;
-    return NB_OK;
+    while (rc == NB_OK && renamed < n) {
+        if (rename(f[renamed]->tmp, f[renamed]->target) == 0)
+            renamed++;
+        else
+            rc = nb__error(NB_EIO, fn, "renaming the temporary file over '%s' failed: %s",
+                           f[renamed]->path, nb__errno_str(errno, why, sizeof why));
+    }
+    if (rc != NB_OK) /* the files renamed before the one that failed go back */
+        for (int i = renamed; i-- > 0;) restore(f[i], &old[i]);
+    for (int i = 0; i < n; i++)
+        if (old[i].state == OLD_KEPT) (void)unlink(old[i].name);
+    for (int i = 0; i < n; i++) {
+        if (rc != NB_OK) {
+            nb__file_out_abort(f[i]);
+            continue;
+        }
+        sync_dir(f[i]->target);
+        nb__free(f[i]->tmp);
+        f[i]->tmp = NULL;
+    }
+    return rc;
+}
+
+nb_status nb__file_out_commit(nb__file_out *f, const char *fn)
+{
+    return nb__file_out_commit_all(&f, 1, fn);
 }
 
 void nb__file_out_abort(nb__file_out *f)

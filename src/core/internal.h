@@ -304,6 +304,14 @@ nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path);
 /** An nb_write_fn: 0, or the errno value of the write that failed. */
 int nb__file_out_write(void *f, const void *data, size_t size);
 nb_status nb__file_out_commit(nb__file_out *f, const char *fn);
+/**
+ * Commit the n files of a group (at most NB__FILE_GROUP) together: all are synced before any
+ * is renamed, and when a rename fails, those renamed before it are put back as they were (the
+ * old file, kept meanwhile under a second name by a hard link, or no file where there was
+ * none), so the group replaces all its old files or none.
+ */
+#define NB__FILE_GROUP 2
+nb_status nb__file_out_commit_all(nb__file_out *const *f, int n, const char *fn);
 void nb__file_out_abort(nb__file_out *f);
 /**
  * Whether saves to paths a and b would write the same file (through links, other spellings

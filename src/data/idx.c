@@ -683,14 +683,14 @@ nb_status nb_idx_save(const nb_dataset *ds, const char *images_path, const char 
                              nb__shape_str(shape, ds->ndim + 1, dims));
         }
     }
-    /* both files are written before either replaces an old one */
+    /* both files are written and synced before either replaces an old one, and the images go
+     * back to the old ones when the labels cannot be put in place */
     sink im, lb;
     nb_status st = write_idx(&im, fn, images_path, ds->ndim + 1, dims, ds->images,
                              (size_t)ds->count * (size_t)ds->example_size);
     if (st != NB_OK) return st;
     st = write_idx(&lb, fn, labels_path, 1, dims, ds->labels, (size_t)ds->count);
-    if (st == NB_OK) st = nb__file_out_commit(&im.file, fn);
-    if (st == NB_OK) st = nb__file_out_commit(&lb.file, fn);
+    if (st == NB_OK) st = nb__file_out_commit_all((nb__file_out *[]){&im.file, &lb.file}, 2, fn);
     nb__file_out_abort(&im.file);
     nb__file_out_abort(&lb.file);
     return st;

@@ -1,0 +1,242 @@
+/*
+ * Saves whose last steps fail: the sync of the temporary file, or its rename over the old
+ * file. This program defines fsync and rename itself, so that libnabla's calls come here
+ * (the executable's definitions come first in the dynamic linker's search, and a static
+ * library's calls bind to them at link time); each passes the call on to the C library's
+ * unless a test asks it to fail. A failed save reports NB_EIO with the system's reason, leaves
+ * the old files byte for byte as they were and no temporary file; nb_idx_save's two files are
+ * replaced both or neither.
+ */
+#define _GNU_SOURCE /* RTLD_NEXT */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* The call of each kind (1 = the first) that fails with EIO from now on, 0 for none. */
+static int fail_fsync_at, fail_rename_at, fsyncs, renames;
+
+static void *real(const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    if (!f) abort();
+    return f;
+}
+
+int fsync(int fd)
+{
+    static int (*next)(int);
+    if (!next) *(void **)&next = real("fsync");
+    if (fail_fsync_at && ++fsyncs == fail_fsync_at) {
+        errno = EIO;
+        return -1;
+    }
+    return next(fd);
+}
+
+int rename(const char *from, const char *to)
+{
+    static int (*next)(const char *, const char *);
+    if (!next) *(void **)&next = real("rename");
+    if (fail_rename_at && ++renames == fail_rename_at) {
+        errno = EIO;
+        return -1;
+    }
+    return next(from, to);
+}
+
+static void fail_at(int fsync_call, int rename_call)
+{
+    fail_fsync_at = fsync_call;
+    fail_rename_at = rename_call;
+    fsyncs = renames = 0;
+}
+
+static char *make_dir(void)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/nb_ff_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(path));
+    return path;
+}
+
+/* The names in dir, sorted, joined by spaces, into out. */
+static void listing(const char *dir, char *out, size_t size)
+{
+    struct dirent **e;
+    int n = scandir(dir, &e, NULL, alphasort);
+    assert_true(n >= 0);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (e[i]->d_name[0] != '.' || (strcmp(e[i]->d_name, ".") && strcmp(e[i]->d_name, "..")))
+            snprintf(out + strlen(out), size - strlen(out), "%s%s", out[0] ? " " : "",
+                     e[i]->d_name);
+        free(e[i]);
+    }
+    free(e);
+}
+
+static void rm_dir(const char *dir)
+{
+    struct dirent **e;
+    int n = scandir(dir, &e, NULL, alphasort);
+    char path[600];
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, e[i]->d_name);
+        if (e[i]->d_name[0] != '.' || (strcmp(e[i]->d_name, ".") && strcmp(e[i]->d_name, "..")))
+            unlink(path);
+        free(e[i]);
+    }
+    free(e);
+    rmdir(dir);
+}
+
+/* The whole file at path (free() it), its size into *n; NULL when there is none. */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *b = malloc(1 << 20);
+    assert_non_null(b);
+    *n = fread(b, 1, 1 << 20, f);
+    fclose(f);
+    return b;
+}
+
+static void assert_same_file(const char *path, const unsigned char *want, size_t n)
+{
+    size_t m = 0;
+    unsigned char *b = slurp(path, &m);
+    if (!b) fail_msg("%s is gone", path);
+    if (m != n || memcmp(b, want, n)) fail_msg("%s changed (%zu bytes, was %zu)", path, m, n);
+    free(b);
+}
+
+static nb_state_dict *dict_of(float v)
+{
+    nb_state_dict *d = nb_state_dict_new();
+    nb_tensor *t = nb_full(NB_SHAPE(3, 5), v);
+    assert_int_equal(nb_state_dict_set(d, "w", t), NB_OK);
+    nb_release(t);
+    return d;
+}
+
+/* A checkpoint saved over an older one: failing fsync or rename keeps the older one. */
+static void test_save_sync_and_rename_fail(void **state)
+{
+    (void)state;
+    char *dir = make_dir(), path[300], names[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    nb_state_dict *old = dict_of(1.0f), *new = dict_of(2.0f);
+    assert_int_equal(nb_safetensors_save(old, path), NB_OK);
+    size_t n = 0;
+    unsigned char *before = slurp(path, &n);
+    assert_non_null(before);
+    for (int kind = 0; kind < 2; kind++) {
+        fail_at(kind == 0, kind == 1);
+        nb_error_clear();
+        assert_int_equal(nb_safetensors_save(new, path), NB_EIO);
+        char msg[600];
+        if (kind == 0)
+            snprintf(msg, sizeof msg, "nb_safetensors_save: cannot sync '%s' to disk: %s", path,
+                     strerror(EIO));
+        else
+            snprintf(msg, sizeof msg,
+                     "nb_safetensors_save: renaming the temporary file over '%s' failed: %s", path,
+                     strerror(EIO));
+        assert_error(NB_EIO, msg);
+        fail_at(0, 0);
+        assert_same_file(path, before, n);
+        listing(dir, names, sizeof names);
+        assert_string_equal(names, "model.safetensors");
+    }
+    assert_int_equal(nb_safetensors_save(new, path), NB_OK); /* and then it goes through */
+    nb_state_dict *back = nb_safetensors_load(path);
+    assert_non_null(back);
+    const float *w = nb_tensor_data_const(nb_state_dict_get(back, "w"));
+    assert_non_null(w);
+    assert_true(w[14] == 2.0f);
+    nb_state_dict_free(back);
+    listing(dir, names, sizeof names);
+    assert_string_equal(names, "model.safetensors");
+    free(before);
+    nb_state_dict_free(old);
+    nb_state_dict_free(new);
+    rm_dir(dir);
+}
+
+/*
+ * nb_idx_save's images and labels: both synced before either is renamed, and when the labels'
+ * rename fails the images go back to the old ones, or away where there were none: the pair on
+ * disk is the old pair or the new one, never a mix.
+ */
+static void test_idx_save_pair(void **state)
+{
+    (void)state;
+    char *dir = make_dir(), im[300], lb[300], names[512];
+    snprintf(im, sizeof im, "%s/images", dir);
+    snprintf(lb, sizeof lb, "%s/labels", dir);
+    nb_dataset *ds = nb_mnist_load(NB_TEST_DATA_DIR "/fashion-mini", false);
+    assert_non_null(ds);
+    const int64_t pick[] = {3, 1, 4};
+    nb_dataset *sub = nb_dataset_subset(ds, pick, 3);
+    assert_non_null(sub);
+
+    /* no files before: a failing second rename leaves none */
+    fail_at(0, 2);
+    assert_int_equal(nb_idx_save(ds, im, lb), NB_EIO);
+    assert_non_null(strstr(nb_last_error()->message, "renaming the temporary file over"));
+    listing(dir, names, sizeof names);
+    assert_string_equal(names, "");
+
+    fail_at(0, 0);
+    assert_int_equal(nb_idx_save(ds, im, lb), NB_OK);
+    size_t ni = 0, nl = 0;
+    unsigned char *bi = slurp(im, &ni), *bl = slurp(lb, &nl);
+    assert_non_null(bi);
+    assert_non_null(bl);
+    /* each failing step of a save over the pair: the second file's sync (both are synced
+     * before the first is renamed), the first rename and the second */
+    const int cases[][2] = {{2, 0}, {1, 0}, {0, 1}, {0, 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fail_at(cases[c][0], cases[c][1]);
+        nb_error_clear();
+        assert_int_equal(nb_idx_save(sub, im, lb), NB_EIO);
+        assert_int_equal(nb_last_error()->code, NB_EIO);
+        assert_non_null(strstr(nb_last_error()->message, "nb_idx_save: "));
+        if (cases[c][0] == 2) assert_int_equal(renames, 0);
+        fail_at(0, 0);
+        assert_same_file(im, bi, ni);
+        assert_same_file(lb, bl, nl);
+        listing(dir, names, sizeof names);
+        assert_string_equal(names, "images labels");
+    }
+    assert_int_equal(nb_idx_save(sub, im, lb), NB_OK);
+    nb_dataset *back = nb_idx_load(im, lb);
+    assert_non_null(back);
+    assert_int_equal(nb_dataset_count(back), 3);
+    assert_memory_equal(nb_dataset_labels(back), nb_dataset_labels(sub), 3);
+    listing(dir, names, sizeof names);
+    assert_string_equal(names, "images labels");
+    nb_dataset_free(back);
+    free(bi);
+    free(bl);
+    nb_dataset_free(sub);
+    nb_dataset_free(ds);
+    rm_dir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_save_sync_and_rename_fail, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_idx_save_pair, nbt_setup_counting,
+                                        nbt_teardown_counting),
+    };
+    return cmocka_run_group_tests_name("file_faults", tests, NULL, NULL);
+}
