@@ -73,11 +73,19 @@ static bool parse(int argc, char **argv, options *o)
     return o->load != NULL;
 }
 
-static int fail(const char *what)
+/* A failure: "what: why" on stderr (why NULL: nabla's last error). The exit status, 1. */
+static int fail(const char *what, const char *why)
 {
-    fprintf(stderr, "nabla-finetune: %s: %s\n", what, nb_last_error()->message);
+    fprintf(stderr, "nabla-finetune: %s: %s\n", what, why ? why : nb_last_error()->message);
     return 1;
 }
+
+/* A failure in main: its message, then the cleanup at out, exit status 1. */
+#define FAIL(what, why)                                                                            \
+    do {                                                                                           \
+        status = fail(what, why);                                                                  \
+        goto out;                                                                                  \
+    } while (0)
 
 /* The task: the chosen classes (relabelled 0..n-1), the first `examples` of them. */
 static nb_dataset *task(const options *o, bool train)
@@ -103,10 +111,18 @@ int main(int argc, char **argv)
                  .epochs = 5,
                  .lr_head = 1e-2};
     if (!parse(argc, argv, &o)) return 2;
+    int status = 0; /* the exit status */
+    nb_state_dict *ckpt = NULL;
+    nb_dataset *train = NULL, *test = NULL;
+    nb_module *model = NULL;
+    nb_optim *opt = NULL;
+    nb_dataloader *dl = NULL;
+    float **before = NULL;
+    int nb = 0;
 
     /* the checkpoint: its architecture is in its metadata, its weights in its tensors */
-    nb_state_dict *ckpt = nb_safetensors_load(o.load);
-    if (!ckpt) return fail(o.load);
+    ckpt = nb_safetensors_load(o.load);
+    if (!ckpt) FAIL(o.load, NULL);
     const char *h = nb_state_dict_metadata(ckpt, "hidden");
     int64_t hidden[TRAINER_MAX_HIDDEN];
     int n_hidden = 0;
@@ -115,19 +131,20 @@ int main(int argc, char **argv)
         hidden[n_hidden++] = strtoll(p, &end, 10);
         p = *end ? end + 1 : end;
     }
-    nb_dataset *train = task(&o, true), *test = task(&o, false);
-    if (!train || !test) return fail("data");
+    train = task(&o, true), test = task(&o, false);
+    if (!train || !test) FAIL("data", NULL);
     nb_manual_seed(o.seed);
-    nb_module *model = trainer_model(nb_dataset_example_size(train), hidden, n_hidden, 10);
-    if (!model || nb_module_load_state_dict(model, ckpt, true) != NB_OK) return fail(o.load);
+    model = trainer_model(nb_dataset_example_size(train), hidden, n_hidden, 10);
+    if (!model || nb_module_load_state_dict(model, ckpt, true) != NB_OK) FAIL(o.load, NULL);
     nb_state_dict_free(ckpt);
+    ckpt = NULL;
 
     /* a new head for the new classes, or the old one kept (its other outputs unused) */
     int last = nb_module_num_children(model) - 1;
     if (o.new_head) {
         int64_t in = hidden[n_hidden - 1];
         if (nb_module_set_child(model, last, nb_module_linear(in, o.n_classes, true)) != NB_OK)
-            return fail("new head");
+            FAIL("new head", NULL);
     }
     nb_module *head = nb_module_child(model, last);
 
@@ -137,37 +154,35 @@ int main(int argc, char **argv)
 
     /* a parameter group per part: the head at lr_head, the body at lr_body */
     nb_tensor *hp[2], *bp[2 * TRAINER_MAX_HIDDEN];
-    int nb = 0;
     for (int i = 0; i < last; i++)
         nb += nb_module_parameters(nb_module_child(model, i), bp + nb, 2 * TRAINER_MAX_HIDDEN - nb);
     nb_optim_options head_opts = nb_optim_defaults(NB_OPTIM_ADAM), body_opts = head_opts;
     head_opts.lr = o.lr_head;
     body_opts.lr = frozen ? 1e-3 : o.lr_body; /* unused while frozen */
-    nb_optim *opt = nb_optim_new(hp, nb_module_parameters(head, hp, 2), &head_opts);
-    if (!opt || nb_optim_add_param_group(opt, bp, nb, &body_opts) != NB_OK)
-        return fail("optimizer");
+    opt = nb_optim_new(hp, nb_module_parameters(head, hp, 2), &head_opts);
+    if (!opt || nb_optim_add_param_group(opt, bp, nb, &body_opts) != NB_OK) FAIL("optimizer", NULL);
 
     /* a copy of the body, to show it is untouched */
-    float **before = calloc((size_t)nb, sizeof *before);
+    before = calloc((size_t)nb, sizeof *before);
     for (int i = 0; i < nb && before; i++) {
         size_t bytes = (size_t)nb_tensor_numel(bp[i]) * sizeof(float);
         if ((before[i] = malloc(bytes))) memcpy(before[i], nb_tensor_data(bp[i]), bytes);
     }
 
     double loss, acc;
-    if (trainer_evaluate(model, test, &loss, &acc, NULL) != NB_OK) return fail("evaluation");
+    if (trainer_evaluate(model, test, &loss, &acc, NULL) != NB_OK) FAIL("evaluation", NULL);
     printf("nabla-finetune: %lld training and %lld test examples of %d classes; body %s, head "
            "lr %g%s\n",
            (long long)nb_dataset_count(train), (long long)nb_dataset_count(test), o.n_classes,
            frozen ? "frozen" : "trained", o.lr_head, o.new_head ? " (a new head)" : "");
     printf("before: test loss %.4f  test accuracy %.4f\n", loss, acc);
     nb_dataloader_options lo = {.batch_size = 50, .shuffle = true};
-    nb_dataloader *dl = nb_dataloader_new(train, &lo);
+    dl = nb_dataloader_new(train, &lo);
     for (int epoch = 1; epoch <= o.epochs; epoch++) {
         double train_loss;
         if (!dl || trainer_epoch(model, opt, dl, epoch, &train_loss, NULL, NULL) != NB_OK)
-            return fail("training");
-        if (trainer_evaluate(model, test, &loss, &acc, NULL) != NB_OK) return fail("evaluation");
+            FAIL("training", NULL);
+        if (trainer_evaluate(model, test, &loss, &acc, NULL) != NB_OK) FAIL("evaluation", NULL);
         printf("epoch %d: train loss %.4f  test loss %.4f  test accuracy %.4f\n", epoch, train_loss,
                loss, acc);
     }
@@ -177,14 +192,15 @@ int main(int argc, char **argv)
                 !memcmp(before[i], nb_tensor_data(bp[i]), (size_t)nb_tensor_numel(bp[i]) * 4);
     printf("body: %d of %d parameter tensors bit-identical to the checkpoint's%s\n", same, nb,
            frozen ? " (frozen)" : "");
-    int rc = frozen && same != nb ? 1 : 0;
+    status = frozen && same != nb ? 1 : 0;
     if (o.save) {
         nb_state_dict *d = nb_state_dict_new();
-        if (!d || nb_module_state_dict(model, d) != NB_OK ||
-            nb_safetensors_save(d, o.save) != NB_OK)
-            return fail(o.save);
+        nb_status rc = d ? nb_module_state_dict(model, d) : nb_last_error()->code;
+        if (rc == NB_OK) rc = nb_safetensors_save(d, o.save);
         nb_state_dict_free(d);
+        if (rc != NB_OK) FAIL(o.save, NULL);
     }
+out:
     for (int i = 0; i < nb && before; i++) free(before[i]);
     free(before);
     nb_dataloader_free(dl);
@@ -192,5 +208,6 @@ int main(int argc, char **argv)
     nb_module_free(model);
     nb_dataset_free(train);
     nb_dataset_free(test);
-    return rc;
+    nb_state_dict_free(ckpt);
+    return status;
 }

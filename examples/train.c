@@ -175,18 +175,28 @@ typedef struct ranks {
 
 static ranks group = {.world = 1};
 
-/* A failure: the message on stderr; under --dist the job ends on every rank. */
-static int fail(const char *what)
+/* A failure: "what: why" on stderr (why NULL: nabla's last error); under --dist the job ends
+ * on every rank. The exit status, 1. */
+static int fail(const char *what, const char *why)
 {
 #ifdef NABLA_TRAIN_DIST
     if (group.dist) {
-        fprintf(stderr, "nabla-train: rank %d: %s\n", group.rank, what);
-        nb_dist_abort(group.dist, nb_last_error()->code); /* "rank R: <cause>", then the end */
+        fprintf(stderr, "nabla-train: rank %d: %s%s%s\n", group.rank, what, why ? ": " : "",
+                why ? why : "");
+        if (why) nb_error_clear();
+        nb_dist_abort(group.dist, why ? NB_EINVAL : nb_last_error()->code); /* "rank R: <cause>" */
     }
 #endif
-    fprintf(stderr, "nabla-train: %s: %s\n", what, nb_last_error()->message);
+    fprintf(stderr, "nabla-train: %s: %s\n", what, why ? why : nb_last_error()->message);
     return 1;
 }
+
+/* A failure in main: its message, then the cleanup at out, exit status 1. */
+#define FAIL(what, why)                                                                            \
+    do {                                                                                           \
+        status = fail(what, why);                                                                  \
+        goto out;                                                                                  \
+    } while (0)
 
 #ifdef NABLA_TRAIN_DIST
 /* After backward: every rank gets the average of the ranks' gradients. */
@@ -214,70 +224,75 @@ int main(int argc, char **argv)
     trainer_options o = trainer_defaults();
     bool dist = false, no_progress = false;
     if (!parse(argc, argv, &o, &dist, &no_progress)) return 2;
+    int status = 0; /* the exit status */
+    nb_dataset *train = NULL, *test = NULL;
+    nb_module *model = NULL;
+    nb_optim *opt = NULL;
+    nb_dataloader *loader = NULL;
 #ifdef NABLA_TRAIN_DIST
+    nb_dist_sampler *sampler = NULL;
+    int64_t *test_share = NULL, n_test_share = 0;
     if (dist) {
-        if (!(group.dist = nb_dist_init(&argc, &argv, NULL))) return fail("--dist");
+        if (!(group.dist = nb_dist_init(&argc, &argv, NULL))) return fail("--dist", NULL);
         group.rank = nb_dist_rank(group.dist);
         group.world = nb_dist_world_size(group.dist);
         if (o.batch % group.world) {
             if (group.rank == 0)
                 fprintf(stderr, "nabla-train: --batch %lld is not a multiple of the %d ranks\n",
                         (long long)o.batch, group.world);
-            nb_dist_finalize(group.dist);
-            return 2;
+            status = 2;
+            goto out;
         }
     }
 #endif
     const bool talk = group.rank == 0; /* only rank 0 prints and saves */
-    if (o.threads && nb_set_num_threads(o.threads) != NB_OK) return fail("threads");
+    if (o.threads && nb_set_num_threads(o.threads) != NB_OK) FAIL("threads", NULL);
 
     /* the data: uint8 images in memory, float batches made per step */
-    nb_dataset *train = nb_mnist_load(o.data_dir, true), *test = nb_mnist_load(o.data_dir, false);
-    if (!train || !test) return fail("data");
+    train = nb_mnist_load(o.data_dir, true), test = nb_mnist_load(o.data_dir, false);
+    if (!train || !test) FAIL("data", NULL);
     int64_t features = nb_dataset_example_size(train), classes = nb_dataset_num_classes(train);
 
     /* the model and the optimizer, drawn from the seed as PyTorch draws them */
     nb_manual_seed(o.seed);
-    nb_module *model = trainer_model(features, o.hidden, o.n_hidden, classes);
-    if (!model) return fail("model");
+    model = trainer_model(features, o.hidden, o.n_hidden, classes);
+    if (!model) FAIL("model", NULL);
     if (o.load) {
         nb_state_dict *d = nb_safetensors_load(o.load);
         nb_status rc = d ? nb_module_load_state_dict(model, d, true) : nb_last_error()->code;
         nb_state_dict_free(d);
-        if (rc != NB_OK) return fail(o.load);
+        if (rc != NB_OK) FAIL(o.load, NULL);
     }
     nb_tensor *params[2 * TRAINER_MAX_HIDDEN + 2];
     int n_params = nb_module_parameters(model, params, 2 * TRAINER_MAX_HIDDEN + 2);
     nb_optim_options oo = nb_optim_defaults(o.optim);
     oo.lr = o.lr;
-    nb_optim *opt = n_params > 0 ? nb_optim_new(params, n_params, &oo) : NULL;
-    if (!opt) return fail("optimizer");
+    opt = n_params > 0 ? nb_optim_new(params, n_params, &oo) : NULL;
+    if (!opt) FAIL("optimizer", NULL);
     nb_dataloader_options lo = {.batch_size = o.batch / group.world, .shuffle = o.shuffle};
     progress p = {talk && !no_progress && !o.json && isatty(STDOUT_FILENO), o.epochs, o.batch, 0,
                   0};
     trainer_hooks hooks = {NULL, on_step, &p};
 #ifdef NABLA_TRAIN_DIST
-    nb_dist_sampler *sampler = NULL;
-    int64_t *test_share = NULL, n_test_share = 0;
     if (group.dist) {
         /* every rank starts from rank 0's weights, and draws its share of each epoch */
         group.params = params, group.n_params = n_params;
-        if (nb_dist_broadcast(group.dist, params, n_params, 0) != NB_OK) return fail("broadcast");
+        if (nb_dist_broadcast(group.dist, params, n_params, 0) != NB_OK) FAIL("broadcast", NULL);
         nb_dist_sampler_options so = nb_dist_sampler_defaults();
         so.shuffle = o.shuffle, so.seed = o.seed;
         sampler = nb_dist_sampler_new(nb_dataset_count(train), group.world, group.rank, &so);
-        if (!sampler) return fail("sampler");
+        if (!sampler) FAIL("sampler", NULL);
         lo.shuffle = false;
         hooks.after_backward = average_grads;
         /* the test examples rank, rank + world, ... */
         int64_t n_test = nb_dataset_count(test);
         test_share = malloc(sizeof *test_share * (size_t)(n_test / group.world + 1));
-        if (!test_share) return fprintf(stderr, "nabla-train: out of memory\n"), 1;
+        if (!test_share) FAIL("evaluation", "out of memory");
         for (int64_t i = group.rank; i < n_test; i += group.world) test_share[n_test_share++] = i;
     }
 #endif
-    nb_dataloader *loader = nb_dataloader_new(train, &lo);
-    if (!loader) return fail("loader");
+    loader = nb_dataloader_new(train, &lo);
+    if (!loader) FAIL("loader", NULL);
 
     int64_t steps_left = o.max_steps > 0 ? o.max_steps : -1;
     if (talk && !o.json)
@@ -297,28 +312,28 @@ int main(int argc, char **argv)
             if (nb_dist_sampler_set_epoch(sampler, epoch - 1) != NB_OK ||
                 !(idx = nb_dist_sampler_indices(sampler, &m)) ||
                 nb_dataloader_set_order(loader, idx, m) != NB_OK)
-                return fail("sampler");
+                FAIL("sampler", NULL);
         }
 #endif
         p.start = p.last = trainer_now();
         if (trainer_epoch(model, opt, loader, epoch, &r.train_loss, &steps_left, &hooks) != NB_OK)
-            return fail("training");
+            FAIL("training", NULL);
         r.seconds = trainer_now() - p.start;
 #ifdef NABLA_TRAIN_DIST
         if (group.dist) {
             double figures[3];
             if (trainer_evaluate_sums(model, test, test_share, n_test_share, &e, NULL) != NB_OK)
-                return fail("evaluation");
+                FAIL("evaluation", NULL);
             /* every rank saw as many training examples: the mean of the means is the mean */
             if (reduce_values(&group, &r.train_loss, 1, NB_DIST_AVG) != NB_OK)
-                return fail("training loss");
+                FAIL("training loss", NULL);
             figures[0] = e.loss_sum, figures[1] = (double)e.right, figures[2] = (double)e.seen;
-            if (reduce_values(&group, figures, 3, NB_DIST_SUM) != NB_OK) return fail("evaluation");
+            if (reduce_values(&group, figures, 3, NB_DIST_SUM) != NB_OK) FAIL("evaluation", NULL);
             e = (eval_sums){figures[0], (int64_t)figures[1], (int64_t)figures[2]};
         } else
 #endif
             if (trainer_evaluate_sums(model, test, NULL, 0, &e, NULL) != NB_OK)
-            return fail("evaluation");
+            FAIL("evaluation", NULL);
         r.test_loss = e.seen ? e.loss_sum / (double)e.seen : 0;
         r.test_accuracy = e.seen ? (double)e.right / (double)e.seen : 0;
         if (!talk) continue;
@@ -343,9 +358,10 @@ int main(int argc, char **argv)
         if (rc == NB_OK) rc = nb_state_dict_set_metadata(d, "hidden", hidden);
         if (rc == NB_OK) rc = nb_safetensors_save(d, o.save);
         nb_state_dict_free(d);
-        if (rc != NB_OK) return fail(o.save);
+        if (rc != NB_OK) FAIL(o.save, NULL);
         if (!o.json) printf("nabla-train: model saved to %s\n", o.save);
     }
+out:
     nb_dataloader_free(loader);
     nb_optim_free(opt);
     nb_module_free(model);
@@ -354,7 +370,9 @@ int main(int argc, char **argv)
 #ifdef NABLA_TRAIN_DIST
     nb_dist_sampler_free(sampler);
     free(test_share);
-    if (group.dist && nb_dist_finalize(group.dist) != NB_OK) return fail("finalize");
+    nb_dist *d = group.dist;
+    group.dist = NULL; /* finalize consumes it, also on error */
+    if (d && nb_dist_finalize(d) != NB_OK && !status) status = fail("finalize", NULL);
 #endif
-    return 0;
+    return status;
 }
