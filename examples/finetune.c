@@ -47,7 +47,7 @@ static bool parse(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--epochs")) {
             o->epochs = (int)strtol(v, &end, 10), ok = !*end && o->epochs >= 0;
         } else if (!strcmp(a, "--seed")) {
-            o->seed = strtoull(v, &end, 10), ok = !*end;
+            ok = trainer_parse_seed(v, &o->seed);
         } else if (!strcmp(a, "--lr-head")) {
             o->lr_head = strtod(v, &end), ok = !*end && o->lr_head > 0;
         } else if (!strcmp(a, "--lr-body")) {

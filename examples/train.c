@@ -92,7 +92,7 @@ static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *n
         } else if (!strcmp(a, "--steps") && v) {
             ok = parse_int(v, 1, &o->max_steps);
         } else if (!strcmp(a, "--seed") && v) {
-            ok = parse_int(v, 0, &n), o->seed = (uint64_t)n;
+            ok = trainer_parse_seed(v, &o->seed);
         } else if (!strcmp(a, "--threads") && v) {
             ok = parse_int(v, 1, &n) && n <= 1024, o->threads = (int)n;
         } else if (!strcmp(a, "--lr") && v) {

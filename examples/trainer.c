@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "trainer.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -179,4 +180,20 @@ nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, 
     if (epoch_scope) nb_scope_end(epoch_scope);
     *train_loss = seen ? total / (double)seen : 0;
     return rc;
+}
+
+bool trainer_parse_seed(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (strchr(s, '-')) { /* strtoull would take "-1" too, and "-2^64" as well */
+        long long v = strtoll(s, &end, 10);
+        if (errno || end == s || *end) return false;
+        *out = (uint64_t)v;
+    } else {
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || end == s || *end) return false;
+        *out = v;
+    }
+    return true;
 }

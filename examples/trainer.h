@@ -102,4 +102,10 @@ nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, 
 /** Seconds since some fixed point (CLOCK_MONOTONIC). */
 double trainer_now(void);
 
+/* The command lines and the output of nabla-train and nabla-finetune. */
+
+/** s as torch.manual_seed takes it: an integer in [-2^63, 2^64 - 1], a negative one as its
+ *  uint64 two's complement (-1 is 2^64 - 1), as torch reads it. */
+bool trainer_parse_seed(const char *s, uint64_t *out);
+
 #endif
