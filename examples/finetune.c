@@ -26,16 +26,19 @@ typedef struct options {
     uint64_t seed;
 } options;
 
+/* The options that take a value. */
+static const char *const valued[] = {"--load", "--save",    "--data",    "--examples", "--epochs",
+                                     "--seed", "--lr-head", "--lr-body", "--classes",  NULL};
+
 static bool parse(int argc, char **argv, options *o)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
+        int64_t n;
         bool ok = true, takes = true;
+        if (trainer_missing_value("nabla-finetune", a, v, valued)) return false;
         if (!strcmp(a, "--new-head")) {
             o->new_head = true, takes = false;
-        } else if (!v) {
-            ok = false;
         } else if (!strcmp(a, "--load")) {
             o->load = v;
         } else if (!strcmp(a, "--save")) {
@@ -43,16 +46,17 @@ static bool parse(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--data")) {
             o->data = v;
         } else if (!strcmp(a, "--examples")) {
-            o->examples = strtoll(v, &end, 10), ok = !*end && o->examples > 0;
+            ok = trainer_parse_int(v, 1, INT64_MAX, &o->examples);
         } else if (!strcmp(a, "--epochs")) {
-            o->epochs = (int)strtol(v, &end, 10), ok = !*end && o->epochs >= 0;
+            ok = trainer_parse_int(v, 0, 100000, &n), o->epochs = (int)n;
         } else if (!strcmp(a, "--seed")) {
             ok = trainer_parse_seed(v, &o->seed);
         } else if (!strcmp(a, "--lr-head")) {
-            o->lr_head = strtod(v, &end), ok = !*end && o->lr_head > 0;
+            ok = trainer_parse_double(v, 0, true, &o->lr_head);
         } else if (!strcmp(a, "--lr-body")) {
-            o->lr_body = strtod(v, &end), ok = !*end && o->lr_body >= 0;
+            ok = trainer_parse_double(v, 0, false, &o->lr_body);
         } else if (!strcmp(a, "--classes")) {
+            char *end;
             o->n_classes = 0;
             for (const char *p = v; ok && *p; p = *end ? end + 1 : end) {
                 long c = strtol(p, &end, 10);
@@ -64,7 +68,7 @@ static bool parse(int argc, char **argv, options *o)
             return false;
         }
         if (!ok) {
-            fprintf(stderr, "nabla-finetune: bad value for %s\n", a);
+            fprintf(stderr, "nabla-finetune: bad value for %s: '%s'\n", a, v);
             return false;
         }
         if (takes) i++;

@@ -52,15 +52,10 @@ static void usage(FILE *f)
           f);
 }
 
-static bool parse_int(const char *s, int64_t lo, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo) return false;
-    *out = v;
-    return true;
-}
+/* The options that take a value. */
+static const char *const valued[] = {"--data",   "--epochs",  "--batch", "--steps",
+                                     "--seed",   "--threads", "--lr",    "--optim",
+                                     "--hidden", "--save",    "--load",  NULL};
 
 /* Parse argv into o; false (with a message) on a bad option. */
 static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *no_progress)
@@ -69,38 +64,36 @@ static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *n
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n;
-        bool takes = true, ok = v != NULL;
+        bool takes = true, ok = true;
+        if (trainer_missing_value("nabla-train", a, v, valued)) return false;
         if (!strcmp(a, "--help")) {
             usage(stdout);
             exit(0);
         } else if (!strcmp(a, "--no-shuffle")) {
-            o->shuffle = false, takes = false, ok = true;
+            o->shuffle = false, takes = false;
         } else if (!strcmp(a, "--json")) {
-            o->json = true, takes = false, ok = true;
+            o->json = true, takes = false;
         } else if (!strcmp(a, "--no-progress")) {
-            *no_progress = true, takes = false, ok = true;
+            *no_progress = true, takes = false;
 #ifdef NABLA_TRAIN_DIST
         } else if (!strcmp(a, "--dist")) {
-            *dist = true, takes = false, ok = true;
+            *dist = true, takes = false;
 #endif
-        } else if (!strcmp(a, "--data") && v) {
+        } else if (!strcmp(a, "--data")) {
             o->data_dir = v;
-        } else if (!strcmp(a, "--epochs") && v) {
-            ok = parse_int(v, 0, &n) && n <= 100000, o->epochs = (int)n;
-        } else if (!strcmp(a, "--batch") && v) {
-            ok = parse_int(v, 1, &o->batch);
-        } else if (!strcmp(a, "--steps") && v) {
-            ok = parse_int(v, 1, &o->max_steps);
-        } else if (!strcmp(a, "--seed") && v) {
+        } else if (!strcmp(a, "--epochs")) {
+            ok = trainer_parse_int(v, 0, 100000, &n), o->epochs = (int)n;
+        } else if (!strcmp(a, "--batch")) {
+            ok = trainer_parse_int(v, 1, INT64_MAX, &o->batch);
+        } else if (!strcmp(a, "--steps")) {
+            ok = trainer_parse_int(v, 1, INT64_MAX, &o->max_steps);
+        } else if (!strcmp(a, "--seed")) {
             ok = trainer_parse_seed(v, &o->seed);
-        } else if (!strcmp(a, "--threads") && v) {
-            ok = parse_int(v, 1, &n) && n <= 1024, o->threads = (int)n;
-        } else if (!strcmp(a, "--lr") && v) {
-            char *end;
-            o->lr = strtod(v, &end);
-            ok = end != v && !*end && o->lr > 0;
-        } else if (!strcmp(a, "--optim") && v) {
-            ok = true;
+        } else if (!strcmp(a, "--threads")) {
+            ok = trainer_parse_int(v, 1, 1024, &n), o->threads = (int)n;
+        } else if (!strcmp(a, "--lr")) {
+            ok = trainer_parse_double(v, 0, true, &o->lr);
+        } else if (!strcmp(a, "--optim")) {
             if (!strcmp(v, "sgd"))
                 o->optim = NB_OPTIM_SGD;
             else if (!strcmp(v, "adam"))
@@ -111,7 +104,7 @@ static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *n
                 o->optim = NB_OPTIM_RMSPROP;
             else
                 ok = false;
-        } else if (!strcmp(a, "--hidden") && v) {
+        } else if (!strcmp(a, "--hidden")) {
             o->n_hidden = 0;
             const char *p = v;
             while (ok && *p) {
@@ -122,9 +115,9 @@ static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *n
                 if (ok) o->hidden[o->n_hidden++] = h;
                 p = *end ? end + 1 : end;
             }
-        } else if (!strcmp(a, "--save") && v) {
+        } else if (!strcmp(a, "--save")) {
             o->save = v;
-        } else if (!strcmp(a, "--load") && v) {
+        } else if (!strcmp(a, "--load")) {
             o->load = v;
         } else {
             fprintf(stderr, "nabla-train: unknown option '%s'\n", a);
@@ -132,7 +125,7 @@ static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *n
             return false;
         }
         if (!ok) {
-            fprintf(stderr, "nabla-train: bad value for %s: '%s'\n", a, v ? v : "");
+            fprintf(stderr, "nabla-train: bad value for %s: '%s'\n", a, v);
             return false;
         }
         if (takes) i++;

@@ -3,6 +3,7 @@
 #include "trainer.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -182,6 +183,25 @@ nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, 
     return rc;
 }
 
+bool trainer_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+bool trainer_parse_double(const char *s, double lo, bool above, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(above ? v > lo : v >= lo)) return false;
+    *out = v;
+    return true;
+}
+
 bool trainer_parse_seed(const char *s, uint64_t *out)
 {
     char *end;
@@ -196,4 +216,15 @@ bool trainer_parse_seed(const char *s, uint64_t *out)
         *out = v;
     }
     return true;
+}
+
+bool trainer_missing_value(const char *program, const char *a, const char *v,
+                           const char *const *names)
+{
+    for (; !v && *names; names++)
+        if (!strcmp(a, *names)) {
+            fprintf(stderr, "%s: option '%s' needs a value\n", program, a);
+            return true;
+        }
+    return false;
 }

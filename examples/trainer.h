@@ -104,8 +104,21 @@ double trainer_now(void);
 
 /* The command lines and the output of nabla-train and nabla-finetune. */
 
+/** s as a whole decimal integer in [lo, hi]: false for an empty string, other characters
+ *  around it, or a value out of that range (or of int64_t's). */
+bool trainer_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+/** s as a whole number (strtod; as Python's float(), 1e999 is inf) at least lo, or more than
+ *  lo when above: false for NaN, an empty string or other characters around it. */
+bool trainer_parse_double(const char *s, double lo, bool above, double *out);
+
 /** s as torch.manual_seed takes it: an integer in [-2^63, 2^64 - 1], a negative one as its
  *  uint64 two's complement (-1 is 2^64 - 1), as torch reads it. */
 bool trainer_parse_seed(const char *s, uint64_t *out);
+
+/** Whether the option a is one of names (NULL-terminated), which take a value, and none
+ *  follows it (v is NULL); then "PROGRAM: option 'a' needs a value" is on stderr. */
+bool trainer_missing_value(const char *program, const char *a, const char *v,
+                           const char *const *names);
 
 #endif
