@@ -34,7 +34,7 @@ static bool parse(int argc, char **argv, options *o)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t n;
+        int64_t n, classes[16];
         bool ok = true, takes = true;
         if (trainer_missing_value("nabla-finetune", a, v, valued)) return false;
         if (!strcmp(a, "--new-head")) {
@@ -56,13 +56,8 @@ static bool parse(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--lr-body")) {
             ok = trainer_parse_double(v, 0, false, &o->lr_body);
         } else if (!strcmp(a, "--classes")) {
-            char *end;
-            o->n_classes = 0;
-            for (const char *p = v; ok && *p; p = *end ? end + 1 : end) {
-                long c = strtol(p, &end, 10);
-                ok = end != p && c >= 0 && c < 256 && o->n_classes < 16 && (*end == ',' || !*end);
-                if (ok) o->classes[o->n_classes++] = (int)c;
-            }
+            ok = trainer_parse_list(v, 0, 255, classes, 16, &o->n_classes);
+            for (int k = 0; ok && k < o->n_classes; k++) o->classes[k] = (int)classes[k];
         } else {
             fprintf(stderr, "nabla-finetune: unknown option '%s'\n", a);
             return false;
@@ -123,17 +118,19 @@ int main(int argc, char **argv)
     nb_dataloader *dl = NULL;
     float **before = NULL;
     int nb = 0;
+    char message[128];
 
     /* the checkpoint: its architecture is in its metadata, its weights in its tensors */
     ckpt = nb_safetensors_load(o.load);
     if (!ckpt) FAIL(o.load, NULL);
     const char *h = nb_state_dict_metadata(ckpt, "hidden");
+    if (!h) h = "256,128";
     int64_t hidden[TRAINER_MAX_HIDDEN];
     int n_hidden = 0;
-    for (const char *p = h ? h : "256,128"; *p && n_hidden < TRAINER_MAX_HIDDEN;) {
-        char *end;
-        hidden[n_hidden++] = strtoll(p, &end, 10);
-        p = *end ? end + 1 : end;
+    if (!trainer_parse_list(h, 1, INT64_MAX, hidden, TRAINER_MAX_HIDDEN, &n_hidden)) {
+        snprintf(message, sizeof message, "its hidden layers '%.40s' are not 1 to %d sizes > 0", h,
+                 TRAINER_MAX_HIDDEN);
+        FAIL(o.load, message);
     }
     train = task(&o, true), test = task(&o, false);
     if (!train || !test) FAIL("data", NULL);
@@ -164,7 +161,8 @@ int main(int argc, char **argv)
     head_opts.lr = o.lr_head;
     body_opts.lr = frozen ? 1e-3 : o.lr_body; /* unused while frozen */
     opt = nb_optim_new(hp, nb_module_parameters(head, hp, 2), &head_opts);
-    if (!opt || nb_optim_add_param_group(opt, bp, nb, &body_opts) != NB_OK) FAIL("optimizer", NULL);
+    if (!opt || (nb > 0 && nb_optim_add_param_group(opt, bp, nb, &body_opts) != NB_OK))
+        FAIL("optimizer", NULL);
 
     /* a copy of the body, to show it is untouched */
     before = calloc((size_t)nb, sizeof *before);

@@ -105,16 +105,7 @@ static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *n
             else
                 ok = false;
         } else if (!strcmp(a, "--hidden")) {
-            o->n_hidden = 0;
-            const char *p = v;
-            while (ok && *p) {
-                char *end;
-                long long h = strtoll(p, &end, 10);
-                ok =
-                    end != p && h > 0 && o->n_hidden < TRAINER_MAX_HIDDEN && (*end == ',' || !*end);
-                if (ok) o->hidden[o->n_hidden++] = h;
-                p = *end ? end + 1 : end;
-            }
+            ok = trainer_parse_list(v, 1, INT64_MAX, o->hidden, TRAINER_MAX_HIDDEN, &o->n_hidden);
         } else if (!strcmp(a, "--save")) {
             o->save = v;
         } else if (!strcmp(a, "--load")) {

@@ -218,6 +218,23 @@ bool trainer_parse_seed(const char *s, uint64_t *out)
     return true;
 }
 
+bool trainer_parse_list(const char *s, int64_t lo, int64_t hi, int64_t *out, int max, int *n)
+{
+    int k = 0;
+    for (const char *p = s;; p++) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (errno || end == p || v < lo || v > hi || k == max || (*end && *end != ','))
+            return false;
+        out[k++] = v;
+        if (!*end) break;
+        p = end;
+    }
+    *n = k;
+    return true;
+}
+
 bool trainer_missing_value(const char *program, const char *a, const char *v,
                            const char *const *names)
 {

@@ -116,6 +116,10 @@ bool trainer_parse_double(const char *s, double lo, bool above, double *out);
  *  uint64 two's complement (-1 is 2^64 - 1), as torch reads it. */
 bool trainer_parse_seed(const char *s, uint64_t *out);
 
+/** s as 1 to max integers in [lo, hi] separated by commas, with no empty entry: *n of them in
+ *  out (as Python's [int(v) for v in s.split(",")] reads it). */
+bool trainer_parse_list(const char *s, int64_t lo, int64_t hi, int64_t *out, int max, int *n);
+
 /** Whether the option a is one of names (NULL-terminated), which take a value, and none
  *  follows it (v is NULL); then "PROGRAM: option 'a' needs a value" is on stderr. */
 bool trainer_missing_value(const char *program, const char *a, const char *v,
