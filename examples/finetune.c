@@ -118,6 +118,7 @@ int main(int argc, char **argv)
     nb_dataloader *dl = NULL;
     float **before = NULL;
     int nb = 0;
+    const char *why;
     char message[128];
 
     /* the checkpoint: its architecture is in its metadata, its weights in its tensors */
@@ -132,10 +133,15 @@ int main(int argc, char **argv)
                  TRAINER_MAX_HIDDEN);
         FAIL(o.load, message);
     }
+    /* the head's outputs: the rows of its weight (10 for nabla-train on the MNIST family) */
+    snprintf(message, sizeof message, "%d.weight", 2 * n_hidden);
+    nb_tensor *w = nb_state_dict_get(ckpt, message);
+    int64_t outputs = w && nb_tensor_ndim(w) == 2 ? nb_tensor_shape(w)[0] : 10;
     train = task(&o, true), test = task(&o, false);
     if (!train || !test) FAIL("data", NULL);
+    if ((why = trainer_sets_mismatch(train, test, message, sizeof message))) FAIL("data", why);
     nb_manual_seed(o.seed);
-    model = trainer_model(nb_dataset_example_size(train), hidden, n_hidden, 10);
+    model = trainer_model(nb_dataset_example_size(train), hidden, n_hidden, outputs);
     if (!model || nb_module_load_state_dict(model, ckpt, true) != NB_OK) FAIL(o.load, NULL);
     nb_state_dict_free(ckpt);
     ckpt = NULL;

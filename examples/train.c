@@ -213,6 +213,8 @@ int main(int argc, char **argv)
     nb_module *model = NULL;
     nb_optim *opt = NULL;
     nb_dataloader *loader = NULL;
+    const char *why;
+    char message[128];
 #ifdef NABLA_TRAIN_DIST
     nb_dist_sampler *sampler = NULL;
     int64_t *test_share = NULL, n_test_share = 0;
@@ -235,7 +237,11 @@ int main(int argc, char **argv)
     /* the data: uint8 images in memory, float batches made per step */
     train = nb_mnist_load(o.data_dir, true), test = nb_mnist_load(o.data_dir, false);
     if (!train || !test) FAIL("data", NULL);
+    if ((why = trainer_sets_mismatch(train, test, message, sizeof message))) FAIL("data", why);
+    /* as many outputs as the labels of both sets need (10 for the MNIST family, the
+     * reference's nn.Linear(inp, 10)), so that evaluation takes any test label */
     int64_t features = nb_dataset_example_size(train), classes = nb_dataset_num_classes(train);
+    if (nb_dataset_num_classes(test) > classes) classes = nb_dataset_num_classes(test);
 
     /* the model and the optimizer, drawn from the seed as PyTorch draws them */
     nb_manual_seed(o.seed);

@@ -245,3 +245,13 @@ bool trainer_missing_value(const char *program, const char *a, const char *v,
         }
     return false;
 }
+
+const char *trainer_sets_mismatch(const nb_dataset *train, const nb_dataset *test, char *buf,
+                                  size_t size)
+{
+    int64_t a = nb_dataset_example_size(train), b = nb_dataset_example_size(test);
+    if (a == b) return NULL;
+    snprintf(buf, size, "the test examples have %lld values, the training examples %lld",
+             (long long)b, (long long)a);
+    return buf;
+}
