@@ -327,14 +327,18 @@ int main(int argc, char **argv)
         r.test_loss = e.seen ? e.loss_sum / (double)e.seen : 0;
         r.test_accuracy = e.seen ? (double)e.right / (double)e.seen : 0;
         if (!talk) continue;
+        /* a diverged run's NaN as Python's json.dumps (and "%f") writes it, as the reference */
+        char f[3][32];
+        trainer_number(f[0], sizeof f[0], r.train_loss, o.json ? 6 : 4, o.json);
+        trainer_number(f[1], sizeof f[1], r.test_loss, o.json ? 6 : 4, o.json);
+        trainer_number(f[2], sizeof f[2], r.test_accuracy, 4, o.json);
         if (o.json)
-            printf("{\"epoch\": %d, \"train_loss\": %.6f, \"test_loss\": %.6f, "
-                   "\"test_accuracy\": %.4f, \"seconds\": %.3f}\n",
-                   r.epoch, r.train_loss, r.test_loss, r.test_accuracy, r.seconds);
+            printf("{\"epoch\": %d, \"train_loss\": %s, \"test_loss\": %s, "
+                   "\"test_accuracy\": %s, \"seconds\": %.3f}\n",
+                   r.epoch, f[0], f[1], f[2], r.seconds);
         else
-            printf("%sepoch %2d: train loss %.4f  test loss %.4f  test accuracy %.4f  %.2f s\n",
-                   p.tty ? "\r\033[K" : "", r.epoch, r.train_loss, r.test_loss, r.test_accuracy,
-                   r.seconds);
+            printf("%sepoch %2d: train loss %s  test loss %s  test accuracy %s  %.2f s\n",
+                   p.tty ? "\r\033[K" : "", r.epoch, f[0], f[1], f[2], r.seconds);
         fflush(stdout);
     }
     if (o.save && talk) {

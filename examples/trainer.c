@@ -3,6 +3,7 @@
 #include "trainer.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,5 +254,16 @@ const char *trainer_sets_mismatch(const nb_dataset *train, const nb_dataset *tes
     if (a == b) return NULL;
     snprintf(buf, size, "the test examples have %lld values, the training examples %lld",
              (long long)b, (long long)a);
+    return buf;
+}
+
+const char *trainer_number(char *buf, size_t size, double v, int decimals, bool json)
+{
+    if (isnan(v))
+        snprintf(buf, size, "%s", json ? "NaN" : "nan");
+    else if (isinf(v))
+        snprintf(buf, size, "%s%s", v < 0 ? "-" : "", json ? "Infinity" : "inf");
+    else
+        snprintf(buf, size, "%.*f", decimals, v);
     return buf;
 }

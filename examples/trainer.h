@@ -130,4 +130,9 @@ bool trainer_missing_value(const char *program, const char *a, const char *v,
 const char *trainer_sets_mismatch(const nb_dataset *train, const nb_dataset *test, char *buf,
                                   size_t size);
 
+/** v with the given decimals into buf (32 bytes or more); a NaN or an infinity as Python's
+ *  json.dumps writes it when json (NaN, Infinity, -Infinity), else as its "%f" does (nan,
+ *  inf, -inf). Returns buf. */
+const char *trainer_number(char *buf, size_t size, double v, int decimals, bool json);
+
 #endif
