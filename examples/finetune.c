@@ -208,6 +208,7 @@ int main(int argc, char **argv)
         nb_state_dict_free(d);
         if (rc != NB_OK) FAIL(o.save, NULL);
     }
+    if ((why = trainer_stdout_problem())) FAIL("stdout", why);
 out:
     for (int i = 0; i < nb && before; i++) free(before[i]);
     free(before);

@@ -339,7 +339,7 @@ int main(int argc, char **argv)
         else
             printf("%sepoch %2d: train loss %s  test loss %s  test accuracy %s  %.2f s\n",
                    p.tty ? "\r\033[K" : "", r.epoch, f[0], f[1], f[2], r.seconds);
-        fflush(stdout);
+        if ((why = trainer_stdout_problem())) FAIL("stdout", why); /* a full disk: exit 1 */
     }
     if (o.save && talk) {
         nb_state_dict *d = nb_state_dict_new();
@@ -355,6 +355,7 @@ int main(int argc, char **argv)
         if (rc != NB_OK) FAIL(o.save, NULL);
         if (!o.json) printf("nabla-train: model saved to %s\n", o.save);
     }
+    if (talk && (why = trainer_stdout_problem())) FAIL("stdout", why);
 out:
     nb_dataloader_free(loader);
     nb_optim_free(opt);

@@ -267,3 +267,9 @@ const char *trainer_number(char *buf, size_t size, double v, int decimals, bool 
         snprintf(buf, size, "%.*f", decimals, v);
     return buf;
 }
+
+const char *trainer_stdout_problem(void)
+{
+    int err = fflush(stdout) ? errno : 0;
+    return err ? strerror(err) : ferror(stdout) ? "a write failed" : NULL;
+}

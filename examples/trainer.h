@@ -135,4 +135,7 @@ const char *trainer_sets_mismatch(const nb_dataset *train, const nb_dataset *tes
  *  inf, -inf). Returns buf. */
 const char *trainer_number(char *buf, size_t size, double v, int decimals, bool json);
 
+/** Flush stdout; why that or an earlier write to it failed (a full disk...), or NULL. */
+const char *trainer_stdout_problem(void);
+
 #endif
