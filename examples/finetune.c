@@ -120,6 +120,8 @@ int main(int argc, char **argv)
     int nb = 0;
     const char *why;
     char message[128];
+    /* the file the model goes to, before the run is spent on it */
+    if (o.save && (why = trainer_save_problem(o.save))) FAIL(o.save, why);
 
     /* the checkpoint: its architecture is in its metadata, its weights in its tensors */
     ckpt = nb_safetensors_load(o.load);

@@ -232,6 +232,8 @@ int main(int argc, char **argv)
     }
 #endif
     const bool talk = group.rank == 0; /* only rank 0 prints and saves */
+    /* the file the model goes to, before a long run is spent on it */
+    if (o.save && talk && (why = trainer_save_problem(o.save))) FAIL(o.save, why);
     if (o.threads && nb_set_num_threads(o.threads) != NB_OK) FAIL("threads", NULL);
 
     /* the data: uint8 images in memory, float batches made per step */

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 trainer_options trainer_defaults(void)
 {
@@ -245,6 +247,29 @@ bool trainer_missing_value(const char *program, const char *a, const char *v,
             return true;
         }
     return false;
+}
+
+const char *trainer_save_problem(const char *path)
+{
+    struct stat st;
+    if (!*path) return "an empty path";
+    if (!stat(path, &st) && !S_ISREG(st.st_mode))
+        return S_ISDIR(st.st_mode) ? "is a directory" : "exists and is not a regular file";
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
+    char *dir = malloc(n + 1);
+    if (!dir) return "out of memory";
+    memcpy(dir, slash ? path : ".", n);
+    dir[n] = 0;
+    const char *why = NULL;
+    if (stat(dir, &st))
+        why = "its directory does not exist";
+    else if (!S_ISDIR(st.st_mode))
+        why = "its directory is not a directory";
+    else if (access(dir, W_OK | X_OK))
+        why = "its directory is not writable";
+    free(dir);
+    return why;
 }
 
 const char *trainer_sets_mismatch(const nb_dataset *train, const nb_dataset *test, char *buf,

@@ -125,6 +125,11 @@ bool trainer_parse_list(const char *s, int64_t lo, int64_t hi, int64_t *out, int
 bool trainer_missing_value(const char *program, const char *a, const char *v,
                            const char *const *names);
 
+/** Why a model can't be saved to path (NULL when nothing stands in the way), to know before
+ *  training: an empty path, a directory or another file that is not a regular one, or its
+ *  directory missing, not a directory or not writable. */
+const char *trainer_save_problem(const char *path);
+
 /** Why the model trained on train can't be evaluated on test (NULL when it can): examples of
  *  another size; the message is written into buf. */
 const char *trainer_sets_mismatch(const nb_dataset *train, const nb_dataset *test, char *buf,
