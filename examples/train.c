@@ -128,18 +128,19 @@ static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *n
 typedef struct progress {
     bool tty;
     int epochs;
-    int64_t batch_size;
     double start, last;
 } progress;
 
-static void on_step(int epoch, int64_t batch, int64_t n_batches, double loss, void *ctx)
+static void on_step(int epoch, int64_t batch, int64_t n_batches, int64_t examples, double loss,
+                    void *ctx)
 {
     progress *p = ctx;
     double now = trainer_now();
     if (!p->tty || (now - p->last < 0.1 && batch < n_batches)) return;
     p->last = now;
-    double rate = (double)(batch * p->batch_size) / (now - p->start + 1e-9);
-    double left = (double)((n_batches - batch) * p->batch_size) / (rate + 1e-9);
+    double took = now - p->start + 1e-9;
+    double rate = (double)examples / took,
+           left = took / (double)batch * (double)(n_batches - batch);
     int width = 24, done = (int)(width * batch / n_batches);
     printf("\repoch %2d/%d [%.*s%*s] %lld/%lld  loss %.4f  %.0f ex/s  %3.0fs left ", epoch,
            p->epochs, done, "########################", width - done, "", (long long)batch,
@@ -262,8 +263,7 @@ int main(int argc, char **argv)
     opt = n_params > 0 ? nb_optim_new(params, n_params, &oo) : NULL;
     if (!opt) FAIL("optimizer", NULL);
     nb_dataloader_options lo = {.batch_size = o.batch / group.world, .shuffle = o.shuffle};
-    progress p = {talk && !no_progress && !o.json && isatty(STDOUT_FILENO), o.epochs, o.batch, 0,
-                  0};
+    progress p = {talk && !no_progress && !o.json && isatty(STDOUT_FILENO), o.epochs, 0, 0};
     trainer_hooks hooks = {NULL, on_step, &p};
 #ifdef NABLA_TRAIN_DIST
     if (group.dist) {

@@ -178,7 +178,7 @@ nb_status trainer_epoch(nb_module *model, nb_optim *opt, nb_dataloader *loader, 
             seen += b;
             batch++;
             if (steps_left && *steps_left > 0) --*steps_left;
-            if (h->on_step) h->on_step(epoch, batch, n_batches, l, h->ctx);
+            if (h->on_step) h->on_step(epoch, batch, n_batches, seen, l, h->ctx);
         }
     }
     if (epoch_scope) nb_scope_end(epoch_scope);

@@ -75,9 +75,10 @@ typedef struct trainer_phases {
 nb_status trainer_step(nb_module *model, nb_optim *opt, nb_tensor *x, nb_tensor *y, double *loss,
                        trainer_phases *times);
 
-/** Called after every step with the step's loss, the examples so far and the epoch's total. */
-typedef void (*trainer_step_fn)(int epoch, int64_t batch, int64_t n_batches, double loss,
-                                void *ctx);
+/** Called after every step with the batches so far and the epoch's total, the examples so far
+ *  (the last batch can be short) and the step's loss. */
+typedef void (*trainer_step_fn)(int epoch, int64_t batch, int64_t n_batches, int64_t examples,
+                                double loss, void *ctx);
 
 /** What a training step calls besides its own work; NULL members are not called. */
 typedef struct trainer_hooks {
