@@ -441,6 +441,50 @@ static void test_grad_accumulates_in_place(void **state)
 }
 
 /*
+ * A view made under no-grad of a tensor that requires grad (or a view of such a view) is not
+ * written with grad mode on, as PyTorch refuses it: the write would change a parameter or a
+ * value of the graph unrecorded. Under no-grad it may be written; views of a detached tensor
+ * or of one that does not require grad may be written in any mode.
+ */
+static void test_no_grad_view_write(void **state)
+{
+    (void)state;
+    static const char msg[] = "nb_add_scalar_: A view was created in no_grad mode and is being "
+                              "modified inplace with grad mode enabled.";
+    const float v[] = {1, 2, 3}, w_after[] = {6, 2, 3}, d_after[] = {7, 2, 3};
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *w = nb_requires_grad_(nb_from_data(v, NB_SHAPE(3)), true), *s = NULL, *r = NULL;
+    nb_tensor *y = nb_mul_scalar(w, 2), *plain = nb_from_data(v, NB_SHAPE(3)), *p = NULL;
+    NB_NO_GRAD
+    {
+        s = nb_slice(w, 0, 0, 1, 1);
+        r = nb_reshape(y, NB_SHAPE(3, 1));
+        p = nb_slice(plain, 0, 0, 2, 1);
+    }
+    nb_error_clear();
+    assert_int_equal(nb_add_scalar_(s, 100), NB_ESTATE);
+    assert_error(NB_ESTATE, msg);
+    assert_int_equal(nb_fill_(r, 0), NB_ESTATE);
+    assert_int_equal(nb_add_scalar_(nb_slice(s, 0, 0, 1, 1), 1), NB_ESTATE); /* its view too */
+    assert_data(w, v, 3);
+    assert_data(y, (const float[]){2, 4, 6}, 3);
+    NB_NO_GRAD
+    {
+        assert_int_equal(nb_add_scalar_(s, 5), NB_OK);
+    }
+    assert_data(w, w_after, 3);
+    assert_int_equal(nb_add_scalar_(p, 1), NB_OK);
+    nb_tensor *d = NULL;
+    NB_NO_GRAD
+    {
+        d = nb_slice(nb_detach(w), 0, 0, 1, 1);
+    }
+    assert_int_equal(nb_add_scalar_(d, 1), NB_OK); /* PyTorch writes through detach() too */
+    assert_data(w, d_after, 3);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
+/*
  * PyTorch sums a leaf's gradients before adding them to its .grad, and adds each gradient to a
  * node's partial sum once it is whole, so 1 + (2^-24 + 2^-24) is 1 + 2^-23 where adding each
  * 2^-24 in turn would round back to 1. The values are tests/data/gen_accumulation.py's; the
@@ -669,6 +713,7 @@ int main(void)
         T(test_grad_retains),
         T(test_grad_accumulates_in_place),
         T(test_accumulation_order),
+        T(test_no_grad_view_write),
         T(test_accumulation_order_long_sums),
         T(test_grad_capture_leaves_retained),
         T(test_grad_aliasing),

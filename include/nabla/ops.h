@@ -86,8 +86,9 @@ NB_API nb_tensor *nb_neg(nb_tensor *a);
  * operation: some elements of the input tensor and the written-to tensor refer to a single
  * memory location"); NB_ESTATE while grad mode is on when a requires grad (a leaf, a view of
  * one, or a non-leaf: PyTorch's errors for the first two; nabla records no in-place op, so
- * the third is refused too) or b requires grad; NB_ESHAPE when b does not broadcast to a's
- * shape. a is unchanged on error.
+ * the third is refused too), when a is a view made under no-grad of such a tensor (PyTorch's
+ * error), or b requires grad; NB_ESHAPE when b does not broadcast to a's shape. a is
+ * unchanged on error.
  * @{
  */
 NB_API nb_status nb_add_(nb_tensor *a, const nb_tensor *b);

@@ -382,8 +382,8 @@ NB_API nb_status nb_tensor_item(const nb_tensor *t, float *out);
  * Ownership: none.
  * Errors: NB_EINVAL for NULL t, index or out; NB_ESTATE for set while grad mode is on on a
  * tensor that requires grad: a leaf, a view of one, or a non-leaf (PyTorch records such a
- * write in the graph; nabla refuses it rather than corrupt the gradient); NB_ERANGE for an
- * index out of range.
+ * write in the graph; nabla refuses it rather than corrupt the gradient), and for a view made
+ * under no-grad of such a tensor; NB_ERANGE for an index out of range.
  * @{
  */
 NB_API nb_status nb_tensor_get(const nb_tensor *t, const int64_t *index, float *out);

@@ -16,6 +16,8 @@ typedef struct nb__autograd {
     bool requires_grad;
     bool retains_grad;
     bool warned_grad;          /* the non-leaf .grad warning was given */
+    bool no_grad_view;         /* a view made under no-grad of a tensor that requires grad (or
+                                  of such a view): not to be written with grad mode on */
     int output_nr;             /* which output of grad_fn this is */
     nb_tensor *grad;           /* strong; NULL until a backward fills it */
     nb_node *grad_fn;          /* strong; NULL for a leaf */

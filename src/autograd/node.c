@@ -57,6 +57,14 @@ static bool view_of_leaf(const nb_tensor *t)
  */
 static nb_status meta_check_write(const char *fn, const nb_tensor *t)
 {
+    if (nb__grad_enabled() && nb__ag(t)->no_grad_view)
+        return nb__error(NB_ESTATE, fn,
+                         "A view was created in no_grad mode and is being modified inplace with "
+                         "grad mode enabled. Given that this use case is ambiguous and "
+                         "error-prone, it is forbidden. You can clarify your code by moving both "
+                         "the view and the inplace either both inside the no_grad block (if you "
+                         "don't want the inplace to be tracked) or both outside (if you want the "
+                         "inplace to be tracked).");
     if (!nb__grad_enabled() || !nb__ag(t)->requires_grad) return NB_OK;
     if (!nb__ag(t)->grad_fn)
         return nb__error(NB_ESTATE, fn,
@@ -209,10 +217,24 @@ nb_node *nb__grad_accumulator(nb_tensor *leaf)
     return n;
 }
 
+/*
+ * A view's outputs share input 0's storage. Made under no-grad of a tensor that requires grad,
+ * or of another such view in any mode, they are marked: PyTorch refuses to write them with
+ * grad mode on, where the write would change a tensor of the graph without being recorded.
+ */
+static void mark_no_grad_views(const nb_op *op, nb_tensor *base, int n_out, nb_tensor *const *out)
+{
+    if (!(op->flags & NB__OP_VIEW) || !base || !base->meta) return;
+    if (!nb__ag(base)->no_grad_view && (nb__grad_enabled() || !nb__ag(base)->requires_grad)) return;
+    for (int j = 0; j < n_out; j++)
+        if (out[j]->storage == base->storage) nb__ag_make(out[j])->no_grad_view = true;
+}
+
 nb_status nb__record(const char *fn, const nb_op *op, int n_in, nb_tensor *const *in, int n_out,
                      nb_tensor *const *out, size_t extra_state, nb_node **node)
 {
     *node = NULL;
+    mark_no_grad_views(op, n_in > 0 ? in[0] : NULL, n_out, out);
     if (!nb__grad_enabled()) return NB_OK;
     bool any = false;
     for (int i = 0; i < n_in && !any; i++) any = in[i] && nb__requires_grad(in[i]);
