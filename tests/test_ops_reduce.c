@@ -917,6 +917,43 @@ static void test_norm_grad_extreme(void **state)
     }
 }
 
+/* Every element of t is +0. */
+static void assert_plus_zeros(nb_tensor *t, const char *what)
+{
+    assert_non_null(t);
+    const float *d = nb_tensor_data_const(t);
+    for (int64_t i = 0; i < nb_tensor_numel(t); i++)
+        if (d[i] != 0.0f || signbit(d[i]))
+            fail_msg("%s: element %lld is %g", what, (long long)i, (double)d[i]);
+}
+
+/*
+ * A sum of zeros is +0 whatever their signs, also over one element or over dims of size 1, as
+ * PyTorch's (its accumulator starts at +0), and so is sub's gradient for a broadcast second
+ * operand, sum_to(-g). The signs are tests/data/gen_zero_sums.py's.
+ */
+static void test_sums_never_negative_zero(void **state)
+{
+    (void)state;
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *z = nb_full(NB_SHAPE(1), -0.0f), *z21 = nb_full(NB_SHAPE(2, 1), -0.0f);
+    assert_plus_zeros(nb_sum(z, NB_DIMS_ALL, false), "sum of [-0]");
+    assert_plus_zeros(nb_mean(z, NB_DIMS_ALL, false), "mean of [-0]");
+    assert_plus_zeros(nb_sum(z21, NB_DIMS(1), false), "sum over a dim of size 1");
+    assert_plus_zeros(nb_mean(z21, NB_DIMS(1), true), "mean over a dim of size 1");
+    assert_plus_zeros(nb_sum(nb_full(NB_SHAPE(64), -0.0f), NB_DIMS_ALL, false), "sum of 64 -0");
+    const float gv[] = {0.0f, -0.0f, -0.0f, -0.0f};
+    nb_tensor *g = nb_from_data(gv, NB_SHAPE(2, 2));
+    nb_shape shapes[] = {NB_SHAPE(1), NB_SHAPE0};
+    for (int i = 0; i < 2; i++) {
+        nb_tensor *a = nb_requires_grad_(nb_ones(NB_SHAPE(2, 2)), true);
+        nb_tensor *b = nb_requires_grad_(nb_zeros(shapes[i]), true);
+        assert_int_equal(nb_backward(nb_sub(a, b), g, false), NB_OK);
+        assert_plus_zeros(nb_tensor_grad(b), "sub's db");
+    }
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
 static void test_null_and_nodes(void **state)
 {
     (void)state;
@@ -1156,6 +1193,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_softmax_is_cross_entropys, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_norm_grad_extreme, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_sums_never_negative_zero, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_null_and_nodes, nbt_setup_counting,
                                         nbt_teardown_counting),

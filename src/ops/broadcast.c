@@ -410,8 +410,9 @@ void nb__sum_to(float *dst, const nb_shape *s, bool acc, const float *g, const n
         nb__ew_apply(scaled_copy, &scale, dst, acc, s, 1, &(nb__operand){g, gs});
         return;
     }
-    if (n == 1) { /* everything into one value, in double */
-        float v = (float)nb__sum_all(g, gn) * scale;
+    if (n == 1) { /* everything into one value, in double; a sum is never -0, as PyTorch's
+                   * (its accumulator starts at +0), also scaled by -1 */
+        float v = (float)nb__sum_all(g, gn) * scale + 0.0f;
         dst[0] = acc ? dst[0] + v : v;
         return;
     }

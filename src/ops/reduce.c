@@ -328,6 +328,9 @@ static nb_tensor *reduce(const char *fn, bool mean, nb_tensor *x, nb_dims dims, 
     if (!res) return NULL;
     float *o = nb__data(res);
     nb__sum_to(o, &r.kept, false, nb__data(x), &r.in, 1.0f); /* into one value: in double */
+    /* where nothing was added (dims of size 1) the values were copied: a sum is never -0, as
+     * PyTorch's, whose accumulator starts at +0 */
+    for (int64_t i = 0; i < res->numel; i++) o[i] += 0.0f;
     if (mean)
         for (int64_t i = 0; i < res->numel; i++) o[i] /= (float)r.n;
     const nb_op *op =
