@@ -8,7 +8,8 @@
 #   MODE=pkgconfig-static   ... cc -static $(pkg-config --static --cflags --libs nabla)
 #   MODE=subdirectory   add_subdirectory(<nabla source>) (tests/consumer/intree)
 #   MODE=fetchcontent   FetchContent from the source release (cpack's nabla-<version>.tar.gz)
-#   MODE=deb            cpack -G DEB, dpkg -i, the pkg-config consumer, dpkg --purge (root;
+#   MODE=deb            cpack -G DEB, libnabla-dev's Depends against nabla.pc's Requires.private,
+#                       dpkg -i, the pkg-config consumer, dpkg --purge (root;
 #                       RUNTIME_PACKAGE names the library package, libnabla<major>)
 #   MODE=dist           install, move the tree, find_package(nabla COMPONENTS dist), run the
 #                       program under MPIEXEC (MPIEXEC_NP: its -n flag) on 2 ranks; then how
@@ -128,9 +129,73 @@ function(choose_consumer)
     check_choice("found shared SHARED_LIBRARY" -DBUILD_SHARED_LIBS=OFF)
 endfunction()
 
-# Make the .deb packages of BUILD_DIR, install them on this machine, build and run the
-# pkg-config consumer against the system's nabla, then purge them again, also on failure.
-# Run only as root (tests/consumer/if_root_dpkg.sh skips it otherwise).
+# The names in a Debian Depends field, each alternative of "a | b" included, without
+# versions or architectures.
+function(deb_depends_names field out)
+    string(REGEX REPLACE "\\([^)]*\\)" "" field "${field}")
+    string(REGEX REPLACE "[,|]" ";" field "${field}")
+    set(names)
+    foreach(name IN LISTS field)
+        string(REGEX REPLACE ":[a-z0-9]+" "" name "${name}")
+        string(STRIP "${name}" name)
+        if(name)
+            list(APPEND names "${name}")
+        endif()
+    endforeach()
+    set(${out} "${names}" PARENT_SCOPE)
+endfunction()
+
+# Every module of nabla.pc's Requires.private (pkg-config reads them even for --cflags) is
+# installed by a package that libnabla-dev depends on, directly or through the installed
+# packages it depends on.
+function(check_dev_depends dev_deb)
+    run("dpkg-deb -f" dpkg-deb -f "${dev_deb}" Depends)
+    deb_depends_names("${run_output}" queue)
+    set(reached)
+    while(queue)
+        list(POP_FRONT queue p)
+        if(p IN_LIST reached)
+            continue()
+        endif()
+        list(APPEND reached "${p}")
+        execute_process(COMMAND dpkg-query -W "-f=\${Depends}" "${p}"
+            RESULT_VARIABLE rc OUTPUT_VARIABLE deps ERROR_QUIET)
+        if(rc EQUAL 0)
+            deb_depends_names("${deps}" more)
+            list(APPEND queue ${more})
+        endif()
+    endwhile()
+    file(STRINGS "${BUILD_DIR}/nabla.pc" requires REGEX "^Requires\\.private:")
+    string(REGEX REPLACE "^Requires\\.private:" "" requires "${requires}")
+    string(REGEX REPLACE "[ \t,]+" ";" requires "${requires}")
+    foreach(module IN LISTS requires)
+        if(NOT module)
+            continue()
+        endif()
+        run("pkg-config ${module}" pkg-config --variable=pcfiledir "${module}")
+        string(STRIP "${run_output}" dir)
+        file(REAL_PATH "${dir}/${module}.pc" pc)
+        run("dpkg -S ${pc}" dpkg -S "${pc}")
+        string(REGEX REPLACE ": .*" "" owners "${run_output}")
+        deb_depends_names("${owners}" owners)
+        set(found FALSE)
+        foreach(owner IN LISTS owners)
+            if(owner IN_LIST reached)
+                set(found TRUE)
+            endif()
+        endforeach()
+        if(NOT found)
+            message(FATAL_ERROR "nabla.pc requires ${module} (${pc}, from ${owners}), but "
+                "libnabla-dev does not depend on it: it reaches ${reached}")
+        endif()
+        message(STATUS "nabla.pc's ${module}: ${pc}, from ${owners}, a dependency of libnabla-dev")
+    endforeach()
+endfunction()
+
+# Make the .deb packages of BUILD_DIR, check libnabla-dev's dependencies, install them on
+# this machine, build and run the pkg-config consumer against the system's nabla, then purge
+# them again, also on failure. Run only as root (tests/consumer/if_root_dpkg.sh skips it
+# otherwise).
 function(deb_consumer)
     set(packages libnabla-dev ${RUNTIME_PACKAGE})
     foreach(p IN LISTS packages)
@@ -148,6 +213,8 @@ function(deb_consumer)
         run("dpkg-deb" dpkg-deb --info "${deb}")
         message(STATUS "${run_output}")
     endforeach()
+    file(GLOB dev_deb "${WORK_DIR}/pkg/libnabla-dev_*.deb")
+    check_dev_depends("${dev_deb}")
     unset(ENV{PKG_CONFIG_PATH})
     execute_process(COMMAND dpkg -i ${debs} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
     set(failure "")

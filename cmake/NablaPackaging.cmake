@@ -24,8 +24,11 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME libnabla${PROJECT_VERSION_MAJOR})
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_NAME libnabla-dev)
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_SECTION libdevel)
-# nabla.pc requires the BLAS module, and a static link needs that BLAS's own libraries.
-set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_DEPENDS "${NABLA_BLAS_DEB}")
+# nabla.pc's Requires.private names the BLAS module, zlib and jansson (cmake/NablaInstall.cmake),
+# and pkg-config reads those modules even for --cflags: the development package depends on
+# the -dev packages that install them (openblas.pc/blis.pc/blas.pc, zlib.pc, jansson.pc).
+set(_nb_dev_depends ${NABLA_BLAS_DEB} zlib1g-dev libjansson-dev)
+list(JOIN _nb_dev_depends ", " CPACK_DEBIAN_DEVELOPMENT_PACKAGE_DEPENDS)
 # The runtime's dependencies (libc, the BLAS library) come from dpkg-shlibdeps (dpkg-dev);
 # its shlibs file lets packages built against it depend on libnabla0 (>= this version).
 find_program(NABLA_DPKG_SHLIBDEPS dpkg-shlibdeps)
