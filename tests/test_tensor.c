@@ -588,6 +588,11 @@ static void test_squeeze_unsqueeze(void **state)
     assert_values(a, 0, 1, 2, 3, 4, 5);
     assert_true(nb_tensor_shares_storage(a, t));
     nb_release(a);
+    /* nb_dims_all() is NB_DIMS_ALL, for C++ */
+    assert_int_equal(nb_dims_all().n, NB_DIMS_ALL.n);
+    a = nb_squeeze(t, nb_dims_all());
+    assert_shape(a, NB_SHAPE(3, 2));
+    nb_release(a);
 
     a = nb_squeeze(t, NB_DIMS(0));
     assert_shape(a, NB_SHAPE(3, 1, 2));

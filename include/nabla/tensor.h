@@ -43,7 +43,10 @@ typedef struct nb_shape {
     int64_t dims[NB_MAX_DIMS]; /**< the sizes; the first ndim are used */
 } nb_shape;
 
-/** NB_SHAPE(5, 3) is the shape [5, 3]; NB_SHAPE0 is the 0-d shape []. (C only.) @{ */
+/**
+ * NB_SHAPE(5, 3) is the shape [5, 3]; NB_SHAPE0 is the 0-d shape []. (C only; C++:
+ * nb_shape_make(2, dims) and nb_shape_make(0, nullptr).) @{
+ */
 #define NB_SHAPE(...)                                                                              \
     ((nb_shape){(int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), {__VA_ARGS__}})
 #define NB_SHAPE0 ((nb_shape){0, {0}})
@@ -63,7 +66,7 @@ typedef struct nb_dims {
 #define NB__DIMS_ALL_N (-1)
 /** NB_DIMS(1) is the list [1]; NB_DIMS(0, -1) is [0, -1]. (C only; C++: nb_dims_make.) */
 #define NB_DIMS(...) ((nb_dims){(int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), {__VA_ARGS__}})
-/** Every dimension (PyTorch: dim=None). */
+/** Every dimension (PyTorch: dim=None). (C only; C++: nb_dims_all().) */
 #define NB_DIMS_ALL ((nb_dims){NB__DIMS_ALL_N, {0}})
 
 /**
@@ -73,6 +76,13 @@ typedef struct nb_dims {
  * Ownership: a value; d is copied. Errors: none (reported by the consumer).
  */
 NB_API nb_dims nb_dims_make(int n, const int *d);
+
+/**
+ * The dims list that stands for every dimension, the value of NB_DIMS_ALL, for C++ (where
+ * NB_DIMS_ALL's compound literal is not standard). PyTorch: dim=None.
+ * Ownership: a value. Errors: none.
+ */
+NB_API nb_dims nb_dims_all(void);
 
 /**
  * Build a shape from an array of ndim sizes. PyTorch: torch.Size(dims).

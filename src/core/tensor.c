@@ -72,6 +72,11 @@ nb_dims nb_dims_make(int n, const int *d)
     return r;
 }
 
+nb_dims nb_dims_all(void)
+{
+    return NB_DIMS_ALL;
+}
+
 nb_status nb__dims_mask(const char *fn, nb_dims dims, int ndim, unsigned *mask)
 {
     *mask = 0;

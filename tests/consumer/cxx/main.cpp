@@ -37,6 +37,23 @@ int main()
         ok = ok && nb_sub_(w, nb_mul_scalar(nb_tensor_grad(w), 0.1f)) == NB_OK;
     }
     ok = ok && nb_print(nb_tensor_grad(b)) == NB_OK;
-    if (!ok) std::fprintf(stderr, "%s\n", nb_last_error()->message);
-    return ok ? 0 : 1;
+    if (!ok) {
+        std::fprintf(stderr, "%s\n", nb_last_error()->message);
+        return 1;
+    }
+    // C++'s spellings of NB_DIMS_ALL, NB_DIMS(0) and NB_SHAPE0: the sum of the 3 gradients
+    // over every dim is a 0-d tensor, equal to the sum over dim 0.
+    const int dim0[] = {0};
+    nb_tensor *all = nb_sum(nb_tensor_grad(b), nb_dims_all(), false);
+    nb_tensor *first = nb_sum(nb_tensor_grad(b), nb_dims_make(1, dim0), false);
+    nb_shape scalar = nb_shape_make(0, nullptr);
+    float a = 0.0f, f = 1.0f;
+    if (nb_tensor_item(all, &a) != NB_OK || nb_tensor_item(first, &f) != NB_OK ||
+        nb_tensor_ndim(all) != scalar.ndim || a != f) {
+        std::fprintf(stderr, "sum over every dim: %g (ndim %d), over dim 0: %g: %s\n",
+                     static_cast<double>(a), nb_tensor_ndim(all), static_cast<double>(f),
+                     nb_last_error()->message);
+        return 1;
+    }
+    return 0;
 }
