@@ -26,6 +26,23 @@ typedef struct options {
     uint64_t seed;
 } options;
 
+static void usage(FILE *f)
+{
+    fputs("usage: nabla-finetune --load FILE [options]\n"
+          "  --load FILE        the model nabla-train saved (safetensors; required)\n"
+          "  --data DIR         the MNIST-family IDX files (default "
+          "/usr/share/datasets/fashion-mnist)\n"
+          "  --classes LIST     the task's classes, relabelled 0..n-1 (default 0,1,2,3,4)\n"
+          "  --examples N       the first N training examples of those classes (default 500)\n"
+          "  --epochs N         epochs (default 5)\n"
+          "  --lr-head LR       the head's learning rate (default 1e-2)\n"
+          "  --lr-body LR       train the body at LR (default 0: the body is frozen)\n"
+          "  --new-head         replace the last layer with a new Linear for the classes\n"
+          "  --seed S           seed of the generator: a new head, the batch order (default 0)\n"
+          "  --save FILE        write the model as safetensors after training\n",
+          f);
+}
+
 /* The options that take a value. */
 static const char *const valued[] = {"--load", "--save",    "--data",    "--examples", "--epochs",
                                      "--seed", "--lr-head", "--lr-body", "--classes",  NULL};
@@ -37,7 +54,10 @@ static bool parse(int argc, char **argv, options *o)
         int64_t n, classes[16];
         bool ok = true, takes = true;
         if (trainer_missing_value("nabla-finetune", a, v, valued)) return false;
-        if (!strcmp(a, "--new-head")) {
+        if (!strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "--new-head")) {
             o->new_head = true, takes = false;
         } else if (!strcmp(a, "--load")) {
             o->load = v;
@@ -60,6 +80,7 @@ static bool parse(int argc, char **argv, options *o)
             for (int k = 0; ok && k < o->n_classes; k++) o->classes[k] = (int)classes[k];
         } else {
             fprintf(stderr, "nabla-finetune: unknown option '%s'\n", a);
+            usage(stderr);
             return false;
         }
         if (!ok) {
@@ -68,7 +89,10 @@ static bool parse(int argc, char **argv, options *o)
         }
         if (takes) i++;
     }
-    if (!o->load) fprintf(stderr, "nabla-finetune: --load FILE.safetensors is required\n");
+    if (!o->load) {
+        fprintf(stderr, "nabla-finetune: --load FILE.safetensors is required\n");
+        usage(stderr);
+    }
     return o->load != NULL;
 }
 
