@@ -22,11 +22,12 @@
  *     nb_print(nb_tensor_grad(w));                // borrowed: owned by w
  *     nb_scope_end(step);
  *
- * Headers: error.h (errors, allocator, threads), tensor.h (tensors, scopes, random numbers,
- * printing), autograd.h (the engine), ops.h (differentiable ops), io.h (graph pictures,
- * safetensors checkpoints), nn.h (layers), optim.h (optimizers, gradient clipping,
- * learning-rate schedulers), data.h (datasets and batches), version.h (NB_VERSION_* and
- * nb_version()), extend.h (for libraries built on nabla). Not included here: dist.h
+ * This header includes nine: error.h (errors, allocator, threads), tensor.h (tensors,
+ * scopes, random numbers, printing), autograd.h (the engine), ops.h (differentiable ops),
+ * io.h (graph pictures, safetensors checkpoints), nn.h (layers), optim.h (optimizers,
+ * gradient clipping, learning-rate schedulers), data.h (datasets and batches) and version.h
+ * (NB_VERSION_* and nb_version()). Not included here, each included on its own: extend.h
+ * (for libraries built on nabla: nb_error_set, nb_alloc, nb_free, ...) and dist.h
  * (data-parallel training over MPI, libnabla_dist: it includes <mpi.h>).
  */
 #ifndef NABLA_NABLA_H
