@@ -175,7 +175,7 @@ static void usage(void)
            "  --steps N        timed steps per batch size (default 10; quick 2)\n"
            "  --deterministic  sum the gradients in rank order (nb_dist_options)\n"
            "  --threads LIST   BLAS threads per rank (default 1)\n");
-    nbb_print_usage(stdout);
+    nbb_print_usage_threads(stdout, false); /* its --threads is the line above */
 }
 
 int main(int argc, char **argv)

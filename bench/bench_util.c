@@ -109,14 +109,21 @@ int nbb_start(int *argc, char **argv, nbb_options *opt, void (*usage)(void))
     return rc == 0 ? -1 : 2;
 }
 
-void nbb_print_usage(FILE *out)
+void nbb_print_usage_threads(FILE *out, bool threads)
 {
-    fputs("  --json           one JSON object per row on stdout instead of the table\n"
-          "  --threads LIST   thread counts: nabla's (nb_set_num_threads) and the raw BLAS\n"
-          "                   baselines' (default 1,2)\n"
-          "  --quick          small sizes and few repetitions: a smoke test\n"
+    fputs("  --json           one JSON object per row on stdout instead of the table\n", out);
+    if (threads)
+        fputs("  --threads LIST   thread counts: nabla's (nb_set_num_threads) and the raw BLAS\n"
+              "                   baselines' (default 1,2)\n",
+              out);
+    fputs("  --quick          small sizes and few repetitions: a smoke test\n"
           "  --help           this text\n",
           out);
+}
+
+void nbb_print_usage(FILE *out)
+{
+    nbb_print_usage_threads(out, true);
 }
 
 int nbb_parse_options(int *argc, char **argv, nbb_options *opt)

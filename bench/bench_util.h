@@ -54,6 +54,9 @@ int nbb_start(int *argc, char **argv, nbb_options *opt, void (*usage)(void));
 
 /* The shared flags' usage, one per line, for a benchmark's --help. */
 void nbb_print_usage(FILE *out);
+/* The same, without the --threads line when threads is false (a benchmark that describes
+ * --threads itself, as bench-dist does). */
+void nbb_print_usage_threads(FILE *out, bool threads);
 
 /*
  * Parse a comma-separated list of integers in [lo, hi] ("64,128,256") into out[0..cap-1].
