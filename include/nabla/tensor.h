@@ -229,6 +229,8 @@ NB_API nb_generator *nb_default_generator(void);
 
 /**
  * A new generator seeded with seed. PyTorch: torch.Generator().manual_seed(seed).
+ * A draw holds the generator's lock: one that another thread draws from while the process
+ * forks stays locked in the child (the default generator does not; docs/design.md).
  * Ownership: the caller's; free it with nb_generator_free(). Errors: NULL with NB_ENOMEM.
  */
 NB_API nb_generator *nb_generator_new(uint64_t seed);
