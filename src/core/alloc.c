@@ -87,6 +87,19 @@ static void cache_init(void)
     if (cache_key_ok) atexit(flush_on_process_exit);
 }
 
+/*
+ * The library is unloaded (dlclose; at exit, after flush_on_process_exit): the key goes, so
+ * that no thread still alive calls flush_on_thread_exit, gone with the library, when it exits.
+ * The caches of those threads are left to the process (at most CACHE_MAX_BYTES each).
+ */
+__attribute__((destructor)) static void cache_fini(void)
+{
+    if (cache_key_ok) {
+        pthread_key_delete(cache_key);
+        cache_key_ok = false;
+    }
+}
+
 /* This thread's cache, made (and its flush at thread exit registered) on first use. */
 static block_cache *thread_cache(void)
 {
