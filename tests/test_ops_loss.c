@@ -365,7 +365,7 @@ static void test_cross_entropy_wide_rows(void **state)
         for (int i = 0; i < N; i++) denom += probs ? 1.0 : has_w ? (double)w[(int)t[i]] : 1.0;
         for (int i = 0; i < N; i++) {
             const float *xi = x + i * C;
-            double m = xi[0], z = 0.0, q[C], sq = 0.0;
+            double m = (double)xi[0], z = 0.0, q[C], sq = 0.0;
             for (int j = 1; j < C; j++) m = (double)xi[j] > m ? (double)xi[j] : m;
             for (int j = 0; j < C; j++) z += exp((double)xi[j] - m);
             for (int j = 0; j < C; j++) {

@@ -315,8 +315,8 @@ def emit(cases, out):
         nd = -1 if dims is None else len(dims)
         d = (list(dims) if dims is not None else []) + [0] * (4 - (len(dims) if dims else 0))
         node = f"\"{c['node']}\"" if c["node"] else "NULL"
-        param = "INFINITY" if c["param"] == inf else "-INFINITY" if c["param"] == -inf \
-            else repr(c["param"])
+        param = "HUGE_VAL" if c["param"] == inf else "-HUGE_VAL" if c["param"] == -inf \
+            else repr(c["param"])  # a double field: HUGE_VAL, not the float INFINITY
         offs = [data.add(c[k]) for k in ("x", "g", "y", "idx", "gx")]
         rows.append(f"    {{\"{c['name']}\", REF_{OPS[c['op']].upper()},\n"
                     f"     {shape4(tuple(c['x'].shape))}, {nd}, {{{', '.join(map(str, d))}}},"

@@ -120,10 +120,10 @@ static void test_options(void **state)
         const char *cause;
     } bad[] = {
         {{.bucket_cap_mb = -1}, "bucket_cap_mb must be in [0, 8191] (0: 25), got -1"},
-        {{.bucket_cap_mb = NAN}, "bucket_cap_mb must be in [0, 8191] (0: 25), got nan"},
+        {{.bucket_cap_mb = (double)NAN}, "bucket_cap_mb must be in [0, 8191] (0: 25), got nan"},
         {{.bucket_cap_mb = 9000}, "bucket_cap_mb must be in [0, 8191] (0: 25), got 9000"},
         {{.timeout_s = -1}, "timeout_s must be finite and non-negative (0: none), got -1"},
-        {{.timeout_s = INFINITY}, "timeout_s must be finite and non-negative (0: none), got inf"},
+        {{.timeout_s = HUGE_VAL}, "timeout_s must be finite and non-negative (0: none), got inf"},
     };
     const int last = world_size - 1;
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
