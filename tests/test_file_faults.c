@@ -17,8 +17,9 @@
 
 #include "testutil.h"
 
-/* The call of each kind (1 = the first) that fails with EIO from now on, 0 for none. */
-static int fail_fsync_at, fail_rename_at, fsyncs, renames;
+/* The call of each kind (1 = the first) that fails with EIO from now on, 0 for none; renames
+ * fail from fail_rename_at for fail_renames calls. */
+static int fail_fsync_at, fail_rename_at, fail_renames = 1, fsyncs, renames;
 
 static void *real(const char *name)
 {
@@ -42,7 +43,7 @@ int rename(const char *from, const char *to)
 {
     static int (*next)(const char *, const char *);
     if (!next) *(void **)&next = real("rename");
-    if (fail_rename_at && ++renames == fail_rename_at) {
+    if (fail_rename_at && ++renames >= fail_rename_at && renames < fail_rename_at + fail_renames) {
         errno = EIO;
         return -1;
     }
@@ -53,6 +54,7 @@ static void fail_at(int fsync_call, int rename_call)
 {
     fail_fsync_at = fsync_call;
     fail_rename_at = rename_call;
+    fail_renames = 1;
     fsyncs = renames = 0;
 }
 
@@ -215,6 +217,23 @@ static void test_idx_save_pair(void **state)
         listing(dir, names, sizeof names);
         assert_string_equal(names, "images labels");
     }
+    /* the labels' rename fails, and so does putting the old images back: the error says where
+     * the old images are, and they are there, whole */
+    fail_at(0, 2);
+    fail_renames = 2;
+    assert_int_equal(nb_idx_save(sub, im, lb), NB_EIO);
+    fail_at(0, 0);
+    const char *msg = nb_last_error()->message, *at = strstr(msg, "its old version is '");
+    if (!at || !strstr(msg, "could not be put back")) fail_msg("%s", msg);
+    char kept[400];
+    snprintf(kept, sizeof kept, "%s", at + strlen("its old version is '"));
+    kept[strcspn(kept, "'")] = '\0';
+    assert_same_file(kept, bi, ni);
+    assert_same_file(lb, bl, nl);
+    assert_int_equal(rename(kept, im), 0); /* as the message says: the old pair again */
+    listing(dir, names, sizeof names);
+    assert_string_equal(names, "images labels");
+
     assert_int_equal(nb_idx_save(sub, im, lb), NB_OK);
     nb_dataset *back = nb_idx_load(im, lb);
     assert_non_null(back);

@@ -97,8 +97,10 @@ NB_API nb_dataset *nb_mnist_load(const char *dir, bool train);
  * both before either is renamed: a save that fails writing or syncing leaves both old files
  * as they were, and when the labels' rename fails the images go back to the old ones (kept
  * under a second name by a hard link meanwhile), or away where there were none, so the pair
- * on disk is the old one or the new one (on a file system without hard links, a failed
- * rename of the labels can leave new images beside old labels).
+ * on disk is the old one or the new one. Where no hard link can be made (a file system
+ * without them; fs.protected_hardlinks for a file of another user), or putting the images
+ * back fails too, a failed rename of the labels leaves new images beside old labels, and the
+ * error says so (and where the old images are kept).
  * A symbolic link is followed (also to a file not there yet).
  * PyTorch: none (torchvision only reads IDX).
  * Ownership: ds is borrowed.

@@ -207,53 +207,66 @@ static nb_status file_out_sync(nb__file_out *f, const char *fn)
 }
 
 /*
- * What a file's old version became while a group is put in place: kept under a second name
- * (a hard link) so that it can be renamed back, absent (the group made it), or unknown (the
- * file system would not link it: it cannot be put back).
+ * What a file's old version became while a group is put in place (nb__file_out.old): not
+ * known (it could not be linked: it cannot be put back), kept under a second name (a hard
+ * link) so that it can be renamed back, absent (the group makes the file), put back, or left
+ * under its second name because putting it back failed.
  */
-typedef enum { OLD_KEPT, OLD_NONE, OLD_UNKNOWN } old_state;
+enum { OLD_UNKNOWN, OLD_KEPT, OLD_NONE, OLD_PUT_BACK, OLD_STRANDED };
 
-typedef struct old_file {
-    old_state state;
-    char name[NB__PATH_MAX + 48];
-} old_file;
-
-/* Put file i of a group back as it was before the group's renames. */
-static void restore(const nb__file_out *f, old_file *old)
+/* Put f, renamed by its group, back as it was; false when that cannot be done. */
+static bool restore(nb__file_out *f)
 {
-    if (old->state == OLD_KEPT && rename(old->name, f->target) == 0)
-        old->state = OLD_NONE; /* the kept name is gone with the rename */
-    else if (old->state == OLD_NONE)
-        (void)unlink(f->target);
+    if (f->old == OLD_KEPT) {
+        f->old = rename(f->kept, f->target) == 0 ? OLD_PUT_BACK : OLD_STRANDED;
+        return f->old == OLD_PUT_BACK;
+    }
+    return f->old == OLD_NONE && unlink(f->target) == 0;
 }
 
 nb_status nb__file_out_commit_all(nb__file_out *const *f, int n, const char *fn)
 {
     char why[128];
     nb_status rc = NB_OK;
-    old_file old[NB__FILE_GROUP];
-    int renamed = 0;
+    int renamed = 0, err = 0;
     for (int i = 0; i < n && rc == NB_OK; i++) rc = file_out_sync(f[i], fn);
     for (int i = 0; i < n; i++) { /* one file alone needs nothing to go back to */
-        old[i].state = OLD_UNKNOWN;
+        f[i]->old = OLD_UNKNOWN;
         if (n == 1 || rc != NB_OK) continue;
-        if (unique_name(f[i]->target, old[i].name, sizeof old[i].name, make_link, f[i]->target) ==
-            0)
-            old[i].state = OLD_KEPT;
+        if (unique_name(f[i]->target, f[i]->kept, sizeof f[i]->kept, make_link, f[i]->target) == 0)
+            f[i]->old = OLD_KEPT;
         else if (errno == ENOENT)
-            old[i].state = OLD_NONE;
+            f[i]->old = OLD_NONE;
     }
     while (rc == NB_OK && renamed < n) {
-        if (rename(f[renamed]->tmp, f[renamed]->target) == 0)
+        if (rename(f[renamed]->tmp, f[renamed]->target) == 0) {
             renamed++;
-        else
-            rc = nb__error(NB_EIO, fn, "renaming the temporary file over '%s' failed: %s",
-                           f[renamed]->path, nb__errno_str(errno, why, sizeof why));
+        } else {
+            err = errno;
+            rc = NB_EIO;
+        }
     }
-    if (rc != NB_OK) /* the files renamed before the one that failed go back */
-        for (int i = renamed; i-- > 0;) restore(f[i], &old[i]);
+    if (err) { /* the files renamed before the one that failed go back */
+        const nb__file_out *lost = NULL;
+        for (int i = renamed; i-- > 0;)
+            if (!restore(f[i])) lost = f[i];
+        nb__errno_str(err, why, sizeof why);
+        if (!lost)
+            nb__error(NB_EIO, fn, "renaming the temporary file over '%s' failed: %s",
+                      f[renamed]->path, why);
+        else if (lost->old == OLD_STRANDED)
+            nb__error(NB_EIO, fn,
+                      "renaming the temporary file over '%s' failed: %s; '%s' could not be put "
+                      "back: its old version is '%s'",
+                      f[renamed]->path, why, lost->path, lost->kept);
+        else
+            nb__error(NB_EIO, fn,
+                      "renaming the temporary file over '%s' failed: %s; '%s' is new and could "
+                      "not be put back",
+                      f[renamed]->path, why, lost->path);
+    }
     for (int i = 0; i < n; i++)
-        if (old[i].state == OLD_KEPT) (void)unlink(old[i].name);
+        if (f[i]->old == OLD_KEPT) (void)unlink(f[i]->kept);
     for (int i = 0; i < n; i++) {
         if (rc != NB_OK) {
             nb__file_out_abort(f[i]);

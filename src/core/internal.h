@@ -294,10 +294,12 @@ const char *nb__errno_str(int err, char *buf, size_t n);
 #define NB__PATH_MAX 4096 /* PATH_MAX on Linux; core/file.c checks it */
 typedef struct nb__file_out {
     int fd;
-    const char *path;          /* as the caller named it, for messages */
-    char *tmp;                 /* the temporary file's name */
-    uint64_t written;          /* bytes that reached the file */
-    char target[NB__PATH_MAX]; /* path, or what a symbolic link at path leads to */
+    const char *path;             /* as the caller named it, for messages */
+    char *tmp;                    /* the temporary file's name */
+    uint64_t written;             /* bytes that reached the file */
+    char target[NB__PATH_MAX];    /* path, or what a symbolic link at path leads to */
+    int old;                      /* in a group's commit: what became of the old file (file.c) */
+    char kept[NB__PATH_MAX + 48]; /* the old file's second name while a group is renamed */
 } nb__file_out;
 
 nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path);
@@ -305,12 +307,12 @@ nb_status nb__file_out_open(nb__file_out *f, const char *fn, const char *path);
 int nb__file_out_write(void *f, const void *data, size_t size);
 nb_status nb__file_out_commit(nb__file_out *f, const char *fn);
 /**
- * Commit the n files of a group (at most NB__FILE_GROUP) together: all are synced before any
- * is renamed, and when a rename fails, those renamed before it are put back as they were (the
- * old file, kept meanwhile under a second name by a hard link, or no file where there was
- * none), so the group replaces all its old files or none.
+ * Commit the n files of a group together: all are synced before any is renamed, and when a
+ * rename fails, those renamed before it are put back as they were (the old file, kept
+ * meanwhile under a second name by a hard link, or no file where there was none), so the group
+ * replaces all its old files or none. Where no link can be made, or putting one back fails,
+ * the error says which file could not be put back (and where its old version is kept).
  */
-#define NB__FILE_GROUP 2
 nb_status nb__file_out_commit_all(nb__file_out *const *f, int n, const char *fn);
 void nb__file_out_abort(nb__file_out *f);
 /**
