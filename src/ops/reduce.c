@@ -329,8 +329,9 @@ static nb_tensor *reduce(const char *fn, bool mean, nb_tensor *x, nb_dims dims, 
     float *o = nb__data(res);
     nb__sum_to(o, &r.kept, false, nb__data(x), &r.in, 1.0f); /* into one value: in double */
     /* where nothing was added (dims of size 1) the values were copied: a sum is never -0, as
-     * PyTorch's, whose accumulator starts at +0 */
-    for (int64_t i = 0; i < res->numel; i++) o[i] += 0.0f;
+     * PyTorch's, whose accumulator starts at +0 (every other path starts from +0 itself) */
+    if (r.n == 1)
+        for (int64_t i = 0; i < res->numel; i++) o[i] += 0.0f;
     if (mean)
         for (int64_t i = 0; i < res->numel; i++) o[i] /= (float)r.n;
     const nb_op *op =
@@ -900,13 +901,16 @@ NB__EW_KERNEL(norm_below1_k, nb__pick(V1 == 0.0f, 0.0f, SGN(V1) * nb__powf(fabsf
                                  nb__powf(V3, k[2]))
 NB__EW_KERNEL(norm_below2_k, SGN(V1) * nb__powf(fabsf(V1), k[0]) *
                                  nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
-NB__EW_KERNEL(norm_above2_k,
-              V1 *nb__powf(fabsf(V1), k[1]) * nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
+/* p > 2: x·|x|^(p−2)·g / y^(p−1) in float, PyTorch's expression (one text for both kernels) */
+#define NORM_ABOVE2                                                                                \
+    (V1 * nb__powf(fabsf(V1), k[1]) * nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
+NB__EW_KERNEL(norm_above2_k, NORM_ABOVE2)
 /*
- * Where y^(p−1) leaves float's range (0 or inf) although y does not, the float formula above
- * gives 0·inf = NaN for a finite gradient: y, summed in double, is finite where PyTorch's float
- * sum made it 0 or inf. These rows take the formula in double (k[3] = p); the others keep the
- * float formula's bits. Only run when norm_far_rows finds such a y.
+ * Where y^(p−1) leaves float's range (0 or inf) although y does not, which takes p > 2 (for
+ * 1 < p < 2 it lies between y and 1), the float formula gives 0·inf = NaN for a finite
+ * gradient: y, summed in double, is finite where PyTorch's float sum made it 0 or inf. These
+ * rows take the formula in double (k[3] = p); the others keep the float formula's bits. Only
+ * run when norm_far_rows finds such a y.
  */
 static float norm_far(float g, float x, float y, float p)
 {
@@ -920,16 +924,9 @@ static bool norm_far_y(float y, float q)
     return y != 0.0f && !isinf(y) && (d == 0.0f || isinf(d));
 }
 
-NB__EW_KERNEL(norm_below2_far_k, norm_far_y(V3, k[0])
-                                     ? norm_far(V0, V1, V3, k[3])
-                                     : SGN(V1) * nb__powf(fabsf(V1), k[0]) *
-                                           nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
-NB__EW_KERNEL(norm_above2_far_k, norm_far_y(V3, k[0])
-                                     ? norm_far(V0, V1, V3, k[3])
-                                     : V1 *nb__powf(fabsf(V1), k[1]) *
-                                           nb__pick(V3 == 0.0f, 0.0f, V0 / nb__powf(V3, k[0])))
+NB__EW_KERNEL(norm_above2_far_k, norm_far_y(V3, k[0]) ? norm_far(V0, V1, V3, k[3]) : NORM_ABOVE2)
 
-/* Whether one of the n norms y needs norm_far (p > 1, q = p − 1). */
+/* Whether one of the n norms y needs norm_far (p > 2, q = p − 1). */
 static bool norm_far_rows(const float *y, int64_t n, float q)
 {
     for (int64_t i = 0; i < n; i++)
@@ -961,8 +958,7 @@ static nb_status norm_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
                   : p < 2.0  ? norm_below2_k
                              : norm_above2_k;
     float k[4] = {(float)(p - 1.0), (float)(p - 2.0), (float)(1.0 - p), (float)p};
-    if (p > 1.0 && p != 2.0 && norm_far_rows(nb__data(c.y), c.y->numel, k[0]))
-        f = p < 2.0 ? norm_below2_far_k : norm_above2_far_k;
+    if (p > 2.0 && norm_far_rows(nb__data(c.y), c.y->numel, k[0])) f = norm_above2_far_k;
     grad_apply(&c, f, k, gy[0], NULL);
     return NB_OK;
 }
