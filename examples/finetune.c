@@ -51,7 +51,7 @@ static bool parse(int argc, char **argv, options *o)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t n, classes[16];
+        int64_t n = 0, classes[16];
         bool ok = true, takes = true;
         if (trainer_missing_value("nabla-finetune", a, v, valued)) return false;
         if (!strcmp(a, "--help")) {

@@ -63,7 +63,7 @@ static bool parse(int argc, char **argv, trainer_options *o, bool *dist, bool *n
     (void)dist; /* set only where nabla-train is built with --dist */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t n;
+        int64_t n = 0;
         bool takes = true, ok = true;
         if (trainer_missing_value("nabla-train", a, v, valued)) return false;
         if (!strcmp(a, "--help")) {

@@ -199,6 +199,7 @@ bool trainer_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 bool trainer_parse_double(const char *s, double lo, bool above, double *out)
 {
     char *end;
+    if (strpbrk(s, "xX")) return false; /* strtod reads hex floats; Python's float() does not */
     double v = strtod(s, &end);
     if (end == s || *end || !(above ? v > lo : v >= lo)) return false;
     *out = v;

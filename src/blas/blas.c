@@ -123,6 +123,9 @@ typedef struct verdict {
 
 static pthread_mutex_t verdicts_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static verdict verdicts[MAX_VERDICTS];
+static int n_verdicts;
+
 /* Taken across fork, so that a child never starts with it held by a thread it does not have. */
 static void fork_prepare(void)
 {
@@ -138,8 +141,6 @@ __attribute__((constructor)) static void verdicts_atfork(void)
 {
     pthread_atfork(fork_prepare, fork_done, fork_done);
 }
-static verdict verdicts[MAX_VERDICTS];
-static int n_verdicts;
 
 static uint32_t float_bits(float x)
 {

@@ -1,6 +1,7 @@
 /* The replaceable allocator and the thread setting. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ static NB__TLS block_cache *cache;   /* made on the first free that can be cache
 static NB__TLS nb_alloc_stats stats; /* cached_bytes is read from the cache */
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static bool cache_key_ok;
+static _Atomic bool cache_key_ok; /* cleared at unload, while other threads may read it */
 
 /* The class of a request of size bytes and its rounded size, or -1 when it is not cached. */
 static int class_of(size_t size, size_t *csize)
@@ -83,8 +84,8 @@ static void flush_on_process_exit(void)
 
 static void cache_init(void)
 {
-    cache_key_ok = pthread_key_create(&cache_key, flush_on_thread_exit) == 0;
-    if (cache_key_ok) atexit(flush_on_process_exit);
+    atomic_store(&cache_key_ok, pthread_key_create(&cache_key, flush_on_thread_exit) == 0);
+    if (atomic_load(&cache_key_ok)) atexit(flush_on_process_exit);
 }
 
 /*
@@ -94,9 +95,8 @@ static void cache_init(void)
  */
 __attribute__((destructor)) static void cache_fini(void)
 {
-    if (cache_key_ok) {
+    if (atomic_exchange(&cache_key_ok, false)) {
         pthread_key_delete(cache_key);
-        cache_key_ok = false;
     }
 }
 
@@ -105,7 +105,7 @@ static block_cache *thread_cache(void)
 {
     if (cache) return cache;
     pthread_once(&cache_once, cache_init);
-    block_cache *bc = cache_key_ok ? calloc(1, sizeof *bc) : NULL;
+    block_cache *bc = atomic_load(&cache_key_ok) ? calloc(1, sizeof *bc) : NULL;
     stats.system_allocs++;
     if (bc && pthread_setspecific(cache_key, bc) != 0) {
         free(bc);
