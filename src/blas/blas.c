@@ -126,20 +126,9 @@ static pthread_mutex_t verdicts_lock = PTHREAD_MUTEX_INITIALIZER;
 static verdict verdicts[MAX_VERDICTS];
 static int n_verdicts;
 
-/* Taken across fork, so that a child never starts with it held by a thread it does not have. */
-static void fork_prepare(void)
-{
-    pthread_mutex_lock(&verdicts_lock);
-}
-
-static void fork_done(void)
-{
-    pthread_mutex_unlock(&verdicts_lock);
-}
-
 __attribute__((constructor)) static void verdicts_atfork(void)
 {
-    pthread_atfork(fork_prepare, fork_done, fork_done);
+    nb__lock_across_fork(&verdicts_lock);
 }
 
 static uint32_t float_bits(float x)

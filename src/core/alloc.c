@@ -1,4 +1,4 @@
-/* The replaceable allocator and the thread setting. */
+/* The replaceable allocator, and the locks taken across fork. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdatomic.h>
@@ -86,6 +86,25 @@ static void cache_init(void)
 {
     atomic_store(&cache_key_ok, pthread_key_create(&cache_key, flush_on_thread_exit) == 0);
     if (atomic_load(&cache_key_ok)) atexit(flush_on_process_exit);
+}
+
+static pthread_mutex_t *fork_locks[NB__FORK_LOCKS];
+static int n_fork_locks;
+
+static void fork_prepare(void)
+{
+    for (int i = 0; i < n_fork_locks; i++) pthread_mutex_lock(fork_locks[i]);
+}
+
+static void fork_done(void)
+{
+    for (int i = n_fork_locks; i-- > 0;) pthread_mutex_unlock(fork_locks[i]);
+}
+
+void nb__lock_across_fork(pthread_mutex_t *lock)
+{
+    if (n_fork_locks == 0) pthread_atfork(fork_prepare, fork_done, fork_done);
+    if (n_fork_locks < NB__FORK_LOCKS) fork_locks[n_fork_locks++] = lock;
 }
 
 /*

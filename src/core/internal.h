@@ -5,6 +5,7 @@
 #ifndef NABLA_CORE_INTERNAL_H
 #define NABLA_CORE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -271,6 +272,14 @@ void nb__scope_resume(nb_scope *token);
 
 /** Set by nb_set_num_threads; read by loops that parallelise. */
 int nb__num_threads(void);
+/**
+ * Take lock across fork (pthread_atfork: locked before, unlocked after in parent and child), so
+ * that a child, which has only the forking thread, never starts with it held by another. For
+ * locks held a long time by other threads (a draw holds its generator's for a whole fill);
+ * called from constructors, at most NB__FORK_LOCKS of them, never nested with each other.
+ */
+#define NB__FORK_LOCKS 4
+void nb__lock_across_fork(pthread_mutex_t *lock);
 
 /**
  * nb_state_dict_set for a name that d does not hold, without looking for it: a loader whose

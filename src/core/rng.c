@@ -51,24 +51,10 @@ struct nb_generator {
 static nb_generator default_gen = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
-/*
- * fork: a draw holds its generator's lock for a whole fill, and the child has only the
- * forking thread, so a lock another thread held would stay locked in the child forever. The
- * default generator's lock is taken across fork, so that the child gets it free.
- */
-static void fork_prepare(void)
-{
-    pthread_mutex_lock(&default_gen.lock);
-}
-
-static void fork_done(void)
-{
-    pthread_mutex_unlock(&default_gen.lock);
-}
-
+/* A draw holds the generator's lock for a whole fill: the child of a fork gets it free. */
 __attribute__((constructor)) static void rng_atfork(void)
 {
-    pthread_atfork(fork_prepare, fork_done, fork_done);
+    nb__lock_across_fork(&default_gen.lock);
 }
 
 /* ---- mt19937 --------------------------------------------------------------------------- */
