@@ -5,10 +5,10 @@
  * library's calls bind to them at link time); each passes the call on to the C library's
  * unless a test asks it to fail. A failed save reports NB_EIO with the system's reason, leaves
  * the old files byte for byte as they were and no temporary file; nb_idx_save's two files are
- * replaced both or neither.
+ * replaced both or neither, or the error says which could not be put back. link is defined
+ * here too, to refuse the hard link that keeps an old file while a pair is renamed.
  */
 #define _GNU_SOURCE /* RTLD_NEXT */
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
@@ -50,69 +50,43 @@ int rename(const char *from, const char *to)
     return next(from, to);
 }
 
+/* Whether link fails (EPERM, as fs.protected_hardlinks refuses a file of another user). */
+static bool fail_link;
+
+int link(const char *from, const char *to)
+{
+    static int (*next)(const char *, const char *);
+    if (!next) *(void **)&next = real("link");
+    if (fail_link) {
+        errno = EPERM;
+        return -1;
+    }
+    return next(from, to);
+}
+
 static void fail_at(int fsync_call, int rename_call)
 {
     fail_fsync_at = fsync_call;
     fail_rename_at = rename_call;
     fail_renames = 1;
+    fail_link = false;
     fsyncs = renames = 0;
-}
-
-static char *make_dir(void)
-{
-    static char path[256];
-    snprintf(path, sizeof path, "%s/nb_ff_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_non_null(mkdtemp(path));
-    return path;
 }
 
 /* The names in dir, sorted, joined by spaces, into out. */
 static void listing(const char *dir, char *out, size_t size)
 {
-    struct dirent **e;
-    int n = scandir(dir, &e, NULL, alphasort);
-    assert_true(n >= 0);
+    char names[16][256];
+    int n = nbt_dir_entries(dir, names, 16);
     out[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (e[i]->d_name[0] != '.' || (strcmp(e[i]->d_name, ".") && strcmp(e[i]->d_name, "..")))
-            snprintf(out + strlen(out), size - strlen(out), "%s%s", out[0] ? " " : "",
-                     e[i]->d_name);
-        free(e[i]);
-    }
-    free(e);
-}
-
-static void rm_dir(const char *dir)
-{
-    struct dirent **e;
-    int n = scandir(dir, &e, NULL, alphasort);
-    char path[600];
-    for (int i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, e[i]->d_name);
-        if (e[i]->d_name[0] != '.' || (strcmp(e[i]->d_name, ".") && strcmp(e[i]->d_name, "..")))
-            unlink(path);
-        free(e[i]);
-    }
-    free(e);
-    rmdir(dir);
-}
-
-/* The whole file at path (free() it), its size into *n; NULL when there is none. */
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *b = malloc(1 << 20);
-    assert_non_null(b);
-    *n = fread(b, 1, 1 << 20, f);
-    fclose(f);
-    return b;
+    for (int i = 0; i < n && i < 16; i++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? " " : "", names[i]);
 }
 
 static void assert_same_file(const char *path, const unsigned char *want, size_t n)
 {
     size_t m = 0;
-    unsigned char *b = slurp(path, &m);
+    unsigned char *b = nbt_read_file(path, &m);
     if (!b) fail_msg("%s is gone", path);
     if (m != n || memcmp(b, want, n)) fail_msg("%s changed (%zu bytes, was %zu)", path, m, n);
     free(b);
@@ -131,12 +105,12 @@ static nb_state_dict *dict_of(float v)
 static void test_save_sync_and_rename_fail(void **state)
 {
     (void)state;
-    char *dir = make_dir(), path[300], names[512];
+    char *dir = nbt_make_dir(), path[300], names[512];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     nb_state_dict *old = dict_of(1.0f), *new = dict_of(2.0f);
     assert_int_equal(nb_safetensors_save(old, path), NB_OK);
     size_t n = 0;
-    unsigned char *before = slurp(path, &n);
+    unsigned char *before = nbt_read_file(path, &n);
     assert_non_null(before);
     for (int kind = 0; kind < 2; kind++) {
         fail_at(kind == 0, kind == 1);
@@ -168,7 +142,7 @@ static void test_save_sync_and_rename_fail(void **state)
     free(before);
     nb_state_dict_free(old);
     nb_state_dict_free(new);
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 /*
@@ -179,7 +153,7 @@ static void test_save_sync_and_rename_fail(void **state)
 static void test_idx_save_pair(void **state)
 {
     (void)state;
-    char *dir = make_dir(), im[300], lb[300], names[512];
+    char *dir = nbt_make_dir(), im[300], lb[300], names[512];
     snprintf(im, sizeof im, "%s/images", dir);
     snprintf(lb, sizeof lb, "%s/labels", dir);
     nb_dataset *ds = nb_mnist_load(NB_TEST_DATA_DIR "/fashion-mini", false);
@@ -198,7 +172,7 @@ static void test_idx_save_pair(void **state)
     fail_at(0, 0);
     assert_int_equal(nb_idx_save(ds, im, lb), NB_OK);
     size_t ni = 0, nl = 0;
-    unsigned char *bi = slurp(im, &ni), *bl = slurp(lb, &nl);
+    unsigned char *bi = nbt_read_file(im, &ni), *bl = nbt_read_file(lb, &nl);
     assert_non_null(bi);
     assert_non_null(bl);
     /* each failing step of a save over the pair: the second file's sync (both are synced
@@ -241,12 +215,31 @@ static void test_idx_save_pair(void **state)
     assert_memory_equal(nb_dataset_labels(back), nb_dataset_labels(sub), 3);
     listing(dir, names, sizeof names);
     assert_string_equal(names, "images labels");
+    /* no second name for the old images (link refused): when the labels' rename fails, the
+     * error says that the images are new */
+    unsigned char *si = nbt_read_file(im, &ni), *sl = nbt_read_file(lb, &nl);
+    fail_at(0, 2);
+    fail_link = true;
+    assert_int_equal(nb_idx_save(ds, im, lb), NB_EIO);
+    fail_at(0, 0);
+    char want[700];
+    snprintf(want, sizeof want, "'%s' is new and could not be put back", im);
+    if (!strstr(nb_last_error()->message, want)) fail_msg("%s", nb_last_error()->message);
+    assert_same_file(lb, sl, nl);
+    size_t nn = 0;
+    unsigned char *now = nbt_read_file(im, &nn);
+    assert_true(now && (nn != ni || memcmp(now, si, ni))); /* the new images */
+    free(now);
+    free(si);
+    free(sl);
+    listing(dir, names, sizeof names);
+    assert_string_equal(names, "images labels");
     nb_dataset_free(back);
     free(bi);
     free(bl);
     nb_dataset_free(sub);
     nb_dataset_free(ds);
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 int main(void)

@@ -40,43 +40,11 @@ static nbt_membuf save_mem(const nb_state_dict *d)
     return m;
 }
 
-/* A fresh directory for one test; rm_dir removes it and what is in it (one level). */
-static char *make_dir(void)
-{
-    static char path[256];
-    snprintf(path, sizeof path, "%s/nb_st_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_non_null(mkdtemp(path));
-    return path;
-}
-
-static int dir_entries(const char *dir, char names[][256], int max)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        if (n < max) snprintf(names[n], 256, "%s", e->d_name);
-        n++;
-    }
-    closedir(d);
-    return n;
-}
-
-static void rm_dir(const char *dir)
-{
-    char names[64][256], path[600];
-    int n = dir_entries(dir, names, 64);
-    for (int i = 0; i < n && i < 64; i++)
-        if (snprintf(path, sizeof path, "%s/%s", dir, names[i]) < (int)sizeof path) unlink(path);
-    rmdir(dir);
-}
-
 /* dir holds exactly one entry, named name (no temporary file left behind). */
 static void assert_only_file(const char *dir, const char *name)
 {
     char names[8][256];
-    int n = dir_entries(dir, names, 8);
+    int n = nbt_dir_entries(dir, names, 8);
     if (n != 1 || strcmp(names[0], name))
         fail_msg("%s holds %d entries (first: %s), want only %s", dir, n, n ? names[0] : "-", name);
 }
@@ -125,7 +93,7 @@ static void add(nb_state_dict *d, const char *name, nb_shape shape, float salt)
 /* Save to a file and to memory, load both back: each equals d; the two byte streams agree. */
 static void round_trip(const nb_state_dict *d)
 {
-    char *dir = make_dir(), path[300];
+    char *dir = nbt_make_dir(), path[300];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     assert_int_equal(nb_safetensors_save(d, path), NB_OK);
     assert_only_file(dir, "model.safetensors");
@@ -146,7 +114,7 @@ static void round_trip(const nb_state_dict *d)
     nb_state_dict_free(from_mem);
     free(bytes);
     free(m.data);
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 /* ---- what nabla writes ----------------------------------------------------------------- */
@@ -332,7 +300,7 @@ static void test_load_many_entries(void **state)
 static void test_save_long_name(void **state)
 {
     (void)state;
-    char *dir = make_dir(), name[256], path[600];
+    char *dir = nbt_make_dir(), name[256], path[600];
     nb_state_dict *d = nb_state_dict_new();
     add(d, "w", NB_SHAPE(3), 2.5f);
     for (int len = 230; len <= 255; len += 5) {
@@ -351,7 +319,7 @@ static void test_save_long_name(void **state)
         assert_int_equal(unlink(path), 0);
     }
     nb_state_dict_free(d);
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 static void test_round_trip_large(void **state)
@@ -459,7 +427,7 @@ static void test_write_for_torch(void **state)
     assert_int_equal(nb_state_dict_set_metadata(d, "format", "pt"), NB_OK);
     assert_int_equal(nb_state_dict_set_metadata(d, "written_by", "nabla"), NB_OK);
     const char *out = getenv("NB_SAFETENSORS_TORCH_OUT");
-    char *dir = make_dir(), path[300];
+    char *dir = nbt_make_dir(), path[300];
     snprintf(path, sizeof path, "%s/seq.safetensors", dir);
     if (out && out[0]) snprintf(path, sizeof path, "%s", out);
     assert_int_equal(nb_safetensors_save(d, path), NB_OK);
@@ -468,7 +436,7 @@ static void test_write_for_torch(void **state)
     assert_dicts_equal(d, back);
     nb_state_dict_free(back);
     nb_state_dict_free(d);
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 /* Large F16/BF16/F64 tensors: converted a chunk at a time, across chunk boundaries. */
@@ -716,7 +684,7 @@ static void check_case(const file_case *c, nb_state_dict *d, const char *fn)
 static void test_bad_files(void **state)
 {
     (void)state;
-    char *dir = make_dir(), path[300];
+    char *dir = nbt_make_dir(), path[300];
     snprintf(path, sizeof path, "%s/case.safetensors", dir);
     for (size_t i = 0; i < N_CASES; i++) {
         size_t len;
@@ -739,7 +707,7 @@ static void test_bad_files(void **state)
         nb_state_dict_free(d);
         free(b);
     }
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 static const file_case *find_case(const char *name)
@@ -834,7 +802,7 @@ static void test_corpus_in_sync(void **state)
 static void test_load_errors(void **state)
 {
     (void)state;
-    char *dir = make_dir(), path[300];
+    char *dir = nbt_make_dir(), path[300];
     nb_error_clear();
     assert_null(nb_safetensors_load(NULL));
     assert_error(NB_EINVAL, "nb_safetensors_load: argument 'path' is NULL");
@@ -859,13 +827,13 @@ static void test_load_errors(void **state)
     assert_null(nb_safetensors_load(path));
     snprintf(want, sizeof want, "nb_safetensors_load: '%s' is not a regular file", path);
     assert_error(NB_EIO, want);
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 static void test_save_errors(void **state)
 {
     (void)state;
-    char *dir = make_dir(), path[300], want[1024];
+    char *dir = nbt_make_dir(), path[300], want[1024];
     nb_state_dict *d = nb_state_dict_new();
     add(d, "w", NB_SHAPE(2), 1.0f);
     nbt_membuf m = NBT_MEMBUF;
@@ -922,7 +890,7 @@ static void test_save_errors(void **state)
              "directory",
              path);
     assert_error(NB_EIO, want);
-    assert_int_equal(dir_entries(dir, NULL, 0), 0);
+    assert_int_equal(nbt_dir_entries(dir, NULL, 0), 0);
     /* an empty path names no file, as for open(""): refused before anything is written */
     assert_int_equal(nb_safetensors_save(d, ""), NB_EIO);
     assert_error(NB_EIO, "nb_safetensors_save: cannot resolve '': No such file or directory");
@@ -941,7 +909,7 @@ static void test_save_errors(void **state)
     assert_non_null(back);
     assert_dicts_equal(d, back);
     nb_state_dict_free(back);
-    assert_int_equal(dir_entries(dir, NULL, 0), 2);
+    assert_int_equal(nbt_dir_entries(dir, NULL, 0), 2);
 
     /* a link to a file not there yet, through a second link: the file is made, links stay */
     assert_int_equal(unlink(target), 0);
@@ -959,7 +927,7 @@ static void test_save_errors(void **state)
     assert_non_null(back);
     assert_dicts_equal(d, back);
     nb_state_dict_free(back);
-    assert_int_equal(dir_entries(dir, NULL, 0), 3);
+    assert_int_equal(nbt_dir_entries(dir, NULL, 0), 3);
     /* links in a circle: refused, nothing written */
     assert_int_equal(unlink(hop), 0);
     assert_int_equal(symlink("link.safetensors", hop), 0);
@@ -967,11 +935,11 @@ static void test_save_errors(void **state)
     snprintf(want, sizeof want,
              "nb_safetensors_save: cannot resolve '%s': Too many levels of symbolic links", path);
     assert_error(NB_EIO, want);
-    assert_int_equal(dir_entries(dir, NULL, 0), 3);
+    assert_int_equal(nbt_dir_entries(dir, NULL, 0), 3);
     assert_int_equal(unlink(hop), 0);
     assert_int_equal(unlink(path), 0);
     nb_state_dict_free(d);
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 /* A header over the limit is refused before anything is written. */
@@ -1070,7 +1038,7 @@ static void test_writer_failure_sweep(void **state)
 static void test_save_fsize_sweep(void **state)
 {
     (void)state;
-    char *dir = make_dir(), path[300], want[1024];
+    char *dir = nbt_make_dir(), path[300], want[1024];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     nb_state_dict *old = small_dict(1.0f), *new = small_dict(5.0f);
     assert_int_equal(nb_safetensors_save(old, path), NB_OK);
@@ -1108,7 +1076,7 @@ static void test_save_fsize_sweep(void **state)
     free(old_bytes);
     nb_state_dict_free(old);
     nb_state_dict_free(new);
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 /*
@@ -1137,7 +1105,7 @@ static int full_fs_child(const char *dir)
     unsigned char *now = nbt_read_file(path, &len);
     if (!now || len != old_len || memcmp(now, old_bytes, len)) return 4;
     char names[8][256];
-    if (dir_entries(dir, names, 8) != 1) return 5;
+    if (nbt_dir_entries(dir, names, 8) != 1) return 5;
     nb_state_dict *back = nb_safetensors_load(path);
     if (!back) return 6;
     nb_state_dict_free(back);
@@ -1155,7 +1123,7 @@ static int full_fs_child(const char *dir)
 static void test_save_full_fs(void **state)
 {
     (void)state;
-    char *dir = make_dir();
+    char *dir = nbt_make_dir();
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -1244,7 +1212,7 @@ static void sweep(op o, const nb_state_dict *d, const char *path, const unsigned
 static void test_alloc_failures(void **state)
 {
     (void)state;
-    char *dir = make_dir(), path[300];
+    char *dir = nbt_make_dir(), path[300];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     nb_state_dict *d = small_dict(1.0f);
     nb_tensor *w = nb_zeros(NB_SHAPE(2));
@@ -1271,7 +1239,7 @@ static void test_alloc_failures(void **state)
     free(b);
     nb_state_dict_free(dt);
     nb_state_dict_free(d);
-    rm_dir(dir);
+    nbt_rm_dir(dir);
 }
 
 int main(void)

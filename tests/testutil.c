@@ -1,9 +1,12 @@
+#define _DEFAULT_SOURCE /* mkdtemp, scandir, alphasort */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 void nbt_assert_error(nb_status code, const char *text, const char *file, int line)
 {
@@ -176,6 +179,56 @@ unsigned char *nbt_read_file(const char *path, size_t *len)
     fclose(f);
     *len = n;
     return buf;
+}
+
+char *nbt_make_dir(void)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/nb_t_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(path)) fail_msg("cannot make a directory %s", path);
+    return path;
+}
+
+/* The entries of dir but "." and "..", sorted (free() the list and each one); their count. */
+static int entries(const char *dir, struct dirent ***list)
+{
+    struct dirent **e;
+    int n = scandir(dir, &e, NULL, alphasort), kept = 0;
+    if (n < 0) fail_msg("cannot read the directory %s", dir);
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(e[i]->d_name, ".") || !strcmp(e[i]->d_name, ".."))
+            free(e[i]);
+        else
+            e[kept++] = e[i];
+    }
+    *list = e;
+    return kept;
+}
+
+int nbt_dir_entries(const char *dir, char names[][256], int max)
+{
+    struct dirent **e;
+    int n = entries(dir, &e);
+    for (int i = 0; i < n; i++) {
+        if (i < max) snprintf(names[i], 256, "%s", e[i]->d_name);
+        free(e[i]);
+    }
+    free(e);
+    return n;
+}
+
+void nbt_rm_dir(const char *dir)
+{
+    char path[600];
+    struct dirent **e;
+    int n = entries(dir, &e);
+    for (int i = 0; i < n; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", dir, e[i]->d_name) < (int)sizeof path)
+            unlink(path);
+        free(e[i]);
+    }
+    free(e);
+    rmdir(dir);
 }
 
 void nbt_write_file(const char *path, const void *data, size_t len)

@@ -56,6 +56,12 @@ int nbt_teardown(void **state);
 unsigned char *nbt_read_file(const char *path, size_t *len);
 /* Write len bytes to path, replacing it (fails the test when it cannot). */
 void nbt_write_file(const char *path, const void *data, size_t len);
+/* A fresh directory under $TMPDIR (or /tmp) for one test (a static buffer: copy it to keep
+ * it); nbt_rm_dir removes it and the files in it (one level). */
+char *nbt_make_dir(void);
+void nbt_rm_dir(const char *dir);
+/* The names in dir but "." and "..", sorted, the first max of them into names; their count. */
+int nbt_dir_entries(const char *dir, char names[][256], int max);
 
 /* A growing in-memory sink for nb_safetensors_save_to: nbt_mem_write appends to data
  * (malloc'd; free() it), accepting at most fail_at bytes in all and then failing with ENOSPC
