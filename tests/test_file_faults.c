@@ -79,8 +79,11 @@ static void listing(const char *dir, char *out, size_t size)
     char names[16][256];
     int n = nbt_dir_entries(dir, names, 16);
     out[0] = '\0';
-    for (int i = 0; i < n && i < 16; i++)
-        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? " " : "", names[i]);
+    for (int i = 0; i < n && i < 16; i++) {
+        size_t len = strlen(out);
+        int w = snprintf(out + len, size - len, "%s%s", i ? " " : "", names[i]);
+        if (w < 0 || (size_t)w >= size - len) fail_msg("the names in %s do not fit", dir);
+    }
 }
 
 static void assert_same_file(const char *path, const unsigned char *want, size_t n)
