@@ -6,6 +6,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "testutil.h"
 
@@ -573,6 +574,53 @@ static void test_accumulation_order_long_sums(void **state)
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
+/*
+ * Sums of gradients large enough for the pool (NB__PARALLEL_MIN elements): a warm .grad plus
+ * a backward's gradient, a value that feeds two ops (its node's partial sum), and a seed that
+ * is the leaf's own .grad (the sum adds a buffer to itself), at 1, 2 and 3 threads. Every
+ * element is its own sum, so each is the float sum of its two terms.
+ */
+static void test_accumulation_large(void **state)
+{
+    (void)state;
+    enum { ROWS = 601, COLS = 300, N = ROWS * COLS };
+    const int saved = nb_get_num_threads();
+    nb_manual_seed(5);
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *c = nb_randn(NB_SHAPE(ROWS, COLS)), *gy = nb_randn(NB_SHAPE(ROWS, COLS));
+    const float *cd = nb_tensor_data_const(c), *gd = nb_tensor_data_const(gy);
+    for (int threads = 1; threads <= 3; threads++) {
+        assert_int_equal(nb_set_num_threads(threads), NB_OK);
+        nb_tensor *x = nb_requires_grad_(nb_randn(NB_SHAPE(ROWS, COLS)), true);
+        /* y = x·c + x·c: x·c's node sums two gradients of gy, then x's .grad is (gy + gy)·c */
+        nb_tensor *h = nb_mul(x, c);
+        assert_int_equal(nb_backward(nb_add(h, h), gy, false), NB_OK);
+        /* a second backward into the warm .grad: (gy + gy)·c + gy·c */
+        assert_int_equal(nb_backward(nb_mul(x, c), gy, false), NB_OK);
+        const float *d = nb_tensor_data_const(nb_tensor_grad(x));
+        for (int64_t k = 0; k < N; k++) {
+            float want = (gd[k] + gd[k]) * cd[k] + gd[k] * cd[k];
+            if (bits_of(d[k]) != bits_of(want))
+                fail_msg("%d threads, grad[%lld]: %a, want %a", threads, (long long)k, (double)d[k],
+                         (double)want);
+        }
+        /* seeded with its own .grad, x's gradient r is added to r itself */
+        float *before = malloc((size_t)N * sizeof *before);
+        assert_non_null(before);
+        memcpy(before, d, (size_t)N * sizeof *d);
+        nb_tensor *v = nb_detach(x);
+        assert_int_equal(nb_backward(nb_add(x, v), nb_tensor_grad(x), false), NB_OK);
+        d = nb_tensor_data_const(nb_tensor_grad(x));
+        for (int64_t k = 0; k < N; k++)
+            if (bits_of(d[k]) != bits_of(before[k] + before[k]))
+                fail_msg("%d threads, own seed, grad[%lld]: %a, want %a", threads, (long long)k,
+                         (double)d[k], (double)(before[k] + before[k]));
+        free(before);
+    }
+    assert_int_equal(nb_set_num_threads(saved), NB_OK);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
 /* A node that nb_grad only captures does not run, so its retained grad stays NULL, as
  * PyTorch's retain_grad hook (which runs with the node); a node on the way gets it. */
 static void test_grad_capture_leaves_retained(void **state)
@@ -715,6 +763,7 @@ int main(void)
         T(test_accumulation_order),
         T(test_no_grad_view_write),
         T(test_accumulation_order_long_sums),
+        T(test_accumulation_large),
         T(test_grad_capture_leaves_retained),
         T(test_grad_aliasing),
         T(test_grad_skips_leaf_turned_off),

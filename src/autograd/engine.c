@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "autograd/internal.h"
+#include "blas/blas.h"
 
 static NB__TLS const char *engine_fn = "nb_backward";
 
@@ -103,12 +104,29 @@ static nb_node *heap_pop(node_vec *h)
     return top;
 }
 
-/* dst += src elementwise (same numel). */
+/* d[i] += s[i] over [lo, hi); d and s are the same buffer when a seed is the leaf's .grad */
+typedef struct add_job {
+    float *d;
+    const float *s;
+} add_job;
+
+NB__CLONES static void add_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const add_job *j = ctx;
+    float *d = j->d;
+    const float *s = j->s;
+    for (int64_t i = lo; i < hi; i++) d[i] += s[i];
+}
+
+/* dst += src elementwise (same numel); on the pool from NB__PARALLEL_MIN elements, each
+ * element its own sum, so the bits are the same at any thread count */
 static void add_into(nb_tensor *dst, const nb_tensor *src)
 {
-    float *d = nb__data(dst);
-    const float *s = nb__data(src);
-    for (int64_t i = 0; i < dst->numel; i++) d[i] += s[i];
+    add_job j = {nb__data(dst), nb__data(src)};
+    if (dst->numel < NB__PARALLEL_MIN)
+        add_range(&j, 0, dst->numel);
+    else
+        nb__parallel_ranges(dst->numel, NB__TASK_ELEMS, add_range, &j);
     dst->storage->version++;
 }
 

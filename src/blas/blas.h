@@ -80,6 +80,14 @@ typedef void (*nb__range_fn)(void *ctx, int64_t lo, int64_t hi);
  */
 void nb__parallel_ranges(int64_t n, int64_t per_task, nb__range_fn fn, void *ctx);
 
+/*
+ * Loops of NB__PARALLEL_MIN elements or more (elementwise ops and their gradients, reductions
+ * by rows, softmax, sums, the engine's gradient sums) run on the pool in tasks of about
+ * NB__TASK_ELEMS elements; smaller ones on their caller.
+ */
+#define NB__PARALLEL_MIN 131072
+#define NB__TASK_ELEMS   32768
+
 /** Make the pool fit threads threads (nb_set_num_threads): stops workers beyond it. */
 void nb__pool_resize(int threads);
 

@@ -33,14 +33,6 @@ bool nb__shape_eq(const nb_shape *a, const nb_shape *b);
 /** At most this many operands per elementwise kernel. */
 #define NB__EW_MAX 4
 
-/*
- * Loops of NB__PARALLEL_MIN elements or more (elementwise ops, reductions by rows, softmax,
- * sums) run on the thread pool in tasks of about NB__TASK_ELEMS elements; smaller ones on
- * their caller.
- */
-#define NB__PARALLEL_MIN 131072
-#define NB__TASK_ELEMS   32768
-
 /**
  * fn over items [0, items) of item_elems elements each: on the thread pool, in ranges of whole
  * items of about NB__TASK_ELEMS elements, when they hold NB__PARALLEL_MIN elements or more;
