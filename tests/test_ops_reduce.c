@@ -1041,6 +1041,11 @@ static void test_errors(void **state)
     EXPECT(nb_var(x, NB_DIMS(2), 1, false), NB_EINVAL, "nb_var", range);
     EXPECT(nb_std(x, NB_DIMS(0, -2), 1, false), NB_EINVAL, "nb_std",
            "dim 0 appears multiple times in the list of dims");
+    /* a 0-d tensor takes dim 0 or -1 once, as torch.sum(torch.tensor(1.), [0, -1]) */
+    EXPECT(nb_sum(s, NB_DIMS(0, -1), false), NB_EINVAL, "nb_sum",
+           "dim 0 appears multiple times in the list of dims");
+    EXPECT(nb_var(s, NB_DIMS(0, 0), 0, true), NB_EINVAL, "nb_var",
+           "dim 0 appears multiple times in the list of dims");
     EXPECT(nb_logsumexp(x, NB_DIMS(-3), false), NB_EINVAL, "nb_logsumexp",
            "dimension out of range (expected to be in range of [-2, 1], but got -3)");
     EXPECT(nb_logsumexp(x, nb_dims_make(9, NULL), false), NB_EINVAL, "nb_logsumexp",

@@ -531,6 +531,10 @@ static void test_expand_repeat_flip_narrow_errors(void **state)
 
     assert_null(nb_flip(x, NB_DIMS(0, -2)));
     assert_error(NB_EINVAL, "nb_flip: dim 0 appears multiple times in the list of dims");
+    nb_tensor *s0 = nb_scalar(2); /* torch.flip(torch.tensor(2.), [0, -1]) fails too */
+    assert_null(nb_flip(s0, NB_DIMS(0, -1)));
+    assert_error(NB_EINVAL, "nb_flip: dim 0 appears multiple times in the list of dims");
+    nb_release(s0);
     assert_null(nb_flip(x, NB_DIMS(2)));
     assert_error(NB_EINVAL, "nb_flip: dimension out of range (expected to be in range of [-2, 1], "
                             "but got 2)");

@@ -89,15 +89,17 @@ nb_status nb__dims_mask(const char *fn, nb_dims dims, int ndim, unsigned *mask)
     if (dims.n < 0 || dims.n > NB_MAX_DIMS)
         return nb__error(NB_EINVAL, fn, "number of dims %d is outside [1, %d]", dims.n,
                          NB_MAX_DIMS);
+    unsigned seen = 0;
     for (int i = 0; i < dims.n; i++) {
         int d = nb__wrap_dim(dims.d[i], ndim);
         int hi = ndim > 0 ? ndim - 1 : 0;
         if (d < 0) return nb__dim_error(fn, dims.d[i], -hi - 1, hi);
-        if (ndim == 0) continue; /* a 0-d tensor's dim 0 reduces nothing */
-        if (*mask & (1u << d))
+        /* a 0-d tensor's dim 0 (or -1) may appear once, as in PyTorch */
+        if (seen & (1u << d))
             return nb__error(NB_EINVAL, fn, "dim %d appears multiple times in the list of dims", d);
-        *mask |= 1u << d;
+        seen |= 1u << d;
     }
+    *mask = ndim > 0 ? seen : 0; /* a 0-d tensor's dim 0 reduces nothing */
     return NB_OK;
 }
 
