@@ -762,7 +762,8 @@ NB_API nb_tensor *nb_dropout_gen(nb_tensor *x, double p, bool training, nb_gener
  * bias b (or NULL: 1 and 0) have shape normalized_shape. PyTorch's float numerics (Welford in
  * 8 lanes with its cascade, y = (x·rstd − rstd·mean)·w + b with fused multiply-adds): the
  * outputs are PyTorch's bits. With x̂ = (x − mean)·rstd: dw = Σ_rows g·x̂, db = Σ_rows g,
- * dx = rstd·(g·w − mean_row(g·w) − x̂·mean_row(g·w·x̂)) in PyTorch's arrangement.
+ * dx = rstd·(g·w − mean_row(g·w) − x̂·mean_row(g·w·x̂)) in PyTorch's arrangement and float
+ * operations, so the gradients are PyTorch's bits too (dw and db: PyTorch's with one thread).
  * PyTorch: torch.nn.functional.layer_norm(x, normalized_shape, weight, bias, eps) (default eps
  * 1e-5); node NativeLayerNormBackward0 (edges: x, weight, bias).
  * Ownership: new reference.

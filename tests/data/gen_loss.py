@@ -49,12 +49,12 @@ def randn(*shape, scale=1.0, gen=None):
 
 class Case:
     def __init__(self, name, op, inputs, grads, fn, reduction=0, ignore_index=-100, p0=0.0,
-                 p1=0.0, flag=0, node=None, exact=False):
+                 p1=0.0, flag=0, node=None, exact=False, exact_grad=False):
         """inputs: tensors (None: absent); grads: which require grad; fn builds the output."""
         self.name, self.op = name, op
         self.reduction, self.ignore_index, self.p0, self.p1, self.flag = (
             reduction, ignore_index, p0, p1, flag)
-        self.exact = exact
+        self.exact, self.exact_grad = exact, exact_grad
         ins = []
         for t, g in zip(inputs, grads):
             if t is None:
@@ -299,6 +299,20 @@ def layer_norm_cases(g):
                           [1, use_w, use_b],
                           lambda a, w_, b_, ns=ns, eps=eps: F.layer_norm(a, ns, w_, b_, eps),
                           p0=eps, flag=nd, exact=True))
+    # Rows shorter than PyTorch's 8 lanes, of whole vectors, with a tail, and far from 0 (where
+    # the fused multiply-adds tell): every gradient's bits, one thread's (see main).
+    g2 = torch.Generator().manual_seed(77)
+    for shape, off in (((4, 1), 1.0), ((3, 7), 0.0), ((2, 8), 5.0), ((3, 13), 1e3),
+                       ((2, 35), -20.0), ((2, 3, 17), 0.0)):
+        x = randn(*shape, scale=2.0, gen=g2) + off
+        ns = shape[-1:]
+        wt, bs = randn(*ns, gen=g2), randn(*ns, gen=g2)
+        for use_w in (1, 0):
+            c.append(Case(f"layer_norm {list(shape)} + {off} w{use_w}, gradients' bits",
+                          "LAYER_NORM", [x, wt if use_w else None, bs if use_w else None],
+                          [1, use_w, use_w],
+                          lambda a, w_, b_, ns=ns: F.layer_norm(a, ns, w_, b_, 1e-5),
+                          p0=1e-5, flag=1, exact=True, exact_grad=True))
     x = randn(3, 6, gen=g)
     c.append(Case("layer_norm, only weight requires grad", "LAYER_NORM",
                   [x, randn(6, gen=g), randn(6, gen=g)], [0, 1, 0],
@@ -358,6 +372,7 @@ def emit(cases, drops, out):
         ins += [tens(None)] * (4 - len(ins))
         rows.append(f"    {{\"{k.name}\", LREF_{k.op}, {k.reduction}, {k.ignore_index}, "
                     f"{k.p0!r}, {k.p1!r}, {k.flag}, {'true' if k.exact else 'false'}, "
+                    f"{'true' if k.exact_grad else 'false'}, "
                     f"{len(k.inputs)},\n     {{{', '.join(ins)}}},\n     {tens(k.out)}, "
                     f"{arr(k.grad_out)}, \"{k.node}\"}},")
     drows = []
@@ -384,10 +399,11 @@ def emit(cases, drops, out):
               " * label_smoothing, layer_norm's eps (p0). flag: kl_div's log_target, layer_norm's\n"
               " * number of normalized dims (the last ones of input 0). exact: nabla computes the\n"
               " * forward with PyTorch's float operations, so the output is compared bit for bit.\n"
+              " * exact_grad: so are the gradients (of one backward; PyTorch's with one thread).\n"
               " */\n"
               "typedef struct lref_case {\n"
               "    const char *name;\n    lref_op op;\n    int reduction; /* nb_reduction's values */\n"
-              "    int64_t ignore_index;\n    double p0, p1;\n    int flag;\n    bool exact;\n"
+              "    int64_t ignore_index;\n    double p0, p1;\n    int flag;\n    bool exact, exact_grad;\n"
               "    int n_inputs;\n    lref_tensor in[4];\n    lref_tensor out;\n"
               "    const float *grad_out; /* shaped like out */\n    const char *node;\n"
               "} lref_case;\n\n")
@@ -403,6 +419,8 @@ def emit(cases, drops, out):
 
 
 def main():
+    # one thread: layer_norm's weight and bias gradients are sums of per-thread sums
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1234)
     cases = (linalg_cases(g) + pointwise_cases(g) + class_cases(g) + layer_norm_cases(g) +

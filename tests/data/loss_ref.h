@@ -38,6 +38,7 @@ typedef struct lref_tensor {
  * label_smoothing, layer_norm's eps (p0). flag: kl_div's log_target, layer_norm's
  * number of normalized dims (the last ones of input 0). exact: nabla computes the
  * forward with PyTorch's float operations, so the output is compared bit for bit.
+ * exact_grad: so are the gradients (of one backward; PyTorch's with one thread).
  */
 typedef struct lref_case {
     const char *name;
@@ -46,7 +47,7 @@ typedef struct lref_case {
     int64_t ignore_index;
     double p0, p1;
     int flag;
-    bool exact;
+    bool exact, exact_grad;
     int n_inputs;
     lref_tensor in[4];
     lref_tensor out;
@@ -581,717 +582,812 @@ static const float lref_d510[] = {-0x1.97a7fcp-2f, -0x1.261928p-2f, -0x1.88de8p-
 static const float lref_d511[] = {0x1.445f5cp-1f, -0x1.10f892p-2f, -0x1.558034p+1f, 0x1.85f542p-1f, 0x1.6abaa4p+0f, -0x1.4b852p+1f};
 static const float lref_d512[] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 static const float lref_d513[] = {-0x1.16d6dp-1f, -0x1.68a446p-2f, -0x1.01f6a2p-1f, 0x1.edd41p+0f, -0x1.7be2dep-2f, -0x1.2de8d4p+0f};
-static const float lref_d514[] = {0x1.ee251ap-1f, -0x1.5e5ep-2f, 0x1.7ba1f2p-3f, 0x1.19508cp-1f, 0x1.198a04p-1f, -0x1.832a8p-1f, -0x1.5485ep-3f, 0x1.1c6ed2p-2f, 0x1.4e79f8p-1f, 0x1.c028dp+0f, 0x1.1a8c56p-1f, -0x1.7264bap-2f, -0x1.6ec306p-1f, 0x1.861194p-3f, -0x1.44d902p-1f, 0x1.4c1c56p-1f, 0x1.bf2c28p-4f, 0x1.1d5e8ap-1f};
-static const float lref_d515[] = {0x1.0ce3fap-1f, 0x1.5ff66p+0f, 0x1.2ce0ecp+0f, -0x1.1dc8c2p-1f, 0x1.d28284p-1f, -0x1.7da6c4p+0f};
-static const float lref_d516[] = {-0x1.fc9284p-2f, -0x1.48031ep-2f, -0x1.31a29ep+0f, 0x1.81672cp+0f, 0x1.5666b6p-4f, -0x1.6d137ap+0f};
-static const float lref_d517[] = {0x1.1af32ap-1f, -0x1.6d9e1ap-1f, -0x1.9bb1fcp-3f, -0x1.f79332p-3f, -0x1.3cc138p-1f, -0x1.9e06fep+0f};
-static const float lref_d518[] = {0x1.3fd76ep+0f, -0x1.f95528p+0f, -0x1.b6baa2p-3f, -0x1.2d3562p-1f, -0x1.e38fbcp-5f, 0x1.9da638p-1f, 0x1.44272ep-4f, -0x1.0fd612p+0f, 0x1.2bd062p-3f, -0x1.4e3e14p+0f, -0x1.eff24ap-2f, 0x1.383daep-3f, -0x1.739fb4p-3f, -0x1.26a10ep-2f, -0x1.a9a39p+0f, -0x1.cd269ep-1f, -0x1.e7030ap-2f, -0x1.8e0fe2p+1f};
-static const float lref_d519[] = {0x1.150f1ep+0f, 0x1.9145acp-1f, 0x1.1e4698p+0f, -0x1.58705p-3f, 0x1.b03dcp-3f, 0x1.79c6d4p-1f, 0x1.6e202cp+0f, 0x1.ab9e8p-5f, 0x1.f75a8cp-1f, 0x1.c6670cp-1f, -0x1.6b1d6p-3f, -0x1.d0cabp-3f, 0x1.d711f8p-2f, 0x1.5352bp+0f, 0x1.2effeap+0f, -0x1.0aa52p-4f, -0x1.03821p-3f, -0x1.fa7e1p-2f};
-static const float lref_d520[] = {-0x1.b6a5b8p+0f, 0x1.e061eap-2f, -0x1.8994eep-1f, -0x1.74ea1cp-1f, -0x1.22a806p+0f, -0x1.3cab28p+0f};
-static const float lref_d521[] = {0x1.0aed42p-3f, 0x1.9b9d06p-3f, 0x1.241e5cp-1f, 0x1.0990a2p-1f, 0x1.6b9598p-2f, -0x1.1076c4p-6f};
-static const float lref_d522[] = {-0x1.96ccp-3f, 0x1.c34e5cp-1f, 0x1.41df1ep+1f, -0x1.9acaap-3f, 0x1.4de514p+0f, -0x1.e49bap-4f};
-static const float lref_d523[] = {-0x1.124a66p+1f, -0x1.d4cac6p-3f, 0x1.2889fap-1f, 0x1.26665cp-4f, -0x1.5e8136p-2f, 0x1.fee24p+0f, 0x1.acd944p+0f, 0x1.512f0ep-4f, 0x1.5f8deep-2f, -0x1.ba73c4p-1f, 0x1.80564cp-3f, 0x1.73a8c2p+0f, 0x1.43410ap+1f, 0x1.62c8cp-2f, 0x1.86ca92p+0f, -0x1.57cfc2p-2f, 0x1.6a120cp-3f, -0x1.414b9cp+0f};
-static const float lref_d524[] = {0x1.8b648p-6f, -0x1.a3af1p-3f, 0x1.5fffd8p+0f, -0x1.eb892p-4f, 0x1.5e108p-6f, -0x1.f920ap-2f, -0x1.d5a208p-2f, -0x1.9848p-4f, -0x1.3660ep-4f, -0x1.aea3p-4f, 0x1.04da2cp-1f, 0x1.71d16p-4f, 0x1.e30b8p-3f, 0x1.2fa19p+0f, 0x1.372472p+0f, 0x1.925b8p-6f, 0x1.8bff78p-1f, 0x1.23856p-2f};
-static const float lref_d525[] = {0x1.2db64ep+1f, -0x1.5ff0dep-3f, -0x1.117f96p+0f, -0x1.789158p-2f, -0x1.d168dcp-2f, 0x1.9d00a2p+1f, 0x1.1ad484p+0f, 0x1.411686p-3f, -0x1.505b28p-1f, -0x1.3e0058p+0f, 0x1.892e0ap-2f, -0x1.5602e6p+0f};
-static const float lref_d526[] = {0x1.835462p-2f, 0x1.847fc6p+1f, -0x1.82412cp+1f, 0x1.3e2172p-1f, 0x1.295b0cp+1f, 0x1.b2def8p-1f, -0x1.8f870cp+0f, -0x1.d356b8p+0f, 0x1.252f2ep-1f, 0x1.99aae4p+0f, -0x1.aa80e6p+0f, 0x1.853f1cp+0f};
-static const float lref_d527[] = {-0x1.e2eafcp-2f, -0x1.5fd336p-2f, -0x1.2c9a46p+0f, 0x1.f3f176p-4f, -0x1.94017ep-5f, 0x1.d94e66p-7f, -0x1.49834p-2f, -0x1.d49b64p-4f, 0x1.0b5e1cp+1f, 0x1.a383dp-1f, -0x1.a56594p-1f, -0x1.e0de0ap-2f, -0x1.15b6f8p+0f, 0x1.9d802cp-2f, 0x1.9a432cp+0f, 0x1.362dep+1f, 0x1.32aaf4p-5f, 0x1.795866p+0f, -0x1.cf0ce2p+0f, -0x1.c9734ap-1f};
-static const float lref_d528[] = {0x1.39006p+0f, -0x1.6b741ap+1f, -0x1.a47b7p-1f, -0x1.d947a6p+0f, 0x1.78db52p+0f, 0x1.58daccp+1f, 0x1.549a3p-2f, -0x1.a119fap-1f, 0x1.f018dep-1f, 0x1.23d78ep+0f, 0x1.793efap-2f, -0x1.93bf84p+0f, 0x1.df4fb4p+0f, -0x1.732b38p+1f, -0x1.2fd9ep+0f, -0x1.bd4332p+0f, 0x1.8c7b7p+1f, -0x1.7bad56p-2f, -0x1.388062p+0f, -0x1.2fe33cp+0f};
-static const float lref_d529[] = {0x1.b10fdp+0f};
-static const float lref_d530[] = {0x1.4953b6p+3f};
-static const float lref_d531[] = {0x1.d942ep+0f, 0x1.f57252p+0f, 0x1.e1b0d6p+2f, -0x1.c4dfccp+1f, 0x1.e4cf32p+1f, -0x1.ec4adp-2f, 0x1.632094p+0f, 0x1.3398f2p+1f, 0x1.68d69p+2f, 0x1.12b348p+2f, 0x1.d077b6p+0f, 0x1.bc42aap+0f, -0x1.8c549p-2f, -0x1.7055f8p-1f, 0x1.573b88p-2f};
-static const float lref_d532[] = {-0x1.825128p-3f, 0x1.c55c16p-2f, 0x1.22da8ap-2f, 0x1.2a360ap-1f, -0x1.9f67eep+0f, 0x1.30bf6p+0f, -0x1.8b5d4cp+0f, 0x1.59a868p+0f, -0x1.341d56p+0f, 0x1.9096fcp-1f, 0x1.01600ap-5f, -0x1.662cb2p-1f};
-static const float lref_d533[] = {0x1.f8a902p+0f, 0x1.8a9314p+1f, -0x1.a3756ep+0f, 0x1.de466cp-2f, -0x1.9a3314p-2f, 0x1.1bd2a8p+0f, 0x1.119dd4p+0f, 0x1.5f4dcp+1f, -0x1.59f798p+1f, -0x1.07d46ap-3f, 0x1.4f37cep-3f, 0x1.58c8b4p+1f};
-static const float lref_d534[] = {-0x1.a42d9ep+0f, 0x1.02a194p+0f, -0x1.477144p-2f, -0x1.6b129ap-1f, -0x1.daa16ep+0f, 0x1.ae85eap+0f, -0x1.2c98f2p-7f, 0x1.03d9fep-1f, -0x1.1b6cf4p-1f, 0x1.bd8248p-1f, -0x1.bda9b6p-2f, 0x1.d4be2ep+0f, -0x1.c59aa6p+1f, 0x1.627b24p+1f, -0x1.b45b9cp+0f, 0x1.881f7ep+0f, -0x1.30fc3p-1f, 0x1.758622p-1f, 0x1.067b3cp-4f, 0x1.5fc934p-1f};
-static const float lref_d535[] = {-0x1.009a98p-5f};
-static const float lref_d536[] = {0x1.357fc4p+3f};
-static const float lref_d537[] = {-0x1.6d7a84p-2f, -0x1.63a87cp-3f, -0x1.23c566p-1f, 0x1.1bfe74p+1f, -0x1.ae05fp-2f, 0x1.26cf5p+1f, 0x1.a231ap-2f, -0x1.cef134p+0f, 0x1.80d9b8p+1f, 0x1.9ff71ap+1f, 0x1.29575p-3f, 0x1.bf855cp-4f, -0x1.9a048ep+0f, -0x1.bf3df2p-5f, 0x1.a52434p+0f};
-static const float lref_d538[] = {-0x1.050158p-2f, 0x1.5efae6p+0f, 0x1.5f31d8p+0f, 0x1.d0a7f4p-1f, 0x1.01dc44p+0f, 0x1.78328p-3f, 0x1.1c1bp-2f, 0x1.0ca5a4p-1f, 0x1.4acae2p+0f, 0x1.2c398p-3f, 0x1.27efaap+0f, 0x1.e72b4cp-1f, -0x1.d994f8p-2f, 0x1.0f5ebcp+0f, 0x1.1d85ep-3f};
-static const float lref_d539[] = {-0x1.6135f6p+0f, -0x1.18fb62p-2f, -0x1.0f365p+0f, -0x1.ba05dep-3f, 0x1.fb43bcp-1f, -0x1.043156p+0f, -0x1.f4c418p-5f, -0x1.64849p-3f, -0x1.ae9364p+0f, -0x1.6a6892p-2f, -0x1.9b9e8p-1f, -0x1.5d39eep+0f};
-static const float lref_d540[] = {-0x1.145bacp+0f, -0x1.0dd50ap-3f, 0x1.d64364p-2f, 0x1.6add5p+1f, -0x1.0333c6p+1f, -0x1.79b3c2p-4f, 0x1.393afcp-3f, 0x1.b404dap+0f, 0x1.e169eap-1f, 0x1.1f9dap+1f, -0x1.76cae8p+1f, 0x1.07e886p+0f};
-static const float lref_d541[] = {-0x1.b63864p+1f, -0x1.81db88p+0f, -0x1.3e99a4p+1f, -0x1.252fc4p+1f, -0x1.7e597cp-3f, -0x1.038538p+0f, -0x1.10af2ep-1f, -0x1.c7a322p-1f, -0x1.820346p+1f, -0x1.2b33bp-4f, -0x1.54713ap+0f, -0x1.b4a0cp+0f, -0x1.3456fep+1f, -0x1.50ff08p+0f, -0x1.f0d59ep+0f, -0x1.a551d2p+0f, -0x1.ecce16p-1f, -0x1.90f5c4p-2f, -0x1.b96b8ap-2f, -0x1.2cf3eep+0f};
-static const float lref_d542[] = {0x1.b20dd8p-1f, 0x1.0eaf18p-2f, 0x1.e62ad4p+0f, -0x1.f6981cp-1f, 0x1.211c7ep+0f, 0x1.0230fp+1f, 0x1.8d45fcp-4f, 0x1.2876cp+0f, -0x1.18c202p-1f, 0x1.1fd2dp-2f, 0x1.badd3ap+0f, -0x1.eadb46p-4f, -0x1.4652c2p-1f, -0x1.2210cap-3f, -0x1.79592ep-5f};
-static const float lref_d543[] = {0x1.67ba84p+1f, 0x1.63572ap-1f, -0x1.e01d2p-3f, -0x1.d10696p+0f, 0x1.6423acp+1f, 0x1.f31a2ep+0f, 0x1.2b271cp-4f, 0x1.436f14p+1f, -0x1.46d516p+1f, -0x1.d3e7a8p-1f, 0x1.b60c2p+1f, 0x1.7db6d2p-2f, -0x1.91b39ep+1f, -0x1.86ec22p+1f, 0x1.0569ccp+1f};
-static const float lref_d544[] = {0x1.f99b1ep-4f, -0x1.40c94ap-3f, 0x1.5c0afap+0f, 0x1.6fd54p+0f, -0x1.2655dp+0f, 0x1.284278p+0f, 0x1.5c7f18p+0f, 0x1.6e4816p-6f, -0x1.af0fb6p+0f, -0x1.ebcf9cp-3f, -0x1.38589cp-1f, -0x1.f489e4p-3f};
-static const float lref_d545[] = {-0x1.7a4502p+1f, 0x1.d8a6f2p-3f, 0x1.bee0e6p+0f, 0x1.78a21cp+0f, -0x1.d35738p+0f, 0x1.91569cp-1f, 0x1.9fc9d8p-1f, -0x1.a76da8p-5f, -0x1.8d806ep+0f, -0x1.c1e388p-1f, -0x1.e091f6p-1f, 0x1.3be378p-3f, -0x1.1f4fd4p+1f, 0x1.8a0b72p-2f, 0x1.cb99p+0f, 0x1.527cacp+0f, -0x1.b2e8f2p+0f, 0x1.3197ap-8f, -0x1.6a64f8p-1f, -0x1.36bfd6p-1f};
-static const float lref_d546[] = {0x1.1c805p+0f, 0x1.113aa8p-2f, 0x1.c79b66p+0f, 0x1.39a1bp-1f, -0x1.b12efcp-5f};
-static const float lref_d547[] = {-0x1.41a41p-2f, -0x1.5fa318p-2f, 0x1.d9286p-4f, 0x1.84de4p+2f, -0x1.0168e4p+2f, -0x1.5bfb1p-2f, -0x1.9b1f1p-4f, -0x1.9bf204p-1f, 0x1.240756p+2f, -0x1.beacdep-1f, 0x1.56543p+1f, 0x1.242e94p-1f, -0x1.51405ep+0f, 0x1.8b6f64p-1f, 0x1.b430cep-1f};
-static const float lref_d548[] = {-0x1.c897b2p-1f, -0x1.aec9fcp+0f, -0x1.41f41p-1f, 0x1.b81182p-2f, -0x1.cbec66p-4f, -0x1.d01d46p+0f, -0x1.065d44p-1f, -0x1.849c58p+0f, -0x1.8d6322p-5f, -0x1.37b26cp+0f, 0x1.58feacp-4f, -0x1.24006ep-1f};
-static const float lref_d549[] = {-0x1.41f3ap+0f, -0x1.400d1ep+2f, -0x1.01b73cp+0f, -0x1.42463ap+0f, -0x1.3db606p-3f, -0x1.17015cp+1f, -0x1.8f4852p-2f, -0x1.7fedf2p+0f, -0x1.35cf4p-2f, -0x1.4225b4p+0f, 0x1.0ecdf2p-3f, 0x1.d2bfd8p-4f, -0x1.13d032p+0f, -0x1.0bc85ep+2f, -0x1.e10194p-1f, -0x1.1b3038p+0f, 0x1.79dc5ap-3f, -0x1.c813cap-1f, 0x1.5b88fep-3f, -0x1.b429d4p-1f};
-static const float lref_d550[] = {0x1.81a086p-3f, -0x1.1a1738p-1f, -0x1.4f5eaap-3f};
-static const float lref_d551[] = {0x1.35e138p+1f, 0x1.d385d8p+0f, 0x1.422a14p+2f};
-static const float lref_d552[] = {0x1.fa5466p+0f, 0x1.71d0d4p-2f, -0x1.5e67cap+1f, 0x1.050f8cp-1f, -0x1.92736p+0f, 0x1.152718p-1f, -0x1.dd459cp-3f, -0x1.22e8b8p+0f, -0x1.6a4de4p+2f, -0x1.e37aecp-1f, 0x1.be3794p-4f, -0x1.205e6ap-3f, -0x1.10707cp+0f, -0x1.d98f8p+0f, -0x1.9a628ap+0f};
-static const float lref_d553[] = {0x1.21daacp+1f, -0x1.0a0c8p-1f, -0x1.7cf478p-1f, -0x1.f429cp-5f};
-static const float lref_d554[] = {0x1.e5f49ep+0f, 0x1.215b86p+1f, -0x1.c18afp+1f, -0x1.5bffbcp-3f};
-static const float lref_d555[] = {0x1.51031ep+1f, -0x1.355572p-1f, -0x1.baef44p-1f, -0x1.22c4c8p-4f, 0x1.63557ep+0f, -0x1.46269cp-2f, -0x1.d303d2p-2f, -0x1.329392p-5f, 0x1.9e09d8p+1f, -0x1.7c08b4p-1f, -0x1.1015c8p+0f, -0x1.6539cap-4f, 0x1.2041a6p+0f, -0x1.089512p-2f, -0x1.7adae4p-2f, -0x1.f167f4p-6f, 0x1.f76b4ep+0f, -0x1.ce12fp-2f, -0x1.4ad25p-1f, -0x1.b2578cp-5f};
-static const float lref_d556[] = {0x1.b7bfdp-1f};
-static const float lref_d557[] = {0x1.247674p+2f};
-static const float lref_d558[] = {0x1.abe3fap-1f, 0x1.f8e41ep-1f, 0x1.7378f6p+2f, -0x1.92ed88p+1f, 0x1.93fefcp+0f};
-static const float lref_d559[] = {0x1.c87b42p-2f, -0x1.7e9994p-5f, 0x1.7272f8p-5f, -0x1.732872p+0f};
-static const float lref_d560[] = {-0x1.566a84p+1f, 0x1.1755p-2f, 0x1.9d377cp-1f, 0x1.a3fffcp+1f};
-static const float lref_d561[] = {0x1.ca1ac8p-2f, -0x1.7ff5dap-5f, 0x1.73c42ep-5f, -0x1.747a4ep+0f, -0x1.a11d3ap-5f, 0x1.5d9aaep-8f, -0x1.528054p-8f, 0x1.532628p-3f, -0x1.55a40ep-3f, 0x1.1e58a4p-6f, -0x1.154098p-6f, 0x1.15c86ap-1f, 0x1.2e13dp-1f, -0x1.fa5f4ep-5f, 0x1.ea4a66p-5f, -0x1.eb3a96p+0f, 0x1.e4db9p-4f, -0x1.966228p-7f, 0x1.897a2ep-7f, -0x1.8a3afp-2f};
-static const float lref_d562[] = {0x1.fef946p-1f};
-static const float lref_d563[] = {0x1.0d5568p+1f};
-static const float lref_d564[] = {0x1.25c288p-1f, 0x1.206c7p+0f, 0x1.446a98p+1f, -0x1.7900e8p+1f, 0x1.1467a8p+1f};
-static const float lref_d565[] = {0x1.00e908p+0f, -0x1.d3d84p-4f, -0x1.7f313p-2f, 0x1.52d11ep+0f, 0x1.0fe9e8p-2f};
-static const float lref_d566[] = {-0x1.72bb12p-2f, -0x1.606294p-6f, -0x1.795f1ep-2f, -0x1.cb799cp-3f, -0x1.79b68ep-1f, 0x1.969af2p-2f, 0x1.500cd2p+0f, -0x1.acc126p-1f, 0x1.5ad678p-3f, -0x1.5d33eep-1f, 0x1.16054ep-3f, -0x1.39139p-1f, -0x1.4b4ed4p-1f, -0x1.fe2a24p+0f, 0x1.5e03acp+0f, -0x1.a3c116p+0f, 0x1.507b66p-4f, -0x1.d51e4p-2f, -0x1.258abcp-2f, -0x1.56f2bp-1f, 0x1.5f104ep-3f, 0x1.cb863p-2f, 0x1.61d3e8p-2f, 0x1.3f5aa2p-1f};
-static const float lref_d567[] = {-0x1.e8626ep-2f, 0x1.077464p-3f, 0x1.dd992p-1f, 0x1.511374p+0f, 0x1.30bb6ep-1f, 0x1.8a14fep-2f, -0x1.56f58ap+0f, -0x1.14ee08p-3f, 0x1.e8fee8p+0f, 0x1.63aba2p+0f, -0x1.fcb4bcp+0f, -0x1.01fd5ap+1f, -0x1.2d5c8p-1f, 0x1.a79d6ap-1f, -0x1.6a4228p+1f, -0x1.258df4p+0f, 0x1.498df2p-1f, 0x1.b5ec1p-1f, -0x1.d72e48p-2f, 0x1.5b3c5ep+1f, 0x1.1cb008p+1f, 0x1.484e92p+1f, -0x1.216b8cp+2f, -0x1.b405d8p+0f};
-static const float lref_d568[] = {-0x1.8376f8p-1f, -0x1.614af6p+0f, 0x1.b79cd2p+0f, -0x1.edac5ep+0f, -0x1.9db63ep-2f, 0x1.3b2b48p-4f, 0x1.2d829cp+0f, -0x1.cb047cp-1f, 0x1.95b152p-3f, 0x1.913a48p-3f, 0x1.c17544p-2f, -0x1.ee2c66p-2f, -0x1.63d87ap-4f, 0x1.4b8b28p-3f, -0x1.9b6078p-1f, -0x1.af9306p-2f, -0x1.5cc584p-2f, -0x1.9ecc7ep+0f, 0x1.00bc5cp+1f, -0x1.18618p+0f};
-static const float lref_d569[] = {-0x1.4eab46p-1f};
-static const float lref_d570[] = {0x1.bd76d4p+3f};
-static const float lref_d571[] = {-0x1.1f6b7p-4f, -0x1.f7a7b8p-2f, -0x1.04d2cap+0f, -0x1.6762b8p+0f, 0x1.58556p-3f, -0x1.0afb02p+1f, -0x1.e053ep-1f, -0x1.47389ep+1f, 0x1.86933cp-2f, -0x1.b8e08p+0f, -0x1.77690cp-1f, -0x1.4a8998p-1f, -0x1.5ddc26p-1f, -0x1.3041b8p+1f, -0x1.5a1326p+0f, -0x1.782936p+0f, -0x1.ce48fp-1f, -0x1.ff29b2p+1f, -0x1.44f1e6p+1f, -0x1.27e5d2p+2f, -0x1.1edcd4p-2f, -0x1.fb555p-2f, -0x1.3a505p-2f, -0x1.81523ap+1f, -0x1.abcb1cp-3f, -0x1.37e128p+0f, -0x1.ad24cep-1f, -0x1.02a8a4p-1f, 0x1.6826ccp+0f, -0x1.2b057p+0f};
-static const float lref_d572[] = {-0x1.4b4b8p-5f, 0x1.5ff2b8p-2f, 0x1.9a04p-5f, 0x1.11adf8p-1f, -0x1.98b3cp-4f, 0x1.1c3a5cp-1f, 0x1.8e0ce8p-1f, 0x1.e000ep-2f, 0x1.4a9f8p-4f, 0x1.9a5bap-4f, -0x1.9808dp-2f, 0x1.2412ep-2f, 0x1.2cbde8p-1f, -0x1.ca12bp-2f, 0x1.492cb8p-1f, 0x1.a4fc18p-1f, 0x1.202a4p-4f, -0x1.c356ep-3f, -0x1.ae902p-3f, 0x1.dd6064p-1f, 0x1.45cca2p+0f, 0x1.efce5cp-1f, 0x1.490cd6p+0f, 0x1.470b38p+0f, -0x1.9390fp-3f, 0x1.8d9a28p-1f, 0x1.3c0ae2p+0f, 0x1.401da8p+0f, 0x1.70f4p-8f, 0x1.365d58p+0f};
-static const float lref_d573[] = {0x1.23cc9ep+0f, 0x1.66767ap-3f, 0x1.0ac0ecp+0f, 0x1.a3a36ep-4f, 0x1.f2e3f2p-1f, 0x1.26ee06p+0f, 0x1.1fb2f6p-1f, 0x1.bbb7ccp-3f, 0x1.8ae31ep-1f, -0x1.984b36p-1f, 0x1.417928p+0f, 0x1.89f432p-1f, -0x1.00f9c6p-3f, -0x1.4fc37p+0f, -0x1.48a848p+0f, -0x1.272448p+0f, -0x1.23194ap-1f, 0x1.232734p-2f, 0x1.23871ep-5f, -0x1.fad88p-1f, -0x1.830678p-2f, 0x1.51b3eap+0f, 0x1.6b844ap-1f, 0x1.f310dp+0f};
-static const float lref_d574[] = {0x1.803b84p+1f, 0x1.19315p+0f, -0x1.5335acp+0f, -0x1.dbbfaep-1f, 0x1.00a39ep-3f, -0x1.ab8df6p-4f, 0x1.c152d6p-1f, -0x1.9eb31ep-5f, -0x1.fc86f6p-1f, 0x1.251d7ep+1f, -0x1.1e7abcp+0f, 0x1.bab5a4p+0f, -0x1.4d7d56p-1f, 0x1.fcd906p+0f, -0x1.23263p-2f, 0x1.bdf6fcp+0f, -0x1.202564p-2f, 0x1.ff5766p+0f, -0x1.eb75e6p+0f, 0x1.3293fcp+1f, -0x1.ac4a16p-1f, 0x1.04842cp+0f, -0x1.4dd00ap+0f, 0x1.c21542p+0f};
-static const float lref_d575[] = {-0x1.4ebc98p+0f, 0x1.dacadcp-1f, 0x1.3a6d54p+0f, 0x1.1c24ecp+0f, -0x1.d193dep+0f, 0x1.5ef1acp-8f, -0x1.39d3p-1f, -0x1.5987e6p-2f, 0x1.de4294p-1f, 0x1.51301p-2f, 0x1.9b845cp+0f, -0x1.e6ae4cp-3f, -0x1.3d8234p-1f, -0x1.b91674p-1f, 0x1.3405f8p-1f, 0x1.d50726p-6f, 0x1.223034p-3f, -0x1.64c2d2p+0f, 0x1.7516eap-1f, 0x1.7a9322p-4f};
-static const float lref_d576[] = {-0x1.7464e4p-2f, -0x1.b44dfp-2f, -0x1.2e01fep-2f, -0x1.0350fap+1f, -0x1.9262b6p-2f};
-static const float lref_d577[] = {0x1.5214ecp+1f, 0x1.3d7b6p+1f, 0x1.8f8e4p+1f, 0x1.219abap+2f, 0x1.9e84ecp+1f};
-static const float lref_d578[] = {-0x1.16113ap+1f, -0x1.a75148p-1f, 0x1.52dc1cp+0f, -0x1.46098cp+0f, -0x1.08c7b8p+1f, -0x1.da36p+0f, -0x1.538172p-1f, 0x1.0f60dap+1f, -0x1.313414p+0f, 0x1.0dc3a4p-3f, -0x1.d5836p+0f, -0x1.ef7d1ap-1f, -0x1.76df46p-1f, 0x1.62841p-1f, -0x1.1fe592p+2f, 0x1.834e78p+0f, 0x1.b2ecbp-4f, -0x1.13b16p-5f, -0x1.d1520cp+2f, 0x1.0573f6p+0f, -0x1.6c61bep-2f, -0x1.2b24p-2f, -0x1.a0c1a8p-1f, -0x1.d16dd4p+1f, 0x1.a660fp-1f, -0x1.3c01f8p+0f, -0x1.ae057p-1f, -0x1.80dc22p+0f, 0x1.31d6cp+2f, -0x1.7d1986p+0f};
-static const float lref_d579[] = {0x1.8b648p-6f, -0x1.a3af1p-3f, 0x1.5fffd8p+0f, -0x1.eb892p-4f, 0x1.5e108p-6f, -0x1.f920ap-2f, -0x1.d5a208p-2f, -0x1.9848p-4f, -0x1.3660ep-4f, -0x1.aea3p-4f, 0x1.04da2cp-1f, 0x1.71d16p-4f, 0x1.e30b8p-3f, 0x1.2fa19p+0f, 0x1.372472p+0f, 0x1.925b8p-6f, 0x1.8bff78p-1f, 0x1.23856p-2f, 0x1.220efcp+0f, 0x1.c1876cp-1f, 0x1.6b586ep+0f, 0x1.4e6e7p+0f, 0x1.e6c3p-1f, 0x1.707fd2p+0f, 0x1.80293p-1f, 0x1.28357ap+0f, 0x1.f293c8p-1f, 0x1.7ff378p-2f, 0x1.ecb254p-1f, 0x1.e9fc18p-2f};
-static const float lref_d580[] = {0x1.b20504p-1f, -0x1.35afb8p-4f, -0x1.87f9f2p-2f, -0x1.d46c3p-8f, 0x1.0f82c4p-3f, 0x1.5be516p-2f, 0x1.094f0ep-1f, 0x1.3c3b4cp-2f, 0x1.0249fcp+0f, 0x1.acbc08p+0f, -0x1.86b492p+0f, -0x1.2beaa4p-4f, 0x1.ebef2cp-1f, -0x1.4d4566p-3f, 0x1.353d44p-1f, -0x1.1d44acp+0f, 0x1.ea79cep+0f, -0x1.6e2f5cp-2f, -0x1.241d18p-3f, -0x1.874bd6p-2f, 0x1.5c1d44p-3f, -0x1.2f61a8p-1f, -0x1.d9b54ep-8f, 0x1.6cae4ep-3f};
-static const float lref_d581[] = {-0x1.0770cap+1f, 0x1.5bfd8cp+0f, -0x1.2a4532p-1f, 0x1.d1b038p+0f, 0x1.712294p+1f, 0x1.65537cp+1f, -0x1.22da42p+2f, -0x1.066ccep+1f, 0x1.976bf4p-2f, -0x1.3dbe64p-2f, 0x1.7065fep-8f, -0x1.6e6c5ep-1f, 0x1.437eb8p-2f, 0x1.e4c5ccp+0f, -0x1.5afd2ep+1f, -0x1.f2aaeap+0f, -0x1.2065b6p+1f, 0x1.79823ep+0f, -0x1.231116p+0f, 0x1.642062p+1f, -0x1.06c4dap+0f, 0x1.1a794ep-1f, 0x1.bc677p-2f, 0x1.6bcb62p+0f};
-static const float lref_d582[] = {0x1.57440ap+1f, -0x1.a2751ap-1f, 0x1.2b60dap-3f, -0x1.e77f96p-4f, 0x1.389ea2p+1f, 0x1.4a6908p-2f, 0x1.aea764p-4f, 0x1.bb5228p-5f, -0x1.f8f6cep-3f, 0x1.193c62p-1f, 0x1.cd7bd6p-1f, 0x1.0ab032p-1f, 0x1.90958p+1f, -0x1.8a700cp+0f, -0x1.41fb2ap-2f, -0x1.b1ad36p-4f, 0x1.f5402cp+1f, -0x1.49e828p-1f, 0x1.32c63p+0f, -0x1.713c4ep+0f};
-static const float lref_d583[] = {-0x1.18c936p-1f, 0x1.1ffd46p-2f, 0x1.443766p-4f, 0x1.c23ee2p+0f, 0x1.dbf01cp-3f, 0x1.86b7d2p+0f, 0x1.a99222p-2f, 0x1.da5ff6p-2f, 0x1.03b48p+1f, -0x1.5e76ccp-1f, 0x1.592fcp-1f, -0x1.0ab176p-1f, -0x1.c073fcp-2f, -0x1.f2e1d4p-1f, -0x1.f0dc7cp-6f};
-static const float lref_d584[] = {0x1.4ba97p-2f, 0x1.bc9f2p-1f, -0x1.96eeb8p-2f, 0x1.7ab0d8p-1f, 0x1.25659cp+1f, 0x1.db8e96p+0f, 0x1.045174p+1f, 0x1.7146bcp+0f, 0x1.5e99c8p+0f, 0x1.10afe6p+1f, -0x1.b81eap-4f, 0x1.585488p-2f, -0x1.2ec3ap-3f, 0x1.5282ep-2f, 0x1.0433cp-3f};
-static const float lref_d585[] = {-0x1.e4f634p-2f, 0x1.73088p-2f, 0x1.0d9abep+1f, 0x1.6c466p-3f, 0x1.b3f17cp-1f, 0x1.8d6d1p-1f, 0x1.b1f30cp-3f, 0x1.c9c60cp-2f, 0x1.ccf0fap+1f, -0x1.64573ap+0f, 0x1.67f84p+0f, -0x1.80b82p-5f, 0x1.1543fap+2f, -0x1.0104d2p+2f, 0x1.53541cp+2f, -0x1.ca74ap+0f, 0x1.512c3cp-3f, 0x1.fa9c6ep+0f, -0x1.14e63ap+0f, -0x1.1813bp-4f, 0x1.bb9938p-1f, 0x1.9f4adcp-2f, 0x1.1e0572p+2f, -0x1.593554p+0f, -0x1.14b998p-1f, 0x1.a7da5ep-1f, -0x1.1c9b58p-1f, -0x1.4ac9b4p-1f, -0x1.f4cd28p-1f, -0x1.0b1bd8p+0f};
-static const float lref_d586[] = {0x1.01f684p-1f, 0x1.89bd2cp-1f, -0x1.517e58p-2f, 0x1.0a6ba6p+0f, 0x1.dc44fp-1f, 0x1.03ee1p-1f, 0x1.58aa04p+0f, 0x1.76d5c2p+0f, -0x1.44fd2p-4f, 0x1.34f4b2p+0f, -0x1.fb8a4p-3f, 0x1.5b6fp-3f, -0x1.1f288p-5f, -0x1.5bd1bp-2f, -0x1.425bfp-3f, -0x1.70873p-3f, 0x1.970fap-4f, -0x1.15c18p-4f, -0x1.344ce8p-2f, 0x1.5ca8c2p+0f, 0x1.59978ep+0f, 0x1.5ff1c8p-1f, -0x1.63c18p-6f, 0x1.72e99ap+0f, 0x1.d8d634p-1f, 0x1.1f7afp-3f, 0x1.553a1p-3f, -0x1.cdf3p-4f, 0x1.572a48p-1f, 0x1.2347d8p-2f};
-static const float lref_d587[] = {0x1.9cd39ap+0f, 0x1.a68ffcp-3f, 0x1.527876p-1f, 0x1.8488b8p-2f, -0x1.06a80cp-1f, 0x1.7f9874p-1f, 0x1.af58aep-3f, 0x1.9b324cp-3f, -0x1.cd54fp-4f, -0x1.2407a2p+1f, 0x1.331acp-1f, -0x1.a3e274p-1f, 0x1.25737ap+1f, -0x1.985b2ap-1f, 0x1.900b32p-3f, 0x1.9d973p-4f, 0x1.f5f664p-2f, -0x1.1477e4p-2f, -0x1.027074p+0f, 0x1.41117p+0f, -0x1.cac89p-1f, -0x1.1da462p+1f, 0x1.855fbap-3f, -0x1.836fbcp+0f};
-static const float lref_d588[] = {0x1.19f33ep+1f, 0x1.a8ae1p+0f, -0x1.067b4ep+2f, -0x1.c61fa4p+0f, -0x1.14ea7ap+1f, 0x1.046fb6p+1f, -0x1.f9636ap-1f, 0x1.4b4b5p+1f, 0x1.06283p+1f, 0x1.ad9d76p+0f, -0x1.506a7cp+2f, -0x1.1dc6c8p+1f, 0x1.4444d6p-1f, 0x1.3b80aap+0f, 0x1.04b426p-1f, 0x1.10334ap+1f, 0x1.a2028ap+0f, 0x1.75dc64p+0f, -0x1.84ff1p+1f, 0x1.898ca4p-8f, 0x1.b7199ep-1f, 0x1.b247bp+0f, 0x1.fb230ep-4f, 0x1.dcef96p+0f};
-static const float lref_d589[] = {0x1.b2c834p+0f, -0x1.a64a8p+1f, 0x1.cecff8p-2f, 0x1.641252p-1f, 0x1.bc913ap+1f, -0x1.f412p+0f, 0x1.eaa854p-2f, 0x1.3ac696p+0f, 0x1.d166d2p+1f, -0x1.6ab5bp+2f, 0x1.ef27f6p-2f, -0x1.241692p-2f, 0x1.56ce92p-1f, -0x1.70e3bep+0f, -0x1.bb036ep-5f, -0x1.f21a08p-2f, 0x1.039fb4p-1f, -0x1.04ee44p+1f, 0x1.e47834p-1f, -0x1.9e8172p-3f};
-static const float lref_d590[] = {0x1.41a606p+0f, -0x1.8472c2p+0f, -0x1.3c0b56p-1f, 0x1.300626p+0f, -0x1.f4436ep-1f, 0x1.af40b2p-1f, -0x1.c927p-2f, 0x1.c0845ap-1f, -0x1.1e2d96p-1f, 0x1.c239a8p-1f};
-static const float lref_d591[] = {0x1.aa128p+1f, 0x1.0d767cp+1f, 0x1.18b7dcp+1f, 0x1.b7059cp-1f, 0x1.7908cp+1f, 0x1.ab23fp+0f, 0x1.009062p+0f, 0x1.9a91cap+1f, 0x1.47252p+1f, 0x1.bf50fcp-1f};
-static const float lref_d592[] = {-0x1.3836b8p-2f, -0x1.d99d96p+0f, 0x1.195602p+1f, 0x1.801ae6p+0f, -0x1.12dba4p+1f, 0x1.04a578p+0f, -0x1.926e94p+0f, -0x1.57b414p+0f, 0x1.6f73ecp+1f, -0x1.cf264p-2f, 0x1.49fc96p+0f, -0x1.a4dafep+0f, -0x1.6a4ca6p+1f, -0x1.466ce8p-1f, -0x1.2c9262p+2f, -0x1.748b08p-3f, -0x1.4a75d8p-1f, 0x1.3365fcp+2f, -0x1.67b8ecp+1f, -0x1.4ed788p-1f, 0x1.056c7ep+1f, -0x1.2c2d58p-2f, 0x1.ebaf8cp+0f, 0x1.c5d83p-3f, 0x1.34887ap+0f, 0x1.9fa5d8p+0f, -0x1.4a4168p-2f, -0x1.228dbap+1f, -0x1.ece59cp+1f, -0x1.6f6dfp+0f};
-static const float lref_d593[] = {0x1.e0dc5p-1f, 0x1.ec368cp-1f, 0x1.27d5e2p+0f, -0x1.d9b53p-3f, 0x1.8308ecp-1f, 0x1.eb3e0cp-1f, 0x1.390cp-4f, -0x1.3df58p-4f, 0x1.779706p+0f, 0x1.3e95dep+0f, 0x1.6e17d4p+0f, 0x1.1140fp+0f, 0x1.1d792ep+0f, -0x1.837648p-2f, 0x1.e3ee58p-1f, 0x1.5ddd9p-3f, 0x1.23db0cp-1f, 0x1.d8bb1cp-1f, 0x1.188486p+0f, 0x1.d238cp-5f, 0x1.4a17ccp+0f, 0x1.ad71b4p-1f, 0x1.4a3deap+0f, 0x1.95532p-2f, 0x1.d48fa8p-2f, 0x1.aa839p-3f, -0x1.a057f8p-2f, 0x1.fd1038p-1f, 0x1.1070fp+0f, 0x1.6fcb38p-2f};
-static const float lref_d594[] = {0x1.a6c5bep-4f};
-static const float lref_d595[] = {-0x1.8p+1f, -0x1.50a3d8p+1f, -0x1.2147aep+1f, -0x1.e3d70ap+0f, -0x1.851eb8p+0f, -0x1.266666p+0f, -0x1.8f5c28p-1f};
-static const float lref_d596[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0.0f, -0.0f, -0x1.8f5c28p+0f};
-static const float lref_d597[] = {-0x1.8p+2f, -0.0f, -0x1.2147aep+2f, -0x1.e3d70ap+1f, -0x1.851eb8p+1f, -0x1.266666p+1f, -0.0f};
-static const float lref_d598[] = {0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f};
-static const float lref_d599[] = {-0x1.8p+1f, -0x1.50a3d8p+1f, -0x1.2147aep+1f, -0x1.e3d70ap+0f, -0x1.851eb8p+0f, -0x1.266666p+0f, -0x1.8f5c28p-1f, -0x1.a3d7p-2f, -0x1.47aep-5f, 0x1.51eb8p-2f, 0x1.666668p-1f, 0x1.11eb88p+0f, 0x1.70a3d8p+0f, 0x1.cf5c28p+0f, 0x1.170a4p+1f, 0x1.466668p+1f, 0x1.75c29p+1f, 0x1.a51eb8p+1f, 0x1.d47aep+1f, 0x1.01eb86p+2f};
-static const float lref_d600[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0.0f, -0.0f, -0x1.8f5c28p+0f, -0x1.a3d7p-1f, -0.0f, 0x1.51eb8p-1f, 0x1.666668p+0f, 0x1.11eb88p+1f, 0x1.70a3d8p+1f, 0.0f, 0x1.170a4p+2f, 0x1.466668p+2f, 0x1.75c29p+2f, 0x1.a51eb8p+2f, 0.0f, 0.0f};
-static const float lref_d601[] = {-0x1.8p+2f, -0.0f, -0x1.2147aep+2f, -0.0f, -0x1.851eb8p+1f, -0.0f, -0.0f, -0.0f, -0.0f, 0x1.51eb8p-1f, 0.0f, 0.0f, 0x1.70a3d8p+1f, 0x1.cf5c28p+1f, 0x1.170a4p+2f, 0.0f, 0.0f, 0x1.a51eb8p+2f, 0.0f, 0x1.01eb86p+3f};
-static const float lref_d602[] = {0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f};
-static const float lref_d603[] = {-0x1.8p+1f, -0x1.50a3d8p+1f, -0x1.2147aep+1f, -0x1.e3d70ap+0f, -0x1.851eb8p+0f, -0x1.266666p+0f, -0x1.8f5c28p-1f, -0x1.a3d7p-2f, -0x1.47aep-5f, 0x1.51eb8p-2f, 0x1.666668p-1f, 0x1.11eb88p+0f, 0x1.70a3d8p+0f, 0x1.cf5c28p+0f, 0x1.170a4p+1f, 0x1.466668p+1f, 0x1.75c29p+1f, 0x1.a51eb8p+1f, 0x1.d47aep+1f, 0x1.01eb86p+2f, 0x1.19999ap+2f, 0x1.3147aep+2f, 0x1.48f5c4p+2f, 0x1.60a3d8p+2f, 0x1.7851ecp+2f, 0x1.9p+2f, 0x1.a7ae14p+2f, 0x1.bf5c28p+2f, 0x1.d70a4p+2f, 0x1.eeb854p+2f, 0x1.033334p+3f, 0x1.0f0a3ep+3f, 0x1.1ae148p+3f, 0x1.26b852p+3f, 0x1.328f5cp+3f, 0x1.3e6666p+3f, 0x1.4a3d7p+3f, 0x1.56147cp+3f, 0x1.61eb86p+3f, 0x1.6dc29p+3f, 0x1.79999ap+3f, 0x1.8570a4p+3f, 0x1.9147aep+3f, 0x1.9d1eb8p+3f, 0x1.a8f5c4p+3f, 0x1.b4ccccp+3f, 0x1.c0a3d8p+3f, 0x1.cc7aep+3f, 0x1.d851ecp+3f, 0x1.e428f8p+3f, 0x1.fp+3f, 0x1.fbd70cp+3f, 0x1.03d70ap+4f, 0x1.09c29p+4f, 0x1.0fae14p+4f, 0x1.15999ap+4f, 0x1.1b852p+4f, 0x1.2170a4p+4f, 0x1.275c2ap+4f, 0x1.2d47aep+4f, 0x1.333334p+4f, 0x1.391eb8p+4f, 0x1.3f0a3ep+4f, 0x1.44f5c2p+4f, 0x1.4ae148p+4f, 0x1.50cccep+4f, 0x1.56b852p+4f, 0x1.5ca3d8p+4f, 0x1.628f5cp+4f, 0x1.687ae2p+4f, 0x1.6e6666p+4f, 0x1.7451ecp+4f, 0x1.7a3d7p+4f, 0x1.8028f6p+4f, 0x1.86147cp+4f, 0x1.8cp+4f, 0x1.91eb86p+4f, 0x1.97d70ap+4f, 0x1.9dc29p+4f, 0x1.a3ae14p+4f, 0x1.a9999ap+4f, 0x1.af852p+4f, 0x1.b570a4p+4f, 0x1.bb5c2ap+4f, 0x1.c147aep+4f, 0x1.c73334p+4f, 0x1.cd1eb8p+4f, 0x1.d30a3cp+4f, 0x1.d8f5c4p+4f, 0x1.dee148p+4f, 0x1.e4ccccp+4f, 0x1.eab854p+4f, 0x1.f0a3d8p+4f, 0x1.f68f5cp+4f, 0x1.fc7aep+4f, 0x1.013334p+5f, 0x1.0428f6p+5f, 0x1.071eb8p+5f, 0x1.0a147cp+5f, 0x1.0d0a3ep+5f, 0x1.1p+5f, 0x1.12f5c2p+5f};
-static const float lref_d604[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0.0f, -0.0f, -0x1.8f5c28p+0f, -0x1.a3d7p-1f, -0.0f, 0x1.51eb8p-1f, 0x1.666668p+0f, 0x1.11eb88p+1f, 0x1.70a3d8p+1f, 0.0f, 0x1.170a4p+2f, 0x1.466668p+2f, 0x1.75c29p+2f, 0x1.a51eb8p+2f, 0.0f, 0.0f, 0x1.19999ap+3f, 0.0f, 0x1.48f5c4p+3f, 0.0f, 0x1.7851ecp+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.eeb854p+3f, 0.0f, 0.0f, 0x1.1ae148p+4f, 0x1.26b852p+4f, 0x1.328f5cp+4f, 0.0f, 0.0f, 0x1.56147cp+4f, 0.0f, 0x1.6dc29p+4f, 0x1.79999ap+4f, 0x1.8570a4p+4f, 0.0f, 0x1.9d1eb8p+4f, 0.0f, 0x1.b4ccccp+4f, 0.0f, 0x1.cc7aep+4f, 0.0f, 0.0f, 0.0f, 0x1.fbd70cp+4f, 0x1.03d70ap+5f, 0.0f, 0.0f, 0x1.15999ap+5f, 0.0f, 0.0f, 0x1.275c2ap+5f, 0.0f, 0.0f, 0x1.391eb8p+5f, 0x1.3f0a3ep+5f, 0.0f, 0.0f, 0x1.50cccep+5f, 0x1.56b852p+5f, 0.0f, 0x1.628f5cp+5f, 0.0f, 0.0f, 0.0f, 0x1.7a3d7p+5f, 0.0f, 0x1.86147cp+5f, 0x1.8cp+5f, 0x1.91eb86p+5f, 0x1.97d70ap+5f, 0x1.9dc29p+5f, 0x1.a3ae14p+5f, 0x1.a9999ap+5f, 0x1.af852p+5f, 0x1.b570a4p+5f, 0x1.bb5c2ap+5f, 0x1.c147aep+5f, 0.0f, 0.0f, 0x1.d30a3cp+5f, 0.0f, 0x1.dee148p+5f, 0x1.e4ccccp+5f, 0.0f, 0.0f, 0x1.f68f5cp+5f, 0.0f, 0x1.013334p+6f, 0x1.0428f6p+6f, 0x1.071eb8p+6f, 0.0f, 0.0f, 0x1.1p+6f, 0.0f};
-static const float lref_d605[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0.0f, -0.0f, -0.0f, -0x1.a3d7p-1f, -0.0f, 0x1.51eb8p-1f, 0.0f, 0x1.11eb88p+1f, 0.0f, 0x1.cf5c28p+1f, 0x1.170a4p+2f, 0x1.466668p+2f, 0.0f, 0x1.a51eb8p+2f, 0x1.d47aep+2f, 0.0f, 0x1.19999ap+3f, 0.0f, 0x1.48f5c4p+3f, 0.0f, 0x1.7851ecp+3f, 0.0f, 0x1.a7ae14p+3f, 0x1.bf5c28p+3f, 0.0f, 0x1.eeb854p+3f, 0x1.033334p+4f, 0.0f, 0x1.1ae148p+4f, 0x1.26b852p+4f, 0x1.328f5cp+4f, 0.0f, 0.0f, 0.0f, 0x1.61eb86p+4f, 0.0f, 0.0f, 0.0f, 0x1.9147aep+4f, 0.0f, 0x1.a8f5c4p+4f, 0x1.b4ccccp+4f, 0.0f, 0.0f, 0x1.d851ecp+4f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.0fae14p+5f, 0.0f, 0.0f, 0.0f, 0x1.275c2ap+5f, 0.0f, 0.0f, 0x1.391eb8p+5f, 0.0f, 0.0f, 0.0f, 0x1.50cccep+5f, 0x1.56b852p+5f, 0x1.5ca3d8p+5f, 0x1.628f5cp+5f, 0x1.687ae2p+5f, 0.0f, 0.0f, 0x1.7a3d7p+5f, 0.0f, 0x1.86147cp+5f, 0.0f, 0.0f, 0x1.97d70ap+5f, 0x1.9dc29p+5f, 0.0f, 0x1.a9999ap+5f, 0x1.af852p+5f, 0x1.b570a4p+5f, 0x1.bb5c2ap+5f, 0.0f, 0x1.c73334p+5f, 0x1.cd1eb8p+5f, 0.0f, 0.0f, 0.0f, 0x1.e4ccccp+5f, 0x1.eab854p+5f, 0.0f, 0x1.f68f5cp+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.0d0a3ep+6f, 0.0f, 0.0f};
-static const float lref_d606[] = {0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f};
-static const float lref_d607[] = {-0.0f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0.0f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f};
-static const float lref_d608[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f};
-static const float lref_d609[] = {0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f};
-static const float lref_d610[] = {-0.0f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0.0f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f};
-static const float lref_d611[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0.0f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0.0f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f};
-static const float lref_d612[] = {0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f};
-static const float lref_d613[] = {-0.0f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0.0f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f, 0x1.6p+2f, 0x1.7d999ap+2f, 0x1.9b3334p+2f, 0x1.b8cccep+2f, 0x1.d66668p+2f, 0x1.f4p+2f, 0x1.08ccccp+3f, 0x1.179998p+3f, 0x1.266668p+3f, 0x1.353334p+3f, 0.0f, 0x1.52cccep+3f, 0x1.61999ap+3f, 0x1.706666p+3f, 0x1.7f3334p+3f, 0.0f, 0x1.9cccccp+3f, 0x1.ab999cp+3f, 0x1.ba6668p+3f, 0x1.c93334p+3f, 0x1.d8p+3f, 0x1.e6ccccp+3f, 0x1.f5999ap+3f, 0x1.023334p+4f, 0x1.09999ap+4f, 0x1.11p+4f, 0.0f, 0x1.1fccccp+4f, 0.0f, 0.0f, 0x1.36p+4f, 0x1.3d6668p+4f, 0x1.44ccccp+4f, 0.0f, 0x1.539998p+4f, 0x1.5bp+4f, 0x1.626668p+4f, 0x1.69ccccp+4f, 0x1.713334p+4f, 0x1.78999ap+4f, 0x1.8p+4f, 0x1.876666p+4f, 0x1.8ecccep+4f, 0.0f, 0x1.9d999ap+4f, 0x1.a50002p+4f, 0x1.ac6666p+4f, 0.0f, 0x1.bb3334p+4f, 0.0f, 0x1.cap+4f, 0x1.d16668p+4f, 0x1.d8ccccp+4f, 0x1.e03334p+4f, 0x1.e7999cp+4f, 0x1.efp+4f, 0x1.f66668p+4f, 0x1.fdccccp+4f, 0x1.02999ap+5f, 0x1.064cccp+5f, 0x1.0ap+5f, 0x1.0db334p+5f, 0x1.116666p+5f, 0x1.15199ap+5f, 0x1.18ccccp+5f, 0x1.1c8p+5f, 0x1.203334p+5f, 0x1.23e666p+5f, 0x1.27999ap+5f, 0x1.2b4cccp+5f, 0x1.2fp+5f, 0.0f, 0.0f, 0x1.3a199ap+5f, 0x1.3dccccp+5f, 0x1.418p+5f, 0x1.453334p+5f, 0x1.48e666p+5f, 0x1.4c999cp+5f, 0x1.504ccep+5f, 0x1.54p+5f, 0.0f};
-static const float lref_d614[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0.0f, -0x1.e66666p+0f, -0.0f, -0.0f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f, 0x1.6p+2f, 0.0f, 0x1.9b3334p+2f, 0.0f, 0x1.d66668p+2f, 0x1.f4p+2f, 0x1.08ccccp+3f, 0x1.179998p+3f, 0x1.266668p+3f, 0x1.353334p+3f, 0x1.44p+3f, 0.0f, 0x1.61999ap+3f, 0x1.706666p+3f, 0x1.7f3334p+3f, 0x1.8ep+3f, 0x1.9cccccp+3f, 0x1.ab999cp+3f, 0x1.ba6668p+3f, 0x1.c93334p+3f, 0x1.d8p+3f, 0x1.e6ccccp+3f, 0x1.f5999ap+3f, 0x1.023334p+4f, 0x1.09999ap+4f, 0x1.11p+4f, 0x1.186668p+4f, 0x1.1fccccp+4f, 0x1.273334p+4f, 0.0f, 0x1.36p+4f, 0x1.3d6668p+4f, 0x1.44ccccp+4f, 0x1.4c3334p+4f, 0x1.539998p+4f, 0x1.5bp+4f, 0.0f, 0x1.69ccccp+4f, 0x1.713334p+4f, 0.0f, 0x1.8p+4f, 0x1.876666p+4f, 0.0f, 0x1.963332p+4f, 0.0f, 0x1.a50002p+4f, 0x1.ac6666p+4f, 0x1.b3cccep+4f, 0x1.bb3334p+4f, 0x1.c2999ap+4f, 0x1.cap+4f, 0.0f, 0x1.d8ccccp+4f, 0x1.e03334p+4f, 0x1.e7999cp+4f, 0x1.efp+4f, 0x1.f66668p+4f, 0x1.fdccccp+4f, 0x1.02999ap+5f, 0x1.064cccp+5f, 0x1.0ap+5f, 0x1.0db334p+5f, 0x1.116666p+5f, 0x1.15199ap+5f, 0.0f, 0x1.1c8p+5f, 0x1.203334p+5f, 0.0f, 0x1.27999ap+5f, 0x1.2b4cccp+5f, 0x1.2fp+5f, 0x1.32b334p+5f, 0x1.366668p+5f, 0x1.3a199ap+5f, 0x1.3dccccp+5f, 0.0f, 0.0f, 0x1.48e666p+5f, 0x1.4c999cp+5f, 0x1.504ccep+5f, 0x1.54p+5f, 0.0f};
-static const float lref_d615[] = {0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0.0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f};
-static const float lref_d616[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f};
-static const float lref_d617[] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d618[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d619[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.e6ccccp+6f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.1fccccp+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.713334p+7f, 0.0f, 0.0f, 0x1.876666p+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.e7999cp+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.3a199ap+8f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d620[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.219998p+4f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.6p+5f, 0.0f, 0x1.9b3334p+5f, 0.0f, 0.0f, 0.0f, 0x1.08ccccp+6f, 0x1.179998p+6f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.f5999ap+6f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.273334p+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.ac6666p+7f, 0.0f, 0x1.bb3334p+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.32b334p+8f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d621[] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d622[] = {-0.0f, -0.0f, -0x1.b1e5f8p+1f, -0.0f, -0x1.23d34ep+1f, -0.0f, -0x1.2b8148p+0f};
-static const float lref_d623[] = {-0x1.1ffc5p+2f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0x1.2b8148p+0f};
-static const float lref_d624[] = {0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f};
-static const float lref_d625[] = {-0.0f, -0.0f, -0x1.b1e5f8p+1f, -0.0f, -0x1.23d34ep+1f, -0.0f, -0x1.2b8148p+0f, -0x1.3add38p-1f, -0x1.eb7eb6p-5f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f};
-static const float lref_d626[] = {-0x1.1ffc5p+2f, -0.0f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0x1.2b8148p+0f, -0.0f, -0.0f, 0x1.fadac4p-2f, 0.0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0.0f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0.0f, 0x1.82dc56p+2f};
-static const float lref_d627[] = {0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f};
-static const float lref_d628[] = {-0.0f, -0.0f, -0x1.b1e5f8p+1f, -0.0f, -0x1.23d34ep+1f, -0.0f, -0x1.2b8148p+0f, -0x1.3add38p-1f, -0x1.eb7eb6p-5f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f, 0x1.a661p+2f, 0.0f, 0x1.ed6a56p+2f, 0x1.08778p+3f, 0x1.1a39d4p+3f, 0x1.2bfc2ap+3f, 0x1.3dbe7ep+3f, 0.0f, 0.0f, 0x1.73058p+3f, 0.0f, 0x1.968a2ap+3f, 0x1.a84c7ep+3f, 0x1.ba0ed2p+3f, 0x1.cbd128p+3f, 0.0f, 0x1.ef55d2p+3f, 0x1.008c14p+4f, 0.0f, 0x1.124e6ap+4f, 0x1.1b2f94p+4f, 0x1.2410bep+4f, 0.0f, 0x1.35d312p+4f, 0x1.3eb43ep+4f, 0x1.479568p+4f, 0.0f, 0x1.5957bcp+4f, 0.0f, 0.0f, 0.0f, 0x1.7cdc6ap+4f, 0x1.85bd92p+4f, 0.0f, 0.0f, 0x1.a06112p+4f, 0x1.a9423ep+4f, 0.0f, 0x1.bb0494p+4f, 0x1.c3e5bcp+4f, 0x1.ccc6e8p+4f, 0x1.d5a812p+4f, 0x1.de893ep+4f, 0.0f, 0x1.f04b92p+4f, 0x1.f92cbep+4f, 0x1.0106f4p+5f, 0.0f, 0x1.09e81ep+5f, 0.0f, 0.0f, 0.0f, 0x1.1baa72p+5f, 0.0f, 0x1.248b9ep+5f, 0x1.28fc34p+5f, 0x1.2d6cc8p+5f, 0x1.31dd5ep+5f, 0x1.364df4p+5f, 0x1.3abe88p+5f, 0x1.3f2f1ep+5f, 0x1.439fb4p+5f, 0x1.481048p+5f, 0x1.4c80dep+5f, 0x1.50f172p+5f, 0x1.556208p+5f, 0x1.59d29ep+5f, 0x1.5e4332p+5f, 0x1.62b3c8p+5f, 0x1.67245ep+5f, 0x1.6b94f2p+5f, 0.0f, 0.0f, 0x1.78e6b2p+5f, 0.0f, 0x1.81c7dep+5f, 0x1.863872p+5f, 0x1.8aa908p+5f, 0.0f, 0x1.938a32p+5f, 0x1.97fac8p+5f, 0.0f};
-static const float lref_d629[] = {-0.0f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0.0f, -0x1.23d34ep+1f, -0.0f, -0.0f, -0x1.3add38p-1f, -0.0f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0.0f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f, 0x1.a661p+2f, 0.0f, 0x1.ed6a56p+2f, 0.0f, 0x1.1a39d4p+3f, 0x1.2bfc2ap+3f, 0x1.3dbe7ep+3f, 0x1.4f80d2p+3f, 0.0f, 0x1.73058p+3f, 0x1.84c7d4p+3f, 0.0f, 0x1.a84c7ep+3f, 0x1.ba0ed2p+3f, 0x1.cbd128p+3f, 0.0f, 0x1.ef55d2p+3f, 0x1.008c14p+4f, 0x1.096d3ep+4f, 0.0f, 0x1.1b2f94p+4f, 0x1.2410bep+4f, 0x1.2cf1e8p+4f, 0x1.35d312p+4f, 0x1.3eb43ep+4f, 0x1.479568p+4f, 0.0f, 0x1.5957bcp+4f, 0x1.6238e8p+4f, 0.0f, 0.0f, 0x1.7cdc6ap+4f, 0x1.85bd92p+4f, 0.0f, 0x1.977fe6p+4f, 0x1.a06112p+4f, 0.0f, 0x1.b22368p+4f, 0x1.bb0494p+4f, 0.0f, 0.0f, 0x1.d5a812p+4f, 0.0f, 0.0f, 0.0f, 0x1.f92cbep+4f, 0x1.0106f4p+5f, 0x1.05778ap+5f, 0x1.09e81ep+5f, 0x1.0e58b4p+5f, 0x1.12c948p+5f, 0.0f, 0x1.1baa72p+5f, 0x1.201b08p+5f, 0x1.248b9ep+5f, 0.0f, 0x1.2d6cc8p+5f, 0x1.31dd5ep+5f, 0x1.364df4p+5f, 0.0f, 0x1.3f2f1ep+5f, 0x1.439fb4p+5f, 0x1.481048p+5f, 0x1.4c80dep+5f, 0.0f, 0x1.556208p+5f, 0x1.59d29ep+5f, 0.0f, 0x1.62b3c8p+5f, 0.0f, 0x1.6b94f2p+5f, 0x1.70058ap+5f, 0x1.74761ep+5f, 0x1.78e6b2p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.8f199ep+5f, 0x1.938a32p+5f, 0x1.97fac8p+5f, 0.0f};
-static const float lref_d630[] = {0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f};
-static const float lref_d631[] = {-0x1.8p+2f, -0x1.50a3d8p+2f, -0x1.2147aep+2f, -0x1.e3d70ap+1f, -0.0f, -0x1.266666p+1f, -0x1.8f5c28p+0f};
-static const float lref_d632[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0x1.851eb8p+1f, -0.0f, -0x1.8f5c28p+0f};
-static const float lref_d633[] = {0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f};
-static const float lref_d634[] = {-0x1.8p+2f, -0x1.50a3d8p+2f, -0x1.2147aep+2f, -0x1.e3d70ap+1f, -0.0f, -0x1.266666p+1f, -0x1.8f5c28p+0f, -0.0f, -0.0f, 0x1.51eb8p-1f, 0.0f, 0x1.11eb88p+1f, 0.0f, 0x1.cf5c28p+1f, 0x1.170a4p+2f, 0x1.466668p+2f, 0.0f, 0x1.a51eb8p+2f, 0.0f, 0.0f};
-static const float lref_d635[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0x1.266666p+1f, -0x1.8f5c28p+0f, -0.0f, -0.0f, 0x1.51eb8p-1f, 0x1.666668p+0f, 0x1.11eb88p+1f, 0.0f, 0.0f, 0.0f, 0x1.466668p+2f, 0.0f, 0x1.a51eb8p+2f, 0x1.d47aep+2f, 0x1.01eb86p+3f};
-static const float lref_d636[] = {0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f};
-static const float lref_d637[] = {-0x1.8p+2f, -0x1.50a3d8p+2f, -0x1.2147aep+2f, -0x1.e3d70ap+1f, -0.0f, -0x1.266666p+1f, -0x1.8f5c28p+0f, -0.0f, -0.0f, 0x1.51eb8p-1f, 0.0f, 0x1.11eb88p+1f, 0.0f, 0x1.cf5c28p+1f, 0x1.170a4p+2f, 0x1.466668p+2f, 0.0f, 0x1.a51eb8p+2f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.9p+3f, 0x1.a7ae14p+3f, 0.0f, 0.0f, 0x1.eeb854p+3f, 0x1.033334p+4f, 0x1.0f0a3ep+4f, 0.0f, 0.0f, 0.0f, 0x1.3e6666p+4f, 0.0f, 0x1.56147cp+4f, 0x1.61eb86p+4f, 0x1.6dc29p+4f, 0x1.79999ap+4f, 0x1.8570a4p+4f, 0x1.9147aep+4f, 0x1.9d1eb8p+4f, 0x1.a8f5c4p+4f, 0x1.b4ccccp+4f, 0.0f, 0x1.cc7aep+4f, 0x1.d851ecp+4f, 0x1.e428f8p+4f, 0.0f, 0x1.fbd70cp+4f, 0x1.03d70ap+5f, 0.0f, 0.0f, 0x1.15999ap+5f, 0.0f, 0.0f, 0.0f, 0x1.2d47aep+5f, 0.0f, 0.0f, 0x1.3f0a3ep+5f, 0x1.44f5c2p+5f, 0x1.4ae148p+5f, 0.0f, 0x1.56b852p+5f, 0x1.5ca3d8p+5f, 0.0f, 0x1.687ae2p+5f, 0x1.6e6666p+5f, 0.0f, 0x1.7a3d7p+5f, 0.0f, 0x1.86147cp+5f, 0.0f, 0.0f, 0x1.97d70ap+5f, 0.0f, 0.0f, 0x1.a9999ap+5f, 0x1.af852p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.dee148p+5f, 0.0f, 0.0f, 0x1.f0a3d8p+5f, 0.0f, 0.0f, 0x1.013334p+6f, 0x1.0428f6p+6f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.12f5c2p+6f};
-static const float lref_d638[] = {-0x1.8p+2f, -0.0f, -0.0f, -0.0f, -0x1.851eb8p+1f, -0x1.266666p+1f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0x1.11eb88p+1f, 0x1.70a3d8p+1f, 0x1.cf5c28p+1f, 0.0f, 0x1.466668p+2f, 0x1.75c29p+2f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.3147aep+3f, 0x1.48f5c4p+3f, 0.0f, 0x1.7851ecp+3f, 0x1.9p+3f, 0x1.a7ae14p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.0f0a3ep+4f, 0.0f, 0x1.26b852p+4f, 0.0f, 0x1.3e6666p+4f, 0.0f, 0x1.56147cp+4f, 0x1.61eb86p+4f, 0x1.6dc29p+4f, 0.0f, 0.0f, 0x1.9147aep+4f, 0x1.9d1eb8p+4f, 0x1.a8f5c4p+4f, 0x1.b4ccccp+4f, 0x1.c0a3d8p+4f, 0.0f, 0x1.d851ecp+4f, 0.0f, 0x1.fp+4f, 0x1.fbd70cp+4f, 0.0f, 0x1.09c29p+5f, 0x1.0fae14p+5f, 0.0f, 0.0f, 0x1.2170a4p+5f, 0x1.275c2ap+5f, 0x1.2d47aep+5f, 0.0f, 0.0f, 0x1.3f0a3ep+5f, 0x1.44f5c2p+5f, 0x1.4ae148p+5f, 0x1.50cccep+5f, 0.0f, 0x1.5ca3d8p+5f, 0.0f, 0.0f, 0x1.6e6666p+5f, 0.0f, 0x1.7a3d7p+5f, 0x1.8028f6p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.a3ae14p+5f, 0.0f, 0x1.af852p+5f, 0x1.b570a4p+5f, 0x1.bb5c2ap+5f, 0x1.c147aep+5f, 0.0f, 0.0f, 0x1.d30a3cp+5f, 0x1.d8f5c4p+5f, 0x1.dee148p+5f, 0x1.e4ccccp+5f, 0x1.eab854p+5f, 0x1.f0a3d8p+5f, 0.0f, 0.0f, 0.0f, 0x1.0428f6p+6f, 0.0f, 0.0f, 0x1.0d0a3ep+6f, 0x1.1p+6f, 0.0f};
-static const float lref_d639[] = {0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1p+1f};
-static const float lref_d640[] = {0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f};
-static const float lref_d641[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f};
-static const float lref_d642[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0x1.7p+0f, -0x1.f33332p-1f, -0.0f, -0.0f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0.0f, 0.0f, 0x1.980002p+1f, 0.0f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f};
-static const float lref_d643[] = {0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f};
-static const float lref_d644[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.f4p+2f, 0x1.08ccccp+3f, 0.0f, 0.0f, 0x1.353334p+3f, 0x1.44p+3f, 0x1.52cccep+3f, 0x1.61999ap+3f, 0.0f, 0.0f, 0x1.8ep+3f, 0.0f, 0x1.ab999cp+3f, 0x1.ba6668p+3f, 0x1.c93334p+3f, 0x1.d8p+3f, 0x1.e6ccccp+3f, 0x1.f5999ap+3f, 0x1.023334p+4f, 0x1.09999ap+4f, 0x1.11p+4f, 0.0f, 0x1.1fccccp+4f, 0x1.273334p+4f, 0x1.2e999cp+4f, 0x1.36p+4f, 0x1.3d6668p+4f, 0x1.44ccccp+4f, 0.0f, 0x1.539998p+4f, 0x1.5bp+4f, 0x1.626668p+4f, 0x1.69ccccp+4f, 0.0f, 0x1.78999ap+4f, 0x1.8p+4f, 0.0f, 0x1.8ecccep+4f, 0x1.963332p+4f, 0x1.9d999ap+4f, 0x1.a50002p+4f, 0x1.ac6666p+4f, 0x1.b3cccep+4f, 0x1.bb3334p+4f, 0x1.c2999ap+4f, 0x1.cap+4f, 0x1.d16668p+4f, 0x1.d8ccccp+4f, 0x1.e03334p+4f, 0x1.e7999cp+4f, 0x1.efp+4f, 0x1.f66668p+4f, 0x1.fdccccp+4f, 0x1.02999ap+5f, 0.0f, 0x1.0ap+5f, 0x1.0db334p+5f, 0.0f, 0x1.15199ap+5f, 0.0f, 0x1.1c8p+5f, 0x1.203334p+5f, 0.0f, 0x1.27999ap+5f, 0x1.2b4cccp+5f, 0.0f, 0x1.32b334p+5f, 0x1.366668p+5f, 0x1.3a199ap+5f, 0.0f, 0x1.418p+5f, 0x1.453334p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.57b332p+5f};
-static const float lref_d645[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0.0f, -0x1.06666p-1f, -0.0f, 0.0f, 0.0f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0.0f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f, 0.0f, 0x1.7d999ap+2f, 0x1.9b3334p+2f, 0x1.b8cccep+2f, 0x1.d66668p+2f, 0x1.f4p+2f, 0x1.08ccccp+3f, 0x1.179998p+3f, 0x1.266668p+3f, 0x1.353334p+3f, 0.0f, 0x1.52cccep+3f, 0x1.61999ap+3f, 0x1.706666p+3f, 0.0f, 0x1.8ep+3f, 0x1.9cccccp+3f, 0x1.ab999cp+3f, 0x1.ba6668p+3f, 0x1.c93334p+3f, 0x1.d8p+3f, 0x1.e6ccccp+3f, 0x1.f5999ap+3f, 0x1.023334p+4f, 0x1.09999ap+4f, 0x1.11p+4f, 0x1.186668p+4f, 0x1.1fccccp+4f, 0x1.273334p+4f, 0.0f, 0x1.36p+4f, 0x1.3d6668p+4f, 0x1.44ccccp+4f, 0x1.4c3334p+4f, 0x1.539998p+4f, 0x1.5bp+4f, 0x1.626668p+4f, 0x1.69ccccp+4f, 0x1.713334p+4f, 0x1.78999ap+4f, 0x1.8p+4f, 0x1.876666p+4f, 0x1.8ecccep+4f, 0x1.963332p+4f, 0x1.9d999ap+4f, 0x1.a50002p+4f, 0x1.ac6666p+4f, 0x1.b3cccep+4f, 0.0f, 0x1.c2999ap+4f, 0x1.cap+4f, 0x1.d16668p+4f, 0x1.d8ccccp+4f, 0x1.e03334p+4f, 0x1.e7999cp+4f, 0x1.efp+4f, 0.0f, 0.0f, 0x1.02999ap+5f, 0x1.064cccp+5f, 0x1.0ap+5f, 0x1.0db334p+5f, 0x1.116666p+5f, 0x1.15199ap+5f, 0x1.18ccccp+5f, 0x1.1c8p+5f, 0x1.203334p+5f, 0x1.23e666p+5f, 0x1.27999ap+5f, 0x1.2b4cccp+5f, 0x1.2fp+5f, 0x1.32b334p+5f, 0x1.366668p+5f, 0x1.3a199ap+5f, 0x1.3dccccp+5f, 0.0f, 0x1.453334p+5f, 0x1.48e666p+5f, 0.0f, 0x1.504ccep+5f, 0x1.54p+5f, 0.0f};
-static const float lref_d646[] = {0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+0f};
-static const float lref_d647[] = {-0x1.ep+4f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f};
-static const float lref_d648[] = {0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d649[] = {-0x1.ep+4f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.5cccdp+4f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d650[] = {0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d651[] = {-0x1.ep+4f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.5cccdp+4f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.0ap+8f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d652[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0x1.56666ap+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.963332p+7f, 0.0f, 0x1.a50002p+7f, 0.0f, 0x1.b3cccep+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.23e666p+8f, 0.0f, 0x1.2b4cccp+8f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.504ccep+8f, 0.0f, 0.0f};
-static const float lref_d653[] = {0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-static const float lref_d654[] = {-0.0f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0.0f, -0x1.2b8148p+0f};
-static const float lref_d655[] = {0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f};
-static const float lref_d656[] = {-0x1.1ffc5p+2f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0x1.2b8148p+0f, -0.0f, -0x1.eb7eb6p-5f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0.0f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f};
-static const float lref_d657[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0x1.b993f2p+0f, -0x1.2b8148p+0f, -0.0f, -0.0f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0.0f, 0.0f, 0.0f, 0x1.e99358p+1f, 0.0f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0x1.82dc56p+2f};
-static const float lref_d658[] = {0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f};
-static const float lref_d659[] = {-0x1.1ffc5p+2f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0x1.2b8148p+0f, -0.0f, -0x1.eb7eb6p-5f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0.0f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.2bfc2ap+3f, 0x1.3dbe7ep+3f, 0.0f, 0.0f, 0x1.73058p+3f, 0x1.84c7d4p+3f, 0x1.968a2ap+3f, 0.0f, 0.0f, 0.0f, 0x1.dd937cp+3f, 0.0f, 0x1.008c14p+4f, 0x1.096d3ep+4f, 0x1.124e6ap+4f, 0x1.1b2f94p+4f, 0x1.2410bep+4f, 0x1.2cf1e8p+4f, 0x1.35d312p+4f, 0x1.3eb43ep+4f, 0x1.479568p+4f, 0.0f, 0x1.5957bcp+4f, 0x1.6238e8p+4f, 0x1.6b1a14p+4f, 0x1.73fb3ep+4f, 0x1.7cdc6ap+4f, 0x1.85bd92p+4f, 0.0f, 0.0f, 0x1.a06112p+4f, 0.0f, 0x1.b22368p+4f, 0.0f, 0x1.c3e5bcp+4f, 0x1.ccc6e8p+4f, 0.0f, 0x1.de893ep+4f, 0x1.e76a66p+4f, 0x1.f04b92p+4f, 0x1.f92cbep+4f, 0x1.0106f4p+5f, 0x1.05778ap+5f, 0x1.09e81ep+5f, 0x1.0e58b4p+5f, 0x1.12c948p+5f, 0x1.1739dep+5f, 0x1.1baa72p+5f, 0x1.201b08p+5f, 0x1.248b9ep+5f, 0x1.28fc34p+5f, 0x1.2d6cc8p+5f, 0x1.31dd5ep+5f, 0x1.364df4p+5f, 0.0f, 0x1.3f2f1ep+5f, 0x1.439fb4p+5f, 0.0f, 0x1.4c80dep+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.67245ep+5f, 0.0f, 0x1.70058ap+5f, 0x1.74761ep+5f, 0x1.78e6b2p+5f, 0.0f, 0x1.81c7dep+5f, 0x1.863872p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.9c6b5cp+5f};
-static const float lref_d660[] = {-0x1.1ffc5p+2f, -0.0f, -0.0f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0.0f, -0x1.3add38p-1f, -0.0f, 0.0f, 0.0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0.0f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0.0f, 0.0f, 0.0f, 0x1.c9e5a8p+2f, 0x1.ed6a56p+2f, 0x1.08778p+3f, 0x1.1a39d4p+3f, 0x1.2bfc2ap+3f, 0x1.3dbe7ep+3f, 0.0f, 0x1.61432ap+3f, 0.0f, 0.0f, 0x1.968a2ap+3f, 0.0f, 0x1.ba0ed2p+3f, 0.0f, 0x1.dd937cp+3f, 0x1.ef55d2p+3f, 0x1.008c14p+4f, 0x1.096d3ep+4f, 0x1.124e6ap+4f, 0.0f, 0x1.2410bep+4f, 0x1.2cf1e8p+4f, 0x1.35d312p+4f, 0x1.3eb43ep+4f, 0x1.479568p+4f, 0x1.507694p+4f, 0.0f, 0x1.6238e8p+4f, 0.0f, 0x1.73fb3ep+4f, 0x1.7cdc6ap+4f, 0.0f, 0x1.8e9ebep+4f, 0x1.977fe6p+4f, 0x1.a06112p+4f, 0x1.a9423ep+4f, 0x1.b22368p+4f, 0x1.bb0494p+4f, 0x1.c3e5bcp+4f, 0.0f, 0.0f, 0x1.de893ep+4f, 0x1.e76a66p+4f, 0x1.f04b92p+4f, 0x1.f92cbep+4f, 0.0f, 0x1.05778ap+5f, 0.0f, 0.0f, 0x1.12c948p+5f, 0x1.1739dep+5f, 0x1.1baa72p+5f, 0x1.201b08p+5f, 0x1.248b9ep+5f, 0x1.28fc34p+5f, 0.0f, 0.0f, 0x1.364df4p+5f, 0x1.3abe88p+5f, 0x1.3f2f1ep+5f, 0x1.439fb4p+5f, 0x1.481048p+5f, 0x1.4c80dep+5f, 0x1.50f172p+5f, 0x1.556208p+5f, 0x1.59d29ep+5f, 0x1.5e4332p+5f, 0x1.62b3c8p+5f, 0x1.67245ep+5f, 0x1.6b94f2p+5f, 0x1.70058ap+5f, 0x1.74761ep+5f, 0.0f, 0x1.7d5746p+5f, 0.0f, 0x1.863872p+5f, 0x1.8aa908p+5f, 0.0f, 0x1.938a32p+5f, 0x1.97fac8p+5f, 0.0f};
-static const float lref_d661[] = {0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f};
+static const float lref_d514[] = {0x1.25324p-2f, 0x1.19c93ap+1f, -0x1.9301c8p-2f, -0x1.8c61cp-5f};
+static const float lref_d515[] = {0x1p-16f, 0.0f, -0x1p-15f, 0.0f};
+static const float lref_d516[] = {0x1.d13b58p-1f};
+static const float lref_d517[] = {0x1.b99e16p-18f};
+static const float lref_d518[] = {-0x1.a46fd2p+0f};
+static const float lref_d519[] = {0x1.d5d968p+0f};
+static const float lref_d520[] = {-0x1.a46fd2p+0f, -0x1.a47132p+0f, -0x1.a46fa4p+0f, -0x1.a46fcap+0f};
+static const float lref_d521[] = {0x1.a1ba2p-2f, -0x1.b658p-4f, 0x1.5791fep+0f, 0x1.89f31p-3f};
+static const float lref_d522[] = {0x1.1ap-25f, -0x1.83f3cp-16f, 0x1.9043p-19f, 0x1.f7e8p-22f};
+static const float lref_d523[] = {-0x1.20c21p+1f, -0x1.4f7472p+2f, 0x1.045272p+1f, 0x1.cb4d1ep-1f, 0x1.bb841ap-1f, 0x1.7beb7cp+0f, 0x1.472accp+0f, -0x1.42777cp+1f, -0x1.e6014p+0f, 0x1.1bca16p+0f, 0x1.095ab4p+0f, -0x1.98808ap-1f, 0x1.6e203cp+1f, 0x1.2810d8p+1f, -0x1.b6cd0ap-7f, 0x1.4ac48p-1f, -0x1.27aa96p+1f, -0x1.aee60ap+0f, -0x1.0dc43ep+0f, -0x1.1c4198p+0f, 0x1.0c0a08p+1f};
+static const float lref_d524[] = {0x1.328122p-3f, -0x1.649ccp-9f, 0x1.f9a224p-2f, -0x1.7995c6p-3f, -0x1.c46784p-3f, -0x1.cd903ap-4f, -0x1.f6db3ep-4f, -0x1.0c3ceep-2f, 0x1.a25bb2p-2f, 0x1.e681dep-2f, -0x1.e113c2p-2f, -0x1.2a8312p-3f, -0x1.868664p-5f, 0x1.542b9p-5f, 0x1.639f4cp-3f, 0x1.ffe3d8p-3f, -0x1.86d6bp-5f, -0x1.773994p-2f, 0x1.27299cp-1f, -0x1.2f0d74p-2f, -0x1.28f2e6p-2f};
+static const float lref_d525[] = {0x1.2def3cp+0f, 0x1.afa342p-1f, 0x1.32d4dcp+0f, -0x1.52ec48p-1f, 0x1.12d85ap+0f, -0x1.0fc9a8p-2f, 0x1.250cb6p-4f};
+static const float lref_d526[] = {0x1.88def4p-2f, -0x1.65b1p-3f, 0x1.0a90a4p+0f, 0x1.2144a2p-1f, -0x1.b4c95ep-2f, 0x1.2b0cap-1f, 0x1.d6083cp-2f};
+static const float lref_d527[] = {-0x1.6035c4p+1f, -0x1.469fb4p-4f, 0x1.6af9b2p+0f, 0x1.e68656p-2f, -0x1.c9a7dcp-2f, 0x1.9da9b8p+0f, -0x1.d94a32p-2f};
+static const float lref_d528[] = {0x1.3acf38p-1f, 0x1.ccc222p+0f, 0x1.3950dcp+1f, 0x1.9f7c16p+0f, 0x1.7c5a24p-1f, 0x1.6e918p-6f, 0x1.ed3de4p-1f};
+static const float lref_d529[] = {-0x1.e30afap+1f, -0x1.d69d24p+0f, 0x1.3d51d8p+1f, 0x1.92200cp-3f, -0x1.107fp-7f, 0x1.70c23cp+0f, -0x1.af09e4p-2f, -0x1.1efd42p+2f, -0x1.0ba57ep+0f, 0x1.ec286cp+0f, 0x1.c522acp-3f, -0x1.0fac0ap+0f, 0x1.430b56p+0f, -0x1.8c791ap-2f, -0x1.2ca4f8p+1f, 0x1.368e9ep-1f, -0x1.290478p-3f, 0x1.0a821p+0f, -0x1.c2db2cp-1f, 0x1.bbdd0cp+0f, -0x1.51a226p-2f};
+static const float lref_d530[] = {0x1.a1ba2p-2f, -0x1.b658p-4f, 0x1.5791fep+0f, 0x1.89f31p-3f, -0x1.a16ebp-3f, -0x1.503e3p-2f, 0x1.5d204p-1f, -0x1.78f668p-2f, 0x1.fd8a44p-1f, 0x1.8052ecp-1f, 0x1.60deb6p+0f, -0x1.dc03ep-3f, 0x1.138db8p-1f, 0x1.225678p-1f, 0x1.266d5cp-1f, 0x1.d2c5p-1f, 0x1.6b9918p-2f, 0x1.abdfcp-5f, 0x1.2ddb64p+0f, -0x1.7fe85p-3f, -0x1.2471a8p-2f};
+static const float lref_d531[] = {0x1.cf3114p-4f, -0x1.3a2e5p-7f, 0x1.7985acp-2f, -0x1.149784p-4f, -0x1.d3d4b4p-3f, -0x1.3092cap-2f, 0x1.f08a18p-4f, -0x1.1bac34p-2f, 0x1.91f4dcp-2f, 0x1.1687ap-4f, 0x1.995dacp-2f, -0x1.46d60cp-2f, -0x1.4297bcp-3f, -0x1.b49958p-4f, 0x1.4df15p-3f, 0x1.b643c2p-2f, -0x1.3c672p-4f, -0x1.1635p-2f, 0x1.1ded08p-1f, -0x1.b0f4d4p-2f, -0x1.82d2f4p-2f};
+static const float lref_d532[] = {-0x1.bbb702p-1f, -0x1.0b024ep+1f, 0x1.c55136p-1f, 0x1.af3d0cp-2f, 0x1.a25824p-2f, 0x1.525ddcp-1f, 0x1.27469p-1f, -0x1.780f5cp+0f, -0x1.25431ep+0f, 0x1.af2028p-2f, 0x1.88b56ep-2f, -0x1.24f372p-1f, 0x1.556b4ap+0f, 0x1.0c6b84p+0f, 0x1.5dc40cp-2f, 0x1.a0ce52p-1f, -0x1.4dd1bap+0f, -0x1.b5b8bep-1f, -0x1.9d9bf6p-2f, -0x1.c723a6p-2f, 0x1.da05dp+0f};
+static const float lref_d533[] = {0x1.3c5c7ap+2f, 0x1.ff581cp+2f, 0x1.8d9b78p+1f, 0x1.6af79ap+2f, 0x1.6c581cp+1f, 0x1.fc4856p+1f, 0x1.4be616p+2f, 0x1.f8e718p+2f, 0x1.74deep+2f, 0x1.d2453cp+1f, 0x1.01a19ep+2f, 0x1.502fep+2f, 0x1.1bc528p+2f, 0x1.3880cp+2f, 0x1.193142p+1f, 0x1.99fd2cp+2f};
+static const float lref_d534[] = {-0x1.98a628p-4f, -0x1.df178p-6f, -0x1.100c7ep-2f, 0x1.0b0b98p-4f, 0x1.443c08p-3f, 0x1.2d7a66p-3f, 0x1.fc1ap-7f, 0x1.15128p-7f, -0x1.4bbf8cp-2f, -0x1.b8342cp-2f, -0x1.a3c1f8p-2f, 0x1.10b9a8p-2f, 0x1.e1eca4p-2f, 0x1.1fe2ecp-2f, 0x1.4ed0f4p-3f, -0x1.23bfdp-6f};
+static const float lref_d535[] = {-0x1.a09ef2p-1f, -0x1.276e44p+0f, -0x1.3d71a2p-1f, 0x1.fb959ap-3f, 0x1.aa4284p-2f, -0x1.7f2f06p-5f, -0x1.1de6a6p-3f, -0x1.f939d6p-2f};
+static const float lref_d536[] = {0x1.e0e7c6p-1f, -0x1.76edd4p-1f, -0x1.1418e4p+1f, -0x1.36b294p-4f, 0x1.94bfaep-3f, 0x1.6e45e6p-2f, -0x1.1c81b4p+0f, 0x1.9867eep-1f};
+static const float lref_d537[] = {-0x1.11afa8p+0f, 0x1.84ba52p-1f, -0x1.0c1e0ap+0f, 0x1.fbc7ap+0f, -0x1.01575ep+1f, -0x1.20462cp-7f, -0x1.17e126p+0f, 0x1.5beef6p+0f};
+static const float lref_d538[] = {0x1.6733aap+0f, 0x1.4987ecp-1f, 0x1.5c385ap+1f, -0x1.48434p-5f, 0x1.566418p-2f, 0x1.e8dd8p-3f, 0x1.41c6cep+0f, 0x1.1649ccp-1f};
+static const float lref_d539[] = {-0x1.e8c022p-1f, -0x1.0069c2p+0f, -0x1.593742p-2f, 0x1.06102ep+1f, -0x1.45f31ep+1f, 0x1.734038p-6f, -0x1.1798dp+0f, 0x1.44548ep-1f, -0x1.e24e0ap+0f, 0x1.a24e3ap+0f, -0x1.89855cp-1f, 0x1.0f01ep+1f, -0x1.07c238p+1f, -0x1.4919ecp-6f, -0x1.a64b96p-1f, 0x1.44d04ep-1f};
+static const float lref_d540[] = {0x1.a1ba2p-2f, -0x1.b658p-4f, 0x1.5791fep+0f, 0x1.89f31p-3f, -0x1.a16ebp-3f, -0x1.503e3p-2f, 0x1.5d204p-1f, -0x1.78f668p-2f, 0x1.fd8a44p-1f, 0x1.8052ecp-1f, 0x1.60deb6p+0f, -0x1.dc03ep-3f, 0x1.138db8p-1f, 0x1.225678p-1f, 0x1.266d5cp-1f, 0x1.d2c5p-1f};
+static const float lref_d541[] = {0x1.875368p-4f, 0x1.02756p-6f, 0x1.f06a7ep-2f, 0x1.a800ap-6f, -0x1.83248cp-2f, -0x1.7c94f8p-2f, 0x1.0bc262p-2f, -0x1.11df38p-3f, 0x1.00dap-2f, 0x1.a683ep-5f, 0x1.1d9eaep-1f, -0x1.7a6328p-1f, -0x1.e6c118p-4f, -0x1.859d28p-4f, -0x1.762fc8p-4f, 0x1.7903cp-3f};
+static const float lref_d542[] = {-0x1.202b66p-3f, 0x1.869ccap+0f, -0x1.253e6ap+0f, 0x1.07d23p-2f, -0x1.49a274p+0f, -0x1.5852ecp-1f, -0x1.03189p-7f, 0x1.7884a6p+0f, 0x1.0060fap+0f, -0x1.841aep-1f, -0x1.cc5c8p-2f, 0x1.1442f2p-1f, -0x1.ed538cp-4f, 0x1.ee49e2p-3f, -0x1.ec5926p+0f, 0x1.78073ep+0f};
+static const float lref_d543[] = {0x1.f47d36p+9f, 0x1.f47a38p+9f, 0x1.f26c74p+9f, 0x1.f51114p+9f, 0x1.f3e85cp+9f, 0x1.f458a6p+9f, 0x1.f2dfecp+9f, 0x1.f297c8p+9f, 0x1.f299b4p+9f, 0x1.f18d38p+9f, 0x1.f442d2p+9f, 0x1.f485ccp+9f, 0x1.f3a79ep+9f, 0x1.f44a8ap+9f, 0x1.f2f23ap+9f, 0x1.f45874p+9f, 0x1.f35a3p+9f, 0x1.f196e6p+9f, 0x1.f3ccf2p+9f, 0x1.f4d42ep+9f, 0x1.f2c96cp+9f, 0x1.f3457cp+9f, 0x1.f337f4p+9f, 0x1.f3533ep+9f, 0x1.f54e36p+9f, 0x1.f35048p+9f, 0x1.f3feb6p+9f, 0x1.f3beaap+9f, 0x1.f3d834p+9f, 0x1.f33122p+9f, 0x1.f3276cp+9f, 0x1.f49acp+9f, 0x1.f32eecp+9f, 0x1.f394f8p+9f, 0x1.f3912p+9f, 0x1.f3cbdcp+9f, 0x1.f3bebep+9f, 0x1.f42ab6p+9f, 0x1.f3ee8ep+9f};
+static const float lref_d544[] = {-0x1.da18p-3f, 0x1.15a9p-2f, 0x1.88fcp-3f, 0x1.e2f6p-3f, -0x1.c725p-2f, -0x1.19cfp-2f, -0x1.349ap-1f, 0x1.33f4p-4f, 0x1.9b5p-6f, 0x1.0f8dp-2f, 0x1.2f7bp-2f, 0x1.c0f4p-3f, -0x1.aa9p-6f, -0x1.a7fp-6f, 0x1.6facp-4f, 0x1.3984p-4f, 0x1.f442p-3f, 0x1.07f8p-5f, -0x1.4e48p-5f, -0x1.2866p-3f, -0x1.ce84p-3f, 0x1.b718p-5f, -0x1.74eep-3f, -0x1.346p-4f, 0x1.0ep-4f, 0x1.0efcp-3f, 0x1.be08p-1f, 0x1.cd6p-5f, -0x1.3bf8p-2f, 0x1.a2cp-5f, -0x1.4a16p-1f, -0x1.71dep-1f, -0x1.ba74p-2f, 0x1.3a4p-4f, 0x1.5c4p-1f, 0x1.0d18p-1f, 0x1.7d5p-3f, 0x1.2a8p-5f, -0x1.80ecp-2f};
+static const float lref_d545[] = {0x1.32c1a8p-1f, -0x1.fd72aap+0f, 0x1.e3d8p-2f, 0x1.5a3de6p-1f, -0x1.4cadeep+0f, -0x1.4c1d5ep-2f, -0x1.d75906p-1f, -0x1.8acefp-3f, 0x1.f4e8dep-2f, 0x1.e5f498p-2f, 0x1.ca2e5ap-1f, 0x1.1845bap-1f, 0x1.ec6ba2p-2f};
+static const float lref_d546[] = {0x1.1f9f7ap-1f, -0x1.89805ap-3f, -0x1.ff70aep-3f, 0x1.a7a992p+0f, 0x1.b0085p-2f, 0x1.7c901ap+1f, -0x1.3f0d6ap+0f, -0x1.69780ep-2f, -0x1.e35636p-2f, -0x1.f8dc9cp-2f, 0x1.1f980cp-1f, 0x1.93ed6cp+0f, -0x1.f5370cp-2f};
+static const float lref_d547[] = {-0x1.1a9edep-3f, -0x1.26948p+0f, -0x1.b61d34p-2f, 0x1.2617b4p+1f, 0x1.40f388p-3f, -0x1.61654ap-1f, -0x1.c0d60cp-1f, 0x1.7b8fp+0f, 0x1.2dc08p-1f, -0x1.4f91ep-1f, 0x1.0bbf34p+0f, -0x1.b80aecp+0f, 0x1.b0223ep-3f};
+static const float lref_d548[] = {0x1.ec1f84p-1f, -0x1.563008p-1f, 0x1.e6cd7p-2f, 0x1.154a12p+1f, 0x1.4e300cp-1f, 0x1.e566f4p+0f, 0x1.1e2eb4p+1f, 0x1.e182ep-3f, 0x1.91bffp+0f, 0x1.27d2e4p+0f, 0x1.33745cp+0f, 0x1.a29f82p+0f, 0x1.1ce28cp-1f};
+static const float lref_d549[] = {0x1.860dccp-2f, -0x1.6d03a6p+1f, -0x1.eef92cp-1f, 0x1.a1a2dep+1f, -0x1.e0b5dcp-3f, -0x1.da2d54p-1f, -0x1.d7335ep-3f, 0x1.abbac8p+0f, 0x1.d8e622p-4f, -0x1.99443ep+0f, 0x1.9f65ecp+0f, -0x1.3a1abep+0f, 0x1.e6cfc6p-3f, 0x1.53acaep-2f, 0x1.812268p-3f, -0x1.e4e21cp-6f, 0x1.11eee4p+1f, 0x1.7864cp+1f, -0x1.8b5878p-1f, -0x1.11361ap+1f, 0x1.a54746p+0f, 0x1.baf84ep-2f, -0x1.ab59bap-1f, 0x1.9f52a2p-1f, -0x1.607184p-1f, 0x1.42fcf4p-4f, 0x1.09c366p-2f, -0x1.37e64p+0f, -0x1.2c358ap-2f, 0x1.613d92p+0f, 0x1.05adap+1f, -0x1.67214cp+0f, 0x1.922892p-2f, 0x1.8e1b24p+0f, 0x1.8c5302p-2f, -0x1.27cbccp-1f, 0x1.13b606p+0f, -0x1.1e747ep+0f, 0x1.d0990ap-2f};
+static const float lref_d550[] = {-0x1.935bc8p-2f, -0x1.99c3dp-2f, 0x1.bdca38p-2f, 0x1.405a1p+0f, 0x1.39692p-1f, 0x1.18c566p+0f, 0x1.7396ap+0f, -0x1.cfa4p-9f, -0x1.a63c5p-3f, 0x1.79d68p-2f, 0x1.cb8c1cp-1f, 0x1.46d08ep+0f, 0x1.c5568p-6f, 0x1.031c4p-5f, -0x1.cccc9p-3f, 0x1.b0119p-2f, 0x1.f9cb68p-1f, -0x1.b8347p-2f, -0x1.b9615p-3f, 0x1.3ec208p-2f, 0x1.22e15cp-1f, 0x1.5845ecp-1f, -0x1.a644cp-3f, 0x1.78c9p-4f, 0x1.86aa4p-5f, 0x1.f1c7c8p-1f, 0x1.52cdd2p+0f, -0x1.61afcp-5f, -0x1.870e58p-2f, -0x1.2abap-4f, 0x1.e1c248p-2f, 0x1.03cdb8p+0f, 0x1.e4591p-2f, -0x1.5162p-2f, 0x1.1a6484p+0f, 0x1.fc4bb8p-1f, 0x1.b10dfp-3f, 0x1.3e6688p-2f, -0x1.c61fep-2f};
+static const float lref_d551[] = {-0x1.f3e38p-2f, -0x1.f63c8p-2f, 0x1.819cp-5f, 0x1.1892p-2f, 0x1.359cp-5f, 0x1.f5eep-3f, 0x1.0606p-1f, -0x1.6a6fp-3f, -0x1.1a808p-2f, 0x1.21c8p-4f, 0x1.3af3p-3f, 0x1.48d98p-2f, -0x1.d6d3p-3f, -0x1.1314p-3f, -0x1.cf7fp-3f, 0x1.33d8p-4f, 0x1.aa518p-2f, -0x1.28d78p-2f, -0x1.010b8p-2f, -0x1.bp-10f, 0x1.ab8bp-3f, 0x1.fc8ap-3f, -0x1.ce1dp-3f, -0x1.1614p-4f, -0x1.49d3p-3f, 0x1.a3058p-2f, 0x1.1b6p+0f, -0x1.0412p-1f, -0x1.f396p-1f, -0x1.4204p-2f, 0x1.8a44p-2f, 0x1.db3cp-2f, 0x1.81p-2f, -0x1.99a8p-1f, 0x1.022cp+0f, 0x1.8c36p-1f, -0x1.8078p-3f, -0x1.e8e8p-3f, -0x1.16f7p+0f};
+static const float lref_d552[] = {0x1.bb7198p-1f, 0x1.b5a13cp-1f, -0x1.23f9p+0f, 0x1.6d6068p+0f, 0x1.347174p-2f, 0x1.7466e4p-1f, -0x1.679636p-1f, -0x1.f3c1fap-1f, -0x1.f00602p-1f, -0x1.fcd8f6p+0f, 0x1.49fd46p-1f, 0x1.cc205cp-1f, 0x1.c6d0ccp-5f, 0x1.916674p-1f, -0x1.587052p-1f, 0x1.af8a5ap-1f, -0x1.dcf79ep-3f, -0x1.1233d8p+1f, 0x1.02af9ap-2f, 0x1.5dc6cap+0f, -0x1.b0d41ep-1f, -0x1.482d32p-2f, -0x1.82cc6ap-2f, -0x1.0c92b4p-2f, 0x1.e1f258p+0f, -0x1.19669ep-2f, 0x1.53b7ecp-1f, 0x1.167f56p-5f, 0x1.23dc2ap-2f, -0x1.5b6bc8p+0f, -0x1.73db1ep+0f, 0x1.193e7cp+1f, -0x1.60fbf8p+0f, -0x1.80d8b6p-2f, -0x1.a7888ep-2f, 0x1.4f3e3ap-3f, 0x1.1cc9b8p-5f, 0x1.1892bp+0f, 0x1.0269bap-1f};
+static const float lref_d553[] = {-0x1.2d146ep+4f, -0x1.18d9fcp+4f, -0x1.26d8c8p+4f, -0x1.3931ap+4f, -0x1.447f06p+4f, -0x1.20e0eep+4f, -0x1.2179c6p+4f, -0x1.35719p+4f, -0x1.31d7dep+4f, -0x1.646e08p+4f, -0x1.55922cp+4f, -0x1.16749ap+4f, -0x1.320074p+4f, -0x1.e91fdp+3f, -0x1.46a2b6p+4f, -0x1.71f78p+4f, -0x1.2481c2p+4f, -0x1.11f35ep+4f, -0x1.50426p+4f, -0x1.26ba68p+4f, -0x1.360214p+4f, -0x1.3ff74ep+4f, -0x1.482ca6p+4f, -0x1.4b4db2p+4f, -0x1.6a3f7p+4f, -0x1.2a1e2ep+4f, -0x1.3f20c6p+4f, -0x1.3ba60cp+4f, -0x1.3025a8p+4f, -0x1.221746p+4f, -0x1.22b59ep+4f, -0x1.07ffc4p+4f, -0x1.5951b6p+4f, -0x1.4b01c8p+4f, -0x1.46a2d8p+4f, -0x1.5dbcd6p+4f, -0x1.64c858p+4f, -0x1.4e7256p+4f, -0x1.15be4cp+4f, -0x1.229304p+4f, -0x1.051244p+4f, -0x1.335be2p+4f, -0x1.10e54cp+4f, -0x1.3d66e8p+4f, -0x1.58a194p+4f, -0x1.f5d6dp+3f, -0x1.6be654p+4f, -0x1.0ddec6p+4f, -0x1.7f1c9cp+4f, -0x1.3019d6p+4f, -0x1.472a86p+4f, -0x1.24202cp+4f, -0x1.4e8426p+4f, -0x1.463dc8p+4f, -0x1.1f9352p+4f, -0x1.34ea8p+4f, -0x1.777bbcp+4f, -0x1.4006a4p+4f, -0x1.3c321cp+4f, -0x1.29e9a8p+4f, -0x1.491e5ep+4f, -0x1.638dd4p+4f, -0x1.427caep+4f, -0x1.115e5p+4f, -0x1.5a11dep+4f, -0x1.945f64p+4f, -0x1.4786fcp+4f, -0x1.5bafaep+4f, -0x1.2df732p+4f, -0x1.78383ep+4f};
+static const float lref_d554[] = {-0x1.bf2cbcp-2f, 0x1.cf47ep-3f, 0x1.0a81e8p-3f, 0x1.76d8a8p-3f, 0x1.d4cdfp-3f, -0x1.3cc8dp-4f, 0x1.034efp-2f, -0x1.5819f4p-2f, 0x1.084dfp-3f, -0x1.9b1ff8p-3f, -0x1.2ff85ap-1f, 0x1.91b2ecp-2f, -0x1.61abe8p+0f, -0x1.4f0abp-4f, 0x1.d86f7p-3f, -0x1.ca788cp-2f, -0x1.74cfp-8f, 0x1.3f19b4p-1f, 0x1.178074p-2f, -0x1.736764p-2f, -0x1.181d8p-7f, 0x1.f53d08p-3f, 0x1.1e986p-3f, 0x1.49828p-6f, 0x1.c3166p-4f, 0x1.2b36f8p-3f, 0x1.63ad78p-2f, 0x1.7a0e48p-3f, -0x1.ad4c1p-4f, 0x1.ce2cf8p-3f, -0x1.f0c29cp-2f, -0x1.053a26p-1f, 0x1.60ed84p-2f, 0x1.fdf03cp-2f, 0x1.a042cp-4f, -0x1.0d54ecp-1f, 0x1.6904p-10f, 0x1.342fp-5f, -0x1.2ca64p-3f, 0x1.8f03ap-3f, 0x1.b7ae58p-3f, 0x1.12016p-4f, -0x1.4cf248p-1f, 0x1.24637p-4f, 0x1.1b1a2p-4f, -0x1.122c48p-2f, -0x1.e7a2ep-5f, 0x1.b9616cp-2f, 0x1.68b72p-5f, 0x1.04181p-4f, -0x1.99b32p-4f, -0x1.8168fp-4f, -0x1.3593p-6f, -0x1.83p-6f, -0x1.e6c38p-3f, 0x1.3de6fp-2f, 0x1.e7e34p-6f, 0x1.0c9d58p-3f, 0x1.b920ep-4f, -0x1.c9ceep-2f, 0x1.ac424p-4f, 0x1.4875ap-5f, 0x1.723f8p-5f, 0x1.6b095p-4f, -0x1.15fap-9f, -0x1.a7f69p-3f, -0x1.0577c8p-2f, 0x1.b09588p-3f, 0x1.37b7b8p-1f, 0x1.50387p-3f};
+static const float lref_d555[] = {-0x1.2ec5dcp+0f, -0x1.29da32p-3f, -0x1.30d968p-4f, -0x1.8adef2p-1f, 0x1.141f72p-2f, -0x1.6e3b4cp-2f, -0x1.91781ap-2f, -0x1.c8dc38p+0f, -0x1.dccbe6p-5f, -0x1.606e42p+0f, -0x1.86ab28p-1f, -0x1.65ebdp-1f, -0x1.c3b9dp+0f, -0x1.009456p+1f, 0x1.de2ff4p-3f, -0x1.0a7a92p-1f, -0x1.62becp-2f, 0x1.3b4a98p-1f, 0x1.c039aep-1f, -0x1.cb9fd4p-1f, 0x1.d7abep-2f, 0x1.3809aep-2f, 0x1.24e3bp-3f, 0x1.626d82p-3f, -0x1.37bf46p+0f, 0x1.f2fp-4f, 0x1.5e84e6p-2f, 0x1.7eebc6p-3f, -0x1.16d28cp-2f, 0x1.23deaep-4f, -0x1.d0f9e8p-1f, -0x1.c6b3b8p-1f, 0x1.73819ep-1f, 0x1.92d3d4p+0f, 0x1.7c1256p-2f};
+static const float lref_d556[] = {-0x1.f909ccp-2f, -0x1.443202p-4f, 0x1.7e3344p-2f, 0x1.1f5e7ap+0f, -0x1.5e9054p-4f, 0x1.9fc77p-1f, -0x1.bf5baap-3f, 0x1.6c646ap+0f, -0x1.1d31bep-5f, -0x1.3a3412p-2f, 0x1.4c730cp+0f, -0x1.43b2e2p-1f, -0x1.bf567p-3f, 0x1.05a152p+0f, -0x1.d2828ap-1f, -0x1.6de1b2p+1f, 0x1.baeb7ap+0f, 0x1.957bf2p+0f, -0x1.a7e752p-2f, 0x1.76433ap+0f, 0x1.7a5a04p-2f, -0x1.5c558cp+0f, -0x1.2e03f2p-1f, 0x1.2204fp-2f, 0x1.15414cp+0f, -0x1.c7b49ep-3f, -0x1.8dd6aap-1f, -0x1.39d8d6p-3f, 0x1.48843cp+0f, 0x1.2eacf8p+0f, 0x1.d35f26p-2f, 0x1.2a7a1cp+1f, -0x1.7b7e82p+0f, 0x1.92e8aap-6f, -0x1.1cfff6p+1f};
+static const float lref_d557[] = {-0x1.d24546p+0f, -0x1.1bd642p-1f, -0x1.74a396p-1f, -0x1.679174p-4f, -0x1.3c600cp+0f, 0x1.387c62p+0f, -0x1.b9216p+0f, 0x1.540694p+0f, 0x1.f190f8p-2f, -0x1.61a236p-3f, 0x1.3de26p-1f, 0x1.cd727ap+0f, -0x1.b3f57ap-3f, -0x1.6d020cp+0f, -0x1.49b05p+0f, -0x1.38f7b6p-2f, -0x1.377fe2p-1f, -0x1.46571cp+0f, 0x1.ea737p-1f, 0x1.88e0c2p-1f, 0x1.6d60c2p-3f, -0x1.656574p-1f, 0x1.c84b7ep-2f, -0x1.c36f1ap+0f, 0x1.29d2f6p+1f, -0x1.1f6dcep-1f, 0x1.a24092p-4f, 0x1.345adp-3f, -0x1.d65846p-1f, 0x1.2fabd6p-6f, 0x1.541032p-1f, 0x1.8feac2p-4f, -0x1.178166p-2f, 0x1.4c8deep+0f, -0x1.0d2ap+1f};
+static const float lref_d558[] = {0x1.d3765p+0f, -0x1.73bf1cp-1f, 0x1.63d68p-2f, 0x1.7918fp-1f, 0x1.85cd0cp+0f, 0x1.1aaa28p+0f, -0x1.9fbd2p-3f, 0x1.7aa318p+0f, -0x1.a5babp-3f, 0x1.e2b18p-4f, 0x1.6b91f8p+1f, -0x1.9353a8p-2f, 0x1.206a04p+0f, 0x1.6cef7p-3f, 0x1.b0521cp-1f, 0x1.e8c46p+0f, 0x1.24f55cp+1f, 0x1.e3c82p-1f, 0x1.1356d8p-2f, 0x1.f00e04p+0f, 0x1.4a812cp-1f, 0x1.9d0dcap+0f, 0x1.02d4d4p+1f, 0x1.40ap-3f, 0x1.b09ee8p-1f, 0x1.28a5fcp+0f, 0x1.b1404cp+0f, 0x1.4cdc44p-1f, 0x1.14b49ep+1f, 0x1.304fbcp+0f, 0x1.679feap+0f, 0x1.1b8c38p+1f, 0x1.72626p+0f, 0x1.357128p+0f, 0x1.9771e4p+0f};
+static const float lref_d559[] = {-0x1.1d4ff8p+1f, -0x1.6ceaf4p-1f, -0x1.8a82d6p-1f, -0x1.438e6ep-7f, -0x1.600d98p+0f, 0x1.dfa902p-1f, -0x1.03493ep+1f, 0x1.4324c8p+0f, 0x1.e7782ap-2f, 0x1.14004ep+1f, 0x1.7e9b42p+0f, 0x1.f59cccp-1f, -0x1.00c69ap-1f, -0x1.92394cp+2f, -0x1.6d497p+0f, 0x1.ab0896p-1f, -0x1.ac93b4p-1f, -0x1.caa3e2p-2f, 0x1.033df8p-3f, 0x1.fc3af4p-3f, 0x1.7ca4fcp-3f, -0x1.9c07b6p-1f, 0x1.68c9eap-2f, -0x1.e56d6ep+0f, 0x1.297096p+2f, -0x1.03231ep-1f, -0x1.d7dd9ap-8f, 0x1.d62d84p-4f, -0x1.f6a98cp-1f, 0x1.26837ap-4f, 0x1.3347eep-8f, -0x1.6b8588p+0f, -0x1.342f6p+0f, 0x1.bdd7ap-4f, -0x1.29758p+1f, -0x1.d01978p-1f, -0x1.a7a61cp-2f, -0x1.672a4ap-1f, -0x1.0429a8p+0f, -0x1.019934p+0f, 0x1.40aab6p-1f, -0x1.e0512cp+0f, -0x1.0ed02ep+0f, 0x1.eabcc6p-2f, 0x1.65ffaap-1f, -0x1.b844eep-1f, 0x1.4ec054p+1f, -0x1.5c00fep+1f, 0x1.f65f1cp+0f, -0x1.2d0092p+0f, -0x1.ce3298p-3f, -0x1.c6f77p-1f, -0x1.7e620ap+0f, 0x1.b0fbbcp-1f, -0x1.22a686p-4f, 0x1.5aac16p-2f, -0x1.2635d2p+0f, 0x1.ce8514p-2f, -0x1.bce3cep+0f, 0x1.890bc8p+0f, -0x1.2c5aa2p-1f, -0x1.bd2f2cp-3f, 0x1.2abf2p-3f, -0x1.47776p+0f, -0x1.e1db5p-6f, 0x1.5d6238p+1f, 0x1.f1649ep-3f, -0x1.963648p-1f, 0x1.12c0bep+1f, -0x1.54793ep+1f};
+static const float lref_d560[] = {0x1.a4f2f4p-1f, -0x1.8525d8p-2f, 0x1.11d8ap-1f, -0x1.7228cp-3f, 0x1.029374p+0f, 0x1.2d9326p+0f, -0x1.75eb7p-2f, 0x1.b47658p-2f, -0x1.a30a3p-3f, 0x1.c153cp-3f, 0x1.5d9336p+0f, -0x1.dd218p-2f, 0x1.7275d6p+0f, 0x1.49541p-2f, 0x1.39589p+0f, 0x1.42844p+0f, 0x1.a0ac7cp-1f, 0x1.21666ep+0f, 0x1.d918bp-2f, 0x1.f48988p-1f, -0x1.c01e28p-2f, 0x1.d1c53cp-1f, 0x1.f21c78p-1f, -0x1.2314fp-2f, -0x1.abd7ep-3f, 0x1.b539p-6f, 0x1.4e9d2cp+0f, 0x1.a5bb5cp-1f, 0x1.72179p+0f, 0x1.64e4fp+0f, 0x1.3786ecp+0f, 0x1.7057f8p+0f, 0x1.927acp-1f, 0x1.ef581p-2f, 0x1.6f3ebp-3f, 0x1.00fcd6p+0f, -0x1.62586p-2f, -0x1.7fb58p-3f, 0x1.d5a32p-1f, 0x1.06733p-1f, -0x1.2e8fep-4f, 0x1.4c19cp-3f, 0x1.0d8582p+0f, -0x1.584p-10f, -0x1.9ff6p-4f, 0x1.7990b8p+0f, 0x1.27376p-4f, -0x1.482f48p-2f, -0x1.25b8bp-3f, -0x1.84be08p-2f, 0x1.4c804p-1f, 0x1.79947ap+0f, -0x1.7c12fp-3f, -0x1.8b83bp-3f, 0x1.eb928p-1f, 0x1.15482p+0f, 0x1.685658p-1f, 0x1.0c9b6ep+0f, 0x1.c364fp-2f, 0x1.0dca7p+0f, 0x1.21d118p+0f, 0x1.8a8c8p-2f, -0x1.637c6p-3f, 0x1.6ea358p-1f, -0x1.a4a9ap-3f, 0x1.80c7fp-3f, 0x1.8d80f4p-1f, 0x1.524ap-1f, 0x1.733648p-1f, 0x1.698a0ep+0f};
+static const float lref_d561[] = {0x1.ee0258p-4f, -0x1.2bbafcp-1f, -0x1.8948cp-5f, -0x1.e20a76p-2f, 0x1.d59b7cp-3f, 0x1.5306fep-2f, -0x1.279be8p-1f, -0x1.cf6d5cp-4f, -0x1.efd01cp-2f, -0x1.e8ec46p-3f, 0x1.bfa45ap-2f, -0x1.45869cp-1f, 0x1.f3cb02p-2f, -0x1.5afd88p-3f, 0x1.6b9606p-2f, 0x1.7d8e36p-2f, 0x1.dcbe7p-4f, 0x1.379bf6p-2f, -0x1.822388p-4f, 0x1.b3771cp-3f, -0x1.3e4e5p-1f, 0x1.5d61d4p-3f, 0x1.a828a4p-3f, -0x1.10fa0cp-1f, -0x1.f71efep-2f, -0x1.63bf52p-2f, 0x1.9e4a9ep-2f, 0x1.ecd28p-4f, 0x1.f314bep-2f, 0x1.d52e5ap-2f, 0x1.6a4ec6p-2f, 0x1.f2525ep-2f, 0x1.883bd8p-4f, -0x1.4bff7p-4f, -0x1.0a20f2p-2f, 0x1.2311a8p-2f, -0x1.30329ap-2f, -0x1.0f83dep-2f, 0x1.fd13ap-4f, -0x1.04b86p-5f, -0x1.5baa6cp-2f, -0x1.426278p-3f, 0x1.67bc58p-3f, -0x1.b2b06p-3f, -0x1.ae7c2p-3f, 0x1.4bb18p-2f, -0x1.9eca2p-4f, -0x1.bb655cp-2f, -0x1.4eb988p-3f, -0x1.9aa85ap-2f, 0x1.71b4ep-4f, 0x1.932a58p-2f, -0x1.0e9882p-2f, -0x1.20560ep-2f, 0x1.47317p-3f, 0x1.ffedbp-3f, 0x1.9156a8p-3f, 0x1.03fa8p-2f, -0x1.47828p-6f, 0x1.bf6f68p-3f, 0x1.390738p-2f, 0x1.6ca78p-6f, -0x1.1e0cc6p-2f, 0x1.d2724p-6f, -0x1.037b68p-2f, 0x1.297d4p-6f, 0x1.2c5fap-3f, 0x1.0a2fd8p-3f, 0x1.4b074p-4f, 0x1.046354p-1f};
+static const float lref_d562[] = {0x1.60eef2p-2f, 0x1.16c062p+0f, 0x1.25e05ep-1f, -0x1.9dc8bcp-4f, -0x1.089f6ep-1f, 0x1.964c3p-1f, 0x1.8b0d1ap-1f, 0x1.2eb678p-5f, 0x1.5af4bep-3f, -0x1.b1132cp+0f, -0x1.2520ecp+0f, 0x1.2d5176p+0f, 0x1.4f02b4p-3f, 0x1.3645p+1f, -0x1.30ec1ap-1f, -0x1.18492ap+1f, 0x1.51f40cp-1f, 0x1.57bf14p+0f, -0x1.e633ap-1f, 0x1.281c8ap-1f, 0x1.092632p-6f, -0x1.66941ap-2f, -0x1.4de8ap-1f, -0x1.88d9c6p-1f, -0x1.e7defcp+0f, 0x1.d084fp-2f, -0x1.4701f2p-2f, -0x1.87da2cp-3f, 0x1.dac14ep-3f, 0x1.7f764ep-1f, 0x1.73cf9ep-1f, 0x1.b57966p+0f, -0x1.486e3cp+0f, -0x1.8343ccp-1f, -0x1.30ee9cp-1f, -0x1.8c1376p-1f, -0x1.ef266ep-1f, -0x1.6a12ap-2f, 0x1.3431dcp+0f, 0x1.b3f246p-1f, 0x1.a96cdp+0f, 0x1.8fcdb2p-2f, 0x1.56480ap+0f, 0x1.d5518ep-4f, -0x1.44435p-1f, 0x1.f0cedep+0f, -0x1.299eap+0f, 0x1.6b8e26p+0f, -0x1.b0b5dap+0f, 0x1.eb7052p-2f, -0x1.3a990cp-3f, 0x1.9e2104p-1f, -0x1.6c07ap-2f, -0x1.0693b2p-3f, 0x1.de1e7ap-1f, 0x1.640214p-2f, -0x1.7b1214p+0f, 0x1.5c380ap-5f, 0x1.2e8364p-3f, 0x1.4cbeb2p-1f, -0x1.a86e88p-3f, -0x1.dddf5cp-1f, -0x1.9b1a52p-6f, 0x1.52f51cp+0f, -0x1.587e9cp-1f, -0x1.231a92p+1f, -0x1.4eea36p-3f, -0x1.6f3a1ep-1f, 0x1.13bfa4p-1f, -0x1.803f96p+0f};
+static const float lref_d563[] = {0x1.105762p+1f, -0x1.4f3554p-2f, -0x1.2a372ep+1f, -0x1.230c7ap-2f, 0x1.268192p+0f, 0x1.2766b2p+0f, -0x1.ceb6cp-1f, 0x1.8a996ap-1f, 0x1.b8488ep+1f, -0x1.187a16p+1f, 0x1.1afa1cp-3f, 0x1.84ee08p+0f, -0x1.06cc2p+0f, -0x1.e5cd14p+0f, 0x1.9a79c8p+0f, -0x1.da0ceap+1f, -0x1.b30f7ap-2f, -0x1.da2a74p-3f, -0x1.69bd56p-1f, 0x1.3f18bp-1f, -0x1.3ad9acp+1f, 0x1.4a060ap+1f, -0x1.7f4dfcp+0f, 0x1.3952fcp+1f, 0x1.6e25ccp-1f, -0x1.93a26p-3f, 0x1.17cb32p-3f, -0x1.bff14p+1f, 0x1.2be782p+2f, 0x1.113a6ap+1f, 0x1.7f8986p+1f, 0x1.85b228p+0f, -0x1.707448p+0f, 0x1.b2ef52p-1f, 0x1.b666a4p-3f, -0x1.a8fa18p+0f, -0x1.6e4afp+0f, 0x1.206efcp+1f, 0x1.fc56d4p+0f, -0x1.e32c3cp-3f, -0x1.2bed92p+1f, -0x1.4e3e66p+0f, 0x1.cbfdf6p-2f, -0x1.6c1de6p+0f, -0x1.00e97p-3f, 0x1.49126cp+2f, 0x1.f87708p+0f, -0x1.39591p+0f, 0x1.8d3c7p+1f, -0x1.e955c6p+1f, -0x1.8a6224p-1f, -0x1.c5ec3p-2f, -0x1.43e57p+0f, -0x1.98d1e2p-3f, 0x1.bb64bap+0f, 0x1.b08ce4p+1f, 0x1.2b715ep+2f, 0x1.0420a4p+1f, -0x1.3e69f4p+0f, -0x1.344d7p-2f, -0x1.81388ep+0f, 0x1.a0430ap+1f, -0x1.1596a8p+1f, 0x1.720b5p-4f, -0x1.042e68p+0f, -0x1.25e5bcp+1f, 0x1.48b7dp+1f, -0x1.b14bf6p+0f, -0x1.2934bap-2f, -0x1.4772f4p+0f, 0x1.c69bbap+1f, 0x1.7cc9fep+1f, -0x1.a3b56ep-2f, 0x1.bc666cp-2f, 0x1.1747d8p-4f, -0x1.143234p+1f, -0x1.3d794ap+0f, 0x1.d6dc06p+0f, -0x1.b68b56p+0f, 0x1.8c7422p-4f, -0x1.2b0188p+2f, -0x1.93be28p-3f, -0x1.8a5392p+2f, 0x1.369566p+2f, 0x1.4ff77ep+0f, -0x1.9b5d8cp+0f, -0x1.b3ecbap+1f, -0x1.33bf66p+1f, -0x1.3613e8p-1f, 0x1.a1d2ecp-3f, 0x1.30b9ap-2f, 0x1.ba4a56p+1f, 0x1.a3358ep-2f, 0x1.2cc8dcp+1f, 0x1.188282p+1f, -0x1.18e4d6p+2f, -0x1.0ef6bap+0f, -0x1.657738p-4f, 0x1.65e21cp-1f, -0x1.22df0ep-2f, 0x1.e2d11cp-2f, -0x1.62b1d6p+0f};
+static const float lref_d564[] = {0x1.d78956p-2f, 0x1.513284p-4f, -0x1.d26304p-3f, 0x1.2f0be2p-1f, -0x1.417c82p-2f, 0x1.7513c4p-2f, -0x1.42ad2ep-2f, -0x1.6bb33ap-5f, -0x1.37b58p-3f, -0x1.57ce8ap-3f, 0x1.a531p-1f, -0x1.0a9116p+0f, -0x1.7d82ep-8f, -0x1.37ef4cp-7f, -0x1.18f80ep-4f, -0x1.dd64a4p-6f, 0x1.b9f2a2p-5f, 0x1.f50dacp-2f, 0x1.1db3f4p-5f, -0x1.37b03cp-3f, 0x1.b9e1a4p-3f, -0x1.f4b134p-3f, -0x1.706346p-4f, -0x1.f2ea76p-8f, 0x1.a2dac8p-7f, 0x1.0b83bcp-2f, -0x1.1a21c6p-1f, -0x1.2dac4cp-4f, 0x1.235ce8p-2f, -0x1.8dcbccp-7f, -0x1.cc96cap-4f, 0x1.995ef4p-5f, -0x1.42bbd6p-4f, -0x1.ad1778p-6f, -0x1.227ffcp+0f, -0x1.24f3e8p-3f, -0x1.1cb488p-6f, 0x1.9e821ap-3f, 0x1.df5988p-3f, 0x1.6408e4p-3f, 0x1.9684e8p-5f, 0x1.f052bcp-4f, 0x1.d7a7fcp-3f, -0x1.19e6p-11f, 0x1.3c6744p-3f, -0x1.82f634p-3f, 0x1.eae0c8p-4f, 0x1.2e5cp-9f, 0x1.5753eep-4f, 0x1.842fbap-5f, 0x1.0bf8cep-4f, 0x1.f29322p-2f, -0x1.b8f4dep-3f, -0x1.b02e98p-4f, 0x1.4951fcp-5f, -0x1.fbf99ep-2f, -0x1.306b46p-3f, -0x1.cd1d0ap-4f, 0x1.64befcp-4f, 0x1.09fb1ap-2f, -0x1.b5719ep-3f, 0x1.8fd82p-1f, 0x1.b23748p-4f, -0x1.b586a6p-5f, -0x1.3e4baap-2f, -0x1.dddp-10f, -0x1.ce829ep-4f, 0x1.4142fp-7f, 0x1.19fb7cp-2f, -0x1.765258p-3f, -0x1.52a15ap-4f, 0x1.28c2d8p-2f, -0x1.73126cp-2f, 0x1.9ea79ap-3f, -0x1.229d62p-3f, 0x1.f2d838p-5f, 0x1.20b88cp-4f, -0x1.07e71ep-3f, 0x1.1c89c8p-1f, -0x1.ba815p-6f, -0x1.7ca90cp-3f, -0x1.49f9ap-6f, -0x1.6824aep-4f, -0x1.7487bcp-3f, -0x1.b4fb6ep-5f, 0x1.ba0ff8p-3f, -0x1.84098p-10f, -0x1.0dab64p-3f, 0x1.19937ep-1f, -0x1.19257ap-1f, 0x1.9079e8p-3f, -0x1.055ddp-2f, 0x1.7c54a6p-2f, -0x1.3a49acp-3f, 0x1.9d0082p-4f, -0x1.6ec64p-2f, -0x1.2e283cp-5f, 0x1.29d048p-2f, -0x1.2205e4p-2f, -0x1.7239b8p-6f, -0x1.4fe98p-7f, 0x1.3e29aep-4f};
+static const float lref_d565[] = {-0x1.30d1c4p+1f, -0x1.eb54e6p-2f, -0x1.ed3776p-1f, 0x1.c35db6p-1f, -0x1.8ba8eap-1f, 0x1.58a6bap-1f, -0x1.78f16ap-2f, 0x1.7d76dp-1f, 0x1.25960ep-1f, -0x1.ac1194p-1f, 0x1.b3a5bap+0f, -0x1.612c18p+0f, 0x1.0b6652p-1f, -0x1.17609p-1f, 0x1.8dbb64p-4f, -0x1.fa6e2cp-3f, 0x1.1f2d88p-3f};
+static const float lref_d566[] = {0x1.3a7264p-4f, -0x1.9418d6p+0f, -0x1.1c3f62p+0f, 0x1.8f494ap-1f, 0x1.36fedep+1f, 0x1.54613p+0f, 0x1.2b3cep-1f, -0x1.a5fdbap-2f, -0x1.8eaae2p+0f, -0x1.ab3c72p+0f, 0x1.15363p+1f, 0x1.99da1ap+0f, 0x1.0be7a8p+0f, 0x1.82592cp-3f, -0x1.886e9p-1f, -0x1.aa4aacp-2f, -0x1.5f3444p+0f};
+static const float lref_d567[] = {0x1.15c8e6p+0f, 0x1.22bd56p+0f, -0x1.3eaaa4p-6f, 0x1.dc655ep-2f, -0x1.6090ap-7f, 0x1.286c1cp+0f, -0x1.a98888p+0f, -0x1.0a702ap-2f, -0x1.e58a7p-1f, -0x1.4e11acp-1f, -0x1.4536d8p-4f, -0x1.a3ae42p-4f, -0x1.234012p-2f, 0x1.48f00ap+1f, -0x1.38141cp+0f, -0x1.f33d16p-1f, 0x1.8d685ap-2f};
+static const float lref_d568[] = {-0x1.a12574p-1f, 0x1.b1159ep+0f, 0x1.40bf94p+0f, 0x1.3bfd56p+2f, 0x1.0271bap+2f, 0x1.892a16p+1f, 0x1.5c54dcp+1f, 0x1.22e7aap+1f, 0x1.97f2a2p+1f, 0x1.e40fcap+0f, 0x1.4cc512p+1f, 0x1.e8632p-1f, 0x1.fcee94p-1f, 0x1.1236b8p+1f, 0x1.27a4a8p+1f, 0x1.9a8894p+0f, 0x1.d4bf5ap+1f};
+static const float lref_d569[] = {-0x1.d868cap+0f, 0x1.34759cp+0f, 0x1.33234ep+0f, 0x1.6ff81ap-2f, -0x1.13dc3p-1f, 0x1.9e822ap+0f, -0x1.7d8592p+0f, 0x1.728b12p-4f, 0x1.6dc7e2p-3f, 0x1.5cfb02p-2f, 0x1.e660e2p-4f, -0x1.547f9ap+0f, -0x1.20e6bep-1f, 0x1.906ec6p+1f, -0x1.20c976p+0f, -0x1.e33474p-2f, 0x1.70da46p-2f, 0x1.f2fa0cp+0f, 0x1.6be132p+0f, -0x1.2bbe36p-4f, -0x1.a21d18p-1f, -0x1.966732p-1f, 0x1.fc4f92p-2f, -0x1.017f58p+1f, -0x1.7b19ap-3f, -0x1.258e04p+0f, -0x1.ffdd2p-2f, -0x1.b5cf12p+1f, -0x1.764f1cp+1f, 0x1.0cd37p-3f, 0x1.e7bd08p+0f, -0x1.2bbf66p+0f, -0x1.7a6bp-1f, 0x1.a55372p-2f, 0x1.ccf29cp-1f, 0x1.835644p+0f, 0x1.45c9fep-1f, 0x1.5ccb82p+0f, -0x1.676024p-1f, 0x1.120bbcp+0f, -0x1.41bf3ap+0f, -0x1.72e06p-1f, -0x1.aeee04p-1f, -0x1.62c73ap-4f, -0x1.b5a52p-3f, -0x1.abfbd2p+1f, 0x1.6ea7bap-3f, 0x1.71d2c6p+1f, -0x1.15097p+0f, -0x1.116dacp-1f, 0x1.5763bp-2f, 0x1.f58186p+0f, 0x1.7fc278p+0f, 0x1.c7e026p-3f, 0x1.0d6848p+0f, -0x1.21441ap+0f, 0x1.462b4ep+1f, -0x1.f5bb48p+0f, -0x1.a237ecp-1f, -0x1.1eb9fep+0f, 0x1.366296p-4f, 0x1.242462p+1f, 0x1.88bddcp+0f, -0x1.5ffc7ep-2f, 0x1.75933ap+1f, -0x1.57127cp+0f, -0x1.3cea3ep+0f, 0x1.0387acp-2f, 0x1.2ff278p+0f, 0x1.559b5p+0f, -0x1.5e0c8p+0f, 0x1.8207e4p+0f, 0x1.d3d2cap-5f, 0x1.4fe03cp+0f, -0x1.b22b18p+0f, -0x1.a10366p-1f, -0x1.2d69ap+0f, -0x1.48f274p+0f, -0x1.0fb404p+0f, -0x1.f3137cp-3f, -0x1.2a76c8p+0f, 0x1.497e7ap+1f, -0x1.6fee56p+0f, -0x1.711eap+0f, 0x1.dda0bep-2f, 0x1.571174p+1f, 0x1.e681aep+0f, 0x1.0535eap+0f, 0x1.50015ep-2f, -0x1.b21516p-3f, 0x1.5d91fap+0f, -0x1.2fb98p+1f, 0x1.958c1ap-7f, -0x1.560548p-3f, -0x1.b94294p+0f, -0x1.d35742p+1f, 0x1.bb5ddap-2f, -0x1.d00f54p-3f, 0x1.24feecp+1f, -0x1.37d6aap+0f, -0x1.12cc5ep+0f, 0x1.3d8e24p-2f};
+static const float lref_d570[] = {-0x1.935bc8p-2f, -0x1.99c3dp-2f, 0x1.bdca38p-2f, 0x1.405a1p+0f, 0x1.39692p-1f, 0x1.18c566p+0f, 0x1.7396ap+0f, -0x1.cfa4p-9f, -0x1.a63c5p-3f, 0x1.79d68p-2f, 0x1.cb8c1cp-1f, 0x1.46d08ep+0f, 0x1.c5568p-6f, 0x1.031c4p-5f, -0x1.cccc9p-3f, 0x1.b0119p-2f, 0x1.f9cb68p-1f, -0x1.b8347p-2f, -0x1.b9615p-3f, 0x1.3ec208p-2f, 0x1.22e15cp-1f, 0x1.5845ecp-1f, -0x1.a644cp-3f, 0x1.78c9p-4f, 0x1.86aa4p-5f, 0x1.f1c7c8p-1f, 0x1.52cdd2p+0f, -0x1.61afcp-5f, -0x1.870e58p-2f, -0x1.2abap-4f, 0x1.e1c248p-2f, 0x1.03cdb8p+0f, 0x1.e4591p-2f, -0x1.5162p-2f, 0x1.1a6484p+0f, 0x1.fc4bb8p-1f, 0x1.b10dfp-3f, 0x1.3e6688p-2f, -0x1.c61fep-2f, 0x1.41a518p-2f, 0x1.463b4p-3f, 0x1.0a465p-3f, 0x1.2a5224p-1f, 0x1.997b9p-3f, 0x1.97f8cp-4f, 0x1.a9f6bp-2f, 0x1.7464fp-3f, 0x1.2e0508p-2f, 0x1.6a11bp-3f, 0x1.08c0a8p-2f, -0x1.5d06dp-3f, -0x1.fe9c18p-2f, 0x1.4c5eacp-1f, 0x1.cb728p-5f, 0x1.5ce7c8p-2f, 0x1.052954p+0f, -0x1.2d12p-5f, 0x1.367acp-5f, 0x1.bfdf48p-2f, 0x1.3e299ap+0f, 0x1.804a2p-2f, 0x1.1d7986p+0f, -0x1.fd12bp-3f, 0x1.eccacp-4f, 0x1.db439p-1f, 0x1.2925d8p+0f, 0x1.873ep-8f, 0x1.1598b4p+0f, -0x1.abc668p-2f, 0x1.ed6708p-2f, -0x1.0a00cp-4f, 0x1.315ea8p+0f, 0x1.d2f0dp-1f, 0x1.320538p+0f, 0x1.3f3a58p-2f, 0x1.1bd008p-1f, 0x1.8c2e88p-1f, 0x1.5752p-4f, 0x1.04cf76p+0f, -0x1.1c3e5p-3f, -0x1.fac5b8p-2f, -0x1.869108p-2f, -0x1.f2018p-5f, 0x1.92aa4p-1f, 0x1.d3de84p-1f, -0x1.6bd48p-3f, 0x1.781e4p-3f, 0x1.36fcf8p-2f, 0x1.45f86p+0f, 0x1.43d59ep+0f, 0x1.6aa2ep-1f, 0x1.567964p-1f, 0x1.1b5934p+0f, -0x1.6d084p-3f, -0x1.d7ab08p-2f, -0x1.f3dbdp-2f, 0x1.f443p-6f, 0x1.3b65b4p+0f, 0x1.98ca64p-1f, 0x1.f1e95p-3f, -0x1.5e7a7p-2f, 0x1.2d0a64p+0f};
+static const float lref_d571[] = {-0x1.a2c3aap-2f, -0x1.ee6d6p-2f, -0x1.286a84p-4f, 0x1.c5e5e8p-2f, 0x1.02e524p-3f, 0x1.977558p-2f, 0x1.133d8p-1f, -0x1.d57fccp-3f, -0x1.1096fp-2f, -0x1.b05ad4p-4f, 0x1.07674p-2f, 0x1.04a93ep-1f, -0x1.0d9e66p-2f, -0x1.24ec14p-2f, -0x1.514c4ap-2f, -0x1.e878b8p-4f, 0x1.2aaba8p-2f, -0x1.58c26p-2f, -0x1.dec678p-3f, 0x1.ec2a6p-6f, 0x1.23759p-3f, 0x1.b940cp-3f, -0x1.dc82b4p-3f, -0x1.1c1d28p-4f, -0x1.94117ap-4f, 0x1.66878ep-2f, 0x1.0c146cp-1f, -0x1.4afb1cp-3f, -0x1.2aa12ap-2f, -0x1.36469ep-3f, 0x1.e4ee08p-4f, 0x1.839eeep-2f, 0x1.9a685p-4f, -0x1.218e16p-2f, 0x1.83e518p-2f, 0x1.456b16p-2f, -0x1.51462cp-5f, 0x1.93bap-6f, -0x1.4c6748p-2f, 0x1.9dacap-7f, -0x1.1f5dbcp-4f, -0x1.3fa3b4p-4f, 0x1.1f0304p-3f, -0x1.7c5d9cp-5f, -0x1.5ee64cp-4f, 0x1.6b57dcp-4f, -0x1.2a4598p-5f, -0x1.993ep-10f, -0x1.0b1108p-5f, -0x1.098244p-5f, -0x1.b58d42p-3f, -0x1.db2278p-2f, 0x1.223d04p-4f, -0x1.94942p-3f, -0x1.3a8fbp-5f, 0x1.380288p-2f, -0x1.72d582p-3f, -0x1.6d84f6p-3f, -0x1.e2724p-6f, 0x1.757f3cp-2f, -0x1.fd5018p-5f, 0x1.64933cp-2f, -0x1.777734p-2f, -0x1.4ebe86p-3f, 0x1.a6dfb6p-3f, 0x1.3437f8p-2f, -0x1.7ef2ecp-3f, 0x1.16c0cp-2f, -0x1.34554cp-2f, 0x1.f9dddp-5f, -0x1.10d73cp-2f, 0x1.c35a6p-3f, 0x1.9bdbap-3f, 0x1.24df9ep-2f, -0x1.2a16a4p-5f, 0x1.c7fafp-4f, 0x1.5ce2dcp-3f, -0x1.5610ap-3f, 0x1.18f1aap-2f, -0x1.a66144p-3f, -0x1.bf967p-3f, -0x1.28cac2p-2f, -0x1.21cb2p-6f, 0x1.484cdp-6f, 0x1.437bf8p-3f, -0x1.21e10ap-2f, -0x1.cb6d1p-5f, -0x1.1e59p-6f, 0x1.c1b202p-2f, 0x1.aa378ap-2f, 0x1.0663e4p-3f, 0x1.2034p-5f, 0x1.52310ep-2f, -0x1.7f7bc6p-2f, -0x1.0822dep-1f, -0x1.83981p-2f, -0x1.829e7p-3f, 0x1.9fbffep-2f, 0x1.524a48p-3f, -0x1.8f0218p-4f, -0x1.a977ccp-2f, 0x1.a0dd22p-2f};
+static const float lref_d572[] = {0x1.3b05a8p+0f, -0x1.277184p-3f, -0x1.4400e8p+0f, -0x1.ebf816p-4f, 0x1.5dd87ap-1f, 0x1.5ed918p-1f, -0x1.de3edep-2f, 0x1.e1f2bp-2f, 0x1.f71e26p+0f, -0x1.3022dep+0f, 0x1.dceacep-4f, 0x1.c799b6p-1f, -0x1.12561p-1f, -0x1.060cfp+0f, 0x1.dfbb5ep-1f, -0x1.047838p+1f, -0x1.974734p-3f, -0x1.73884ep-2f, -0x1.30ddfap-1f, 0x1.c8ea4cp-5f, -0x1.743d08p+0f, 0x1.036306p+0f, -0x1.f7249ap-1f, 0x1.e60f9ap-1f, 0x1.9ccbbep-4f, -0x1.624306p-2f, -0x1.75d478p-3f, -0x1.f698ap+0f, 0x1.05d08cp+1f, 0x1.97843ap-1f, 0x1.37cd1p+0f, 0x1.fbf408p-2f, -0x1.e89902p-1f, 0x1.55255cp-3f, 0x1.3dde92p-4f, -0x1.92a4b2p-1f, -0x1.5c88a4p-1f, 0x1.048d5p+0f, 0x1.c9eb04p-1f, -0x1.09eeb6p-3f, -0x1.19f1eep+0f, -0x1.3efbaap-1f, 0x1.7cf4b4p-3f, -0x1.5a8706p-1f, -0x1.433de2p-4f, 0x1.2cb8ap+1f, 0x1.c65888p-1f, -0x1.2bb754p-1f, 0x1.68df82p+0f, -0x1.c89656p+0f, -0x1.813abp-2f, -0x1.77c7dcp-2f, -0x1.83bb6ep-1f, -0x1.014b28p-2f, 0x1.54fff4p-1f, 0x1.72c1fcp+0f, 0x1.085e02p+1f, 0x1.9dffbap-1f, -0x1.7e867ap-1f, -0x1.32a124p-2f, -0x1.bdf9a4p-1f, 0x1.6349acp+0f, -0x1.2fb2p+0f, -0x1.d12c8ep-4f, -0x1.47381p-1f, -0x1.3f2f46p+0f, 0x1.1024a8p+0f, -0x1.eba294p-1f, -0x1.5f8e6p-5f, -0x1.a80e1p-2f, 0x1.66360ap+0f, 0x1.2eca38p+0f, -0x1.67b872p-4f, 0x1.d4e2aep-3f, 0x1.775344p-4f, -0x1.7ce862p-1f, -0x1.9913a6p-2f, 0x1.835144p-1f, -0x1.276f2ep-1f, 0x1.a34f66p-4f, -0x1.b01026p+0f, -0x1.05099cp-7f, -0x1.1f985cp+1f, 0x1.e3421ep+0f, 0x1.1e0b54p-1f, -0x1.56f35cp-1f, -0x1.980112p+0f, -0x1.1453c2p+0f, -0x1.3e7ff4p-3f, 0x1.0a9a56p-2f, 0x1.3bd14cp-2f, 0x1.ee30e6p+0f, 0x1.769f64p-2f, 0x1.5cd244p+0f, 0x1.47fe3p+0f, -0x1.0ca6eap+1f, -0x1.8d6e34p-2f, 0x1.c590c2p-4f, 0x1.07799cp-1f, 0x1.3c6922p-7f, 0x1.974b7cp-2f, -0x1.1cbb82p-1f};
+static const float lref_d573[] = {0x1.ee251ap-1f, -0x1.5e5ep-2f, 0x1.7ba1f2p-3f, 0x1.19508cp-1f, 0x1.198a04p-1f, -0x1.832a8p-1f, -0x1.5485ep-3f, 0x1.1c6ed2p-2f, 0x1.4e79f8p-1f, 0x1.c028dp+0f, 0x1.1a8c56p-1f, -0x1.7264bap-2f, -0x1.6ec306p-1f, 0x1.861194p-3f, -0x1.44d902p-1f, 0x1.4c1c56p-1f, 0x1.bf2c28p-4f, 0x1.1d5e8ap-1f};
+static const float lref_d574[] = {0x1.0ce3fap-1f, 0x1.5ff66p+0f, 0x1.2ce0ecp+0f, -0x1.1dc8c2p-1f, 0x1.d28284p-1f, -0x1.7da6c4p+0f};
+static const float lref_d575[] = {-0x1.fc9284p-2f, -0x1.48031ep-2f, -0x1.31a29ep+0f, 0x1.81672cp+0f, 0x1.5666b6p-4f, -0x1.6d137ap+0f};
+static const float lref_d576[] = {0x1.1af32ap-1f, -0x1.6d9e1ap-1f, -0x1.9bb1fcp-3f, -0x1.f79332p-3f, -0x1.3cc138p-1f, -0x1.9e06fep+0f};
+static const float lref_d577[] = {0x1.3fd76ep+0f, -0x1.f95528p+0f, -0x1.b6baa2p-3f, -0x1.2d3562p-1f, -0x1.e38fbcp-5f, 0x1.9da638p-1f, 0x1.44272ep-4f, -0x1.0fd612p+0f, 0x1.2bd062p-3f, -0x1.4e3e14p+0f, -0x1.eff24ap-2f, 0x1.383daep-3f, -0x1.739fb4p-3f, -0x1.26a10ep-2f, -0x1.a9a39p+0f, -0x1.cd269ep-1f, -0x1.e7030ap-2f, -0x1.8e0fe2p+1f};
+static const float lref_d578[] = {0x1.150f1ep+0f, 0x1.9145acp-1f, 0x1.1e4698p+0f, -0x1.58705p-3f, 0x1.b03dcp-3f, 0x1.79c6d4p-1f, 0x1.6e202cp+0f, 0x1.ab9e8p-5f, 0x1.f75a8cp-1f, 0x1.c6670cp-1f, -0x1.6b1d6p-3f, -0x1.d0cabp-3f, 0x1.d711f8p-2f, 0x1.5352bp+0f, 0x1.2effeap+0f, -0x1.0aa52p-4f, -0x1.03821p-3f, -0x1.fa7e1p-2f};
+static const float lref_d579[] = {-0x1.b6a5b8p+0f, 0x1.e061eap-2f, -0x1.8994eep-1f, -0x1.74ea1cp-1f, -0x1.22a806p+0f, -0x1.3cab28p+0f};
+static const float lref_d580[] = {0x1.0aed42p-3f, 0x1.9b9d06p-3f, 0x1.241e5cp-1f, 0x1.0990a2p-1f, 0x1.6b9598p-2f, -0x1.1076c4p-6f};
+static const float lref_d581[] = {-0x1.96ccp-3f, 0x1.c34e5cp-1f, 0x1.41df1ep+1f, -0x1.9acaap-3f, 0x1.4de514p+0f, -0x1.e49bap-4f};
+static const float lref_d582[] = {-0x1.124a66p+1f, -0x1.d4cac6p-3f, 0x1.2889fap-1f, 0x1.26665cp-4f, -0x1.5e8136p-2f, 0x1.fee24p+0f, 0x1.acd944p+0f, 0x1.512f0ep-4f, 0x1.5f8deep-2f, -0x1.ba73c4p-1f, 0x1.80564cp-3f, 0x1.73a8c2p+0f, 0x1.43410ap+1f, 0x1.62c8cp-2f, 0x1.86ca92p+0f, -0x1.57cfc2p-2f, 0x1.6a120cp-3f, -0x1.414b9cp+0f};
+static const float lref_d583[] = {0x1.8b648p-6f, -0x1.a3af1p-3f, 0x1.5fffd8p+0f, -0x1.eb892p-4f, 0x1.5e108p-6f, -0x1.f920ap-2f, -0x1.d5a208p-2f, -0x1.9848p-4f, -0x1.3660ep-4f, -0x1.aea3p-4f, 0x1.04da2cp-1f, 0x1.71d16p-4f, 0x1.e30b8p-3f, 0x1.2fa19p+0f, 0x1.372472p+0f, 0x1.925b8p-6f, 0x1.8bff78p-1f, 0x1.23856p-2f};
+static const float lref_d584[] = {0x1.2db64ep+1f, -0x1.5ff0dep-3f, -0x1.117f96p+0f, -0x1.789158p-2f, -0x1.d168dcp-2f, 0x1.9d00a2p+1f, 0x1.1ad484p+0f, 0x1.411686p-3f, -0x1.505b28p-1f, -0x1.3e0058p+0f, 0x1.892e0ap-2f, -0x1.5602e6p+0f};
+static const float lref_d585[] = {0x1.835462p-2f, 0x1.847fc6p+1f, -0x1.82412cp+1f, 0x1.3e2172p-1f, 0x1.295b0cp+1f, 0x1.b2def8p-1f, -0x1.8f870cp+0f, -0x1.d356b8p+0f, 0x1.252f2ep-1f, 0x1.99aae4p+0f, -0x1.aa80e6p+0f, 0x1.853f1cp+0f};
+static const float lref_d586[] = {-0x1.e2eafcp-2f, -0x1.5fd336p-2f, -0x1.2c9a46p+0f, 0x1.f3f176p-4f, -0x1.94017ep-5f, 0x1.d94e66p-7f, -0x1.49834p-2f, -0x1.d49b64p-4f, 0x1.0b5e1cp+1f, 0x1.a383dp-1f, -0x1.a56594p-1f, -0x1.e0de0ap-2f, -0x1.15b6f8p+0f, 0x1.9d802cp-2f, 0x1.9a432cp+0f, 0x1.362dep+1f, 0x1.32aaf4p-5f, 0x1.795866p+0f, -0x1.cf0ce2p+0f, -0x1.c9734ap-1f};
+static const float lref_d587[] = {0x1.39006p+0f, -0x1.6b741ap+1f, -0x1.a47b7p-1f, -0x1.d947a6p+0f, 0x1.78db52p+0f, 0x1.58daccp+1f, 0x1.549a3p-2f, -0x1.a119fap-1f, 0x1.f018dep-1f, 0x1.23d78ep+0f, 0x1.793efap-2f, -0x1.93bf84p+0f, 0x1.df4fb4p+0f, -0x1.732b38p+1f, -0x1.2fd9ep+0f, -0x1.bd4332p+0f, 0x1.8c7b7p+1f, -0x1.7bad56p-2f, -0x1.388062p+0f, -0x1.2fe33cp+0f};
+static const float lref_d588[] = {0x1.b10fdp+0f};
+static const float lref_d589[] = {0x1.4953b6p+3f};
+static const float lref_d590[] = {0x1.d942ep+0f, 0x1.f57252p+0f, 0x1.e1b0d6p+2f, -0x1.c4dfccp+1f, 0x1.e4cf32p+1f, -0x1.ec4adp-2f, 0x1.632094p+0f, 0x1.3398f2p+1f, 0x1.68d69p+2f, 0x1.12b348p+2f, 0x1.d077b6p+0f, 0x1.bc42aap+0f, -0x1.8c549p-2f, -0x1.7055f8p-1f, 0x1.573b88p-2f};
+static const float lref_d591[] = {-0x1.825128p-3f, 0x1.c55c16p-2f, 0x1.22da8ap-2f, 0x1.2a360ap-1f, -0x1.9f67eep+0f, 0x1.30bf6p+0f, -0x1.8b5d4cp+0f, 0x1.59a868p+0f, -0x1.341d56p+0f, 0x1.9096fcp-1f, 0x1.01600ap-5f, -0x1.662cb2p-1f};
+static const float lref_d592[] = {0x1.f8a902p+0f, 0x1.8a9314p+1f, -0x1.a3756ep+0f, 0x1.de466cp-2f, -0x1.9a3314p-2f, 0x1.1bd2a8p+0f, 0x1.119dd4p+0f, 0x1.5f4dcp+1f, -0x1.59f798p+1f, -0x1.07d46ap-3f, 0x1.4f37cep-3f, 0x1.58c8b4p+1f};
+static const float lref_d593[] = {-0x1.a42d9ep+0f, 0x1.02a194p+0f, -0x1.477144p-2f, -0x1.6b129ap-1f, -0x1.daa16ep+0f, 0x1.ae85eap+0f, -0x1.2c98f2p-7f, 0x1.03d9fep-1f, -0x1.1b6cf4p-1f, 0x1.bd8248p-1f, -0x1.bda9b6p-2f, 0x1.d4be2ep+0f, -0x1.c59aa6p+1f, 0x1.627b24p+1f, -0x1.b45b9cp+0f, 0x1.881f7ep+0f, -0x1.30fc3p-1f, 0x1.758622p-1f, 0x1.067b3cp-4f, 0x1.5fc934p-1f};
+static const float lref_d594[] = {-0x1.009a98p-5f};
+static const float lref_d595[] = {0x1.357fc4p+3f};
+static const float lref_d596[] = {-0x1.6d7a84p-2f, -0x1.63a87cp-3f, -0x1.23c566p-1f, 0x1.1bfe74p+1f, -0x1.ae05fp-2f, 0x1.26cf5p+1f, 0x1.a231ap-2f, -0x1.cef134p+0f, 0x1.80d9b8p+1f, 0x1.9ff71ap+1f, 0x1.29575p-3f, 0x1.bf855cp-4f, -0x1.9a048ep+0f, -0x1.bf3df2p-5f, 0x1.a52434p+0f};
+static const float lref_d597[] = {-0x1.050158p-2f, 0x1.5efae6p+0f, 0x1.5f31d8p+0f, 0x1.d0a7f4p-1f, 0x1.01dc44p+0f, 0x1.78328p-3f, 0x1.1c1bp-2f, 0x1.0ca5a4p-1f, 0x1.4acae2p+0f, 0x1.2c398p-3f, 0x1.27efaap+0f, 0x1.e72b4cp-1f, -0x1.d994f8p-2f, 0x1.0f5ebcp+0f, 0x1.1d85ep-3f};
+static const float lref_d598[] = {-0x1.6135f6p+0f, -0x1.18fb62p-2f, -0x1.0f365p+0f, -0x1.ba05dep-3f, 0x1.fb43bcp-1f, -0x1.043156p+0f, -0x1.f4c418p-5f, -0x1.64849p-3f, -0x1.ae9364p+0f, -0x1.6a6892p-2f, -0x1.9b9e8p-1f, -0x1.5d39eep+0f};
+static const float lref_d599[] = {-0x1.145bacp+0f, -0x1.0dd50ap-3f, 0x1.d64364p-2f, 0x1.6add5p+1f, -0x1.0333c6p+1f, -0x1.79b3c2p-4f, 0x1.393afcp-3f, 0x1.b404dap+0f, 0x1.e169eap-1f, 0x1.1f9dap+1f, -0x1.76cae8p+1f, 0x1.07e886p+0f};
+static const float lref_d600[] = {-0x1.b63864p+1f, -0x1.81db88p+0f, -0x1.3e99a4p+1f, -0x1.252fc4p+1f, -0x1.7e597cp-3f, -0x1.038538p+0f, -0x1.10af2ep-1f, -0x1.c7a322p-1f, -0x1.820346p+1f, -0x1.2b33bp-4f, -0x1.54713ap+0f, -0x1.b4a0cp+0f, -0x1.3456fep+1f, -0x1.50ff08p+0f, -0x1.f0d59ep+0f, -0x1.a551d2p+0f, -0x1.ecce16p-1f, -0x1.90f5c4p-2f, -0x1.b96b8ap-2f, -0x1.2cf3eep+0f};
+static const float lref_d601[] = {0x1.b20dd8p-1f, 0x1.0eaf18p-2f, 0x1.e62ad4p+0f, -0x1.f6981cp-1f, 0x1.211c7ep+0f, 0x1.0230fp+1f, 0x1.8d45fcp-4f, 0x1.2876cp+0f, -0x1.18c202p-1f, 0x1.1fd2dp-2f, 0x1.badd3ap+0f, -0x1.eadb46p-4f, -0x1.4652c2p-1f, -0x1.2210cap-3f, -0x1.79592ep-5f};
+static const float lref_d602[] = {0x1.67ba84p+1f, 0x1.63572ap-1f, -0x1.e01d2p-3f, -0x1.d10696p+0f, 0x1.6423acp+1f, 0x1.f31a2ep+0f, 0x1.2b271cp-4f, 0x1.436f14p+1f, -0x1.46d516p+1f, -0x1.d3e7a8p-1f, 0x1.b60c2p+1f, 0x1.7db6d2p-2f, -0x1.91b39ep+1f, -0x1.86ec22p+1f, 0x1.0569ccp+1f};
+static const float lref_d603[] = {0x1.f99b1ep-4f, -0x1.40c94ap-3f, 0x1.5c0afap+0f, 0x1.6fd54p+0f, -0x1.2655dp+0f, 0x1.284278p+0f, 0x1.5c7f18p+0f, 0x1.6e4816p-6f, -0x1.af0fb6p+0f, -0x1.ebcf9cp-3f, -0x1.38589cp-1f, -0x1.f489e4p-3f};
+static const float lref_d604[] = {-0x1.7a4502p+1f, 0x1.d8a6f2p-3f, 0x1.bee0e6p+0f, 0x1.78a21cp+0f, -0x1.d35738p+0f, 0x1.91569cp-1f, 0x1.9fc9d8p-1f, -0x1.a76da8p-5f, -0x1.8d806ep+0f, -0x1.c1e388p-1f, -0x1.e091f6p-1f, 0x1.3be378p-3f, -0x1.1f4fd4p+1f, 0x1.8a0b72p-2f, 0x1.cb99p+0f, 0x1.527cacp+0f, -0x1.b2e8f2p+0f, 0x1.3197ap-8f, -0x1.6a64f8p-1f, -0x1.36bfd6p-1f};
+static const float lref_d605[] = {0x1.1c805p+0f, 0x1.113aa8p-2f, 0x1.c79b66p+0f, 0x1.39a1bp-1f, -0x1.b12efcp-5f};
+static const float lref_d606[] = {-0x1.41a41p-2f, -0x1.5fa318p-2f, 0x1.d9286p-4f, 0x1.84de4p+2f, -0x1.0168e4p+2f, -0x1.5bfb1p-2f, -0x1.9b1f1p-4f, -0x1.9bf204p-1f, 0x1.240756p+2f, -0x1.beacdep-1f, 0x1.56543p+1f, 0x1.242e94p-1f, -0x1.51405ep+0f, 0x1.8b6f64p-1f, 0x1.b430cep-1f};
+static const float lref_d607[] = {-0x1.c897b2p-1f, -0x1.aec9fcp+0f, -0x1.41f41p-1f, 0x1.b81182p-2f, -0x1.cbec66p-4f, -0x1.d01d46p+0f, -0x1.065d44p-1f, -0x1.849c58p+0f, -0x1.8d6322p-5f, -0x1.37b26cp+0f, 0x1.58feacp-4f, -0x1.24006ep-1f};
+static const float lref_d608[] = {-0x1.41f3ap+0f, -0x1.400d1ep+2f, -0x1.01b73cp+0f, -0x1.42463ap+0f, -0x1.3db606p-3f, -0x1.17015cp+1f, -0x1.8f4852p-2f, -0x1.7fedf2p+0f, -0x1.35cf4p-2f, -0x1.4225b4p+0f, 0x1.0ecdf2p-3f, 0x1.d2bfd8p-4f, -0x1.13d032p+0f, -0x1.0bc85ep+2f, -0x1.e10194p-1f, -0x1.1b3038p+0f, 0x1.79dc5ap-3f, -0x1.c813cap-1f, 0x1.5b88fep-3f, -0x1.b429d4p-1f};
+static const float lref_d609[] = {0x1.81a086p-3f, -0x1.1a1738p-1f, -0x1.4f5eaap-3f};
+static const float lref_d610[] = {0x1.35e138p+1f, 0x1.d385d8p+0f, 0x1.422a14p+2f};
+static const float lref_d611[] = {0x1.fa5466p+0f, 0x1.71d0d4p-2f, -0x1.5e67cap+1f, 0x1.050f8cp-1f, -0x1.92736p+0f, 0x1.152718p-1f, -0x1.dd459cp-3f, -0x1.22e8b8p+0f, -0x1.6a4de4p+2f, -0x1.e37aecp-1f, 0x1.be3794p-4f, -0x1.205e6ap-3f, -0x1.10707cp+0f, -0x1.d98f8p+0f, -0x1.9a628ap+0f};
+static const float lref_d612[] = {0x1.21daacp+1f, -0x1.0a0c8p-1f, -0x1.7cf478p-1f, -0x1.f429cp-5f};
+static const float lref_d613[] = {0x1.e5f49ep+0f, 0x1.215b86p+1f, -0x1.c18afp+1f, -0x1.5bffbcp-3f};
+static const float lref_d614[] = {0x1.51031ep+1f, -0x1.355572p-1f, -0x1.baef44p-1f, -0x1.22c4c8p-4f, 0x1.63557ep+0f, -0x1.46269cp-2f, -0x1.d303d2p-2f, -0x1.329392p-5f, 0x1.9e09d8p+1f, -0x1.7c08b4p-1f, -0x1.1015c8p+0f, -0x1.6539cap-4f, 0x1.2041a6p+0f, -0x1.089512p-2f, -0x1.7adae4p-2f, -0x1.f167f4p-6f, 0x1.f76b4ep+0f, -0x1.ce12fp-2f, -0x1.4ad25p-1f, -0x1.b2578cp-5f};
+static const float lref_d615[] = {0x1.b7bfdp-1f};
+static const float lref_d616[] = {0x1.247674p+2f};
+static const float lref_d617[] = {0x1.abe3fap-1f, 0x1.f8e41ep-1f, 0x1.7378f6p+2f, -0x1.92ed88p+1f, 0x1.93fefcp+0f};
+static const float lref_d618[] = {0x1.c87b42p-2f, -0x1.7e9994p-5f, 0x1.7272f8p-5f, -0x1.732872p+0f};
+static const float lref_d619[] = {-0x1.566a84p+1f, 0x1.1755p-2f, 0x1.9d377cp-1f, 0x1.a3fffcp+1f};
+static const float lref_d620[] = {0x1.ca1ac8p-2f, -0x1.7ff5dap-5f, 0x1.73c42ep-5f, -0x1.747a4ep+0f, -0x1.a11d3ap-5f, 0x1.5d9aaep-8f, -0x1.528054p-8f, 0x1.532628p-3f, -0x1.55a40ep-3f, 0x1.1e58a4p-6f, -0x1.154098p-6f, 0x1.15c86ap-1f, 0x1.2e13dp-1f, -0x1.fa5f4ep-5f, 0x1.ea4a66p-5f, -0x1.eb3a96p+0f, 0x1.e4db9p-4f, -0x1.966228p-7f, 0x1.897a2ep-7f, -0x1.8a3afp-2f};
+static const float lref_d621[] = {0x1.fef946p-1f};
+static const float lref_d622[] = {0x1.0d5568p+1f};
+static const float lref_d623[] = {0x1.25c288p-1f, 0x1.206c7p+0f, 0x1.446a98p+1f, -0x1.7900e8p+1f, 0x1.1467a8p+1f};
+static const float lref_d624[] = {0x1.00e908p+0f, -0x1.d3d84p-4f, -0x1.7f313p-2f, 0x1.52d11ep+0f, 0x1.0fe9e8p-2f};
+static const float lref_d625[] = {-0x1.72bb12p-2f, -0x1.606294p-6f, -0x1.795f1ep-2f, -0x1.cb799cp-3f, -0x1.79b68ep-1f, 0x1.969af2p-2f, 0x1.500cd2p+0f, -0x1.acc126p-1f, 0x1.5ad678p-3f, -0x1.5d33eep-1f, 0x1.16054ep-3f, -0x1.39139p-1f, -0x1.4b4ed4p-1f, -0x1.fe2a24p+0f, 0x1.5e03acp+0f, -0x1.a3c116p+0f, 0x1.507b66p-4f, -0x1.d51e4p-2f, -0x1.258abcp-2f, -0x1.56f2bp-1f, 0x1.5f104ep-3f, 0x1.cb863p-2f, 0x1.61d3e8p-2f, 0x1.3f5aa2p-1f};
+static const float lref_d626[] = {-0x1.e8626ep-2f, 0x1.077464p-3f, 0x1.dd992p-1f, 0x1.511374p+0f, 0x1.30bb6ep-1f, 0x1.8a14fep-2f, -0x1.56f58ap+0f, -0x1.14ee08p-3f, 0x1.e8fee8p+0f, 0x1.63aba2p+0f, -0x1.fcb4bcp+0f, -0x1.01fd5ap+1f, -0x1.2d5c8p-1f, 0x1.a79d6ap-1f, -0x1.6a4228p+1f, -0x1.258df4p+0f, 0x1.498df2p-1f, 0x1.b5ec1p-1f, -0x1.d72e48p-2f, 0x1.5b3c5ep+1f, 0x1.1cb008p+1f, 0x1.484e92p+1f, -0x1.216b8cp+2f, -0x1.b405d8p+0f};
+static const float lref_d627[] = {-0x1.8376f8p-1f, -0x1.614af6p+0f, 0x1.b79cd2p+0f, -0x1.edac5ep+0f, -0x1.9db63ep-2f, 0x1.3b2b48p-4f, 0x1.2d829cp+0f, -0x1.cb047cp-1f, 0x1.95b152p-3f, 0x1.913a48p-3f, 0x1.c17544p-2f, -0x1.ee2c66p-2f, -0x1.63d87ap-4f, 0x1.4b8b28p-3f, -0x1.9b6078p-1f, -0x1.af9306p-2f, -0x1.5cc584p-2f, -0x1.9ecc7ep+0f, 0x1.00bc5cp+1f, -0x1.18618p+0f};
+static const float lref_d628[] = {-0x1.4eab46p-1f};
+static const float lref_d629[] = {0x1.bd76d4p+3f};
+static const float lref_d630[] = {-0x1.1f6b7p-4f, -0x1.f7a7b8p-2f, -0x1.04d2cap+0f, -0x1.6762b8p+0f, 0x1.58556p-3f, -0x1.0afb02p+1f, -0x1.e053ep-1f, -0x1.47389ep+1f, 0x1.86933cp-2f, -0x1.b8e08p+0f, -0x1.77690cp-1f, -0x1.4a8998p-1f, -0x1.5ddc26p-1f, -0x1.3041b8p+1f, -0x1.5a1326p+0f, -0x1.782936p+0f, -0x1.ce48fp-1f, -0x1.ff29b2p+1f, -0x1.44f1e6p+1f, -0x1.27e5d2p+2f, -0x1.1edcd4p-2f, -0x1.fb555p-2f, -0x1.3a505p-2f, -0x1.81523ap+1f, -0x1.abcb1cp-3f, -0x1.37e128p+0f, -0x1.ad24cep-1f, -0x1.02a8a4p-1f, 0x1.6826ccp+0f, -0x1.2b057p+0f};
+static const float lref_d631[] = {-0x1.4b4b8p-5f, 0x1.5ff2b8p-2f, 0x1.9a04p-5f, 0x1.11adf8p-1f, -0x1.98b3cp-4f, 0x1.1c3a5cp-1f, 0x1.8e0ce8p-1f, 0x1.e000ep-2f, 0x1.4a9f8p-4f, 0x1.9a5bap-4f, -0x1.9808dp-2f, 0x1.2412ep-2f, 0x1.2cbde8p-1f, -0x1.ca12bp-2f, 0x1.492cb8p-1f, 0x1.a4fc18p-1f, 0x1.202a4p-4f, -0x1.c356ep-3f, -0x1.ae902p-3f, 0x1.dd6064p-1f, 0x1.45cca2p+0f, 0x1.efce5cp-1f, 0x1.490cd6p+0f, 0x1.470b38p+0f, -0x1.9390fp-3f, 0x1.8d9a28p-1f, 0x1.3c0ae2p+0f, 0x1.401da8p+0f, 0x1.70f4p-8f, 0x1.365d58p+0f};
+static const float lref_d632[] = {0x1.23cc9ep+0f, 0x1.66767ap-3f, 0x1.0ac0ecp+0f, 0x1.a3a36ep-4f, 0x1.f2e3f2p-1f, 0x1.26ee06p+0f, 0x1.1fb2f6p-1f, 0x1.bbb7ccp-3f, 0x1.8ae31ep-1f, -0x1.984b36p-1f, 0x1.417928p+0f, 0x1.89f432p-1f, -0x1.00f9c6p-3f, -0x1.4fc37p+0f, -0x1.48a848p+0f, -0x1.272448p+0f, -0x1.23194ap-1f, 0x1.232734p-2f, 0x1.23871ep-5f, -0x1.fad88p-1f, -0x1.830678p-2f, 0x1.51b3eap+0f, 0x1.6b844ap-1f, 0x1.f310dp+0f};
+static const float lref_d633[] = {0x1.803b84p+1f, 0x1.19315p+0f, -0x1.5335acp+0f, -0x1.dbbfaep-1f, 0x1.00a39ep-3f, -0x1.ab8df6p-4f, 0x1.c152d6p-1f, -0x1.9eb31ep-5f, -0x1.fc86f6p-1f, 0x1.251d7ep+1f, -0x1.1e7abcp+0f, 0x1.bab5a4p+0f, -0x1.4d7d56p-1f, 0x1.fcd906p+0f, -0x1.23263p-2f, 0x1.bdf6fcp+0f, -0x1.202564p-2f, 0x1.ff5766p+0f, -0x1.eb75e6p+0f, 0x1.3293fcp+1f, -0x1.ac4a16p-1f, 0x1.04842cp+0f, -0x1.4dd00ap+0f, 0x1.c21542p+0f};
+static const float lref_d634[] = {-0x1.4ebc98p+0f, 0x1.dacadcp-1f, 0x1.3a6d54p+0f, 0x1.1c24ecp+0f, -0x1.d193dep+0f, 0x1.5ef1acp-8f, -0x1.39d3p-1f, -0x1.5987e6p-2f, 0x1.de4294p-1f, 0x1.51301p-2f, 0x1.9b845cp+0f, -0x1.e6ae4cp-3f, -0x1.3d8234p-1f, -0x1.b91674p-1f, 0x1.3405f8p-1f, 0x1.d50726p-6f, 0x1.223034p-3f, -0x1.64c2d2p+0f, 0x1.7516eap-1f, 0x1.7a9322p-4f};
+static const float lref_d635[] = {-0x1.7464e4p-2f, -0x1.b44dfp-2f, -0x1.2e01fep-2f, -0x1.0350fap+1f, -0x1.9262b6p-2f};
+static const float lref_d636[] = {0x1.5214ecp+1f, 0x1.3d7b6p+1f, 0x1.8f8e4p+1f, 0x1.219abap+2f, 0x1.9e84ecp+1f};
+static const float lref_d637[] = {-0x1.16113ap+1f, -0x1.a75148p-1f, 0x1.52dc1cp+0f, -0x1.46098cp+0f, -0x1.08c7b8p+1f, -0x1.da36p+0f, -0x1.538172p-1f, 0x1.0f60dap+1f, -0x1.313414p+0f, 0x1.0dc3a4p-3f, -0x1.d5836p+0f, -0x1.ef7d1ap-1f, -0x1.76df46p-1f, 0x1.62841p-1f, -0x1.1fe592p+2f, 0x1.834e78p+0f, 0x1.b2ecbp-4f, -0x1.13b16p-5f, -0x1.d1520cp+2f, 0x1.0573f6p+0f, -0x1.6c61bep-2f, -0x1.2b24p-2f, -0x1.a0c1a8p-1f, -0x1.d16dd4p+1f, 0x1.a660fp-1f, -0x1.3c01f8p+0f, -0x1.ae057p-1f, -0x1.80dc22p+0f, 0x1.31d6cp+2f, -0x1.7d1986p+0f};
+static const float lref_d638[] = {0x1.8b648p-6f, -0x1.a3af1p-3f, 0x1.5fffd8p+0f, -0x1.eb892p-4f, 0x1.5e108p-6f, -0x1.f920ap-2f, -0x1.d5a208p-2f, -0x1.9848p-4f, -0x1.3660ep-4f, -0x1.aea3p-4f, 0x1.04da2cp-1f, 0x1.71d16p-4f, 0x1.e30b8p-3f, 0x1.2fa19p+0f, 0x1.372472p+0f, 0x1.925b8p-6f, 0x1.8bff78p-1f, 0x1.23856p-2f, 0x1.220efcp+0f, 0x1.c1876cp-1f, 0x1.6b586ep+0f, 0x1.4e6e7p+0f, 0x1.e6c3p-1f, 0x1.707fd2p+0f, 0x1.80293p-1f, 0x1.28357ap+0f, 0x1.f293c8p-1f, 0x1.7ff378p-2f, 0x1.ecb254p-1f, 0x1.e9fc18p-2f};
+static const float lref_d639[] = {0x1.b20504p-1f, -0x1.35afb8p-4f, -0x1.87f9f2p-2f, -0x1.d46c3p-8f, 0x1.0f82c4p-3f, 0x1.5be516p-2f, 0x1.094f0ep-1f, 0x1.3c3b4cp-2f, 0x1.0249fcp+0f, 0x1.acbc08p+0f, -0x1.86b492p+0f, -0x1.2beaa4p-4f, 0x1.ebef2cp-1f, -0x1.4d4566p-3f, 0x1.353d44p-1f, -0x1.1d44acp+0f, 0x1.ea79cep+0f, -0x1.6e2f5cp-2f, -0x1.241d18p-3f, -0x1.874bd6p-2f, 0x1.5c1d44p-3f, -0x1.2f61a8p-1f, -0x1.d9b54ep-8f, 0x1.6cae4ep-3f};
+static const float lref_d640[] = {-0x1.0770cap+1f, 0x1.5bfd8cp+0f, -0x1.2a4532p-1f, 0x1.d1b038p+0f, 0x1.712294p+1f, 0x1.65537cp+1f, -0x1.22da42p+2f, -0x1.066ccep+1f, 0x1.976bf4p-2f, -0x1.3dbe64p-2f, 0x1.7065fep-8f, -0x1.6e6c5ep-1f, 0x1.437eb8p-2f, 0x1.e4c5ccp+0f, -0x1.5afd2ep+1f, -0x1.f2aaeap+0f, -0x1.2065b6p+1f, 0x1.79823ep+0f, -0x1.231116p+0f, 0x1.642062p+1f, -0x1.06c4dap+0f, 0x1.1a794ep-1f, 0x1.bc677p-2f, 0x1.6bcb62p+0f};
+static const float lref_d641[] = {0x1.57440ap+1f, -0x1.a2751ap-1f, 0x1.2b60dap-3f, -0x1.e77f96p-4f, 0x1.389ea2p+1f, 0x1.4a6908p-2f, 0x1.aea764p-4f, 0x1.bb5228p-5f, -0x1.f8f6cep-3f, 0x1.193c62p-1f, 0x1.cd7bd6p-1f, 0x1.0ab032p-1f, 0x1.90958p+1f, -0x1.8a700cp+0f, -0x1.41fb2ap-2f, -0x1.b1ad36p-4f, 0x1.f5402cp+1f, -0x1.49e828p-1f, 0x1.32c63p+0f, -0x1.713c4ep+0f};
+static const float lref_d642[] = {-0x1.18c936p-1f, 0x1.1ffd46p-2f, 0x1.443766p-4f, 0x1.c23ee2p+0f, 0x1.dbf01cp-3f, 0x1.86b7d2p+0f, 0x1.a99222p-2f, 0x1.da5ff6p-2f, 0x1.03b48p+1f, -0x1.5e76ccp-1f, 0x1.592fcp-1f, -0x1.0ab176p-1f, -0x1.c073fcp-2f, -0x1.f2e1d4p-1f, -0x1.f0dc7cp-6f};
+static const float lref_d643[] = {0x1.4ba97p-2f, 0x1.bc9f2p-1f, -0x1.96eeb8p-2f, 0x1.7ab0d8p-1f, 0x1.25659cp+1f, 0x1.db8e96p+0f, 0x1.045174p+1f, 0x1.7146bcp+0f, 0x1.5e99c8p+0f, 0x1.10afe6p+1f, -0x1.b81eap-4f, 0x1.585488p-2f, -0x1.2ec3ap-3f, 0x1.5282ep-2f, 0x1.0433cp-3f};
+static const float lref_d644[] = {-0x1.e4f634p-2f, 0x1.73088p-2f, 0x1.0d9abep+1f, 0x1.6c466p-3f, 0x1.b3f17cp-1f, 0x1.8d6d1p-1f, 0x1.b1f30cp-3f, 0x1.c9c60cp-2f, 0x1.ccf0fap+1f, -0x1.64573ap+0f, 0x1.67f84p+0f, -0x1.80b82p-5f, 0x1.1543fap+2f, -0x1.0104d2p+2f, 0x1.53541cp+2f, -0x1.ca74ap+0f, 0x1.512c3cp-3f, 0x1.fa9c6ep+0f, -0x1.14e63ap+0f, -0x1.1813bp-4f, 0x1.bb9938p-1f, 0x1.9f4adcp-2f, 0x1.1e0572p+2f, -0x1.593554p+0f, -0x1.14b998p-1f, 0x1.a7da5ep-1f, -0x1.1c9b58p-1f, -0x1.4ac9b4p-1f, -0x1.f4cd28p-1f, -0x1.0b1bd8p+0f};
+static const float lref_d645[] = {0x1.01f684p-1f, 0x1.89bd2cp-1f, -0x1.517e58p-2f, 0x1.0a6ba6p+0f, 0x1.dc44fp-1f, 0x1.03ee1p-1f, 0x1.58aa04p+0f, 0x1.76d5c2p+0f, -0x1.44fd2p-4f, 0x1.34f4b2p+0f, -0x1.fb8a4p-3f, 0x1.5b6fp-3f, -0x1.1f288p-5f, -0x1.5bd1bp-2f, -0x1.425bfp-3f, -0x1.70873p-3f, 0x1.970fap-4f, -0x1.15c18p-4f, -0x1.344ce8p-2f, 0x1.5ca8c2p+0f, 0x1.59978ep+0f, 0x1.5ff1c8p-1f, -0x1.63c18p-6f, 0x1.72e99ap+0f, 0x1.d8d634p-1f, 0x1.1f7afp-3f, 0x1.553a1p-3f, -0x1.cdf3p-4f, 0x1.572a48p-1f, 0x1.2347d8p-2f};
+static const float lref_d646[] = {0x1.9cd39ap+0f, 0x1.a68ffcp-3f, 0x1.527876p-1f, 0x1.8488b8p-2f, -0x1.06a80cp-1f, 0x1.7f9874p-1f, 0x1.af58aep-3f, 0x1.9b324cp-3f, -0x1.cd54fp-4f, -0x1.2407a2p+1f, 0x1.331acp-1f, -0x1.a3e274p-1f, 0x1.25737ap+1f, -0x1.985b2ap-1f, 0x1.900b32p-3f, 0x1.9d973p-4f, 0x1.f5f664p-2f, -0x1.1477e4p-2f, -0x1.027074p+0f, 0x1.41117p+0f, -0x1.cac89p-1f, -0x1.1da462p+1f, 0x1.855fbap-3f, -0x1.836fbcp+0f};
+static const float lref_d647[] = {0x1.19f33ep+1f, 0x1.a8ae1p+0f, -0x1.067b4ep+2f, -0x1.c61fa4p+0f, -0x1.14ea7ap+1f, 0x1.046fb6p+1f, -0x1.f9636ap-1f, 0x1.4b4b5p+1f, 0x1.06283p+1f, 0x1.ad9d76p+0f, -0x1.506a7cp+2f, -0x1.1dc6c8p+1f, 0x1.4444d6p-1f, 0x1.3b80aap+0f, 0x1.04b426p-1f, 0x1.10334ap+1f, 0x1.a2028ap+0f, 0x1.75dc64p+0f, -0x1.84ff1p+1f, 0x1.898ca4p-8f, 0x1.b7199ep-1f, 0x1.b247bp+0f, 0x1.fb230ep-4f, 0x1.dcef96p+0f};
+static const float lref_d648[] = {0x1.b2c834p+0f, -0x1.a64a8p+1f, 0x1.cecff8p-2f, 0x1.641252p-1f, 0x1.bc913ap+1f, -0x1.f412p+0f, 0x1.eaa854p-2f, 0x1.3ac696p+0f, 0x1.d166d2p+1f, -0x1.6ab5bp+2f, 0x1.ef27f6p-2f, -0x1.241692p-2f, 0x1.56ce92p-1f, -0x1.70e3bep+0f, -0x1.bb036ep-5f, -0x1.f21a08p-2f, 0x1.039fb4p-1f, -0x1.04ee44p+1f, 0x1.e47834p-1f, -0x1.9e8172p-3f};
+static const float lref_d649[] = {0x1.41a606p+0f, -0x1.8472c2p+0f, -0x1.3c0b56p-1f, 0x1.300626p+0f, -0x1.f4436ep-1f, 0x1.af40b2p-1f, -0x1.c927p-2f, 0x1.c0845ap-1f, -0x1.1e2d96p-1f, 0x1.c239a8p-1f};
+static const float lref_d650[] = {0x1.aa128p+1f, 0x1.0d767cp+1f, 0x1.18b7dcp+1f, 0x1.b7059cp-1f, 0x1.7908cp+1f, 0x1.ab23fp+0f, 0x1.009062p+0f, 0x1.9a91cap+1f, 0x1.47252p+1f, 0x1.bf50fcp-1f};
+static const float lref_d651[] = {-0x1.3836b8p-2f, -0x1.d99d96p+0f, 0x1.195602p+1f, 0x1.801ae6p+0f, -0x1.12dba4p+1f, 0x1.04a578p+0f, -0x1.926e94p+0f, -0x1.57b414p+0f, 0x1.6f73ecp+1f, -0x1.cf264p-2f, 0x1.49fc96p+0f, -0x1.a4dafep+0f, -0x1.6a4ca6p+1f, -0x1.466ce8p-1f, -0x1.2c9262p+2f, -0x1.748b08p-3f, -0x1.4a75d8p-1f, 0x1.3365fcp+2f, -0x1.67b8ecp+1f, -0x1.4ed788p-1f, 0x1.056c7ep+1f, -0x1.2c2d58p-2f, 0x1.ebaf8cp+0f, 0x1.c5d83p-3f, 0x1.34887ap+0f, 0x1.9fa5d8p+0f, -0x1.4a4168p-2f, -0x1.228dbap+1f, -0x1.ece59cp+1f, -0x1.6f6dfp+0f};
+static const float lref_d652[] = {0x1.e0dc5p-1f, 0x1.ec368cp-1f, 0x1.27d5e2p+0f, -0x1.d9b53p-3f, 0x1.8308ecp-1f, 0x1.eb3e0cp-1f, 0x1.390cp-4f, -0x1.3df58p-4f, 0x1.779706p+0f, 0x1.3e95dep+0f, 0x1.6e17d4p+0f, 0x1.1140fp+0f, 0x1.1d792ep+0f, -0x1.837648p-2f, 0x1.e3ee58p-1f, 0x1.5ddd9p-3f, 0x1.23db0cp-1f, 0x1.d8bb1cp-1f, 0x1.188486p+0f, 0x1.d238cp-5f, 0x1.4a17ccp+0f, 0x1.ad71b4p-1f, 0x1.4a3deap+0f, 0x1.95532p-2f, 0x1.d48fa8p-2f, 0x1.aa839p-3f, -0x1.a057f8p-2f, 0x1.fd1038p-1f, 0x1.1070fp+0f, 0x1.6fcb38p-2f};
+static const float lref_d653[] = {0x1.a6c5bep-4f};
+static const float lref_d654[] = {-0x1.8p+1f, -0x1.50a3d8p+1f, -0x1.2147aep+1f, -0x1.e3d70ap+0f, -0x1.851eb8p+0f, -0x1.266666p+0f, -0x1.8f5c28p-1f};
+static const float lref_d655[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0.0f, -0.0f, -0x1.8f5c28p+0f};
+static const float lref_d656[] = {-0x1.8p+2f, -0.0f, -0x1.2147aep+2f, -0x1.e3d70ap+1f, -0x1.851eb8p+1f, -0x1.266666p+1f, -0.0f};
+static const float lref_d657[] = {0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f};
+static const float lref_d658[] = {-0x1.8p+1f, -0x1.50a3d8p+1f, -0x1.2147aep+1f, -0x1.e3d70ap+0f, -0x1.851eb8p+0f, -0x1.266666p+0f, -0x1.8f5c28p-1f, -0x1.a3d7p-2f, -0x1.47aep-5f, 0x1.51eb8p-2f, 0x1.666668p-1f, 0x1.11eb88p+0f, 0x1.70a3d8p+0f, 0x1.cf5c28p+0f, 0x1.170a4p+1f, 0x1.466668p+1f, 0x1.75c29p+1f, 0x1.a51eb8p+1f, 0x1.d47aep+1f, 0x1.01eb86p+2f};
+static const float lref_d659[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0.0f, -0.0f, -0x1.8f5c28p+0f, -0x1.a3d7p-1f, -0.0f, 0x1.51eb8p-1f, 0x1.666668p+0f, 0x1.11eb88p+1f, 0x1.70a3d8p+1f, 0.0f, 0x1.170a4p+2f, 0x1.466668p+2f, 0x1.75c29p+2f, 0x1.a51eb8p+2f, 0.0f, 0.0f};
+static const float lref_d660[] = {-0x1.8p+2f, -0.0f, -0x1.2147aep+2f, -0.0f, -0x1.851eb8p+1f, -0.0f, -0.0f, -0.0f, -0.0f, 0x1.51eb8p-1f, 0.0f, 0.0f, 0x1.70a3d8p+1f, 0x1.cf5c28p+1f, 0x1.170a4p+2f, 0.0f, 0.0f, 0x1.a51eb8p+2f, 0.0f, 0x1.01eb86p+3f};
+static const float lref_d661[] = {0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f};
+static const float lref_d662[] = {-0x1.8p+1f, -0x1.50a3d8p+1f, -0x1.2147aep+1f, -0x1.e3d70ap+0f, -0x1.851eb8p+0f, -0x1.266666p+0f, -0x1.8f5c28p-1f, -0x1.a3d7p-2f, -0x1.47aep-5f, 0x1.51eb8p-2f, 0x1.666668p-1f, 0x1.11eb88p+0f, 0x1.70a3d8p+0f, 0x1.cf5c28p+0f, 0x1.170a4p+1f, 0x1.466668p+1f, 0x1.75c29p+1f, 0x1.a51eb8p+1f, 0x1.d47aep+1f, 0x1.01eb86p+2f, 0x1.19999ap+2f, 0x1.3147aep+2f, 0x1.48f5c4p+2f, 0x1.60a3d8p+2f, 0x1.7851ecp+2f, 0x1.9p+2f, 0x1.a7ae14p+2f, 0x1.bf5c28p+2f, 0x1.d70a4p+2f, 0x1.eeb854p+2f, 0x1.033334p+3f, 0x1.0f0a3ep+3f, 0x1.1ae148p+3f, 0x1.26b852p+3f, 0x1.328f5cp+3f, 0x1.3e6666p+3f, 0x1.4a3d7p+3f, 0x1.56147cp+3f, 0x1.61eb86p+3f, 0x1.6dc29p+3f, 0x1.79999ap+3f, 0x1.8570a4p+3f, 0x1.9147aep+3f, 0x1.9d1eb8p+3f, 0x1.a8f5c4p+3f, 0x1.b4ccccp+3f, 0x1.c0a3d8p+3f, 0x1.cc7aep+3f, 0x1.d851ecp+3f, 0x1.e428f8p+3f, 0x1.fp+3f, 0x1.fbd70cp+3f, 0x1.03d70ap+4f, 0x1.09c29p+4f, 0x1.0fae14p+4f, 0x1.15999ap+4f, 0x1.1b852p+4f, 0x1.2170a4p+4f, 0x1.275c2ap+4f, 0x1.2d47aep+4f, 0x1.333334p+4f, 0x1.391eb8p+4f, 0x1.3f0a3ep+4f, 0x1.44f5c2p+4f, 0x1.4ae148p+4f, 0x1.50cccep+4f, 0x1.56b852p+4f, 0x1.5ca3d8p+4f, 0x1.628f5cp+4f, 0x1.687ae2p+4f, 0x1.6e6666p+4f, 0x1.7451ecp+4f, 0x1.7a3d7p+4f, 0x1.8028f6p+4f, 0x1.86147cp+4f, 0x1.8cp+4f, 0x1.91eb86p+4f, 0x1.97d70ap+4f, 0x1.9dc29p+4f, 0x1.a3ae14p+4f, 0x1.a9999ap+4f, 0x1.af852p+4f, 0x1.b570a4p+4f, 0x1.bb5c2ap+4f, 0x1.c147aep+4f, 0x1.c73334p+4f, 0x1.cd1eb8p+4f, 0x1.d30a3cp+4f, 0x1.d8f5c4p+4f, 0x1.dee148p+4f, 0x1.e4ccccp+4f, 0x1.eab854p+4f, 0x1.f0a3d8p+4f, 0x1.f68f5cp+4f, 0x1.fc7aep+4f, 0x1.013334p+5f, 0x1.0428f6p+5f, 0x1.071eb8p+5f, 0x1.0a147cp+5f, 0x1.0d0a3ep+5f, 0x1.1p+5f, 0x1.12f5c2p+5f};
+static const float lref_d663[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0.0f, -0.0f, -0x1.8f5c28p+0f, -0x1.a3d7p-1f, -0.0f, 0x1.51eb8p-1f, 0x1.666668p+0f, 0x1.11eb88p+1f, 0x1.70a3d8p+1f, 0.0f, 0x1.170a4p+2f, 0x1.466668p+2f, 0x1.75c29p+2f, 0x1.a51eb8p+2f, 0.0f, 0.0f, 0x1.19999ap+3f, 0.0f, 0x1.48f5c4p+3f, 0.0f, 0x1.7851ecp+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.eeb854p+3f, 0.0f, 0.0f, 0x1.1ae148p+4f, 0x1.26b852p+4f, 0x1.328f5cp+4f, 0.0f, 0.0f, 0x1.56147cp+4f, 0.0f, 0x1.6dc29p+4f, 0x1.79999ap+4f, 0x1.8570a4p+4f, 0.0f, 0x1.9d1eb8p+4f, 0.0f, 0x1.b4ccccp+4f, 0.0f, 0x1.cc7aep+4f, 0.0f, 0.0f, 0.0f, 0x1.fbd70cp+4f, 0x1.03d70ap+5f, 0.0f, 0.0f, 0x1.15999ap+5f, 0.0f, 0.0f, 0x1.275c2ap+5f, 0.0f, 0.0f, 0x1.391eb8p+5f, 0x1.3f0a3ep+5f, 0.0f, 0.0f, 0x1.50cccep+5f, 0x1.56b852p+5f, 0.0f, 0x1.628f5cp+5f, 0.0f, 0.0f, 0.0f, 0x1.7a3d7p+5f, 0.0f, 0x1.86147cp+5f, 0x1.8cp+5f, 0x1.91eb86p+5f, 0x1.97d70ap+5f, 0x1.9dc29p+5f, 0x1.a3ae14p+5f, 0x1.a9999ap+5f, 0x1.af852p+5f, 0x1.b570a4p+5f, 0x1.bb5c2ap+5f, 0x1.c147aep+5f, 0.0f, 0.0f, 0x1.d30a3cp+5f, 0.0f, 0x1.dee148p+5f, 0x1.e4ccccp+5f, 0.0f, 0.0f, 0x1.f68f5cp+5f, 0.0f, 0x1.013334p+6f, 0x1.0428f6p+6f, 0x1.071eb8p+6f, 0.0f, 0.0f, 0x1.1p+6f, 0.0f};
+static const float lref_d664[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0.0f, -0.0f, -0.0f, -0x1.a3d7p-1f, -0.0f, 0x1.51eb8p-1f, 0.0f, 0x1.11eb88p+1f, 0.0f, 0x1.cf5c28p+1f, 0x1.170a4p+2f, 0x1.466668p+2f, 0.0f, 0x1.a51eb8p+2f, 0x1.d47aep+2f, 0.0f, 0x1.19999ap+3f, 0.0f, 0x1.48f5c4p+3f, 0.0f, 0x1.7851ecp+3f, 0.0f, 0x1.a7ae14p+3f, 0x1.bf5c28p+3f, 0.0f, 0x1.eeb854p+3f, 0x1.033334p+4f, 0.0f, 0x1.1ae148p+4f, 0x1.26b852p+4f, 0x1.328f5cp+4f, 0.0f, 0.0f, 0.0f, 0x1.61eb86p+4f, 0.0f, 0.0f, 0.0f, 0x1.9147aep+4f, 0.0f, 0x1.a8f5c4p+4f, 0x1.b4ccccp+4f, 0.0f, 0.0f, 0x1.d851ecp+4f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.0fae14p+5f, 0.0f, 0.0f, 0.0f, 0x1.275c2ap+5f, 0.0f, 0.0f, 0x1.391eb8p+5f, 0.0f, 0.0f, 0.0f, 0x1.50cccep+5f, 0x1.56b852p+5f, 0x1.5ca3d8p+5f, 0x1.628f5cp+5f, 0x1.687ae2p+5f, 0.0f, 0.0f, 0x1.7a3d7p+5f, 0.0f, 0x1.86147cp+5f, 0.0f, 0.0f, 0x1.97d70ap+5f, 0x1.9dc29p+5f, 0.0f, 0x1.a9999ap+5f, 0x1.af852p+5f, 0x1.b570a4p+5f, 0x1.bb5c2ap+5f, 0.0f, 0x1.c73334p+5f, 0x1.cd1eb8p+5f, 0.0f, 0.0f, 0.0f, 0x1.e4ccccp+5f, 0x1.eab854p+5f, 0.0f, 0x1.f68f5cp+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.0d0a3ep+6f, 0.0f, 0.0f};
+static const float lref_d665[] = {0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f};
+static const float lref_d666[] = {-0.0f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0.0f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f};
+static const float lref_d667[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f};
+static const float lref_d668[] = {0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f};
+static const float lref_d669[] = {-0.0f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0.0f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f};
+static const float lref_d670[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0.0f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0.0f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f};
+static const float lref_d671[] = {0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f};
+static const float lref_d672[] = {-0.0f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0.0f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f, 0x1.6p+2f, 0x1.7d999ap+2f, 0x1.9b3334p+2f, 0x1.b8cccep+2f, 0x1.d66668p+2f, 0x1.f4p+2f, 0x1.08ccccp+3f, 0x1.179998p+3f, 0x1.266668p+3f, 0x1.353334p+3f, 0.0f, 0x1.52cccep+3f, 0x1.61999ap+3f, 0x1.706666p+3f, 0x1.7f3334p+3f, 0.0f, 0x1.9cccccp+3f, 0x1.ab999cp+3f, 0x1.ba6668p+3f, 0x1.c93334p+3f, 0x1.d8p+3f, 0x1.e6ccccp+3f, 0x1.f5999ap+3f, 0x1.023334p+4f, 0x1.09999ap+4f, 0x1.11p+4f, 0.0f, 0x1.1fccccp+4f, 0.0f, 0.0f, 0x1.36p+4f, 0x1.3d6668p+4f, 0x1.44ccccp+4f, 0.0f, 0x1.539998p+4f, 0x1.5bp+4f, 0x1.626668p+4f, 0x1.69ccccp+4f, 0x1.713334p+4f, 0x1.78999ap+4f, 0x1.8p+4f, 0x1.876666p+4f, 0x1.8ecccep+4f, 0.0f, 0x1.9d999ap+4f, 0x1.a50002p+4f, 0x1.ac6666p+4f, 0.0f, 0x1.bb3334p+4f, 0.0f, 0x1.cap+4f, 0x1.d16668p+4f, 0x1.d8ccccp+4f, 0x1.e03334p+4f, 0x1.e7999cp+4f, 0x1.efp+4f, 0x1.f66668p+4f, 0x1.fdccccp+4f, 0x1.02999ap+5f, 0x1.064cccp+5f, 0x1.0ap+5f, 0x1.0db334p+5f, 0x1.116666p+5f, 0x1.15199ap+5f, 0x1.18ccccp+5f, 0x1.1c8p+5f, 0x1.203334p+5f, 0x1.23e666p+5f, 0x1.27999ap+5f, 0x1.2b4cccp+5f, 0x1.2fp+5f, 0.0f, 0.0f, 0x1.3a199ap+5f, 0x1.3dccccp+5f, 0x1.418p+5f, 0x1.453334p+5f, 0x1.48e666p+5f, 0x1.4c999cp+5f, 0x1.504ccep+5f, 0x1.54p+5f, 0.0f};
+static const float lref_d673[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0.0f, -0x1.e66666p+0f, -0.0f, -0.0f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f, 0x1.6p+2f, 0.0f, 0x1.9b3334p+2f, 0.0f, 0x1.d66668p+2f, 0x1.f4p+2f, 0x1.08ccccp+3f, 0x1.179998p+3f, 0x1.266668p+3f, 0x1.353334p+3f, 0x1.44p+3f, 0.0f, 0x1.61999ap+3f, 0x1.706666p+3f, 0x1.7f3334p+3f, 0x1.8ep+3f, 0x1.9cccccp+3f, 0x1.ab999cp+3f, 0x1.ba6668p+3f, 0x1.c93334p+3f, 0x1.d8p+3f, 0x1.e6ccccp+3f, 0x1.f5999ap+3f, 0x1.023334p+4f, 0x1.09999ap+4f, 0x1.11p+4f, 0x1.186668p+4f, 0x1.1fccccp+4f, 0x1.273334p+4f, 0.0f, 0x1.36p+4f, 0x1.3d6668p+4f, 0x1.44ccccp+4f, 0x1.4c3334p+4f, 0x1.539998p+4f, 0x1.5bp+4f, 0.0f, 0x1.69ccccp+4f, 0x1.713334p+4f, 0.0f, 0x1.8p+4f, 0x1.876666p+4f, 0.0f, 0x1.963332p+4f, 0.0f, 0x1.a50002p+4f, 0x1.ac6666p+4f, 0x1.b3cccep+4f, 0x1.bb3334p+4f, 0x1.c2999ap+4f, 0x1.cap+4f, 0.0f, 0x1.d8ccccp+4f, 0x1.e03334p+4f, 0x1.e7999cp+4f, 0x1.efp+4f, 0x1.f66668p+4f, 0x1.fdccccp+4f, 0x1.02999ap+5f, 0x1.064cccp+5f, 0x1.0ap+5f, 0x1.0db334p+5f, 0x1.116666p+5f, 0x1.15199ap+5f, 0.0f, 0x1.1c8p+5f, 0x1.203334p+5f, 0.0f, 0x1.27999ap+5f, 0x1.2b4cccp+5f, 0x1.2fp+5f, 0x1.32b334p+5f, 0x1.366668p+5f, 0x1.3a199ap+5f, 0x1.3dccccp+5f, 0.0f, 0.0f, 0x1.48e666p+5f, 0x1.4c999cp+5f, 0x1.504ccep+5f, 0x1.54p+5f, 0.0f};
+static const float lref_d674[] = {0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0.0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f};
+static const float lref_d675[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f};
+static const float lref_d676[] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d677[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d678[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.e6ccccp+6f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.1fccccp+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.713334p+7f, 0.0f, 0.0f, 0x1.876666p+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.e7999cp+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.3a199ap+8f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d679[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.219998p+4f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.6p+5f, 0.0f, 0x1.9b3334p+5f, 0.0f, 0.0f, 0.0f, 0x1.08ccccp+6f, 0x1.179998p+6f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.f5999ap+6f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.273334p+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.ac6666p+7f, 0.0f, 0x1.bb3334p+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.32b334p+8f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d680[] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d681[] = {-0.0f, -0.0f, -0x1.b1e5f8p+1f, -0.0f, -0x1.23d34ep+1f, -0.0f, -0x1.2b8148p+0f};
+static const float lref_d682[] = {-0x1.1ffc5p+2f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0x1.2b8148p+0f};
+static const float lref_d683[] = {0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f};
+static const float lref_d684[] = {-0.0f, -0.0f, -0x1.b1e5f8p+1f, -0.0f, -0x1.23d34ep+1f, -0.0f, -0x1.2b8148p+0f, -0x1.3add38p-1f, -0x1.eb7eb6p-5f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f};
+static const float lref_d685[] = {-0x1.1ffc5p+2f, -0.0f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0x1.2b8148p+0f, -0.0f, -0.0f, 0x1.fadac4p-2f, 0.0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0.0f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0.0f, 0x1.82dc56p+2f};
+static const float lref_d686[] = {0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f};
+static const float lref_d687[] = {-0.0f, -0.0f, -0x1.b1e5f8p+1f, -0.0f, -0x1.23d34ep+1f, -0.0f, -0x1.2b8148p+0f, -0x1.3add38p-1f, -0x1.eb7eb6p-5f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f, 0x1.a661p+2f, 0.0f, 0x1.ed6a56p+2f, 0x1.08778p+3f, 0x1.1a39d4p+3f, 0x1.2bfc2ap+3f, 0x1.3dbe7ep+3f, 0.0f, 0.0f, 0x1.73058p+3f, 0.0f, 0x1.968a2ap+3f, 0x1.a84c7ep+3f, 0x1.ba0ed2p+3f, 0x1.cbd128p+3f, 0.0f, 0x1.ef55d2p+3f, 0x1.008c14p+4f, 0.0f, 0x1.124e6ap+4f, 0x1.1b2f94p+4f, 0x1.2410bep+4f, 0.0f, 0x1.35d312p+4f, 0x1.3eb43ep+4f, 0x1.479568p+4f, 0.0f, 0x1.5957bcp+4f, 0.0f, 0.0f, 0.0f, 0x1.7cdc6ap+4f, 0x1.85bd92p+4f, 0.0f, 0.0f, 0x1.a06112p+4f, 0x1.a9423ep+4f, 0.0f, 0x1.bb0494p+4f, 0x1.c3e5bcp+4f, 0x1.ccc6e8p+4f, 0x1.d5a812p+4f, 0x1.de893ep+4f, 0.0f, 0x1.f04b92p+4f, 0x1.f92cbep+4f, 0x1.0106f4p+5f, 0.0f, 0x1.09e81ep+5f, 0.0f, 0.0f, 0.0f, 0x1.1baa72p+5f, 0.0f, 0x1.248b9ep+5f, 0x1.28fc34p+5f, 0x1.2d6cc8p+5f, 0x1.31dd5ep+5f, 0x1.364df4p+5f, 0x1.3abe88p+5f, 0x1.3f2f1ep+5f, 0x1.439fb4p+5f, 0x1.481048p+5f, 0x1.4c80dep+5f, 0x1.50f172p+5f, 0x1.556208p+5f, 0x1.59d29ep+5f, 0x1.5e4332p+5f, 0x1.62b3c8p+5f, 0x1.67245ep+5f, 0x1.6b94f2p+5f, 0.0f, 0.0f, 0x1.78e6b2p+5f, 0.0f, 0x1.81c7dep+5f, 0x1.863872p+5f, 0x1.8aa908p+5f, 0.0f, 0x1.938a32p+5f, 0x1.97fac8p+5f, 0.0f};
+static const float lref_d688[] = {-0.0f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0.0f, -0x1.23d34ep+1f, -0.0f, -0.0f, -0x1.3add38p-1f, -0.0f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0.0f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f, 0x1.a661p+2f, 0.0f, 0x1.ed6a56p+2f, 0.0f, 0x1.1a39d4p+3f, 0x1.2bfc2ap+3f, 0x1.3dbe7ep+3f, 0x1.4f80d2p+3f, 0.0f, 0x1.73058p+3f, 0x1.84c7d4p+3f, 0.0f, 0x1.a84c7ep+3f, 0x1.ba0ed2p+3f, 0x1.cbd128p+3f, 0.0f, 0x1.ef55d2p+3f, 0x1.008c14p+4f, 0x1.096d3ep+4f, 0.0f, 0x1.1b2f94p+4f, 0x1.2410bep+4f, 0x1.2cf1e8p+4f, 0x1.35d312p+4f, 0x1.3eb43ep+4f, 0x1.479568p+4f, 0.0f, 0x1.5957bcp+4f, 0x1.6238e8p+4f, 0.0f, 0.0f, 0x1.7cdc6ap+4f, 0x1.85bd92p+4f, 0.0f, 0x1.977fe6p+4f, 0x1.a06112p+4f, 0.0f, 0x1.b22368p+4f, 0x1.bb0494p+4f, 0.0f, 0.0f, 0x1.d5a812p+4f, 0.0f, 0.0f, 0.0f, 0x1.f92cbep+4f, 0x1.0106f4p+5f, 0x1.05778ap+5f, 0x1.09e81ep+5f, 0x1.0e58b4p+5f, 0x1.12c948p+5f, 0.0f, 0x1.1baa72p+5f, 0x1.201b08p+5f, 0x1.248b9ep+5f, 0.0f, 0x1.2d6cc8p+5f, 0x1.31dd5ep+5f, 0x1.364df4p+5f, 0.0f, 0x1.3f2f1ep+5f, 0x1.439fb4p+5f, 0x1.481048p+5f, 0x1.4c80dep+5f, 0.0f, 0x1.556208p+5f, 0x1.59d29ep+5f, 0.0f, 0x1.62b3c8p+5f, 0.0f, 0x1.6b94f2p+5f, 0x1.70058ap+5f, 0x1.74761ep+5f, 0x1.78e6b2p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.8f199ep+5f, 0x1.938a32p+5f, 0x1.97fac8p+5f, 0.0f};
+static const float lref_d689[] = {0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f};
+static const float lref_d690[] = {-0x1.8p+2f, -0x1.50a3d8p+2f, -0x1.2147aep+2f, -0x1.e3d70ap+1f, -0.0f, -0x1.266666p+1f, -0x1.8f5c28p+0f};
+static const float lref_d691[] = {-0.0f, -0.0f, -0x1.2147aep+2f, -0.0f, -0x1.851eb8p+1f, -0.0f, -0x1.8f5c28p+0f};
+static const float lref_d692[] = {0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f};
+static const float lref_d693[] = {-0x1.8p+2f, -0x1.50a3d8p+2f, -0x1.2147aep+2f, -0x1.e3d70ap+1f, -0.0f, -0x1.266666p+1f, -0x1.8f5c28p+0f, -0.0f, -0.0f, 0x1.51eb8p-1f, 0.0f, 0x1.11eb88p+1f, 0.0f, 0x1.cf5c28p+1f, 0x1.170a4p+2f, 0x1.466668p+2f, 0.0f, 0x1.a51eb8p+2f, 0.0f, 0.0f};
+static const float lref_d694[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0x1.266666p+1f, -0x1.8f5c28p+0f, -0.0f, -0.0f, 0x1.51eb8p-1f, 0x1.666668p+0f, 0x1.11eb88p+1f, 0.0f, 0.0f, 0.0f, 0x1.466668p+2f, 0.0f, 0x1.a51eb8p+2f, 0x1.d47aep+2f, 0x1.01eb86p+3f};
+static const float lref_d695[] = {0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f};
+static const float lref_d696[] = {-0x1.8p+2f, -0x1.50a3d8p+2f, -0x1.2147aep+2f, -0x1.e3d70ap+1f, -0.0f, -0x1.266666p+1f, -0x1.8f5c28p+0f, -0.0f, -0.0f, 0x1.51eb8p-1f, 0.0f, 0x1.11eb88p+1f, 0.0f, 0x1.cf5c28p+1f, 0x1.170a4p+2f, 0x1.466668p+2f, 0.0f, 0x1.a51eb8p+2f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.9p+3f, 0x1.a7ae14p+3f, 0.0f, 0.0f, 0x1.eeb854p+3f, 0x1.033334p+4f, 0x1.0f0a3ep+4f, 0.0f, 0.0f, 0.0f, 0x1.3e6666p+4f, 0.0f, 0x1.56147cp+4f, 0x1.61eb86p+4f, 0x1.6dc29p+4f, 0x1.79999ap+4f, 0x1.8570a4p+4f, 0x1.9147aep+4f, 0x1.9d1eb8p+4f, 0x1.a8f5c4p+4f, 0x1.b4ccccp+4f, 0.0f, 0x1.cc7aep+4f, 0x1.d851ecp+4f, 0x1.e428f8p+4f, 0.0f, 0x1.fbd70cp+4f, 0x1.03d70ap+5f, 0.0f, 0.0f, 0x1.15999ap+5f, 0.0f, 0.0f, 0.0f, 0x1.2d47aep+5f, 0.0f, 0.0f, 0x1.3f0a3ep+5f, 0x1.44f5c2p+5f, 0x1.4ae148p+5f, 0.0f, 0x1.56b852p+5f, 0x1.5ca3d8p+5f, 0.0f, 0x1.687ae2p+5f, 0x1.6e6666p+5f, 0.0f, 0x1.7a3d7p+5f, 0.0f, 0x1.86147cp+5f, 0.0f, 0.0f, 0x1.97d70ap+5f, 0.0f, 0.0f, 0x1.a9999ap+5f, 0x1.af852p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.dee148p+5f, 0.0f, 0.0f, 0x1.f0a3d8p+5f, 0.0f, 0.0f, 0x1.013334p+6f, 0x1.0428f6p+6f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.12f5c2p+6f};
+static const float lref_d697[] = {-0x1.8p+2f, -0.0f, -0.0f, -0.0f, -0x1.851eb8p+1f, -0x1.266666p+1f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0x1.11eb88p+1f, 0x1.70a3d8p+1f, 0x1.cf5c28p+1f, 0.0f, 0x1.466668p+2f, 0x1.75c29p+2f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.3147aep+3f, 0x1.48f5c4p+3f, 0.0f, 0x1.7851ecp+3f, 0x1.9p+3f, 0x1.a7ae14p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.0f0a3ep+4f, 0.0f, 0x1.26b852p+4f, 0.0f, 0x1.3e6666p+4f, 0.0f, 0x1.56147cp+4f, 0x1.61eb86p+4f, 0x1.6dc29p+4f, 0.0f, 0.0f, 0x1.9147aep+4f, 0x1.9d1eb8p+4f, 0x1.a8f5c4p+4f, 0x1.b4ccccp+4f, 0x1.c0a3d8p+4f, 0.0f, 0x1.d851ecp+4f, 0.0f, 0x1.fp+4f, 0x1.fbd70cp+4f, 0.0f, 0x1.09c29p+5f, 0x1.0fae14p+5f, 0.0f, 0.0f, 0x1.2170a4p+5f, 0x1.275c2ap+5f, 0x1.2d47aep+5f, 0.0f, 0.0f, 0x1.3f0a3ep+5f, 0x1.44f5c2p+5f, 0x1.4ae148p+5f, 0x1.50cccep+5f, 0.0f, 0x1.5ca3d8p+5f, 0.0f, 0.0f, 0x1.6e6666p+5f, 0.0f, 0x1.7a3d7p+5f, 0x1.8028f6p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.a3ae14p+5f, 0.0f, 0x1.af852p+5f, 0x1.b570a4p+5f, 0x1.bb5c2ap+5f, 0x1.c147aep+5f, 0.0f, 0.0f, 0x1.d30a3cp+5f, 0x1.d8f5c4p+5f, 0x1.dee148p+5f, 0x1.e4ccccp+5f, 0x1.eab854p+5f, 0x1.f0a3d8p+5f, 0.0f, 0.0f, 0.0f, 0x1.0428f6p+6f, 0.0f, 0.0f, 0x1.0d0a3ep+6f, 0x1.1p+6f, 0.0f};
+static const float lref_d698[] = {0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0.0f, 0.0f, 0x1p+1f, 0x1p+1f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1p+1f};
+static const float lref_d699[] = {0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f};
+static const float lref_d700[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f};
+static const float lref_d701[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0x1.7p+0f, -0x1.f33332p-1f, -0.0f, -0.0f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0.0f, 0.0f, 0x1.980002p+1f, 0.0f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f};
+static const float lref_d702[] = {0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f};
+static const float lref_d703[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0x1.f33332p-1f, -0x1.06666p-1f, -0x1.99998p-5f, 0x1.a6666p-2f, 0x1.c00002p-1f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0x1.5cccdp+1f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.f4p+2f, 0x1.08ccccp+3f, 0.0f, 0.0f, 0x1.353334p+3f, 0x1.44p+3f, 0x1.52cccep+3f, 0x1.61999ap+3f, 0.0f, 0.0f, 0x1.8ep+3f, 0.0f, 0x1.ab999cp+3f, 0x1.ba6668p+3f, 0x1.c93334p+3f, 0x1.d8p+3f, 0x1.e6ccccp+3f, 0x1.f5999ap+3f, 0x1.023334p+4f, 0x1.09999ap+4f, 0x1.11p+4f, 0.0f, 0x1.1fccccp+4f, 0x1.273334p+4f, 0x1.2e999cp+4f, 0x1.36p+4f, 0x1.3d6668p+4f, 0x1.44ccccp+4f, 0.0f, 0x1.539998p+4f, 0x1.5bp+4f, 0x1.626668p+4f, 0x1.69ccccp+4f, 0.0f, 0x1.78999ap+4f, 0x1.8p+4f, 0.0f, 0x1.8ecccep+4f, 0x1.963332p+4f, 0x1.9d999ap+4f, 0x1.a50002p+4f, 0x1.ac6666p+4f, 0x1.b3cccep+4f, 0x1.bb3334p+4f, 0x1.c2999ap+4f, 0x1.cap+4f, 0x1.d16668p+4f, 0x1.d8ccccp+4f, 0x1.e03334p+4f, 0x1.e7999cp+4f, 0x1.efp+4f, 0x1.f66668p+4f, 0x1.fdccccp+4f, 0x1.02999ap+5f, 0.0f, 0x1.0ap+5f, 0x1.0db334p+5f, 0.0f, 0x1.15199ap+5f, 0.0f, 0x1.1c8p+5f, 0x1.203334p+5f, 0.0f, 0x1.27999ap+5f, 0x1.2b4cccp+5f, 0.0f, 0x1.32b334p+5f, 0x1.366668p+5f, 0x1.3a199ap+5f, 0.0f, 0x1.418p+5f, 0x1.453334p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.57b332p+5f};
+static const float lref_d704[] = {-0x1.ep+1f, -0x1.a4cccep+1f, -0x1.69999ap+1f, -0x1.2e6666p+1f, -0x1.e66666p+0f, -0x1.7p+0f, -0.0f, -0x1.06666p-1f, -0.0f, 0.0f, 0.0f, 0x1.56666ap+0f, 0x1.cccccep+0f, 0x1.219998p+1f, 0.0f, 0x1.980002p+1f, 0x1.d33334p+1f, 0x1.073334p+2f, 0x1.24ccccp+2f, 0x1.426668p+2f, 0.0f, 0x1.7d999ap+2f, 0x1.9b3334p+2f, 0x1.b8cccep+2f, 0x1.d66668p+2f, 0x1.f4p+2f, 0x1.08ccccp+3f, 0x1.179998p+3f, 0x1.266668p+3f, 0x1.353334p+3f, 0.0f, 0x1.52cccep+3f, 0x1.61999ap+3f, 0x1.706666p+3f, 0.0f, 0x1.8ep+3f, 0x1.9cccccp+3f, 0x1.ab999cp+3f, 0x1.ba6668p+3f, 0x1.c93334p+3f, 0x1.d8p+3f, 0x1.e6ccccp+3f, 0x1.f5999ap+3f, 0x1.023334p+4f, 0x1.09999ap+4f, 0x1.11p+4f, 0x1.186668p+4f, 0x1.1fccccp+4f, 0x1.273334p+4f, 0.0f, 0x1.36p+4f, 0x1.3d6668p+4f, 0x1.44ccccp+4f, 0x1.4c3334p+4f, 0x1.539998p+4f, 0x1.5bp+4f, 0x1.626668p+4f, 0x1.69ccccp+4f, 0x1.713334p+4f, 0x1.78999ap+4f, 0x1.8p+4f, 0x1.876666p+4f, 0x1.8ecccep+4f, 0x1.963332p+4f, 0x1.9d999ap+4f, 0x1.a50002p+4f, 0x1.ac6666p+4f, 0x1.b3cccep+4f, 0.0f, 0x1.c2999ap+4f, 0x1.cap+4f, 0x1.d16668p+4f, 0x1.d8ccccp+4f, 0x1.e03334p+4f, 0x1.e7999cp+4f, 0x1.efp+4f, 0.0f, 0.0f, 0x1.02999ap+5f, 0x1.064cccp+5f, 0x1.0ap+5f, 0x1.0db334p+5f, 0x1.116666p+5f, 0x1.15199ap+5f, 0x1.18ccccp+5f, 0x1.1c8p+5f, 0x1.203334p+5f, 0x1.23e666p+5f, 0x1.27999ap+5f, 0x1.2b4cccp+5f, 0x1.2fp+5f, 0x1.32b334p+5f, 0x1.366668p+5f, 0x1.3a199ap+5f, 0x1.3dccccp+5f, 0.0f, 0x1.453334p+5f, 0x1.48e666p+5f, 0.0f, 0x1.504ccep+5f, 0x1.54p+5f, 0.0f};
+static const float lref_d705[] = {0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0x1.4p+0f, 0x1.4p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+0f};
+static const float lref_d706[] = {-0x1.ep+4f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f};
+static const float lref_d707[] = {0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d708[] = {-0x1.ep+4f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.5cccdp+4f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d709[] = {0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d710[] = {-0x1.ep+4f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.5cccdp+4f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.0ap+8f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d711[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, 0.0f, 0.0f, 0x1.56666ap+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.963332p+7f, 0.0f, 0x1.a50002p+7f, 0.0f, 0x1.b3cccep+7f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.23e666p+8f, 0.0f, 0x1.2b4cccp+8f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.504ccep+8f, 0.0f, 0.0f};
+static const float lref_d712[] = {0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.4p+3f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const float lref_d713[] = {-0.0f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0.0f, -0x1.2b8148p+0f};
+static const float lref_d714[] = {0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f};
+static const float lref_d715[] = {-0x1.1ffc5p+2f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0x1.2b8148p+0f, -0.0f, -0x1.eb7eb6p-5f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0.0f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f};
+static const float lref_d716[] = {-0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0x1.b993f2p+0f, -0x1.2b8148p+0f, -0.0f, -0.0f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0.0f, 0.0f, 0.0f, 0x1.e99358p+1f, 0.0f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0x1.82dc56p+2f};
+static const float lref_d717[] = {0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f};
+static const float lref_d718[] = {-0x1.1ffc5p+2f, -0x1.f8ef4ep+1f, -0x1.b1e5f8p+1f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0x1.2b8148p+0f, -0.0f, -0x1.eb7eb6p-5f, 0x1.fadac4p-2f, 0x1.0cc95ep+0f, 0x1.9adc0ap+0f, 0.0f, 0x1.5b80acp+1f, 0x1.a28a04p+1f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0x1.5f57a8p+2f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.2bfc2ap+3f, 0x1.3dbe7ep+3f, 0.0f, 0.0f, 0x1.73058p+3f, 0x1.84c7d4p+3f, 0x1.968a2ap+3f, 0.0f, 0.0f, 0.0f, 0x1.dd937cp+3f, 0.0f, 0x1.008c14p+4f, 0x1.096d3ep+4f, 0x1.124e6ap+4f, 0x1.1b2f94p+4f, 0x1.2410bep+4f, 0x1.2cf1e8p+4f, 0x1.35d312p+4f, 0x1.3eb43ep+4f, 0x1.479568p+4f, 0.0f, 0x1.5957bcp+4f, 0x1.6238e8p+4f, 0x1.6b1a14p+4f, 0x1.73fb3ep+4f, 0x1.7cdc6ap+4f, 0x1.85bd92p+4f, 0.0f, 0.0f, 0x1.a06112p+4f, 0.0f, 0x1.b22368p+4f, 0.0f, 0x1.c3e5bcp+4f, 0x1.ccc6e8p+4f, 0.0f, 0x1.de893ep+4f, 0x1.e76a66p+4f, 0x1.f04b92p+4f, 0x1.f92cbep+4f, 0x1.0106f4p+5f, 0x1.05778ap+5f, 0x1.09e81ep+5f, 0x1.0e58b4p+5f, 0x1.12c948p+5f, 0x1.1739dep+5f, 0x1.1baa72p+5f, 0x1.201b08p+5f, 0x1.248b9ep+5f, 0x1.28fc34p+5f, 0x1.2d6cc8p+5f, 0x1.31dd5ep+5f, 0x1.364df4p+5f, 0.0f, 0x1.3f2f1ep+5f, 0x1.439fb4p+5f, 0.0f, 0x1.4c80dep+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.67245ep+5f, 0.0f, 0x1.70058ap+5f, 0x1.74761ep+5f, 0x1.78e6b2p+5f, 0.0f, 0x1.81c7dep+5f, 0x1.863872p+5f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.9c6b5cp+5f};
+static const float lref_d719[] = {-0x1.1ffc5p+2f, -0.0f, -0.0f, -0x1.6adca2p+1f, -0x1.23d34ep+1f, -0x1.b993f2p+0f, -0.0f, -0x1.3add38p-1f, -0.0f, 0.0f, 0.0f, 0x1.9adc0ap+0f, 0x1.147758p+1f, 0x1.5b80acp+1f, 0.0f, 0x1.e99358p+1f, 0x1.184e56p+2f, 0x1.3bd3p+2f, 0.0f, 0.0f, 0.0f, 0x1.c9e5a8p+2f, 0x1.ed6a56p+2f, 0x1.08778p+3f, 0x1.1a39d4p+3f, 0x1.2bfc2ap+3f, 0x1.3dbe7ep+3f, 0.0f, 0x1.61432ap+3f, 0.0f, 0.0f, 0x1.968a2ap+3f, 0.0f, 0x1.ba0ed2p+3f, 0.0f, 0x1.dd937cp+3f, 0x1.ef55d2p+3f, 0x1.008c14p+4f, 0x1.096d3ep+4f, 0x1.124e6ap+4f, 0.0f, 0x1.2410bep+4f, 0x1.2cf1e8p+4f, 0x1.35d312p+4f, 0x1.3eb43ep+4f, 0x1.479568p+4f, 0x1.507694p+4f, 0.0f, 0x1.6238e8p+4f, 0.0f, 0x1.73fb3ep+4f, 0x1.7cdc6ap+4f, 0.0f, 0x1.8e9ebep+4f, 0x1.977fe6p+4f, 0x1.a06112p+4f, 0x1.a9423ep+4f, 0x1.b22368p+4f, 0x1.bb0494p+4f, 0x1.c3e5bcp+4f, 0.0f, 0.0f, 0x1.de893ep+4f, 0x1.e76a66p+4f, 0x1.f04b92p+4f, 0x1.f92cbep+4f, 0.0f, 0x1.05778ap+5f, 0.0f, 0.0f, 0x1.12c948p+5f, 0x1.1739dep+5f, 0x1.1baa72p+5f, 0x1.201b08p+5f, 0x1.248b9ep+5f, 0x1.28fc34p+5f, 0.0f, 0.0f, 0x1.364df4p+5f, 0x1.3abe88p+5f, 0x1.3f2f1ep+5f, 0x1.439fb4p+5f, 0x1.481048p+5f, 0x1.4c80dep+5f, 0x1.50f172p+5f, 0x1.556208p+5f, 0x1.59d29ep+5f, 0x1.5e4332p+5f, 0x1.62b3c8p+5f, 0x1.67245ep+5f, 0x1.6b94f2p+5f, 0x1.70058ap+5f, 0x1.74761ep+5f, 0.0f, 0x1.7d5746p+5f, 0.0f, 0x1.863872p+5f, 0x1.8aa908p+5f, 0.0f, 0x1.938a32p+5f, 0x1.97fac8p+5f, 0.0f};
+static const float lref_d720[] = {0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0x1.7ffb16p+0f, 0x1.7ffb16p+0f, 0.0f, 0.0f, 0.0f, 0.0f, 0x1.7ffb16p+0f};
 
 static const lref_case lref_cases[] = {
-    {"linear 2-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 2-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {3, 4, 0, 0}, lref_d0, true, lref_d1}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d3}, {1, {5, 0, 0, 0}, lref_d4, true, lref_d5}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 5, 0, 0}, lref_d6, false, NULL}, lref_d7, "AddmmBackward0"},
-    {"linear 2-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 2-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {3, 4, 0, 0}, lref_d0, true, lref_d8}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d9}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 5, 0, 0}, lref_d10, false, NULL}, lref_d11, "MmBackward0"},
-    {"linear 1-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 1-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d12, true, lref_d13}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d14}, {1, {5, 0, 0, 0}, lref_d4, true, lref_d15}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d16, false, NULL}, lref_d15, "AddmmBackward0"},
-    {"linear 1-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 1-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d12, true, lref_d17}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d18}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d19, false, NULL}, lref_d20, "MmBackward0"},
-    {"linear 3-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 3-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{3, {2, 3, 4, 0}, lref_d21, true, lref_d22}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d23}, {1, {5, 0, 0, 0}, lref_d4, true, lref_d24}, {-1, {0}, NULL, false, NULL}},
      {3, {2, 3, 5, 0}, lref_d25, false, NULL}, lref_d26, "AddmmBackward0"},
-    {"linear 3-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 3-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{3, {2, 3, 4, 0}, lref_d21, true, lref_d27}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d28}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {3, {2, 3, 5, 0}, lref_d29, false, NULL}, lref_d30, "MmBackward0"},
-    {"linear 4-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 4-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{4, {2, 1, 3, 4}, lref_d31, true, lref_d22}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d32}, {1, {5, 0, 0, 0}, lref_d4, true, lref_d24}, {-1, {0}, NULL, false, NULL}},
      {4, {2, 1, 3, 5}, lref_d33, false, NULL}, lref_d26, "AddmmBackward0"},
-    {"linear 4-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 4-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{4, {2, 1, 3, 4}, lref_d31, true, lref_d27}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d34}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {4, {2, 1, 3, 5}, lref_d35, false, NULL}, lref_d30, "MmBackward0"},
-    {"linear 2-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 2-D x, bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {0, 4, 0, 0}, lref_d36, true, lref_d36}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d37}, {1, {5, 0, 0, 0}, lref_d4, true, lref_d38}, {-1, {0}, NULL, false, NULL}},
      {2, {0, 5, 0, 0}, lref_d36, false, NULL}, lref_d36, "AddmmBackward0"},
-    {"linear 2-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear 2-D x, no bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {0, 4, 0, 0}, lref_d36, true, lref_d36}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d37}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {0, 5, 0, 0}, lref_d36, false, NULL}, lref_d36, "MmBackward0"},
-    {"linear, only W requires grad", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear, only W requires grad", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {3, 4, 0, 0}, lref_d39, false, NULL}, {2, {5, 4, 0, 0}, lref_d2, true, lref_d40}, {1, {5, 0, 0, 0}, lref_d4, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 5, 0, 0}, lref_d41, false, NULL}, lref_d42, "AddmmBackward0"},
-    {"linear, x and bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear, x and bias", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {3, 4, 0, 0}, lref_d39, true, lref_d1}, {2, {5, 4, 0, 0}, lref_d2, false, NULL}, {1, {5, 0, 0, 0}, lref_d4, true, lref_d5}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 5, 0, 0}, lref_d41, false, NULL}, lref_d7, "AddmmBackward0"},
-    {"linear, in_features 0", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"linear, in_features 0", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {3, 0, 0, 0}, lref_d36, true, lref_d36}, {2, {5, 0, 0, 0}, lref_d36, true, lref_d36}, {1, {5, 0, 0, 0}, lref_d4, true, lref_d43}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 5, 0, 0}, lref_d44, false, NULL}, lref_d11, "AddmmBackward0"},
-    {"addmm input [2, 4], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, 3,
+    {"addmm input [2, 4], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, false, 3,
      {{2, {2, 4, 0, 0}, lref_d45, true, lref_d46}, {2, {2, 3, 0, 0}, lref_d47, true, lref_d48}, {2, {3, 4, 0, 0}, lref_d49, true, lref_d50}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 4, 0, 0}, lref_d51, false, NULL}, lref_d52, "AddmmBackward0"},
-    {"addmm input [4], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, 3,
+    {"addmm input [4], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d53, true, lref_d54}, {2, {2, 3, 0, 0}, lref_d47, true, lref_d55}, {2, {3, 4, 0, 0}, lref_d49, true, lref_d56}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 4, 0, 0}, lref_d57, false, NULL}, lref_d58, "AddmmBackward0"},
-    {"addmm input [2, 1], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, 3,
+    {"addmm input [2, 1], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, false, 3,
      {{2, {2, 1, 0, 0}, lref_d59, true, lref_d60}, {2, {2, 3, 0, 0}, lref_d47, true, lref_d48}, {2, {3, 4, 0, 0}, lref_d49, true, lref_d50}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 4, 0, 0}, lref_d61, false, NULL}, lref_d52, "AddmmBackward0"},
-    {"addmm input [], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, 3,
+    {"addmm input [], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, false, 3,
      {{0, {0, 0, 0, 0}, lref_d62, true, lref_d63}, {2, {2, 3, 0, 0}, lref_d47, true, lref_d64}, {2, {3, 4, 0, 0}, lref_d49, true, lref_d65}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 4, 0, 0}, lref_d66, false, NULL}, lref_d67, "AddmmBackward0"},
-    {"addmm input [1, 4], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, 3,
+    {"addmm input [1, 4], beta 0.5 alpha 2", LREF_ADDMM, 0, -100, 0.5, 2.0, 0, false, false, 3,
      {{2, {1, 4, 0, 0}, lref_d68, true, lref_d69}, {2, {2, 3, 0, 0}, lref_d47, true, lref_d48}, {2, {3, 4, 0, 0}, lref_d49, true, lref_d50}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 4, 0, 0}, lref_d70, false, NULL}, lref_d52, "AddmmBackward0"},
-    {"addmm beta 1 alpha 1", LREF_ADDMM, 0, -100, 1.0, 1.0, 0, false, 3,
+    {"addmm beta 1 alpha 1", LREF_ADDMM, 0, -100, 1.0, 1.0, 0, false, false, 3,
      {{2, {2, 4, 0, 0}, lref_d71, true, lref_d72}, {2, {2, 3, 0, 0}, lref_d47, true, lref_d73}, {2, {3, 4, 0, 0}, lref_d49, true, lref_d74}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 4, 0, 0}, lref_d75, false, NULL}, lref_d72, "AddmmBackward0"},
-    {"addmm beta 0 ignores NaN", LREF_ADDMM, 0, -100, 0.0, -1.5, 0, false, 3,
+    {"addmm beta 0 ignores NaN", LREF_ADDMM, 0, -100, 0.0, -1.5, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d76, true, lref_d77}, {2, {2, 3, 0, 0}, lref_d47, true, lref_d78}, {2, {3, 4, 0, 0}, lref_d49, true, lref_d79}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 4, 0, 0}, lref_d80, false, NULL}, lref_d81, "AddmmBackward0"},
-    {"bmm", LREF_BMM, 0, -100, 0.0, 0.0, 0, false, 2,
+    {"bmm", LREF_BMM, 0, -100, 0.0, 0.0, 0, false, false, 2,
      {{3, {2, 3, 4, 0}, lref_d82, true, lref_d83}, {3, {2, 4, 5, 0}, lref_d84, true, lref_d85}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {3, {2, 3, 5, 0}, lref_d86, false, NULL}, lref_d87, "BmmBackward0"},
-    {"bmm, b constant", LREF_BMM, 0, -100, 0.0, 0.0, 0, false, 2,
+    {"bmm, b constant", LREF_BMM, 0, -100, 0.0, 0.0, 0, false, false, 2,
      {{3, {3, 1, 4, 0}, lref_d88, true, lref_d89}, {3, {3, 4, 2, 0}, lref_d90, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {3, {3, 1, 2, 0}, lref_d91, false, NULL}, lref_d92, "BmmBackward0"},
-    {"outer", LREF_OUTER, 0, -100, 0.0, 0.0, 0, true, 2,
+    {"outer", LREF_OUTER, 0, -100, 0.0, 0.0, 0, true, false, 2,
      {{1, {3, 0, 0, 0}, lref_d93, true, lref_d94}, {1, {4, 0, 0, 0}, lref_d95, true, lref_d96}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 4, 0, 0}, lref_d97, false, NULL}, lref_d98, "MulBackward0"},
-    {"outer, empty", LREF_OUTER, 0, -100, 0.0, 0.0, 0, true, 2,
+    {"outer, empty", LREF_OUTER, 0, -100, 0.0, 0.0, 0, true, false, 2,
      {{1, {0, 0, 0, 0}, lref_d36, true, lref_d36}, {1, {4, 0, 0, 0}, lref_d99, true, lref_d77}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {0, 4, 0, 0}, lref_d36, false, NULL}, lref_d36, "MulBackward0"},
-    {"mse none", LREF_MSE, 0, -100, 0.0, 0.0, 0, false, 2,
+    {"mse none", LREF_MSE, 0, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d101}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d103}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d104, false, NULL}, lref_d105, "MseLossBackward0"},
-    {"l1 none", LREF_L1, 0, -100, 0.0, 0.0, 0, false, 2,
+    {"l1 none", LREF_L1, 0, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d106}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d107}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d108, false, NULL}, lref_d109, "AbsBackward0"},
-    {"smooth_l1 beta 1.0 none", LREF_SMOOTH_L1, 0, -100, 1.0, 0.0, 0, false, 2,
+    {"smooth_l1 beta 1.0 none", LREF_SMOOTH_L1, 0, -100, 1.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d110}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d111}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d112, false, NULL}, lref_d113, "SmoothL1LossBackward0"},
-    {"smooth_l1 beta 0.5 none", LREF_SMOOTH_L1, 0, -100, 0.5, 0.0, 0, false, 2,
+    {"smooth_l1 beta 0.5 none", LREF_SMOOTH_L1, 0, -100, 0.5, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d114}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d115}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d116, false, NULL}, lref_d113, "SmoothL1LossBackward0"},
-    {"smooth_l1 beta 0.0 none", LREF_SMOOTH_L1, 0, -100, 0.0, 0.0, 0, false, 2,
+    {"smooth_l1 beta 0.0 none", LREF_SMOOTH_L1, 0, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d117}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d118}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d108, false, NULL}, lref_d113, "SmoothL1LossBackward0"},
-    {"huber delta 1.0 none", LREF_HUBER, 0, -100, 1.0, 0.0, 0, false, 2,
+    {"huber delta 1.0 none", LREF_HUBER, 0, -100, 1.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d119}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d120}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d112, false, NULL}, lref_d121, "HuberLossBackward0"},
-    {"huber delta 0.3 none", LREF_HUBER, 0, -100, 0.3, 0.0, 0, false, 2,
+    {"huber delta 0.3 none", LREF_HUBER, 0, -100, 0.3, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d122}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d123}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d124, false, NULL}, lref_d121, "HuberLossBackward0"},
-    {"huber delta 2.5 none", LREF_HUBER, 0, -100, 2.5, 0.0, 0, false, 2,
+    {"huber delta 2.5 none", LREF_HUBER, 0, -100, 2.5, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d125}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d126}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d127, false, NULL}, lref_d121, "HuberLossBackward0"},
-    {"mse mean", LREF_MSE, 1, -100, 0.0, 0.0, 0, false, 2,
+    {"mse mean", LREF_MSE, 1, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d128}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d129}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d130, false, NULL}, lref_d131, "MseLossBackward0"},
-    {"l1 mean", LREF_L1, 1, -100, 0.0, 0.0, 0, false, 2,
+    {"l1 mean", LREF_L1, 1, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d132}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d133}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d134, false, NULL}, lref_d135, "MeanBackward0"},
-    {"smooth_l1 beta 1.0 mean", LREF_SMOOTH_L1, 1, -100, 1.0, 0.0, 0, false, 2,
+    {"smooth_l1 beta 1.0 mean", LREF_SMOOTH_L1, 1, -100, 1.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d136}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d137}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d138, false, NULL}, lref_d139, "SmoothL1LossBackward0"},
-    {"smooth_l1 beta 0.5 mean", LREF_SMOOTH_L1, 1, -100, 0.5, 0.0, 0, false, 2,
+    {"smooth_l1 beta 0.5 mean", LREF_SMOOTH_L1, 1, -100, 0.5, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d140}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d141}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d142, false, NULL}, lref_d139, "SmoothL1LossBackward0"},
-    {"smooth_l1 beta 0.0 mean", LREF_SMOOTH_L1, 1, -100, 0.0, 0.0, 0, false, 2,
+    {"smooth_l1 beta 0.0 mean", LREF_SMOOTH_L1, 1, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d143}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d144}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d134, false, NULL}, lref_d139, "SmoothL1LossBackward0"},
-    {"huber delta 1.0 mean", LREF_HUBER, 1, -100, 1.0, 0.0, 0, false, 2,
+    {"huber delta 1.0 mean", LREF_HUBER, 1, -100, 1.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d145}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d146}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d138, false, NULL}, lref_d147, "HuberLossBackward0"},
-    {"huber delta 0.3 mean", LREF_HUBER, 1, -100, 0.3, 0.0, 0, false, 2,
+    {"huber delta 0.3 mean", LREF_HUBER, 1, -100, 0.3, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d148}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d149}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d150, false, NULL}, lref_d147, "HuberLossBackward0"},
-    {"huber delta 2.5 mean", LREF_HUBER, 1, -100, 2.5, 0.0, 0, false, 2,
+    {"huber delta 2.5 mean", LREF_HUBER, 1, -100, 2.5, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d151}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d152}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d153, false, NULL}, lref_d147, "HuberLossBackward0"},
-    {"mse sum", LREF_MSE, 2, -100, 0.0, 0.0, 0, false, 2,
+    {"mse sum", LREF_MSE, 2, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d154}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d155}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d156, false, NULL}, lref_d135, "MseLossBackward0"},
-    {"l1 sum", LREF_L1, 2, -100, 0.0, 0.0, 0, false, 2,
+    {"l1 sum", LREF_L1, 2, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d157}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d158}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d159, false, NULL}, lref_d160, "SumBackward0"},
-    {"smooth_l1 beta 1.0 sum", LREF_SMOOTH_L1, 2, -100, 1.0, 0.0, 0, false, 2,
+    {"smooth_l1 beta 1.0 sum", LREF_SMOOTH_L1, 2, -100, 1.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d161}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d162}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d163, false, NULL}, lref_d164, "SmoothL1LossBackward0"},
-    {"smooth_l1 beta 0.5 sum", LREF_SMOOTH_L1, 2, -100, 0.5, 0.0, 0, false, 2,
+    {"smooth_l1 beta 0.5 sum", LREF_SMOOTH_L1, 2, -100, 0.5, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d165}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d166}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d167, false, NULL}, lref_d164, "SmoothL1LossBackward0"},
-    {"smooth_l1 beta 0.0 sum", LREF_SMOOTH_L1, 2, -100, 0.0, 0.0, 0, false, 2,
+    {"smooth_l1 beta 0.0 sum", LREF_SMOOTH_L1, 2, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d168}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d169}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d159, false, NULL}, lref_d164, "SmoothL1LossBackward0"},
-    {"huber delta 1.0 sum", LREF_HUBER, 2, -100, 1.0, 0.0, 0, false, 2,
+    {"huber delta 1.0 sum", LREF_HUBER, 2, -100, 1.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d170}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d171}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d163, false, NULL}, lref_d172, "HuberLossBackward0"},
-    {"huber delta 0.3 sum", LREF_HUBER, 2, -100, 0.3, 0.0, 0, false, 2,
+    {"huber delta 0.3 sum", LREF_HUBER, 2, -100, 0.3, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d173}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d174}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d175, false, NULL}, lref_d172, "HuberLossBackward0"},
-    {"huber delta 2.5 sum", LREF_HUBER, 2, -100, 2.5, 0.0, 0, false, 2,
+    {"huber delta 2.5 sum", LREF_HUBER, 2, -100, 2.5, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d176}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d177}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d178, false, NULL}, lref_d172, "HuberLossBackward0"},
-    {"mse, target constant", LREF_MSE, 1, -100, 0.0, 0.0, 0, false, 2,
+    {"mse, target constant", LREF_MSE, 1, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, true, lref_d179}, {2, {2, 6, 0, 0}, lref_d102, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d130, false, NULL}, lref_d147, "MseLossBackward0"},
-    {"l1, input constant", LREF_L1, 1, -100, 0.0, 0.0, 0, false, 2,
+    {"l1, input constant", LREF_L1, 1, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {2, 6, 0, 0}, lref_d100, false, NULL}, {2, {2, 6, 0, 0}, lref_d102, true, lref_d180}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d134, false, NULL}, lref_d181, "MeanBackward0"},
-    {"mse 0-d", LREF_MSE, 1, -100, 0.0, 0.0, 0, false, 2,
+    {"mse 0-d", LREF_MSE, 1, -100, 0.0, 0.0, 0, false, false, 2,
      {{0, {0, 0, 0, 0}, lref_d182, true, lref_d183}, {0, {0, 0, 0, 0}, lref_d184, true, lref_d185}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d186, false, NULL}, lref_d135, "MseLossBackward0"},
-    {"mse empty, sum", LREF_MSE, 2, -100, 0.0, 0.0, 0, false, 2,
+    {"mse empty, sum", LREF_MSE, 2, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {0, 3, 0, 0}, lref_d36, true, lref_d36}, {2, {0, 3, 0, 0}, lref_d36, true, lref_d36}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d187, false, NULL}, lref_d188, "MseLossBackward0"},
-    {"bce none", LREF_BCE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"bce none", LREF_BCE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {2, 6, 0, 0}, lref_d189, true, lref_d190}, {2, {2, 6, 0, 0}, lref_d191, true, lref_d192}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d193, false, NULL}, lref_d105, "BinaryCrossEntropyBackward0"},
-    {"bce weight [6] none", LREF_BCE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"bce weight [6] none", LREF_BCE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {2, 6, 0, 0}, lref_d189, true, lref_d194}, {2, {2, 6, 0, 0}, lref_d191, true, lref_d195}, {1, {6, 0, 0, 0}, lref_d196, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 6, 0, 0}, lref_d197, false, NULL}, lref_d198, "BinaryCrossEntropyBackward0"},
-    {"bce mean", LREF_BCE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"bce mean", LREF_BCE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {2, 6, 0, 0}, lref_d189, true, lref_d199}, {2, {2, 6, 0, 0}, lref_d191, true, lref_d200}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d201, false, NULL}, lref_d131, "BinaryCrossEntropyBackward0"},
-    {"bce weight [6] mean", LREF_BCE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"bce weight [6] mean", LREF_BCE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {2, 6, 0, 0}, lref_d189, true, lref_d202}, {2, {2, 6, 0, 0}, lref_d191, true, lref_d203}, {1, {6, 0, 0, 0}, lref_d196, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d204, false, NULL}, lref_d172, "BinaryCrossEntropyBackward0"},
-    {"bce sum", LREF_BCE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"bce sum", LREF_BCE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {2, 6, 0, 0}, lref_d189, true, lref_d205}, {2, {2, 6, 0, 0}, lref_d191, true, lref_d206}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d207, false, NULL}, lref_d135, "BinaryCrossEntropyBackward0"},
-    {"bce weight [6] sum", LREF_BCE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"bce weight [6] sum", LREF_BCE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {2, 6, 0, 0}, lref_d189, true, lref_d208}, {2, {2, 6, 0, 0}, lref_d191, true, lref_d209}, {1, {6, 0, 0, 0}, lref_d196, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d210, false, NULL}, lref_d181, "BinaryCrossEntropyBackward0"},
-    {"bce weight [2, 1] mean", LREF_BCE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"bce weight [2, 1] mean", LREF_BCE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {2, 6, 0, 0}, lref_d189, true, lref_d211}, {2, {2, 6, 0, 0}, lref_d191, false, NULL}, {2, {2, 1, 0, 0}, lref_d212, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d213, false, NULL}, lref_d164, "BinaryCrossEntropyBackward0"},
-    {"bce interior, mean", LREF_BCE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"bce interior, mean", LREF_BCE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d214, true, lref_d215}, {1, {4, 0, 0, 0}, lref_d216, true, lref_d217}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d218, false, NULL}, lref_d181, "BinaryCrossEntropyBackward0"},
-    {"kl_div none", LREF_KL, 0, -100, 0.0, 0.0, 0, false, 2,
+    {"kl_div none", LREF_KL, 0, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {3, 4, 0, 0}, lref_d219, true, lref_d220}, {2, {3, 4, 0, 0}, lref_d221, true, lref_d222}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 4, 0, 0}, lref_d223, false, NULL}, lref_d224, "SubBackward0"},
-    {"kl_div log_target none", LREF_KL, 0, -100, 0.0, 0.0, 1, false, 2,
+    {"kl_div log_target none", LREF_KL, 0, -100, 0.0, 0.0, 1, false, false, 2,
      {{2, {3, 4, 0, 0}, lref_d219, true, lref_d225}, {2, {3, 4, 0, 0}, lref_d226, true, lref_d227}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 4, 0, 0}, lref_d228, false, NULL}, lref_d229, "MulBackward0"},
-    {"kl_div mean", LREF_KL, 1, -100, 0.0, 0.0, 0, false, 2,
+    {"kl_div mean", LREF_KL, 1, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {3, 4, 0, 0}, lref_d219, true, lref_d230}, {2, {3, 4, 0, 0}, lref_d221, true, lref_d231}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d232, false, NULL}, lref_d233, "MeanBackward0"},
-    {"kl_div log_target mean", LREF_KL, 1, -100, 0.0, 0.0, 1, false, 2,
+    {"kl_div log_target mean", LREF_KL, 1, -100, 0.0, 0.0, 1, false, false, 2,
      {{2, {3, 4, 0, 0}, lref_d219, true, lref_d234}, {2, {3, 4, 0, 0}, lref_d226, true, lref_d235}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d236, false, NULL}, lref_d164, "MeanBackward0"},
-    {"kl_div sum", LREF_KL, 2, -100, 0.0, 0.0, 0, false, 2,
+    {"kl_div sum", LREF_KL, 2, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {3, 4, 0, 0}, lref_d219, true, lref_d237}, {2, {3, 4, 0, 0}, lref_d221, true, lref_d238}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d239, false, NULL}, lref_d240, "SumBackward0"},
-    {"kl_div log_target sum", LREF_KL, 2, -100, 0.0, 0.0, 1, false, 2,
+    {"kl_div log_target sum", LREF_KL, 2, -100, 0.0, 0.0, 1, false, false, 2,
      {{2, {3, 4, 0, 0}, lref_d219, true, lref_d241}, {2, {3, 4, 0, 0}, lref_d226, true, lref_d242}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d243, false, NULL}, lref_d244, "SumBackward0"},
-    {"kl_div batchmean", LREF_KL, 3, -100, 0.0, 0.0, 0, false, 2,
+    {"kl_div batchmean", LREF_KL, 3, -100, 0.0, 0.0, 0, false, false, 2,
      {{2, {3, 4, 0, 0}, lref_d219, true, lref_d245}, {2, {3, 4, 0, 0}, lref_d221, true, lref_d246}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d247, false, NULL}, lref_d248, "DivBackward0"},
-    {"kl_div log_target batchmean", LREF_KL, 3, -100, 0.0, 0.0, 1, false, 2,
+    {"kl_div log_target batchmean", LREF_KL, 3, -100, 0.0, 0.0, 1, false, false, 2,
      {{2, {3, 4, 0, 0}, lref_d219, true, lref_d249}, {2, {3, 4, 0, 0}, lref_d226, true, lref_d250}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d251, false, NULL}, lref_d252, "DivBackward0"},
-    {"kl_div 0-d batchmean", LREF_KL, 3, -100, 0.0, 0.0, 0, false, 2,
+    {"kl_div 0-d batchmean", LREF_KL, 3, -100, 0.0, 0.0, 0, false, false, 2,
      {{0, {0, 0, 0, 0}, lref_d253, true, lref_d254}, {0, {0, 0, 0, 0}, lref_d255, true, lref_d256}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d257, false, NULL}, lref_d147, "SumBackward0"},
-    {"nll none", LREF_NLL, 0, -100, 0.0, 0.0, 0, true, 3,
+    {"nll none", LREF_NLL, 0, -100, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d259}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d261, false, NULL}, lref_d262, "NllLossBackward0"},
-    {"nll weight none", LREF_NLL, 0, -100, 0.0, 0.0, 0, true, 3,
+    {"nll weight none", LREF_NLL, 0, -100, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d263}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d265, false, NULL}, lref_d266, "NllLossBackward0"},
-    {"nll ignore_index 1 none", LREF_NLL, 0, 1, 0.0, 0.0, 0, true, 3,
+    {"nll ignore_index 1 none", LREF_NLL, 0, 1, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d267}, {1, {5, 0, 0, 0}, lref_d268, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d269, false, NULL}, lref_d270, "NllLossBackward0"},
-    {"nll 1-D none", LREF_NLL, 0, -100, 0.0, 0.0, 0, true, 3,
+    {"nll 1-D none", LREF_NLL, 0, -100, 0.0, 0.0, 0, true, false, 3,
      {{1, {4, 0, 0, 0}, lref_d271, true, lref_d272}, {0, {0, 0, 0, 0}, lref_d273, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d274, false, NULL}, lref_d275, "NllLossBackward0"},
-    {"nll mean", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, 3,
+    {"nll mean", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d276}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d277, false, NULL}, lref_d131, "NllLossBackward0"},
-    {"nll weight mean", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, 3,
+    {"nll weight mean", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d278}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d279, false, NULL}, lref_d280, "NllLossBackward0"},
-    {"nll ignore_index 1 mean", LREF_NLL, 1, 1, 0.0, 0.0, 0, true, 3,
+    {"nll ignore_index 1 mean", LREF_NLL, 1, 1, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d281}, {1, {5, 0, 0, 0}, lref_d268, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d282, false, NULL}, lref_d139, "NllLossBackward0"},
-    {"nll 1-D mean", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, 3,
+    {"nll 1-D mean", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, false, 3,
      {{1, {4, 0, 0, 0}, lref_d271, true, lref_d272}, {0, {0, 0, 0, 0}, lref_d273, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d274, false, NULL}, lref_d275, "NllLossBackward0"},
-    {"nll sum", LREF_NLL, 2, -100, 0.0, 0.0, 0, true, 3,
+    {"nll sum", LREF_NLL, 2, -100, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d283}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d284, false, NULL}, lref_d135, "NllLossBackward0"},
-    {"nll weight sum", LREF_NLL, 2, -100, 0.0, 0.0, 0, true, 3,
+    {"nll weight sum", LREF_NLL, 2, -100, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d285}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d286, false, NULL}, lref_d188, "NllLossBackward0"},
-    {"nll ignore_index 1 sum", LREF_NLL, 2, 1, 0.0, 0.0, 0, true, 3,
+    {"nll ignore_index 1 sum", LREF_NLL, 2, 1, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d287}, {1, {5, 0, 0, 0}, lref_d268, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d288, false, NULL}, lref_d164, "NllLossBackward0"},
-    {"nll 1-D sum", LREF_NLL, 2, -100, 0.0, 0.0, 0, true, 3,
+    {"nll 1-D sum", LREF_NLL, 2, -100, 0.0, 0.0, 0, true, false, 3,
      {{1, {4, 0, 0, 0}, lref_d271, true, lref_d289}, {0, {0, 0, 0, 0}, lref_d273, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d274, false, NULL}, lref_d233, "NllLossBackward0"},
-    {"nll all ignored, mean", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, 3,
+    {"nll all ignored, mean", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, false, 3,
      {{2, {5, 4, 0, 0}, lref_d258, true, lref_d37}, {1, {5, 0, 0, 0}, lref_d290, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d291, false, NULL}, lref_d244, "NllLossBackward0"},
-    {"nll 40 samples weight mean (cascade)", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, 3,
+    {"nll 40 samples weight mean (cascade)", LREF_NLL, 1, -100, 0.0, 0.0, 0, true, false, 3,
      {{2, {40, 3, 0, 0}, lref_d292, true, lref_d293}, {1, {40, 0, 0, 0}, lref_d294, false, NULL}, {1, {3, 0, 0, 0}, lref_d295, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d296, false, NULL}, lref_d297, "NllLossBackward0"},
-    {"nll 40 samples sum (cascade)", LREF_NLL, 2, -100, 0.0, 0.0, 0, true, 3,
+    {"nll 40 samples sum (cascade)", LREF_NLL, 2, -100, 0.0, 0.0, 0, true, false, 3,
      {{2, {40, 3, 0, 0}, lref_d292, true, lref_d298}, {1, {40, 0, 0, 0}, lref_d294, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d299, false, NULL}, lref_d300, "NllLossBackward0"},
-    {"ce ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d302}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d303, false, NULL}, lref_d304, "NllLossBackward0"},
-    {"ce weight ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce weight ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d305}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d306, false, NULL}, lref_d20, "NllLossBackward0"},
-    {"ce logits +-1e4 ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce logits +-1e4 ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d307, true, lref_d308}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d309, false, NULL}, lref_d310, "NllLossBackward0"},
-    {"ce 1-D ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce 1-D ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d311, true, lref_d312}, {0, {0, 0, 0, 0}, lref_d313, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d314, false, NULL}, lref_d181, "NllLossBackward0"},
-    {"ce ls 0.1 none", LREF_CE, 0, -100, 0.1, 0.0, 0, false, 3,
+    {"ce ls 0.1 none", LREF_CE, 0, -100, 0.1, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d315}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d316, false, NULL}, lref_d304, "AddBackward0"},
-    {"ce weight ls 0.1 none", LREF_CE, 0, -100, 0.1, 0.0, 0, false, 3,
+    {"ce weight ls 0.1 none", LREF_CE, 0, -100, 0.1, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d317}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d318, false, NULL}, lref_d20, "AddBackward0"},
-    {"ce logits +-1e4 ls 0.1 none", LREF_CE, 0, -100, 0.1, 0.0, 0, false, 3,
+    {"ce logits +-1e4 ls 0.1 none", LREF_CE, 0, -100, 0.1, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d307, true, lref_d319}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d320, false, NULL}, lref_d310, "AddBackward0"},
-    {"ce 1-D ls 0.1 none", LREF_CE, 0, -100, 0.1, 0.0, 0, false, 3,
+    {"ce 1-D ls 0.1 none", LREF_CE, 0, -100, 0.1, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d311, true, lref_d321}, {0, {0, 0, 0, 0}, lref_d313, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d322, false, NULL}, lref_d181, "AddBackward0"},
-    {"ce ignore_index 0, ls 0.2 none", LREF_CE, 0, 0, 0.2, 0.0, 0, false, 3,
+    {"ce ignore_index 0, ls 0.2 none", LREF_CE, 0, 0, 0.2, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d323}, {1, {5, 0, 0, 0}, lref_d324, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d325, false, NULL}, lref_d326, "AddBackward0"},
-    {"ce ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d327}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d328, false, NULL}, lref_d188, "NllLossBackward0"},
-    {"ce weight ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce weight ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d329}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d330, false, NULL}, lref_d244, "NllLossBackward0"},
-    {"ce logits +-1e4 ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce logits +-1e4 ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d307, true, lref_d331}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d332, false, NULL}, lref_d252, "NllLossBackward0"},
-    {"ce 1-D ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce 1-D ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d311, true, lref_d312}, {0, {0, 0, 0, 0}, lref_d313, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d314, false, NULL}, lref_d181, "NllLossBackward0"},
-    {"ce ls 0.1 mean", LREF_CE, 1, -100, 0.1, 0.0, 0, false, 3,
+    {"ce ls 0.1 mean", LREF_CE, 1, -100, 0.1, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d333}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d334, false, NULL}, lref_d188, "AddBackward0"},
-    {"ce weight ls 0.1 mean", LREF_CE, 1, -100, 0.1, 0.0, 0, false, 3,
+    {"ce weight ls 0.1 mean", LREF_CE, 1, -100, 0.1, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d335}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d336, false, NULL}, lref_d244, "AddBackward0"},
-    {"ce logits +-1e4 ls 0.1 mean", LREF_CE, 1, -100, 0.1, 0.0, 0, false, 3,
+    {"ce logits +-1e4 ls 0.1 mean", LREF_CE, 1, -100, 0.1, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d307, true, lref_d337}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d338, false, NULL}, lref_d252, "AddBackward0"},
-    {"ce 1-D ls 0.1 mean", LREF_CE, 1, -100, 0.1, 0.0, 0, false, 3,
+    {"ce 1-D ls 0.1 mean", LREF_CE, 1, -100, 0.1, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d311, true, lref_d321}, {0, {0, 0, 0, 0}, lref_d313, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d322, false, NULL}, lref_d181, "AddBackward0"},
-    {"ce ignore_index 0, ls 0.2 mean", LREF_CE, 1, 0, 0.2, 0.0, 0, false, 3,
+    {"ce ignore_index 0, ls 0.2 mean", LREF_CE, 1, 0, 0.2, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d339}, {1, {5, 0, 0, 0}, lref_d324, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d340, false, NULL}, lref_d341, "AddBackward0"},
-    {"ce ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d342}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d343, false, NULL}, lref_d344, "NllLossBackward0"},
-    {"ce weight ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce weight ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d345}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d346, false, NULL}, lref_d147, "NllLossBackward0"},
-    {"ce logits +-1e4 ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce logits +-1e4 ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d307, true, lref_d347}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d348, false, NULL}, lref_d349, "NllLossBackward0"},
-    {"ce 1-D ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce 1-D ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d311, true, lref_d350}, {0, {0, 0, 0, 0}, lref_d313, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d314, false, NULL}, lref_d351, "NllLossBackward0"},
-    {"ce ls 0.1 sum", LREF_CE, 2, -100, 0.1, 0.0, 0, false, 3,
+    {"ce ls 0.1 sum", LREF_CE, 2, -100, 0.1, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d352}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d353, false, NULL}, lref_d344, "AddBackward0"},
-    {"ce weight ls 0.1 sum", LREF_CE, 2, -100, 0.1, 0.0, 0, false, 3,
+    {"ce weight ls 0.1 sum", LREF_CE, 2, -100, 0.1, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d354}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d355, false, NULL}, lref_d147, "AddBackward0"},
-    {"ce logits +-1e4 ls 0.1 sum", LREF_CE, 2, -100, 0.1, 0.0, 0, false, 3,
+    {"ce logits +-1e4 ls 0.1 sum", LREF_CE, 2, -100, 0.1, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d307, true, lref_d356}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d357, false, NULL}, lref_d349, "AddBackward0"},
-    {"ce 1-D ls 0.1 sum", LREF_CE, 2, -100, 0.1, 0.0, 0, false, 3,
+    {"ce 1-D ls 0.1 sum", LREF_CE, 2, -100, 0.1, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d311, true, lref_d358}, {0, {0, 0, 0, 0}, lref_d313, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d322, false, NULL}, lref_d351, "AddBackward0"},
-    {"ce ignore_index 0, ls 0.2 sum", LREF_CE, 2, 0, 0.2, 0.0, 0, false, 3,
+    {"ce ignore_index 0, ls 0.2 sum", LREF_CE, 2, 0, 0.2, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d359}, {1, {5, 0, 0, 0}, lref_d324, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d360, false, NULL}, lref_d361, "AddBackward0"},
-    {"ce ls 1.0 mean", LREF_CE, 1, -100, 1.0, 0.0, 0, false, 3,
+    {"ce ls 1.0 mean", LREF_CE, 1, -100, 1.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d362}, {1, {5, 0, 0, 0}, lref_d260, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d363, false, NULL}, lref_d188, "AddBackward0"},
-    {"ce 40 samples mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce 40 samples mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {40, 3, 0, 0}, lref_d364, true, lref_d365}, {1, {40, 0, 0, 0}, lref_d294, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d366, false, NULL}, lref_d181, "NllLossBackward0"},
-    {"ce probs ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d367}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d369}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d370, false, NULL}, lref_d371, "NegBackward0"},
-    {"ce probs weight ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs weight ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d372}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d373}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d374, false, NULL}, lref_d310, "NegBackward0"},
-    {"ce probs ls 0.15 none", LREF_CE, 0, -100, 0.15, 0.0, 0, false, 3,
+    {"ce probs ls 0.15 none", LREF_CE, 0, -100, 0.15, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d375}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d376}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d377, false, NULL}, lref_d20, "NegBackward0"},
-    {"ce probs weight ls 0.15 none", LREF_CE, 0, -100, 0.15, 0.0, 0, false, 3,
+    {"ce probs weight ls 0.15 none", LREF_CE, 0, -100, 0.15, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d378}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d379}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d380, false, NULL}, lref_d381, "NegBackward0"},
-    {"ce probs logits +-1e4 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs logits +-1e4 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d307, true, lref_d382}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d383}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d384, false, NULL}, lref_d385, "NegBackward0"},
-    {"ce probs 1-D none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs 1-D none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d386, true, lref_d387}, {1, {4, 0, 0, 0}, lref_d388, true, lref_d389}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d390, false, NULL}, lref_d351, "NegBackward0"},
-    {"ce probs weight grad ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs weight grad ls 0.0 none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d391}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d392}, {1, {4, 0, 0, 0}, lref_d264, true, lref_d393}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d374, false, NULL}, lref_d394, "NegBackward0"},
-    {"ce probs weight grad ls 0.15 none", LREF_CE, 0, -100, 0.15, 0.0, 0, false, 3,
+    {"ce probs weight grad ls 0.15 none", LREF_CE, 0, -100, 0.15, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d395}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d396}, {1, {4, 0, 0, 0}, lref_d264, true, lref_d397}, {-1, {0}, NULL, false, NULL}},
      {1, {5, 0, 0, 0}, lref_d380, false, NULL}, lref_d398, "NegBackward0"},
-    {"ce probs 1-D weight grad alone none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs 1-D weight grad alone none", LREF_CE, 0, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d386, false, NULL}, {1, {4, 0, 0, 0}, lref_d388, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, true, lref_d399}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d390, false, NULL}, lref_d400, "NegBackward0"},
-    {"ce probs ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d401}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d402}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d403, false, NULL}, lref_d147, "DivBackward1"},
-    {"ce probs weight ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs weight ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d404}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d405}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d406, false, NULL}, lref_d252, "DivBackward1"},
-    {"ce probs ls 0.15 mean", LREF_CE, 1, -100, 0.15, 0.0, 0, false, 3,
+    {"ce probs ls 0.15 mean", LREF_CE, 1, -100, 0.15, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d407}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d408}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d409, false, NULL}, lref_d244, "DivBackward1"},
-    {"ce probs weight ls 0.15 mean", LREF_CE, 1, -100, 0.15, 0.0, 0, false, 3,
+    {"ce probs weight ls 0.15 mean", LREF_CE, 1, -100, 0.15, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d410}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d411}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d412, false, NULL}, lref_d300, "DivBackward1"},
-    {"ce probs logits +-1e4 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs logits +-1e4 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d307, true, lref_d413}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d414}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d415, false, NULL}, lref_d349, "DivBackward1"},
-    {"ce probs 1-D mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs 1-D mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d386, true, lref_d387}, {1, {4, 0, 0, 0}, lref_d388, true, lref_d389}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d390, false, NULL}, lref_d351, "DivBackward1"},
-    {"ce probs weight grad ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs weight grad ls 0.0 mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d416}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d417}, {1, {4, 0, 0, 0}, lref_d264, true, lref_d418}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d406, false, NULL}, lref_d419, "DivBackward1"},
-    {"ce probs weight grad ls 0.15 mean", LREF_CE, 1, -100, 0.15, 0.0, 0, false, 3,
+    {"ce probs weight grad ls 0.15 mean", LREF_CE, 1, -100, 0.15, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d420}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d421}, {1, {4, 0, 0, 0}, lref_d264, true, lref_d422}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d412, false, NULL}, lref_d423, "DivBackward1"},
-    {"ce probs 1-D weight grad alone mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs 1-D weight grad alone mean", LREF_CE, 1, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d386, false, NULL}, {1, {4, 0, 0, 0}, lref_d388, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, true, lref_d399}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d390, false, NULL}, lref_d400, "DivBackward1"},
-    {"ce probs ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d424}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d425}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d426, false, NULL}, lref_d172, "NegBackward0"},
-    {"ce probs weight ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs weight ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d427}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d428}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d429, false, NULL}, lref_d349, "NegBackward0"},
-    {"ce probs ls 0.15 sum", LREF_CE, 2, -100, 0.15, 0.0, 0, false, 3,
+    {"ce probs ls 0.15 sum", LREF_CE, 2, -100, 0.15, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d430}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d431}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d432, false, NULL}, lref_d147, "NegBackward0"},
-    {"ce probs weight ls 0.15 sum", LREF_CE, 2, -100, 0.15, 0.0, 0, false, 3,
+    {"ce probs weight ls 0.15 sum", LREF_CE, 2, -100, 0.15, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d433}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d434}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d435, false, NULL}, lref_d252, "NegBackward0"},
-    {"ce probs logits +-1e4 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs logits +-1e4 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d307, true, lref_d436}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d437}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d438, false, NULL}, lref_d439, "NegBackward0"},
-    {"ce probs 1-D sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs 1-D sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d386, true, lref_d440}, {1, {4, 0, 0, 0}, lref_d388, true, lref_d441}, {1, {4, 0, 0, 0}, lref_d264, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d390, false, NULL}, lref_d248, "NegBackward0"},
-    {"ce probs weight grad ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs weight grad ls 0.0 sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d442}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d443}, {1, {4, 0, 0, 0}, lref_d264, true, lref_d444}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d429, false, NULL}, lref_d445, "NegBackward0"},
-    {"ce probs weight grad ls 0.15 sum", LREF_CE, 2, -100, 0.15, 0.0, 0, false, 3,
+    {"ce probs weight grad ls 0.15 sum", LREF_CE, 2, -100, 0.15, 0.0, 0, false, false, 3,
      {{2, {5, 4, 0, 0}, lref_d301, true, lref_d446}, {2, {5, 4, 0, 0}, lref_d368, true, lref_d447}, {1, {4, 0, 0, 0}, lref_d264, true, lref_d448}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d435, false, NULL}, lref_d419, "NegBackward0"},
-    {"ce probs 1-D weight grad alone sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, 3,
+    {"ce probs 1-D weight grad alone sum", LREF_CE, 2, -100, 0.0, 0.0, 0, false, false, 3,
      {{1, {4, 0, 0, 0}, lref_d386, false, NULL}, {1, {4, 0, 0, 0}, lref_d388, false, NULL}, {1, {4, 0, 0, 0}, lref_d264, true, lref_d449}, {-1, {0}, NULL, false, NULL}},
      {0, {0, 0, 0, 0}, lref_d390, false, NULL}, lref_d450, "NegBackward0"},
-    {"layer_norm [3, 5] over [5] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [3, 5] over [5] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {3, 5, 0, 0}, lref_d451, true, lref_d452}, {1, {5, 0, 0, 0}, lref_d453, true, lref_d454}, {1, {5, 0, 0, 0}, lref_d455, true, lref_d456}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 5, 0, 0}, lref_d457, false, NULL}, lref_d458, "NativeLayerNormBackward0"},
-    {"layer_norm [3, 5] over [5] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [3, 5] over [5] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {3, 5, 0, 0}, lref_d451, true, lref_d459}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 5, 0, 0}, lref_d460, false, NULL}, lref_d458, "NativeLayerNormBackward0"},
-    {"layer_norm [3, 5] over [5] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [3, 5] over [5] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {3, 5, 0, 0}, lref_d451, true, lref_d452}, {1, {5, 0, 0, 0}, lref_d453, true, lref_d454}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 5, 0, 0}, lref_d461, false, NULL}, lref_d458, "NativeLayerNormBackward0"},
-    {"layer_norm [3, 5] over [5] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [3, 5] over [5] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {3, 5, 0, 0}, lref_d451, true, lref_d459}, {-1, {0}, NULL, false, NULL}, {1, {5, 0, 0, 0}, lref_d455, true, lref_d456}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 5, 0, 0}, lref_d462, false, NULL}, lref_d458, "NativeLayerNormBackward0"},
-    {"layer_norm [2, 3, 4] over [3, 4] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 2, true, 3,
+    {"layer_norm [2, 3, 4] over [3, 4] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 2, true, false, 3,
      {{3, {2, 3, 4, 0}, lref_d463, true, lref_d464}, {2, {3, 4, 0, 0}, lref_d465, true, lref_d466}, {2, {3, 4, 0, 0}, lref_d467, true, lref_d468}, {-1, {0}, NULL, false, NULL}},
      {3, {2, 3, 4, 0}, lref_d469, false, NULL}, lref_d470, "NativeLayerNormBackward0"},
-    {"layer_norm [2, 3, 4] over [3, 4] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 2, true, 3,
+    {"layer_norm [2, 3, 4] over [3, 4] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 2, true, false, 3,
      {{3, {2, 3, 4, 0}, lref_d463, true, lref_d471}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {3, {2, 3, 4, 0}, lref_d472, false, NULL}, lref_d470, "NativeLayerNormBackward0"},
-    {"layer_norm [2, 3, 4] over [3, 4] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 2, true, 3,
+    {"layer_norm [2, 3, 4] over [3, 4] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 2, true, false, 3,
      {{3, {2, 3, 4, 0}, lref_d463, true, lref_d464}, {2, {3, 4, 0, 0}, lref_d465, true, lref_d466}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {3, {2, 3, 4, 0}, lref_d473, false, NULL}, lref_d470, "NativeLayerNormBackward0"},
-    {"layer_norm [2, 3, 4] over [3, 4] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 2, true, 3,
+    {"layer_norm [2, 3, 4] over [3, 4] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 2, true, false, 3,
      {{3, {2, 3, 4, 0}, lref_d463, true, lref_d471}, {-1, {0}, NULL, false, NULL}, {2, {3, 4, 0, 0}, lref_d467, true, lref_d468}, {-1, {0}, NULL, false, NULL}},
      {3, {2, 3, 4, 0}, lref_d474, false, NULL}, lref_d470, "NativeLayerNormBackward0"},
-    {"layer_norm [4, 100] over [100] w1 b1", LREF_LAYER_NORM, 0, -100, 0.001, 0.0, 1, true, 3,
+    {"layer_norm [4, 100] over [100] w1 b1", LREF_LAYER_NORM, 0, -100, 0.001, 0.0, 1, true, false, 3,
      {{2, {4, 100, 0, 0}, lref_d475, true, lref_d476}, {1, {100, 0, 0, 0}, lref_d477, true, lref_d478}, {1, {100, 0, 0, 0}, lref_d479, true, lref_d480}, {-1, {0}, NULL, false, NULL}},
      {2, {4, 100, 0, 0}, lref_d481, false, NULL}, lref_d482, "NativeLayerNormBackward0"},
-    {"layer_norm [4, 100] over [100] w0 b0", LREF_LAYER_NORM, 0, -100, 0.001, 0.0, 1, true, 3,
+    {"layer_norm [4, 100] over [100] w0 b0", LREF_LAYER_NORM, 0, -100, 0.001, 0.0, 1, true, false, 3,
      {{2, {4, 100, 0, 0}, lref_d475, true, lref_d483}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {4, 100, 0, 0}, lref_d484, false, NULL}, lref_d482, "NativeLayerNormBackward0"},
-    {"layer_norm [4, 100] over [100] w1 b0", LREF_LAYER_NORM, 0, -100, 0.001, 0.0, 1, true, 3,
+    {"layer_norm [4, 100] over [100] w1 b0", LREF_LAYER_NORM, 0, -100, 0.001, 0.0, 1, true, false, 3,
      {{2, {4, 100, 0, 0}, lref_d475, true, lref_d476}, {1, {100, 0, 0, 0}, lref_d477, true, lref_d478}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {4, 100, 0, 0}, lref_d485, false, NULL}, lref_d482, "NativeLayerNormBackward0"},
-    {"layer_norm [4, 100] over [100] w0 b1", LREF_LAYER_NORM, 0, -100, 0.001, 0.0, 1, true, 3,
+    {"layer_norm [4, 100] over [100] w0 b1", LREF_LAYER_NORM, 0, -100, 0.001, 0.0, 1, true, false, 3,
      {{2, {4, 100, 0, 0}, lref_d475, true, lref_d483}, {-1, {0}, NULL, false, NULL}, {1, {100, 0, 0, 0}, lref_d479, true, lref_d480}, {-1, {0}, NULL, false, NULL}},
      {2, {4, 100, 0, 0}, lref_d486, false, NULL}, lref_d482, "NativeLayerNormBackward0"},
-    {"layer_norm [2, 300] over [300] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [2, 300] over [300] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {2, 300, 0, 0}, lref_d487, true, lref_d488}, {1, {300, 0, 0, 0}, lref_d489, true, lref_d490}, {1, {300, 0, 0, 0}, lref_d491, true, lref_d492}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 300, 0, 0}, lref_d493, false, NULL}, lref_d494, "NativeLayerNormBackward0"},
-    {"layer_norm [2, 300] over [300] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [2, 300] over [300] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {2, 300, 0, 0}, lref_d487, true, lref_d495}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 300, 0, 0}, lref_d496, false, NULL}, lref_d494, "NativeLayerNormBackward0"},
-    {"layer_norm [2, 300] over [300] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [2, 300] over [300] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {2, 300, 0, 0}, lref_d487, true, lref_d488}, {1, {300, 0, 0, 0}, lref_d489, true, lref_d490}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 300, 0, 0}, lref_d497, false, NULL}, lref_d494, "NativeLayerNormBackward0"},
-    {"layer_norm [2, 300] over [300] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [2, 300] over [300] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {2, 300, 0, 0}, lref_d487, true, lref_d495}, {-1, {0}, NULL, false, NULL}, {1, {300, 0, 0, 0}, lref_d491, true, lref_d492}, {-1, {0}, NULL, false, NULL}},
      {2, {2, 300, 0, 0}, lref_d498, false, NULL}, lref_d494, "NativeLayerNormBackward0"},
-    {"layer_norm [3, 9] over [9] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [3, 9] over [9] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {3, 9, 0, 0}, lref_d499, true, lref_d500}, {1, {9, 0, 0, 0}, lref_d501, true, lref_d502}, {1, {9, 0, 0, 0}, lref_d503, true, lref_d504}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 9, 0, 0}, lref_d505, false, NULL}, lref_d506, "NativeLayerNormBackward0"},
-    {"layer_norm [3, 9] over [9] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [3, 9] over [9] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {3, 9, 0, 0}, lref_d499, true, lref_d507}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 9, 0, 0}, lref_d508, false, NULL}, lref_d506, "NativeLayerNormBackward0"},
-    {"layer_norm [3, 9] over [9] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [3, 9] over [9] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {3, 9, 0, 0}, lref_d499, true, lref_d500}, {1, {9, 0, 0, 0}, lref_d501, true, lref_d502}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 9, 0, 0}, lref_d509, false, NULL}, lref_d506, "NativeLayerNormBackward0"},
-    {"layer_norm [3, 9] over [9] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [3, 9] over [9] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {3, 9, 0, 0}, lref_d499, true, lref_d507}, {-1, {0}, NULL, false, NULL}, {1, {9, 0, 0, 0}, lref_d503, true, lref_d504}, {-1, {0}, NULL, false, NULL}},
      {2, {3, 9, 0, 0}, lref_d510, false, NULL}, lref_d506, "NativeLayerNormBackward0"},
-    {"layer_norm [0, 6] over [6] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [0, 6] over [6] w1 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {0, 6, 0, 0}, lref_d36, true, lref_d36}, {1, {6, 0, 0, 0}, lref_d511, true, lref_d512}, {1, {6, 0, 0, 0}, lref_d513, true, lref_d512}, {-1, {0}, NULL, false, NULL}},
      {2, {0, 6, 0, 0}, lref_d36, false, NULL}, lref_d36, "NativeLayerNormBackward0"},
-    {"layer_norm [0, 6] over [6] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [0, 6] over [6] w0 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {0, 6, 0, 0}, lref_d36, true, lref_d36}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {0, 6, 0, 0}, lref_d36, false, NULL}, lref_d36, "NativeLayerNormBackward0"},
-    {"layer_norm [0, 6] over [6] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [0, 6] over [6] w1 b0", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {0, 6, 0, 0}, lref_d36, true, lref_d36}, {1, {6, 0, 0, 0}, lref_d511, true, lref_d512}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
      {2, {0, 6, 0, 0}, lref_d36, false, NULL}, lref_d36, "NativeLayerNormBackward0"},
-    {"layer_norm [0, 6] over [6] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
+    {"layer_norm [0, 6] over [6] w0 b1", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
      {{2, {0, 6, 0, 0}, lref_d36, true, lref_d36}, {-1, {0}, NULL, false, NULL}, {1, {6, 0, 0, 0}, lref_d513, true, lref_d512}, {-1, {0}, NULL, false, NULL}},
      {2, {0, 6, 0, 0}, lref_d36, false, NULL}, lref_d36, "NativeLayerNormBackward0"},
-    {"layer_norm, only weight requires grad", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
-     {{2, {3, 6, 0, 0}, lref_d514, false, NULL}, {1, {6, 0, 0, 0}, lref_d515, true, lref_d516}, {1, {6, 0, 0, 0}, lref_d517, false, NULL}, {-1, {0}, NULL, false, NULL}},
-     {2, {3, 6, 0, 0}, lref_d518, false, NULL}, lref_d519, "NativeLayerNormBackward0"},
-    {"layer_norm, only bias requires grad", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, 3,
-     {{2, {3, 6, 0, 0}, lref_d514, false, NULL}, {1, {6, 0, 0, 0}, lref_d520, false, NULL}, {1, {6, 0, 0, 0}, lref_d521, true, lref_d522}, {-1, {0}, NULL, false, NULL}},
-     {2, {3, 6, 0, 0}, lref_d523, false, NULL}, lref_d524, "NativeLayerNormBackward0"},
-    {"linear 2-D x [3, 4], bias []", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{2, {3, 4, 0, 0}, lref_d525, true, lref_d526}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d528}, {0, {0, 0, 0, 0}, lref_d529, true, lref_d530}, {-1, {0}, NULL, false, NULL}},
-     {2, {3, 5, 0, 0}, lref_d531, false, NULL}, lref_d42, "AddmmBackward0"},
-    {"linear 2-D x [3, 4], bias [1]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{2, {3, 4, 0, 0}, lref_d532, true, lref_d533}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d534}, {1, {1, 0, 0, 0}, lref_d535, true, lref_d536}, {-1, {0}, NULL, false, NULL}},
-     {2, {3, 5, 0, 0}, lref_d537, false, NULL}, lref_d538, "AddmmBackward0"},
-    {"linear 2-D x [3, 4], bias [3, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{2, {3, 4, 0, 0}, lref_d539, true, lref_d540}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d541}, {2, {3, 5, 0, 0}, lref_d542, true, lref_d458}, {-1, {0}, NULL, false, NULL}},
-     {2, {3, 5, 0, 0}, lref_d543, false, NULL}, lref_d458, "AddmmBackward0"},
-    {"linear 2-D x [3, 4], bias [1, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{2, {3, 4, 0, 0}, lref_d544, true, lref_d540}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d545}, {2, {1, 5, 0, 0}, lref_d546, true, lref_d456}, {-1, {0}, NULL, false, NULL}},
-     {2, {3, 5, 0, 0}, lref_d547, false, NULL}, lref_d458, "AddmmBackward0"},
-    {"linear 2-D x [3, 4], bias [3, 1]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{2, {3, 4, 0, 0}, lref_d548, true, lref_d540}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d549}, {2, {3, 1, 0, 0}, lref_d550, true, lref_d551}, {-1, {0}, NULL, false, NULL}},
-     {2, {3, 5, 0, 0}, lref_d552, false, NULL}, lref_d458, "AddmmBackward0"},
-    {"linear 1-D x [4], bias [1]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{1, {4, 0, 0, 0}, lref_d553, true, lref_d554}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d555}, {1, {1, 0, 0, 0}, lref_d556, true, lref_d557}, {-1, {0}, NULL, false, NULL}},
-     {1, {5, 0, 0, 0}, lref_d558, false, NULL}, lref_d385, "AddmmBackward0"},
-    {"linear 1-D x [4], bias []", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{1, {4, 0, 0, 0}, lref_d559, true, lref_d560}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d561}, {0, {0, 0, 0, 0}, lref_d562, true, lref_d563}, {-1, {0}, NULL, false, NULL}},
-     {1, {5, 0, 0, 0}, lref_d564, false, NULL}, lref_d565, "AddmmBackward0"},
-    {"linear 3-D x [2, 3, 4], bias []", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{3, {2, 3, 4, 0}, lref_d566, true, lref_d567}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d568}, {0, {0, 0, 0, 0}, lref_d569, true, lref_d570}, {-1, {0}, NULL, false, NULL}},
-     {3, {2, 3, 5, 0}, lref_d571, false, NULL}, lref_d572, "AddmmBackward0"},
-    {"linear 3-D x [2, 3, 4], bias [1, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{3, {2, 3, 4, 0}, lref_d573, true, lref_d574}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d575}, {2, {1, 5, 0, 0}, lref_d576, true, lref_d577}, {-1, {0}, NULL, false, NULL}},
-     {3, {2, 3, 5, 0}, lref_d578, false, NULL}, lref_d579, "AddmmBackward0"},
-    {"linear 4-D x [2, 1, 3, 4], bias [3, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{4, {2, 1, 3, 4}, lref_d580, true, lref_d581}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d582}, {2, {3, 5, 0, 0}, lref_d583, true, lref_d584}, {-1, {0}, NULL, false, NULL}},
-     {4, {2, 1, 3, 5}, lref_d585, false, NULL}, lref_d586, "AddmmBackward0"},
-    {"linear 4-D x [2, 1, 3, 4], bias [2, 1, 1, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{4, {2, 1, 3, 4}, lref_d587, true, lref_d588}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d589}, {4, {2, 1, 1, 5}, lref_d590, true, lref_d591}, {-1, {0}, NULL, false, NULL}},
-     {4, {2, 1, 3, 5}, lref_d592, false, NULL}, lref_d593, "AddmmBackward0"},
-    {"linear 2-D x [0, 4], bias []", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, 3,
-     {{2, {0, 4, 0, 0}, lref_d36, true, lref_d36}, {2, {5, 4, 0, 0}, lref_d527, true, lref_d37}, {0, {0, 0, 0, 0}, lref_d594, true, lref_d187}, {-1, {0}, NULL, false, NULL}},
+    {"layer_norm [4, 1] + 1.0 w1, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {4, 1, 0, 0}, lref_d514, true, lref_d515}, {1, {1, 0, 0, 0}, lref_d516, true, lref_d517}, {1, {1, 0, 0, 0}, lref_d518, true, lref_d519}, {-1, {0}, NULL, false, NULL}},
+     {2, {4, 1, 0, 0}, lref_d520, false, NULL}, lref_d521, "NativeLayerNormBackward0"},
+    {"layer_norm [4, 1] + 1.0 w0, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {4, 1, 0, 0}, lref_d514, true, lref_d77}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
+     {2, {4, 1, 0, 0}, lref_d522, false, NULL}, lref_d521, "NativeLayerNormBackward0"},
+    {"layer_norm [3, 7] + 0.0 w1, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {3, 7, 0, 0}, lref_d523, true, lref_d524}, {1, {7, 0, 0, 0}, lref_d525, true, lref_d526}, {1, {7, 0, 0, 0}, lref_d527, true, lref_d528}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 7, 0, 0}, lref_d529, false, NULL}, lref_d530, "NativeLayerNormBackward0"},
+    {"layer_norm [3, 7] + 0.0 w0, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {3, 7, 0, 0}, lref_d523, true, lref_d531}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 7, 0, 0}, lref_d532, false, NULL}, lref_d530, "NativeLayerNormBackward0"},
+    {"layer_norm [2, 8] + 5.0 w1, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {2, 8, 0, 0}, lref_d533, true, lref_d534}, {1, {8, 0, 0, 0}, lref_d535, true, lref_d536}, {1, {8, 0, 0, 0}, lref_d537, true, lref_d538}, {-1, {0}, NULL, false, NULL}},
+     {2, {2, 8, 0, 0}, lref_d539, false, NULL}, lref_d540, "NativeLayerNormBackward0"},
+    {"layer_norm [2, 8] + 5.0 w0, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {2, 8, 0, 0}, lref_d533, true, lref_d541}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
+     {2, {2, 8, 0, 0}, lref_d542, false, NULL}, lref_d540, "NativeLayerNormBackward0"},
+    {"layer_norm [3, 13] + 1000.0 w1, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {3, 13, 0, 0}, lref_d543, true, lref_d544}, {1, {13, 0, 0, 0}, lref_d545, true, lref_d546}, {1, {13, 0, 0, 0}, lref_d547, true, lref_d548}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 13, 0, 0}, lref_d549, false, NULL}, lref_d550, "NativeLayerNormBackward0"},
+    {"layer_norm [3, 13] + 1000.0 w0, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {3, 13, 0, 0}, lref_d543, true, lref_d551}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 13, 0, 0}, lref_d552, false, NULL}, lref_d550, "NativeLayerNormBackward0"},
+    {"layer_norm [2, 35] + -20.0 w1, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {2, 35, 0, 0}, lref_d553, true, lref_d554}, {1, {35, 0, 0, 0}, lref_d555, true, lref_d556}, {1, {35, 0, 0, 0}, lref_d557, true, lref_d558}, {-1, {0}, NULL, false, NULL}},
+     {2, {2, 35, 0, 0}, lref_d559, false, NULL}, lref_d560, "NativeLayerNormBackward0"},
+    {"layer_norm [2, 35] + -20.0 w0, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{2, {2, 35, 0, 0}, lref_d553, true, lref_d561}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
+     {2, {2, 35, 0, 0}, lref_d562, false, NULL}, lref_d560, "NativeLayerNormBackward0"},
+    {"layer_norm [2, 3, 17] + 0.0 w1, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{3, {2, 3, 17, 0}, lref_d563, true, lref_d564}, {1, {17, 0, 0, 0}, lref_d565, true, lref_d566}, {1, {17, 0, 0, 0}, lref_d567, true, lref_d568}, {-1, {0}, NULL, false, NULL}},
+     {3, {2, 3, 17, 0}, lref_d569, false, NULL}, lref_d570, "NativeLayerNormBackward0"},
+    {"layer_norm [2, 3, 17] + 0.0 w0, gradients' bits", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, true, 3,
+     {{3, {2, 3, 17, 0}, lref_d563, true, lref_d571}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}, {-1, {0}, NULL, false, NULL}},
+     {3, {2, 3, 17, 0}, lref_d572, false, NULL}, lref_d570, "NativeLayerNormBackward0"},
+    {"layer_norm, only weight requires grad", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
+     {{2, {3, 6, 0, 0}, lref_d573, false, NULL}, {1, {6, 0, 0, 0}, lref_d574, true, lref_d575}, {1, {6, 0, 0, 0}, lref_d576, false, NULL}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 6, 0, 0}, lref_d577, false, NULL}, lref_d578, "NativeLayerNormBackward0"},
+    {"layer_norm, only bias requires grad", LREF_LAYER_NORM, 0, -100, 1e-05, 0.0, 1, true, false, 3,
+     {{2, {3, 6, 0, 0}, lref_d573, false, NULL}, {1, {6, 0, 0, 0}, lref_d579, false, NULL}, {1, {6, 0, 0, 0}, lref_d580, true, lref_d581}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 6, 0, 0}, lref_d582, false, NULL}, lref_d583, "NativeLayerNormBackward0"},
+    {"linear 2-D x [3, 4], bias []", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{2, {3, 4, 0, 0}, lref_d584, true, lref_d585}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d587}, {0, {0, 0, 0, 0}, lref_d588, true, lref_d589}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 5, 0, 0}, lref_d590, false, NULL}, lref_d42, "AddmmBackward0"},
+    {"linear 2-D x [3, 4], bias [1]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{2, {3, 4, 0, 0}, lref_d591, true, lref_d592}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d593}, {1, {1, 0, 0, 0}, lref_d594, true, lref_d595}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 5, 0, 0}, lref_d596, false, NULL}, lref_d597, "AddmmBackward0"},
+    {"linear 2-D x [3, 4], bias [3, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{2, {3, 4, 0, 0}, lref_d598, true, lref_d599}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d600}, {2, {3, 5, 0, 0}, lref_d601, true, lref_d458}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 5, 0, 0}, lref_d602, false, NULL}, lref_d458, "AddmmBackward0"},
+    {"linear 2-D x [3, 4], bias [1, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{2, {3, 4, 0, 0}, lref_d603, true, lref_d599}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d604}, {2, {1, 5, 0, 0}, lref_d605, true, lref_d456}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 5, 0, 0}, lref_d606, false, NULL}, lref_d458, "AddmmBackward0"},
+    {"linear 2-D x [3, 4], bias [3, 1]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{2, {3, 4, 0, 0}, lref_d607, true, lref_d599}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d608}, {2, {3, 1, 0, 0}, lref_d609, true, lref_d610}, {-1, {0}, NULL, false, NULL}},
+     {2, {3, 5, 0, 0}, lref_d611, false, NULL}, lref_d458, "AddmmBackward0"},
+    {"linear 1-D x [4], bias [1]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{1, {4, 0, 0, 0}, lref_d612, true, lref_d613}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d614}, {1, {1, 0, 0, 0}, lref_d615, true, lref_d616}, {-1, {0}, NULL, false, NULL}},
+     {1, {5, 0, 0, 0}, lref_d617, false, NULL}, lref_d385, "AddmmBackward0"},
+    {"linear 1-D x [4], bias []", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{1, {4, 0, 0, 0}, lref_d618, true, lref_d619}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d620}, {0, {0, 0, 0, 0}, lref_d621, true, lref_d622}, {-1, {0}, NULL, false, NULL}},
+     {1, {5, 0, 0, 0}, lref_d623, false, NULL}, lref_d624, "AddmmBackward0"},
+    {"linear 3-D x [2, 3, 4], bias []", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{3, {2, 3, 4, 0}, lref_d625, true, lref_d626}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d627}, {0, {0, 0, 0, 0}, lref_d628, true, lref_d629}, {-1, {0}, NULL, false, NULL}},
+     {3, {2, 3, 5, 0}, lref_d630, false, NULL}, lref_d631, "AddmmBackward0"},
+    {"linear 3-D x [2, 3, 4], bias [1, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{3, {2, 3, 4, 0}, lref_d632, true, lref_d633}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d634}, {2, {1, 5, 0, 0}, lref_d635, true, lref_d636}, {-1, {0}, NULL, false, NULL}},
+     {3, {2, 3, 5, 0}, lref_d637, false, NULL}, lref_d638, "AddmmBackward0"},
+    {"linear 4-D x [2, 1, 3, 4], bias [3, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{4, {2, 1, 3, 4}, lref_d639, true, lref_d640}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d641}, {2, {3, 5, 0, 0}, lref_d642, true, lref_d643}, {-1, {0}, NULL, false, NULL}},
+     {4, {2, 1, 3, 5}, lref_d644, false, NULL}, lref_d645, "AddmmBackward0"},
+    {"linear 4-D x [2, 1, 3, 4], bias [2, 1, 1, 5]", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{4, {2, 1, 3, 4}, lref_d646, true, lref_d647}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d648}, {4, {2, 1, 1, 5}, lref_d649, true, lref_d650}, {-1, {0}, NULL, false, NULL}},
+     {4, {2, 1, 3, 5}, lref_d651, false, NULL}, lref_d652, "AddmmBackward0"},
+    {"linear 2-D x [0, 4], bias []", LREF_LINEAR, 0, -100, 0.0, 0.0, 0, false, false, 3,
+     {{2, {0, 4, 0, 0}, lref_d36, true, lref_d36}, {2, {5, 4, 0, 0}, lref_d586, true, lref_d37}, {0, {0, 0, 0, 0}, lref_d653, true, lref_d187}, {-1, {0}, NULL, false, NULL}},
      {2, {0, 5, 0, 0}, lref_d36, false, NULL}, lref_d36, "AddmmBackward0"},
 };
 
 static const lref_dropout lref_dropouts[] = {
-    {0, 0.5, 1, {7, 0, 0}, lref_d595, lref_d596, lref_d597, lref_d598, 0x1.7b5a68p-3f},
-    {0, 0.5, 2, {4, 5, 0}, lref_d599, lref_d600, lref_d601, lref_d602, 0x1.16b74p-5f},
-    {0, 0.5, 3, {3, 2, 17}, lref_d603, lref_d604, lref_d605, lref_d606, 0x1.456174p-2f},
-    {0, 0.2, 1, {7, 0, 0}, lref_d595, lref_d607, lref_d608, lref_d609, 0x1.7b5a68p-3f},
-    {0, 0.2, 2, {4, 5, 0}, lref_d599, lref_d610, lref_d611, lref_d612, 0x1.16b74p-5f},
-    {0, 0.2, 3, {3, 2, 17}, lref_d603, lref_d613, lref_d614, lref_d615, 0x1.456174p-2f},
-    {0, 0.9, 1, {7, 0, 0}, lref_d595, lref_d616, lref_d616, lref_d617, 0x1.7b5a68p-3f},
-    {0, 0.9, 2, {4, 5, 0}, lref_d599, lref_d618, lref_d618, lref_d37, 0x1.16b74p-5f},
-    {0, 0.9, 3, {3, 2, 17}, lref_d603, lref_d619, lref_d620, lref_d621, 0x1.456174p-2f},
-    {0, 0.3333, 1, {7, 0, 0}, lref_d595, lref_d622, lref_d623, lref_d624, 0x1.7b5a68p-3f},
-    {0, 0.3333, 2, {4, 5, 0}, lref_d599, lref_d625, lref_d626, lref_d627, 0x1.16b74p-5f},
-    {0, 0.3333, 3, {3, 2, 17}, lref_d603, lref_d628, lref_d629, lref_d630, 0x1.456174p-2f},
-    {1, 0.5, 1, {7, 0, 0}, lref_d595, lref_d631, lref_d632, lref_d633, 0x1.6fce8p-7f},
-    {1, 0.5, 2, {4, 5, 0}, lref_d599, lref_d634, lref_d635, lref_d636, 0x1.300078p-3f},
-    {1, 0.5, 3, {3, 2, 17}, lref_d603, lref_d637, lref_d638, lref_d639, 0x1.af1774p-1f},
-    {1, 0.2, 1, {7, 0, 0}, lref_d595, lref_d608, lref_d608, lref_d640, 0x1.6fce8p-7f},
-    {1, 0.2, 2, {4, 5, 0}, lref_d599, lref_d641, lref_d642, lref_d643, 0x1.300078p-3f},
-    {1, 0.2, 3, {3, 2, 17}, lref_d603, lref_d644, lref_d645, lref_d646, 0x1.af1774p-1f},
-    {1, 0.9, 1, {7, 0, 0}, lref_d595, lref_d647, lref_d616, lref_d648, 0x1.6fce8p-7f},
-    {1, 0.9, 2, {4, 5, 0}, lref_d599, lref_d649, lref_d618, lref_d650, 0x1.300078p-3f},
-    {1, 0.9, 3, {3, 2, 17}, lref_d603, lref_d651, lref_d652, lref_d653, 0x1.af1774p-1f},
-    {1, 0.3333, 1, {7, 0, 0}, lref_d595, lref_d623, lref_d654, lref_d655, 0x1.6fce8p-7f},
-    {1, 0.3333, 2, {4, 5, 0}, lref_d599, lref_d656, lref_d657, lref_d658, 0x1.300078p-3f},
-    {1, 0.3333, 3, {3, 2, 17}, lref_d603, lref_d659, lref_d660, lref_d661, 0x1.af1774p-1f},
+    {0, 0.5, 1, {7, 0, 0}, lref_d654, lref_d655, lref_d656, lref_d657, 0x1.7b5a68p-3f},
+    {0, 0.5, 2, {4, 5, 0}, lref_d658, lref_d659, lref_d660, lref_d661, 0x1.16b74p-5f},
+    {0, 0.5, 3, {3, 2, 17}, lref_d662, lref_d663, lref_d664, lref_d665, 0x1.456174p-2f},
+    {0, 0.2, 1, {7, 0, 0}, lref_d654, lref_d666, lref_d667, lref_d668, 0x1.7b5a68p-3f},
+    {0, 0.2, 2, {4, 5, 0}, lref_d658, lref_d669, lref_d670, lref_d671, 0x1.16b74p-5f},
+    {0, 0.2, 3, {3, 2, 17}, lref_d662, lref_d672, lref_d673, lref_d674, 0x1.456174p-2f},
+    {0, 0.9, 1, {7, 0, 0}, lref_d654, lref_d675, lref_d675, lref_d676, 0x1.7b5a68p-3f},
+    {0, 0.9, 2, {4, 5, 0}, lref_d658, lref_d677, lref_d677, lref_d37, 0x1.16b74p-5f},
+    {0, 0.9, 3, {3, 2, 17}, lref_d662, lref_d678, lref_d679, lref_d680, 0x1.456174p-2f},
+    {0, 0.3333, 1, {7, 0, 0}, lref_d654, lref_d681, lref_d682, lref_d683, 0x1.7b5a68p-3f},
+    {0, 0.3333, 2, {4, 5, 0}, lref_d658, lref_d684, lref_d685, lref_d686, 0x1.16b74p-5f},
+    {0, 0.3333, 3, {3, 2, 17}, lref_d662, lref_d687, lref_d688, lref_d689, 0x1.456174p-2f},
+    {1, 0.5, 1, {7, 0, 0}, lref_d654, lref_d690, lref_d691, lref_d692, 0x1.6fce8p-7f},
+    {1, 0.5, 2, {4, 5, 0}, lref_d658, lref_d693, lref_d694, lref_d695, 0x1.300078p-3f},
+    {1, 0.5, 3, {3, 2, 17}, lref_d662, lref_d696, lref_d697, lref_d698, 0x1.af1774p-1f},
+    {1, 0.2, 1, {7, 0, 0}, lref_d654, lref_d667, lref_d667, lref_d699, 0x1.6fce8p-7f},
+    {1, 0.2, 2, {4, 5, 0}, lref_d658, lref_d700, lref_d701, lref_d702, 0x1.300078p-3f},
+    {1, 0.2, 3, {3, 2, 17}, lref_d662, lref_d703, lref_d704, lref_d705, 0x1.af1774p-1f},
+    {1, 0.9, 1, {7, 0, 0}, lref_d654, lref_d706, lref_d675, lref_d707, 0x1.6fce8p-7f},
+    {1, 0.9, 2, {4, 5, 0}, lref_d658, lref_d708, lref_d677, lref_d709, 0x1.300078p-3f},
+    {1, 0.9, 3, {3, 2, 17}, lref_d662, lref_d710, lref_d711, lref_d712, 0x1.af1774p-1f},
+    {1, 0.3333, 1, {7, 0, 0}, lref_d654, lref_d682, lref_d713, lref_d714, 0x1.6fce8p-7f},
+    {1, 0.3333, 2, {4, 5, 0}, lref_d658, lref_d715, lref_d716, lref_d717, 0x1.300078p-3f},
+    {1, 0.3333, 3, {3, 2, 17}, lref_d662, lref_d718, lref_d719, lref_d720, 0x1.af1774p-1f},
 };
 
 #endif
