@@ -651,13 +651,16 @@ static void std_rows(float *o, const float *x, int64_t rows, int64_t n, double c
 
 /* dx = (2 / (n − correction))·g·(x − mean) (V2 the mean) */
 NB__EW_KERNEL(var_grad_k, k[0] * V0 * (V1 - V2))
+/* k[0]·g: var's of a 0-d x whose correction leaves no degree of freedom (k[0] = INFINITY) */
+NB__EW_KERNEL(var_inf_grad_k, k[0] * V0)
 /* the same with g / (2·y), 0 where y = 0 (V3 y) */
 NB__EW_KERNEL(std_grad_k, k[0] * (V3 == 0.0f ? 0.0f : V0 / (V3 * 2.0f)) * (V1 - V2))
 
 /*
  * VarBackward0 / StdBackward0, as PyTorch's var_backward: the mean recomputed in float (as
  * nb_mean gives it) and 2 / (n − correction) without the forward's clamp at 0. std divides g
- * by 2·y first, masked to 0 where y = 0: zero variance gives a zero gradient, not NaN.
+ * by 2·y first, masked to 0 where y = 0: zero variance gives a zero gradient, not NaN. var of
+ * a 0-d x with correction 1 is PyTorch's special case: INFINITY·g (std's stays NaN there).
  */
 static nb_status var_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
 static const nb_op var_op = {"VarBackward0", var_backward, 2, sizeof(reduce_state), 0};
@@ -675,8 +678,11 @@ static nb_status var_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
     float *m = nb__data(mean);
     nb__sum_to(m, &c.kept, false, nb__data(c.x), &c.in, 1.0f);
     for (int64_t i = 0; i < mean->numel; i++) m[i] /= st->count;
-    float two_over_dof = (float)(2.0 / ((double)st->n - st->param));
-    grad_apply(&c, std ? std_grad_k : var_grad_k, &two_over_dof, gy[0], m);
+    float two_over_dof = (float)(2.0 / ((double)st->n - st->param)), inf = INFINITY;
+    if (!std && c.in.ndim == 0 && (double)st->n == st->param)
+        grad_apply(&c, var_inf_grad_k, &inf, gy[0], m);
+    else
+        grad_apply(&c, std ? std_grad_k : var_grad_k, &two_over_dof, gy[0], m);
     nb__drop(mean);
     return NB_OK;
 }
