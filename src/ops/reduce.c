@@ -209,7 +209,7 @@ typedef struct reduce_state {
     unsigned mask; /* bit d: dim d of the input was reduced */
     float count;   /* elements reduced into each output, as mean and var divide by it */
     bool mean;     /* sum and mean share a backward */
-    bool all;      /* prod over every element (ProdBackward0) */
+    bool all;      /* prod over every element (ProdBackward0); var with NB_DIMS_ALL */
     int dim;       /* the dim of max/min along a dim */
     int64_t n;     /* elements reduced into each output */
     double param;  /* var/std: the correction; norm: p */
@@ -660,7 +660,8 @@ NB__EW_KERNEL(std_grad_k, k[0] * (V3 == 0.0f ? 0.0f : V0 / (V3 * 2.0f)) * (V1 - 
  * VarBackward0 / StdBackward0, as PyTorch's var_backward: the mean recomputed in float (as
  * nb_mean gives it) and 2 / (n − correction) without the forward's clamp at 0. std divides g
  * by 2·y first, masked to 0 where y = 0: zero variance gives a zero gradient, not NaN. var of
- * a 0-d x with correction 1 is PyTorch's special case: INFINITY·g (std's stays NaN there).
+ * a 0-d x, or over NB_DIMS_ALL, whose correction is its element count is PyTorch's special
+ * case: INFINITY·g (std's stays NaN there).
  */
 static nb_status var_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
 static const nb_op var_op = {"VarBackward0", var_backward, 2, sizeof(reduce_state), 0};
@@ -679,7 +680,7 @@ static nb_status var_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
     nb__sum_to(m, &c.kept, false, nb__data(c.x), &c.in, 1.0f);
     for (int64_t i = 0; i < mean->numel; i++) m[i] /= st->count;
     float two_over_dof = (float)(2.0 / ((double)st->n - st->param)), inf = INFINITY;
-    if (!std && c.in.ndim == 0 && (double)st->n == st->param)
+    if (!std && (c.in.ndim == 0 || st->all) && (double)st->n == st->param)
         grad_apply(&c, var_inf_grad_k, &inf, gy[0], m);
     else
         grad_apply(&c, std ? std_grad_k : var_grad_k, &two_over_dof, gy[0], m);
@@ -693,7 +694,11 @@ static nb_tensor *var(const char *fn, nb_tensor *x, nb_dims dims, int64_t correc
     red r;
     if (red_begin(fn, x, dims, keepdim, &r) != NB_OK) return NULL;
     nb_tensor *y = run_rows(fn, x, &r, std ? std_rows : var_rows, (double)correction);
-    reduce_state st = {.mask = r.mask, .count = (float)r.n, .n = r.n, .param = (double)correction};
+    reduce_state st = {.mask = r.mask,
+                       .count = (float)r.n,
+                       .all = dims.n == NB__DIMS_ALL_N,
+                       .n = r.n,
+                       .param = (double)correction};
     return record(fn, std ? &std_op : &var_op, x, y, true, std ? y : NULL, st);
 }
 

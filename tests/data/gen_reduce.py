@@ -198,6 +198,8 @@ def moment_cases():
               case(f"{op} 0-d", op, 4.0, param=0),
               case(f"{op} 0-d correction 1", op, 4.0, param=1),
               case(f"{op} 0-d [0] correction 1", op, -0.5, dims=[0], param=1),
+              case(f"{op} one element all correction 1 keepdim", op, [[2.5]], keepdim=True,
+                   param=1),
               case(f"{op} empty slices", op, [[]] * 3, shape=(3, 0), dims=[1], param=1)]
     return c
 
