@@ -712,8 +712,9 @@ static nb_status nll_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
     for (int64_t i = 0; i < k.n; i++) {
         int64_t c = (int64_t)T[i];
         if (c == st->ignore_index) continue;
-        float gi = rows ? -G[i] : g;
-        d[i * k.c + c] += W ? W[c] * gi : gi;
+        float gi = rows ? -G[i] : g, v = W ? W[c] * gi : gi;
+        /* assigned as PyTorch does (a -0 stays -0), or added into the engine's sum */
+        d[i * k.c + c] = acc ? d[i * k.c + c] + v : v;
     }
     return NB_OK;
 }

@@ -222,6 +222,12 @@ def class_cases(g):
                       ignore_index=1, exact=True))
         c.append(Case(f"nll 1-D {r}", "NLL", [lp[0], t32(2), w], [1, 0, 0],
                       lambda a, t, ww, r=r: nll(a, t, ww, r), reduction=red(r), exact=True))
+    # a zero class weight: dx = -0·g or 0·-g keeps its sign, as PyTorch assigns the values
+    wz = t32([0.0, 2.0, 1.0, 0.0])
+    for r in ("none", "sum"):
+        c.append(Case(f"nll zero weight {r}, gradient's bits", "NLL", [lp, tgt.float(), wz],
+                      [1, 0, 0], lambda a, t, ww, r=r: nll(a, t, ww, r), reduction=red(r),
+                      exact=True, exact_grad=True))
     c.append(Case("nll all ignored, mean", "NLL", [lp, torch.full((5,), -100.0), None],
                   [1, 0, 0], lambda a, t, ww: nll(a, t, ww, "mean"), reduction=1, exact=True))
     big = torch.log_softmax(randn(40, 3, gen=g), 1)
