@@ -91,9 +91,9 @@ typedef struct nb_dist_options {
      */
     bool abort_on_error;
     /**
-     * Seconds a collective waits for every rank to join before it ends the job (message,
-     * then MPI_Abort); 0: wait as long as MPI does (for ever). PyTorch: init_process_group's
-     * timeout.
+     * Seconds a collective (nb_dist_init and nb_dist_from_comm included) waits for every
+     * rank to join before it ends the job (message, then MPI_Abort); 0: wait as long as MPI
+     * does (for ever). PyTorch: init_process_group's timeout.
      */
     double timeout_s;
 } nb_dist_options;

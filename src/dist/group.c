@@ -241,10 +241,20 @@ static nb_dist *join(const char *fn, nb__dist_op op, MPI_Comm comm, const nb_dis
         tmp.counts = d ? nb_alloc(4 * (size_t)tmp.size * sizeof(int), 0) : NULL;
         if (!tmp.counts) c.local = nb_error_set(NB_ENOMEM, fn, "out of memory");
     }
-    int rc = MPI_Comm_dup(comm, &tmp.comm);
+    /* non-blocking, so that the timeout covers a rank that never comes here too; until the
+       duplicate exists, a timeout ends the job through comm */
+    nb_dist parent = tmp;
+    parent.comm = comm;
+    MPI_Comm dup = MPI_COMM_NULL;
+    MPI_Request req;
+    int rc = MPI_Comm_idup(comm, &dup, &req);
+    if (rc == MPI_SUCCESS)
+        rc =
+            tmp.o.timeout_s > 0 ? wait_timed(&parent, fn, &req) : MPI_Wait(&req, MPI_STATUS_IGNORE);
+    if (rc == MPI_SUCCESS) tmp.comm = dup;
     if (rc == MPI_SUCCESS) rc = MPI_Comm_set_errhandler(tmp.comm, MPI_ERRORS_RETURN);
     if (rc != MPI_SUCCESS) {
-        nb__dist_mpi_error(NULL, fn, "MPI_Comm_dup", rc);
+        nb__dist_mpi_error(NULL, fn, "MPI_Comm_idup", rc);
         goto fail;
     }
     if (nb__dist_agree(&tmp, &c, NULL) != NB_OK) goto fail;

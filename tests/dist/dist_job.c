@@ -6,6 +6,7 @@
  *   dist-job leave           rank 1's step fails; its error path calls nb_dist_finalize
  *   dist-job abort-on-error  abort_on_error; rank 1 passes a bad argument to the average
  *   dist-job hang            timeout_s 2; rank 1 stops answering (sleeps a minute)
+ *   dist-job hang-init       timeout_s 2; rank 1 sleeps a minute before nb_dist_init
  *   dist-job exit            rank 1 exits in the middle of the run
  *   dist-job init-retry      nb_dist_init with bad options, then with good ones
  *   dist-job init-twice      two groups of nb_dist_init, finalised in the order made
@@ -109,7 +110,14 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "init-twice")) return init_twice(&argc, &argv);
     if (!strcmp(mode, "after-finalize")) return after_finalize(&argc, &argv);
     o.abort_on_error = !strcmp(mode, "abort-on-error");
-    if (!strcmp(mode, "hang")) o.timeout_s = 2;
+    if (!strcmp(mode, "hang") || !strcmp(mode, "hang-init")) o.timeout_s = 2;
+    if (!strcmp(mode, "hang-init")) {
+        /* MPI is the program's here, so that the sleeping rank is known before the group */
+        MPI_Init(&argc, &argv);
+        int rank = 0;
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        if (rank == 1) sleep(60);
+    }
     nb_set_num_threads(1);
     nb_dist *d = nb_dist_init(&argc, &argv, &o);
     if (!d) {
