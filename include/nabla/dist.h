@@ -44,7 +44,8 @@
  * nb_dist_options.timeout_s bounds the wait for ranks that never come (a hang, a deadlock):
  * past it the job ends with a message. After MPI was finalised (by the program, or by the
  * last nb_dist_finalize), every collective fails with NB_ESTATE "...: MPI was finalized
- * already".
+ * already"; MPI_Abort is not allowed any more then, so abort_on_error and nb_dist_abort end
+ * only this process (exit status 1).
  *
  * Threads: call these functions from one thread at a time (MPI_THREAD_SERIALIZED).
  * This header includes <mpi.h>; the umbrella nabla/nabla.h does not include it.
@@ -143,8 +144,9 @@ NB_API nb_status nb_dist_finalize(nb_dist *d);
  * stderr, then MPI_Abort with exit code 1. For a program's error path: the other ranks may
  * be waiting in a collective this rank will never join. Does not return.
  * PyTorch: none (an uncaught exception; torch.distributed has no abort).
- * Ownership: none; d may be NULL (then MPI_COMM_WORLD is aborted, or, without MPI
- * initialised, the process exits with status 1).
+ * Ownership: none; d may be NULL (then MPI_COMM_WORLD is aborted). Without MPI initialised,
+ * or after it was finalised, only this process ends (exit status 1; no rank prefix when d is
+ * NULL).
  * Errors: none (does not return).
  */
 NB_API NB__NORETURN void nb_dist_abort(nb_dist *d, nb_status status);

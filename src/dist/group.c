@@ -79,15 +79,20 @@ void nb__dist_die(nb_dist *d)
     /* the program asked for this (abort_on_error, nb_dist_abort): reading the error is its
        last use */
     const nb_error *e = nb_last_error();
-    int rank = 0;
-    if (d)
-        rank = d->rank;
+    int inited = 0, finalized = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    /* MPI_Abort is allowed only between MPI's initialisation and its finalisation */
+    const bool live = inited && !finalized;
+    int rank = d ? d->rank : 0;
+    if (!d && live) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (d || live)
+        fprintf(stderr, "rank %d: %s\n", rank, e->message);
     else
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    fprintf(stderr, "rank %d: %s\n", rank, e->message);
+        fprintf(stderr, "%s\n", e->message);
     fflush(stderr);
-    MPI_Abort(d ? d->comm : MPI_COMM_WORLD, 1);
-    exit(1); /* MPI_Abort does not return; in case an implementation does */
+    if (live) MPI_Abort(d ? d->comm : MPI_COMM_WORLD, 1);
+    exit(1); /* without MPI; or in case an implementation's MPI_Abort returns */
 }
 
 nb_status nb__dist_fail(nb_dist *d, nb_status code, const char *fn, const char *fmt, ...)
@@ -365,15 +370,8 @@ nb_status nb_dist_finalize(nb_dist *d)
 
 void nb_dist_abort(nb_dist *d, nb_status status)
 {
-    int inited = 0, finalized = 0;
-    MPI_Initialized(&inited);
-    MPI_Finalized(&finalized);
     if (nb_last_error()->code == NB_OK)
         nb_error_set(NB_ESTATE, "nb_dist_abort", "the job was ended (%s)", nb_status_name(status));
-    if (!inited || finalized) {
-        fprintf(stderr, "%s\n", nb_last_error()->message);
-        exit(1);
-    }
     nb__dist_die(d);
 }
 

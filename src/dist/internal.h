@@ -94,7 +94,8 @@ nb_status nb__dist_fail(nb_dist *d, nb_status code, const char *fn, const char *
     NB__FORMAT(4, 5);
 /* An MPI call (named what) returned rc: NB_EIO "fn: what failed: <MPI's text>". */
 nb_status nb__dist_mpi_error(nb_dist *d, const char *fn, const char *what, int rc);
-/* Write "rank R: <the thread's last error message>" to stderr and end the job. */
+/* Write "rank R: <the thread's last error message>" to stderr and end the job (this process
+   alone, with exit status 1, where MPI is not initialised or was finalised). */
 NB__NORETURN void nb__dist_die(nb_dist *d);
 
 /* FNV-1a over 64-bit words and bytes, for the agreement's digests. */

@@ -2,6 +2,7 @@
 #   MPIEXEC, NP_FLAG, NP: the launcher; PROGRAM, ARGS (a ;-list): the job
 #   EXPECT_FAIL: the job must end with a non-zero status (else: status 0)
 #   EXPECT: a regular expression its output (stdout and stderr) must match
+#   REJECT: a regular expression its output must not match
 #   WITHIN: the job must end within this many seconds
 #   TWICE: run it twice, each with --out <file>, and compare the files (bit for bit)
 #   WORK_DIR: where the files go
@@ -20,6 +21,9 @@ function(run_job out_var)
     endif()
     if(EXPECT AND NOT out MATCHES "${EXPECT}")
         message(FATAL_ERROR "the output does not match '${EXPECT}'")
+    endif()
+    if(REJECT AND out MATCHES "${REJECT}")
+        message(FATAL_ERROR "the output matches '${REJECT}'")
     endif()
     if(WITHIN AND took GREATER WITHIN)
         message(FATAL_ERROR "the job took ${took} s, more than ${WITHIN} s")

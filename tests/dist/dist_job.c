@@ -11,6 +11,7 @@
  *   dist-job init-retry      nb_dist_init with bad options, then with good ones
  *   dist-job init-twice      two groups of nb_dist_init, finalised in the order made
  *   dist-job after-finalize  the program finalises its MPI while a group is open
+ *   dist-job after-finalize-abort   the same with abort_on_error: the error ends the process
  * Failures come at step 3, on rank 1; the program prints "rank R: <error>" when it gets one.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -83,11 +84,13 @@ static int init_twice(int *argc, char ***argv)
     return st == NB_OK && end == NB_OK && !early && finalized ? 0 : 1;
 }
 
-/* The program owns MPI and finalises it with a group open: the group's calls fail. */
-static int after_finalize(int *argc, char ***argv)
+/* The program owns MPI and finalises it with a group open: the group's calls fail (with
+   abort_on_error, they end the process: MPI_Abort is not allowed any more). */
+static int after_finalize(int *argc, char ***argv, bool abort_on_error)
 {
     MPI_Init(argc, argv);
-    nb_dist *d = nb_dist_from_comm(MPI_COMM_WORLD, NULL);
+    nb_dist_options o = {.abort_on_error = abort_on_error};
+    nb_dist *d = nb_dist_from_comm(MPI_COMM_WORLD, &o);
     if (!d) return 1;
     const int rank = nb_dist_rank(d);
     MPI_Finalize();
@@ -108,7 +111,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "init-retry")) return init_retry(&argc, &argv);
     if (!strcmp(mode, "init-twice")) return init_twice(&argc, &argv);
-    if (!strcmp(mode, "after-finalize")) return after_finalize(&argc, &argv);
+    if (!strcmp(mode, "after-finalize")) return after_finalize(&argc, &argv, false);
+    if (!strcmp(mode, "after-finalize-abort")) return after_finalize(&argc, &argv, true);
     o.abort_on_error = !strcmp(mode, "abort-on-error");
     if (!strcmp(mode, "hang") || !strcmp(mode, "hang-init")) o.timeout_s = 2;
     if (!strcmp(mode, "hang-init")) {
