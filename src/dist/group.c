@@ -309,7 +309,11 @@ nb_dist *nb_dist_from_comm(MPI_Comm comm, const nb_dist_options *options)
     int inited = 0, finalized = 0;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
-    if (!inited || finalized) {
+    if (finalized) {
+        nb_error_set(NB_ESTATE, fn, "MPI was finalized already");
+        return NULL;
+    }
+    if (!inited) {
         nb_error_set(NB_ESTATE, fn, "MPI is not initialized (the program owns MPI here)");
         return NULL;
     }

@@ -98,7 +98,10 @@ static int after_finalize(int *argc, char ***argv, bool abort_on_error)
     printf("rank %d: %s\n", rank, nb_last_error()->message);
     nb_status end = nb_dist_finalize(d);
     printf("rank %d: %s\n", rank, nb_last_error()->message);
-    return st == NB_ESTATE && end == NB_ESTATE ? 0 : 1;
+    /* and no new group */
+    nb_dist *again = nb_dist_from_comm(MPI_COMM_WORLD, NULL);
+    printf("rank %d: %s\n", rank, nb_last_error()->message);
+    return st == NB_ESTATE && end == NB_ESTATE && !again ? 0 : 1;
 }
 
 int main(int argc, char **argv)
