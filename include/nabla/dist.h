@@ -33,10 +33,12 @@
  * with one small agreement among the ranks, which carries each rank's local checks, which
  * function it is in and a digest of its arguments. So a bad argument, an allocation failure
  * or differing tensors on one rank, or ranks in different functions of this header, give
- * every rank the same error, "nb_dist_allreduce_grads: rank 1: <cause>", and nobody waits
- * forever; the objects are unchanged. By default that error is returned (nabla never aborts
- * on its own); with nb_dist_options.abort_on_error the rank that finds it writes
- * "rank 1: nb_dist_allreduce_grads: <cause>" to stderr and ends the job with MPI_Abort.
+ * every rank the same error, "nb_dist_allreduce_grads: rank 1: <cause>" (ranks in different
+ * functions: "...: the ranks are in different calls (A and B)", whatever else failed), and
+ * nobody waits forever; the objects are unchanged. By default that error is returned
+ * (nabla never aborts on its own); with nb_dist_options.abort_on_error the rank that finds
+ * it writes "rank 1: nb_dist_allreduce_grads: <cause>" to stderr and ends the job with
+ * MPI_Abort.
  * A rank that fails elsewhere (its own forward, say) must not call MPI_Finalize while the
  * others wait for it: call nb_dist_abort(), or nb_dist_finalize() (which agrees with the
  * others first and, if they are in another call, returns an error everywhere instead of

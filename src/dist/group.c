@@ -179,6 +179,11 @@ nb_status nb__dist_agree(nb_dist *d, const nb__dist_call *c, int64_t *min_have)
         rc = d->o.timeout_s > 0 ? wait_timed(d, c->fn, &req) : MPI_Wait(&req, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) return nb__dist_mpi_error(d, c->fn, "MPI_Allreduce", rc);
 
+    /* ranks in different calls first: a failing rank's cause is about its own call, and
+       every rank must learn that the group is out of step */
+    if (h[H_OP] != -h[H_OP_NEG])
+        return nb__dist_fail(d, NB_ESTATE, c->fn, "the ranks are in different calls (%s and %s)",
+                             op_name(-h[H_OP_NEG]), op_name(h[H_OP]));
     const int failed = (int)-h[H_FAIL];
     if (failed < d->size) {
         /* the failing rank's code and cause, to every rank */
@@ -192,9 +197,6 @@ nb_status nb__dist_agree(nb_dist *d, const nb__dist_call *c, int64_t *min_have)
         m.cause[MESSAGE_MAX - 1] = '\0';
         return nb__dist_fail(d, (nb_status)m.code, c->fn, "rank %d: %s", failed, m.cause);
     }
-    if (h[H_OP] != -h[H_OP_NEG])
-        return nb__dist_fail(d, NB_ESTATE, c->fn, "the ranks are in different calls (%s and %s)",
-                             op_name(-h[H_OP_NEG]), op_name(h[H_OP]));
     if (h[H_DIGEST] != -h[H_DIGEST_NEG])
         return nb__dist_fail(d, NB_ESHAPE, c->fn, "%s", c->mismatch);
     if (h[H_AUX] != -h[H_AUX_NEG])

@@ -78,10 +78,10 @@ typedef struct nb__dist_call {
 } nb__dist_call;
 
 /*
- * Agree with every rank on c: NB_OK, or the same error on every rank: the failure of the
- * lowest failing rank ("fn: rank R: cause", its code), ranks in different functions
- * (NB_ESTATE), differing digests (NB_ESHAPE) or aux values (NB_EINVAL); NB_EIO when MPI
- * fails. With abort_on_error, ends the job instead of returning an error. min_have may be
+ * Agree with every rank on c: NB_OK, or the same error on every rank, the first of: ranks
+ * in different functions (NB_ESTATE), the failure of the lowest failing rank ("fn: rank R:
+ * cause", its code), differing digests (NB_ESHAPE) or aux values (NB_EINVAL); NB_EIO when
+ * MPI fails. With abort_on_error, ends the job instead of returning an error. min_have may be
  * NULL.
  */
 nb_status nb__dist_agree(nb_dist *d, const nb__dist_call *c, int64_t *min_have);

@@ -267,6 +267,17 @@ static void test_broadcast_errors(void **state)
         assert_error(NB_ESTATE, "nb_dist_broadcast: the ranks are in different calls "
                                 "(nb_dist_barrier and nb_dist_broadcast)");
     }
+    /* also when one of them fails by itself: its cause is about a call the others are not
+       in (a barrier has no n), and the group is out of step, which every rank must learn */
+    if (world_rank == 0) {
+        assert_int_equal(nb_dist_barrier(d), NB_ESTATE);
+        assert_error(NB_ESTATE, "nb_dist_barrier: the ranks are in different calls "
+                                "(nb_dist_barrier and nb_dist_broadcast)");
+    } else {
+        assert_int_equal(nb_dist_broadcast(d, both, -1, 0), NB_ESTATE);
+        assert_error(NB_ESTATE, "nb_dist_broadcast: the ranks are in different calls "
+                                "(nb_dist_barrier and nb_dist_broadcast)");
+    }
     assert_memory_equal(nb_tensor_data_const(a), nb_tensor_data_const(keep_a), 3 * sizeof(float));
     assert_memory_equal(nb_tensor_data_const(b), nb_tensor_data_const(keep_b), 2 * sizeof(float));
     /* and the group works on */
