@@ -591,6 +591,15 @@ static const file_case cases[] = {
      "tensor \"a\": shape has 9 dimensions, more than 8"},
     {"bad-shape-overflow", "{\"a\":" ENTRY("F32", "[4294967296,4294967296]", "0", "0") "}", 0, HDR,
      NB_EINVAL, "tensor \"a\": shape [4294967296, 4294967296] has too many elements"},
+    /* an empty tensor whose other dims are huge: the elements are counted in order from 1, as
+     * the safetensors library and torch count them, so only a product on the way overflows */
+    {"ok-shape-huge-empty", "{\"a\":" ENTRY("F32", "[4611686018427387904,0]", "0", "0") "}", 0, HDR,
+     NB_OK, NULL},
+    {"ok-shape-huge-empty-f16", "{\"a\":" ENTRY("F16", "[0,9223372036854775807,5]", "0", "0") "}",
+     0, HDR, NB_OK, NULL},
+    {"bad-shape-overflow-empty",
+     "{\"a\":" ENTRY("F32", "[1099511627776,1099511627776,0]", "0", "0") "}", 0, HDR, NB_EINVAL,
+     "tensor \"a\": shape [1099511627776, 1099511627776, 0] has too many elements"},
     {"bad-shape-size", "{\"a\":" ENTRY("F32", "[2,3]", "0", "16") "}", 16, HDR, NB_EINVAL,
      "tensor \"a\": shape [2, 3] of F32 is 24 bytes, but data_offsets [0, 16] hold 16"},
     {"bad-shape-size-f16", "{\"a\":" ENTRY("F16", "[4]", "0", "16") "}", 16, HDR, NB_EINVAL,

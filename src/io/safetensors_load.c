@@ -213,17 +213,22 @@ static nb_status parse_entry(const char *fn, entry *e, const json_t *info, uint6
                          "section (%llu bytes)",
                          name, (ull)e->begin, (ull)e->end, (ull)data_len);
 
-    /* numel · size can overflow only past data_len, which fits in uint64_t */
+    /* The elements multiplied in order from 1, then the dtype's size, as the safetensors
+     * library and torch's storage size count them: [2^62, 0] is an empty tensor, while
+     * [2^40, 2^40, 0] overflows on the way. A product is kept within int64_t, nabla's own
+     * limit on a shape, so that every shape accepted here is one nb_empty makes. */
     char shape[NB__SHAPE_STR];
-    uint64_t bytes = e->dtype->size;
-    for (int i = 0; i < e->ndim; i++) {
+    uint64_t numel = 1;
+    bool overflow = false;
+    for (int i = 0; i < e->ndim && !overflow; i++) {
         uint64_t dim = (uint64_t)e->dims[i];
-        if (dim && bytes > UINT64_MAX / dim) {
-            return nb__error(NB_EINVAL, fn, "tensor \"%s\": shape %s has too many elements", name,
-                             nb__shape_str(shape, e->ndim, e->dims));
-        }
-        bytes *= dim;
+        overflow = dim && numel > (uint64_t)INT64_MAX / dim;
+        numel *= dim;
     }
+    if (overflow || numel > UINT64_MAX / e->dtype->size)
+        return nb__error(NB_EINVAL, fn, "tensor \"%s\": shape %s has too many elements", name,
+                         nb__shape_str(shape, e->ndim, e->dims));
+    uint64_t bytes = numel * e->dtype->size;
     if (bytes != e->end - e->begin)
         return nb__error(NB_EINVAL, fn,
                          "tensor \"%s\": shape %s of %s is %llu bytes, but data_offsets [%llu, "
