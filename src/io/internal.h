@@ -1,6 +1,6 @@
 /*
  * Internal definitions shared by the io layer's source files: jansson's allocations routed
- * through nabla's allocator,. Never installed.
+ * through nabla's allocator. Never installed.
  */
 #ifndef NABLA_IO_INTERNAL_H
 #define NABLA_IO_INTERNAL_H
