@@ -49,7 +49,9 @@
  * already"; MPI_Abort is not allowed any more then, so abort_on_error and nb_dist_abort end
  * only this process (exit status 1).
  *
- * Threads: call these functions from one thread at a time (MPI_THREAD_SERIALIZED).
+ * Threads: call these functions from one thread at a time (MPI_THREAD_SERIALIZED, which
+ * nb_dist_init asks for). Where MPI runs at a lower level (MPI the program initialised with
+ * MPI_Init, or an MPI that grants less), call them from the thread that initialised MPI only.
  * This header includes <mpi.h>; the umbrella nabla/nabla.h does not include it.
  */
 #ifndef NABLA_DIST_H
