@@ -136,6 +136,27 @@ static void test_init_identity(void **state)
     }
 }
 
+/* The floats of a repr are Python's: positional for decimal exponents in [-4, 16) ("100.0",
+ * "1000000000000000.0"), scientific beyond ("1e+16", "1e-07"); %g wrote "1e+02". */
+static void test_repr_floats(void **state)
+{
+    (void)state;
+    nb_module *m = NB_SEQUENTIAL(
+        nb_module_leaky_relu(100.0), nb_module_leaky_relu(20.0), nb_module_leaky_relu(1234.5),
+        nb_module_leaky_relu(1e15), nb_module_leaky_relu(1e16),
+        nb_module_leaky_relu(1.2345678901234567e16), nb_module_leaky_relu(-0.0),
+        nb_module_leaky_relu(0.1 + 0.2), nb_module_leaky_relu(1e-7), nb_module_leaky_relu(0.00012),
+        nb_module_leaky_relu(-5e-324), nb_module_dropout(1.0), nb_module_dropout(0.0),
+        nb_module_layer_norm(NB_SHAPE(3), 10.0, true),
+        nb_module_layer_norm(NB_SHAPE(2, 2), 1e22, true),
+        nb_module_layer_norm(NB_SHAPE(1), (double)INFINITY, true));
+    assert_non_null(m);
+    char buf[2048];
+    assert_int_equal(nb_module_format(m, buf, sizeof buf), (int64_t)strlen(nn_floats_repr));
+    assert_string_equal(buf, nn_floats_repr);
+    nb_module_free(m);
+}
+
 static void test_forward_and_freeze(void **state)
 {
     (void)state;
@@ -695,17 +716,12 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_init_identity),
-        T(test_init_xavier_zero_fans),
-        T(test_forward_and_freeze),
-        T(test_state_dict_round_trip),
-        T(test_containers),
-        T(test_container_ownership),
-        T(test_container_depth),
-        T(test_alloc_failures),
-        T(test_state_dict_alloc_failures),
-        T(test_layer_gradcheck),
-        T(test_layer_modes_and_errors),
+        T(test_init_identity),         T(test_init_xavier_zero_fans),
+        T(test_repr_floats),           T(test_forward_and_freeze),
+        T(test_state_dict_round_trip), T(test_containers),
+        T(test_container_ownership),   T(test_container_depth),
+        T(test_alloc_failures),        T(test_state_dict_alloc_failures),
+        T(test_layer_gradcheck),       T(test_layer_modes_and_errors),
         T(test_header_example),
     };
 #undef T

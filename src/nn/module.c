@@ -3,6 +3,7 @@
  * layer computes and how it draws its parameters is in layers.c.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,14 +51,26 @@ void nb__text_printf(nb__text *t, const char *fmt, ...)
 
 void nb__text_float(nb__text *t, double x)
 {
-    /* Python's repr: the shortest "%.*g" that reads back, with ".0" when it looks integral */
-    char buf[40];
-    for (int p = 1; p <= 17; p++) {
-        snprintf(buf, sizeof buf, "%.*g", p, x);
+    if (!isfinite(x)) {
+        nb__text_printf(t, "%s", isnan(x) ? "nan" : x < 0 ? "-inf" : "inf");
+        return;
+    }
+    /* Python's repr: the fewest significant digits that read back, written positionally
+       ("100.0", "1234.5", "0.0001") for decimal exponents in [-4, 16), else as "1e+16" */
+    char buf[48];
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(buf, sizeof buf, "%.*e", p - 1, x);
         if (strtod(buf, NULL) == x) break;
     }
-    bool integral = !strpbrk(buf, ".eEni"); /* not 1e-05, inf, nan */
-    nb__text_printf(t, integral ? "%s.0" : "%s", buf);
+    snprintf(buf, sizeof buf, "%.*e", p - 1, x);
+    int e = atoi(strchr(buf, 'e') + 1);
+    if (e < -4 || e >= 16) {
+        nb__text_printf(t, "%s", buf);
+        return;
+    }
+    snprintf(buf, sizeof buf, "%.*f", p - 1 - e > 0 ? p - 1 - e : 0, x);
+    nb__text_printf(t, strchr(buf, '.') ? "%s" : "%s.0", buf);
 }
 
 /* ---- lifetime --------------------------------------------------------------------------- */

@@ -40,6 +40,16 @@ def every():
                          nn.Linear(3, 2, bias=False))
 
 
+def floats():
+    """Layers whose repr holds floats that Python writes positionally or in scientific form."""
+    return nn.Sequential(nn.LeakyReLU(100.0), nn.LeakyReLU(20.0), nn.LeakyReLU(1234.5),
+                         nn.LeakyReLU(1e15), nn.LeakyReLU(1e16), nn.LeakyReLU(1.2345678901234567e16),
+                         nn.LeakyReLU(-0.0), nn.LeakyReLU(0.1 + 0.2), nn.LeakyReLU(1e-7),
+                         nn.LeakyReLU(0.00012), nn.LeakyReLU(-5e-324), nn.Dropout(1.0),
+                         nn.Dropout(0.0), nn.LayerNorm(3, eps=10.0), nn.LayerNorm([2, 2], eps=1e22),
+                         nn.LayerNorm(1, eps=float("inf")))
+
+
 MODELS = [("mlp", mlp), ("mixed", mixed), ("every", every)]
 
 
@@ -67,6 +77,8 @@ def main():
         print('static const char nn_%s_repr[] = "%s";' % (name, r))
         print("static const int64_t nn_%s_count = %d;" %
               (name, sum(p.numel() for p in make().parameters())))
+    r = repr(floats()).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    print('static const char nn_floats_repr[] = "%s";' % r)
 
 
 if __name__ == "__main__":
