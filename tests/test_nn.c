@@ -157,6 +157,36 @@ static void test_repr_floats(void **state)
     nb_module_free(m);
 }
 
+/* A container leaves the mode of a child it is given as it was, as PyTorch does: an
+ * evaluating Dropout put into a training Sequential still does not drop. */
+static void test_child_keeps_mode(void **state)
+{
+    (void)state;
+    nb_module *d = nb_module_dropout(0.5);
+    assert_int_equal(nb_module_train(d, false), NB_OK);
+    nb_module *s = nb_module_sequential(&d, 1);
+    assert_true(nb_module_is_training(s));
+    assert_false(nb_module_is_training(d));
+    nb_tensor *x = nb_ones(NB_SHAPE(64));
+    nb_tensor *y = nb_module_forward(s, x);
+    for (int i = 0; i < 64; i++) assert_true(nb_tensor_data(y)[i] == 1.0f);
+    nb_release(y);
+    /* appended and set children too */
+    assert_int_equal(nb_module_train(s, false), NB_OK);
+    nb_module *r = nb_module_relu();
+    assert_int_equal(nb_module_append(s, r), NB_OK);
+    assert_true(nb_module_is_training(r));
+    assert_false(nb_module_is_training(s));
+    nb_module *t = nb_module_tanh();
+    assert_int_equal(nb_module_set_child(s, 0, t), NB_OK);
+    assert_true(nb_module_is_training(t));
+    /* train() of the container sets them all */
+    assert_int_equal(nb_module_train(s, false), NB_OK);
+    assert_false(nb_module_is_training(r) || nb_module_is_training(t));
+    nb_release(x);
+    nb_module_free(s);
+}
+
 static void test_forward_and_freeze(void **state)
 {
     (void)state;
@@ -716,12 +746,19 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_init_identity),         T(test_init_xavier_zero_fans),
-        T(test_repr_floats),           T(test_forward_and_freeze),
-        T(test_state_dict_round_trip), T(test_containers),
-        T(test_container_ownership),   T(test_container_depth),
-        T(test_alloc_failures),        T(test_state_dict_alloc_failures),
-        T(test_layer_gradcheck),       T(test_layer_modes_and_errors),
+        T(test_init_identity),
+        T(test_init_xavier_zero_fans),
+        T(test_repr_floats),
+        T(test_child_keeps_mode),
+        T(test_forward_and_freeze),
+        T(test_state_dict_round_trip),
+        T(test_containers),
+        T(test_container_ownership),
+        T(test_container_depth),
+        T(test_alloc_failures),
+        T(test_state_dict_alloc_failures),
+        T(test_layer_gradcheck),
+        T(test_layer_modes_and_errors),
         T(test_header_example),
     };
 #undef T

@@ -109,8 +109,9 @@ NB_API nb_module *nb_module_flatten(int start_dim, int end_dim);
 /**
  * A container that applies its n children in order (children named "0", "1", ...).
  * It takes ownership of every child, also when it fails, so constructors nest in one
- * expression; a NULL child (a constructor that failed) fails it with that error.
- * PyTorch: torch.nn.Sequential(*modules).
+ * expression; a NULL child (a constructor that failed) fails it with that error. Each child
+ * keeps its own training mode (nb_module_train sets them all). PyTorch:
+ * torch.nn.Sequential(*modules).
  * Ownership: a new module, the caller's; the children become the container's.
  * Errors: NULL with NB_EINVAL for n < 0, NULL modules with n > 0, a child that already
  * belongs to a container, a module given twice, or a NULL child (keeping a pending error);

@@ -203,8 +203,7 @@ static nb_status reserve(const char *fn, nb_module *seq, int n)
 /* Make m child i of seq (i <= n_children, with room for it); the heights above follow. */
 static void take(nb_module *seq, int i, nb_module *m)
 {
-    m->parent = seq;
-    m->training = seq->training;
+    m->parent = seq; /* m keeps its own mode, as in PyTorch, until seq's is set */
     seq->children[i] = m;
     if (i == seq->n_children) { /* added: the heights above can only grow */
         seq->n_children++;
