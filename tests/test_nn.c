@@ -635,6 +635,43 @@ static void test_alloc_failures(void **state)
     nb_release(x);
 }
 
+/* NB_SEQUENTIAL given one module twice while its list cannot grow: the module is freed once
+ * (the builder freed it when it found no room, then stored or freed it again). */
+static void test_builder_alloc_failures(void **state)
+{
+    (void)state;
+    for (long k = 1; k < 4; k++) {
+        long live = nbt_alloc_live();
+        nb_module *a = nb_module_relu();
+        nbt_fail_alloc_after(k);
+        nb_error_clear();
+        assert_null(NB_SEQUENTIAL(a, a));
+        nbt_fail_alloc_after(0);
+        assert_true(nb_last_error()->code == NB_ENOMEM || nb_last_error()->code == NB_EINVAL);
+        assert_int_equal(nbt_alloc_live(), live);
+    }
+    /* a module an enclosing NB_SEQUENTIAL holds, given again to a failing inner one: the
+       enclosing one frees it, once */
+    long live = nbt_alloc_live();
+    nb_module *a = nb_module_relu();
+    nb_error_clear();
+    assert_null(NB_SEQUENTIAL(a, NB_SEQUENTIAL(nb_module_linear(-1, 1, true), a)));
+    assert_error(NB_EINVAL, "nb_module_linear: in_features (-1) and out_features (1) must be >= 0");
+    a = nb_module_relu();
+    assert_null(NB_SEQUENTIAL(a, NB_SEQUENTIAL(a)));
+    assert_error(NB_EINVAL,
+                 "nb_module_sequential: a module is also given to an enclosing NB_SEQUENTIAL");
+    /* and twice to a NB_SEQUENTIAL nested too deep to build */
+    a = nb_module_relu();
+    nb_module *deep = NB_SEQUENTIAL(
+        NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(
+            NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(
+                NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(a, a)))))))))))))))));
+    assert_null(deep);
+    assert_error(NB_EINVAL, "nb_module_sequential: NB_SEQUENTIAL nested deeper than 16 levels");
+    assert_int_equal(nbt_alloc_live(), live);
+}
+
 /* A parameter's values, concatenated over m (at most cap floats); their number. */
 static size_t param_values(const nb_module *m, float *out, size_t cap)
 {
@@ -746,20 +783,11 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_init_identity),
-        T(test_init_xavier_zero_fans),
-        T(test_repr_floats),
-        T(test_child_keeps_mode),
-        T(test_forward_and_freeze),
-        T(test_state_dict_round_trip),
-        T(test_containers),
-        T(test_container_ownership),
-        T(test_container_depth),
-        T(test_alloc_failures),
-        T(test_state_dict_alloc_failures),
-        T(test_layer_gradcheck),
-        T(test_layer_modes_and_errors),
-        T(test_header_example),
+        T(test_init_identity),    T(test_init_xavier_zero_fans),  T(test_repr_floats),
+        T(test_child_keeps_mode), T(test_forward_and_freeze),     T(test_state_dict_round_trip),
+        T(test_containers),       T(test_container_ownership),    T(test_container_depth),
+        T(test_alloc_failures),   T(test_builder_alloc_failures), T(test_state_dict_alloc_failures),
+        T(test_layer_gradcheck),  T(test_layer_modes_and_errors), T(test_header_example),
     };
 #undef T
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);

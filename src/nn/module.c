@@ -113,19 +113,41 @@ void nb_module_free(nb_module *m)
     if (m && !m->parent) module_destroy(m);
 }
 
+/* Whether m is among modules[0 .. n-1], or on a list linked by next_free. */
+static bool listed_in(nb_module *const *modules, int n, const nb_module *m)
+{
+    for (int j = 0; j < n; j++)
+        if (modules[j] == m) return true;
+    return false;
+}
+
+static bool on_list(const nb_module *list, const nb_module *m)
+{
+    for (; list; list = list->next_free)
+        if (list == m) return true;
+    return false;
+}
+
 /*
- * Free the modules a failed container was given: each one that is no other's child, once
- * (the list may name one twice, or name a child of another one in it). Which ones is decided
- * before the first is freed, as freeing one frees its children.
+ * Free the modules a failed container was given, modules[0 .. n-1] and the list more (linked
+ * by next_free, each once): each one that is no other's child, once (the array may name one
+ * twice, or name a child of another one in it). Which ones is decided before the first is
+ * freed, as freeing one frees its children.
  */
-static void free_given(nb_module *const *modules, int n)
+static void free_given(nb_module *const *modules, int n, nb_module *more)
 {
     nb_module *doomed = NULL;
+    while (more) {
+        nb_module *m = more;
+        more = m->next_free;
+        if (!m->parent && !listed_in(modules, n, m)) {
+            m->next_free = doomed;
+            doomed = m;
+        }
+    }
     for (int k = n - 1; k >= 0; k--) {
         nb_module *m = modules[k];
-        bool listed_before = false;
-        for (int j = 0; j < k && !listed_before; j++) listed_before = modules[j] == m;
-        if (m && !m->parent && !listed_before) {
+        if (m && !m->parent && !listed_in(modules, k, m)) {
             m->next_free = doomed;
             doomed = m;
         }
@@ -246,7 +268,7 @@ nb_module *nb_module_sequential(nb_module *const *modules, int n)
         seq = NULL;
     }
     if (!seq) {
-        free_given(modules, n);
+        free_given(modules, n, NULL);
         return NULL;
     }
     for (int i = 0; i < n; i++) take(seq, i, modules[i]);
@@ -322,31 +344,60 @@ nb_module *nb_module_child(const nb_module *m, int i)
 typedef struct build_frame {
     nb_module **items;
     int n, cap;
-    nb_status failure; /* the first error; the items are freed at the end */
+    nb_status failure;  /* the first error; the items are freed at the end */
+    nb_module *no_room; /* the modules items had no room for (after a failure), by next_free */
 } build_frame;
 
 static _Thread_local build_frame frames[BUILD_DEPTH];
-static _Thread_local int depth, lost; /* lost: frames beyond BUILD_DEPTH */
+static _Thread_local int depth, lost;       /* lost: frames beyond BUILD_DEPTH */
+static _Thread_local nb_module *lost_items; /* the lost frames' modules, by next_free */
 
+/*
+ * Modules are freed once, at the end of the frame that holds them, never as they arrive: a
+ * module given twice (refused) would otherwise be freed and then stored or freed again.
+ */
 void nb_sequential_build_begin(void)
 {
     if (depth == BUILD_DEPTH) {
         lost++;
         return;
     }
-    frames[depth++] = (build_frame){NULL, 0, 0, NB_OK};
+    frames[depth++] = (build_frame){NULL, 0, 0, NB_OK, NULL};
+}
+
+/* Whether one of the open frames 0 .. n-1 holds m (and frees it, or gives it away). */
+static bool held_below(int n, const nb_module *m)
+{
+    for (int d = 0; d < n; d++)
+        if (listed_in(frames[d].items, frames[d].n, m) || on_list(frames[d].no_room, m))
+            return true;
+    return false;
 }
 
 void nb_sequential_build_add(nb_module *m)
 {
     static const char fn[] = "nb_module_sequential";
     if (lost > 0 || depth == 0) { /* nowhere to put it: NB_SEQUENTIAL nested too deep */
-        nb_module_free(m);
+        if (m && !held_below(depth, m) && !on_list(lost_items, m)) {
+            m->next_free = lost_items;
+            lost_items = m;
+        }
+        if (depth == 0 && lost == 0) { /* not inside NB_SEQUENTIAL at all */
+            free_given(NULL, 0, lost_items);
+            lost_items = NULL;
+        }
         return;
     }
     build_frame *f = &frames[depth - 1];
     if (f->failure == NB_OK && !m) f->failure = nb__null(fn, "modules");
     if (!m) return;
+    bool mine = listed_in(f->items, f->n, m) || on_list(f->no_room, m);
+    if (!mine && held_below(depth - 1, m)) { /* an enclosing NB_SEQUENTIAL has it: it stays there */
+        if (f->failure == NB_OK)
+            f->failure =
+                nb__error(NB_EINVAL, fn, "a module is also given to an enclosing NB_SEQUENTIAL");
+        return;
+    }
     if (f->n == f->cap) {
         int cap = f->cap ? 2 * f->cap : 8;
         nb_module **items = nb__alloc((size_t)cap * sizeof *items, 16);
@@ -361,17 +412,19 @@ void nb_sequential_build_add(nb_module *m)
     }
     if (f->n < f->cap) { /* kept also after a failure, so that the end frees each one once */
         f->items[f->n++] = m;
-        return;
+    } else if (!mine) {
+        m->next_free = f->no_room;
+        f->no_room = m;
     }
-    bool listed = false;
-    for (int i = 0; i < f->n && !listed; i++) listed = f->items[i] == m;
-    if (!listed) nb_module_free(m);
 }
 
 nb_module *nb_sequential_build_end(void)
 {
     if (lost > 0) {
-        lost--;
+        if (--lost == 0) {
+            free_given(NULL, 0, lost_items);
+            lost_items = NULL;
+        }
         nb__error(NB_EINVAL, "nb_module_sequential", "NB_SEQUENTIAL nested deeper than %d levels",
                   BUILD_DEPTH);
         return NULL;
@@ -382,7 +435,7 @@ nb_module *nb_sequential_build_end(void)
     if (f.failure == NB_OK)
         seq = nb_module_sequential(f.items, f.n); /* takes the items, also on failure */
     else
-        free_given(f.items, f.n);
+        free_given(f.items, f.n, f.no_room);
     nb__free(f.items);
     return seq;
 }
