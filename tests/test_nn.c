@@ -187,6 +187,32 @@ static void test_child_keeps_mode(void **state)
     nb_module_free(s);
 }
 
+/* An empty Sequential passes x through as a new tensor (an alias of it, where PyTorch returns x
+ * itself), which the open scope owns like any other result: nothing outlives the scope. */
+static void test_empty_sequential_forward(void **state)
+{
+    (void)state;
+    long live = nbt_alloc_live();
+    nb_module *empty = nb_module_sequential(NULL, 0);
+    nb_module *m = NB_SEQUENTIAL(nb_module_relu(), nb_module_sequential(NULL, 0));
+    nb_tensor *x = nb_requires_grad_(nb_full(NB_SHAPE(3), -2.0f), true);
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *y = nb_module_forward(empty, x);
+    assert_non_null(y);
+    assert_ptr_not_equal(y, x);
+    assert_true(nb_tensor_data(y)[0] == -2.0f);
+    assert_int_equal(nb_backward(nb_sum(y, NB_DIMS_ALL, false), NULL, false), NB_OK);
+    assert_true(nb_tensor_data(nb_tensor_grad(x))[0] == 1.0f);
+    y = nb_module_forward(m, x);
+    assert_non_null(y);
+    assert_true(nb_tensor_data(y)[2] == 0.0f);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+    nb_release(x);
+    nb_module_free(m);
+    nb_module_free(empty);
+    assert_int_equal(nbt_alloc_live(), live);
+}
+
 static void test_forward_and_freeze(void **state)
 {
     (void)state;
@@ -783,11 +809,22 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {
-        T(test_init_identity),    T(test_init_xavier_zero_fans),  T(test_repr_floats),
-        T(test_child_keeps_mode), T(test_forward_and_freeze),     T(test_state_dict_round_trip),
-        T(test_containers),       T(test_container_ownership),    T(test_container_depth),
-        T(test_alloc_failures),   T(test_builder_alloc_failures), T(test_state_dict_alloc_failures),
-        T(test_layer_gradcheck),  T(test_layer_modes_and_errors), T(test_header_example),
+        T(test_init_identity),
+        T(test_init_xavier_zero_fans),
+        T(test_repr_floats),
+        T(test_child_keeps_mode),
+        T(test_empty_sequential_forward),
+        T(test_forward_and_freeze),
+        T(test_state_dict_round_trip),
+        T(test_containers),
+        T(test_container_ownership),
+        T(test_container_depth),
+        T(test_alloc_failures),
+        T(test_builder_alloc_failures),
+        T(test_state_dict_alloc_failures),
+        T(test_layer_gradcheck),
+        T(test_layer_modes_and_errors),
+        T(test_header_example),
     };
 #undef T
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);

@@ -214,7 +214,8 @@ NB_API void nb_module_free(nb_module *m);
 /**
  * y = m(x): the layer's function, or the children's in order for a Sequential.
  * Intermediate tensors of a Sequential are released as soon as the next child has its
- * input (the graph keeps what backward needs). PyTorch: m(x) / m.forward(x).
+ * input (the graph keeps what backward needs). An empty Sequential gives an alias of x, as
+ * nb_dropout's identity does (PyTorch returns x itself). PyTorch: m(x) / m.forward(x).
  * Ownership: a new reference (owned by the open scope, if one is).
  * Errors: NULL with NB_EINVAL for NULL m, and NULL x (keeping a pending error); the errors
  * of the layer's op, with that op's name (nb_linear, ...); NB_ENOMEM.

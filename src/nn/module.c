@@ -191,13 +191,16 @@ static bool holds(const nb_module *m, const nb_module *c)
 
 static nb_tensor *sequential_forward(nb_module *m, nb_tensor *x)
 {
+    /* PyTorch returns x itself; a scope cannot own one tensor twice: an alias of x, as
+       nb_dropout's identity (AliasBackward0) */
+    if (m->n_children == 0) return nb_dropout(x, 0.0, false);
     nb_tensor *y = x;
     for (int i = 0; i < m->n_children && y; i++) {
         nb_tensor *next = nb_module_forward(m->children[i], y);
         if (y != x) nb__drop(y); /* the graph holds what backward needs of it */
         y = next;
     }
-    return y == x ? nb_retain(x) : y;
+    return y;
 }
 
 static const nb__module_kind sequential_kind = {"Sequential", sequential_forward, NULL, NULL};
