@@ -207,8 +207,14 @@ static void test_empty_sequential_forward(void **state)
     assert_non_null(y);
     assert_true(nb_tensor_data(y)[2] == 0.0f);
     assert_int_equal(nb_scope_end(sc), NB_OK);
-    nb_release(x);
     nb_module_free(m);
+    /* out of memory: named for the call, as the Sequential has no layer of its own */
+    nbt_fail_alloc_after(1);
+    nb_error_clear();
+    assert_null(nb_module_forward(empty, x));
+    nbt_fail_alloc_after(0);
+    assert_error(NB_ENOMEM, "nb_module_forward: out of memory");
+    nb_release(x);
     nb_module_free(empty);
     assert_int_equal(nbt_alloc_live(), live);
 }

@@ -193,7 +193,11 @@ static nb_tensor *sequential_forward(nb_module *m, nb_tensor *x)
 {
     /* PyTorch returns x itself; a scope cannot own one tensor twice: an alias of x, as
        nb_dropout's identity (AliasBackward0) */
-    if (m->n_children == 0) return nb_dropout(x, 0.0, false);
+    if (m->n_children == 0) {
+        nb_tensor *y = nb_dropout(x, 0.0, false); /* fails only for want of memory */
+        if (!y) nb__oom("nb_module_forward");
+        return y;
+    }
     nb_tensor *y = x;
     for (int i = 0; i < m->n_children && y; i++) {
         nb_tensor *next = nb_module_forward(m->children[i], y);
