@@ -621,6 +621,45 @@ static void test_accumulation_large(void **state)
     assert_int_equal(nb_scope_end(sc), NB_OK);
 }
 
+/*
+ * A seed that shares part of the leaf's .grad (two views of one buffer, the seed's elements
+ * K before or after .grad's): each element of .grad gets the sum of the two values as they
+ * were, at 1, 2 and 3 threads, not an element the sum has already written (which the
+ * pool's tasks would read at their edges).
+ */
+static void test_accumulation_overlapping_seed(void **state)
+{
+    (void)state;
+    enum { N = 300000, K = 1000 };
+    const int saved = nb_get_num_threads();
+    nb_scope *sc = nb_scope_begin();
+    float *grad0 = malloc((size_t)N * sizeof *grad0), *seed0 = malloc((size_t)N * sizeof *seed0);
+    assert_non_null(grad0);
+    assert_non_null(seed0);
+    for (int threads = 1; threads <= 3; threads++)
+        for (int seed_first = 0; seed_first <= 1; seed_first++) {
+            assert_int_equal(nb_set_num_threads(threads), NB_OK);
+            nb_tensor *buf = nb_randn(NB_SHAPE(N + K));
+            nb_tensor *x = nb_requires_grad_(nb_zeros(NB_SHAPE(N)), true);
+            nb_tensor *g = nb_narrow(buf, 0, seed_first ? K : 0, N);
+            nb_tensor *seed = nb_narrow(buf, 0, seed_first ? 0 : K, N);
+            memcpy(grad0, nb_tensor_data_const(g), (size_t)N * sizeof *grad0);
+            memcpy(seed0, nb_tensor_data_const(seed), (size_t)N * sizeof *seed0);
+            assert_int_equal(nb_tensor_set_grad(x, g), NB_OK);
+            assert_int_equal(nb_backward(nb_add(x, nb_detach(x)), seed, false), NB_OK);
+            const float *d = nb_tensor_data_const(nb_tensor_grad(x));
+            for (int64_t k = 0; k < N; k++)
+                if (bits_of(d[k]) != bits_of(grad0[k] + seed0[k]))
+                    fail_msg("%d threads, seed %s .grad, grad[%lld]: %a, want %a", threads,
+                             seed_first ? "before" : "after", (long long)k, (double)d[k],
+                             (double)(grad0[k] + seed0[k]));
+        }
+    free(grad0);
+    free(seed0);
+    assert_int_equal(nb_set_num_threads(saved), NB_OK);
+    assert_int_equal(nb_scope_end(sc), NB_OK);
+}
+
 /* A node that nb_grad only captures does not run, so its retained grad stays NULL, as
  * PyTorch's retain_grad hook (which runs with the node); a node on the way gets it. */
 static void test_grad_capture_leaves_retained(void **state)
@@ -764,6 +803,7 @@ int main(void)
         T(test_no_grad_view_write),
         T(test_accumulation_order_long_sums),
         T(test_accumulation_large),
+        T(test_accumulation_overlapping_seed),
         T(test_grad_capture_leaves_retained),
         T(test_grad_aliasing),
         T(test_grad_skips_leaf_turned_off),

@@ -104,7 +104,8 @@ static nb_node *heap_pop(node_vec *h)
     return top;
 }
 
-/* d[i] += s[i] over [lo, hi); d and s are the same buffer when a seed is the leaf's .grad */
+/* d[i] += s[i] over [lo, hi); d and s are the same buffer when a seed is the leaf's .grad,
+ * never partly the same (accumulate_leaf copies such an s) */
 typedef struct add_job {
     float *d;
     const float *s;
@@ -173,7 +174,17 @@ static nb_status accumulate_leaf(nb_tensor *leaf, nb_tensor *g)
         ag->grad = exclusive(g) ? nb_retain(g) : nb_clone(g);
         return ag->grad ? NB_OK : nb__oom(engine_fn);
     }
-    add_into(ag->grad, g);
+    /* a g that shares some of .grad's elements, not all (views of one buffer at different
+       offsets), is copied first: an element's sum must not read another's new value, which the
+       pool's tasks would do depending on the thread count; PyTorch refuses such an add */
+    nb_tensor *t = ag->grad, *copy = NULL;
+    if (g->storage == t->storage && g->offset != t->offset && g->offset < t->offset + t->numel &&
+        t->offset < g->offset + g->numel) {
+        if (!(copy = nb_clone(g))) return nb__oom(engine_fn);
+        g = copy;
+    }
+    add_into(t, g);
+    nb__release(copy);
     return NB_OK;
 }
 
