@@ -693,12 +693,30 @@ static void test_builder_alloc_failures(void **state)
     assert_null(NB_SEQUENTIAL(a, NB_SEQUENTIAL(a)));
     assert_error(NB_EINVAL,
                  "nb_module_sequential: a module is also given to an enclosing NB_SEQUENTIAL");
+    /* given to a failing inner one first, then to the enclosing one: the inner one leaves
+       it to the end of the outermost, which frees it once */
+    a = nb_module_relu();
+    assert_null(NB_SEQUENTIAL(NB_SEQUENTIAL(a, nb_module_linear(-1, 1, true)), a));
+    assert_error(NB_EINVAL, "nb_module_linear: in_features (-1) and out_features (1) must be >= 0");
+    a = nb_module_relu();
+    assert_null(NB_SEQUENTIAL(nb_module_tanh(), NB_SEQUENTIAL(a, a), NB_SEQUENTIAL(a), a));
+    assert_error(NB_EINVAL, "nb_module_sequential: module 1 is also module 0");
+    assert_int_equal(nbt_alloc_live(), live);
     /* and twice to a NB_SEQUENTIAL nested too deep to build */
     a = nb_module_relu();
     nb_module *deep = NB_SEQUENTIAL(
         NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(
             NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(
                 NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(a, a)))))))))))))))));
+    assert_null(deep);
+    assert_error(NB_EINVAL, "nb_module_sequential: NB_SEQUENTIAL nested deeper than 16 levels");
+    /* and to one nested too deep, then to an enclosing one */
+    a = nb_module_relu();
+    deep = NB_SEQUENTIAL(NB_SEQUENTIAL(
+        NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(
+            NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(
+                NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(NB_SEQUENTIAL(a))))))))))))))),
+        a));
     assert_null(deep);
     assert_error(NB_EINVAL, "nb_module_sequential: NB_SEQUENTIAL nested deeper than 16 levels");
     assert_int_equal(nbt_alloc_live(), live);

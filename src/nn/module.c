@@ -249,7 +249,8 @@ static void take(nb_module *seq, int i, nb_module *m)
     }
 }
 
-nb_module *nb_module_sequential(nb_module *const *modules, int n)
+/* nb_module_sequential; on failure the modules are freed (free_given) only where free_them */
+static nb_module *sequential_new(nb_module *const *modules, int n, bool free_them)
 {
     static const char fn[] = "nb_module_sequential";
     nb_status rc = NB_OK;
@@ -275,11 +276,16 @@ nb_module *nb_module_sequential(nb_module *const *modules, int n)
         seq = NULL;
     }
     if (!seq) {
-        free_given(modules, n, NULL);
+        if (free_them) free_given(modules, n, NULL);
         return NULL;
     }
     for (int i = 0; i < n; i++) take(seq, i, modules[i]);
     return seq;
+}
+
+nb_module *nb_module_sequential(nb_module *const *modules, int n)
+{
+    return sequential_new(modules, n, true);
 }
 
 /* The checks nb_module_append and nb_module_set_child share. */
@@ -356,12 +362,16 @@ typedef struct build_frame {
 } build_frame;
 
 static _Thread_local build_frame frames[BUILD_DEPTH];
-static _Thread_local int depth, lost;       /* lost: frames beyond BUILD_DEPTH */
-static _Thread_local nb_module *lost_items; /* the lost frames' modules, by next_free */
+static _Thread_local int depth, lost; /* lost: frames beyond BUILD_DEPTH */
+/* the modules of the frames that failed (or were lost) inside an enclosing one, by next_free,
+   each once: freed when the outermost frame ends */
+static _Thread_local nb_module *deferred;
 
 /*
- * Modules are freed once, at the end of the frame that holds them, never as they arrive: a
- * module given twice (refused) would otherwise be freed and then stored or freed again.
+ * Modules are freed once, never as they arrive: a module given twice (refused) would
+ * otherwise be freed and then stored or freed again. A frame that fails inside another one
+ * hands its modules to the outermost frame's end rather than freeing them, as one of them
+ * may still come to an enclosing frame (NB_SEQUENTIAL(NB_SEQUENTIAL(a, NULL), a)).
  */
 void nb_sequential_build_begin(void)
 {
@@ -381,24 +391,30 @@ static bool held_below(int n, const nb_module *m)
     return false;
 }
 
+/* Put m on the deferred list, unless it is there already. */
+static void defer(nb_module *m)
+{
+    if (m && !on_list(deferred, m)) {
+        m->next_free = deferred;
+        deferred = m;
+    }
+}
+
 void nb_sequential_build_add(nb_module *m)
 {
     static const char fn[] = "nb_module_sequential";
     if (lost > 0 || depth == 0) { /* nowhere to put it: NB_SEQUENTIAL nested too deep */
-        if (m && !held_below(depth, m) && !on_list(lost_items, m)) {
-            m->next_free = lost_items;
-            lost_items = m;
-        }
+        if (m && !held_below(depth, m)) defer(m);
         if (depth == 0 && lost == 0) { /* not inside NB_SEQUENTIAL at all */
-            free_given(NULL, 0, lost_items);
-            lost_items = NULL;
+            free_given(NULL, 0, deferred);
+            deferred = NULL;
         }
         return;
     }
     build_frame *f = &frames[depth - 1];
     if (f->failure == NB_OK && !m) f->failure = nb__null(fn, "modules");
     if (!m) return;
-    bool mine = listed_in(f->items, f->n, m) || on_list(f->no_room, m);
+    bool mine = listed_in(f->items, f->n, m) || on_list(f->no_room, m) || on_list(deferred, m);
     if (!mine && held_below(depth - 1, m)) { /* an enclosing NB_SEQUENTIAL has it: it stays there */
         if (f->failure == NB_OK)
             f->failure =
@@ -427,22 +443,26 @@ void nb_sequential_build_add(nb_module *m)
 
 nb_module *nb_sequential_build_end(void)
 {
-    if (lost > 0) {
-        if (--lost == 0) {
-            free_given(NULL, 0, lost_items);
-            lost_items = NULL;
-        }
+    if (lost > 0) { /* its modules are deferred: the frames below are open */
+        lost--;
         nb__error(NB_EINVAL, "nb_module_sequential", "NB_SEQUENTIAL nested deeper than %d levels",
                   BUILD_DEPTH);
         return NULL;
     }
     if (depth == 0) return NULL;
     build_frame f = frames[--depth];
-    nb_module *seq = NULL;
-    if (f.failure == NB_OK)
-        seq = nb_module_sequential(f.items, f.n); /* takes the items, also on failure */
-    else
-        free_given(f.items, f.n, f.no_room);
+    nb_module *seq = f.failure == NB_OK ? sequential_new(f.items, f.n, false) : NULL;
+    if (!seq) { /* the modules wait for the outermost frame's end */
+        for (nb_module *m = f.no_room, *next; m; m = next) {
+            next = m->next_free;
+            defer(m);
+        }
+        for (int i = 0; i < f.n; i++) defer(f.items[i]);
+    }
+    if (depth == 0) { /* each deferred module once, unless a container took it since */
+        free_given(NULL, 0, deferred);
+        deferred = NULL;
+    }
     nb__free(f.items);
     return seq;
 }
