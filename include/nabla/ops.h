@@ -360,8 +360,9 @@ NB_API nb_tensor *nb_argmin(const nb_tensor *x, nb_dims dim, bool keepdim);
  * PyTorch's unbiased=True (the default), 0 unbiased=False. An empty slice gives NaN; n ≤
  * correction gives inf (or NaN for a constant slice). dx = (2 / (n − correction))·g·(x − mean),
  * with n − correction not clamped, as in PyTorch (for std, g / (2·y) in place of g, and 0
- * where y = 0). PyTorch: torch.var(x, dims, correction=c, keepdim) / torch.std; nodes
- * VarBackward0 / StdBackward0.
+ * where y = 0); var's is inf·g where correction is the element count of a 0-d x or of x over
+ * NB_DIMS_ALL, PyTorch's special case. PyTorch: torch.var(x, dims, correction=c, keepdim) /
+ * torch.std; nodes VarBackward0 / StdBackward0.
  * Ownership: new reference. Errors: as the reductions above.
  * @{
  */
