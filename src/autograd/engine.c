@@ -178,8 +178,7 @@ static nb_status accumulate_leaf(nb_tensor *leaf, nb_tensor *g)
        offsets), is copied first: an element's sum must not read another's new value, which the
        pool's tasks would do depending on the thread count; PyTorch refuses such an add */
     nb_tensor *t = ag->grad, *copy = NULL;
-    if (g->storage == t->storage && g->offset != t->offset && g->offset < t->offset + t->numel &&
-        t->offset < g->offset + g->numel) {
+    if (nb__partly_overlaps(t, g)) {
         if (!(copy = nb_clone(g))) return nb__oom(engine_fn);
         g = copy;
     }

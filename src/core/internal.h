@@ -257,6 +257,16 @@ static inline nb_status nb__check_inplace(const char *fn, const nb_tensor *t)
 }
 /** Two shapes are equal. */
 bool nb__same_shape(const nb_tensor *a, const nb_tensor *b);
+/**
+ * Whether a write to a may read elements of b it has already overwritten: the two share some
+ * elements of one storage, not all (a op= a, the same elements in the same shape, is fine).
+ */
+static inline bool nb__partly_overlaps(const nb_tensor *a, const nb_tensor *b)
+{
+    if (a->storage != b->storage) return false;
+    if (a->offset == b->offset && nb__same_shape(a, b)) return false;
+    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
+}
 
 /* ---- scopes ---------------------------------------------------------------------------- */
 

@@ -313,14 +313,6 @@ nb_status nb__binop_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx)
     return rc;
 }
 
-/* Whether a write to a reads b elements it has already overwritten (partial overlap). */
-static bool overlaps(const nb_tensor *a, const nb_tensor *b)
-{
-    if (a->storage != b->storage) return false;
-    if (a->offset == b->offset && nb__same_shape(a, b)) return false; /* a op= a is fine */
-    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
-}
-
 nb_status nb__binary_(const char *fn, const nb__binop *op, nb_tensor *a, const nb_tensor *b,
                       float s)
 {
@@ -342,7 +334,7 @@ nb_status nb__binary_(const char *fn, const nb__binop *op, nb_tensor *a, const n
                 nb__shape_str(sa, as.ndim, as.dims), nb__shape_str(so, os.ndim, os.dims));
         }
     }
-    if (b && overlaps(a, b))
+    if (b && nb__partly_overlaps(a, b))
         return nb__error(NB_EINVAL, fn,
                          "unsupported operation: some elements of the input tensor and the "
                          "written-to tensor refer to a single memory location. Please clone() "
