@@ -1078,6 +1078,28 @@ static void test_next_into(void **state)
     assert_message(NB_EINVAL, "nb_dataloader_next_into: argument 'labels' is NULL");
     assert_int_equal(nb_dataloader_next_into(NULL, x, y), NB_EINVAL);
     assert_message(NB_EINVAL, "nb_dataloader_next_into: argument 'dl' is NULL");
+    /* labels that are part of images, or one tensor for both: each would overwrite the other */
+    nb_tensor *flat = nb_reshape(x, NB_SHAPE(96)), *inside = nb_slice(flat, 0, 40, 48, 1);
+    nb_tensor *one = nb_empty(NB_SHAPE(8)), *one_x = nb_reshape(one, NB_SHAPE(8, 1));
+    assert_int_equal(nb_dataloader_next_into(dl, x, inside), NB_EINVAL);
+    assert_message(NB_EINVAL,
+                   "nb_dataloader_next_into: images and labels share memory: give them tensors "
+                   "of their own");
+    nb_dataset *d1 = indexed_dataset(8, 1);
+    nb_dataloader *dl1 = nb_dataloader_new(d1, &(nb_dataloader_options){.batch_size = 8});
+    assert_non_null(dl1);
+    assert_int_equal(nb_dataloader_begin_epoch(dl1), NB_OK);
+    assert_int_equal(nb_dataloader_next_into(dl1, one, one), NB_EINVAL);
+    assert_int_equal(nb_dataloader_next_into(dl1, one_x, one), NB_EINVAL);
+    assert_error(NB_EINVAL, "share memory");
+    assert_int_equal(nb_dataloader_next_into(dl1, one_x, y), 8); /* nothing was taken */
+    assert_int_equal(nb_dataloader_batch_indices(dl1, NULL)[0], 0);
+    nb_dataloader_free(dl1);
+    nb_dataset_free(d1);
+    nb_release(flat);
+    nb_release(inside);
+    nb_release(one_x);
+    nb_release(one);
     nb_requires_grad_(x, true);
     assert_int_equal(nb_dataloader_next_into(dl, x, y), NB_ESTATE);
     assert_error(NB_ESTATE, "nb_dataloader_next_into: a leaf Variable that requires grad");

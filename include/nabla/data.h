@@ -275,9 +275,10 @@ NB_API int64_t nb_dataloader_next(nb_dataloader *dl, nb_tensor **images, nb_tens
  * Returns B, 0 at the end of the epoch, or a negative nb_status. PyTorch: next(iterator)
  * (with pinned, reused buffers).
  * Ownership: images and labels are borrowed and changed in place.
- * Errors: NB_EINVAL for NULL dl, images or labels, or shapes that do not hold a full batch;
- * NB_ESTATE when no epoch has begun, or for a leaf that requires grad while grad mode is on.
- * Nothing is written or drawn on error.
+ * Errors: NB_EINVAL for NULL dl, images or labels, shapes that do not hold a full batch, or
+ * images and labels that share memory (one tensor, or a view of the other); NB_ESTATE when
+ * no epoch has begun, or for a leaf that requires grad while grad mode is on. Nothing is
+ * written or drawn on error.
  */
 NB_API int64_t nb_dataloader_next_into(nb_dataloader *dl, nb_tensor *images, nb_tensor *labels);
 
