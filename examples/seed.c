@@ -6,7 +6,8 @@
  *
  * With the same seed the output is the notebook's (tests/data/seed_transcript_N.txt), but for
  * object addresses. The graph is written as seed_graph.dot (and seed_graph_grads.dot after
- * backward), and rendered to PNG when Graphviz's `dot` is installed.
+ * backward), and rendered to PNG when Graphviz's `dot` is installed. Exit status 1 when a
+ * graph could not be written (the transcript is printed whole all the same), 2 for bad usage.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -42,16 +43,20 @@ static void print_bool(bool b)
     printf("%s\n", b ? "True" : "False");
 }
 
-/* Write the graph behind root to DIR/NAME.dot, and NAME.png when dot is available. */
-static void write_graph(const char *dir, const char *name, const nb_tensor *root,
+/* Write the graph behind root to DIR/NAME.dot, and NAME.png when dot is available; false
+ * (after one line on stderr) when the file could not be written. */
+static bool write_graph(const char *dir, const char *name, const nb_tensor *root,
                         nb_tensor *const *tensors, const char *const *names, int n, bool grads)
 {
     char dot_path[1024], cmd[2600];
-    snprintf(dot_path, sizeof dot_path, "%s/%s.dot", dir, name);
+    if (snprintf(dot_path, sizeof dot_path, "%s/%s.dot", dir, name) >= (int)sizeof dot_path) {
+        fprintf(stderr, "nabla-seed: --graph-dir is too long\n");
+        return false;
+    }
     FILE *f = fopen(dot_path, "w");
     if (!f) {
         fprintf(stderr, "nabla-seed: cannot write %s: %s\n", dot_path, strerror(errno));
-        return;
+        return false;
     }
     nb_dot_options opt = {.show_grads = grads,
                           .title = grads ? "after backward" : "before backward",
@@ -59,15 +64,22 @@ static void write_graph(const char *dir, const char *name, const nb_tensor *root
                           .names = names,
                           .n_names = n};
     nb_status st = nb_graph_dot(root, f, &opt);
-    fclose(f);
+    if (fclose(f) != 0 && st == NB_OK) {
+        fprintf(stderr, "nabla-seed: cannot write %s: %s\n", dot_path, strerror(errno));
+        return false;
+    }
     if (st != NB_OK) {
         fprintf(stderr, "nabla-seed: %s\n", nb_last_error()->message);
-        return;
+        return false;
     }
     if (system("command -v dot >/dev/null 2>&1") == 0) {
         snprintf(cmd, sizeof cmd, "dot -Tpng '%s' -o '%s/%s.png'", dot_path, dir, name);
-        if (system(cmd) != 0) fprintf(stderr, "nabla-seed: dot failed on %s\n", dot_path);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "nabla-seed: dot failed on %s\n", dot_path);
+            return false;
+        }
     }
+    return true;
 }
 
 /* s as torch.manual_seed takes it (nabla-train's --seed): an integer in [-2^63, 2^64 - 1], a
@@ -144,7 +156,7 @@ int main(int argc, char **argv)
     print_or_none(nb_tensor_grad(w));
     nb_tensor *named[] = {x, y, w, b, z, loss};
     const char *names[] = {"x", "y", "w", "b", "z", "loss"};
-    if (graph) write_graph(dir, "seed_graph", loss, named, names, 6, false);
+    bool graphs_ok = !graph || write_graph(dir, "seed_graph", loss, named, names, 6, false);
 
     printf("# [4] loss.backward(); w.grad, b.grad, z.grad\n");
     if (nb_backward(loss, NULL, false) != NB_OK) {
@@ -155,7 +167,8 @@ int main(int argc, char **argv)
     print_or_none(nb_tensor_grad(w));
     print_or_none(nb_tensor_grad(b));
     print_or_none(nb_tensor_grad(z)); /* not a leaf: None, and a warning on stderr */
-    if (graph) write_graph(dir, "seed_graph_grads", loss, named, names, 6, true);
+    if (graph && !write_graph(dir, "seed_graph_grads", loss, named, names, 6, true))
+        graphs_ok = false;
 
     printf("# [5] requires_grad of z, under no_grad, and of z.detach()\n");
     z = nb_add(nb_matmul(x, w), b);
@@ -169,5 +182,5 @@ int main(int argc, char **argv)
     print_bool(nb_tensor_requires_grad(nb_detach(z)));
 
     nb_scope_end(cell);
-    return 0;
+    return graphs_ok ? 0 : 1; /* the transcript is whole either way */
 }
