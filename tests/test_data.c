@@ -619,6 +619,17 @@ static void test_load_errors(void **state)
              "'%s/train-labels-idx1-ubyte.gz': No such file or directory",
              dir, dir);
     assert_message(NB_EIO, want);
+    /* the plain name fails for another reason than being missing: the .gz is not tried, and
+       the message names only the file that was */
+    const char *loop = tmp_path("a-dir/train-images-idx3-ubyte");
+    assert_int_equal(symlink("train-images-idx3-ubyte", loop), 0);
+    assert_null(nb_mnist_load(dir, true));
+    snprintf(want, sizeof want,
+             "nb_mnist_load: cannot open '%s/train-images-idx3-ubyte': Too many levels of "
+             "symbolic links",
+             dir);
+    assert_message(NB_EIO, want);
+    remove(loop);
     remove(tmp_path("a-dir/train-images-idx3-ubyte.gz"));
 
     nb_error_clear();

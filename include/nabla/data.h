@@ -81,12 +81,14 @@ NB_API nb_dataset *nb_idx_load_memory(const void *images, size_t images_size, co
  * Load MNIST, Fashion-MNIST or another set of the family from dir, by its four standard
  * file names: train-images-idx3-ubyte and train-labels-idx1-ubyte (train), or
  * t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (test), each plain or with ".gz" (the
- * plain name is tried first). PyTorch: torchvision.datasets.FashionMNIST(dir, train=train)
- * (which also downloads; nabla reads only).
+ * plain name is tried first, and the ".gz" one when there is no such plain file).
+ * PyTorch: torchvision.datasets.FashionMNIST(dir, train=train) (which also downloads; nabla
+ * reads only).
  * Ownership: a new dataset, the caller's; free it with nb_dataset_free().
  * Errors: NULL with NB_EINVAL for NULL dir; NB_EIO when neither name of a file can be opened
- * ("cannot open 'dir/train-images-idx3-ubyte' or '...gz': <strerror>"), and the IDX errors
- * above.
+ * ("cannot open 'dir/train-images-idx3-ubyte' or '...gz': <strerror>"), or the plain one
+ * exists but cannot be opened ("cannot open 'dir/train-images-idx3-ubyte': <strerror>"), and
+ * the IDX errors above.
  */
 NB_API nb_dataset *nb_mnist_load(const char *dir, bool train);
 

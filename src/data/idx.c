@@ -479,18 +479,20 @@ nb_dataset *nb_idx_load_memory(const void *images, size_t images_size, const voi
     return load(&img, &lbl);
 }
 
-/* Open path into s, or record "cannot open" (naming alt too, when given) for fn. */
+/* Open path into s, or alt when there is no path, or record "cannot open" (naming alt too,
+   when it was tried) for fn. */
 static nb_status open_source(source *s, const char *fn, const char *path, const char *alt)
 {
     memset(s, 0, sizeof *s);
     int err_no = 0;
     FILE *f = open_read(path, &err_no);
-    if (!f && alt && err_no == ENOENT) {
+    const bool tried_alt = !f && alt && err_no == ENOENT;
+    if (tried_alt) {
         f = open_read(alt, &err_no);
         if (f) path = alt;
     }
     if (!f) {
-        if (alt)
+        if (tried_alt)
             return nb__error(NB_EIO, fn, "cannot open '%s' or '%s': %s", path, alt,
                              strerror(err_no));
         return nb__error(NB_EIO, fn, "cannot open '%s': %s", path, strerror(err_no));
