@@ -118,7 +118,8 @@ bool trainer_parse_double(const char *s, double lo, bool above, double *out);
 bool trainer_parse_seed(const char *s, uint64_t *out);
 
 /** s as 1 to max integers in [lo, hi] separated by commas, with no empty entry: *n of them in
- *  out (as Python's [int(v) for v in s.split(",")] reads it). */
+ *  out (as Python's [int(v) for v in s.split(",")] reads it, but for the spaces around an
+ *  entry and the underscores in one that int() also takes). */
 bool trainer_parse_list(const char *s, int64_t lo, int64_t hi, int64_t *out, int max, int *n);
 
 /** Whether the option a is one of names (NULL-terminated), which take a value, and none
