@@ -17,8 +17,10 @@ add_custom_command(OUTPUT "${NABLA_DOXYGEN_OUT}/html/index.html"
     VERBATIM)
 add_custom_target(docs DEPENDS "${NABLA_DOXYGEN_OUT}/html/index.html")
 if(NB_BUILD_TESTS)
-    # Runs doxygen itself (not the target) so a run always sees every warning again.
-    add_test(NAME doxygen COMMAND "${DOXYGEN_EXECUTABLE}" "${NABLA_DOXYGEN_OUT}/Doxyfile"
+    # Runs doxygen itself (not the target) so a run always sees every warning again, and
+    # checks that every public header has its page.
+    add_test(NAME doxygen COMMAND sh "${PROJECT_SOURCE_DIR}/tests/docs/check_doxygen.sh"
+        "${DOXYGEN_EXECUTABLE}" "${NABLA_DOXYGEN_OUT}/Doxyfile" "${PROJECT_SOURCE_DIR}/include/nabla"
         WORKING_DIRECTORY "${NABLA_DOXYGEN_OUT}")
     set_tests_properties(doxygen PROPERTIES LABELS docs)
 endif()

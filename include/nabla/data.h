@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — datasets and batches: the MNIST family from IDX files, and a data loader that
  * yields float32 batches in the order PyTorch's DataLoader yields them.
  *
@@ -36,7 +37,9 @@
 
 NB_BEGIN_DECLS
 
+/** A dataset: examples and their labels, held in memory (opaque; nb_mnist_load). */
 typedef struct nb_dataset nb_dataset;
+/** A data loader: batches of a dataset, in order or shuffled (opaque; nb_dataloader_new). */
 typedef struct nb_dataloader nb_dataloader;
 
 /* ---------------------------------------------------------------------------------------
@@ -138,9 +141,11 @@ NB_API int64_t nb_dataset_num_classes(const nb_dataset *ds);
 /**
  * The examples, count × example_size bytes, example after example, row-major; the labels,
  * count bytes. NULL for NULL. Borrowed from ds, valid while it lives.
+ * @{
  */
 NB_API const uint8_t *nb_dataset_images(const nb_dataset *ds);
 NB_API const uint8_t *nb_dataset_labels(const nb_dataset *ds);
+/** @} */
 
 /* ---------------------------------------------------------------------------------------
  * Subsets (for fine-tuning on part of a dataset). Each returns a new, independent dataset

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * nabla — optimizers, gradient clipping and learning-rate schedulers.
  *
  * An optimizer updates its parameters in place from their .grad with the update rules of
@@ -110,6 +111,7 @@ NB_API const char *nb_optim_kind_name(nb_optim_kind kind);
  * The optimizer
  * ------------------------------------------------------------------------------------- */
 
+/** An optimizer: parameter groups, hyperparameters, per-parameter state (opaque; nb_optim_new). */
 typedef struct nb_optim nb_optim;
 
 /**
@@ -321,6 +323,7 @@ NB_API nb_status nb_clip_grad_value_(nb_tensor *const *params, int n, double cli
  * when nothing else changes the lr is given with it (epoch e = last_epoch, base lr η0).
  * ------------------------------------------------------------------------------------- */
 
+/** A learning-rate scheduler of one optimizer (opaque; nb_step_lr_new, ...). */
 typedef struct nb_lr_scheduler nb_lr_scheduler;
 
 /**
