@@ -264,7 +264,7 @@ function(dist_consumer)
     message(STATUS "mpiexec -n 2 consumer: ${run_output}")
     set(n 0)
     foreach(case IN ITEMS "found, dist TRUE|OPTIONAL_COMPONENTS dist"
-                          "found, dist FALSE|COMPONENTS shared"
+                          "found, dist FALSE|COMPONENTS ${COMPONENTS}"
                           "not found: unknown component 'gpu' \\(nabla has shared, static and dist\\)|COMPONENTS gpu"
                           "not found: the dist component \\(MPI\\) is not installed|REMOVE COMPONENTS dist"
                           "found, dist FALSE|OPTIONAL_COMPONENTS dist")
