@@ -385,6 +385,22 @@ static const option_error option_errors[] = {
      {-0.1},
      "nb_optim_new: invalid initial_accumulator_value value: -0.1"},
     {NB_OPTIM_SGD, {"dampening"}, {HUGE_VAL}, "nb_optim_new: option 'dampening' is inf"},
+    /* finite, but a float32 scalar of the update would be infinite (PyTorch's step fails) */
+    {NB_OPTIM_SGD,
+     {"weight_decay"},
+     {1e39},
+     "nb_optim_new: option 'weight_decay' is 1e+39, beyond float32's range (PyTorch: value "
+     "cannot be converted to type float without overflow)"},
+    {NB_OPTIM_ADAM, {"lr"}, {1e300}, "nb_optim_new: option 'lr' is 1e+300, beyond float32's range"},
+    {NB_OPTIM_SGD,
+     {"momentum", "dampening"},
+     {0.9, -3.5e38},
+     "nb_optim_new: option 'dampening' is -3.5e+38, beyond float32's range"},
+    {NB_OPTIM_RMSPROP, {"alpha"}, {1e39}, "nb_optim_new: option 'alpha' is 1e+39, beyond"},
+    {NB_OPTIM_ADAGRAD,
+     {"initial_accumulator_value"},
+     {3.5e38},
+     "nb_optim_new: option 'initial_accumulator_value' is 3.5e+38, beyond float32's range"},
     {NB_OPTIM_SGD,
      {"nesterov"},
      {1},
@@ -440,6 +456,17 @@ static void test_option_errors(void **state)
     assert_error(NB_EINVAL,
                  "nb_optim_add_param_group: options of kind Adam for an optimizer of kind SGD");
     assert_int_equal(nb_optim_num_groups(opt), 1);
+    nb_optim_free(opt);
+    /* Adagrad's lr_decay only enters a double, and SGD without momentum leaves dampening
+     * unused: any finite one is PyTorch's to take */
+    nb_optim_options ada = nb_optim_defaults(NB_OPTIM_ADAGRAD);
+    ada.lr_decay = 1e300;
+    opt = nb_optim_new(&w, 1, &ada);
+    assert_non_null(opt);
+    nb_optim_free(opt);
+    ok.dampening = -1e300;
+    opt = nb_optim_new(&w, 1, &ok);
+    assert_non_null(opt);
     nb_optim_free(opt);
     nb_release(w);
     nb_release(b);
@@ -529,10 +556,12 @@ static void test_parameter_errors(void **state)
     assert_int_equal(nb_optim_set_lr(opt, -1, 0.1), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_optim_set_lr: group -1 out of range");
     assert_int_equal(nb_optim_set_lr(opt, 0, -0.1), NB_EINVAL);
-    assert_error(NB_EINVAL,
-                 "nb_optim_set_lr: invalid learning rate: -0.1 (it must be finite and >= 0)");
+    assert_error(NB_EINVAL, "nb_optim_set_lr: invalid learning rate: -0.1 (it must be >= 0 and "
+                            "within float32's range)");
     assert_int_equal(nb_optim_set_lr(opt, 0, (double)NAN), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_optim_set_lr: invalid learning rate: nan");
+    assert_int_equal(nb_optim_set_lr(opt, 0, 1e39), NB_EINVAL); /* would step with -inf */
+    assert_error(NB_EINVAL, "nb_optim_set_lr: invalid learning rate: 1e+39");
     assert_true(nb_optim_get_lr(opt, 0) == 1e-3);
     assert_int_equal(nb_optim_group_size(opt, 3), -1);
     assert_error(NB_EINVAL, "nb_optim_group_size: group 3 out of range");

@@ -129,8 +129,10 @@ typedef struct nb_optim nb_optim;
  *   empty parameter list"); a parameter that is not a leaf; a parameter given twice; an
  *   unknown kind; SGD without lr; lr, eps, momentum, weight_decay, alpha, lr_decay or
  *   initial_accumulator_value < 0; betas outside [0, 1); a hyperparameter that is NaN or
- *   infinite; nesterov without momentum > 0 and dampening 0; a field the kind does not use
- *   that is not 0;
+ *   infinite, or beyond float32's range, FLT_MAX in magnitude (the step would take it as an
+ *   infinite float; PyTorch fails there), but lr_decay and, without momentum, dampening;
+ *   nesterov without momentum > 0 and dampening 0; a field the kind does not use that is
+ *   not 0;
  *   NB_ENOMEM (nothing is retained).
  */
 NB_API nb_optim *nb_optim_new(nb_tensor *const *params, int n, const nb_optim_options *options);
@@ -200,8 +202,8 @@ NB_API double nb_optim_get_lr(const nb_optim *opt, int group);
  * Set the learning rate of group (schedulers do this). PyTorch:
  * optimizer.param_groups[group]['lr'] = lr.
  * Ownership: none.
- * Errors: NB_EINVAL for NULL opt, a group out of range, or lr < 0, NaN or infinite (the lr is
- * unchanged).
+ * Errors: NB_EINVAL for NULL opt, a group out of range, or lr < 0, NaN or above FLT_MAX (the
+ * lr is unchanged).
  */
 NB_API nb_status nb_optim_set_lr(nb_optim *opt, int group, double lr);
 

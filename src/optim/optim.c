@@ -3,6 +3,7 @@
  * (allocate every missing state, then update), zero_grad and accessors. The update rules
  * themselves are in update.c.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,14 @@ nb_status nb__optim_check_options(const char *fn, const nb_optim_options *o, boo
         if (o->kind == NB_OPTIM_SGD && f->offset == FIELD(lr) && isnan(v))
             return nb__error(NB_EINVAL, fn, "SGD has no default learning rate: set lr");
         if (!isfinite(v)) return nb__error(NB_EINVAL, fn, "option '%s' is %g", f->name, v);
+        /* the update's kernels take it as a float32 scalar, which PyTorch's step refuses to
+         * overflow; lr_decay only enters a double, dampening only with momentum */
+        if (f->offset != FIELD(lr_decay) && fabs(v) > (double)FLT_MAX &&
+            (f->offset != FIELD(dampening) || o->momentum != 0.0))
+            return nb__error(NB_EINVAL, fn,
+                             "option '%s' is %g, beyond float32's range (PyTorch: value cannot be "
+                             "converted to type float without overflow)",
+                             f->name, v);
         if (f->offset == FIELD(betas[0]) || f->offset == FIELD(betas[1])) {
             if (!(v >= 0.0 && v < 1.0))
                 return nb__error(NB_EINVAL, fn,
@@ -412,8 +421,9 @@ nb_status nb_optim_set_lr(nb_optim *opt, int group, double lr)
     static const char fn[] = "nb_optim_set_lr";
     nb_status rc = nb__optim_check_group(fn, opt, group);
     if (rc != NB_OK) return rc;
-    if (!(lr >= 0.0) || isinf(lr))
-        return nb__error(NB_EINVAL, fn, "invalid learning rate: %g (it must be finite and >= 0)",
+    if (!(lr >= 0.0) || lr > (double)FLT_MAX)
+        return nb__error(NB_EINVAL, fn,
+                         "invalid learning rate: %g (it must be >= 0 and within float32's range)",
                          lr);
     opt->groups[group].o.lr = lr;
     return NB_OK;
