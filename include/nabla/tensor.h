@@ -168,8 +168,9 @@ NB_API nb_tensor *nb_from_data(const float *data, nb_shape shape);
 /**
  * 1-D values x[i] = start + i·step, up to but excluding end; ceil((end-start)/step)
  * elements, computed in double as torch.arange does, with the bits of its CPU kernel (which
- * fills runs of 16 from a float base per 8 elements; bit for bit up to 32768 elements, past
- * which PyTorch's bits depend on its thread count). PyTorch: torch.arange.
+ * fills runs of 16 from a float base per 8 elements, each product fused with its add as in
+ * its AVX2 build; bit for bit up to 32768 elements, past which PyTorch's bits depend on its
+ * thread count). PyTorch: torch.arange.
  * Errors: NB_EINVAL when step is 0, or its sign disagrees with end - start, or a bound is
  * not finite; NB_ERANGE for too many elements.
  */

@@ -17,6 +17,9 @@ import torch
 ARANGE = [
     (0, 1, 0.1), (0, 10, 0.1), (0.3, 7.1, 0.7), (-5, 5, 1 / 3), (1e6, 1e6 + 100, 0.37),
     (0, 1, 0.001), (10, -3, -0.29), (2.5, 9.75, 0.125), (-7.3, 41.9, 0.61), (0, 16, 1),
+    # where the AVX2 build's fused multiply-adds change a bit: a vector's base start + i·step,
+    # a lane's base + k·step, an element after the last run
+    (-4, 1, 0.1), (-17, 5, 1 / 3), (-39, 1, 0.6),
 ]
 LINSPACE = [
     (0, 1, 10), (0, 1, 11), (0.1, 0.7, 17), (-3.3, 7.9, 50), (1e6, 1e6 + 1, 33), (0, 1, 1000),
