@@ -3,6 +3,7 @@
  * that share storage and version, copies (transpose/permute), and every error path with its
  * message, including NULL arguments and NULL propagation.
  */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -248,6 +249,25 @@ static void test_linspace(void **state)
 
     assert_null(nb_linspace(0, 1, -1));
     assert_error(NB_EINVAL, "nb_linspace: number of steps must be non-negative, got -1");
+
+    /* an end past float's range is refused, as PyTorch refuses it; inf and NaN are kept */
+    assert_null(nb_linspace(1e300, 1, 3));
+    assert_error(NB_ERANGE,
+                 "nb_linspace: start (1e+300) cannot be converted to type float without overflow");
+    assert_null(nb_linspace(0, -3.4028236e38, 1));
+    assert_error(NB_ERANGE,
+                 "nb_linspace: end (-3.40282e+38) cannot be converted to type float without "
+                 "overflow");
+    t = nb_linspace(1e300, 1, 0); /* nothing to convert */
+    assert_shape(t, NB_SHAPE(0));
+    nb_release(t);
+    t = nb_linspace(-FLT_MAX, 1, 2);
+    assert_values(t, -FLT_MAX, 1);
+    nb_release(t);
+    t = nb_linspace(0, INFINITY, 2); /* PyTorch: tensor([nan, nan]) (its step is inf) */
+    d = nb_tensor_data_const(t);
+    assert_true(isnan(d[0]) && isnan(d[1]));
+    nb_release(t);
 }
 
 /* Every case of data/range_ref.h (torch.arange / torch.linspace in float32, bit for bit):

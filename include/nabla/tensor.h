@@ -179,7 +179,9 @@ NB_API nb_tensor *nb_arange(double start, double end, double step);
  * steps values evenly spaced from start to end inclusive:
  * x[i] = start + i·(end-start)/(steps-1) (the second half counted back from end), computed
  * in float as torch.linspace does, with the bits of its CPU kernel (as nb_arange).
- * PyTorch: torch.linspace. Errors: NB_EINVAL when steps < 0.
+ * PyTorch: torch.linspace.
+ * Errors: NB_EINVAL when steps < 0; NB_ERANGE when steps > 0 and start or end is finite but
+ * past float's range.
  */
 NB_API nb_tensor *nb_linspace(double start, double end, int64_t steps);
 

@@ -1,4 +1,5 @@
 /* Tensors and storages: creation, reference counting, access. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -325,6 +326,15 @@ nb_tensor *nb_linspace(double start, double end, int64_t steps)
         nb__error(NB_EINVAL, fn, "number of steps must be non-negative, got %lld",
                   (long long)steps);
         return NULL;
+    }
+    /* as PyTorch, which converts both ends to float once there is an element to compute */
+    const double ends[2] = {start, end};
+    for (int i = 0; i < 2 && steps > 0; i++) {
+        if (isfinite(ends[i]) && fabs(ends[i]) > (double)FLT_MAX) {
+            nb__error(NB_ERANGE, fn, "%s (%g) cannot be converted to type float without overflow",
+                      i ? "end" : "start", ends[i]);
+            return NULL;
+        }
     }
     nb_tensor *t = nb__new(fn, 1, &steps);
     if (!t) return NULL;
