@@ -296,9 +296,9 @@ NB_API nb_status nb_module_load_state_dict(nb_module *m, const nb_state_dict *in
 /* ---- printing --------------------------------------------------------------------------- */
 
 /**
- * m as PyTorch prints it ("Sequential(\n  (0): Linear(in_features=784, out_features=256,
- * bias=True)\n  (1): ReLU()\n  ...\n)") into buf, as snprintf (buf may be NULL when size is
- * 0, to measure). PyTorch: repr(m).
+ * m as PyTorch prints it, one line per module ("Sequential(", then
+ * "  (0): Linear(in_features=784, out_features=256, bias=True)", "  (1): ReLU()", ..., ")"),
+ * into buf, as snprintf (buf may be NULL when size is 0, to measure). PyTorch: repr(m).
  * Returns the full length, or a negative nb_status.
  * Ownership: buf is the caller's.
  * Errors: NB_EINVAL for NULL m, or NULL buf with size > 0; NB_ENOMEM.

@@ -278,8 +278,10 @@ NB_API nb_tensor *nb_randn_gen(nb_shape shape, nb_generator *gen);
 /** @} */
 /**
  * Integers uniform on [low, high), random() % (high - low) + low (random64() when the range
- * is 2^32 or more), stored as float32. nb_randint draws from the default generator,
- * nb_randint_gen from gen (NULL: the default).
+ * is 2^32 or more), stored as float32: past 2^24 a value rounds to the nearest float, which
+ * may be high itself (as torch.randint's float tensors do; PyTorch warns there, nabla does
+ * not). nb_randint draws from the default generator, nb_randint_gen from gen (NULL: the
+ * default).
  * PyTorch: torch.randint(low, high, shape) / torch.randint(..., generator=gen).
  * Ownership: new reference.
  * Errors: as the creation functions, and NB_EINVAL when low >= high; for nb_randint_gen,
