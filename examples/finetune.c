@@ -228,18 +228,8 @@ int main(int argc, char **argv)
            frozen ? " (frozen)" : "");
     status = frozen && same != nb ? 1 : 0;
     if (o.save) {
-        /* the metadata nabla-train writes, so that the file loads again (here, in PyTorch) */
-        char sizes[128] = "";
-        for (int i = 0; i < n_hidden; i++)
-            snprintf(sizes + strlen(sizes), sizeof sizes - strlen(sizes), "%s%lld", i ? "," : "",
-                     (long long)hidden[i]);
-        nb_state_dict *d = nb_state_dict_new();
-        nb_status rc = d ? nb_module_state_dict(model, d) : nb_last_error()->code;
-        if (rc == NB_OK) rc = nb_state_dict_set_metadata(d, "format", "pt");
-        if (rc == NB_OK) rc = nb_state_dict_set_metadata(d, "hidden", sizes);
-        if (rc == NB_OK) rc = nb_safetensors_save(d, o.save);
-        nb_state_dict_free(d);
-        if (rc != NB_OK) FAIL(o.save, NULL);
+        /* with nabla-train's metadata, so that the file loads again (here, in PyTorch) */
+        if (trainer_save_model(model, hidden, n_hidden, o.save) != NB_OK) FAIL(o.save, NULL);
     }
     if ((why = trainer_stdout_problem())) FAIL("stdout", why);
 out:

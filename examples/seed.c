@@ -17,6 +17,8 @@
 
 #include <nabla/nabla.h>
 
+#include "trainer.h"
+
 /* print(value) of a Python float: the shortest text that reads back as the same double. */
 static void print_python_float(double v)
 {
@@ -82,20 +84,6 @@ static bool write_graph(const char *dir, const char *name, const nb_tensor *root
     return true;
 }
 
-/* s as torch.manual_seed takes it (nabla-train's --seed): an integer in [-2^63, 2^64 - 1], a
- * negative one as its uint64 two's complement (-1 is 2^64 - 1); false for an empty string,
- * other characters around it, or a value out of that range. */
-static bool parse_seed(const char *s, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    if (strchr(s, '-')) /* strtoull would take "-1" too, and "-(2^64 - 1)" as 1 */
-        *out = (unsigned long long)strtoll(s, &end, 10);
-    else
-        *out = strtoull(s, &end, 10);
-    return !errno && end != s && !*end;
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: nabla-seed [--seed N] [--graph-dir DIR] [--no-graph]\n");
@@ -104,12 +92,12 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    unsigned long long seed = 0;
+    uint64_t seed = 0;
     const char *dir = ".";
     bool graph = true;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            if (!parse_seed(argv[++i], &seed)) {
+            if (!trainer_parse_seed(argv[++i], &seed)) {
                 fprintf(stderr, "nabla-seed: bad value for --seed: '%s'\n", argv[i]);
                 return 2;
             }

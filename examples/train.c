@@ -344,17 +344,7 @@ int main(int argc, char **argv)
         if ((why = trainer_stdout_problem())) FAIL("stdout", why); /* a full disk: exit 1 */
     }
     if (o.save && talk) {
-        nb_state_dict *d = nb_state_dict_new();
-        char hidden[128] = "";
-        for (int i = 0; i < o.n_hidden; i++)
-            snprintf(hidden + strlen(hidden), sizeof hidden - strlen(hidden), "%s%lld",
-                     i ? "," : "", (long long)o.hidden[i]);
-        nb_status rc = d ? nb_module_state_dict(model, d) : nb_last_error()->code;
-        if (rc == NB_OK) rc = nb_state_dict_set_metadata(d, "format", "pt");
-        if (rc == NB_OK) rc = nb_state_dict_set_metadata(d, "hidden", hidden);
-        if (rc == NB_OK) rc = nb_safetensors_save(d, o.save);
-        nb_state_dict_free(d);
-        if (rc != NB_OK) FAIL(o.save, NULL);
+        if (trainer_save_model(model, o.hidden, o.n_hidden, o.save) != NB_OK) FAIL(o.save, NULL);
         if (!o.json) printf("nabla-train: model saved to %s\n", o.save);
     }
     if (talk && (why = trainer_stdout_problem())) FAIL("stdout", why);

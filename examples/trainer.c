@@ -273,6 +273,22 @@ const char *trainer_save_problem(const char *path)
     return why;
 }
 
+nb_status trainer_save_model(nb_module *model, const int64_t *hidden, int n_hidden,
+                             const char *path)
+{
+    char sizes[TRAINER_MAX_HIDDEN * 21] = "";
+    for (int i = 0; i < n_hidden; i++)
+        snprintf(sizes + strlen(sizes), sizeof sizes - strlen(sizes), "%s%lld", i ? "," : "",
+                 (long long)hidden[i]);
+    nb_state_dict *d = nb_state_dict_new();
+    nb_status rc = d ? nb_module_state_dict(model, d) : nb_last_error()->code;
+    if (rc == NB_OK) rc = nb_state_dict_set_metadata(d, "format", "pt");
+    if (rc == NB_OK) rc = nb_state_dict_set_metadata(d, "hidden", sizes);
+    if (rc == NB_OK) rc = nb_safetensors_save(d, path);
+    nb_state_dict_free(d);
+    return rc;
+}
+
 const char *trainer_sets_mismatch(const nb_dataset *train, const nb_dataset *test, char *buf,
                                   size_t size)
 {

@@ -132,6 +132,12 @@ bool trainer_missing_value(const char *program, const char *a, const char *v,
  *  directory missing, not a directory or not writable. */
 const char *trainer_save_problem(const char *path);
 
+/** Save model's state dict to path as safetensors with the metadata the programs read back
+ *  (format "pt", hidden the n_hidden sizes joined by commas), as nabla-train and
+ *  nabla-finetune write it. NB_OK or the failing call's status (its error is the last). */
+nb_status trainer_save_model(nb_module *model, const int64_t *hidden, int n_hidden,
+                             const char *path);
+
 /** Why the model trained on train can't be evaluated on test (NULL when it can): examples of
  *  another size; the message is written into buf. */
 const char *trainer_sets_mismatch(const nb_dataset *train, const nb_dataset *test, char *buf,

@@ -257,15 +257,19 @@ static inline nb_status nb__check_inplace(const char *fn, const nb_tensor *t)
 }
 /** Two shapes are equal. */
 bool nb__same_shape(const nb_tensor *a, const nb_tensor *b);
+/** Whether a and b (contiguous) share an element of one storage. */
+static inline bool nb__overlaps(const nb_tensor *a, const nb_tensor *b)
+{
+    return a->storage == b->storage && a->offset < b->offset + b->numel &&
+           b->offset < a->offset + a->numel;
+}
 /**
  * Whether a write to a may read elements of b it has already overwritten: the two share some
  * elements of one storage, not all (a op= a, the same elements in the same shape, is fine).
  */
 static inline bool nb__partly_overlaps(const nb_tensor *a, const nb_tensor *b)
 {
-    if (a->storage != b->storage) return false;
-    if (a->offset == b->offset && nb__same_shape(a, b)) return false;
-    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
+    return nb__overlaps(a, b) && !(a->offset == b->offset && nb__same_shape(a, b));
 }
 
 /* ---- scopes ---------------------------------------------------------------------------- */

@@ -310,8 +310,7 @@ int64_t nb_dataloader_next_into(nb_dataloader *dl, nb_tensor *images, nb_tensor 
         return nb__error(NB_EINVAL, fn, "labels must be [%lld], got %s", (long long)bs,
                          nb__shape_str(shape, nb_tensor_ndim(labels), nb_tensor_shape(labels)));
     /* each row and its label are written in turn: shared elements would end up as either */
-    if (images->storage == labels->storage && images->offset < labels->offset + labels->numel &&
-        labels->offset < images->offset + images->numel)
+    if (nb__overlaps(images, labels))
         return nb__error(NB_EINVAL, fn,
                          "images and labels share memory: give them tensors "
                          "of their own");
