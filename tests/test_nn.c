@@ -720,6 +720,19 @@ static void test_builder_alloc_failures(void **state)
     assert_null(deep);
     assert_error(NB_EINVAL, "nb_module_sequential: NB_SEQUENTIAL nested deeper than 16 levels");
     assert_int_equal(nbt_alloc_live(), live);
+    /* the builder's frames (allocated when the outermost NB_SEQUENTIAL opens) cannot be had:
+       NB_ENOMEM, every module given freed once, inner ones too; the next one builds */
+    a = nb_module_relu();
+    nbt_fail_alloc_after(1);
+    assert_null(NB_SEQUENTIAL(a, NB_SEQUENTIAL(nb_module_tanh(), a), nb_module_sigmoid()));
+    nbt_fail_alloc_after(0);
+    assert_error(NB_ENOMEM, "nb_module_sequential: out of memory");
+    assert_int_equal(nbt_alloc_live(), live);
+    nb_module *m = NB_SEQUENTIAL(nb_module_relu(), NB_SEQUENTIAL(nb_module_tanh()));
+    assert_non_null(m);
+    assert_int_equal(nb_module_num_children(m), 2);
+    nb_module_free(m);
+    assert_int_equal(nbt_alloc_live(), live);
 }
 
 /* A parameter's values, concatenated over m (at most cap floats); their number. */

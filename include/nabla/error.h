@@ -53,7 +53,8 @@ typedef enum nb_status {
 typedef struct nb_error {
     nb_status code; /**< NB_OK when no error has been recorded since the last clear */
     /** one line, "function: cause", without control characters, at most 511 bytes (a longer
-        one is cut before the character that would be split); "" when code is NB_OK */
+        one is cut before the character that would be split; at 63 bytes in a thread whose
+        512-byte message buffer could not be allocated); "" when code is NB_OK */
     const char *message;
 } nb_error;
 
@@ -105,14 +106,15 @@ typedef struct nb_allocator {
 
 /**
  * Replace the process-wide allocator used for every allocation nabla makes (tensors, data,
- * graph nodes, scopes). NULL, or an allocator whose alloc or free is NULL, restores the
- * default, which takes blocks from the C library and keeps freed ones in a per-thread cache
- * by size class (blocks up to 64 MiB, at most 64 MiB a thread, returned when the thread or
- * the process exits), so a warm training step does not call malloc. Sanitizer builds
- * (NB_SANITIZE) cache nothing. Change the allocator only while no nabla object is alive:
- * each block must be freed by the allocator that made it. PyTorch: none (c10::SetAllocator).
- * Ownership: *allocator is copied; its ctx is borrowed while the allocator is installed.
- * Errors: none.
+ * graph nodes, scopes), except two per-thread buffers that live as long as their thread and
+ * come from the C library: the default allocator's cache table and the error message. NULL, or
+ * an allocator whose alloc or free is NULL, restores the default, which takes blocks from the
+ * C library and keeps freed ones in a per-thread cache by size class (blocks up to 64 MiB, at
+ * most 64 MiB a thread, returned when the thread or the process exits), so a warm training
+ * step does not call malloc. Sanitizer builds (NB_SANITIZE) cache nothing. Change the
+ * allocator only while no nabla object is alive: each block must be freed by the allocator
+ * that made it. PyTorch: none (c10::SetAllocator). Ownership: *allocator is copied; its ctx is
+ * borrowed while the allocator is installed. Errors: none.
  */
 NB_API void nb_set_allocator(const nb_allocator *allocator);
 

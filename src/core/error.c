@@ -1,37 +1,104 @@
 /* The thread-local last error and the warning handler. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
 
 #define MESSAGE_MAX 512
+#define SPARE_MAX   64 /* the room of a message whose thread has no buffer (see message_room) */
 
-typedef struct error_state {
-    nb_error pub;
-    char text[MESSAGE_MAX];
-} error_state;
-
-static _Thread_local error_state tls_error = {{NB_OK, ""}, ""};
-/* recorded and not yet returned by nb_last_error(): pending. Apart from tls_error so the
- * hot paths read it without a call into the TLS machinery */
+/*
+ * The thread's last error: its code and message pointer, and the text, in a buffer of
+ * MESSAGE_MAX bytes taken from the C library at the thread's first error and freed when the
+ * thread exits (it outlives any change of allocator, as the block cache's own table does).
+ * The text stays out of TLS to keep the library's thread-locals small (core/internal.h).
+ */
+static NB__TLS nb_error last = {NB_OK, ""};
+static NB__TLS char *thread_text;
+static NB__TLS char spare[SPARE_MAX];
+/* recorded and not yet returned by nb_last_error(): pending */
 static NB__TLS bool error_unread;
+
+static pthread_key_t text_key;
+static pthread_once_t text_once = PTHREAD_ONCE_INIT;
+static _Atomic bool text_key_ok; /* cleared at unload */
 
 static nb_warning_fn warning_fn;
 static void *warning_ctx;
 
+/*
+ * A message cut at its room's size - 1 bytes: drop the start of a UTF-8 character the cut left
+ * without its last bytes, so that the message stays valid UTF-8 (a name read from a file may
+ * be anything).
+ */
+static void cut_whole_character(char *msg)
+{
+    size_t len = strlen(msg), start = len;
+    while (start > 0 && len - start < 3 && ((unsigned char)msg[start - 1] & 0xC0) == 0x80)
+        start--; /* continuation bytes */
+    if (start == 0) return;
+    const unsigned char lead = (unsigned char)msg[start - 1];
+    const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (len - (start - 1) < need) msg[start - 1] = '\0';
+}
+
+/* The thread exits: its message, if it is the last error, moves to spare (cut to fit), so
+ * that a later key destructor still reads a message; a later error makes another buffer. */
+static void free_text(void *buf)
+{
+    if (last.message == buf) {
+        snprintf(spare, SPARE_MAX, "%s", (const char *)buf);
+        if (strlen(buf) >= SPARE_MAX) cut_whole_character(spare);
+        last.message = spare;
+    }
+    if (thread_text == buf) thread_text = NULL;
+    free(buf);
+}
+
+static void make_text_key(void)
+{
+    atomic_store(&text_key_ok, pthread_key_create(&text_key, free_text) == 0);
+}
+
+/* Unloaded: the key goes, so that no thread calls free_text, gone with the library, when it
+ * exits (the buffers of the threads still alive are left to the process). */
+__attribute__((destructor)) static void text_fini(void)
+{
+    if (atomic_exchange(&text_key_ok, false)) pthread_key_delete(text_key);
+}
+
+/* Where this thread's message goes, and its size: the thread's buffer, made on first use, or
+ * spare when it cannot be made (no memory, no key), which cuts the message at SPARE_MAX - 1. */
+static char *message_room(size_t *size)
+{
+    if (!thread_text) {
+        pthread_once(&text_once, make_text_key);
+        char *buf = atomic_load(&text_key_ok) ? malloc(MESSAGE_MAX) : NULL;
+        if (buf && pthread_setspecific(text_key, buf) != 0) {
+            free(buf);
+            buf = NULL;
+        }
+        thread_text = buf;
+    }
+    *size = thread_text ? MESSAGE_MAX : SPARE_MAX;
+    return thread_text ? thread_text : spare;
+}
+
 const nb_error *nb_last_error(void)
 {
-    if (!tls_error.pub.message) tls_error.pub.message = "";
+    if (!last.message) last.message = "";
     error_unread = false; /* the user has seen it: it no longer explains a later NULL */
-    return &tls_error.pub;
+    return &last;
 }
 
 void nb_error_clear(void)
 {
-    tls_error.pub.code = NB_OK;
+    last.code = NB_OK;
     error_unread = false;
-    tls_error.text[0] = '\0';
-    tls_error.pub.message = "";
+    last.message = "";
 }
 
 const char *nb_status_name(nb_status status)
@@ -57,37 +124,23 @@ const char *nb_status_name(nb_status status)
     return "NB_E?";
 }
 
-/*
- * A message cut at MESSAGE_MAX - 1 bytes: drop the start of a UTF-8 character the cut left
- * without its last bytes, so that the message stays valid UTF-8 (a name read from a file may
- * be anything).
- */
-static void cut_whole_character(char *text)
-{
-    size_t len = strlen(text), start = len;
-    while (start > 0 && len - start < 3 && ((unsigned char)text[start - 1] & 0xC0) == 0x80)
-        start--; /* continuation bytes */
-    if (start == 0) return;
-    const unsigned char lead = (unsigned char)text[start - 1];
-    const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    if (len - (start - 1) < need) text[start - 1] = '\0';
-}
-
 nb_status nb__error(nb_status code, const char *fn, const char *fmt, ...)
 {
-    int n = snprintf(tls_error.text, MESSAGE_MAX, "%s: ", fn);
-    if (n < 0 || n >= MESSAGE_MAX) n = 0;
+    size_t size;
+    char *buf = message_room(&size);
+    int n = snprintf(buf, size, "%s: ", fn);
+    if (n < 0 || (size_t)n >= size) n = 0;
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(tls_error.text + n, (size_t)(MESSAGE_MAX - n), fmt, ap);
+    int m = vsnprintf(buf + n, size - (size_t)n, fmt, ap);
     va_end(ap);
-    if (m >= MESSAGE_MAX - n) cut_whole_character(tls_error.text);
+    if (m >= 0 && (size_t)m >= size - (size_t)n) cut_whole_character(buf);
     /* one line, always: no line break nor other control character (a tensor name read from
      * a file may hold a carriage return or a terminal escape) */
-    for (char *p = tls_error.text; *p; p++)
+    for (char *p = buf; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
-    tls_error.pub.code = code;
-    tls_error.pub.message = tls_error.text;
+    last.code = code;
+    last.message = buf;
     error_unread = true;
     return code;
 }
@@ -99,18 +152,18 @@ nb_status nb__oom(const char *fn)
 
 nb_status nb__null(const char *fn, const char *arg)
 {
-    if (error_unread) return tls_error.pub.code;
+    if (error_unread) return last.code;
     return nb__error(NB_EINVAL, fn, "argument '%s' is NULL", arg);
 }
 
 nb_status nb__pending(void)
 {
-    return error_unread ? tls_error.pub.code : NB_OK;
+    return error_unread ? last.code : NB_OK;
 }
 
 nb_status nb__last_code(void)
 {
-    return tls_error.pub.code;
+    return last.code;
 }
 
 void nb_set_warning_handler(nb_warning_fn fn, void *ctx)

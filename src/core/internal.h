@@ -26,8 +26,11 @@
 
 /*
  * Small, hot thread-locals use the initial-exec TLS model: one register-relative load instead
- * of a __tls_get_addr call per access from a shared library. Keep what is declared with it to
- * a few hundred bytes in all, so the library can still be loaded with dlopen.
+ * of a __tls_get_addr call per access from a shared library. One such variable puts all of
+ * the library's thread-locals, whatever their model, in the static TLS area, of which glibc
+ * keeps about 1.6 KiB for libraries loaded with dlopen: keep them to a few hundred bytes in
+ * all (384 now), with larger per-thread state on the heap behind a pointer (the error text,
+ * NB_SEQUENTIAL's frames). tests/static_tls.c loads the library after 1 KiB of others.
  */
 #if defined(__GNUC__)
 #define NB__TLS _Thread_local __attribute__((tls_model("initial-exec")))

@@ -361,8 +361,12 @@ typedef struct build_frame {
     nb_module *no_room; /* the modules items had no room for (after a failure), by next_free */
 } build_frame;
 
-static _Thread_local build_frame frames[BUILD_DEPTH];
-static _Thread_local int depth, lost; /* lost: frames beyond BUILD_DEPTH */
+/* BUILD_DEPTH frames, allocated when the outermost frame opens and freed when it ends (kept
+   out of TLS: core/internal.h) */
+static _Thread_local build_frame *frames;
+/* lost: frames that could not open, beyond BUILD_DEPTH, or all of them from the outermost
+   one when its frames could not be allocated (depth is 0 then) */
+static _Thread_local int depth, lost;
 /* the modules of the frames that failed (or were lost) inside an enclosing one, by next_free,
    each once: freed when the outermost frame ends */
 static _Thread_local nb_module *deferred;
@@ -375,7 +379,11 @@ static _Thread_local nb_module *deferred;
  */
 void nb_sequential_build_begin(void)
 {
-    if (depth == BUILD_DEPTH) {
+    if (lost > 0 || depth == BUILD_DEPTH) {
+        lost++;
+        return;
+    }
+    if (depth == 0 && !(frames = nb__alloc(BUILD_DEPTH * sizeof *frames, 16))) {
         lost++;
         return;
     }
@@ -443,10 +451,18 @@ void nb_sequential_build_add(nb_module *m)
 
 nb_module *nb_sequential_build_end(void)
 {
-    if (lost > 0) { /* its modules are deferred: the frames below are open */
+    static const char fn[] = "nb_module_sequential";
+    if (lost > 0) { /* its modules are deferred: the frames below, if any, are open */
         lost--;
-        nb__error(NB_EINVAL, "nb_module_sequential", "NB_SEQUENTIAL nested deeper than %d levels",
-                  BUILD_DEPTH);
+        if (depth > 0) {
+            nb__error(NB_EINVAL, fn, "NB_SEQUENTIAL nested deeper than %d levels", BUILD_DEPTH);
+        } else {
+            nb__oom(fn);
+            if (lost == 0) { /* the outermost one */
+                free_given(NULL, 0, deferred);
+                deferred = NULL;
+            }
+        }
         return NULL;
     }
     if (depth == 0) return NULL;
@@ -462,6 +478,8 @@ nb_module *nb_sequential_build_end(void)
     if (depth == 0) { /* each deferred module once, unless a container took it since */
         free_given(NULL, 0, deferred);
         deferred = NULL;
+        nb__free(frames);
+        frames = NULL;
     }
     nb__free(f.items);
     return seq;
