@@ -5,8 +5,10 @@
 # programs of this tree that call CBLAS themselves), and for the installed files:
 # NABLA_BLAS_PC (the pkg-config module of that BLAS, or empty), NABLA_BLAS_PC_LIBS (-l flags
 # when there is no module) and NABLA_BLAS_DEB (the Debian package that provides it).
-if(NOT DEFINED BLA_VENDOR)
+if(NOT DEFINED BLA_VENDOR AND PROJECT_IS_TOP_LEVEL)
     set(BLA_VENDOR OpenBLAS CACHE STRING "BLAS vendor for FindBLAS (OpenBLAS, FLAME, Generic, ...)")
+elseif(NOT DEFINED BLA_VENDOR) # a subproject: the default stays in nabla's directory, so that
+    set(BLA_VENDOR OpenBLAS)   # the parent's own find_package(BLAS) keeps its own default
 endif()
 
 find_package(BLAS)
