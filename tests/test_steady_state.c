@@ -8,6 +8,8 @@
  * is the C library's by design. And the counters under another allocator: every allocation
  * and free counted, none of them the C library's.
  */
+#include <pthread.h>
+
 #include "testutil.h"
 #include "trainer.h"
 
@@ -124,11 +126,46 @@ static void test_stats_under_another_allocator(void **state)
     nb_alloc_stats_get(NULL); /* does nothing */
 }
 
+/* A new thread's counts under the default allocator: its first blocks come from the C
+ * library, its first free makes the cache's table (one more call), and the same blocks come
+ * back from the cache. */
+static void *fresh_thread_counts(void *out)
+{
+    nb_alloc_stats *s = out; /* s[0] before, s[1] after the first tensor, s[2] after all */
+    nb_alloc_stats_get(&s[0]);
+    nb_tensor *t = nb_zeros(NB_SHAPE(1000));
+    nb_alloc_stats_get(&s[1]);
+    nb_release(t);
+    t = nb_zeros(NB_SHAPE(1000));
+    nb_release(t);
+    nb_alloc_stats_get(&s[2]);
+    return NULL;
+}
+
+static void test_stats_of_a_fresh_thread(void **state)
+{
+    (void)state;
+    nb_set_allocator(NULL); /* no nabla object is alive */
+    nb_alloc_stats s[3];
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fresh_thread_counts, s), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    nbt_setup_counting(NULL);
+    if (s[2].cached_bytes == 0) skip(); /* built without the block cache */
+    uint64_t first = s[1].allocs - s[0].allocs;
+    assert_true(first > 0);
+    assert_int_equal(s[1].system_allocs - s[0].system_allocs, first);
+    assert_int_equal(s[2].allocs - s[0].allocs, 2 * first);
+    assert_int_equal(s[2].system_allocs - s[0].system_allocs, first + 1); /* + the table */
+    assert_int_equal(s[2].system_frees, s[0].system_frees);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
     const struct CMUnitTest tests[] = {T(test_warm_step_allocates_nothing),
-                                       T(test_stats_under_another_allocator)};
+                                       T(test_stats_under_another_allocator),
+                                       T(test_stats_of_a_fresh_thread)};
 #undef T
     return cmocka_run_group_tests_name("steady_state", tests, NULL, NULL);
 }

@@ -124,9 +124,9 @@ typedef struct nb_alloc_stats {
     uint64_t allocs;
     /** Blocks nabla freed. */
     uint64_t frees;
-    /** Of the allocations, those the default allocator passed to the C library
-     * (aligned_alloc) because its block cache could not serve them; 0 under another
-     * allocator. */
+    /** Calls the default allocator made to the C library: the allocations its block cache
+     * could not serve (aligned_alloc), and the cache's own table, made once per thread at
+     * its first free that can be cached (calloc); 0 under another allocator. */
     uint64_t system_allocs;
     /** Of the frees, those the default allocator gave back to the C library (its cache was
      * full, or the block too large to cache). */

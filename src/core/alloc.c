@@ -124,8 +124,11 @@ static block_cache *thread_cache(void)
 {
     if (cache) return cache;
     pthread_once(&cache_once, cache_init);
-    block_cache *bc = atomic_load(&cache_key_ok) ? calloc(1, sizeof *bc) : NULL;
-    stats.system_allocs++;
+    block_cache *bc = NULL;
+    if (atomic_load(&cache_key_ok)) {
+        stats.system_allocs++; /* a call to the C library, counted with the blocks' */
+        bc = calloc(1, sizeof *bc);
+    }
     if (bc && pthread_setspecific(cache_key, bc) != 0) {
         free(bc);
         bc = NULL;
