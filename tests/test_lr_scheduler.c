@@ -177,6 +177,7 @@ static void test_state_round_trip(void **state)
         {"last_epoch", "seven", "invalid value \"seven\" for 'last_epoch'"},
         {"last_epoch", "7.5", "invalid value \"7.5\" for 'last_epoch'"},
         {"last_epoch", "-1", "invalid value \"-1\" for 'last_epoch'"},
+        {"last_epoch", "2147483648", "invalid value \"2147483648\" for 'last_epoch'"},
         {"base_lrs.0", "nan", "invalid value \"nan\" for 'base_lrs.0'"},
         {"last_lr.1", "1e999", "invalid value \"1e999\" for 'last_lr.1'"},
         {"base_lrs.2", "0.1", "the state dict has more than 2 groups"},
@@ -194,6 +195,12 @@ static void test_state_round_trip(void **state)
         assert_true(same_double(nb_lr_scheduler_last_lr(sb, 1), last));
         nb_state_dict_free(e);
     }
+    nb_state_dict *top = nb_state_dict_new(); /* the largest last_epoch taken: 2^31 - 1 */
+    assert_int_equal(nb_lr_scheduler_state_dict(sa, top), NB_OK);
+    assert_int_equal(nb_state_dict_set_metadata(top, "last_epoch", "2147483647"), NB_OK);
+    assert_int_equal(nb_lr_scheduler_load_state_dict(sb, top), NB_OK);
+    assert_int_equal(nb_lr_scheduler_last_epoch(sb), INT32_MAX);
+    nb_state_dict_free(top);
     nb_state_dict *empty = nb_state_dict_new();
     assert_int_equal(nb_lr_scheduler_load_state_dict(sb, empty), NB_EINVAL);
     assert_error(NB_EINVAL, "nb_lr_scheduler_load_state_dict: missing entry 'scheduler'");

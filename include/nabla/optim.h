@@ -420,8 +420,8 @@ NB_API nb_status nb_lr_scheduler_state_dict(const nb_lr_scheduler *s, nb_state_d
  * PyTorch: scheduler.load_state_dict(state_dict).
  * Ownership: none.
  * Errors: NB_EINVAL for NULL s or in, another class, a missing entry or one that does not
- * parse (an lr may be any number except NaN; last_epoch a whole number >= 0), another number
- * of groups; s is unchanged on error.
+ * parse (an lr may be any number except NaN; last_epoch a whole number from 0 to 2^31 - 1),
+ * another number of groups; s is unchanged on error.
  */
 NB_API nb_status nb_lr_scheduler_load_state_dict(nb_lr_scheduler *s, const nb_state_dict *in);
 
