@@ -6,7 +6,8 @@
  * unless a test asks it to fail. A failed save reports NB_EIO with the system's reason, leaves
  * the old files byte for byte as they were and no temporary file; nb_idx_save's two files are
  * replaced both or neither, or the error says which could not be put back. link is defined
- * here too, to refuse the hard link that keeps an old file while a pair is renamed.
+ * here too, to refuse the hard link that keeps an old file while a pair is renamed, and
+ * unlink, to refuse removing a file the pair made.
  */
 #define _GNU_SOURCE /* RTLD_NEXT */
 #include <dlfcn.h>
@@ -64,12 +65,26 @@ int link(const char *from, const char *to)
     return next(from, to);
 }
 
+/* Whether unlink fails (EACCES) for a name other than a temporary file's. */
+static bool fail_unlink;
+
+int unlink(const char *path)
+{
+    static int (*next)(const char *);
+    if (!next) *(void **)&next = real("unlink");
+    if (fail_unlink && !strstr(path, ".tmp")) {
+        errno = EACCES;
+        return -1;
+    }
+    return next(path);
+}
+
 static void fail_at(int fsync_call, int rename_call)
 {
     fail_fsync_at = fsync_call;
     fail_rename_at = rename_call;
     fail_renames = 1;
-    fail_link = false;
+    fail_link = fail_unlink = false;
     fsyncs = renames = 0;
 }
 
@@ -219,14 +234,15 @@ static void test_idx_save_pair(void **state)
     listing(dir, names, sizeof names);
     assert_string_equal(names, "images labels");
     /* no second name for the old images (link refused): when the labels' rename fails, the
-     * error says that the images are new */
+     * error says that the images hold their new version */
     unsigned char *si = nbt_read_file(im, &ni), *sl = nbt_read_file(lb, &nl);
     fail_at(0, 2);
     fail_link = true;
     assert_int_equal(nb_idx_save(ds, im, lb), NB_EIO);
     fail_at(0, 0);
     char want[700];
-    snprintf(want, sizeof want, "'%s' is new and could not be put back", im);
+    snprintf(want, sizeof want,
+             "'%s' holds its new version: its old one could not be kept to put back", im);
     if (!strstr(nb_last_error()->message, want)) fail_msg("%s", nb_last_error()->message);
     assert_same_file(lb, sl, nl);
     size_t nn = 0;
@@ -237,6 +253,20 @@ static void test_idx_save_pair(void **state)
     free(sl);
     listing(dir, names, sizeof names);
     assert_string_equal(names, "images labels");
+    /* a pair that did not exist: the labels' rename fails and the new images cannot be
+     * removed; the error says so */
+    char im2[600], lb2[600];
+    snprintf(im2, sizeof im2, "%s/images2", dir);
+    snprintf(lb2, sizeof lb2, "%s/labels2", dir);
+    fail_at(0, 2);
+    fail_unlink = true;
+    assert_int_equal(nb_idx_save(ds, im2, lb2), NB_EIO);
+    fail_at(0, 0);
+    snprintf(want, sizeof want, "'%s' did not exist before and could not be removed", im2);
+    if (!strstr(nb_last_error()->message, want)) fail_msg("%s", nb_last_error()->message);
+    listing(dir, names, sizeof names);
+    assert_string_equal(names, "images images2 labels");
+    assert_int_equal(unlink(im2), 0);
     nb_dataset_free(back);
     free(bi);
     free(bl);

@@ -259,10 +259,15 @@ nb_status nb__file_out_commit_all(nb__file_out *const *f, int n, const char *fn)
                       "renaming the temporary file over '%s' failed: %s; '%s' could not be put "
                       "back: its old version is '%s'",
                       f[renamed]->path, why, lost->path, lost->kept);
+        else if (lost->old == OLD_NONE)
+            nb__error(NB_EIO, fn,
+                      "renaming the temporary file over '%s' failed: %s; '%s' did not exist "
+                      "before and could not be removed",
+                      f[renamed]->path, why, lost->path);
         else
             nb__error(NB_EIO, fn,
-                      "renaming the temporary file over '%s' failed: %s; '%s' is new and could "
-                      "not be put back",
+                      "renaming the temporary file over '%s' failed: %s; '%s' holds its new "
+                      "version: its old one could not be kept to put back",
                       f[renamed]->path, why, lost->path);
     }
     for (int i = 0; i < n; i++)
