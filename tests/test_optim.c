@@ -8,6 +8,7 @@
  */
 #include "testutil.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1764,6 +1765,78 @@ static void test_adam_root_quotient_bits(void **state)
     }
 }
 
+/* Adam's and AdamW's step size lr / (1 - beta1^t) past float's range: refused, as PyTorch
+ * refuses it, before anything changes (the next step is a first step); at float's range, the
+ * step is taken. The edges are PyTorch's: 3.41e37 and 1e33 with beta1 = 0.999999 are refused,
+ * 3.4e37 and 3e32 are taken. */
+static void test_step_size_range(void **state)
+{
+    (void)state;
+    static const float w0[3] = {1.0f, -2.0f, 0.5f}, g[3] = {0.5f, 0.25f, -1.0f};
+    static const struct {
+        nb_optim_kind kind;
+        double beta1, lr;
+        bool refused;
+    } cases[] = {
+        {NB_OPTIM_ADAM, 0.9, 3.41e37, true},         {NB_OPTIM_ADAM, 0.9, 3.4e37, false},
+        {NB_OPTIM_ADAMW, 0.999999, 1e33, true},      {NB_OPTIM_ADAMW, 0.999999, 3e32, false},
+        {NB_OPTIM_ADAM, 0.9, (double)FLT_MAX, true},
+    };
+    for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
+        nb_tensor *w = param(w0, NB_SHAPE(3)), *fresh = param(w0, NB_SHAPE(3));
+        set_grad(w, g);
+        set_grad(fresh, g);
+        nb_optim_options o = nb_optim_defaults(cases[c].kind);
+        o.betas[0] = cases[c].beta1;
+        o.lr = cases[c].lr;
+        nb_optim *opt = nb_optim_new(&w, 1, &o);
+        assert_non_null(opt);
+        if (!cases[c].refused) {
+            assert_int_equal(nb_optim_step(opt), NB_OK);
+            assert_true(isfinite(nb_tensor_data(w)[0]));
+        } else {
+            assert_int_equal(nb_optim_step(opt), NB_ERANGE);
+            char want[160];
+            snprintf(want, sizeof want,
+                     "nb_optim_step: group 0's step size lr / (1 - beta1^1) = %g is past "
+                     "float's range",
+                     cases[c].lr / (1.0 - cases[c].beta1));
+            assert_error(NB_ERANGE, want);
+            assert_true(same_bits(nb_tensor_data(w), w0, 3));
+            /* nothing changed: with a smaller lr, the same step as a fresh optimizer's first */
+            assert_int_equal(nb_optim_set_lr(opt, 0, 1e-3), NB_OK);
+            assert_int_equal(nb_optim_step(opt), NB_OK);
+            o.lr = 1e-3;
+            nb_optim *ref = nb_optim_new(&fresh, 1, &o);
+            assert_int_equal(nb_optim_step(ref), NB_OK);
+            assert_true(same_bits(nb_tensor_data(w), nb_tensor_data(fresh), 3));
+            nb_optim_free(ref);
+        }
+        nb_optim_free(opt);
+        nb_release(w);
+        nb_release(fresh);
+    }
+    /* the group is named; a parameter without a gradient does not count */
+    nb_tensor *a = param(w0, NB_SHAPE(3)), *b = param(w0, NB_SHAPE(3)),
+              *idle = param(w0, NB_SHAPE(3));
+    set_grad(a, g);
+    set_grad(b, g);
+    nb_optim_options o = nb_optim_defaults(NB_OPTIM_ADAM);
+    nb_optim *opt = nb_optim_new(&a, 1, &o);
+    o.lr = 1e38;
+    assert_int_equal(nb_optim_add_param_group(opt, &idle, 1, &o), NB_OK);
+    assert_int_equal(nb_optim_step(opt), NB_OK);
+    assert_int_equal(nb_optim_add_param_group(opt, &b, 1, &o), NB_OK);
+    assert_int_equal(nb_optim_step(opt), NB_ERANGE);
+    assert_error(
+        NB_ERANGE,
+        "nb_optim_step: group 2's step size lr / (1 - beta1^1) = 1e+39 is past float's range");
+    nb_optim_free(opt);
+    nb_release(a);
+    nb_release(b);
+    nb_release(idle);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
@@ -1789,6 +1862,7 @@ int main(void)
         T(test_end_to_end_match_pytorch),
         T(test_dormant_state_exact),
         T(test_adam_root_quotient_bits),
+        T(test_step_size_range),
     };
     return cmocka_run_group_tests_name("optim", tests, NULL, NULL);
 }

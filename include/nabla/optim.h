@@ -226,7 +226,8 @@ NB_API nb_status nb_optim_set_lr(nb_optim *opt, int group, double lr);
  * exists the step allocates nothing.
  * PyTorch: optimizer.step() (foreach=False).
  * Ownership: none.
- * Errors: NB_EINVAL for NULL opt; NB_ENOMEM (nothing changed).
+ * Errors: NB_EINVAL for NULL opt; NB_ERANGE for an Adam or AdamW step size lr / (1-β1^t)
+ * past float's range, as PyTorch refuses it (nothing changed); NB_ENOMEM (nothing changed).
  */
 NB_API nb_status nb_optim_step(nb_optim *opt);
 

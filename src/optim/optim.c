@@ -431,10 +431,37 @@ nb_status nb_optim_set_lr(nb_optim *opt, int group, double lr)
 
 /* ---- step and zero_grad ---------------------------------------------------------------- */
 
+/*
+ * Adam's and AdamW's step size lr / (1 - beta1^t), which PyTorch passes to a float32 kernel
+ * and refuses when it is past float's range ("value cannot be converted to type float without
+ * overflow"): before any change, for each parameter the step updates, at the t it will use.
+ */
+static nb_status check_step_sizes(const nb_optim *opt, const char *fn)
+{
+    if (opt->kind != NB_OPTIM_ADAM && opt->kind != NB_OPTIM_ADAMW) return NB_OK;
+    for (size_t gi = 0; gi < opt->ngroups; gi++) {
+        const nb__optim_group *g = &opt->groups[gi];
+        for (int i = g->first; i < g->first + g->count; i++) {
+            const nb__optim_slot *s = &opt->slots[i];
+            if (!nb_tensor_grad(s->param)) continue;
+            const double t = (double)((float)s->step + 1.0f); /* as the update counts it */
+            const double size = g->o.lr / (1.0 - pow(g->o.betas[0], t));
+            if (size > (double)FLT_MAX)
+                return nb__error(NB_ERANGE, fn,
+                                 "group %zu's step size lr / (1 - beta1^%.0f) = %g is past "
+                                 "float's range",
+                                 gi, t, size);
+        }
+    }
+    return NB_OK;
+}
+
 nb_status nb_optim_step(nb_optim *opt)
 {
     static const char fn[] = "nb_optim_step";
     if (!opt) return nb__error(NB_EINVAL, fn, "argument 'opt' is NULL");
+    nb_status rc = check_step_sizes(opt, fn);
+    if (rc != NB_OK) return rc;
     const char *names[NB__OPTIM_MAX_BUFS];
     /* Phase 1: every state this step needs, so that running out of memory changes nothing. */
     for (size_t gi = 0; gi < opt->ngroups; gi++) {
