@@ -82,8 +82,8 @@ NB_API bool nb_tensor_retains_grad(const nb_tensor *t);
  */
 NB_API nb_tensor *nb_detach(nb_tensor *t);
 /**
- * Reset t's .grad: to NULL when set_to_none (PyTorch's default), else fill it with zeros in
- * place (bumping the grad's version). No .grad: nothing to do.
+ * Reset t's .grad: to NULL when set_to_none (PyTorch 2's default; 1.13's is false), else fill
+ * it with zeros in place (bumping the grad's version). No .grad: nothing to do.
  * PyTorch: t.grad = None / t.grad.zero_(), as Optimizer.zero_grad(set_to_none).
  * Ownership: with set_to_none, t's reference to its .grad is dropped.
  * Errors: NB_EINVAL for NULL t.
