@@ -32,7 +32,8 @@ static void usage(FILE *f)
           "  --load FILE        the model nabla-train saved (safetensors; required)\n"
           "  --data DIR         the MNIST-family IDX files (default "
           "/usr/share/datasets/fashion-mnist)\n"
-          "  --classes LIST     the task's classes, relabelled 0..n-1 (default 0,1,2,3,4)\n"
+          "  --classes LIST     the task's classes (default 0,1,2,3,4), relabelled 0..n-1 for a\n"
+          "                     new head; the checkpoint's head keeps their labels\n"
           "  --examples N       the first N training examples of those classes (default 500)\n"
           "  --epochs N         epochs (default 5)\n"
           "  --lr-head LR       the head's learning rate (default 1e-2)\n"
@@ -110,11 +111,26 @@ static int fail(const char *what, const char *why)
         goto out;                                                                                  \
     } while (0)
 
-/* The task: the chosen classes (relabelled 0..n-1), the first `examples` of them. */
+/*
+ * The task: the chosen classes, the first `examples` of them. For a new head, whose outputs
+ * are the task's classes, they are relabelled 0..n-1; the checkpoint's head has an output for
+ * each of the checkpoint's classes, so for it they keep their labels.
+ */
 static nb_dataset *task(const options *o, bool train)
 {
     nb_dataset *all = nb_mnist_load(o->data, train);
     nb_dataset *some = all ? nb_dataset_select_classes(all, o->classes, o->n_classes) : NULL;
+    if (some && !o->new_head) { /* the same examples, with their own labels */
+        bool chosen[256] = {false};
+        for (int k = 0; k < o->n_classes; k++) chosen[o->classes[k]] = true;
+        const uint8_t *label = nb_dataset_labels(all);
+        int64_t n = 0, *idx = malloc(((size_t)nb_dataset_count(some) + 1) * sizeof *idx);
+        for (int64_t i = 0; idx && i < nb_dataset_count(all); i++)
+            if (chosen[label[i]]) idx[n++] = i;
+        nb_dataset_free(some);
+        some = idx ? nb_dataset_subset(all, idx, n) : NULL;
+        free(idx);
+    }
     nb_dataset_free(all);
     if (!some || !train || !o->examples || o->examples >= nb_dataset_count(some)) return some;
     int64_t *idx = malloc((size_t)o->examples * sizeof *idx);
@@ -163,6 +179,15 @@ int main(int argc, char **argv)
     snprintf(message, sizeof message, "%d.weight", 2 * n_hidden);
     nb_tensor *w = nb_state_dict_get(ckpt, message);
     int64_t outputs = w && nb_tensor_ndim(w) == 2 ? nb_tensor_shape(w)[0] : 10;
+    for (int k = 0; !o.new_head && k < o.n_classes; k++) {
+        if (o.classes[k] >= outputs) {
+            snprintf(message, sizeof message,
+                     "class %d has no output in the checkpoint's head of %lld (--new-head makes "
+                     "a head for the classes)",
+                     o.classes[k], (long long)outputs);
+            FAIL("--classes", message);
+        }
+    }
     train = task(&o, true), test = task(&o, false);
     if (!train || !test) FAIL("data", NULL);
     if ((why = trainer_sets_mismatch(train, test, message, sizeof message))) FAIL("data", why);
