@@ -188,7 +188,7 @@ int main(int argc, char **argv)
             FAIL("--classes", message);
         }
     }
-    train = task(&o, true), test = task(&o, false);
+    train = task(&o, true), test = train ? task(&o, false) : NULL; /* the first error stays */
     if (!train || !test) FAIL("data", NULL);
     if ((why = trainer_sets_mismatch(train, test, message, sizeof message))) FAIL("data", why);
     nb_manual_seed(o.seed);

@@ -238,7 +238,8 @@ int main(int argc, char **argv)
     if (o.threads && nb_set_num_threads(o.threads) != NB_OK) FAIL("threads", NULL);
 
     /* the data: uint8 images in memory, float batches made per step */
-    train = nb_mnist_load(o.data_dir, true), test = nb_mnist_load(o.data_dir, false);
+    train = nb_mnist_load(o.data_dir, true); /* the test set after it: the first error stays */
+    test = train ? nb_mnist_load(o.data_dir, false) : NULL;
     if (!train || !test) FAIL("data", NULL);
     if ((why = trainer_sets_mismatch(train, test, message, sizeof message))) FAIL("data", why);
     /* as many outputs as the labels of both sets need (10 for the MNIST family, the
