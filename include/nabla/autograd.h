@@ -24,7 +24,10 @@ NB_BEGIN_DECLS
  * Set whether the leaf t requires grad. PyTorch: Tensor.requires_grad_().
  * Ownership: returns t itself (not a new reference), so creation and flag chain:
  * nb_requires_grad_(nb_randn(...), true).
- * Errors: NULL with NB_EINVAL for NULL t; NB_ESTATE when t is not a leaf (use nb_detach()).
+ * On a non-leaf, which always requires grad, requires_grad true changes nothing and returns t,
+ * as in PyTorch.
+ * Errors: NULL with NB_EINVAL for NULL t; NB_ESTATE when requires_grad is false and t is not
+ * a leaf (use nb_detach()).
  */
 NB_API nb_tensor *nb_requires_grad_(nb_tensor *t, bool requires_grad);
 /**

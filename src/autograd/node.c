@@ -343,6 +343,8 @@ nb_tensor *nb_requires_grad_(nb_tensor *t, bool requires_grad)
         return NULL;
     }
     if (nb__grad_fn(t)) {
+        /* a non-leaf requires grad: asking for it again changes nothing, as in PyTorch */
+        if (requires_grad) return t;
         nb__error(NB_ESTATE, fn,
                   "you can only change requires_grad flags of leaf variables. If you want to use "
                   "a computed variable in a subgraph that doesn't require differentiation use "
