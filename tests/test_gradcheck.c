@@ -253,11 +253,49 @@ static void test_gradcheck_catches(void **state)
     nb_release(x);
 }
 
+static nb_tensor *sqrt_of(nb_tensor *const *x, void *ctx)
+{
+    (void)ctx;
+    return nb_sqrt(x[0]);
+}
+
+/* [exp(100·x0), x1·detach(x1)]: x0 = 0.887 puts exp's overflow inside the step, so its
+ * numeric derivative is infinite (as the analytic one); x1's analytic derivative is half the
+ * true one. */
+static nb_tensor *overflow_and_wrong(nb_tensor *const *x, void *ctx)
+{
+    (void)ctx;
+    nb_tensor *a = nb_slice(x[0], 0, 0, 1, 1), *b = nb_slice(x[0], 0, 1, 2, 1);
+    nb_tensor *p[2] = {nb_exp(nb_mul_scalar(a, 100.0f)), nb_mul(b, nb_detach(b))};
+    return nb_cat(p, 2, 0);
+}
+
+/* As torch.autograd.gradcheck (torch.allclose without equal_nan), a NaN gradient fails even
+ * where both sides are NaN, and an infinite one neither passes against a finite one nor
+ * widens the other elements' tolerance. */
+static void test_gradcheck_non_finite(void **state)
+{
+    (void)state;
+    nb_tensor *neg = nb_requires_grad_(nb_from_data((float[]){-1.0f, -4.0f}, NB_SHAPE(2)), true);
+    assert_int_equal(nb_gradcheck(sqrt_of, NULL, &neg, 1, NULL), NB_ECHECK);
+    assert_error(NB_ECHECK, "nb_gradcheck: Jacobian mismatch for input 0, element 0 (index [0]): "
+                            "analytic ");
+    assert_non_null(strstr(nb_last_error()->message, "nan, numeric ")); /* "-nan" on glibc */
+    nb_tensor *pos = nb_requires_grad_(nb_from_data((float[]){1.0f, 4.0f}, NB_SHAPE(2)), true);
+    assert_int_equal(nb_gradcheck(sqrt_of, NULL, &pos, 1, NULL), NB_OK);
+    nb_tensor *x = nb_requires_grad_(nb_from_data((float[]){0.887f, 1.0f}, NB_SHAPE(2)), true);
+    assert_int_equal(nb_gradcheck(overflow_and_wrong, NULL, &x, 1, NULL), NB_ECHECK);
+    assert_error(NB_ECHECK, "nb_gradcheck: Jacobian mismatch for input 0, element 1 (index [1])");
+    nb_release(x);
+    nb_release(pos);
+    nb_release(neg);
+}
+
 int main(void)
 {
     size_t n = 0;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) n += tables[t].n;
-    struct CMUnitTest *tests = calloc(n + 1, sizeof *tests);
+    struct CMUnitTest *tests = calloc(n + 2, sizeof *tests);
     if (!tests) return 1;
     size_t k = 0;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
@@ -267,7 +305,10 @@ int main(void)
                                     nbt_teardown_counting, (void *)(uintptr_t)&tables[t].rows[i]};
     tests[n] = (struct CMUnitTest){"gradcheck catches a 0.5% error", test_gradcheck_catches,
                                    nbt_setup_counting, nbt_teardown_counting, NULL};
-    int failed = _cmocka_run_group_tests("gradcheck", tests, n + 1, NULL, NULL);
+    tests[n + 1] = (struct CMUnitTest){"gradcheck fails on NaN and unequal infinities",
+                                       test_gradcheck_non_finite, nbt_setup_counting,
+                                       nbt_teardown_counting, NULL};
+    int failed = _cmocka_run_group_tests("gradcheck", tests, n + 2, NULL, NULL);
     free(tests);
     return failed;
 }

@@ -150,7 +150,8 @@ typedef nb_tensor *(*nb_gradcheck_fn)(nb_tensor *const *inputs, void *ctx);
 typedef struct nb_gradcheck_options {
     /** Each element x is moved by ±eps·max(1, |x|) (default 1e-2). */
     double eps;
-    /** Absolute tolerance, times max(1, the input's largest numeric gradient) (default 1e-4). */
+    /** Absolute tolerance, times max(1, the input's largest finite numeric gradient)
+     *  (default 1e-4). */
     double atol;
     /** Relative tolerance (default 3e-3: a derivative off by 0.5% fails). */
     double rtol;
@@ -161,7 +162,9 @@ typedef struct nb_gradcheck_options {
  * shape, compare the analytic dL/dx that nb_grad gives for every input that requires grad
  * with central differences (each element moved by ±h, L summed in double from the float
  * outputs, divided by the step the float actually took), and pass when every element has
- * |analytic − numeric| <= atol·max(1, max |numeric| of that input) + rtol·|numeric|.
+ * |analytic − numeric| <= atol·max(1, max |numeric| of that input's finite values) +
+ * rtol·|numeric|; as torch.allclose, a NaN on either side fails and an infinity passes only
+ * against the same infinity.
  * f is called once with grad mode on, then twice per checked element with it off; it must
  * return a new tensor of the same shape each time (its temporaries may belong to the scope
  * nb_gradcheck opens around each call). Inputs that do not require grad (or are NULL) are
