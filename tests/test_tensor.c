@@ -261,10 +261,10 @@ static void test_linspace(void **state)
     t = nb_linspace(1e300, 1, 0); /* nothing to convert */
     assert_shape(t, NB_SHAPE(0));
     nb_release(t);
-    t = nb_linspace(-FLT_MAX, 1, 2);
+    t = nb_linspace((double)-FLT_MAX, 1, 2);
     assert_values(t, -FLT_MAX, 1);
     nb_release(t);
-    t = nb_linspace(0, INFINITY, 2); /* PyTorch: tensor([nan, nan]) (its step is inf) */
+    t = nb_linspace(0, (double)INFINITY, 2); /* PyTorch: tensor([nan, nan]) (its step is inf) */
     d = nb_tensor_data_const(t);
     assert_true(isnan(d[0]) && isnan(d[1]));
     nb_release(t);
