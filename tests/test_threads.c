@@ -105,10 +105,12 @@ typedef enum draw_kind {
     RANDINT,
     RANDPERM,
     RAW,
+    DROPOUT,
     KINDS
 } draw_kind;
 static const char *const draw_names[] = {"nb_rand",    "nb_randn (scalar)", "nb_randn (vector)",
-                                         "nb_randint", "nb_randperm",       "nb_generator_random"};
+                                         "nb_randint", "nb_randperm",       "nb_generator_random",
+                                         "nb_dropout"};
 
 typedef struct drawer {
     draw_kind kind;
@@ -123,6 +125,15 @@ static nb_status draw(draw_kind kind, float *run)
     if (kind == RAW) {
         uint32_t u = nb_generator_random(NULL);
         memcpy(run, &u, sizeof u);
+        return NB_OK;
+    }
+    if (kind == DROPOUT) { /* a mask of RUN elements: one run of the stream too */
+        nb_tensor *ones = nb_ones(NB_SHAPE(RUN));
+        nb_tensor *m = ones ? nb_dropout(ones, 0.5, true) : NULL;
+        nb_release(ones);
+        if (!m) return nb_last_error()->code;
+        memcpy(run, nb_tensor_data(m), RUN * sizeof *run);
+        nb_release(m);
         return NB_OK;
     }
     nb_tensor *t = kind == RAND           ? nb_rand(NB_SHAPE(5))

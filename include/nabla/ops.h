@@ -738,8 +738,8 @@ NB_API nb_tensor *nb_cross_entropy(nb_tensor *input, nb_tensor *target, nb_tenso
  * kept when its low 53 bits times 2^-53 are below 1 − p (in double), and the kept value is
  * 1/(1 − p) rounded to float, times x. With the same seed nabla's mask and outputs are
  * PyTorch's, bit for bit. nb_dropout draws from the default generator, nb_dropout_gen from
- * gen (NULL: the default); each element takes its own turn at the generator's lock, so
- * threads sharing a generator interleave their draws.
+ * gen (NULL: the default); the whole mask is drawn under the generator's lock, so a call's
+ * mask is one contiguous run of the stream, as for every other draw (tensor.h).
  * p = 1 gives x·0 (zeros; NaN where x is ±inf or NaN), drawing nothing. p = 0, training false
  * or an empty x return x's values: PyTorch returns x itself; nabla returns a new tensor that
  * shares x's storage (a view) and, when x requires grad, records AliasBackward0, which passes
