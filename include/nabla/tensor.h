@@ -13,6 +13,14 @@
  *     nb_tensor *w = nb_randn(NB_SHAPE(5, 3));
  *     nb_print(w);          // the very numbers torch.randn(5, 3) prints after manual_seed(0)
  *     nb_release(w);
+ *
+ * Threads: the reference counts are not atomic (PyTorch's are). An op changes the counts of
+ * an input that it returns a view of (the views below, nb_t of fewer than 2 dims, detach,
+ * dropout where it draws nothing: nb_tensor_shares_storage tells), and, in grad mode with
+ * some input that requires grad, of the inputs its node saves and of the leaves it
+ * accumulates into. Threads may pass the same tensor to ops at once only where none does
+ * either: a model's parameters serve inference from several threads under NB_NO_GRAD, but
+ * one thread at a time records graphs through them (docs/reliability.md, "Threads").
  */
 #ifndef NABLA_TENSOR_H
 #define NABLA_TENSOR_H
