@@ -4,9 +4,9 @@
  * more steps counted with nb_alloc_stats_get. The step allocates (tensors, nodes, gradients):
  * what the test asserts is that the default allocator's block cache serves every one of
  * those allocations once it has seen the step, so system_allocs and system_frees stay put.
- * Builds without the block cache (the sanitizer presets) skip it, as there every allocation
- * is the C library's by design. And the counters under another allocator: every allocation
- * and free counted, none of them the C library's.
+ * Builds without the block cache (the asan and memcheck presets) skip it, as there every
+ * allocation is the C library's by design. And the counters under another allocator: every
+ * allocation and free counted, none of them the C library's.
  */
 #include <pthread.h>
 

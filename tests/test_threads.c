@@ -1,7 +1,8 @@
 /*
  * Threads: N threads each training its own model from its own generator give exactly what the
  * same work gives serially; grad mode, the last error and scopes are per thread; the default
- * generator may be shared. Run under ThreadSanitizer by the tsan preset.
+ * generator may be shared; threads share nabla's pool. Run under ThreadSanitizer by the tsan
+ * preset.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -302,13 +303,80 @@ static void test_per_thread_state(void **state)
     assert_int_equal(nb_scope_end(s), NB_OK);
 }
 
+/*
+ * Program threads that share nabla's pool: with nb_set_num_threads(3), 3 threads at once each
+ * run a graph whose loops are large enough to be cut into the pool's tasks (a product, a
+ * broadcast add, tanh, a product with a constant, a sum, and their gradients) and get the
+ * serial run's bits.
+ */
+#define POOL_ROWS  256
+#define POOL_IN    64
+#define POOL_COLS  512 /* h: 131 072 elements, NB__PARALLEL_MIN */
+#define POOL_USERS 3
+
+typedef struct pool_work {
+    uint64_t seed;
+    float *grad; /* the gradient of w, POOL_IN * POOL_COLS */
+    nb_status rc;
+} pool_work;
+
+static void *pool_graph(void *arg)
+{
+    pool_work *w = arg;
+    nb_scope *s = nb_scope_begin();
+    nb_generator *g = nb_generator_new(w->seed);
+    nb_tensor *x = nb_randn_gen(NB_SHAPE(POOL_ROWS, POOL_IN), g);
+    nb_tensor *wt = nb_requires_grad_(nb_randn_gen(NB_SHAPE(POOL_IN, POOL_COLS), g), true);
+    nb_tensor *b = nb_randn_gen(NB_SHAPE(POOL_COLS), g);
+    nb_tensor *c = nb_rand_gen(NB_SHAPE(POOL_ROWS, POOL_COLS), g);
+    nb_tensor *h = nb_tanh(nb_add(nb_matmul(x, wt), b));
+    nb_tensor *loss = nb_sum(nb_mul(h, c), NB_DIMS_ALL, false);
+    w->rc = loss ? nb_backward(loss, NULL, false) : nb_last_error()->code;
+    const nb_tensor *gw = w->rc == NB_OK ? nb_tensor_grad(wt) : NULL;
+    if (gw)
+        memcpy(w->grad, nb_tensor_data_const(gw), sizeof(float) * POOL_IN * POOL_COLS);
+    else if (w->rc == NB_OK)
+        w->rc = NB_ESTATE;
+    nb_generator_free(g);
+    nb_scope_end(s);
+    return NULL;
+}
+
+static void test_pool_shared_by_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(nb_set_num_threads(3), NB_OK);
+    pool_work serial[POOL_USERS], shared[POOL_USERS];
+    for (int i = 0; i < POOL_USERS; i++) {
+        serial[i] =
+            (pool_work){(uint64_t)i + 100, malloc(sizeof(float) * POOL_IN * POOL_COLS), NB_OK};
+        shared[i] = (pool_work){serial[i].seed, malloc(sizeof(float) * POOL_IN * POOL_COLS), NB_OK};
+        assert_non_null(serial[i].grad);
+        assert_non_null(shared[i].grad);
+        pool_graph(&serial[i]);
+        assert_int_equal(serial[i].rc, NB_OK);
+    }
+    pthread_t t[POOL_USERS];
+    for (int i = 0; i < POOL_USERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, pool_graph, &shared[i]), 0);
+    for (int i = 0; i < POOL_USERS; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+    for (int i = 0; i < POOL_USERS; i++) {
+        assert_int_equal(shared[i].rc, NB_OK);
+        if (memcmp(serial[i].grad, shared[i].grad, sizeof(float) * POOL_IN * POOL_COLS))
+            fail_msg("thread %d: its gradient differs from the serial run's", i);
+        free(serial[i].grad);
+        free(shared[i].grad);
+    }
+    assert_int_equal(nb_set_num_threads(1), NB_OK);
+}
+
 int main(void)
 {
     nb_set_num_threads(1); /* nabla's threads here, not BLAS's */
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {T(test_threads_match_serial),
-                                       T(test_default_generator_shared),
-                                       T(test_shared_model_inference), T(test_per_thread_state)};
+    const struct CMUnitTest tests[] = {
+        T(test_threads_match_serial), T(test_default_generator_shared),
+        T(test_shared_model_inference), T(test_per_thread_state), T(test_pool_shared_by_threads)};
 #undef T
     return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
 }

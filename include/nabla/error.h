@@ -111,10 +111,10 @@ typedef struct nb_allocator {
  * an allocator whose alloc or free is NULL, restores the default, which takes blocks from the
  * C library and keeps freed ones in a per-thread cache by size class (blocks up to 64 MiB, at
  * most 64 MiB a thread, returned when the thread or the process exits), so a warm training
- * step does not call malloc. Sanitizer builds (NB_SANITIZE) cache nothing. Change the
- * allocator only while no nabla object is alive: each block must be freed by the allocator
- * that made it. PyTorch: none (c10::SetAllocator). Ownership: *allocator is copied; its ctx is
- * borrowed while the allocator is installed. Errors: none.
+ * step does not call malloc. AddressSanitizer builds (NB_SANITIZE with address) cache nothing.
+ * Change the allocator only while no nabla object is alive: each block must be freed by the
+ * allocator that made it. PyTorch: none (c10::SetAllocator). Ownership: *allocator is copied;
+ * its ctx is borrowed while the allocator is installed. Errors: none.
  */
 NB_API void nb_set_allocator(const nb_allocator *allocator);
 
