@@ -123,7 +123,8 @@ NB_API void nb_release(nb_tensor *t);
  * Open a scope: an autorelease pool. Every tensor returned by nabla while the scope is the
  * innermost open scope of the thread is owned by the scope, which releases it at
  * nb_scope_end() unless nb_scope_keep() took it out. Do not nb_release() a tensor that a
- * scope owns (nb_retain()/nb_release() pairs are fine). Scopes are per thread.
+ * scope owns (nb_retain()/nb_release() pairs are fine). Scopes are per thread: end each on
+ * its own thread before that thread exits, which does not end it (its tensors would leak).
  * PyTorch: none (Python frees temporaries by reference counting).
  * Ownership: the scope belongs to the caller until nb_scope_end().
  * Errors: NULL with NB_ENOMEM.
