@@ -199,15 +199,22 @@ nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *c
 {
     const double warm_s = 0.01, min_sample_s = 1e-3;
     int warm_calls = 0;
-    double t0 = nbb_now(), elapsed;
+    double t0 = nbb_now(), elapsed, warm_a = 0.0, warm_b = 0.0;
     do {
+        double s = nbb_now();
         fa(ctx);
+        double m = nbb_now();
         fb(ctx);
+        double e = nbb_now();
+        warm_a += m - s;
+        warm_b += e - m;
         warm_calls++;
-        elapsed = nbb_now() - t0;
+        elapsed = e - t0;
     } while (elapsed < warm_s);
     double per_pair = elapsed / warm_calls; /* one call of each */
-    int batch = per_pair < min_sample_s ? (int)ceil(min_sample_s / fmax(per_pair, 1e-9)) : 1;
+    /* the shorter side's samples last min_sample_s too, not only the pair */
+    double shorter = fmin(warm_a, warm_b) / warm_calls;
+    int batch = shorter < min_sample_s ? (int)ceil(min_sample_s / fmax(shorter, 1e-9)) : 1;
     double want = ceil(time_s / (per_pair * batch));
     int pairs = want > 1e5 ? 100000 : (int)want;
     if (pairs < min_pairs) pairs = min_pairs;

@@ -97,8 +97,8 @@ typedef struct nbb_pair_timing {
 
 /*
  * Warm both up, then take pairs of samples, `batch` calls of fa then `batch` calls of fb,
- * until time_s has passed and at least min_pairs are in. A sample lasts at least 1 ms, so a
- * slow spell of a shared machine hits both sides of a ratio.
+ * until time_s has passed and at least min_pairs are in. A sample of either function lasts at
+ * least 1 ms, so a slow spell of a shared machine hits both sides of a ratio.
  */
 nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *ctx, double time_s,
                                  int min_pairs);
