@@ -303,8 +303,8 @@ static void print_row(const nbb_options *opt, const mlp_ctx *c, const nbb_pair_t
                       const trainer_phases *ph, double allocs, double err)
 {
     const workload *w = c->w;
-    /* the pair's ratio is floor / step: report step / floor */
-    double ratio = 1.0 / t->ratio, q1 = 1.0 / t->ratio_q3, q3 = 1.0 / t->ratio_q1;
+    /* the pair is (floor, step): report the median of step / floor */
+    double ratio = t->ratio_ba, q1 = t->ratio_ba_q1, q3 = t->ratio_ba_q3;
     bool met = w->target > 0 && ratio <= w->target;
     if (opt->json) {
         NBB_JSON_ROW(stdout, NBB_STR("workload", w->id), NBB_INT("threads", c->threads),

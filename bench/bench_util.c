@@ -219,10 +219,11 @@ nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *c
     int pairs = want > 1e5 ? 100000 : (int)want;
     if (pairs < min_pairs) pairs = min_pairs;
 
-    nbb_pair_timing t = {(double)NAN, (double)NAN, (double)NAN, (double)NAN, (double)NAN, 0, batch};
-    double *ta = malloc((size_t)pairs * 3 * sizeof *ta);
+    const double nan = (double)NAN;
+    nbb_pair_timing t = {nan, nan, nan, nan, nan, nan, nan, nan, 0, batch};
+    double *ta = malloc((size_t)pairs * 4 * sizeof *ta);
     if (!ta) return t;
-    double *tb = ta + pairs, *ratio = ta + 2 * pairs;
+    double *tb = ta + pairs, *ratio = ta + 2 * pairs, *ratio_ba = ta + 3 * pairs;
     for (int r = 0; r < pairs; r++) {
         double s = nbb_now();
         for (int i = 0; i < batch; i++) fa(ctx);
@@ -232,6 +233,7 @@ nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *c
         ta[r] = (m - s) / batch;
         tb[r] = (e - m) / batch;
         ratio[r] = ta[r] / tb[r];
+        ratio_ba[r] = tb[r] / ta[r];
     }
     size_t np = (size_t)pairs;
     t.a_s = nbb_median(ta, np);
@@ -239,6 +241,9 @@ nbb_pair_timing nbb_measure_pair(void (*fa)(void *), void (*fb)(void *), void *c
     t.ratio_q1 = nbb_quantile(ratio, np, 0.25);
     t.ratio_q3 = nbb_quantile(ratio, np, 0.75);
     t.ratio = nbb_median(ratio, np);
+    t.ratio_ba_q1 = nbb_quantile(ratio_ba, np, 0.25);
+    t.ratio_ba_q3 = nbb_quantile(ratio_ba, np, 0.75);
+    t.ratio_ba = nbb_median(ratio_ba, np);
     t.pairs = pairs;
     free(ta);
     return t;

@@ -92,6 +92,9 @@ typedef struct nbb_pair_timing {
     double a_s, b_s;           /* per call */
     double ratio;              /* median over pairs of t_a / t_b */
     double ratio_q1, ratio_q3; /* its quartiles */
+    /* median over pairs of t_b / t_a, and its quartiles: with an even number of pairs, or
+     * between order statistics, not the reciprocals of ratio's */
+    double ratio_ba, ratio_ba_q1, ratio_ba_q3;
     int pairs, batch;
 } nbb_pair_timing;
 
