@@ -3,7 +3,7 @@
 // MLP, Adam lr 1e-3, batch 128), with the inputs made as bench-train makes them (bytes / 255,
 // labels 0..9) and the grads set to None before each step, as nabla-train does. Built only
 // with -DNB_BENCH_PEERS=ON where libtorch is found. Set OPENBLAS_NUM_THREADS to the thread
-// count and OMP_WAIT_POLICY=PASSIVE (scripts/bench_peers.sh does).
+// count and OMP_WAIT_POLICY=PASSIVE (scripts/bench_step_peer.sh does).
 //   bench-peer-libtorch-step W3|T [threads] [seconds]   → median ms per step
 #include <torch/torch.h>
 
