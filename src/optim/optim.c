@@ -441,6 +441,8 @@ static nb_status check_step_sizes(const nb_optim *opt, const char *fn)
     if (opt->kind != NB_OPTIM_ADAM && opt->kind != NB_OPTIM_ADAMW) return NB_OK;
     for (size_t gi = 0; gi < opt->ngroups; gi++) {
         const nb__optim_group *g = &opt->groups[gi];
+        /* 1 - beta1^t >= 1 - beta1 for every t: an lr within half that bound cannot overflow */
+        if (g->o.lr <= 0.5 * (double)FLT_MAX * (1.0 - g->o.betas[0])) continue;
         for (int i = g->first; i < g->first + g->count; i++) {
             const nb__optim_slot *s = &opt->slots[i];
             if (!nb_tensor_grad(s->param)) continue;
