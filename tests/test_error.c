@@ -459,6 +459,51 @@ static void sweep(const sweep_case *c, nb_tensor *in)
     if (k < 2) fail_msg("%s: allocated nothing", c->fn);
 }
 
+/*
+ * A key destructor that reads the last error after nabla's own destructor freed the thread's
+ * message buffer (glibc runs them in the order the keys were made): it reads the message,
+ * moved and cut to 63 bytes, not freed memory (ASan's report without the move).
+ */
+typedef struct exit_read {
+    nb_status code;
+    char message[600];
+} exit_read;
+
+static pthread_key_t reader_key;
+
+static void read_at_exit(void *out)
+{
+    exit_read *r = out;
+    r->code = nb_last_error()->code;
+    snprintf(r->message, sizeof r->message, "%s", nb_last_error()->message);
+}
+
+static void *long_error_then_exit(void *out)
+{
+    char path[200] = "/nonexistent/";
+    memset(path + strlen(path), 'x', 150);
+    path[163] = '\0';
+    assert_null(nb_safetensors_load(path));
+    pthread_setspecific(reader_key, out);
+    return NULL;
+}
+
+static void test_message_read_at_thread_exit(void **state)
+{
+    (void)state;
+    assert_null(nb_zeros(NB_SHAPE(-2))); /* nabla's key exists before the reader's */
+    nb_error_clear();
+    assert_int_equal(pthread_key_create(&reader_key, read_at_exit), 0);
+    exit_read r = {NB_OK, ""};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, long_error_then_exit, &r), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_key_delete(reader_key);
+    assert_int_equal(r.code, NB_EIO);
+    assert_int_equal(strlen(r.message), 63);
+    assert_memory_equal(r.message, "nb_safetensors_load: cannot open '/nonexistent/xxxx", 51);
+}
+
 static void test_alloc_failures(void **state)
 {
     (void)state;
@@ -645,6 +690,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_warning_handler, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_thread_local, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_message_read_at_thread_exit, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_alloc_failures, nbt_setup_counting,
                                         nbt_teardown_counting),
