@@ -13,6 +13,16 @@
 #define STEPS       15
 #define MAX_THREADS 8
 
+/* Run fn on each of items[0 .. n-1] (size bytes apart), one thread each, all at once. */
+static void run_threads(void *(*fn)(void *), void *items, size_t size, int n)
+{
+    pthread_t t[MAX_THREADS];
+    assert_true(n <= MAX_THREADS);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, fn, (char *)items + (size_t)i * size), 0);
+    for (int i = 0; i < n; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+}
+
 typedef struct work {
     uint64_t seed;
     float params[8 * 16 + 16 + 16 + 1];
@@ -74,10 +84,7 @@ static void test_threads_match_serial(void **state)
         if (serial[i].rc != NB_OK) fail_msg("serial %d: %s", i, serial[i].error);
     }
     for (int n = 2; n <= MAX_THREADS; n *= 4) {
-        pthread_t t[MAX_THREADS];
-        for (int i = 0; i < n; i++)
-            assert_int_equal(pthread_create(&t[i], NULL, train, &parallel[i]), 0);
-        for (int i = 0; i < n; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+        run_threads(train, parallel, sizeof parallel[0], n);
         for (int i = 0; i < n; i++) {
             if (parallel[i].rc != NB_OK) fail_msg("thread %d of %d: %s", i, n, parallel[i].error);
             if (memcmp(serial[i].params, parallel[i].params, sizeof serial[i].params))
@@ -174,12 +181,8 @@ static void test_default_generator_shared(void **state)
         uint32_t next = nb_generator_random(NULL);
         /* 8 threads at once, from the same seed */
         nb_manual_seed(7 + (uint64_t)kind);
-        pthread_t t[MAX_THREADS];
-        for (int i = 0; i < MAX_THREADS; i++) {
-            threaded[i].kind = kind;
-            assert_int_equal(pthread_create(&t[i], NULL, drawing, &threaded[i]), 0);
-        }
-        for (int i = 0; i < MAX_THREADS; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+        for (int i = 0; i < MAX_THREADS; i++) threaded[i].kind = kind;
+        run_threads(drawing, threaded, sizeof threaded[0], MAX_THREADS);
         for (int i = 0; i < MAX_THREADS; i++) {
             assert_int_equal(threaded[i].rc, NB_OK);
             memcpy(got[i * CALLS], threaded[i].runs, sizeof threaded[i].runs);
@@ -253,10 +256,7 @@ static void test_shared_model_inference(void **state)
         infer(&serial[i]);
         assert_int_equal(serial[i].rc, NB_OK);
     }
-    pthread_t t[INFER_THREADS];
-    for (int i = 0; i < INFER_THREADS; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, infer, &threaded[i]), 0);
-    for (int i = 0; i < INFER_THREADS; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+    run_threads(infer, threaded, sizeof threaded[0], INFER_THREADS);
     for (int i = 0; i < INFER_THREADS; i++) {
         assert_int_equal(threaded[i].rc, NB_OK);
         if (memcmp(serial[i].out, threaded[i].out, sizeof serial[i].out))
@@ -356,10 +356,7 @@ static void test_pool_shared_by_threads(void **state)
         pool_graph(&serial[i]);
         assert_int_equal(serial[i].rc, NB_OK);
     }
-    pthread_t t[POOL_USERS];
-    for (int i = 0; i < POOL_USERS; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, pool_graph, &shared[i]), 0);
-    for (int i = 0; i < POOL_USERS; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+    run_threads(pool_graph, shared, sizeof shared[0], POOL_USERS);
     for (int i = 0; i < POOL_USERS; i++) {
         assert_int_equal(shared[i].rc, NB_OK);
         if (memcmp(serial[i].grad, shared[i].grad, sizeof(float) * POOL_IN * POOL_COLS))
