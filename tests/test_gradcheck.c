@@ -78,6 +78,7 @@ typedef struct gc_row {
 #include "gradcheck/reduce.h"
 #include "gradcheck/shape.h"
 #include "gradcheck/linalg_loss.h"
+#include "gradcheck/pool.h"
 
 /* ---- the table: every family's rows -------------------------------------------------- */
 
@@ -93,6 +94,7 @@ static const struct {
     TABLE(rows_reduce),
     TABLE(rows_shape),
     TABLE(rows_linalg_loss),
+    TABLE(rows_pool),
 #undef TABLE
 };
 

@@ -24,22 +24,6 @@
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static nb_tensor *tensor_of(const float *v, int ndim, const int64_t *dims)
-{
-    nb_tensor *t = nb_from_data(v, nb_shape_make(ndim, dims));
-    if (!t) fail_msg("nb_from_data: %s", nb_last_error()->message);
-    return t;
-}
-
-static void check_shape(const nb_tensor *t, nb_shape want, const char *what)
-{
-    if (!t) fail_msg("%s: NULL (%s)", what, nb_last_error()->message);
-    char got_s[128], want_s[128];
-    nb_shape_format(nb_tensor_size(t), got_s, sizeof got_s);
-    nb_shape_format(want, want_s, sizeof want_s);
-    if (strcmp(got_s, want_s) != 0) fail_msg("%s: shape %s, want %s", what, got_s, want_s);
-}
-
 static float ulp_of(float v)
 {
     v = fabsf(v);
@@ -143,11 +127,11 @@ static void test_reference(void **state)
     for (size_t c = 0; c < ARRAY_LEN(reduce_ref_cases); c++) {
         const reduce_ref *r = &reduce_ref_cases[c];
         bool arg = r->op == REF_ARGMAX || r->op == REF_ARGMIN;
-        nb_tensor *x = tensor_of(D + r->x, r->x_ndim, r->x_dims);
+        nb_tensor *x = nbt_tensor_of(D + r->x, r->x_ndim, r->x_dims);
         if (!arg) assert_non_null(nb_requires_grad_(x, true));
         nb_tensor *idx = NULL, *y = call(r, x, r->indices >= 0 && !arg ? &idx : NULL);
         nb_shape out = nb_shape_make(r->out_ndim, r->out_dims);
-        check_shape(y, out, r->name);
+        nbt_check_shape(y, out, r->name);
         int64_t n = nb_tensor_numel(y);
         if (arg) { /* plain indices */
             check_values(r->name, "index", nb_tensor_data_const(y), D + r->indices, n, 0);
@@ -158,21 +142,21 @@ static void test_reference(void **state)
         }
         check_values(r->name, "value", nb_tensor_data_const(y), D + r->y, n, tolerance[r->op].fwd);
         if (r->indices >= 0) {
-            check_shape(idx, out, r->name);
+            nbt_check_shape(idx, out, r->name);
             check_values(r->name, "index", nb_tensor_data_const(idx), D + r->indices, n, 0);
             assert_false(nb_tensor_requires_grad(idx));
         }
         if (strcmp(nb_node_name(nb_tensor_grad_fn(y)), r->node) != 0)
             fail_msg("%s: node %s, PyTorch %s", r->name, nb_node_name(nb_tensor_grad_fn(y)),
                      r->node);
-        nb_tensor *g = tensor_of(D + r->grad_out, r->out_ndim, r->out_dims);
+        nb_tensor *g = nbt_tensor_of(D + r->grad_out, r->out_ndim, r->out_dims);
         if (nb_backward(y, g, false) != NB_OK)
             fail_msg("%s: nb_backward: %s", r->name, nb_last_error()->message);
         nb_tensor *gx = nb_tensor_grad(x);
         if (r->grad_mode == REF_GRAD_NONE) {
             if (gx) fail_msg("%s: got a .grad where PyTorch leaves it unset", r->name);
         } else {
-            check_shape(gx, nb_tensor_size(x), r->name);
+            nbt_check_shape(gx, nb_tensor_size(x), r->name);
             check_values(r->name, "gradient", nb_tensor_data_const(gx), D + r->grad_x,
                          nb_tensor_numel(x), tolerance[r->op].bwd);
         }
@@ -313,7 +297,7 @@ static void test_naive_dims(void **state)
             nb_tensor *y = nabla_of(nv, x, nb_dims_make(nl, list), keepdim);
             char what[64];
             snprintf(what, sizeof what, "op %d over mask %u", nv, mask);
-            check_shape(y, want, what);
+            nbt_check_shape(y, want, what);
             double ref[N4];
             naive(nv, v, mask, ref, n_out);
             const float *got = nb_tensor_data_const(y);
@@ -1059,15 +1043,15 @@ static void test_errors(void **state)
 
     /* empty slices where the op has a value for them, and empty results */
     nb_tensor *r = nb_max_dim(e, 1, true, &idx);
-    check_shape(r, NB_SHAPE(0, 1), "max_dim of [0, 3] along 1");
-    check_shape(idx, NB_SHAPE(0, 1), "its indices");
+    nbt_check_shape(r, NB_SHAPE(0, 1), "max_dim of [0, 3] along 1");
+    nbt_check_shape(idx, NB_SHAPE(0, 1), "its indices");
     nb_release(r);
     nb_release(idx);
     r = nb_amin(e, NB_DIMS(1), false);
-    check_shape(r, NB_SHAPE(0), "amin of [0, 3] over 1");
+    nbt_check_shape(r, NB_SHAPE(0), "amin of [0, 3] over 1");
     nb_release(r);
     r = nb_argmax(e, NB_DIMS(-1), false);
-    check_shape(r, NB_SHAPE(0), "argmax of [0, 3] along -1");
+    nbt_check_shape(r, NB_SHAPE(0), "argmax of [0, 3] along -1");
     nb_release(r);
     r = nb_prod(e);
     assert_true(nb_tensor_data_const(r)[0] == 1.0f);
@@ -1076,7 +1060,7 @@ static void test_errors(void **state)
     assert_true(isnan(nb_tensor_data_const(r)[0]));
     nb_release(r);
     r = nb_norm(e, -INFINITY, NB_DIMS_ALL, true);
-    check_shape(r, NB_SHAPE(1, 1), "norm of [0, 3], keepdim");
+    nbt_check_shape(r, NB_SHAPE(1, 1), "norm of [0, 3], keepdim");
     assert_true(nb_tensor_data_const(r)[0] == 0.0f);
     nb_release(r);
     nb_release(s);
@@ -1085,40 +1069,10 @@ static void test_errors(void **state)
 }
 
 /*
- * Out of memory at any allocation of a forward and (for a differentiable op) its backward: the
- * forward fails with NB_ENOMEM for its function, or the backward for nb_backward; nothing
- * leaks.
+ * Out of memory at any allocation of a forward and (for a differentiable op) its backward
+ * (nbt_oom_sweep): the forward fails with NB_ENOMEM for its function, or the backward for
+ * nb_backward; nothing leaks.
  */
-static void sweep(const char *fn, nb_tensor *(*f)(nb_tensor *x), nb_tensor *x)
-{
-    nb_tensor *y0 = f(x), *g = nb_tensor_requires_grad(y0) ? nb_randn_like(y0) : NULL;
-    nb_release(y0);
-    char want[96];
-    for (long k = 1;; k++) {
-        long live = nbt_alloc_live();
-        nbt_fail_alloc_after(k);
-        nb_tensor *y = f(x);
-        nb_status rc = !y ? NB_ENOMEM : g ? nb_backward(y, g, false) : NB_OK;
-        int failed = nbt_alloc_failed();
-        nbt_fail_alloc_after(0);
-        if (!failed) {
-            assert_int_equal(rc, NB_OK);
-            assert_true(!g || nb_tensor_grad(x));
-            nb_release(y);
-            assert_true(k > (g ? 3 : 1));
-            break;
-        }
-        assert_int_equal(rc, NB_ENOMEM);
-        snprintf(want, sizeof want, "%s: out of memory", y ? "nb_backward" : fn);
-        assert_error(NB_ENOMEM, want);
-        nb_release(y);
-        assert_int_equal(nb_zero_grad(x, true), NB_OK);
-        assert_int_equal(nbt_alloc_live(), live);
-    }
-    assert_int_equal(nb_zero_grad(x, true), NB_OK);
-    nb_release(g);
-}
-
 static nb_tensor *var_middle(nb_tensor *x)
 {
     return nb_var(x, NB_DIMS(0, 2), 1, true); /* a permuted copy, then a mean in backward */
@@ -1139,13 +1093,13 @@ static void test_out_of_memory(void **state)
     (void)state;
     nb_tensor *x = nb_requires_grad_(nb_randn(NB_SHAPE(2, 3, 4)), true);
     nb_tensor *z = nb_requires_grad_(nb_from_data((const float[]){2, 0, 3, 1}, NB_SHAPE(4)), true);
-    sweep("nb_max_dim", w_max_dim, x);
-    sweep("nb_var", var_middle, x);
-    sweep("nb_amax", amax_middle, x);
-    sweep("nb_norm", norm_inf, x);
-    sweep("nb_softmax", w_softmax, x);
-    sweep("nb_argmax", w_argmax, x);
-    sweep("nb_prod", w_prod, z); /* a zero: the exclusive products' buffer */
+    nbt_oom_sweep("nb_max_dim", w_max_dim, x);
+    nbt_oom_sweep("nb_var", var_middle, x);
+    nbt_oom_sweep("nb_amax", amax_middle, x);
+    nbt_oom_sweep("nb_norm", norm_inf, x);
+    nbt_oom_sweep("nb_softmax", w_softmax, x);
+    nbt_oom_sweep("nb_argmax", w_argmax, x);
+    nbt_oom_sweep("nb_prod", w_prod, z); /* a zero: the exclusive products' buffer */
     nb_release(z);
     nb_release(x);
 }

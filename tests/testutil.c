@@ -301,3 +301,49 @@ void nbt_extract(const char *text, const char *start, const char *prefix, const 
     }
     out[len] = '\0';
 }
+
+nb_tensor *nbt_tensor_of(const float *v, int ndim, const int64_t *dims)
+{
+    nb_tensor *t = nb_from_data(v, nb_shape_make(ndim, dims));
+    if (!t) fail_msg("nb_from_data: %s", nb_last_error()->message);
+    return t;
+}
+
+void nbt_check_shape(const nb_tensor *t, nb_shape want, const char *what)
+{
+    if (!t) fail_msg("%s: NULL (%s)", what, nb_last_error()->message);
+    char got_s[128], want_s[128];
+    nb_shape_format(nb_tensor_size(t), got_s, sizeof got_s);
+    nb_shape_format(want, want_s, sizeof want_s);
+    if (strcmp(got_s, want_s) != 0) fail_msg("%s: shape %s, want %s", what, got_s, want_s);
+}
+
+void nbt_oom_sweep(const char *fn, nb_tensor *(*f)(nb_tensor *x), nb_tensor *x)
+{
+    nb_tensor *y0 = f(x), *g = nb_tensor_requires_grad(y0) ? nb_randn_like(y0) : NULL;
+    nb_release(y0);
+    char want[96];
+    for (long k = 1;; k++) {
+        long live = nbt_alloc_live();
+        nbt_fail_alloc_after(k);
+        nb_tensor *y = f(x);
+        nb_status rc = !y ? NB_ENOMEM : g ? nb_backward(y, g, false) : NB_OK;
+        int hit = nbt_alloc_failed();
+        nbt_fail_alloc_after(0);
+        if (!hit) {
+            assert_int_equal(rc, NB_OK);
+            assert_true(!g || nb_tensor_grad(x));
+            nb_release(y);
+            assert_true(k > (g ? 3 : 1));
+            break;
+        }
+        assert_int_equal(rc, NB_ENOMEM);
+        snprintf(want, sizeof want, "%s: out of memory", y ? "nb_backward" : fn);
+        assert_error(NB_ENOMEM, want);
+        nb_release(y);
+        assert_int_equal(nb_zero_grad(x, true), NB_OK);
+        assert_int_equal(nbt_alloc_live(), live);
+    }
+    assert_int_equal(nb_zero_grad(x, true), NB_OK);
+    nb_release(g);
+}

@@ -40,6 +40,17 @@ int nbt_alloc_failed(void);
 long nbt_alloc_count(void);
 long nbt_alloc_live(void);
 
+/* A tensor of shape dims holding a copy of v (fails the test when it cannot be made). */
+nb_tensor *nbt_tensor_of(const float *v, int ndim, const int64_t *dims);
+/* Fail the test, naming what, unless t is a tensor of shape want. */
+void nbt_check_shape(const nb_tensor *t, nb_shape want, const char *what);
+/*
+ * Fail the k-th allocation of f(x) and its backward (for a random gradient, when f's output
+ * requires grad) for k = 1, 2, ... until they go through: each failure must be NB_ENOMEM
+ * naming fn (nb_backward for the backward's) and leave no block behind. x's .grad is reset.
+ */
+void nbt_oom_sweep(const char *fn, nb_tensor *(*f)(nb_tensor *x), nb_tensor *x);
+
 /* Per-test setup and teardown with the counting allocator (never failing): the teardown
  * fails the test when the number of live blocks is not back to nbt_live0, the count at
  * setup, and restores the default allocator. */

@@ -776,6 +776,68 @@ NB_API nb_tensor *nb_dropout_gen(nb_tensor *x, double p, bool training, nb_gener
 NB_API nb_tensor *nb_layer_norm(nb_tensor *x, nb_shape normalized_shape, nb_tensor *weight,
                                 nb_tensor *bias, double eps);
 
+/* ---- pooling -----------------------------------------------------------------------------
+ * 2-D pooling over the last two dims of x [N, C, H, W] or, unbatched, [C, H, W], each of the
+ * N·C planes on its own. kernel_size, stride, padding and dilation are PyTorch's int-or-pair:
+ * an nb_shape of 1 dim is the same value for H and W, of 2 dims (h, w); stride NB_SHAPE0 is
+ * PyTorch's default, the kernel size. The output has
+ *   OH = ⌊(H + 2·pad − dilation·(k − 1) − 1 + (ceil_mode ? stride − 1 : 0)) / stride⌋ + 1
+ * rows (OW likewise), less one in ceil_mode where the last window would start at or past
+ * H + pad (it must start inside the input or the left padding). Errors common to both, with
+ * PyTorch's words: NULL with NB_EINVAL for NULL x (keeping a pending error), a size list of
+ * another length ("kernel_size must either be a single int, or a tuple of two ints"), a value
+ * outside int32's range, stride 0 ("stride should not be zero"), padding < 0 ("pad must be
+ * non-negative, but got pad: -1") or over half the kernel ("pad should be at most half of
+ * kernel size, but got pad=2 and kernel_size=3"), kernel, stride or dilation <= 0 ("kernel
+ * size should be greater than zero, but got kH: 0 kW: 0"); NB_ESHAPE for x not 3-D or 4-D
+ * ("non-empty 3D or 4D (batch mode) tensor expected for input"), a C, H or W of 0 ("Expected
+ * 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but got:[1, 0, 5,
+ * 5]"; N may be 0), an output of no rows or columns ("Given input size: (1x5x5). Calculated
+ * output size: (1x0x0). Output size is too small"); NB_ENOMEM. Each runs the planes on the
+ * thread pool when there are enough of them (the same bits at any thread count).
+ * --------------------------------------------------------------------------------------- */
+
+/**
+ * y = the largest element of each window of kernel_size (its elements dilation apart, padding
+ * read as -inf), windows stride apart: PyTorch's CPU kernel, which keeps the first of equal
+ * values (of 0 and -0 too) and the last NaN of a window (a NaN wins). A window that meets only
+ * padding (possible with dilation) gives -inf, as PyTorch's. *indices (when indices is not
+ * NULL) gets each window's choice as a flat index into its plane of H·W (h·W + w), as float32
+ * holding the exact integer, a plain tensor. dx = zeros with each g added at its window's
+ * index (overlapping windows add up, in PyTorch's order).
+ * PyTorch: torch.nn.functional.max_pool2d(x, kernel_size, stride, padding, dilation,
+ * ceil_mode, return_indices); node MaxPool2DWithIndicesBackward0 (for both forms, as PyTorch
+ * records it).
+ * Ownership: new references: y, and *indices for the caller or the open scope (NULL on error).
+ * Errors: as the pooling ops above ("nb_max_pool2d: dilation should be greater than zero, but
+ * got dilationH: 0 dilationW: 0"), and NB_ERANGE for a plane of more than 2^24 elements when
+ * the indices are needed (asked for, or for backward), which float32 cannot hold exactly.
+ * @{
+ */
+NB_API nb_tensor *nb_max_pool2d(nb_tensor *x, nb_shape kernel_size, nb_shape stride,
+                                nb_shape padding, nb_shape dilation, bool ceil_mode);
+NB_API nb_tensor *nb_max_pool2d_with_indices(nb_tensor *x, nb_shape kernel_size, nb_shape stride,
+                                             nb_shape padding, nb_shape dilation, bool ceil_mode,
+                                             nb_tensor **indices);
+/** @} */
+
+/**
+ * y = Σ window / d over each window of kernel_size, windows stride apart, zeros padded: the
+ * window is clipped at the padded edge (H + pad), which ceil_mode can reach past, and d is
+ * divisor_override when it is not 0 (PyTorch's None; a negative one divides as given), else
+ * the clipped window's size with count_include_pad (padding counted), else the count of its
+ * elements inside x. The sum is in float in the window's row-major order, as PyTorch's CPU
+ * kernel, so y is PyTorch's bits. dx = g / d added to each element of the window.
+ * PyTorch: torch.nn.functional.avg_pool2d(x, kernel_size, stride, padding, ceil_mode,
+ * count_include_pad, divisor_override); node AvgPool2DBackward0.
+ * Ownership: new reference.
+ * Errors: as the pooling ops above ("nb_avg_pool2d: stride should be greater than zero, but
+ * got dH: -1 dW: -1"; PyTorch reports an x of fewer than 3 dims as a dim out of range).
+ */
+NB_API nb_tensor *nb_avg_pool2d(nb_tensor *x, nb_shape kernel_size, nb_shape stride,
+                                nb_shape padding, bool ceil_mode, bool count_include_pad,
+                                int64_t divisor_override);
+
 NB_END_DECLS
 
 #endif /* NABLA_OPS_H */
