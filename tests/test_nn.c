@@ -157,6 +157,80 @@ static void test_repr_floats(void **state)
     nb_module_free(m);
 }
 
+/* The pooling layers print as PyTorch prints them (ints and pairs as given, a stride left to
+ * its default as the kernel size), have no parameters, and a model of them gives PyTorch's
+ * output bits on torch.randn's input (gen_nn.py). */
+static void test_pool_modules(void **state)
+{
+    (void)state;
+    nb_module *m = NB_SEQUENTIAL(
+        nb_module_max_pool2d(NB_SHAPE(2), NB_SHAPE0, NB_SHAPE(0), NB_SHAPE(1), false),
+        nb_module_max_pool2d(NB_SHAPE(2, 3), NB_SHAPE(1, 2), NB_SHAPE(1, 0), NB_SHAPE(1, 2), true),
+        nb_module_max_pool2d(NB_SHAPE(3), NB_SHAPE(1), NB_SHAPE(1), NB_SHAPE(2), false),
+        nb_module_max_pool2d(NB_SHAPE(3, 2), NB_SHAPE0, NB_SHAPE(1, 0), NB_SHAPE(1), false),
+        nb_module_avg_pool2d(NB_SHAPE(2), NB_SHAPE0, NB_SHAPE(0), false, true, 0),
+        nb_module_avg_pool2d(NB_SHAPE(2, 3), NB_SHAPE(1, 2), NB_SHAPE(1, 0), true, false, 5),
+        nb_module_avg_pool2d(NB_SHAPE(3), NB_SHAPE(1), NB_SHAPE(1), false, false, 0),
+        nb_module_avg_pool2d(NB_SHAPE(3, 2), NB_SHAPE0, NB_SHAPE(0), true, true, 0));
+    assert_non_null(m);
+    char buf[2048];
+    assert_int_equal(nb_module_format(m, buf, sizeof buf), (int64_t)strlen(nn_pools_repr));
+    assert_string_equal(buf, nn_pools_repr);
+    assert_int_equal(nb_module_parameter_count(m), 0);
+    assert_string_equal(nb_module_name(nb_module_child(m, 0)), "MaxPool2d");
+    assert_string_equal(nb_module_name(nb_module_child(m, 4)), "AvgPool2d");
+    nb_module_free(m);
+
+    m = NB_SEQUENTIAL(
+        nb_module_max_pool2d(NB_SHAPE(3), NB_SHAPE(1), NB_SHAPE(1), NB_SHAPE(1), false),
+        nb_module_avg_pool2d(NB_SHAPE(2, 3), NB_SHAPE(1, 2), NB_SHAPE(1, 0), true, false, 0),
+        nb_module_max_pool2d(NB_SHAPE(2, 3), NB_SHAPE(2), NB_SHAPE(1, 0), NB_SHAPE(1, 2), true),
+        nb_module_avg_pool2d(NB_SHAPE(2), NB_SHAPE(1), NB_SHAPE(1), false, true, 3));
+    nb_manual_seed(0);
+    nb_tensor *x = nb_randn(NB_SHAPE(2, 3, 9, 11));
+    nb_tensor *y = nb_module_forward(m, x);
+    assert_non_null(y);
+    int64_t n = nb_tensor_numel(y);
+    assert_int_equal(n, nn_pool_model_numel);
+    const float *v = nb_tensor_data_const(y);
+    if (fnv1a(y) != nn_pool_model_hash || v[0] != nn_pool_model_first ||
+        v[n - 1] != nn_pool_model_last)
+        fail_msg("pooling model: output differs from PyTorch's (first %a, want %a)", (double)v[0],
+                 (double)nn_pool_model_first);
+    nb_release(y);
+    nb_release(x);
+    nb_module_free(m);
+
+    /* the sizes are checked when the module is made, with the op's messages */
+    nb_error_clear();
+    assert_null(nb_module_max_pool2d(NB_SHAPE(3), NB_SHAPE0, NB_SHAPE(2), NB_SHAPE(1), false));
+    assert_error(NB_EINVAL, "nb_module_max_pool2d: pad should be at most half of kernel size, "
+                            "but got pad=2 and kernel_size=3");
+    assert_null(
+        nb_module_max_pool2d(NB_SHAPE(1, 2, 3), NB_SHAPE0, NB_SHAPE(0), NB_SHAPE(1), false));
+    assert_error(NB_EINVAL, "nb_module_max_pool2d: kernel_size must either be a single int, or a "
+                            "tuple of two ints");
+    assert_null(nb_module_max_pool2d(NB_SHAPE(2), NB_SHAPE0, NB_SHAPE(0), NB_SHAPE(0, 1), false));
+    assert_error(NB_EINVAL, "nb_module_max_pool2d: dilation should be greater than zero, but got "
+                            "dilationH: 0 dilationW: 1");
+    assert_null(nb_module_avg_pool2d(NB_SHAPE(2), NB_SHAPE(0), NB_SHAPE(0), false, true, 0));
+    assert_error(NB_EINVAL, "nb_module_avg_pool2d: stride should not be zero");
+    assert_null(nb_module_avg_pool2d(NB_SHAPE(-1), NB_SHAPE(1), NB_SHAPE(0), false, true, 0));
+    assert_error(NB_EINVAL, "nb_module_avg_pool2d: kernel size should be greater than zero, but "
+                            "got kH: -1 kW: -1");
+    assert_null(nb_module_avg_pool2d(NB_SHAPE(2), NB_SHAPE(1), NB_SHAPE0, false, true, 0));
+    assert_error(NB_EINVAL, "nb_module_avg_pool2d: padding must either be a single int, or a "
+                            "tuple of two ints");
+    /* what needs the input is the forward's to report, naming the op */
+    m = nb_module_max_pool2d(NB_SHAPE(4), NB_SHAPE0, NB_SHAPE(0), NB_SHAPE(1), false);
+    x = nb_ones(NB_SHAPE(1, 3, 3));
+    assert_null(nb_module_forward(m, x));
+    assert_error(NB_ESHAPE, "nb_max_pool2d: Given input size: (1x3x3). Calculated output size: "
+                            "(1x0x0). Output size is too small");
+    nb_release(x);
+    nb_module_free(m);
+}
+
 /* A container leaves the mode of a child it is given as it was, as PyTorch does: an
  * evaluating Dropout put into a training Sequential still does not drop. */
 static void test_child_keeps_mode(void **state)
@@ -531,6 +605,15 @@ static nb_module *mk_flatten(void)
 {
     return nb_module_flatten(1, -1);
 }
+/* windows side by side: of randn values, none holds two within the step of central differences */
+static nb_module *mk_max_pool(void)
+{
+    return nb_module_max_pool2d(NB_SHAPE(2), NB_SHAPE0, NB_SHAPE(1), NB_SHAPE(1), true);
+}
+static nb_module *mk_avg_pool(void)
+{
+    return nb_module_avg_pool2d(NB_SHAPE(3, 2), NB_SHAPE(2, 1), NB_SHAPE(1), true, false, 0);
+}
 static nb_module *mk_mlp(void)
 {
     return NB_SEQUENTIAL(nb_module_linear(4, 5, true), nb_module_tanh(),
@@ -568,6 +651,8 @@ static void test_layer_gradcheck(void **state)
         {"LayerNorm", mk_layer_norm, NB_SHAPE(3, 4), false},
         {"Embedding", mk_embedding, NB_SHAPE(2, 3), true},
         {"Flatten", mk_flatten, NB_SHAPE(2, 3, 2), false},
+        {"MaxPool2d", mk_max_pool, NB_SHAPE(2, 3, 4), false},
+        {"AvgPool2d", mk_avg_pool, NB_SHAPE(2, 4, 5), false},
         {"Sequential", mk_mlp, NB_SHAPE(3, 4), false},
     };
     for (size_t k = 0; k < N(cases); k++) {
@@ -849,6 +934,7 @@ int main(void)
         T(test_init_identity),
         T(test_init_xavier_zero_fans),
         T(test_repr_floats),
+        T(test_pool_modules),
         T(test_child_keeps_mode),
         T(test_empty_sequential_forward),
         T(test_forward_and_freeze),

@@ -103,6 +103,30 @@ NB_API nb_module *nb_module_embedding(int64_t num_embeddings, int64_t embedding_
  * Errors: none at construction (forward reports bad dims).
  */
 NB_API nb_module *nb_module_flatten(int start_dim, int end_dim);
+/**
+ * 2-D max pooling of [N, C, H, W] or [C, H, W] inputs (nb_max_pool2d), no parameters;
+ * kernel_size, stride (NB_SHAPE0: the kernel size, PyTorch's None), padding and dilation are
+ * PyTorch's int-or-pair (NB_SHAPE(2) or NB_SHAPE(2, 3)), printed as given:
+ * "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)".
+ * PyTorch: torch.nn.MaxPool2d(kernel_size, stride, padding, dilation, ceil_mode) (return_indices
+ * False).
+ * Errors: NB_EINVAL for what nb_max_pool2d refuses before it sees an input, with its messages
+ * ("nb_module_max_pool2d: pad should be at most half of kernel size, but got pad=2 and
+ * kernel_size=3"); forward reports the rest (the input's rank, an output too small).
+ */
+NB_API nb_module *nb_module_max_pool2d(nb_shape kernel_size, nb_shape stride, nb_shape padding,
+                                       nb_shape dilation, bool ceil_mode);
+/**
+ * 2-D average pooling (nb_avg_pool2d; divisor_override 0 for PyTorch's None), no parameters,
+ * printed as PyTorch prints it: "AvgPool2d(kernel_size=2, stride=2, padding=0)".
+ * PyTorch: torch.nn.AvgPool2d(kernel_size, stride, padding, ceil_mode, count_include_pad,
+ * divisor_override).
+ * Errors: NB_EINVAL for what nb_avg_pool2d refuses before it sees an input, as
+ * nb_module_max_pool2d.
+ */
+NB_API nb_module *nb_module_avg_pool2d(nb_shape kernel_size, nb_shape stride, nb_shape padding,
+                                       bool ceil_mode, bool count_include_pad,
+                                       int64_t divisor_override);
 
 /* ---- containers ------------------------------------------------------------------------- */
 

@@ -62,6 +62,11 @@ struct nb_module {
         struct {
             int64_t num, dim, padding_idx; /* padding_idx < 0: none */
         } embedding;
+        struct {
+            nb_shape kernel, stride, padding, dilation; /* as given: 1 or 2 values each */
+            bool ceil_mode, count_include_pad;
+            int64_t divisor; /* 0: none */
+        } pool;
     } cfg;
 };
 

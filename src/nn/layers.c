@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "nn/internal.h"
+#include "ops/internal.h"
 
 /* ---- Linear ------------------------------------------------------------------------------- */
 
@@ -334,6 +335,87 @@ nb_module *nb_module_embedding(int64_t num_embeddings, int64_t embedding_dim, in
     if (rc != NB_OK) {
         nb_module_free(m);
         return NULL;
+    }
+    return m;
+}
+
+/* ---- MaxPool2d, AvgPool2d ----------------------------------------------------------------- */
+
+static nb_tensor *max_pool2d_forward(nb_module *m, nb_tensor *x)
+{
+    return nb_max_pool2d(x, m->cfg.pool.kernel, m->cfg.pool.stride, m->cfg.pool.padding,
+                         m->cfg.pool.dilation, m->cfg.pool.ceil_mode);
+}
+
+static nb_tensor *avg_pool2d_forward(nb_module *m, nb_tensor *x)
+{
+    return nb_avg_pool2d(x, m->cfg.pool.kernel, m->cfg.pool.stride, m->cfg.pool.padding,
+                         m->cfg.pool.ceil_mode, m->cfg.pool.count_include_pad, m->cfg.pool.divisor);
+}
+
+/* name=v as Python prints an int or a tuple of two; stride's None prints the kernel size */
+static void int_or_pair(nb__text *t, const char *name, const nb_shape *s)
+{
+    if (s->ndim == 1)
+        nb__text_printf(t, "%s=%lld", name, (long long)s->dims[0]);
+    else
+        nb__text_printf(t, "%s=(%lld, %lld)", name, (long long)s->dims[0], (long long)s->dims[1]);
+}
+
+static void pool_repr(const nb_module *m, nb__text *t)
+{
+    int_or_pair(t, "kernel_size", &m->cfg.pool.kernel);
+    nb__text_printf(t, ", ");
+    int_or_pair(t, "stride", m->cfg.pool.stride.ndim ? &m->cfg.pool.stride : &m->cfg.pool.kernel);
+    nb__text_printf(t, ", ");
+    int_or_pair(t, "padding", &m->cfg.pool.padding);
+}
+
+static void max_pool2d_repr(const nb_module *m, nb__text *t)
+{
+    pool_repr(m, t);
+    nb__text_printf(t, ", ");
+    int_or_pair(t, "dilation", &m->cfg.pool.dilation);
+    nb__text_printf(t, ", ceil_mode=%s", m->cfg.pool.ceil_mode ? "True" : "False");
+}
+
+static const nb__module_kind max_pool2d_kind = {"MaxPool2d", max_pool2d_forward, max_pool2d_repr,
+                                                NULL};
+static const nb__module_kind avg_pool2d_kind = {"AvgPool2d", avg_pool2d_forward, pool_repr, NULL};
+
+/* A pooling module of kind, its sizes checked as the op checks them (avg: no dilation). */
+static nb_module *pool_module(const char *fn, const nb__module_kind *kind, nb_shape kernel,
+                              nb_shape stride, nb_shape padding, nb_shape dilation, bool avg)
+{
+    if (nb__pool2d_check(fn, kernel, stride, padding, dilation, avg) != NB_OK) return NULL;
+    nb_module *m = nb__module_new(fn, kind);
+    if (m) {
+        m->cfg.pool.kernel = kernel;
+        m->cfg.pool.stride = stride;
+        m->cfg.pool.padding = padding;
+        m->cfg.pool.dilation = dilation;
+    }
+    return m;
+}
+
+nb_module *nb_module_max_pool2d(nb_shape kernel_size, nb_shape stride, nb_shape padding,
+                                nb_shape dilation, bool ceil_mode)
+{
+    nb_module *m = pool_module("nb_module_max_pool2d", &max_pool2d_kind, kernel_size, stride,
+                               padding, dilation, false);
+    if (m) m->cfg.pool.ceil_mode = ceil_mode;
+    return m;
+}
+
+nb_module *nb_module_avg_pool2d(nb_shape kernel_size, nb_shape stride, nb_shape padding,
+                                bool ceil_mode, bool count_include_pad, int64_t divisor_override)
+{
+    nb_module *m = pool_module("nb_module_avg_pool2d", &avg_pool2d_kind, kernel_size, stride,
+                               padding, NB_SHAPE(1), true);
+    if (m) {
+        m->cfg.pool.ceil_mode = ceil_mode;
+        m->cfg.pool.count_include_pad = count_include_pad;
+        m->cfg.pool.divisor = divisor_override;
     }
     return m;
 }

@@ -308,4 +308,14 @@ nb_status nb__unop_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
 /** y = f(x; k) with nk scalars in k (NULL when nk is 0), recording op's node. */
 nb_tensor *nb__unary(const char *fn, const nb__unop *op, nb_tensor *x, const float *k, int nk);
 
+/* ---- pooling --------------------------------------------------------------------------- */
+
+/**
+ * The checks of nb_max_pool2d (nb_avg_pool2d with avg: no dilation) that need no input, with
+ * their messages for fn: each list's length and its values' range, stride, padding, kernel
+ * and dilation as PyTorch's limits. For the pooling modules' constructors.
+ */
+nb_status nb__pool2d_check(const char *fn, nb_shape kernel, nb_shape stride, nb_shape padding,
+                           nb_shape dilation, bool avg);
+
 #endif /* NABLA_OPS_INTERNAL_H */

@@ -45,32 +45,12 @@ static int64_t div_floor(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* PyTorch's pooling_output_shape, its checks included. */
-static nb_status out_size(const char *fn, int64_t in, int64_t k, int64_t pad, int64_t stride,
-                          int64_t dil, bool ceil_mode, int64_t *out)
+/* The window's sizes from the lists (k, s, p, d: h then w), or the error for fn. */
+static nb_status window_lists(const char *fn, nb_shape kernel, nb_shape stride, nb_shape padding,
+                              nb_shape dilation, bool avg, int64_t *k, int64_t *s, int64_t *p,
+                              int64_t *d)
 {
-    if (stride == 0) return nb__error(NB_EINVAL, fn, "stride should not be zero");
-    if (pad < 0)
-        return nb__error(NB_EINVAL, fn, "pad must be non-negative, but got pad: %lld",
-                         (long long)pad);
-    if (pad > k / 2)
-        return nb__error(NB_EINVAL, fn,
-                         "pad should be at most half of kernel size, but got pad=%lld and "
-                         "kernel_size=%lld",
-                         (long long)pad, (long long)k);
-    int64_t o =
-        div_floor(in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
-    if (ceil_mode && (o - 1) * stride >= in + pad) o--; /* the last window starts inside */
-    *out = o;
-    return NB_OK;
-}
-
-/* Every check of PyTorch's max_pool2d / avg_pool2d, in its order; g gets the geometry. */
-static nb_status pool_args(const char *fn, const nb_tensor *x, nb_shape kernel, nb_shape stride,
-                           nb_shape padding, nb_shape dilation, bool ceil_mode, bool avg,
-                           pool_geom *g)
-{
-    int64_t k[2] = {0}, s[2] = {0}, p[2] = {0}, d[2] = {1, 1};
+    d[0] = d[1] = 1;
     if (int_pair(fn, kernel, "kernel_size must either be a single int, or a tuple of two ints",
                  NULL, &k[0], &k[1]) != NB_OK ||
         int_pair(fn, stride, "stride must either be omitted, a single int, or a tuple of two ints",
@@ -83,14 +63,25 @@ static nb_status pool_args(const char *fn, const nb_tensor *x, nb_shape kernel, 
          int_pair(fn, dilation, "dilation must be either a single int, or a tuple of two ints",
                   NULL, &d[0], &d[1]) != NB_OK))
         return nb__last_code();
-    if (x->ndim != 3 && x->ndim != 4)
-        return nb__error(NB_ESHAPE, fn,
-                         "non-empty 3D or 4D (batch mode) tensor expected for input");
-    const int64_t *xs = x->shape + x->ndim - 3; /* C, H, W */
-    int64_t oh, ow;
-    if (out_size(fn, xs[1], k[0], p[0], s[0], d[0], ceil_mode, &oh) != NB_OK ||
-        out_size(fn, xs[2], k[1], p[1], s[1], d[1], ceil_mode, &ow) != NB_OK)
-        return nb__last_code();
+    return NB_OK;
+}
+
+/* PyTorch's checks of the window's values, in its order: those of pooling_output_shape for H,
+ * then for W, then pool2d_shape_check's. */
+static nb_status window_values(const char *fn, const int64_t *k, const int64_t *s, const int64_t *p,
+                               const int64_t *d)
+{
+    for (int i = 0; i < 2; i++) {
+        if (s[i] == 0) return nb__error(NB_EINVAL, fn, "stride should not be zero");
+        if (p[i] < 0)
+            return nb__error(NB_EINVAL, fn, "pad must be non-negative, but got pad: %lld",
+                             (long long)p[i]);
+        if (p[i] > k[i] / 2)
+            return nb__error(NB_EINVAL, fn,
+                             "pad should be at most half of kernel size, but got pad=%lld and "
+                             "kernel_size=%lld",
+                             (long long)p[i], (long long)k[i]);
+    }
     if (k[0] <= 0 || k[1] <= 0)
         return nb__error(NB_EINVAL, fn,
                          "kernel size should be greater than zero, but got kH: %lld kW: %lld",
@@ -104,6 +95,42 @@ static nb_status pool_args(const char *fn, const nb_tensor *x, nb_shape kernel, 
                          "dilation should be greater than zero, but got dilationH: %lld "
                          "dilationW: %lld",
                          (long long)d[0], (long long)d[1]);
+    return NB_OK;
+}
+
+nb_status nb__pool2d_check(const char *fn, nb_shape kernel, nb_shape stride, nb_shape padding,
+                           nb_shape dilation, bool avg)
+{
+    int64_t k[2] = {0}, s[2] = {0}, p[2] = {0}, d[2];
+    if (window_lists(fn, kernel, stride, padding, dilation, avg, k, s, p, d) != NB_OK)
+        return nb__last_code();
+    return window_values(fn, k, s, p, d);
+}
+
+/* PyTorch's pooling_output_shape for valid arguments: ⌊…⌋ + 1, less the last window in
+ * ceil_mode when it would start past the left padding and the input. */
+static int64_t out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t dil,
+                        bool ceil_mode)
+{
+    int64_t o =
+        div_floor(in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
+    if (ceil_mode && (o - 1) * stride >= in + pad) o--;
+    return o;
+}
+
+/* Every check of PyTorch's max_pool2d / avg_pool2d, in its order; g gets the geometry. */
+static nb_status pool_args(const char *fn, const nb_tensor *x, nb_shape kernel, nb_shape stride,
+                           nb_shape padding, nb_shape dilation, bool ceil_mode, bool avg,
+                           pool_geom *g)
+{
+    int64_t k[2] = {0}, s[2] = {0}, p[2] = {0}, d[2];
+    if (window_lists(fn, kernel, stride, padding, dilation, avg, k, s, p, d) != NB_OK)
+        return nb__last_code();
+    if (x->ndim != 3 && x->ndim != 4)
+        return nb__error(NB_ESHAPE, fn,
+                         "non-empty 3D or 4D (batch mode) tensor expected for input");
+    if (window_values(fn, k, s, p, d) != NB_OK) return nb__last_code();
+    const int64_t *xs = x->shape + x->ndim - 3; /* C, H, W */
     if (xs[0] == 0 || xs[1] == 0 || xs[2] == 0) {
         char b[NB__SHAPE_STR];
         return nb__error(NB_ESHAPE, fn,
@@ -111,6 +138,8 @@ static nb_status pool_args(const char *fn, const nb_tensor *x, nb_shape kernel, 
                          "for input, but got:%s",
                          nb__shape_str(b, x->ndim, x->shape));
     }
+    int64_t oh = out_size(xs[1], k[0], p[0], s[0], d[0], ceil_mode);
+    int64_t ow = out_size(xs[2], k[1], p[1], s[1], d[1], ceil_mode);
     if (oh < 1 || ow < 1)
         return nb__error(NB_ESHAPE, fn,
                          "Given input size: (%lldx%lldx%lld). Calculated output size: "

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """PyTorch 1.13 reference values for the layers (tests/test_nn.c): every parameter of some
 models right after torch.manual_seed(s), as a 64-bit FNV-1a hash of its float32 bits plus
-its first and last values, the models' reprs, and their state_dict names.
+its first and last values, the models' reprs, and their state_dict names; and for the
+layers without parameters (pooling), their reprs and the output of a model of them on
+torch.randn after torch.manual_seed(0), hashed the same way.
 
     /usr/bin/python3 tests/data/gen_nn.py > tests/data/nn_ref.h
 """
@@ -50,6 +52,24 @@ def floats():
                          nn.LayerNorm(1, eps=float("inf")))
 
 
+def pools():
+    """Pooling layers with sizes given as ints and pairs, stride given and left to default."""
+    return nn.Sequential(nn.MaxPool2d(2), nn.MaxPool2d((2, 3), (1, 2), (1, 0), (1, 2), ceil_mode=True),
+                         nn.MaxPool2d(3, 1, 1, 2), nn.MaxPool2d((3, 2), padding=(1, 0)),
+                         nn.AvgPool2d(2), nn.AvgPool2d((2, 3), (1, 2), (1, 0), True, False, 5),
+                         nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+                         nn.AvgPool2d((3, 2), ceil_mode=True))
+
+
+def pool_model():
+    """A model of pooling layers whose output test_nn.c compares, for an input [2, 3, 9, 11]."""
+    return nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.AvgPool2d((2, 3), (1, 2), (1, 0), True, False),
+                         nn.MaxPool2d((2, 3), 2, (1, 0), (1, 2), ceil_mode=True),
+                         nn.AvgPool2d(2, 1, 1, divisor_override=3))
+
+
+POOL_INPUT = (2, 3, 9, 11)
+
 MODELS = [("mlp", mlp), ("mixed", mixed), ("every", every)]
 
 
@@ -79,6 +99,14 @@ def main():
               (name, sum(p.numel() for p in make().parameters())))
     r = repr(floats()).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     print('static const char nn_floats_repr[] = "%s";' % r)
+    r = repr(pools()).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    print('static const char nn_pools_repr[] = "%s";' % r)
+    torch.manual_seed(0)
+    y = pool_model()(torch.randn(POOL_INPUT)).reshape(-1)
+    print("static const int64_t nn_pool_model_numel = %d;" % y.numel())
+    print("static const uint64_t nn_pool_model_hash = UINT64_C(0x%016x);" % fnv1a(y))
+    print("static const float nn_pool_model_first = %s, nn_pool_model_last = %s;" %
+          (hexf(y[0].item()), hexf(y[-1].item())))
 
 
 if __name__ == "__main__":
