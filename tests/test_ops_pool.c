@@ -109,6 +109,37 @@ static void test_padding_window_backward(void **state)
     nb_release(x);
 }
 
+/* Windows of int32's largest kernel with the most padding it allows, over a 3 x 4 input: each
+ * window covers all of it (no loop over the padding, which PyTorch steps through one by one),
+ * so the max is the largest element, and the average without padding its mean. */
+static void test_huge_windows(void **state)
+{
+    (void)state;
+    const float v[12] = {0.5f, -1.0f,  2.0f,   0.25f, 3.0f, -2.5f,
+                         1.0f, 0.125f, -0.75f, 1.5f,  2.5f, 0.0f};
+    nb_tensor *x = nb_requires_grad_(nb_from_data(v, NB_SHAPE(1, 3, 4)), true), *idx;
+    nb_shape k = NB_SHAPE(INT32_MAX), p = NB_SHAPE(INT32_MAX / 2);
+    nb_tensor *y = nb_max_pool2d_with_indices(x, k, NB_SHAPE(1), p, NB_SHAPE(1), false, &idx);
+    nbt_check_shape(y, NB_SHAPE(1, 3, 4), "max_pool2d of huge windows");
+    for (int i = 0; i < 12; i++) {
+        assert_true(nb_tensor_data_const(y)[i] == 3.0f);
+        assert_true(nb_tensor_data_const(idx)[i] == 4.0f);
+    }
+    nb_tensor *g = nb_ones_like(y);
+    assert_int_equal(nb_backward(y, g, false), NB_OK);
+    assert_true(nb_tensor_data_const(nb_tensor_grad(x))[4] == 12.0f);
+    nb_release(g);
+    nb_release(idx);
+    nb_release(y);
+    y = nb_avg_pool2d(x, k, NB_SHAPE(1), p, false, false, 0);
+    nbt_check_shape(y, NB_SHAPE(1, 3, 4), "avg_pool2d of huge windows");
+    float sum = 0.0f;
+    for (int i = 0; i < 12; i++) sum += v[i];
+    for (int i = 0; i < 12; i++) assert_true(nb_tensor_data_const(y)[i] == sum / 12.0f);
+    nb_release(y);
+    nb_release(x);
+}
+
 /* The gradient added into a .grad that already holds one: the pooled gradient first summed
  * over its overlapping windows, then added, as PyTorch's engine adds. */
 static void test_accumulates(void **state)
@@ -405,6 +436,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reference, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_padding_window_backward, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_huge_windows, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_accumulates, nbt_setup_counting,
                                         nbt_teardown_counting),

@@ -172,11 +172,15 @@ static nb_tensor *new_out(const char *fn, const nb_tensor *x, const pool_geom *g
     return nb__new(fn, x->ndim, dims);
 }
 
-/* Planes [lo, hi) of f on the pool: one plane's work is about its window reads and writes. */
+/* Planes [lo, hi) of f on the pool: a plane's work is its window reads (each window clipped
+ * to the input) and its H·W, counted up to NB__PARALLEL_MIN (a plane's own task from there). */
 static void run_planes(const pool_geom *g, nb__range_fn f, void *ctx)
 {
-    int64_t work = g->oh * g->ow * g->kh * g->kw + g->ih * g->iw;
-    nb__split(g->planes, work, f, ctx);
+    if (g->planes == 0) return;
+    double kh = (double)(g->kh < g->ih ? g->kh : g->ih),
+           kw = (double)(g->kw < g->iw ? g->kw : g->iw);
+    double work = (double)g->oh * (double)g->ow * kh * kw + (double)g->ih * (double)g->iw;
+    nb__split(g->planes, work < NB__PARALLEL_MIN ? (int64_t)work : NB__PARALLEL_MIN, f, ctx);
 }
 
 /* ---- max pooling ----------------------------------------------------------------------- */
@@ -187,8 +191,16 @@ typedef struct max_job {
     float *y, *idx, *dx;
 } max_job;
 
+/* The first of a window's positions from start that is inside the input (at or past 0):
+ * PyTorch steps to it by the dilation, one step at a time. */
+static int64_t first_inside(int64_t start, int64_t dil)
+{
+    return start < 0 ? start + (-start + dil - 1) / dil * dil : start;
+}
+
 /* Each window's largest element and its index, PyTorch's cpu_max_pool: a later element wins
- * when it is greater or NaN, the index starting at the window's first element inside x. */
+ * when it is greater or NaN; a window of -inf only (or of padding alone) keeps the index of
+ * its first position inside x, which for padding alone lies past the plane. */
 static void max_planes(void *ctx, int64_t lo, int64_t hi)
 {
     const max_job *j = ctx;
@@ -199,13 +211,13 @@ static void max_planes(void *ctx, int64_t lo, int64_t hi)
         for (int64_t oh = 0; oh < g->oh; oh++) {
             int64_t h0 = oh * g->sh - g->ph, h1 = h0 + (g->kh - 1) * g->dh + 1;
             if (h1 > g->ih) h1 = g->ih;
-            while (h0 < 0) h0 += g->dh;
+            h0 = first_inside(h0, g->dh);
             for (int64_t ow = 0; ow < g->ow; ow++) {
                 int64_t w0 = ow * g->sw - g->pw, w1 = w0 + (g->kw - 1) * g->dw + 1;
                 if (w1 > g->iw) w1 = g->iw;
-                while (w0 < 0) w0 += g->dw;
+                w0 = first_inside(w0, g->dw);
                 float m = -INFINITY;
-                int64_t mi = h0 * g->iw + w0;
+                int64_t mi = -1;
                 for (int64_t h = h0; h < h1; h += g->dh)
                     for (int64_t w = w0; w < w1; w += g->dw) {
                         float v = x[h * g->iw + w];
@@ -215,7 +227,10 @@ static void max_planes(void *ctx, int64_t lo, int64_t hi)
                         }
                     }
                 y[oh * g->ow + ow] = m;
-                if (idx) idx[oh * g->ow + ow] = (float)mi;
+                /* (in double: past the plane, h0·W can exceed int64_t's range) */
+                if (idx)
+                    idx[oh * g->ow + ow] =
+                        mi >= 0 ? (float)mi : (float)((double)h0 * (double)g->iw + (double)w0);
             }
         }
     }
@@ -233,8 +248,8 @@ static void max_grad_planes(void *ctx, int64_t lo, int64_t hi)
         const float *gy = j->gy + p * out, *idx = j->idx + p * out;
         memset(dx, 0, (size_t)in * sizeof *dx);
         for (int64_t o = 0; o < out; o++) {
-            int64_t k = (int64_t)idx[o];
-            if (k >= 0 && k < in) dx[k] += gy[o];
+            float k = idx[o]; /* compared as a float: one past the plane may be huge */
+            if (k >= 0.0f && k < (float)in) dx[(int64_t)k] += gy[o];
         }
     }
 }
