@@ -1,9 +1,9 @@
 /*
  * 2-D pooling: values, indices, node names and gradients against PyTorch 1.13
  * (data/pool_ref.h, made by data/gen_pool.py), bit for bit; the same bits at 1 and 2 threads
- * on inputs large enough for the pool; indices and saved tensors; errors with their messages,
- * NULL propagation and allocation failure. Gradients at random points are checked by
- * test_gradcheck.c (gradcheck/pool.h).
+ * on inputs large enough for the pool; a warm step served by the allocator's cache; indices
+ * and saved tensors; errors with their messages, NULL propagation and allocation failure.
+ * Gradients at random points are checked by test_gradcheck.c (gradcheck/pool.h).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -215,6 +215,50 @@ static void test_threads_same_bits(void **state)
     }
     assert_int_equal(nb_set_num_threads(saved), NB_OK);
     nb_release(x);
+}
+
+/* One pooling step: max (with indices) and average of x, forward and backward. */
+static void pool_step(nb_tensor *x)
+{
+    nb_scope *s = nb_scope_begin();
+    nb_tensor *idx;
+    nb_tensor *a = nb_max_pool2d_with_indices(x, NB_SHAPE(3), NB_SHAPE(2), NB_SHAPE(1), NB_SHAPE(1),
+                                              false, &idx);
+    nb_tensor *b = nb_avg_pool2d(a, NB_SHAPE(2), NB_SHAPE(1), NB_SHAPE(1), true, false, 0);
+    assert_int_equal(nb_backward(nb_sum(b, NB_DIMS_ALL, false), NULL, false), NB_OK);
+    assert_int_equal(nb_zero_grad(x, false), NB_OK);
+    assert_int_equal(nb_scope_end(s), NB_OK);
+}
+
+/* A warm pooling step (its outputs, indices and the backward's fresh gradients) takes every
+ * block from the default allocator's cache, at 1 and 2 threads (above the pool's threshold):
+ * no call to the C library's allocator. Skipped in builds without the cache. */
+static void test_warm_step_allocates_nothing(void **state)
+{
+    (void)state;
+    int saved = nb_get_num_threads();
+    nb_set_allocator(NULL); /* no nabla object is alive here */
+    for (int threads = 1; threads <= 2; threads++) {
+        assert_int_equal(nb_set_num_threads(threads), NB_OK);
+        nb_tensor *x = nb_requires_grad_(nb_randn(NB_SHAPE(4, 16, 32, 32)), true);
+        nb_alloc_stats s1, s2;
+        for (int i = 0; i < 3; i++) pool_step(x);
+        nb_alloc_stats_get(&s1);
+        for (int i = 0; i < 5; i++) pool_step(x);
+        nb_alloc_stats_get(&s2);
+        if (s2.cached_bytes == 0) {
+            nb_release(x);
+            nb_set_num_threads(saved);
+            nbt_setup_counting(NULL);
+            skip(); /* built without the block cache */
+        }
+        assert_true(s2.allocs - s1.allocs >= 5 * 4); /* outputs, indices, gradients */
+        assert_int_equal(s2.system_allocs - s1.system_allocs, 0);
+        assert_int_equal(s2.system_frees - s1.system_frees, 0);
+        nb_release(x);
+    }
+    nb_set_num_threads(saved);
+    nbt_setup_counting(NULL); /* the counting allocator back, for the teardown's leak check */
 }
 
 /* The indices are a plain tensor the node saved; under no_grad no node; NULL propagates. */
@@ -442,6 +486,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accumulates, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_threads_same_bits, nbt_setup_counting,
+                                        nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_warm_step_allocates_nothing, nbt_setup_counting,
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_indices_and_nodes, nbt_setup_counting,
                                         nbt_teardown_counting),
