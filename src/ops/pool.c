@@ -378,14 +378,15 @@ static void avg_planes(void *ctx, int64_t lo, int64_t hi)
         for (int64_t oh = 0; oh < g->oh; oh++)
             for (int64_t ow = 0; ow < g->ow; ow++) {
                 window r = window_of(j->st, oh, ow);
-                float sum = 0.0f; /* so a window of -0 gives +0, as PyTorch's */
+                float sum = 0.0f;
                 if (r.h0 >= r.h1 || r.w0 >= r.w1) {
                     y[oh * g->ow + ow] = 0.0f;
                     continue;
                 }
                 for (int64_t h = r.h0; h < r.h1; h++)
                     for (int64_t w = r.w0; w < r.w1; w++) sum += x[h * g->iw + w];
-                y[oh * g->ow + ow] = sum / r.div;
+                /* added to zeros, as PyTorch's output: a zero over a negative divisor is +0 */
+                y[oh * g->ow + ow] = 0.0f + sum / r.div;
             }
     }
 }

@@ -131,6 +131,8 @@ def avg_cases():
         case("avg 3, stride 2, padding 1, ceil_mode, divisor_override 5", a,
              randn((1, 2, 6, 7), 27), [3], [2], [1], ceil=True, div=5),
         case("avg 2, divisor_override -3", a, randn((1, 1, 4, 4), 28), [2], div=-3),
+        case("avg specials 2, stride 1, divisor_override -2 (zeros come out +0)", a, SPECIAL, [2],
+             [1], div=-2),
         case("avg (2, 3), stride (1, 2), padding (1, 0)", a, randn((2, 1, 5, 8), 29), [2, 3],
              [1, 2], [1, 0]),
         case("avg (2, 3), stride (1, 2), padding (1, 0), count_include_pad false, ceil_mode", a,
