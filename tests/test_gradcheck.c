@@ -90,11 +90,8 @@ static const struct {
     {                                                                                              \
         t, sizeof t / sizeof t[0]                                                                  \
     }
-    TABLE(rows_elementwise),
-    TABLE(rows_reduce),
-    TABLE(rows_shape),
-    TABLE(rows_linalg_loss),
-    TABLE(rows_pool),
+    TABLE(rows_elementwise), TABLE(rows_reduce), TABLE(rows_shape),
+    TABLE(rows_linalg_loss), TABLE(rows_pool),
 #undef TABLE
 };
 
