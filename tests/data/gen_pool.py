@@ -7,17 +7,19 @@ Each case is one torch.nn.functional.max_pool2d (with return_indices=True) or av
 stride, padding, dilation, ceil_mode true and false (with the last window dropped where it
 would start past the left padding), count_include_pad, divisor_override, unbatched input,
 non-square inputs and kernels, overlapping windows (gradients that add up), and windows
-holding ties, -0, +-inf and nan. A case stores the input, the arguments as given (a list of 1
-or 2 ints, or none for the default stride), the output, the indices (max), the node name
-PyTorch records, and the gradient of sum(y * grad_out) with respect to the input for a
-grad_out that is not all ones and holds negative values (so a gradient that lands on the wrong
-element shows). A window of padding alone (possible with dilation) gives -inf at an index
-outside the plane, where PyTorch's backward writes past its buffer: that case stores no
-gradient.
+holding ties, -0, +-inf and nan; then 60 cases of seeded random arguments. A case stores
+the input, the arguments as given (a list of 1 or 2 ints, or none for the default stride),
+the output, the indices (max), the node name PyTorch records, and the gradient of
+sum(y * grad_out) with respect to the input for a grad_out that is not all ones and holds
+negative values (so a gradient that lands on the wrong element shows). A window of padding
+alone (possible with dilation) gives -inf at an index outside the plane, where PyTorch's
+backward writes past its buffer (corrupting its heap): such a case stores no gradient.
 
 Every float is stored as an exact C hex-float literal of its float32 value (NAN, INFINITY).
 """
+import math
 import os
+import random
 import sys
 
 import torch
@@ -154,6 +156,42 @@ def avg_cases():
     ]
 
 
+def random_cases(n=60):
+    """Seeded random arguments (PyTorch's valid ones) on small inputs of normal values or of
+    ties, zeros of either sign, +-inf and nan; a max window of padding alone stores no
+    gradient."""
+    rng, out = random.Random(0), []
+    while len(out) < n:
+        op = rng.choice(OPS)
+        shape = ((rng.randint(1, 2),) if rng.random() < 0.7 else ()) + \
+            (rng.randint(1, 2), rng.randint(1, 7), rng.randint(1, 7))
+        k = [rng.randint(1, 4) for _ in range(rng.randint(1, 2))]
+        k2 = k * 2 if len(k) == 1 else k
+        s = [rng.randint(1, 3) for _ in range(rng.choice([0, 1, 2]))]
+        p = [rng.randint(0, k2[0] // 2)] if rng.random() < 0.5 else \
+            [rng.randint(0, k2[0] // 2), rng.randint(0, k2[1] // 2)]
+        d = [rng.randint(1, 3) for _ in range(rng.randint(1, 2))] if op == "max_pool2d" else [1]
+        ceil, cip, div = rng.random() < 0.5, rng.random() < 0.5, rng.choice([0, 0, 0, 3, -2])
+        seed = rng.randint(0, 1 << 30)
+        special = [0.0, -0.0, 1.0, 1.0, -1.0, 2.0, inf, -inf, nan]
+        x = torch.tensor(randn(shape, seed)) if rng.random() < 0.6 else \
+            torch.tensor(rng.choices(special, k=math.prod(shape))).reshape(shape)
+        if op == "max_pool2d":
+            cip, div = True, 0
+        name = f"random {len(out)}: {op[:3]} {list(shape)} k {k} s {s} p {p}" + \
+            (f" d {d}" if op == "max_pool2d" else "") + (" ceil" if ceil else "") + \
+            ("" if cip else " no pad count") + (f" div {div}" if div else "")
+        try:  # PyTorch's backward writes past its gradient for a window of padding alone
+            grad = op == "avg_pool2d" or \
+                bool((F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)[1] <
+                      shape[-1] * shape[-2]).all())
+            c = case(name, op, x, k, s, p, d, ceil, cip, div, grad=grad)
+        except RuntimeError:
+            continue  # arguments PyTorch refuses (an output too small)
+        out.append(c)
+    return out
+
+
 def pair(v):
     return f"{len(v)}, {{{', '.join(str(x) for x in list(v) + [0] * (2 - len(v)))}}}"
 
@@ -212,7 +250,7 @@ def emit(cases, out):
 
 
 def main():
-    cases = max_cases() + avg_cases()
+    cases = max_cases() + avg_cases() + random_cases()
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "pool_ref.h"), "w") as out:
         n = emit(cases, out)
