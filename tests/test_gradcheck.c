@@ -79,6 +79,7 @@ typedef struct gc_row {
 #include "gradcheck/shape.h"
 #include "gradcheck/linalg_loss.h"
 #include "gradcheck/pool.h"
+#include "gradcheck/conv.h"
 
 /* ---- the table: every family's rows -------------------------------------------------- */
 
@@ -91,7 +92,7 @@ static const struct {
         t, sizeof t / sizeof t[0]                                                                  \
     }
     TABLE(rows_elementwise), TABLE(rows_reduce), TABLE(rows_shape),
-    TABLE(rows_linalg_loss), TABLE(rows_pool),
+    TABLE(rows_linalg_loss), TABLE(rows_pool),   TABLE(rows_conv),
 #undef TABLE
 };
 

@@ -872,37 +872,6 @@ static void test_layer_norm_errors(void **state)
 
 /* ---- allocation failure ------------------------------------------------------------------- */
 
-typedef nb_status (*step_fn)(nb_tensor *const *p);
-
-/* Every allocation of body fails in turn: each failure is NB_ENOMEM with a one-line message
- * naming a public function, nothing leaks, and the run without a failure succeeds. */
-static void sweep(const char *name, step_fn body, nb_tensor *const *p, int np)
-{
-    long k, failures = 0;
-    for (k = 1;; k++) {
-        nbt_fail_alloc_after(k);
-        long live0 = nbt_alloc_live();
-        nb_error_clear();
-        nb_status rc = body(p);
-        int failed = nbt_alloc_failed();
-        nbt_fail_alloc_after(0);
-        if (rc != NB_OK) {
-            const nb_error *e = nb_last_error(); /* read: no longer pending */
-            if (!failed) fail_msg("%s: k=%ld failed without an allocation failure", name, k);
-            if (rc != NB_ENOMEM || e->code != NB_ENOMEM || strncmp(e->message, "nb_", 3) != 0 ||
-                !strstr(e->message, ": out of memory") || strchr(e->message, '\n'))
-                fail_msg("%s: k=%ld: %s", name, k, e->message);
-            failures++;
-        }
-        for (int i = 0; i < np; i++) assert_int_equal(nb_tensor_set_grad(p[i], NULL), NB_OK);
-        long leaked = nbt_alloc_live() - live0;
-        if (leaked) fail_msg("%s: k=%ld: %ld blocks leaked", name, k, leaked);
-        if (!failed) break;
-    }
-    nb_error_clear();
-    assert_true(failures > 5);
-}
-
 /* a classifier step: cross_entropy(linear(relu(linear(x))), labels, smoothing), backward */
 static nb_status classifier_step(nb_tensor *const *p)
 {
@@ -959,13 +928,13 @@ static void test_alloc_failure(void **state)
     nb_tensor *p[4] = {nb_randn(NB_SHAPE(4, 3)), nb_randn(NB_SHAPE(5, 3)), nb_randn(NB_SHAPE(5)),
                        nb_randn(NB_SHAPE(3, 5))};
     for (int i = 0; i < 4; i++) assert_non_null(nb_requires_grad_(p[i], true));
-    sweep("classifier step", classifier_step, p, 4);
+    nbt_alloc_sweep("classifier step", classifier_step, p, 4);
     nb_tensor *q[3] = {nb_randn(NB_SHAPE(4, 3)), nb_randn(NB_SHAPE(3)), nb_randn(NB_SHAPE(3))};
     for (int i = 0; i < 3; i++) assert_non_null(nb_requires_grad_(q[i], true));
-    sweep("normalisation and losses", norm_step, q, 3);
+    nbt_alloc_sweep("normalisation and losses", norm_step, q, 3);
     nb_tensor *r[3] = {nb_randn(NB_SHAPE(4, 3)), nb_randn(NB_SHAPE(3, 3)), nb_randn(NB_SHAPE(3))};
     for (int i = 0; i < 3; i++) assert_non_null(nb_requires_grad_(r[i], true));
-    sweep("addmm, bmm, outer", product_step, r, 3);
+    nbt_alloc_sweep("addmm, bmm, outer", product_step, r, 3);
     for (int i = 0; i < 4; i++) nb_release(p[i]);
     for (int i = 0; i < 3; i++) nb_release(q[i]);
     for (int i = 0; i < 3; i++) nb_release(r[i]);

@@ -347,3 +347,30 @@ void nbt_oom_sweep(const char *fn, nb_tensor *(*f)(nb_tensor *x), nb_tensor *x)
     assert_int_equal(nb_zero_grad(x, true), NB_OK);
     nb_release(g);
 }
+
+void nbt_alloc_sweep(const char *name, nbt_step_fn body, nb_tensor *const *p, int np)
+{
+    long k, failures = 0;
+    for (k = 1;; k++) {
+        nbt_fail_alloc_after(k);
+        long live0 = nbt_alloc_live();
+        nb_error_clear();
+        nb_status rc = body(p);
+        int hit = nbt_alloc_failed();
+        nbt_fail_alloc_after(0);
+        if (rc != NB_OK) {
+            const nb_error *e = nb_last_error(); /* read: no longer pending */
+            if (!hit) fail_msg("%s: k=%ld failed without an allocation failure", name, k);
+            if (rc != NB_ENOMEM || e->code != NB_ENOMEM || strncmp(e->message, "nb_", 3) != 0 ||
+                !strstr(e->message, ": out of memory") || strchr(e->message, '\n'))
+                fail_msg("%s: k=%ld: %s", name, k, e->message);
+            failures++;
+        }
+        for (int i = 0; i < np; i++) assert_int_equal(nb_tensor_set_grad(p[i], NULL), NB_OK);
+        long leaked = nbt_alloc_live() - live0;
+        if (leaked) fail_msg("%s: k=%ld: %ld blocks leaked", name, k, leaked);
+        if (!hit) break;
+    }
+    nb_error_clear();
+    assert_true(failures > 5);
+}

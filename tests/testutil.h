@@ -50,6 +50,12 @@ void nbt_check_shape(const nb_tensor *t, nb_shape want, const char *what);
  * naming fn (nb_backward for the backward's) and leave no block behind. x's .grad is reset.
  */
 void nbt_oom_sweep(const char *fn, nb_tensor *(*f)(nb_tensor *x), nb_tensor *x);
+/* A training step over the parameters p[0..np): its status. */
+typedef nb_status (*nbt_step_fn)(nb_tensor *const *p);
+/* Every allocation of body fails in turn: each failure is NB_ENOMEM with a one-line message
+ * naming a public function, nothing leaks (the parameters' .grad cleared after each run), and
+ * the run without a failure succeeds; more than 5 failures in all. */
+void nbt_alloc_sweep(const char *name, nbt_step_fn body, nb_tensor *const *p, int np);
 
 /* Per-test setup and teardown with the counting allocator (never failing): the teardown
  * fails the test when the number of live blocks is not back to nbt_live0, the count at

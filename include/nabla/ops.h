@@ -564,6 +564,41 @@ NB_API nb_tensor *nb_addmm(nb_tensor *input, nb_tensor *mat1, nb_tensor *mat2, f
  */
 NB_API nb_tensor *nb_linear(nb_tensor *x, nb_tensor *weight, nb_tensor *bias);
 
+/* ---- convolution ------------------------------------------------------------------------ */
+
+/**
+ * 2-D convolution (cross-correlation, as PyTorch's) of input [N, C, H, W], or unbatched
+ * [C, H, W], with weight [O, C/groups, kH, kW] and bias [O] or NULL:
+ *   y[n, o, oy, ox] = b[o] + Σ_{c, i, j} w[o, c, i, j]·x[n, g·C/groups + c, oy·sH − pH + i·dH,
+ *                                                          ox·sW − pW + j·dW]
+ * over the C/groups channels of o's group g = o / (O/groups), with zeros outside the input;
+ * output [N, O, oH, oW] (or [O, oH, oW]), oH = (H + 2·pH − dH·(kH − 1) − 1) / sH + 1, oW
+ * likewise. stride, padding and dilation are PyTorch's int-or-pair: a shape of one value
+ * (NB_SHAPE(2): both dims) or two (NB_SHAPE(2, 1): height, width). Padding is a number of
+ * zeros on each side; PyTorch's padding='same' and 'valid' strings have no counterpart (pass
+ * the sizes). Computed by im2col and one sgemm per group over the whole batch (scratch of
+ * C·kH·kW floats per output position); backward: dW = Σ gᵀ·cols, dx = col2im(g·W) (a sgemm
+ * per group each), db = Σ g over N, oH, oW, each only where its edge needs it.
+ * PyTorch: torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation,
+ * groups); node ConvolutionBackward0 (edges: input, weight, bias; the last empty without a
+ * bias). For unbatched input PyTorch records a SqueezeBackward1 after it (it unsqueezes the
+ * input); nabla records ConvolutionBackward0 on the 3-D output.
+ * Ownership: new reference.
+ * Errors: NULL with NB_EINVAL for NULL input or weight (a NULL bias while an error is pending
+ * fails with that error), a stride, padding or dilation of other than 1 or 2 values ("nb_conv2d:
+ * expected stride to be a single integer value or a list of 2 values to match the convolution
+ * dimensions, but got stride=[1, 2, 3]"), groups <= 0 ("non-positive groups is not
+ * supported"), a negative padding, a stride or dilation <= 0; NB_ESHAPE for an input not 3-D
+ * or 4-D, a weight not 4-D or with a size 0 dimension, O not a multiple of groups, channels
+ * that differ ("nb_conv2d: Given groups=1, weight of size [4, 3, 3, 3], expected
+ * input[2, 4, 5, 5] to have 3 channels, but got 4 channels instead"), a bias not [O], or a
+ * dilated kernel larger than the padded input ("Calculated padded input size per channel:
+ * (2 x 2). Kernel size: (3 x 3). Kernel size can't be greater than actual input size");
+ * NB_ERANGE when the products' sizes exceed BLAS's int; NB_ENOMEM.
+ */
+NB_API nb_tensor *nb_conv2d(nb_tensor *input, nb_tensor *weight, nb_tensor *bias, nb_shape stride,
+                            nb_shape padding, nb_shape dilation, int64_t groups);
+
 /* ---- losses ----------------------------------------------------------------------------- */
 
 /**

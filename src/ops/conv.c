@@ -1,0 +1,376 @@
+/*
+ * 2-D convolution by im2col: the input is unfolded into a matrix with one row per output
+ * position (n, oy, ox) holding the C·kH·kW input values its kernel window covers (zeros where
+ * the window reaches the padding), so that each group's convolution is one sgemm over the
+ * whole batch, through the BLAS layer and its thread pool. The product comes out with the
+ * positions as rows ([N, oH·oW, O]), and one pass puts it in [N, O, oH, oW] order, adding the
+ * bias. Backward: the output's gradient in the same row order, dW = gᵀ·cols and
+ * dcols = g·W (a sgemm per group each), dx = col2im(dcols), db = Σ g over N, oH, oW.
+ *
+ * The unfolded input costs kH·kW times the input (C·kH·kW floats per output position, for
+ * the whole batch); it is scratch from the caching allocator, freed at the end of the
+ * forward and made again in the backward when the weight needs its gradient (the node saves
+ * the input, not the columns). Every loop of its own goes by whole samples, and each sample's
+ * values are computed in the same order whatever the cut, so the bits do not depend on the
+ * thread count; nor do the products' (blas.c).
+ */
+#include <string.h>
+
+#include "blas/blas.h"
+#include "ops/internal.h"
+
+/* The sizes of one convolution: input [N, C, H, W], weight [O, C/groups, kH, kW], output
+ * [N, O, oH, oW]. */
+typedef struct conv_geom {
+    int64_t n, c, h, w;
+    int64_t o, kh, kw;
+    int64_t oh, ow;
+    int64_t sh, sw, ph, pw, dh, dw;
+    int64_t groups;
+} conv_geom;
+
+/* the output positions of one sample, a row of the columns (C·kH·kW), a group's part of it */
+static int64_t positions(const conv_geom *g)
+{
+    return g->oh * g->ow;
+}
+static int64_t row_len(const conv_geom *g)
+{
+    return g->c * g->kh * g->kw;
+}
+static int64_t group_len(const conv_geom *g)
+{
+    return g->c / g->groups * g->kh * g->kw;
+}
+
+/* ---- the loops by samples ------------------------------------------------------------------ */
+
+typedef struct conv_loop {
+    const conv_geom *g;
+    const float *src, *bias;
+    float *dst;
+    bool acc;         /* col2im: add into dst */
+    bool to_channels; /* transpose: from rows of positions to channels */
+} conv_loop;
+
+/* cols[(n·L + p)·CK + (c·kH + i)·kW + j] = x[n, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw], or 0
+ * outside the input, for samples [lo, hi) */
+static void im2col_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const conv_loop *l = ctx;
+    const conv_geom *g = l->g;
+    float *row = l->dst + lo * positions(g) * row_len(g);
+    for (int64_t n = lo; n < hi; n++) {
+        const float *xn = l->src + n * g->c * g->h * g->w;
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                for (int64_t c = 0; c < g->c; c++) {
+                    const float *xc = xn + c * g->h * g->w;
+                    for (int64_t i = 0; i < g->kh; i++) {
+                        int64_t iy = oy * g->sh - g->ph + i * g->dh;
+                        bool in_y = iy >= 0 && iy < g->h;
+                        for (int64_t j = 0; j < g->kw; j++) {
+                            int64_t ix = ox * g->sw - g->pw + j * g->dw;
+                            *row++ = in_y && ix >= 0 && ix < g->w ? xc[iy * g->w + ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dx[n] (+)= the columns' values added back where im2col took them, in the columns' order,
+ * for samples [lo, hi) */
+static void col2im_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const conv_loop *l = ctx;
+    const conv_geom *g = l->g;
+    const float *row = l->src + lo * positions(g) * row_len(g);
+    for (int64_t n = lo; n < hi; n++) {
+        float *dn = l->dst + n * g->c * g->h * g->w;
+        if (!l->acc) memset(dn, 0, (size_t)(g->c * g->h * g->w) * sizeof *dn);
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                for (int64_t c = 0; c < g->c; c++) {
+                    float *dc = dn + c * g->h * g->w;
+                    for (int64_t i = 0; i < g->kh; i++) {
+                        int64_t iy = oy * g->sh - g->ph + i * g->dh;
+                        bool in_y = iy >= 0 && iy < g->h;
+                        for (int64_t j = 0; j < g->kw; j++, row++) {
+                            int64_t ix = ox * g->sw - g->pw + j * g->dw;
+                            if (in_y && ix >= 0 && ix < g->w) dc[iy * g->w + ix] += *row;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dst[n, c, r] = src[n, r, c] (+ bias[c]) for the rows × cols matrix of each sample in
+ * [lo, hi): the product's rows of positions into the output's channels (rows = positions,
+ * cols = channels, with the bias), or the output's gradient back into rows of positions */
+static void transpose_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const conv_loop *l = ctx;
+    int64_t L = positions(l->g), O = l->g->o;
+    int64_t rows = l->to_channels ? L : O, cols = l->to_channels ? O : L;
+    for (int64_t n = lo; n < hi; n++) {
+        const float *src = l->src + n * L * O;
+        float *dst = l->dst + n * L * O;
+        for (int64_t c = 0; c < cols; c++) {
+            float b = l->bias ? l->bias[c] : 0.0f;
+            for (int64_t r = 0; r < rows; r++)
+                dst[c * rows + r] = l->bias ? src[r * cols + c] + b : src[r * cols + c];
+        }
+    }
+}
+
+/* One loop over the samples of g, each sample of item_elems elements. */
+static void by_samples(const conv_geom *g, int64_t item_elems, nb__range_fn fn, const float *src,
+                       float *dst, bool acc)
+{
+    conv_loop l = {g, src, NULL, dst, acc, false};
+    if (g->n > 0 && item_elems > 0) nb__split(g->n, item_elems, fn, &l);
+}
+
+/* transpose_range over every sample */
+static void transpose(const conv_geom *g, bool to_channels, const float *src, const float *bias,
+                      float *dst)
+{
+    conv_loop l = {g, src, bias, dst, false, to_channels};
+    if (g->n > 0) nb__split(g->n, positions(g) * g->o, transpose_range, &l);
+}
+
+/* ---- backward ------------------------------------------------------------------------------ */
+
+/* ConvolutionBackward0. Edges: input, weight, bias (empty when absent). Saved: the input (for
+ * dW) and the weight (for dx). */
+typedef struct conv_state {
+    conv_geom g;
+} conv_state;
+
+enum { SLOT_INPUT, SLOT_WEIGHT };
+
+static nb_status conv_backward(nb_node *node, nb_tensor *const *gy, nb_tensor **gx)
+{
+    const conv_geom *g = &((const conv_state *)nb__state(node))->g;
+    bool need_x = nb__needs_grad(node, 0), need_w = nb__needs_grad(node, 1);
+    nb_tensor *x = need_w ? nb__saved(node, SLOT_INPUT) : NULL;
+    nb_tensor *w = need_x ? nb__saved(node, SLOT_WEIGHT) : NULL;
+    if ((need_w && !x) || (need_x && !w)) return nb__last_code();
+    int64_t L = positions(g), M = g->n * L, CK = row_len(g), K = group_len(g);
+    int64_t O = g->o, Og = O / g->groups;
+    const float *G = nb__data(gy[0]);
+    float *t = NULL, *cols = NULL;
+    nb_status rc = NB_OK;
+    bool acc;
+    if ((need_x || need_w) && M > 0) {
+        t = nb__alloc((size_t)(M * O) * sizeof *t, NB__ALIGN);
+        cols = nb__alloc((size_t)(M * CK) * sizeof *cols, NB__ALIGN);
+        if (!t || !cols) {
+            rc = nb__oom(nb__engine_fn());
+            goto done;
+        }
+        transpose(g, false, G, NULL, t);
+    }
+    if (need_w) {
+        float *d = nb__grad_dst(node, gx, 1, &acc);
+        if (!d) {
+            rc = NB_ENOMEM;
+            goto done;
+        }
+        if (M == 0 && !acc) memset(d, 0, (size_t)gx[1]->numel * sizeof *d);
+        if (M > 0) by_samples(g, L * CK, im2col_range, nb__data(x), cols, false);
+        for (int64_t k = 0; k < g->groups && M > 0; k++) /* dW_k = g_kᵀ·cols_k */
+            nb__gemm(true, false, Og, K, M, 1.0f, t + k * Og, O, cols + k * K, CK,
+                     acc ? 1.0f : 0.0f, d + k * Og * K, K);
+    }
+    if (need_x) {
+        float *d = nb__grad_dst(node, gx, 0, &acc);
+        if (!d) {
+            rc = NB_ENOMEM;
+            goto done;
+        }
+        for (int64_t k = 0; k < g->groups && M > 0; k++) /* dcols_k = g_k·W_k */
+            nb__gemm(false, false, M, K, Og, 1.0f, t + k * Og, O, nb__data(w) + k * Og * K, K, 0.0f,
+                     cols + k * K, CK);
+        if (M > 0)
+            by_samples(g, L * CK, col2im_range, cols, d, acc);
+        else if (!acc)
+            memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
+    }
+    if (nb__needs_grad(node, 2)) { /* db = Σ g over N, oH, oW */
+        float *d = nb__grad_dst(node, gx, 2, &acc);
+        if (!d) {
+            rc = NB_ENOMEM;
+            goto done;
+        }
+        nb_shape bs = NB_SHAPE(O, 1), gs = NB_SHAPE(g->n, O, L);
+        nb__sum_to(d, &bs, acc, G, &gs, 1.0f);
+    }
+done:
+    nb__free(t);
+    nb__free(cols);
+    return rc;
+}
+
+static const nb_op conv_op = {"ConvolutionBackward0", conv_backward, 2, sizeof(conv_state), 0};
+
+/* ---- forward ------------------------------------------------------------------------------- */
+
+/* *h, *w = an int-or-pair parameter (one value for both dims, or (h, w)); false with the
+ * error recorded otherwise */
+static bool pair(const char *fn, const char *name, nb_shape p, int64_t *h, int64_t *w)
+{
+    if (p.ndim != 1 && p.ndim != 2) {
+        char s[NB__SHAPE_STR];
+        nb__error(NB_EINVAL, fn,
+                  "expected %s to be a single integer value or a list of 2 values to match the "
+                  "convolution dimensions, but got %s=%s",
+                  name, name, nb__shape_str(s, p.ndim, p.dims));
+        return false;
+    }
+    *h = p.dims[0];
+    *w = p.dims[p.ndim - 1];
+    return true;
+}
+
+/* *out = the output size along one dim, or NB_ESHAPE / NB_ERANGE recorded: in of the input
+ * (padded by pad on each side), a kernel of k taps dil apart, stride s; *padded and *span the
+ * padded input and the dilated kernel, for the message */
+static nb_status out_size(int64_t in, int64_t pad, int64_t k, int64_t dil, int64_t s,
+                          int64_t *padded, int64_t *span, int64_t *out)
+{
+    if (__builtin_mul_overflow(pad, 2, padded) || __builtin_add_overflow(*padded, in, padded) ||
+        __builtin_mul_overflow(dil, k - 1, span) || __builtin_add_overflow(*span, 1, span))
+        return NB_ERANGE;
+    *out = *padded >= *span ? (*padded - *span) / s + 1 : -1;
+    return *out < 0 ? NB_ESHAPE : NB_OK;
+}
+
+/* The geometry of conv2d's arguments, checked, with PyTorch's messages where it has them. */
+static nb_status plan(const char *fn, const nb_tensor *x, const nb_tensor *wt, const nb_tensor *b,
+                      nb_shape stride, nb_shape padding, nb_shape dilation, int64_t groups,
+                      conv_geom *g)
+{
+    char s1[NB__SHAPE_STR], s2[NB__SHAPE_STR];
+    if (x->ndim != 3 && x->ndim != 4)
+        return nb__error(NB_ESHAPE, fn,
+                         "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input "
+                         "of size: %s",
+                         nb__shape_str(s1, x->ndim, x->shape));
+    if (!pair(fn, "stride", stride, &g->sh, &g->sw) ||
+        !pair(fn, "padding", padding, &g->ph, &g->pw) ||
+        !pair(fn, "dilation", dilation, &g->dh, &g->dw))
+        return NB_EINVAL;
+    const int64_t *ws = wt->shape;
+    if (wt->ndim != 4)
+        return nb__error(NB_ESHAPE, fn,
+                         "expected a 4-D weight [out_channels, in_channels/groups, kH, kW], but "
+                         "got weight of size %s",
+                         nb__shape_str(s1, wt->ndim, ws));
+    if (groups <= 0) return nb__error(NB_EINVAL, fn, "non-positive groups is not supported");
+    if (g->ph < 0 || g->pw < 0)
+        return nb__error(NB_EINVAL, fn, "negative padding is not supported");
+    if (g->sh <= 0 || g->sw <= 0)
+        return nb__error(NB_EINVAL, fn, "non-positive stride is not supported");
+    if (g->dh <= 0 || g->dw <= 0)
+        return nb__error(NB_EINVAL, fn, "non-positive dilation is not supported");
+    nb__shape_str(s1, 4, ws);
+    if (ws[0] < groups)
+        return nb__error(NB_ESHAPE, fn,
+                         "Given groups=%lld, expected weight to be at least %lld at dimension 0, "
+                         "but got weight of size %s instead",
+                         (long long)groups, (long long)groups, s1);
+    if (ws[0] % groups != 0)
+        return nb__error(NB_ESHAPE, fn,
+                         "Given groups=%lld, expected weight to be divisible by %lld at dimension "
+                         "0, but got weight of size %s instead",
+                         (long long)groups, (long long)groups, s1);
+    /* unbatched: one sample, as PyTorch (which unsqueezes it) prints it */
+    int64_t dims[4] = {1, 0, 0, 0};
+    memcpy(dims + 4 - x->ndim, x->shape, (size_t)x->ndim * sizeof *dims);
+    g->n = dims[0], g->c = dims[1], g->h = dims[2], g->w = dims[3];
+    int64_t channels;
+    if (__builtin_mul_overflow(ws[1], groups, &channels) || channels != dims[1])
+        return nb__error(NB_ESHAPE, fn,
+                         "Given groups=%lld, weight of size %s, expected input%s to have %lld "
+                         "channels, but got %lld channels instead",
+                         (long long)groups, s1, nb__shape_str(s2, 4, dims), (long long)channels,
+                         (long long)dims[1]);
+    if (b && (b->ndim != 1 || b->shape[0] != ws[0]))
+        return nb__error(NB_ESHAPE, fn,
+                         "Given weight of size %s, expected bias to be 1-dimensional with %lld "
+                         "elements, but got bias of size %s instead",
+                         s1, (long long)ws[0], nb__shape_str(s2, b->ndim, b->shape));
+    if (ws[1] == 0 || ws[2] == 0 || ws[3] == 0)
+        return nb__error(NB_ESHAPE, fn,
+                         "expected a weight with no dimension of size 0, but got weight of size %s",
+                         s1);
+    g->o = ws[0], g->kh = ws[2], g->kw = ws[3], g->groups = groups;
+    int64_t pad_h, pad_w, span_h, span_w;
+    nb_status rh = out_size(g->h, g->ph, g->kh, g->dh, g->sh, &pad_h, &span_h, &g->oh);
+    nb_status rw = out_size(g->w, g->pw, g->kw, g->dw, g->sw, &pad_w, &span_w, &g->ow);
+    if (rh == NB_ERANGE || rw == NB_ERANGE)
+        return nb__error(NB_ERANGE, fn, "the padded input or the dilated kernel overflows");
+    if (rh != NB_OK || rw != NB_OK)
+        return nb__error(NB_ESHAPE, fn,
+                         "Calculated padded input size per channel: (%lld x %lld). Kernel size: "
+                         "(%lld x %lld). Kernel size can't be greater than actual input size",
+                         (long long)pad_h, (long long)pad_w, (long long)span_h, (long long)span_w);
+    /* the products: [N·oH·oW, C·kH·kW] columns times [C·kH·kW, O] */
+    int64_t m = nb__size_mul(nb__size_mul(g->n, g->oh), g->ow);
+    if ((m == 0 && g->n > 0 && g->oh > 0 && g->ow > 0) || !nb__blas_fits(m, row_len(g), g->o))
+        return nb__error(NB_ERANGE, fn, "matrix sizes exceed the range of BLAS's int");
+    return NB_OK;
+}
+
+nb_tensor *nb_conv2d(nb_tensor *input, nb_tensor *weight, nb_tensor *bias, nb_shape stride,
+                     nb_shape padding, nb_shape dilation, int64_t groups)
+{
+    static const char fn[] = "nb_conv2d";
+    if (!input || !weight) {
+        nb__null(fn, input ? "weight" : "input");
+        return NULL;
+    }
+    if (!bias && nb__pending()) return NULL; /* a failed optional input */
+    conv_geom g;
+    if (plan(fn, input, weight, bias, stride, padding, dilation, groups, &g) != NB_OK) return NULL;
+    int64_t dims[4] = {g.n, g.o, g.oh, g.ow};
+    int nd = input->ndim;
+    nb_tensor *out = nb__new(fn, nd, dims + 4 - nd);
+    if (!out) return NULL;
+    int64_t L = positions(&g), M = g.n * L, CK = row_len(&g), K = group_len(&g), Og = g.o / groups;
+    if (out->numel > 0) {
+        /* M·CK fits int64_t: both fit BLAS's int */
+        float *cols = nb__alloc((size_t)(M * CK) * sizeof *cols, NB__ALIGN);
+        float *t = nb__alloc((size_t)(M * g.o) * sizeof *t, NB__ALIGN);
+        if (!cols || !t) {
+            nb__free(cols);
+            nb__free(t);
+            nb__drop(out);
+            nb__oom(fn);
+            return NULL;
+        }
+        by_samples(&g, L * CK, im2col_range, nb__data(input), cols, false);
+        for (int64_t k = 0; k < groups; k++) /* t_k = cols_k·W_kᵀ: [N·oH·oW, O/groups] */
+            nb__gemm(false, true, M, Og, K, 1.0f, cols + k * K, CK, nb__data(weight) + k * Og * K,
+                     K, 0.0f, t + k * Og, g.o);
+        nb__free(cols);
+        transpose(&g, true, t, bias ? nb__data(bias) : NULL, nb__data(out));
+        nb__free(t);
+    }
+    nb_node *node;
+    out = nb__finish(fn, &conv_op, out, 3, (nb_tensor *[]){input, weight, bias}, &node);
+    if (node) {
+        ((conv_state *)nb__state(node))->g = g;
+        if ((nb__needs_grad(node, 1) && nb__save(fn, node, SLOT_INPUT, input) != NB_OK) ||
+            (nb__needs_grad(node, 0) && nb__save(fn, node, SLOT_WEIGHT, weight) != NB_OK)) {
+            nb__drop(out);
+            return NULL;
+        }
+    }
+    return out;
+}
