@@ -72,6 +72,21 @@ static nb_module *make_every(void)
                          NB_SEQUENTIAL(nb_module_relu()), nb_module_linear(3, 2, false));
 }
 
+/* every option of Conv2d off its default, and at it (gen_nn.py's conv()) */
+static nb_module *make_conv(void)
+{
+    return NB_SEQUENTIAL(
+        nb_module_conv2d(1, 8, NB_SHAPE(3), NB_SHAPE(1), NB_SHAPE(0), NB_SHAPE(1), 1, true),
+        nb_module_relu(),
+        nb_module_conv2d(8, 16, NB_SHAPE(3), NB_SHAPE(2), NB_SHAPE(1), NB_SHAPE(1), 2, false),
+        nb_module_conv2d(16, 4, NB_SHAPE(3, 5), NB_SHAPE(2, 1), NB_SHAPE(1, 2), NB_SHAPE(2, 1), 1,
+                         true),
+        nb_module_conv2d(4, 4, NB_SHAPE(1), NB_SHAPE(1), NB_SHAPE(0), NB_SHAPE(1), 1, true),
+        nb_module_conv2d(4, 8, NB_SHAPE(3), NB_SHAPE(1), NB_SHAPE(0), NB_SHAPE(1), 4, true),
+        nb_module_conv2d(8, 2, NB_SHAPE(1, 4), NB_SHAPE(1), NB_SHAPE(0, 1), NB_SHAPE(2), 1, false),
+        nb_module_flatten(1, -1), nb_module_linear(6, 3, true));
+}
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* xavier of a tensor whose fans are both 0 fails as PyTorch's (float division by zero): the
@@ -113,6 +128,11 @@ static void test_init_identity(void **state)
          {N(nn_every_0), N(nn_every_1)},
          nn_every_repr,
          nn_every_count},
+        {make_conv,
+         {nn_conv_0, nn_conv_1},
+         {N(nn_conv_0), N(nn_conv_1)},
+         nn_conv_repr,
+         nn_conv_count},
     };
     for (size_t k = 0; k < N(models); k++) {
         for (uint64_t seed = 0; seed < 2; seed++) {
@@ -134,6 +154,62 @@ static void test_init_identity(void **state)
             nb_module_free(m);
         }
     }
+}
+
+/* nb_module_conv2d's arguments, refused with PyTorch's words where it has them (it takes
+ * sizes conv2d cannot run and fails at the first forward; nabla refuses them here). The
+ * forward's errors are nb_conv2d's. */
+static void test_conv2d_module_errors(void **state)
+{
+    (void)state;
+    const nb_shape k = NB_SHAPE(3), one = NB_SHAPE(1), zero = NB_SHAPE(0);
+#define CONV_FAILS(call, text)                                                                     \
+    do {                                                                                           \
+        nb_error_clear();                                                                          \
+        assert_null(call);                                                                         \
+        assert_error(NB_EINVAL, (text));                                                           \
+    } while (0)
+    CONV_FAILS(nb_module_conv2d(0, 4, k, one, zero, one, 1, true),
+               "nb_module_conv2d: in_channels (0) and out_channels (4) must be positive");
+    CONV_FAILS(nb_module_conv2d(3, -1, k, one, zero, one, 1, true),
+               "nb_module_conv2d: in_channels (3) and out_channels (-1) must be positive");
+    CONV_FAILS(nb_module_conv2d(8, 16, k, one, zero, one, 0, true),
+               "nb_module_conv2d: groups must be a positive integer");
+    CONV_FAILS(nb_module_conv2d(8, 16, k, one, zero, one, 3, true),
+               "nb_module_conv2d: in_channels must be divisible by groups");
+    CONV_FAILS(nb_module_conv2d(8, 15, k, one, zero, one, 2, true),
+               "nb_module_conv2d: out_channels must be divisible by groups");
+    CONV_FAILS(nb_module_conv2d(8, 16, NB_SHAPE(3, 0), one, zero, one, 1, true),
+               "nb_module_conv2d: kernel_size must be positive, but got kernel_size=(3, 0)");
+    CONV_FAILS(nb_module_conv2d(8, 16, k, NB_SHAPE(0), zero, one, 1, true),
+               "nb_module_conv2d: non-positive stride is not supported");
+    CONV_FAILS(nb_module_conv2d(8, 16, k, one, NB_SHAPE(1, -1), one, 1, true),
+               "nb_module_conv2d: negative padding is not supported");
+    CONV_FAILS(nb_module_conv2d(8, 16, k, one, zero, NB_SHAPE(-2), 1, true),
+               "nb_module_conv2d: non-positive dilation is not supported");
+    CONV_FAILS(nb_module_conv2d(8, 16, NB_SHAPE(3, 3, 3), one, zero, one, 1, true),
+               "nb_module_conv2d: expected kernel_size to be a single integer value or a list "
+               "of 2 values, but got kernel_size=[3, 3, 3]");
+    CONV_FAILS(nb_module_conv2d(8, 16, k, NB_SHAPE0, zero, one, 1, true),
+               "nb_module_conv2d: expected stride to be a single integer value or a list of 2 "
+               "values, but got stride=[]");
+    CONV_FAILS(nb_module_conv2d(8, 16, k, one, NB_SHAPE(1, 2, 3), one, 1, true),
+               "nb_module_conv2d: expected padding to be a single integer value or a list of 2 "
+               "values, but got padding=[1, 2, 3]");
+    CONV_FAILS(nb_module_conv2d(8, 16, k, one, zero, NB_SHAPE0, 1, true),
+               "nb_module_conv2d: expected dilation to be a single integer value or a list of 2 "
+               "values, but got dilation=[]");
+#undef CONV_FAILS
+    /* the forward's errors are nb_conv2d's */
+    nb_module *m = nb_module_conv2d(3, 4, k, one, zero, one, 1, true);
+    assert_non_null(m);
+    nb_tensor *x = nb_ones(NB_SHAPE(2, 2, 5, 5));
+    nb_error_clear();
+    assert_null(nb_module_forward(m, x));
+    assert_error(NB_ESHAPE, "nb_conv2d: Given groups=1, weight of size [4, 3, 3, 3], expected "
+                            "input[2, 2, 5, 5] to have 3 channels, but got 2 channels instead");
+    nb_release(x);
+    nb_module_free(m);
 }
 
 /* The floats of a repr are Python's: positional for decimal exponents in [-4, 16) ("100.0",
@@ -614,6 +690,15 @@ static nb_module *mk_avg_pool(void)
 {
     return nb_module_avg_pool2d(NB_SHAPE(3, 2), NB_SHAPE(2, 1), NB_SHAPE(1), true, false, 0);
 }
+static nb_module *mk_conv(void)
+{
+    return nb_module_conv2d(2, 4, NB_SHAPE(3, 2), NB_SHAPE(2, 1), NB_SHAPE(1), NB_SHAPE(1), 2,
+                            true);
+}
+static nb_module *mk_conv_nobias(void)
+{
+    return nb_module_conv2d(3, 2, NB_SHAPE(2), NB_SHAPE(1), NB_SHAPE(0), NB_SHAPE(2, 1), 1, false);
+}
 static nb_module *mk_mlp(void)
 {
     return NB_SEQUENTIAL(nb_module_linear(4, 5, true), nb_module_tanh(),
@@ -653,6 +738,8 @@ static void test_layer_gradcheck(void **state)
         {"Flatten", mk_flatten, NB_SHAPE(2, 3, 2), false},
         {"MaxPool2d", mk_max_pool, NB_SHAPE(2, 3, 4), false},
         {"AvgPool2d", mk_avg_pool, NB_SHAPE(2, 4, 5), false},
+        {"Conv2d", mk_conv, NB_SHAPE(2, 2, 5, 4), false},
+        {"Conv2d no bias, unbatched", mk_conv_nobias, NB_SHAPE(3, 5, 4), false},
         {"Sequential", mk_mlp, NB_SHAPE(3, 4), false},
     };
     for (size_t k = 0; k < N(cases); k++) {
@@ -935,6 +1022,7 @@ int main(void)
         T(test_init_xavier_zero_fans),
         T(test_repr_floats),
         T(test_pool_modules),
+        T(test_conv2d_module_errors),
         T(test_child_keeps_mode),
         T(test_empty_sequential_forward),
         T(test_forward_and_freeze),

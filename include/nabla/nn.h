@@ -53,6 +53,27 @@ typedef struct nb_module nb_module;
  */
 NB_API nb_module *nb_module_linear(int64_t in_features, int64_t out_features, bool bias);
 /**
+ * 2-D convolution, nb_conv2d(x, W, b, stride, padding, dilation, groups): weight W
+ * [out_channels, in_channels/groups, kH, kW] drawn with kaiming_uniform_(a = √5), i.e.
+ * U(±1/√fan_in) with fan_in = in_channels/groups·kH·kW, then bias b [out_channels] from
+ * U(±1/√fan_in) (none when bias is false), as PyTorch 1.13's reset_parameters. kernel_size,
+ * stride, padding and dilation are PyTorch's int-or-pair: one value for both dims
+ * (NB_SHAPE(3)) or (h, w) (NB_SHAPE(3, 5)); PyTorch's defaults are 1, 0, 1 and groups 1.
+ * Numeric padding only (no 'same' or 'valid'), of zeros (padding_mode 'zeros'). Input
+ * [N, in_channels, H, W] or [in_channels, H, W]. Prints as torch does:
+ * "Conv2d(8, 16, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), groups=2, bias=False)".
+ * PyTorch: torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation,
+ * groups, bias).
+ * Errors: NB_EINVAL for in_channels or out_channels <= 0, groups <= 0 ("groups must be a
+ * positive integer"), channels that groups does not divide ("nb_module_conv2d: in_channels
+ * must be divisible by groups"), an int-or-pair of other than 1 or 2 values, a kernel_size,
+ * stride or dilation <= 0, or a negative padding (PyTorch takes the last four and fails at the
+ * first forward; nabla refuses them here, with nb_conv2d's messages where it has them).
+ */
+NB_API nb_module *nb_module_conv2d(int64_t in_channels, int64_t out_channels, nb_shape kernel_size,
+                                   nb_shape stride, nb_shape padding, nb_shape dilation,
+                                   int64_t groups, bool bias);
+/**
  * Activations, elementwise with no parameters: max(x, 0), 1 / (1 + e^-x), tanh x, x·σ(x).
  * PyTorch: torch.nn.ReLU(), Sigmoid(), Tanh(), SiLU().
  * @{

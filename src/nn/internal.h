@@ -46,6 +46,10 @@ struct nb_module {
             int64_t in, out;
         } linear;
         struct {
+            int64_t in, out, groups;
+            int64_t k[2], stride[2], padding[2], dilation[2]; /* (h, w) */
+        } conv;
+        struct {
             int start, end;
         } flatten;
         struct {

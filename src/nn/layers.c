@@ -58,6 +58,125 @@ nb_module *nb_module_linear(int64_t in_features, int64_t out_features, bool bias
     return m;
 }
 
+/* ---- Conv2d ------------------------------------------------------------------------------- */
+
+static nb_tensor *conv2d_forward(nb_module *m, nb_tensor *x)
+{
+    const int64_t *s = m->cfg.conv.stride, *p = m->cfg.conv.padding, *d = m->cfg.conv.dilation;
+    return nb_conv2d(x, m->params[0], m->n_params > 1 ? m->params[1] : NULL, NB_SHAPE(s[0], s[1]),
+                     NB_SHAPE(p[0], p[1]), NB_SHAPE(d[0], d[1]), m->cfg.conv.groups);
+}
+
+/* PyTorch's _ConvNd.extra_repr: padding, dilation, groups and bias only where not the default */
+static void conv2d_repr(const nb_module *m, nb__text *t)
+{
+    const int64_t *k = m->cfg.conv.k, *s = m->cfg.conv.stride, *p = m->cfg.conv.padding,
+                  *d = m->cfg.conv.dilation;
+    nb__text_printf(t, "%lld, %lld, kernel_size=(%lld, %lld), stride=(%lld, %lld)",
+                    (long long)m->cfg.conv.in, (long long)m->cfg.conv.out, (long long)k[0],
+                    (long long)k[1], (long long)s[0], (long long)s[1]);
+    if (p[0] != 0 || p[1] != 0)
+        nb__text_printf(t, ", padding=(%lld, %lld)", (long long)p[0], (long long)p[1]);
+    if (d[0] != 1 || d[1] != 1)
+        nb__text_printf(t, ", dilation=(%lld, %lld)", (long long)d[0], (long long)d[1]);
+    if (m->cfg.conv.groups != 1) nb__text_printf(t, ", groups=%lld", (long long)m->cfg.conv.groups);
+    if (m->n_params < 2) nb__text_printf(t, ", bias=False");
+}
+
+/* kaiming_uniform_(weight, a = √5), then bias ~ U(±1/√fan_in), fan_in = in/groups·kH·kW */
+static nb_status conv2d_reset(nb_module *m, nb_generator *gen)
+{
+    nb_status rc = nb_init_kaiming_uniform_(m->params[0], sqrt(5.0), NB_FAN_IN,
+                                            NB_NONLINEARITY_LEAKY_RELU, gen);
+    if (rc == NB_OK && m->n_params > 1) {
+        const nb_shape w = nb_tensor_size(m->params[0]);
+        double bound = 1 / sqrt((double)w.dims[1] * (double)w.dims[2] * (double)w.dims[3]);
+        rc = nb_init_uniform_(m->params[1], -bound, bound, gen);
+    }
+    return rc;
+}
+
+static const nb__module_kind conv2d_kind = {"Conv2d", conv2d_forward, conv2d_repr, conv2d_reset};
+
+/* v[0], v[1] = an int-or-pair argument of nb_module_conv2d; false with the error otherwise */
+static bool conv_pair(const char *fn, const char *name, nb_shape p, int64_t *v)
+{
+    if (p.ndim != 1 && p.ndim != 2) {
+        char s[NB__SHAPE_STR];
+        nb__error(NB_EINVAL, fn,
+                  "expected %s to be a single integer value or a list of 2 values, but got %s=%s",
+                  name, name, nb__shape_str(s, p.ndim, p.dims));
+        return false;
+    }
+    v[0] = p.dims[0];
+    v[1] = p.dims[p.ndim - 1];
+    return true;
+}
+
+/* Whether nb_module_conv2d's sizes make a layer nb_conv2d can run; false with the error */
+static bool conv_check(const char *fn, int64_t in, int64_t out, int64_t groups, const int64_t *k,
+                       const int64_t *s, const int64_t *p, const int64_t *d)
+{
+    if (in <= 0 || out <= 0) {
+        nb__error(NB_EINVAL, fn, "in_channels (%lld) and out_channels (%lld) must be positive",
+                  (long long)in, (long long)out);
+        return false;
+    }
+    const char *bad = NULL;
+    if (groups <= 0) {
+        bad = "groups must be a positive integer";
+    } else if (in % groups != 0) {
+        bad = "in_channels must be divisible by groups";
+    } else if (out % groups != 0) {
+        bad = "out_channels must be divisible by groups";
+    } else if (k[0] <= 0 || k[1] <= 0) {
+        nb__error(NB_EINVAL, fn, "kernel_size must be positive, but got kernel_size=(%lld, %lld)",
+                  (long long)k[0], (long long)k[1]);
+        return false;
+    } else if (s[0] <= 0 || s[1] <= 0) {
+        bad = "non-positive stride is not supported";
+    } else if (p[0] < 0 || p[1] < 0) {
+        bad = "negative padding is not supported";
+    } else if (d[0] <= 0 || d[1] <= 0) {
+        bad = "non-positive dilation is not supported";
+    }
+    if (bad) nb__error(NB_EINVAL, fn, "%s", bad);
+    return !bad;
+}
+
+nb_module *nb_module_conv2d(int64_t in_channels, int64_t out_channels, nb_shape kernel_size,
+                            nb_shape stride, nb_shape padding, nb_shape dilation, int64_t groups,
+                            bool bias)
+{
+    static const char fn[] = "nb_module_conv2d";
+    int64_t k[2], s[2], p[2], d[2];
+    if (!conv_pair(fn, "kernel_size", kernel_size, k) || !conv_pair(fn, "stride", stride, s) ||
+        !conv_pair(fn, "padding", padding, p) || !conv_pair(fn, "dilation", dilation, d))
+        return NULL;
+    if (!conv_check(fn, in_channels, out_channels, groups, k, s, p, d)) return NULL;
+    nb_module *m = nb__module_new(fn, &conv2d_kind);
+    if (!m) return NULL;
+    m->cfg.conv.in = in_channels;
+    m->cfg.conv.out = out_channels;
+    m->cfg.conv.groups = groups;
+    for (int i = 0; i < 2; i++) {
+        m->cfg.conv.k[i] = k[i];
+        m->cfg.conv.stride[i] = s[i];
+        m->cfg.conv.padding[i] = p[i];
+        m->cfg.conv.dilation[i] = d[i];
+    }
+    nb_status rc =
+        nb__module_param(fn, m, "weight", NB_SHAPE(out_channels, in_channels / groups, k[0], k[1]));
+    if (rc == NB_OK && bias) rc = nb__module_param(fn, m, "bias", NB_SHAPE(out_channels));
+    if (rc == NB_OK) rc = conv2d_reset(m, NULL);
+    if (rc != NB_OK) {
+        if (rc == NB_ENOMEM) nb__oom(fn);
+        nb_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 /* ---- activations ------------------------------------------------------------------------ */
 
 static nb_tensor *relu_forward(nb_module *m, nb_tensor *x)

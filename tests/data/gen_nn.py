@@ -42,6 +42,16 @@ def every():
                          nn.Linear(3, 2, bias=False))
 
 
+def conv():
+    """Conv2d with every option off its default, and at it."""
+    return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(),
+                         nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=2, bias=False),
+                         nn.Conv2d(16, 4, (3, 5), stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+                         nn.Conv2d(4, 4, 1), nn.Conv2d(4, 8, 3, groups=4),
+                         nn.Conv2d(8, 2, (1, 4), padding=(0, 1), dilation=2, bias=False),
+                         nn.Flatten(), nn.Linear(6, 3))
+
+
 def floats():
     """Layers whose repr holds floats that Python writes positionally or in scientific form."""
     return nn.Sequential(nn.LeakyReLU(100.0), nn.LeakyReLU(20.0), nn.LeakyReLU(1234.5),
@@ -70,7 +80,7 @@ def pool_model():
 
 POOL_INPUT = (2, 3, 9, 11)
 
-MODELS = [("mlp", mlp), ("mixed", mixed), ("every", every)]
+MODELS = [("mlp", mlp), ("mixed", mixed), ("every", every), ("conv", conv)]
 
 
 def hexf(x):

@@ -57,6 +57,36 @@ static const nn_param_ref nn_every_1[] = {
 };
 static const char nn_every_repr[] = "Sequential(\n  (0): Embedding(10, 4)\n  (1): Linear(in_features=4, out_features=3, bias=True)\n  (2): Tanh()\n  (3): Sigmoid()\n  (4): GELU(approximate='none')\n  (5): GELU(approximate='tanh')\n  (6): SiLU()\n  (7): LeakyReLU(negative_slope=0.01)\n  (8): LeakyReLU(negative_slope=0.2)\n  (9): Dropout(p=0.5, inplace=False)\n  (10): Dropout(p=0.1, inplace=False)\n  (11): LayerNorm((3,), eps=1e-05, elementwise_affine=True)\n  (12): LayerNorm((2, 3), eps=0.001, elementwise_affine=False)\n  (13): Embedding(10, 3, padding_idx=0)\n  (14): Embedding(7, 2, padding_idx=5)\n  (15): Flatten(start_dim=1, end_dim=-1)\n  (16): Flatten(start_dim=0, end_dim=-1)\n  (17): Sequential(\n    (0): ReLU()\n  )\n  (18): Linear(in_features=3, out_features=2, bias=False)\n)";
 static const int64_t nn_every_count = 111;
+static const nn_param_ref nn_conv_0[] = {
+    {"0.weight", 72, UINT64_C(0x30ad42b6f947b7c8), -0x1.471aac0000000p-9f, -0x1.f45a760000000p-4f},
+    {"0.bias", 8, UINT64_C(0xaee82523baed24bf), 0x1.0c4b760000000p-3f, -0x1.ab14760000000p-3f},
+    {"2.weight", 576, UINT64_C(0xba39e533ab233416), -0x1.3e1b660000000p-3f, -0x1.33d3d60000000p-4f},
+    {"3.weight", 960, UINT64_C(0x617c867eba97a6ff), 0x1.55ead80000000p-7f, 0x1.3c22cc0000000p-6f},
+    {"3.bias", 4, UINT64_C(0x6f570d44d382221a), 0x1.1e8c6a0000000p-5f, -0x1.ec18460000000p-13f},
+    {"4.weight", 16, UINT64_C(0x499c7cfd1f5620f3), 0x1.7420000000000p-11f, -0x1.8d01140000000p-2f},
+    {"4.bias", 4, UINT64_C(0x80cfef38cce89c92), 0x1.1e59580000000p-2f, 0x1.54d3800000000p-4f},
+    {"5.weight", 72, UINT64_C(0xb03fc8b955452608), 0x1.d73b460000000p-3f, 0x1.34bc800000000p-4f},
+    {"5.bias", 8, UINT64_C(0xe423a84cd3259748), -0x1.fd53e00000000p-4f, -0x1.130ca40000000p-2f},
+    {"6.weight", 64, UINT64_C(0xbe768427489bae1f), 0x1.230d940000000p-3f, -0x1.44698e0000000p-4f},
+    {"8.weight", 18, UINT64_C(0x0d4910b1927ea85f), 0x1.d868720000000p-3f, 0x1.dad4c00000000p-10f},
+    {"8.bias", 3, UINT64_C(0x555e92420e8d919b), -0x1.2f63080000000p-2f, -0x1.3353240000000p-2f},
+};
+static const nn_param_ref nn_conv_1[] = {
+    {"0.weight", 72, UINT64_C(0xe51cad50f1791fa1), 0x1.5fc0c60000000p-3f, -0x1.4028e00000000p-4f},
+    {"0.bias", 8, UINT64_C(0x8863cb0366c53163), 0x1.4d76ec0000000p-3f, 0x1.579f0c0000000p-3f},
+    {"2.weight", 576, UINT64_C(0xf2bdfb514d74846e), -0x1.dfffb00000000p-4f, -0x1.a3a0200000000p-4f},
+    {"3.weight", 960, UINT64_C(0x5c30a913b4590bb6), -0x1.edb3000000000p-6f, 0x1.56e37e0000000p-7f},
+    {"3.bias", 4, UINT64_C(0x69841cec763d079b), 0x1.b845140000000p-6f, -0x1.0849600000000p-4f},
+    {"4.weight", 16, UINT64_C(0xe02f2b6d3f9157a0), 0x1.9127000000000p-6f, 0x1.b29e300000000p-4f},
+    {"4.bias", 4, UINT64_C(0x78880eb9a87f3e40), -0x1.b539000000000p-8f, 0x1.e19f000000000p-2f},
+    {"5.weight", 72, UINT64_C(0x7370faf5b34ba6cf), -0x1.4e144c0000000p-3f, 0x1.058d360000000p-4f},
+    {"5.bias", 8, UINT64_C(0xe200ba099ba566d8), 0x1.69407c0000000p-3f, 0x1.47da800000000p-2f},
+    {"6.weight", 64, UINT64_C(0x7b3141fa9fc2a3f2), 0x1.c034500000000p-4f, 0x1.039e2e0000000p-3f},
+    {"8.weight", 18, UINT64_C(0xddb3287d924c9c88), 0x1.5831c40000000p-2f, 0x1.1404b00000000p-3f},
+    {"8.bias", 3, UINT64_C(0x7d2680741ba8ac3a), -0x1.d2aa640000000p-3f, -0x1.2901120000000p-2f},
+};
+static const char nn_conv_repr[] = "Sequential(\n  (0): Conv2d(1, 8, kernel_size=(3, 3), stride=(1, 1))\n  (1): ReLU()\n  (2): Conv2d(8, 16, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), groups=2, bias=False)\n  (3): Conv2d(16, 4, kernel_size=(3, 5), stride=(2, 1), padding=(1, 2), dilation=(2, 1))\n  (4): Conv2d(4, 4, kernel_size=(1, 1), stride=(1, 1))\n  (5): Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1), groups=4)\n  (6): Conv2d(8, 2, kernel_size=(1, 4), stride=(1, 1), padding=(0, 1), dilation=(2, 2), bias=False)\n  (7): Flatten(start_dim=1, end_dim=-1)\n  (8): Linear(in_features=6, out_features=3, bias=True)\n)";
+static const int64_t nn_conv_count = 1805;
 static const char nn_floats_repr[] = "Sequential(\n  (0): LeakyReLU(negative_slope=100.0)\n  (1): LeakyReLU(negative_slope=20.0)\n  (2): LeakyReLU(negative_slope=1234.5)\n  (3): LeakyReLU(negative_slope=1000000000000000.0)\n  (4): LeakyReLU(negative_slope=1e+16)\n  (5): LeakyReLU(negative_slope=1.2345678901234568e+16)\n  (6): LeakyReLU(negative_slope=-0.0)\n  (7): LeakyReLU(negative_slope=0.30000000000000004)\n  (8): LeakyReLU(negative_slope=1e-07)\n  (9): LeakyReLU(negative_slope=0.00012)\n  (10): LeakyReLU(negative_slope=-5e-324)\n  (11): Dropout(p=1.0, inplace=False)\n  (12): Dropout(p=0.0, inplace=False)\n  (13): LayerNorm((3,), eps=10.0, elementwise_affine=True)\n  (14): LayerNorm((2, 2), eps=1e+22, elementwise_affine=True)\n  (15): LayerNorm((1,), eps=inf, elementwise_affine=True)\n)";
 static const char nn_pools_repr[] = "Sequential(\n  (0): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)\n  (1): MaxPool2d(kernel_size=(2, 3), stride=(1, 2), padding=(1, 0), dilation=(1, 2), ceil_mode=True)\n  (2): MaxPool2d(kernel_size=3, stride=1, padding=1, dilation=2, ceil_mode=False)\n  (3): MaxPool2d(kernel_size=(3, 2), stride=(3, 2), padding=(1, 0), dilation=1, ceil_mode=False)\n  (4): AvgPool2d(kernel_size=2, stride=2, padding=0)\n  (5): AvgPool2d(kernel_size=(2, 3), stride=(1, 2), padding=(1, 0))\n  (6): AvgPool2d(kernel_size=3, stride=1, padding=1)\n  (7): AvgPool2d(kernel_size=(3, 2), stride=(3, 2), padding=0)\n)";
 static const int64_t nn_pool_model_numel = 84;
