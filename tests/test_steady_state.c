@@ -4,6 +4,7 @@
  * more steps counted with nb_alloc_stats_get. The step allocates (tensors, nodes, gradients):
  * what the test asserts is that the default allocator's block cache serves every one of
  * those allocations once it has seen the step, so system_allocs and system_frees stay put.
+ * A small convolutional network's step (conv2d's scratch columns included) likewise.
  * Builds without the block cache (the asan and memcheck presets) skip it, as there every
  * allocation is the C library's by design. And the counters under another allocator: every
  * allocation and free counted, none of them the C library's.
@@ -105,6 +106,66 @@ static void test_warm_step_allocates_nothing(void **state)
     nbt_setup_counting(NULL); /* the counting allocator back, for the teardown's leak check */
 }
 
+/* A small convolutional network's step (conv2d with its scratch columns, grouped, strided),
+ * cross-entropy, SGD: warm, it makes no call to the C library's allocator either. */
+static nb_status conv_step(nb_module *model, nb_optim *opt, nb_tensor *x, nb_tensor *y)
+{
+    nb_scope *sc = nb_scope_begin();
+    nb_tensor *loss = nb_cross_entropy(nb_module_forward(model, x), y, NULL, -100, NB_MEAN, 0);
+    nb_status rc = loss ? nb_optim_zero_grad(opt, true) : nb_last_error()->code;
+    if (rc == NB_OK) rc = nb_backward(loss, NULL, false);
+    if (rc == NB_OK) rc = nb_optim_step(opt);
+    nb_status end = nb_scope_end(sc);
+    return rc != NB_OK ? rc : end;
+}
+
+static void test_warm_conv_step_allocates_nothing(void **state)
+{
+    (void)state;
+    nb_set_allocator(NULL); /* no nabla object is alive */
+    for (int threads = 1; threads <= THREADS_MAX; threads++) {
+        assert_int_equal(nb_set_num_threads(threads), NB_OK);
+        nb_manual_seed(0);
+        nb_module *model = NB_SEQUENTIAL(
+            nb_module_conv2d(1, 8, NB_SHAPE(3), NB_SHAPE(1), NB_SHAPE(1), NB_SHAPE(1), 1, true),
+            nb_module_relu(),
+            nb_module_conv2d(8, 16, NB_SHAPE(3), NB_SHAPE(2), NB_SHAPE(1), NB_SHAPE(1), 2, true),
+            nb_module_relu(), nb_module_flatten(1, -1), nb_module_linear(16 * 14 * 14, 10, true));
+        nb_tensor *p[6];
+        assert_int_equal(nb_module_parameters(model, p, 6), 6);
+        nb_optim_options o = nb_optim_defaults(NB_OPTIM_SGD);
+        o.lr = 0.01;
+        nb_optim *opt = nb_optim_new(p, 6, &o);
+        nb_tensor *x = nb_randn(NB_SHAPE(32, 1, 28, 28)), *y = nb_randint(0, 10, NB_SHAPE(32));
+        assert_non_null(opt);
+        assert_non_null(x);
+        assert_non_null(y);
+        nb_alloc_stats s1, s2;
+        for (int i = 0; i < WARM_STEPS; i++) assert_int_equal(conv_step(model, opt, x, y), NB_OK);
+        nb_alloc_stats_get(&s1);
+        for (int i = 0; i < STEPS; i++) assert_int_equal(conv_step(model, opt, x, y), NB_OK);
+        nb_alloc_stats_get(&s2);
+        bool cache = s2.cached_bytes > 0;
+        print_message("conv, %d thread(s): %llu allocations in %d warm steps, %llu from the C "
+                      "library\n",
+                      threads, (unsigned long long)(s2.allocs - s1.allocs), STEPS,
+                      (unsigned long long)(s2.system_allocs - s1.system_allocs));
+        nb_release(x);
+        nb_release(y);
+        nb_optim_free(opt);
+        nb_module_free(model);
+        if (!cache) {
+            nb_set_num_threads(1);
+            nbt_setup_counting(NULL);
+            skip(); /* built without the block cache */
+        }
+        assert_int_equal(s2.system_allocs - s1.system_allocs, 0);
+        assert_int_equal(s2.system_frees - s1.system_frees, 0);
+    }
+    nb_set_num_threads(1);
+    nbt_setup_counting(NULL);
+}
+
 /* The counters count through any allocator; only the default one reaches the C library. */
 static void test_stats_under_another_allocator(void **state)
 {
@@ -163,9 +224,9 @@ static void test_stats_of_a_fresh_thread(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, nbt_setup_counting, nbt_teardown_counting)
-    const struct CMUnitTest tests[] = {T(test_warm_step_allocates_nothing),
-                                       T(test_stats_under_another_allocator),
-                                       T(test_stats_of_a_fresh_thread)};
+    const struct CMUnitTest tests[] = {
+        T(test_warm_step_allocates_nothing), T(test_warm_conv_step_allocates_nothing),
+        T(test_stats_under_another_allocator), T(test_stats_of_a_fresh_thread)};
 #undef T
     return cmocka_run_group_tests_name("steady_state", tests, NULL, NULL);
 }
