@@ -1,18 +1,20 @@
 /*
- * 2-D convolution by im2col: the input is unfolded into a matrix with one row per output
- * position (n, oy, ox) holding the C·kH·kW input values its kernel window covers (zeros where
- * the window reaches the padding), so that each group's convolution is one sgemm over the
- * whole batch, through the BLAS layer and its thread pool. The product comes out with the
- * positions as rows ([N, oH·oW, O]), and one pass puts it in [N, O, oH, oW] order, adding the
- * bias. Backward: the output's gradient in the same row order, dW = gᵀ·cols and
- * dcols = g·W (a sgemm per group each), dx = col2im(dcols), db = Σ g over N, oH, oW.
+ * 2-D convolution by im2col: the input is unfolded into columns, a matrix with one row per
+ * tap of the kernel (c, i, j) and one column per output position (n, oy, ox) of the whole
+ * batch, holding the input value that tap meets there (0 in the padding), so that each
+ * group's convolution is one sgemm, W_k·cols_k, through the BLAS layer and its thread pool.
+ * A row of the columns is the input shifted by the tap: with a stride of 1, runs of the
+ * input's rows copied whole. The product comes out as [O, N·oH·oW]; one pass puts each
+ * sample's channels in [N, O, oH, oW] order, adding the bias. Backward: the output's gradient
+ * in the product's order, dW_k = g_k·cols_kᵀ and dcols_k = W_kᵀ·g_k (a sgemm per group each),
+ * dx = col2im(dcols), db = Σ g over N, oH, oW.
  *
- * The unfolded input costs kH·kW times the input (C·kH·kW floats per output position, for
- * the whole batch); it is scratch from the caching allocator, freed at the end of the
- * forward and made again in the backward when the weight needs its gradient (the node saves
- * the input, not the columns). Every loop of its own goes by whole samples, and each sample's
- * values are computed in the same order whatever the cut, so the bits do not depend on the
- * thread count; nor do the products' (blas.c).
+ * The columns cost kH·kW times the input (C·kH·kW floats per output position, for the whole
+ * batch); they are scratch from the caching allocator, freed at the end of the forward and
+ * made again in the backward when the weight needs its gradient (the node saves the input,
+ * not the columns). Every loop of its own goes by whole samples, and each sample's values are
+ * computed in the same order whatever the cut, so the bits do not depend on the thread count;
+ * nor do the products' (blas.c).
  */
 #include <string.h>
 
@@ -49,30 +51,49 @@ typedef struct conv_loop {
     const conv_geom *g;
     const float *src, *bias;
     float *dst;
-    bool acc;         /* col2im: add into dst */
-    bool to_channels; /* transpose: from rows of positions to channels */
+    bool acc; /* col2im: add into dst; regroup: into the output (with the bias) */
 } conv_loop;
 
-/* cols[(n·L + p)·CK + (c·kH + i)·kW + j] = x[n, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw], or 0
- * outside the input, for samples [lo, hi) */
+/* The output columns [*lo, *hi) of a row of ow whose input column ox·s + off lies in [0, w). */
+static void valid_cols(int64_t ow, int64_t s, int64_t off, int64_t w, int64_t *lo, int64_t *hi)
+{
+    *lo = off >= 0 ? 0 : (-off + s - 1) / s;
+    *hi = off >= w ? 0 : (w - 1 - off) / s + 1;
+    if (*hi > ow) *hi = ow;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/*
+ * cols[(c·kH + i)·kW + j, n·L + oy·oW + ox] = x[n, c, oy·sH − pH + i·dH, ox·sW − pW + j·dW],
+ * or 0 outside the input, for samples [lo, hi): each row of the columns holds one tap of the
+ * kernel over every position, so that a stride of 1 copies runs of the input's rows.
+ */
 static void im2col_range(void *ctx, int64_t lo, int64_t hi)
 {
     const conv_loop *l = ctx;
     const conv_geom *g = l->g;
-    float *row = l->dst + lo * positions(g) * row_len(g);
+    int64_t L = positions(g), M = g->n * L;
     for (int64_t n = lo; n < hi; n++) {
-        const float *xn = l->src + n * g->c * g->h * g->w;
-        for (int64_t oy = 0; oy < g->oh; oy++) {
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                for (int64_t c = 0; c < g->c; c++) {
-                    const float *xc = xn + c * g->h * g->w;
-                    for (int64_t i = 0; i < g->kh; i++) {
+        for (int64_t c = 0; c < g->c; c++) {
+            const float *xc = l->src + (n * g->c + c) * g->h * g->w;
+            for (int64_t i = 0; i < g->kh; i++) {
+                for (int64_t j = 0; j < g->kw; j++) {
+                    float *d = l->dst + ((c * g->kh + i) * g->kw + j) * M + n * L;
+                    int64_t off = j * g->dw - g->pw, x0, x1;
+                    valid_cols(g->ow, g->sw, off, g->w, &x0, &x1);
+                    for (int64_t oy = 0; oy < g->oh; oy++, d += g->ow) {
                         int64_t iy = oy * g->sh - g->ph + i * g->dh;
-                        bool in_y = iy >= 0 && iy < g->h;
-                        for (int64_t j = 0; j < g->kw; j++) {
-                            int64_t ix = ox * g->sw - g->pw + j * g->dw;
-                            *row++ = in_y && ix >= 0 && ix < g->w ? xc[iy * g->w + ix] : 0.0f;
+                        if (iy < 0 || iy >= g->h) {
+                            memset(d, 0, (size_t)g->ow * sizeof *d);
+                            continue;
                         }
+                        const float *xr = xc + iy * g->w + off;
+                        for (int64_t ox = 0; ox < x0; ox++) d[ox] = 0.0f;
+                        if (g->sw == 1)
+                            memcpy(d + x0, xr + x0, (size_t)(x1 - x0) * sizeof *d);
+                        else
+                            for (int64_t ox = x0; ox < x1; ox++) d[ox] = xr[ox * g->sw];
+                        for (int64_t ox = x1; ox < g->ow; ox++) d[ox] = 0.0f;
                     }
                 }
             }
@@ -80,27 +101,31 @@ static void im2col_range(void *ctx, int64_t lo, int64_t hi)
     }
 }
 
-/* dx[n] (+)= the columns' values added back where im2col took them, in the columns' order,
- * for samples [lo, hi) */
+/* dx[n] (+)= the columns' values added back where im2col took them, tap after tap, for
+ * samples [lo, hi) */
 static void col2im_range(void *ctx, int64_t lo, int64_t hi)
 {
     const conv_loop *l = ctx;
     const conv_geom *g = l->g;
-    const float *row = l->src + lo * positions(g) * row_len(g);
+    int64_t L = positions(g), M = g->n * L;
     for (int64_t n = lo; n < hi; n++) {
         float *dn = l->dst + n * g->c * g->h * g->w;
         if (!l->acc) memset(dn, 0, (size_t)(g->c * g->h * g->w) * sizeof *dn);
-        for (int64_t oy = 0; oy < g->oh; oy++) {
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                for (int64_t c = 0; c < g->c; c++) {
-                    float *dc = dn + c * g->h * g->w;
-                    for (int64_t i = 0; i < g->kh; i++) {
+        for (int64_t c = 0; c < g->c; c++) {
+            float *dc = dn + c * g->h * g->w;
+            for (int64_t i = 0; i < g->kh; i++) {
+                for (int64_t j = 0; j < g->kw; j++) {
+                    const float *s = l->src + ((c * g->kh + i) * g->kw + j) * M + n * L;
+                    int64_t off = j * g->dw - g->pw, x0, x1;
+                    valid_cols(g->ow, g->sw, off, g->w, &x0, &x1);
+                    for (int64_t oy = 0; oy < g->oh; oy++, s += g->ow) {
                         int64_t iy = oy * g->sh - g->ph + i * g->dh;
-                        bool in_y = iy >= 0 && iy < g->h;
-                        for (int64_t j = 0; j < g->kw; j++, row++) {
-                            int64_t ix = ox * g->sw - g->pw + j * g->dw;
-                            if (in_y && ix >= 0 && ix < g->w) dc[iy * g->w + ix] += *row;
-                        }
+                        if (iy < 0 || iy >= g->h) continue;
+                        float *dr = dc + iy * g->w + off;
+                        if (g->sw == 1)
+                            for (int64_t ox = x0; ox < x1; ox++) dr[ox] += s[ox];
+                        else
+                            for (int64_t ox = x0; ox < x1; ox++) dr[ox * g->sw] += s[ox];
                     }
                 }
             }
@@ -108,39 +133,36 @@ static void col2im_range(void *ctx, int64_t lo, int64_t hi)
     }
 }
 
-/* dst[n, c, r] = src[n, r, c] (+ bias[c]) for the rows × cols matrix of each sample in
- * [lo, hi): the product's rows of positions into the output's channels (rows = positions,
- * cols = channels, with the bias), or the output's gradient back into rows of positions */
-static void transpose_range(void *ctx, int64_t lo, int64_t hi)
+/* For samples [lo, hi): the product's [O, N·L] into the output's [N, O, L] with the bias
+ * (acc), or the output's gradient [N, O, L] into [O, N·L] (runs of L either way). */
+static void regroup_range(void *ctx, int64_t lo, int64_t hi)
 {
     const conv_loop *l = ctx;
-    int64_t L = positions(l->g), O = l->g->o;
-    int64_t rows = l->to_channels ? L : O, cols = l->to_channels ? O : L;
+    int64_t L = positions(l->g), M = l->g->n * L, O = l->g->o;
     for (int64_t n = lo; n < hi; n++) {
-        const float *src = l->src + n * L * O;
-        float *dst = l->dst + n * L * O;
-        for (int64_t c = 0; c < cols; c++) {
-            float b = l->bias ? l->bias[c] : 0.0f;
-            for (int64_t r = 0; r < rows; r++)
-                dst[c * rows + r] = l->bias ? src[r * cols + c] + b : src[r * cols + c];
+        for (int64_t o = 0; o < O; o++) {
+            if (!l->acc) {
+                memcpy(l->dst + o * M + n * L, l->src + (n * O + o) * L, (size_t)L * sizeof(float));
+                continue;
+            }
+            const float *t = l->src + o * M + n * L;
+            float *y = l->dst + (n * O + o) * L;
+            if (l->bias) {
+                float b = l->bias[o];
+                for (int64_t p = 0; p < L; p++) y[p] = t[p] + b;
+            } else {
+                memcpy(y, t, (size_t)L * sizeof(float));
+            }
         }
     }
 }
 
 /* One loop over the samples of g, each sample of item_elems elements. */
 static void by_samples(const conv_geom *g, int64_t item_elems, nb__range_fn fn, const float *src,
-                       float *dst, bool acc)
+                       const float *bias, float *dst, bool acc)
 {
-    conv_loop l = {g, src, NULL, dst, acc, false};
+    conv_loop l = {g, src, bias, dst, acc};
     if (g->n > 0 && item_elems > 0) nb__split(g->n, item_elems, fn, &l);
-}
-
-/* transpose_range over every sample */
-static void transpose(const conv_geom *g, bool to_channels, const float *src, const float *bias,
-                      float *dst)
-{
-    conv_loop l = {g, src, bias, dst, false, to_channels};
-    if (g->n > 0) nb__split(g->n, positions(g) * g->o, transpose_range, &l);
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
@@ -173,7 +195,7 @@ static nb_status conv_backward(nb_node *node, nb_tensor *const *gy, nb_tensor **
             rc = nb__oom(nb__engine_fn());
             goto done;
         }
-        transpose(g, false, G, NULL, t);
+        by_samples(g, L * O, regroup_range, G, NULL, t, false);
     }
     if (need_w) {
         float *d = nb__grad_dst(node, gx, 1, &acc);
@@ -182,9 +204,9 @@ static nb_status conv_backward(nb_node *node, nb_tensor *const *gy, nb_tensor **
             goto done;
         }
         if (M == 0 && !acc) memset(d, 0, (size_t)gx[1]->numel * sizeof *d);
-        if (M > 0) by_samples(g, L * CK, im2col_range, nb__data(x), cols, false);
-        for (int64_t k = 0; k < g->groups && M > 0; k++) /* dW_k = g_kᵀ·cols_k */
-            nb__gemm(true, false, Og, K, M, 1.0f, t + k * Og, O, cols + k * K, CK,
+        if (M > 0) by_samples(g, L * CK, im2col_range, nb__data(x), NULL, cols, false);
+        for (int64_t k = 0; k < g->groups && M > 0; k++) /* dW_k = g_k·cols_kᵀ */
+            nb__gemm(false, true, Og, K, M, 1.0f, t + k * Og * M, M, cols + k * K * M, M,
                      acc ? 1.0f : 0.0f, d + k * Og * K, K);
     }
     if (need_x) {
@@ -193,11 +215,11 @@ static nb_status conv_backward(nb_node *node, nb_tensor *const *gy, nb_tensor **
             rc = NB_ENOMEM;
             goto done;
         }
-        for (int64_t k = 0; k < g->groups && M > 0; k++) /* dcols_k = g_k·W_k */
-            nb__gemm(false, false, M, K, Og, 1.0f, t + k * Og, O, nb__data(w) + k * Og * K, K, 0.0f,
-                     cols + k * K, CK);
+        for (int64_t k = 0; k < g->groups && M > 0; k++) /* dcols_k = W_kᵀ·g_k */
+            nb__gemm(true, false, K, M, Og, 1.0f, nb__data(w) + k * Og * K, K, t + k * Og * M, M,
+                     0.0f, cols + k * K * M, M);
         if (M > 0)
-            by_samples(g, L * CK, col2im_range, cols, d, acc);
+            by_samples(g, L * CK, col2im_range, cols, NULL, d, acc);
         else if (!acc)
             memset(d, 0, (size_t)gx[0]->numel * sizeof *d);
     }
@@ -354,12 +376,13 @@ nb_tensor *nb_conv2d(nb_tensor *input, nb_tensor *weight, nb_tensor *bias, nb_sh
             nb__oom(fn);
             return NULL;
         }
-        by_samples(&g, L * CK, im2col_range, nb__data(input), cols, false);
-        for (int64_t k = 0; k < groups; k++) /* t_k = cols_k·W_kᵀ: [N·oH·oW, O/groups] */
-            nb__gemm(false, true, M, Og, K, 1.0f, cols + k * K, CK, nb__data(weight) + k * Og * K,
-                     K, 0.0f, t + k * Og, g.o);
+        by_samples(&g, L * CK, im2col_range, nb__data(input), NULL, cols, false);
+        for (int64_t k = 0; k < groups; k++) /* t_k = W_k·cols_k: [O/groups, N·oH·oW] */
+            nb__gemm(false, false, Og, M, K, 1.0f, nb__data(weight) + k * Og * K, K,
+                     cols + k * K * M, M, 0.0f, t + k * Og * M, M);
         nb__free(cols);
-        transpose(&g, true, t, bias ? nb__data(bias) : NULL, nb__data(out));
+        by_samples(&g, L * g.o, regroup_range, t, bias ? nb__data(bias) : NULL, nb__data(out),
+                   true);
         nb__free(t);
     }
     nb_node *node;
