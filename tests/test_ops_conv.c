@@ -33,8 +33,8 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* the largest |got − want| / allowed over every comparison, for the summary */
-static double worst_ratio;
+/* the largest |got − want| / allowed, and |got − want| / |want|, over every comparison */
+static double worst_ratio, worst_rel;
 
 static void check_values(const char *what, const char *name, const float *got, const float *want,
                          const float *bound, int64_t terms, double scale, int64_t n)
@@ -54,6 +54,8 @@ static void check_values(const char *what, const char *name, const float *got, c
                      (long long)i, g, g, w, w, tol);
         if (isfinite(w) && tol > 0 && fabs(g - w) / tol > worst_ratio)
             worst_ratio = fabs(g - w) / tol;
+        if (isfinite(w) && w != 0 && fabs(g - w) / fabs(w) > worst_rel)
+            worst_rel = fabs(g - w) / fabs(w);
     }
 }
 
@@ -155,10 +157,10 @@ static void run_case(const cref_case *c, int copies)
 static void test_reference(void **state)
 {
     (void)state;
-    worst_ratio = 0;
+    worst_ratio = worst_rel = 0;
     for (size_t i = 0; i < ARRAY_LEN(cref_cases); i++) run_case(&cref_cases[i], 1);
-    print_message("%zu cases: largest difference %.3g of the allowed\n", ARRAY_LEN(cref_cases),
-                  worst_ratio);
+    print_message("%zu cases: largest difference %.3g of the allowed, %.3g relative\n",
+                  ARRAY_LEN(cref_cases), worst_ratio, worst_rel);
 }
 
 static void test_reference_accumulating(void **state)

@@ -577,7 +577,7 @@ NB_API nb_tensor *nb_linear(nb_tensor *x, nb_tensor *weight, nb_tensor *bias);
  * (NB_SHAPE(2): both dims) or two (NB_SHAPE(2, 1): height, width). Padding is a number of
  * zeros on each side; PyTorch's padding='same' and 'valid' strings have no counterpart (pass
  * the sizes). Computed by im2col and one sgemm per group over the whole batch (scratch of
- * C·kH·kW floats per output position); backward: dW = Σ gᵀ·cols, dx = col2im(g·W) (a sgemm
+ * C·kH·kW floats per output position); backward: dW = g·colsᵀ, dx = col2im(Wᵀ·g) (a sgemm
  * per group each), db = Σ g over N, oH, oW, each only where its edge needs it.
  * PyTorch: torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation,
  * groups); node ConvolutionBackward0 (edges: input, weight, bias; the last empty without a

@@ -87,12 +87,12 @@ static void im2col_range(void *ctx, int64_t lo, int64_t hi)
                             memset(d, 0, (size_t)g->ow * sizeof *d);
                             continue;
                         }
-                        const float *xr = xc + iy * g->w + off;
+                        const float *xr = xc + iy * g->w; /* its column ox·sW + off */
                         for (int64_t ox = 0; ox < x0; ox++) d[ox] = 0.0f;
-                        if (g->sw == 1)
-                            memcpy(d + x0, xr + x0, (size_t)(x1 - x0) * sizeof *d);
+                        if (g->sw == 1 && x1 > x0)
+                            memcpy(d + x0, xr + x0 + off, (size_t)(x1 - x0) * sizeof *d);
                         else
-                            for (int64_t ox = x0; ox < x1; ox++) d[ox] = xr[ox * g->sw];
+                            for (int64_t ox = x0; ox < x1; ox++) d[ox] = xr[ox * g->sw + off];
                         for (int64_t ox = x1; ox < g->ow; ox++) d[ox] = 0.0f;
                     }
                 }
@@ -121,11 +121,11 @@ static void col2im_range(void *ctx, int64_t lo, int64_t hi)
                     for (int64_t oy = 0; oy < g->oh; oy++, s += g->ow) {
                         int64_t iy = oy * g->sh - g->ph + i * g->dh;
                         if (iy < 0 || iy >= g->h) continue;
-                        float *dr = dc + iy * g->w + off;
+                        float *dr = dc + iy * g->w; /* its column ox·sW + off */
                         if (g->sw == 1)
-                            for (int64_t ox = x0; ox < x1; ox++) dr[ox] += s[ox];
+                            for (int64_t ox = x0; ox < x1; ox++) dr[ox + off] += s[ox];
                         else
-                            for (int64_t ox = x0; ox < x1; ox++) dr[ox * g->sw] += s[ox];
+                            for (int64_t ox = x0; ox < x1; ox++) dr[ox * g->sw + off] += s[ox];
                     }
                 }
             }
