@@ -389,6 +389,31 @@ static void test_blas_range(void **state)
     nb_release(w);
 }
 
+/* A stride near INT64_MAX over padding: each output row's one position lies in the padding
+ * (PyTorch 1.13: zeros, and zero gradients); on a second row it must not read the first. */
+static void test_huge_stride(void **state)
+{
+    (void)state;
+    const float v[] = {1, 2, 3, 4, 5, 6};
+    nb_tensor *x = nb_requires_grad_(nbt_tensor_of(v, 4, (int64_t[]){1, 1, 2, 3}), true);
+    nb_tensor *w = nb_requires_grad_(nb_ones(NB_SHAPE(1, 1, 1, 1)), true);
+    int64_t strides[] = {INT64_MAX, INT64_MAX - 1};
+    for (size_t k = 0; k < ARRAY_LEN(strides); k++) {
+        nb_scope *scope = nb_scope_begin();
+        nb_tensor *y = nb_conv2d(x, w, NULL, NB_SHAPE(1, strides[k]), NB_SHAPE(0, 2), P1, 1);
+        assert_non_null(y);
+        nbt_check_shape(y, NB_SHAPE(1, 1, 2, 1), "huge stride");
+        const float zeros[6] = {0};
+        assert_memory_equal(nb_tensor_data_const(y), zeros, 2 * sizeof(float));
+        assert_int_equal(nb_backward(y, nb_ones_like(y), false), NB_OK);
+        assert_memory_equal(nb_tensor_data_const(nb_tensor_grad(x)), zeros, sizeof zeros);
+        assert_memory_equal(nb_tensor_data_const(nb_tensor_grad(w)), zeros, sizeof(float));
+        assert_int_equal(nb_scope_end(scope), NB_OK);
+    }
+    nb_release(x);
+    nb_release(w);
+}
+
 /* ---- allocation failure ------------------------------------------------------------------- */
 
 /* two convolutions (grouped, then with a bias), one backward */
@@ -427,6 +452,8 @@ int main(void)
                                         nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_errors, nbt_setup_counting, nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_blas_range, nbt_setup_counting, nbt_teardown_counting),
+        cmocka_unit_test_setup_teardown(test_huge_stride, nbt_setup_counting,
+                                        nbt_teardown_counting),
         cmocka_unit_test_setup_teardown(test_alloc_failure, nbt_setup_counting,
                                         nbt_teardown_counting),
     };

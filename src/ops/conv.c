@@ -57,7 +57,7 @@ typedef struct conv_loop {
 /* The output columns [*lo, *hi) of a row of ow whose input column ox·s + off lies in [0, w). */
 static void valid_cols(int64_t ow, int64_t s, int64_t off, int64_t w, int64_t *lo, int64_t *hi)
 {
-    *lo = off >= 0 ? 0 : (-off + s - 1) / s;
+    *lo = off >= 0 ? 0 : (-off - 1) / s + 1; /* ⌈−off / s⌉, as −off + s − 1 can overflow */
     *hi = off >= w ? 0 : (w - 1 - off) / s + 1;
     if (*hi > ow) *hi = ow;
     if (*lo > *hi) *lo = *hi;
