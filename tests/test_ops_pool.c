@@ -373,8 +373,16 @@ static void test_errors(void **state)
     /* rank and sizes */
     EXPECT(MAX(x2, NB_SHAPE(2), dflt, zero, one, false), NB_ESHAPE, "nb_max_pool2d",
            "non-empty 3D or 4D (batch mode) tensor expected for input");
-    EXPECT(AVG(x5, NB_SHAPE(2), dflt, zero), NB_ESHAPE, "nb_avg_pool2d",
+    EXPECT(MAX(x5, NB_SHAPE(2), NB_SHAPE(0), zero, one, false), NB_ESHAPE, "nb_max_pool2d",
            "non-empty 3D or 4D (batch mode) tensor expected for input");
+    EXPECT(AVG(x2, NB_SHAPE(2), dflt, zero), NB_ESHAPE, "nb_avg_pool2d",
+           "non-empty 3D or 4D (batch mode) tensor expected for input");
+    /* avg_pool2d checks the window before it finds more than 4 dims (PyTorch's size(-3)) */
+    EXPECT(AVG(x5, NB_SHAPE(2), NB_SHAPE(0), zero), NB_EINVAL, "nb_avg_pool2d",
+           "stride should not be zero");
+    EXPECT(AVG(x5, NB_SHAPE(2), dflt, zero), NB_ESHAPE, "nb_avg_pool2d",
+           "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but "
+           "got:[1, 1, 1, 5, 5]");
     EXPECT(MAX(c0, NB_SHAPE(2), dflt, zero, one, false), NB_ESHAPE, "nb_max_pool2d",
            "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but "
            "got:[1, 0, 5, 5]");

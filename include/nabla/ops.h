@@ -827,7 +827,8 @@ NB_API nb_tensor *nb_layer_norm(nb_tensor *x, nb_shape normalized_shape, nb_tens
  * size should be greater than zero, but got kH: 0 kW: 0"); NB_ESHAPE for x not 3-D or 4-D
  * ("non-empty 3D or 4D (batch mode) tensor expected for input"), a C, H or W of 0 ("Expected
  * 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but got:[1, 0, 5,
- * 5]"; N may be 0), an output of no rows or columns ("Given input size: (1x5x5). Calculated
+ * 5]"; N may be 0; nb_avg_pool2d gives it too for an x of more than 4 dims, after the window's
+ * checks, as PyTorch), an output of no rows or columns ("Given input size: (1x5x5). Calculated
  * output size: (1x0x0). Output size is too small"); NB_ENOMEM. Each runs the planes on the
  * thread pool when there are enough of them (the same bits at any thread count).
  * --------------------------------------------------------------------------------------- */

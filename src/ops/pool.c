@@ -118,7 +118,10 @@ static int64_t out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int6
     return o;
 }
 
-/* Every check of PyTorch's max_pool2d / avg_pool2d, in its order; g gets the geometry. */
+/* Every check of PyTorch's max_pool2d / avg_pool2d, in its order; g gets the geometry.
+ * max_pool2d refuses a rank other than 3 or 4 first; avg_pool2d reads size(-3) first (an x
+ * of fewer dims: nabla gives max_pool2d's message) and finds more than 4 dims after the
+ * window's checks, in pool2d_shape_check's message. */
 static nb_status pool_args(const char *fn, const nb_tensor *x, nb_shape kernel, nb_shape stride,
                            nb_shape padding, nb_shape dilation, bool ceil_mode, bool avg,
                            pool_geom *g)
@@ -126,12 +129,12 @@ static nb_status pool_args(const char *fn, const nb_tensor *x, nb_shape kernel, 
     int64_t k[2] = {0}, s[2] = {0}, p[2] = {0}, d[2];
     if (window_lists(fn, kernel, stride, padding, dilation, avg, k, s, p, d) != NB_OK)
         return nb__last_code();
-    if (x->ndim != 3 && x->ndim != 4)
+    if (x->ndim < 3 || (x->ndim > 4 && !avg))
         return nb__error(NB_ESHAPE, fn,
                          "non-empty 3D or 4D (batch mode) tensor expected for input");
     if (window_values(fn, k, s, p, d) != NB_OK) return nb__last_code();
     const int64_t *xs = x->shape + x->ndim - 3; /* C, H, W */
-    if (xs[0] == 0 || xs[1] == 0 || xs[2] == 0) {
+    if (x->ndim > 4 || xs[0] == 0 || xs[1] == 0 || xs[2] == 0) {
         char b[NB__SHAPE_STR];
         return nb__error(NB_ESHAPE, fn,
                          "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size "
