@@ -837,9 +837,12 @@ NB_API nb_tensor *nb_layer_norm(nb_tensor *x, nb_shape normalized_shape, nb_tens
  * y = the largest element of each window of kernel_size (its elements dilation apart, padding
  * read as -inf), windows stride apart: PyTorch's CPU kernel, which keeps the first of equal
  * values (of 0 and -0 too) and the last NaN of a window (a NaN wins). A window that meets only
- * padding (possible with dilation) gives -inf, as PyTorch's. *indices (when indices is not
- * NULL) gets each window's choice as a flat index into its plane of H·W (h·W + w), as float32
- * holding the exact integer, a plain tensor. dx = zeros with each g added at its window's
+ * padding (possible with dilation) gives -inf and, as PyTorch's, the index of its first
+ * position past the padding (h0·W + w0): an element of a later row of the plane (when only
+ * its columns are padding), which gets its g in backward as in PyTorch, or past the plane,
+ * where backward drops its g (PyTorch's writes past its gradient). *indices (when indices is
+ * not NULL) gets each window's choice as a flat index into its plane of H·W (h·W + w), as
+ * float32 holding the exact integer, a plain tensor. dx = zeros with each g added at its window's
  * index (overlapping windows add up, in PyTorch's order).
  * PyTorch: torch.nn.functional.max_pool2d(x, kernel_size, stride, padding, dilation,
  * ceil_mode, return_indices); node MaxPool2DWithIndicesBackward0 (for both forms, as PyTorch

@@ -203,7 +203,8 @@ static int64_t first_inside(int64_t start, int64_t dil)
 
 /* Each window's largest element and its index, PyTorch's cpu_max_pool: a later element wins
  * when it is greater or NaN; a window of -inf only (or of padding alone) keeps the index of
- * its first position inside x, which for padding alone lies past the plane. */
+ * its first position past the padding, h0·W + w0, which for padding alone is in a later row
+ * of the plane (its columns padding) or past the plane. */
 static void max_planes(void *ctx, int64_t lo, int64_t hi)
 {
     const max_job *j = ctx;
@@ -240,7 +241,7 @@ static void max_planes(void *ctx, int64_t lo, int64_t hi)
 }
 
 /* dx = zeros with each g added at its index, output by output (PyTorch's order); an index
- * outside the plane (a window of padding only) has nowhere to go. */
+ * past the plane (a window of padding only) has nowhere to go. */
 static void max_grad_planes(void *ctx, int64_t lo, int64_t hi)
 {
     const max_job *j = ctx;

@@ -12,8 +12,10 @@ the input, the arguments as given (a list of 1 or 2 ints, or none for the defaul
 the output, the indices (max), the node name PyTorch records, and the gradient of
 sum(y * grad_out) with respect to the input for a grad_out that is not all ones and holds
 negative values (so a gradient that lands on the wrong element shows). A window of padding
-alone (possible with dilation) gives -inf at an index outside the plane, where PyTorch's
-backward writes past its buffer (corrupting its heap): such a case stores no gradient.
+alone (possible with dilation) gives -inf at the index of its first position past the padding,
+h0·W + w0, which is in a later row when only its columns are padding (PyTorch's backward adds
+g to that element) or past the plane, where PyTorch's backward writes past its buffer
+(corrupting its heap): such a case stores no gradient.
 
 Every float is stored as an exact C hex-float literal of its float32 value (NAN, INFINITY).
 """
@@ -110,6 +112,8 @@ def max_cases():
         case("max ties on a grid, 3, stride 1, padding 1", m, values((2, 1, 5, 5), 14), [3], [1],
              [1]),
         case("max window of padding alone", m, [[[[1.5]]]], [2], [1], [1], [2], grad=False),
+        case("max windows of padding alone, indices in the plane (a later row's first)", m,
+             randn((1, 1, 4, 3), 15), [1, 2], [2, 1], [0, 1], [1, 4]),
         case("max empty batch", m, torch.zeros(0, 2, 4, 4), [2]),
     ]
 
