@@ -98,21 +98,6 @@ static nb_status conv2d_reset(nb_module *m, nb_generator *gen)
 
 static const nb__module_kind conv2d_kind = {"Conv2d", conv2d_forward, conv2d_repr, conv2d_reset};
 
-/* v[0], v[1] = an int-or-pair argument of nb_module_conv2d; false with the error otherwise */
-static bool conv_pair(const char *fn, const char *name, nb_shape p, int64_t *v)
-{
-    if (p.ndim != 1 && p.ndim != 2) {
-        char s[NB__SHAPE_STR];
-        nb__error(NB_EINVAL, fn,
-                  "expected %s to be a single integer value or a list of 2 values, but got %s=%s",
-                  name, name, nb__shape_str(s, p.ndim, p.dims));
-        return false;
-    }
-    v[0] = p.dims[0];
-    v[1] = p.dims[p.ndim - 1];
-    return true;
-}
-
 /* Whether nb_module_conv2d's sizes make a layer nb_conv2d can run; false with the error */
 static bool conv_check(const char *fn, int64_t in, int64_t out, int64_t groups, const int64_t *k,
                        const int64_t *s, const int64_t *p, const int64_t *d)
@@ -150,8 +135,10 @@ nb_module *nb_module_conv2d(int64_t in_channels, int64_t out_channels, nb_shape 
 {
     static const char fn[] = "nb_module_conv2d";
     int64_t k[2], s[2], p[2], d[2];
-    if (!conv_pair(fn, "kernel_size", kernel_size, k) || !conv_pair(fn, "stride", stride, s) ||
-        !conv_pair(fn, "padding", padding, p) || !conv_pair(fn, "dilation", dilation, d))
+    if (!nb__conv_pair(fn, "kernel_size", "", kernel_size, k) ||
+        !nb__conv_pair(fn, "stride", "", stride, s) ||
+        !nb__conv_pair(fn, "padding", "", padding, p) ||
+        !nb__conv_pair(fn, "dilation", "", dilation, d))
         return NULL;
     if (!conv_check(fn, in_channels, out_channels, groups, k, s, p, d)) return NULL;
     nb_module *m = nb__module_new(fn, &conv2d_kind);

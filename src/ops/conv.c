@@ -242,20 +242,28 @@ static const nb_op conv_op = {"ConvolutionBackward0", conv_backward, 2, sizeof(c
 
 /* ---- forward ------------------------------------------------------------------------------- */
 
-/* *h, *w = an int-or-pair parameter (one value for both dims, or (h, w)); false with the
- * error recorded otherwise */
-static bool pair(const char *fn, const char *name, nb_shape p, int64_t *h, int64_t *w)
+bool nb__conv_pair(const char *fn, const char *name, const char *tail, nb_shape p, int64_t *v)
 {
     if (p.ndim != 1 && p.ndim != 2) {
         char s[NB__SHAPE_STR];
         nb__error(NB_EINVAL, fn,
-                  "expected %s to be a single integer value or a list of 2 values to match the "
-                  "convolution dimensions, but got %s=%s",
-                  name, name, nb__shape_str(s, p.ndim, p.dims));
+                  "expected %s to be a single integer value or a list of 2 values%s, but got "
+                  "%s=%s",
+                  name, tail, name, nb__shape_str(s, p.ndim, p.dims));
         return false;
     }
-    *h = p.dims[0];
-    *w = p.dims[p.ndim - 1];
+    v[0] = p.dims[0];
+    v[1] = p.dims[p.ndim - 1];
+    return true;
+}
+
+/* the op's int-or-pair parameter into *h, *w */
+static bool pair(const char *fn, const char *name, nb_shape p, int64_t *h, int64_t *w)
+{
+    int64_t v[2];
+    if (!nb__conv_pair(fn, name, " to match the convolution dimensions", p, v)) return false;
+    *h = v[0];
+    *w = v[1];
     return true;
 }
 

@@ -308,6 +308,15 @@ nb_status nb__unop_backward(nb_node *n, nb_tensor *const *gy, nb_tensor **gx);
 /** y = f(x; k) with nk scalars in k (NULL when nk is 0), recording op's node. */
 nb_tensor *nb__unary(const char *fn, const nb__unop *op, nb_tensor *x, const float *k, int nk);
 
+/* ---- convolution ----------------------------------------------------------------------- */
+
+/**
+ * v[0], v[1] = the int-or-pair p (one value for both dims, or (h, w)), or false with fn's
+ * error "expected <name> to be a single integer value or a list of 2 values<tail>, but got
+ * <name>=<p>". For nb_conv2d and the Conv2d module's constructor.
+ */
+bool nb__conv_pair(const char *fn, const char *name, const char *tail, nb_shape p, int64_t *v);
+
 /* ---- pooling --------------------------------------------------------------------------- */
 
 /**
